@@ -1,0 +1,272 @@
+/**
+ * Decoding of SPOP payloads and frame bodies. Knows nothing of sockets: it
+ * reads from a byte range and throws SpopError (with the status code to send)
+ * on anything malformed. Strings, binaries and addresses stay views of the
+ * input buffer; their text is produced on first access.
+ */
+import { formatIPv4, formatIPv6 } from './ip.js';
+import { invalidFrame } from './status.js';
+import {
+  type Action,
+  type BinData,
+  type Frame,
+  type FrameId,
+  type IpData,
+  type KvEntry,
+  type MessageArg,
+  type SpoeMessage,
+  type StrData,
+  type TypedData,
+  type VarScope,
+  ActionType,
+  DataType,
+  FrameFlags,
+  FrameType,
+} from './types.js';
+import { type VarintResult, readVarint } from './varint.js';
+
+const TWO_POW_63 = 1n << 63n;
+
+/** A STR value decoded from the wire: raw bytes now, UTF-8 text on demand. */
+class DecodedStr implements StrData {
+  readonly type = 'str';
+  #text: string | undefined;
+  constructor(readonly bytes: Buffer) {}
+  get value(): string {
+    return (this.#text ??= this.bytes.toString('utf8'));
+  }
+  toJSON(): StrData {
+    return { type: 'str', value: this.value };
+  }
+}
+
+/** An IPV4/IPV6 value decoded from the wire: raw bytes now, text on demand. */
+class DecodedIp implements IpData {
+  #text: string | undefined;
+  constructor(
+    readonly type: 'ipv4' | 'ipv6',
+    readonly bytes: Buffer,
+  ) {}
+  get value(): string {
+    return (this.#text ??= this.type === 'ipv4' ? formatIPv4(this.bytes) : formatIPv6(this.bytes));
+  }
+  toJSON(): IpData {
+    return { type: this.type, value: this.value };
+  }
+}
+
+const NULL_DATA: TypedData = Object.freeze({ type: 'null' });
+const TRUE_DATA: TypedData = Object.freeze({ type: 'bool', value: true });
+const FALSE_DATA: TypedData = Object.freeze({ type: 'bool', value: false });
+const scopeNames: readonly VarScope[] = ['proc', 'sess', 'txn', 'req', 'res'];
+
+/** A cursor over `buf[pos, end)`. One instance can be reused for many frames. */
+export class Reader {
+  buf: Buffer = Buffer.alloc(0);
+  pos = 0;
+  end = 0;
+  readonly #varint: VarintResult = { value: 0, offset: 0 };
+
+  constructor(buf?: Buffer, start = 0, end = buf?.length ?? 0) {
+    if (buf) this.reset(buf, start, end);
+  }
+
+  reset(buf: Buffer, start = 0, end = buf.length): this {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+    return this;
+  }
+
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+
+  byte(): number {
+    if (this.pos >= this.end) throw invalidFrame('truncated payload');
+    return this.buf[this.pos++] as number;
+  }
+
+  varint(): number | bigint {
+    const r = readVarint(this.buf, this.pos, this.end, this.#varint);
+    this.pos = r.offset;
+    return r.value;
+  }
+
+  /** A varint used as a byte count: must fit in what is left of the frame. */
+  length(): number {
+    const n = this.varint();
+    if (typeof n !== 'number' || n > this.end - this.pos) throw invalidFrame('length exceeds frame');
+    return n;
+  }
+
+  /** `n` bytes as a view of the input (no copy). */
+  bytes(n: number): Buffer {
+    if (n > this.end - this.pos) throw invalidFrame('truncated payload');
+    const start = this.pos;
+    this.pos += n;
+    return this.buf.subarray(start, this.pos);
+  }
+
+  /** A bare length-prefixed string (KV keys, message, argument and variable names). */
+  string(): string {
+    const n = this.length();
+    const start = this.pos;
+    this.pos += n;
+    return this.buf.toString('utf8', start, this.pos);
+  }
+
+  typedData(): TypedData {
+    const typeByte = this.byte();
+    switch (typeByte & 0x0f) {
+      case DataType.NULL:
+        return NULL_DATA;
+      case DataType.BOOL:
+        // HAProxy's rule: true only when the flag nibble is exactly 1 (0x31 is false).
+        return (typeByte & 0xf0) === 0x10 ? TRUE_DATA : FALSE_DATA;
+      case DataType.INT32:
+        return { type: 'int32', value: Number(signed64(this.varint())) };
+      case DataType.UINT32:
+        return { type: 'uint32', value: Number(this.varint()) };
+      case DataType.INT64:
+        return { type: 'int64', value: signed64(this.varint()) };
+      case DataType.UINT64:
+        return { type: 'uint64', value: this.varint() };
+      case DataType.IPV4:
+        return new DecodedIp('ipv4', this.bytes(4));
+      case DataType.IPV6:
+        return new DecodedIp('ipv6', this.bytes(16));
+      case DataType.STR:
+        return new DecodedStr(this.bytes(this.length()));
+      case DataType.BIN:
+        return { type: 'bin', value: this.bytes(this.length()) } satisfies BinData;
+      default:
+        // Types 10..15 carry no length, so nothing after them can be trusted.
+        throw invalidFrame(`unknown data type ${typeByte & 0x0f}`);
+    }
+  }
+
+  /** KV-LIST: key/value pairs up to the end of the range. */
+  kvList(): KvEntry[] {
+    const entries: KvEntry[] = [];
+    while (this.pos < this.end) {
+      const key = this.string();
+      if (key === '') throw invalidFrame('empty key in KV list');
+      entries.push([key, this.typedData()]);
+    }
+    return entries;
+  }
+
+  /** LIST-OF-MESSAGES (NOTIFY payload). */
+  messages(): SpoeMessage[] {
+    const messages: SpoeMessage[] = [];
+    while (this.pos < this.end) messages.push(this.message());
+    return messages;
+  }
+
+  message(): SpoeMessage {
+    const name = this.string();
+    const count = this.byte();
+    const args: MessageArg[] = new Array<MessageArg>(count);
+    for (let i = 0; i < count; i++) args[i] = { name: this.string(), value: this.typedData() };
+    return { name, args };
+  }
+
+  /** LIST-OF-ACTIONS (ACK payload). */
+  actions(): Action[] {
+    const actions: Action[] = [];
+    while (this.pos < this.end) {
+      const type = this.byte();
+      const count = this.byte();
+      if (type === ActionType.SET_VAR && count === 3) {
+        const scope = this.scope();
+        actions.push({ type: 'set-var', scope, name: this.string(), value: this.typedData() });
+      } else if (type === ActionType.UNSET_VAR && count === 2) {
+        const scope = this.scope();
+        actions.push({ type: 'unset-var', scope, name: this.string() });
+      } else {
+        throw invalidFrame(`bad action type ${type} with ${count} arguments`);
+      }
+    }
+    return actions;
+  }
+
+  scope(): VarScope {
+    const b = this.byte();
+    const scope = scopeNames[b];
+    if (scope === undefined) throw invalidFrame(`bad variable scope ${b}`);
+    return scope;
+  }
+}
+
+/** Reinterprets a 64-bit unsigned varint as two's complement (there is no zig-zag in SPOP). */
+function signed64(v: number | bigint): number | bigint {
+  if (typeof v === 'number') return v; // numbers are < 2^53, so non-negative either way
+  if (v < TWO_POW_63) return v;
+  const s = v - (1n << 64n);
+  return s >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(s) : s;
+}
+
+/** Smallest legal frame body: type, flags and two one-byte ids. */
+export const MIN_FRAME_LENGTH = 7;
+
+/** The fixed part of every frame, read without looking at the payload. */
+export interface FrameHead {
+  typeId: number;
+  flags: number;
+  streamId: FrameId;
+  frameId: FrameId;
+  /** Offset of the payload in the buffer given to readFrameHead. */
+  payloadStart: number;
+}
+
+/** Reads type, flags and ids of the frame body `buf[start, end)` (no length prefix). */
+export function readFrameHead(reader: Reader, buf: Buffer, start: number, end: number, out: FrameHead): FrameHead {
+  if (end - start < MIN_FRAME_LENGTH) throw invalidFrame(`frame of ${end - start} bytes is shorter than 7`);
+  out.typeId = buf[start] as number;
+  out.flags = buf.readUInt32BE(start + 1);
+  reader.reset(buf, start + 5, end);
+  out.streamId = reader.varint();
+  out.frameId = reader.varint();
+  out.payloadStart = reader.pos;
+  return out;
+}
+
+/**
+ * Decodes one frame body (the bytes after the 4-byte length). Payloads that
+ * cannot stand alone (fragments: no FIN, UNSET frames) and unknown types come
+ * back as RawFrame.
+ */
+export function decodeFrame(body: Buffer): Frame {
+  const reader = new Reader();
+  const head = readFrameHead(reader, body, 0, body.length, {
+    typeId: 0,
+    flags: 0,
+    streamId: 0,
+    frameId: 0,
+    payloadStart: 0,
+  });
+  const { typeId, flags, streamId, frameId } = head;
+  const fin = (flags & FrameFlags.FIN) !== 0;
+  switch (typeId) {
+    case FrameType.HAPROXY_HELLO:
+    case FrameType.AGENT_HELLO:
+      return {
+        type: typeId === FrameType.HAPROXY_HELLO ? 'haproxy-hello' : 'agent-hello',
+        flags, streamId, frameId, kv: reader.kvList(),
+      };
+    case FrameType.HAPROXY_DISCONNECT:
+    case FrameType.AGENT_DISCONNECT:
+      return {
+        type: typeId === FrameType.HAPROXY_DISCONNECT ? 'haproxy-disconnect' : 'agent-disconnect',
+        flags, streamId, frameId, kv: reader.kvList(),
+      };
+    case FrameType.NOTIFY:
+      if (fin) return { type: 'notify', flags, streamId, frameId, messages: reader.messages() };
+      break;
+    case FrameType.ACK:
+      if (fin) return { type: 'ack', flags, streamId, frameId, actions: reader.actions() };
+      break;
+  }
+  return { type: 'raw', typeId, flags, streamId, frameId, payload: reader.bytes(reader.remaining) };
+}

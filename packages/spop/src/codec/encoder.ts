@@ -1,0 +1,241 @@
+/**
+ * Encoding of SPOP payloads and frames into a growable buffer. Like
+ * pg-protocol's writer, a frame reserves its 4-byte length prefix and
+ * back-fills it once the body is written, so nothing is encoded twice.
+ */
+import { parseIPv4, parseIPv6 } from './ip.js';
+import {
+  type Action,
+  type Frame,
+  type FrameId,
+  type KvEntry,
+  type SpoeMessage,
+  type TypedData,
+  ActionType,
+  DataType,
+  Scope,
+  frameTypeIds,
+} from './types.js';
+import { assertVarintRange, varintSize, writeVarint, writeVarintBig } from './varint.js';
+
+const INT32_MIN = -0x8000_0000;
+const INT32_MAX = 0x7fff_ffff;
+const UINT32_MAX = 0xffff_ffff;
+const INT64_MIN = -(1n << 63n);
+const INT64_MAX = (1n << 63n) - 1n;
+
+export class Writer {
+  #buf: Buffer;
+  #pos = 0;
+
+  constructor(initialSize = 1024) {
+    this.#buf = Buffer.allocUnsafe(initialSize);
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.#pos;
+  }
+
+  #ensure(n: number): void {
+    const need = this.#pos + n;
+    if (need <= this.#buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
+    this.#buf.copy(grown, 0, 0, this.#pos);
+    this.#buf = grown;
+  }
+
+  /**
+   * Hands over what was written and starts afresh on a new buffer: the bytes
+   * returned may sit in a socket's queue, so they are never written again.
+   */
+  take(): Buffer {
+    const out = this.#buf.subarray(0, this.#pos);
+    this.#buf = Buffer.allocUnsafe(Math.max(256, this.#buf.length - this.#pos));
+    this.#pos = 0;
+    return out;
+  }
+
+  /** Forgets everything after `position` (used to drop a frame that came out too big). */
+  truncate(position: number): void {
+    this.#pos = position;
+  }
+
+  byte(b: number): this {
+    this.#ensure(1);
+    this.#buf[this.#pos++] = b;
+    return this;
+  }
+
+  uint32(v: number): this {
+    this.#ensure(4);
+    this.#buf.writeUInt32BE(v, this.#pos);
+    this.#pos += 4;
+    return this;
+  }
+
+  /** A varint in [0, 2^64). */
+  varint(v: number | bigint): this {
+    if (typeof v === 'number' && v < 240 && v >= 0 && Number.isInteger(v)) {
+      this.#ensure(1);
+      this.#buf[this.#pos++] = v; // the common case: ids and small lengths
+      return this;
+    }
+    assertVarintRange(v);
+    this.#ensure(10);
+    this.#pos =
+      typeof v === 'bigint' ? writeVarintBig(this.#buf, this.#pos, v) : writeVarint(this.#buf, this.#pos, v);
+    return this;
+  }
+
+  bytes(data: Uint8Array): this {
+    this.#ensure(data.length);
+    this.#buf.set(data, this.#pos);
+    this.#pos += data.length;
+    return this;
+  }
+
+  /** Length-prefixed bytes. */
+  lengthPrefixed(data: Uint8Array): this {
+    return this.varint(data.length).bytes(data);
+  }
+
+  /** A bare length-prefixed UTF-8 string (keys and names). */
+  string(s: string): this {
+    const n = Buffer.byteLength(s);
+    this.#ensure(varintSize(n) + n);
+    this.#pos = writeVarint(this.#buf, this.#pos, n);
+    this.#pos += this.#buf.write(s, this.#pos, 'utf8');
+    return this;
+  }
+
+  typedData(d: TypedData): this {
+    switch (d.type) {
+      case 'null':
+        return this.byte(DataType.NULL);
+      case 'bool':
+        return this.byte(d.value ? 0x11 : DataType.BOOL);
+      case 'int32':
+        checkInteger(d.value, INT32_MIN, INT32_MAX, 'int32');
+        return this.byte(DataType.INT32).varint(twosComplement64(d.value));
+      case 'uint32':
+        checkInteger(d.value, 0, UINT32_MAX, 'uint32');
+        return this.byte(DataType.UINT32).varint(d.value);
+      case 'int64':
+        if (typeof d.value === 'bigint' && (d.value < INT64_MIN || d.value > INT64_MAX)) {
+          throw new RangeError(`int64 out of range: ${d.value}`);
+        }
+        return this.byte(DataType.INT64).varint(twosComplement64(d.value));
+      case 'uint64':
+        return this.byte(DataType.UINT64).varint(d.value);
+      case 'ipv4':
+        return this.byte(DataType.IPV4).bytes(addressBytes(d.bytes, 4) ?? parseIPv4(d.value));
+      case 'ipv6':
+        return this.byte(DataType.IPV6).bytes(addressBytes(d.bytes, 16) ?? parseIPv6(d.value));
+      case 'str':
+        this.byte(DataType.STR);
+        return d.bytes ? this.lengthPrefixed(d.bytes) : this.string(d.value);
+      case 'bin':
+        return this.byte(DataType.BIN).lengthPrefixed(d.value);
+      default:
+        throw new TypeError(`unknown typed data: ${JSON.stringify(d satisfies never)}`);
+    }
+  }
+
+  kvList(entries: readonly KvEntry[]): this {
+    for (const [key, value] of entries) this.string(key).typedData(value);
+    return this;
+  }
+
+  message(m: SpoeMessage): this {
+    if (m.args.length > 255) throw new RangeError(`message ${m.name} has more than 255 arguments`);
+    this.string(m.name).byte(m.args.length);
+    for (const arg of m.args) this.string(arg.name).typedData(arg.value);
+    return this;
+  }
+
+  action(a: Action): this {
+    if (a.type === 'set-var') {
+      return this.byte(ActionType.SET_VAR).byte(3).byte(Scope[a.scope]).string(a.name).typedData(a.value);
+    }
+    return this.byte(ActionType.UNSET_VAR).byte(2).byte(Scope[a.scope]).string(a.name);
+  }
+
+  /**
+   * Starts a frame: reserves the length prefix and writes the header.
+   * Returns the frame's start, to give to endFrame.
+   */
+  beginFrame(typeId: number, flags: number, streamId: FrameId, frameId: FrameId): number {
+    const start = this.#pos;
+    this.#ensure(9);
+    this.#pos += 4;
+    this.#buf[this.#pos++] = typeId;
+    this.#buf.writeUInt32BE(flags >>> 0, this.#pos);
+    this.#pos += 4;
+    this.varint(streamId).varint(frameId);
+    return start;
+  }
+
+  /** Back-fills the length prefix of the frame begun at `start`; returns the frame's LENGTH. */
+  endFrame(start: number): number {
+    const length = this.#pos - start - 4;
+    this.#buf.writeUInt32BE(length, start);
+    return length;
+  }
+
+  /** Encodes a whole frame, length prefix included. Returns the frame's LENGTH. */
+  frame(f: Frame): number {
+    const typeId = f.type === 'raw' ? f.typeId : frameTypeIds[f.type];
+    const start = this.beginFrame(typeId, f.flags, f.streamId, f.frameId);
+    switch (f.type) {
+      case 'haproxy-hello':
+      case 'agent-hello':
+      case 'haproxy-disconnect':
+      case 'agent-disconnect':
+        this.kvList(f.kv);
+        break;
+      case 'notify':
+        for (const m of f.messages) this.message(m);
+        break;
+      case 'ack':
+        for (const a of f.actions) this.action(a);
+        break;
+      case 'raw':
+        this.bytes(f.payload);
+        break;
+    }
+    return this.endFrame(start);
+  }
+}
+
+function checkInteger(v: number, min: number, max: number, type: string): void {
+  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${type} out of range: ${v}`);
+}
+
+/** Negative integers travel as their 64-bit two's complement (ten bytes, no zig-zag). */
+function twosComplement64(v: number | bigint): number | bigint {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new RangeError(`integer must be a safe integer or a bigint: ${v}`);
+    return v >= 0 ? v : BigInt.asUintN(64, BigInt(v));
+  }
+  return v >= 0n ? v : BigInt.asUintN(64, v);
+}
+
+function addressBytes(bytes: Uint8Array | undefined, size: number): Uint8Array | undefined {
+  if (bytes === undefined) return undefined;
+  if (bytes.length !== size) throw new RangeError(`an IPv${size === 4 ? 4 : 6} address has ${size} bytes`);
+  return bytes;
+}
+
+/** Encodes one frame into a fresh Buffer (length prefix included). */
+export function encodeFrame(f: Frame): Buffer {
+  const w = new Writer(64);
+  w.frame(f);
+  return w.take();
+}
+
+/** Encodes one typed value (type byte + value) into a fresh Buffer. */
+export function encodeTypedData(d: TypedData): Buffer {
+  return new Writer(32).typedData(d).take();
+}
+
