@@ -5,3 +5,4 @@ export * from './ip.js';
 export { Reader, readFrameHead, decodeFrame, MIN_FRAME_LENGTH, type FrameHead } from './decoder.js';
 export { Writer, encodeFrame, encodeTypedData } from './encoder.js';
 export { FrameParser, type FrameSink } from './parser.js';
+export { formatFrame, formatTypedData } from './format.js';

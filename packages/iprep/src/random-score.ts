@@ -1,0 +1,30 @@
+/**
+ * The seed's behaviour: every `check-client-ip` gets a random `ip_score` in
+ * 0..100, in session scope, so HAProxy's `var(sess.iprep.ip_score)` is set.
+ */
+import { type MessageHandler, setVar, T } from 'spop';
+
+export const CHECK_CLIENT_IP = 'check-client-ip';
+
+export interface RandomScoreOptions {
+  /** Variable name (HAProxy prefixes it with `option var-prefix`). Default `ip_score`. */
+  variable?: string;
+  random?: () => number;
+  /** Called for each scored address (debug logging). */
+  onScore?: (address: string, score: number) => void;
+}
+
+export function randomScoreHandler(options: RandomScoreOptions = {}): MessageHandler {
+  const variable = options.variable ?? 'ip_score';
+  const random = options.random ?? Math.random;
+  const { onScore } = options;
+  return (message) => {
+    // The first argument, named or not (`args src` or `args ip=src`).
+    const ip = message.arg(0);
+    if (ip === undefined || (ip.type !== 'ipv4' && ip.type !== 'ipv6')) return undefined;
+    const score = Math.floor(random() * 101);
+    onScore?.(ip.value, score);
+    // UINT32, as HAProxy's reference agent sends it.
+    return setVar('sess', variable, T.uint32(score));
+  };
+}

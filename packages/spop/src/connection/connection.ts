@@ -1,0 +1,519 @@
+/**
+ * One HAProxy connection: the SPOP state machine between a socket and the
+ * registered handlers.
+ *
+ *   hello --HAPROXY-HELLO--> ready --shutdown()--> draining --> closing --> closed
+ *     \--healthcheck HELLO: answer, then closing
+ *
+ * Frames are parsed straight from the socket's chunks; ACKs are encoded into
+ * one buffer and written once per batch (end of a chunk, or end of a
+ * microtask run for async handlers), each frame whole.
+ */
+import type { Socket } from 'node:net';
+import {
+  type Action,
+  type FrameHead,
+  type SpoeMessage,
+  FrameFlags,
+  FrameParser,
+  FrameType,
+  Reader,
+  SpopError,
+  Status,
+  Writer,
+  decodeFrame,
+  isSendableStatus,
+  readFrameHead,
+  statusMessage,
+} from '../codec/index.js';
+import type { ConnectionInfo, HandlerResult, MessageHandler } from '../handler/types.js';
+import { Message } from '../handler/types.js';
+import type { ResolvedAgentOptions } from '../options.js';
+import { type Negotiated, agentHelloKv, disconnectKv, negotiate, readDisconnect, readHaproxyHello } from './hello.js';
+import { NotifyCall } from './notify-call.js';
+import type { AgentStats } from './stats.js';
+
+export type ConnectionState = 'hello' | 'ready' | 'draining' | 'closing' | 'closed';
+
+/** What a connection needs from the agent that owns it. */
+export interface ConnectionHost {
+  readonly options: ResolvedAgentOptions;
+  readonly handlers: ReadonlyMap<string, MessageHandler>;
+  readonly stats: AgentStats;
+  /** With `async`, an ACK whose connection died may go out on another one of the same engine. */
+  rerouteAck?(from: SpopConnection, call: NotifyCall, results: HandlerResult[]): boolean;
+  onClose(connection: SpopConnection): void;
+}
+
+/** Network errors that mean "the peer went away": normal closes, logged at debug level. */
+const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_STREAM_DESTROYED']);
+
+/** How long after our DISCONNECT we wait for HAProxy to close before destroying the socket. */
+const CLOSE_GRACE_MS = 2000;
+
+interface Fragments {
+  streamId: number | bigint;
+  frameId: number | bigint;
+  chunks: Buffer[];
+  size: number;
+}
+
+export class SpopConnection {
+  readonly info: ConnectionInfo & { engineId: string | undefined; maxFrameSize: number; capabilities: string[] };
+  #state: ConnectionState = 'hello';
+  #negotiated: Negotiated | undefined;
+  readonly #socket: Socket;
+  readonly #host: ConnectionHost;
+  readonly #options: ResolvedAgentOptions;
+  readonly #parser: FrameParser;
+  readonly #reader = new Reader();
+  readonly #head: FrameHead = { typeId: 0, flags: 0, streamId: 0, frameId: 0, payloadStart: 0 };
+  readonly #writer = new Writer(4096);
+  readonly #sink = (buf: Buffer, start: number, end: number): boolean => this.#onFrame(buf, start, end);
+  #inFlight = 0;
+  /** Async NOTIFY calls still running, to abort them if the connection goes. */
+  readonly #pending = new Set<NotifyCall>();
+  #fragments: Fragments | undefined;
+  #inData = false;
+  #flushQueued = false;
+  #writeBlocked = false;
+  #timer: NodeJS.Timeout | undefined;
+  #drained: (() => void) | undefined;
+  readonly #closed: Promise<void>;
+
+  constructor(socket: Socket, host: ConnectionHost, id: number) {
+    this.#socket = socket;
+    this.#host = host;
+    this.#options = host.options;
+    this.#parser = new FrameParser(host.options.maxFrameSize);
+    this.info = {
+      id,
+      remoteAddress: socket.remoteAddress,
+      remotePort: socket.remotePort,
+      engineId: undefined,
+      maxFrameSize: host.options.maxFrameSize,
+      capabilities: [],
+    };
+    socket.setNoDelay(true);
+    this.#closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err));
+    socket.on('close', () => this.#onClose());
+    this.#timer = setTimeout(() => this.#helloTimedOut(), host.options.helloTimeout);
+    this.#timer.unref();
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Resolves once the socket is closed. */
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  // ---- input ---------------------------------------------------------------
+
+  #onData(chunk: Buffer): void {
+    this.#inData = true;
+    try {
+      this.#parser.push(chunk, this.#sink);
+      if (this.#parser.paused) this.#socket.pause();
+    } catch (err) {
+      this.#protocolError(err);
+    } finally {
+      this.#inData = false;
+      this.#flush();
+    }
+  }
+
+  /** Handles one frame; returns false to stop reading (back-pressure or a state change). */
+  #onFrame(buf: Buffer, start: number, end: number): boolean {
+    const head = readFrameHead(this.#reader, buf, start, end, this.#head);
+    this.#options.onFrame?.('in', decodeFrame(buf.subarray(start, end)), this.info.id);
+    switch (this.#state) {
+      case 'hello':
+        this.#onHelloStateFrame(head);
+        break;
+      case 'ready':
+      case 'draining':
+        this.#onReadyStateFrame(head, end);
+        break;
+      default:
+        return false; // closing: whatever else arrives is not looked at
+    }
+    return this.#state === 'ready' && this.#inFlight < this.#options.maxInFlight && !this.#writeBlocked;
+  }
+
+  #onHelloStateFrame(head: FrameHead): void {
+    if (head.typeId === FrameType.HAPROXY_DISCONNECT) return this.#onHaproxyDisconnect();
+    if (head.typeId !== FrameType.HAPROXY_HELLO) {
+      throw new SpopError(Status.INVALID_FRAME, `expected HAPROXY-HELLO, got frame type ${head.typeId}`);
+    }
+    if ((head.flags & FrameFlags.FIN) === 0) throw new SpopError(Status.FRAGMENTATION_NOT_SUPPORTED, 'HELLO without FIN');
+    if (head.streamId !== 0 || head.frameId !== 0) throw new SpopError(Status.INVALID_FRAME, 'HELLO with non-zero ids');
+    const hello = readHaproxyHello(this.#reader.kvList());
+    const negotiated = negotiate(hello, this.#options);
+    clearTimeout(this.#timer);
+    this.#negotiated = negotiated;
+    this.info.engineId = hello.engineId;
+    this.info.maxFrameSize = negotiated.maxFrameSize;
+    this.info.capabilities = negotiated.capabilities;
+    this.#parser.maxFrameSize = negotiated.maxFrameSize;
+    this.#writeFrame(FrameType.AGENT_HELLO, () => this.#writer.kvList(agentHelloKv(negotiated)));
+    if (hello.healthcheck) {
+      // A health check never sends a NOTIFY: answer and close.
+      this.#host.stats.healthChecks++;
+      this.#options.logger.debug('health check answered', { connection: this.info.id });
+      this.#end();
+      return;
+    }
+    this.#state = 'ready';
+    this.#options.logger.debug('connection ready', {
+      connection: this.info.id,
+      engineId: hello.engineId,
+      maxFrameSize: negotiated.maxFrameSize,
+      capabilities: negotiated.capabilities.join(','),
+    });
+  }
+
+  #onReadyStateFrame(head: FrameHead, end: number): void {
+    switch (head.typeId) {
+      case FrameType.NOTIFY:
+        return this.#onNotify(head, end);
+      case FrameType.UNSET:
+        return this.#onFragment(head, end);
+      case FrameType.HAPROXY_DISCONNECT:
+        return this.#onHaproxyDisconnect();
+      case FrameType.HAPROXY_HELLO:
+        throw new SpopError(Status.INVALID_FRAME, 'second HAPROXY-HELLO');
+      default:
+        // Unknown types are skipped by their length, as HAProxy itself does.
+        this.#options.logger.debug('skipped frame of unknown type', { connection: this.info.id, type: head.typeId });
+    }
+  }
+
+  #onNotify(head: FrameHead, end: number): void {
+    const fin = (head.flags & FrameFlags.FIN) !== 0;
+    if (!fin) {
+      if (!this.#negotiated?.fragmentation) {
+        throw new SpopError(Status.FRAGMENTATION_NOT_SUPPORTED, 'NOTIFY without FIN');
+      }
+      if (this.#fragments) throw new SpopError(Status.INTERLACED_FRAMES, 'new fragmented NOTIFY before the last one ended');
+      // Copy: the chunk the payload sits in will not outlive this call for long.
+      const payload = Buffer.from(this.#reader.bytes(end - this.#reader.pos));
+      this.#fragments = { streamId: head.streamId, frameId: head.frameId, chunks: [payload], size: payload.length };
+      return;
+    }
+    this.#dispatch(head.streamId, head.frameId, this.#reader.messages());
+  }
+
+  /** A continuation frame of a fragmented NOTIFY (HAProxy 2.6 with `fragmentation`). */
+  #onFragment(head: FrameHead, end: number): void {
+    const fragments = this.#fragments;
+    if (!this.#negotiated?.fragmentation || fragments === undefined) {
+      throw new SpopError(Status.INVALID_FRAME, 'unexpected continuation frame');
+    }
+    if (head.streamId !== fragments.streamId || head.frameId !== fragments.frameId) {
+      throw new SpopError(Status.INTERLACED_FRAMES, 'continuation frame ids do not match');
+    }
+    if ((head.flags & FrameFlags.ABORT) !== 0) {
+      // HAProxy gave up on this NOTIFY (2.6): forget it, no ACK is expected.
+      this.#fragments = undefined;
+      this.#options.logger.debug('fragmented NOTIFY aborted', { connection: this.info.id });
+      return;
+    }
+    const payload = Buffer.from(this.#reader.bytes(end - this.#reader.pos));
+    fragments.size += payload.length;
+    if (fragments.size > this.#options.maxReassembledSize) {
+      throw new SpopError(Status.FRAME_TOO_BIG, `fragmented NOTIFY above ${this.#options.maxReassembledSize} bytes`);
+    }
+    fragments.chunks.push(payload);
+    if ((head.flags & FrameFlags.FIN) === 0) return;
+    this.#fragments = undefined;
+    const whole = Buffer.concat(fragments.chunks, fragments.size);
+    this.#dispatch(fragments.streamId, fragments.frameId, this.#reader.reset(whole).messages());
+  }
+
+  #onHaproxyDisconnect(): void {
+    const { status, message } = readDisconnect(this.#reader.kvList());
+    this.#host.stats.haproxyDisconnects++;
+    const log = status === Status.NORMAL || status === Status.TIMEOUT ? 'debug' : 'warn';
+    this.#options.logger[log]('HAProxy disconnected', { connection: this.info.id, status, message });
+    this.#disconnect(Status.NORMAL, statusMessage(Status.NORMAL));
+  }
+
+  // ---- handlers ------------------------------------------------------------
+
+  #dispatch(streamId: number | bigint, frameId: number | bigint, messages: SpoeMessage[]): void {
+    const { handlers, stats } = this.#host;
+    stats.notifies++;
+    stats.inFlight++;
+    this.#inFlight++;
+    const call = new NotifyCall(streamId, frameId, this.info);
+    const results = new Array<HandlerResult>(messages.length);
+    let waiting = 0;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as SpoeMessage;
+      const handler = handlers.get(m.name);
+      if (handler === undefined) {
+        stats.unknownMessages++;
+        continue;
+      }
+      let result: HandlerResult | Promise<HandlerResult>;
+      try {
+        result = handler(new Message(m.name, m.args), call);
+      } catch (err) {
+        this.#handlerFailed(m.name, err);
+        continue;
+      }
+      if (isPromiseLike(result)) {
+        waiting++;
+        result.then(
+          (value) => {
+            if (call.done) return;
+            results[i] = value;
+            if (--waiting === 0) this.#complete(call, results);
+          },
+          (err: unknown) => {
+            if (call.done) return;
+            this.#handlerFailed(m.name, err);
+            if (--waiting === 0) this.#complete(call, results);
+          },
+        );
+      } else {
+        results[i] = result;
+      }
+    }
+    if (waiting === 0) return this.#complete(call, results);
+    // Only calls that really wait get a timer and a place in the pending set.
+    this.#pending.add(call);
+    call.timer = setTimeout(() => {
+      stats.handlerTimeouts++;
+      this.#options.logger.warn('handler timed out: ACK sent without its actions', {
+        connection: this.info.id,
+        streamId: String(streamId),
+        timeoutMs: this.#options.handlerTimeout,
+      });
+      call.abort(new Error(`handler timeout (${this.#options.handlerTimeout} ms)`));
+      this.#complete(call, results);
+    }, this.#options.handlerTimeout);
+  }
+
+  #handlerFailed(message: string, err: unknown): void {
+    this.#host.stats.handlerErrors++;
+    this.#options.logger.error('handler failed: ACK sent without its actions', {
+      connection: this.info.id,
+      message,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+
+  #complete(call: NotifyCall, results: HandlerResult[]): void {
+    call.done = true;
+    if (call.timer !== undefined) clearTimeout(call.timer);
+    this.#pending.delete(call);
+    this.#inFlight--;
+    this.#host.stats.inFlight--;
+    if (this.#state === 'ready' || this.#state === 'draining') {
+      this.writeAck(call, results);
+    } else if (!(this.#negotiated?.async && this.#host.rerouteAck?.(this, call, results))) {
+      return; // the connection is gone: HAProxy will time this NOTIFY out
+    }
+    if (this.#state === 'draining') {
+      if (this.#inFlight === 0) this.#drained?.();
+    } else if (this.#parser.paused && this.#inFlight < this.#options.maxInFlight && !this.#writeBlocked) {
+      this.#resumeReading();
+    }
+  }
+
+  /**
+   * Encodes an ACK. Actions that fail to encode (a bad value from a handler)
+   * are left out; an ACK over the negotiated size goes out empty, since
+   * HAProxy 3.x wedges the connection on an oversize frame.
+   */
+  writeAck(call: NotifyCall, results: HandlerResult[]): void {
+    const w = this.#writer;
+    const mark = w.length;
+    const start = w.beginFrame(FrameType.ACK, FrameFlags.FIN, call.streamId, call.frameId);
+    for (const result of results) {
+      if (result === undefined || result === null) continue;
+      const before = w.length;
+      try {
+        if (isActionList(result)) for (const action of result) w.action(action);
+        else w.action(result);
+      } catch (err) {
+        w.truncate(before);
+        this.#handlerFailed('(encoding its actions)', err);
+      }
+    }
+    const length = w.endFrame(start);
+    if (length > (this.#negotiated?.maxFrameSize ?? this.#options.maxFrameSize)) {
+      this.#host.stats.oversizedAcks++;
+      this.#options.logger.warn('ACK above max-frame-size: sent without actions', { connection: this.info.id, length });
+      w.truncate(mark);
+      w.endFrame(w.beginFrame(FrameType.ACK, FrameFlags.FIN, call.streamId, call.frameId));
+    }
+    this.#host.stats.acks++;
+    this.#frameWritten(mark);
+  }
+
+  // ---- output --------------------------------------------------------------
+
+  #writeFrame(typeId: number, payload: () => void): void {
+    const mark = this.#writer.length;
+    const start = this.#writer.beginFrame(typeId, FrameFlags.FIN, 0, 0);
+    payload();
+    this.#writer.endFrame(start);
+    this.#frameWritten(mark);
+  }
+
+  #frameWritten(mark: number): void {
+    if (this.#options.onFrame) {
+      // Debug only: decode what we just encoded, from a copy of the writer's bytes.
+      const bytes = this.#writer.take();
+      this.#options.onFrame('out', decodeFrame(bytes.subarray(mark + 4)), this.info.id);
+      this.#writer.bytes(bytes);
+    }
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#inData || this.#flushQueued) return; // #onData flushes when the chunk is done
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#flush();
+    });
+  }
+
+  /** One socket write for everything encoded since the last flush. */
+  #flush(): void {
+    if (this.#writer.length === 0 || this.#state === 'closed') return;
+    if (this.#socket.write(this.#writer.take())) return;
+    if (this.#writeBlocked) return;
+    // HAProxy reads slower than we answer: stop reading NOTIFY until it catches up.
+    this.#writeBlocked = true;
+    this.#socket.once('drain', () => {
+      this.#writeBlocked = false;
+      if (this.#state === 'ready' && this.#parser.paused && this.#inFlight < this.#options.maxInFlight) {
+        this.#resumeReading();
+      }
+    });
+  }
+
+  #resumeReading(): void {
+    this.#inData = true;
+    try {
+      this.#parser.resume(this.#sink);
+      if (!this.#parser.paused) this.#socket.resume();
+    } catch (err) {
+      this.#protocolError(err);
+    } finally {
+      this.#inData = false;
+      this.#flush();
+    }
+  }
+
+  // ---- closing -------------------------------------------------------------
+
+  #protocolError(err: unknown): void {
+    if (!(err instanceof SpopError)) {
+      // A bug of ours, not the peer's: say so, but still close only this connection.
+      this.#options.logger.error('internal error on connection', { connection: this.info.id, error: String(err) });
+      this.#disconnect(Status.UNKNOWN, statusMessage(Status.UNKNOWN));
+      return;
+    }
+    this.#host.stats.protocolErrors++;
+    this.#options.logger.warn('protocol error: disconnecting', {
+      connection: this.info.id,
+      remote: this.info.remoteAddress,
+      status: err.status,
+      error: err.message,
+    });
+    this.#disconnect(err.status, err.message);
+  }
+
+  /** Sends AGENT-DISCONNECT and ends the connection. */
+  #disconnect(status: number, message: string): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    const code = isSendableStatus(status) ? status : Status.UNKNOWN;
+    this.#writeFrame(FrameType.AGENT_DISCONNECT, () => this.#writer.kvList(disconnectKv(code, message)));
+    this.#end();
+  }
+
+  #end(): void {
+    this.#state = 'closing';
+    this.#flushQueued = false;
+    this.#flush();
+    this.#socket.end();
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#socket.destroy(), CLOSE_GRACE_MS);
+    this.#timer.unref();
+  }
+
+  #helloTimedOut(): void {
+    if (this.#state !== 'hello') return;
+    this.#options.logger.warn('no HELLO received in time: closing', { connection: this.info.id });
+    this.#disconnect(Status.TIMEOUT, statusMessage(Status.TIMEOUT));
+  }
+
+  #onSocketError(err: NodeJS.ErrnoException): void {
+    const gone = err.code !== undefined && PEER_GONE.has(err.code);
+    this.#options.logger[gone ? 'debug' : 'warn']('connection error', {
+      connection: this.info.id,
+      code: err.code,
+      error: err.message,
+    });
+  }
+
+  #onClose(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    clearTimeout(this.#timer);
+    const lost = new Error('connection closed');
+    for (const call of this.#pending) call.abort(lost);
+    this.#drained?.();
+    this.#host.onClose(this);
+  }
+
+  /**
+   * Graceful stop: read no more NOTIFY, let those in flight finish (up to the
+   * deadline), then AGENT-DISCONNECT status 0 so that HAProxy fails whatever
+   * else it queued here at once instead of waiting for its processing timeout.
+   */
+  async shutdown(deadlineMs: number): Promise<void> {
+    if (this.#state === 'closed') return;
+    if (this.#state === 'ready' || this.#state === 'hello') {
+      const wasReady = this.#state === 'ready';
+      this.#state = 'draining';
+      this.#socket.pause();
+      if (wasReady && this.#inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          this.#drained = resolve;
+          setTimeout(resolve, deadlineMs).unref();
+        });
+      }
+      this.#flush();
+      this.#disconnect(Status.NORMAL, statusMessage(Status.NORMAL));
+    }
+    await this.#closed;
+  }
+
+  /** Closes at once, without a DISCONNECT. */
+  destroy(): void {
+    this.#socket.destroy();
+  }
+}
+
+function isPromiseLike(v: unknown): v is PromiseLike<HandlerResult> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+function isActionList(r: Action | readonly Action[]): r is readonly Action[] {
+  return Array.isArray(r);
+}

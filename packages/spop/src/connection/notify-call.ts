@@ -1,0 +1,33 @@
+/** The context given to the handlers of one NOTIFY. */
+import type { FrameId } from '../codec/index.js';
+import type { ConnectionInfo, NotifyContext } from '../handler/types.js';
+
+export class NotifyCall implements NotifyContext {
+  // Created on first use: most handlers never look at the signal, and an
+  // AbortController per NOTIFY would be the costliest object on the hot path.
+  #controller: AbortController | undefined;
+  #abortReason: unknown;
+  timer: NodeJS.Timeout | undefined;
+  /** Set once the ACK was sent (or given up); late results are then ignored. */
+  done = false;
+
+  constructor(
+    readonly streamId: FrameId,
+    readonly frameId: FrameId,
+    readonly connection: ConnectionInfo,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
+    }
+    return this.#controller.signal;
+  }
+
+  abort(reason: Error): void {
+    if (this.#abortReason !== undefined) return;
+    this.#abortReason = reason;
+    this.#controller?.abort(reason);
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The agent server: accepts HAProxy connections, runs one SpopConnection per
+ * socket, routes messages to their handlers, and stops gracefully.
+ */
+import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
+import { SpopConnection, type ConnectionHost } from '../connection/connection.js';
+import { AgentStats } from '../connection/stats.js';
+import type { NotifyCall } from '../connection/notify-call.js';
+import type { HandlerResult, MessageHandler } from '../handler/types.js';
+import { type AgentOptions, type ResolvedAgentOptions, resolveAgentOptions } from '../options.js';
+
+export type ListenOptions =
+  | { port: number; host?: string; backlog?: number; exclusive?: boolean }
+  | { path: string; backlog?: number };
+
+export interface CloseOptions {
+  /** Milliseconds in-flight NOTIFY may take to finish before their connection is closed anyway. Default 5000. */
+  timeout?: number;
+}
+
+export class Agent implements ConnectionHost {
+  readonly options: ResolvedAgentOptions;
+  readonly stats = new AgentStats();
+  readonly #handlers = new Map<string, MessageHandler>();
+  readonly #connections = new Set<SpopConnection>();
+  #server: Server | undefined;
+  #nextConnectionId = 1;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: AgentOptions = {}) {
+    this.options = resolveAgentOptions(options);
+  }
+
+  get handlers(): ReadonlyMap<string, MessageHandler> {
+    return this.#handlers;
+  }
+
+  /** Registers the handler of a SPOE message (`spoe-message <name>`); messages without one get an empty ACK. */
+  message(name: string, handler: MessageHandler): this {
+    if (this.#handlers.has(name)) throw new Error(`a handler is already registered for message ${name}`);
+    this.#handlers.set(name, handler);
+    return this;
+  }
+
+  /** Open connections. */
+  get connections(): ReadonlySet<SpopConnection> {
+    return this.#connections;
+  }
+
+  /** Serves one accepted socket (for servers you create yourself, or tests). */
+  handle(socket: Socket): SpopConnection {
+    const connection = new SpopConnection(socket, this, this.#nextConnectionId++);
+    this.#connections.add(connection);
+    this.stats.connections++;
+    this.stats.connectionsTotal++;
+    if (this.#closing) void connection.shutdown(0);
+    return connection;
+  }
+
+  /** @internal called by a connection once its socket is closed. */
+  onClose(connection: SpopConnection): void {
+    if (this.#connections.delete(connection)) this.stats.connections--;
+  }
+
+  /**
+   * With `async` (HAProxy 2.6), an ACK may go back on any connection of the
+   * same engine: used when the NOTIFY's own connection died meanwhile.
+   * @internal
+   */
+  rerouteAck(from: SpopConnection, call: NotifyCall, results: HandlerResult[]): boolean {
+    const engineId = from.info.engineId;
+    if (engineId === undefined) return false;
+    for (const c of this.#connections) {
+      if (c !== from && c.state === 'ready' && c.info.engineId === engineId && c.info.capabilities.includes('async')) {
+        c.writeAck(call, results);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Listens on TCP (`port`, `host`) or a Unix socket (`path`). Resolves with the bound address. */
+  listen(options: ListenOptions): Promise<AddressInfo | string> {
+    if (this.#server) return Promise.reject(new Error('agent is already listening'));
+    const server = createServer({ noDelay: true }, (socket) => this.handle(socket));
+    this.#server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.options.logger.error('server error', { error: err.message }));
+        const address = server.address();
+        if (address === null) reject(new Error('server has no address'));
+        else resolve(address);
+      });
+    });
+  }
+
+  /** The bound address, once listening. */
+  address(): AddressInfo | string | null {
+    return this.#server?.address() ?? null;
+  }
+
+  /**
+   * Graceful stop: accept no new connection, let in-flight NOTIFY finish (up
+   * to `timeout`), send AGENT-DISCONNECT status 0 on every connection, close.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#close(options.timeout ?? 5000);
+    return this.#closing;
+  }
+
+  async #close(timeout: number): Promise<void> {
+    const server = this.#server;
+    const stopped = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    await Promise.all([...this.#connections].map((c) => c.shutdown(timeout)));
+    // Connections that ignore our DISCONNECT are cut after a grace period by the connection itself.
+    await stopped;
+  }
+}
+
+/**
+ * Closes the agent gracefully on SIGTERM and SIGINT (a second signal exits at
+ * once). Returns a function that removes the handlers.
+ */
+export function closeOnSignals(
+  agent: Agent,
+  options: CloseOptions & { signals?: NodeJS.Signals[]; onClosed?: () => void } = {},
+): () => void {
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+  let received = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (received) process.exit(1);
+    received = true;
+    agent.options.logger.info('shutting down', { signal });
+    void agent.close(options).then(options.onClosed ?? (() => process.exit(0)));
+  };
+  for (const s of signals) process.on(s, onSignal);
+  return () => {
+    for (const s of signals) process.off(s, onSignal);
+  };
+}

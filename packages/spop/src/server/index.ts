@@ -1,0 +1,1 @@
+export { Agent, closeOnSignals, type ListenOptions, type CloseOptions } from './agent.js';

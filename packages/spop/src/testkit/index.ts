@@ -1,0 +1,1 @@
+export { FakeHaproxy, haproxyHelloKv, type ConnectTarget, type HelloOptions } from './fake-haproxy.js';

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// Runs the test suites with Node's own runner. Node 20's --test does not expand
+// globs nor find .ts files, so the files are listed here.
+// Usage: node scripts/run-tests.mjs [unit|e2e|all] [extra node --test flags]
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const suites = {
+  unit: ['packages/spop/test', 'packages/iprep/test'],
+  e2e: ['test/e2e'],
+};
+
+function findTests(dir) {
+  let found = [];
+  let entries;
+  try {
+    entries = readdirSync(join(root, dir));
+  } catch {
+    return found;
+  }
+  for (const name of entries.sort()) {
+    const path = join(dir, name);
+    if (statSync(join(root, path)).isDirectory()) found = found.concat(findTests(path));
+    else if (name.endsWith('.test.ts')) found.push(path);
+  }
+  return found;
+}
+
+const [which = 'all', ...extra] = process.argv.slice(2);
+const dirs = which === 'all' ? [...suites.unit, ...suites.e2e] : suites[which];
+if (!dirs) {
+  console.error(`unknown suite ${which}: use unit, e2e or all`);
+  process.exit(2);
+}
+const files = dirs.flatMap(findTests);
+if (files.length === 0) {
+  console.error('no test files found');
+  process.exit(1);
+}
+console.log(`running ${files.length} test files: ${files.map((f) => relative('.', join(root, f))).join(' ')}`);
+// E2E files start HAProxy processes and agents: one file at a time keeps them from starving each other.
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=1', ...extra, ...files],
+  { cwd: root, stdio: 'inherit' },
+);
+process.exit(result.status ?? 1);
