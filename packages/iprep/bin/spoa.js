@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // The compiled command lives in dist/ (built by `npm ci` through the root `prepare` script).
-import '../dist/cli.js';
+import '../dist/main.js';

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { Agent, type Logger, closeOnSignals, consoleLogger, formatFrame } from 'spop';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 
-const USAGE = `Usage: spoa [-h] [-d] [-p <port>] [-n <num-workers>] [options]
+export const USAGE = `Usage: spoa [-h] [-d] [-p <port>] [-n <num-workers>] [options]
 
 HAProxy SPOE agent answering check-client-ip with sess.<prefix>.ip_score (0..100).
 
@@ -132,8 +132,3 @@ export async function main(argv: string[]): Promise<void> {
   if (options.workers === 1 || !cluster.isPrimary) return runAgent(options, logger);
   superviseWorkers(options, logger);
 }
-
-await main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`spoa: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});

@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { AckFrame } from 'spop';
+import { FakeHaproxy } from 'spop/testkit';
+import { USAGE, parseCli } from '../src/cli.js';
+import { randomScoreHandler } from '../src/random-score.js';
+import { Message } from 'spop';
+
+const bin = fileURLToPath(new URL('../bin/spoa.js', import.meta.url));
+const children = new Set<ChildProcess>();
+after(() => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts `spoa` and collects its log lines; resolves once `count` workers listen. */
+async function startSpoa(args: string[], workers: number): Promise<{ child: ChildProcess; log: () => string }> {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let log = '';
+  child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  const deadline = Date.now() + 10_000;
+  while ((log.match(/agent listening/g) ?? []).length < workers) {
+    if (child.exitCode !== null) throw new Error(`spoa exited ${child.exitCode}: ${log}`);
+    if (Date.now() > deadline) throw new Error(`spoa did not start: ${log}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { child, log: () => log };
+}
+
+const checkClientIp = (type: 'ipv4' | 'ipv6', value: string) => [
+  { name: 'check-client-ip', args: [{ name: '', value: { type, value } as const }] },
+];
+
+function score(ack: AckFrame): number {
+  assert.equal(ack.actions.length, 1);
+  const action = ack.actions[0]!;
+  assert.equal(action.type, 'set-var');
+  assert.ok(action.type === 'set-var');
+  assert.equal(action.scope, 'sess');
+  assert.equal(action.name, 'ip_score');
+  assert.equal(action.value.type, 'uint32');
+  return action.value.value as number;
+}
+
+describe('parseCli', () => {
+  it('has the seed defaults: port 12345, 5 workers', () => {
+    assert.deepEqual(parseCli([]), {
+      debug: false, port: 12345, host: undefined, socket: undefined, workers: 5, maxFrameSize: undefined, shutdownTimeout: 5000,
+    });
+  });
+  it('reads the seed flags and their long forms', () => {
+    const o = parseCli(['-d', '-p', '9000', '-n', '2']);
+    assert.ok(o !== 'help');
+    assert.equal(o.debug, true);
+    assert.equal(o.port, 9000);
+    assert.equal(o.workers, 2);
+    const l = parseCli(['--debug', '--port=9001', '--num-workers', '3', '--host', '::1']);
+    assert.ok(l !== 'help');
+    assert.deepEqual([l.debug, l.port, l.workers, l.host], [true, 9001, 3, '::1']);
+    assert.equal(parseCli(['-h']), 'help');
+  });
+  it('rejects bad values with a message naming the option', () => {
+    assert.throws(() => parseCli(['-p', '70000']), /port must be an integer from 0 to 65535: 70000/);
+    assert.throws(() => parseCli(['-n', '0']), /num-workers/);
+    assert.throws(() => parseCli(['-p', '1x']), /port/);
+    assert.throws(() => parseCli(['--bogus']), /bogus/);
+  });
+});
+
+describe('randomScoreHandler', () => {
+  it('scores the first argument, named or not, IPv4 or IPv6, in 0..100', () => {
+    const seen = new Set<number>();
+    let r = 0;
+    const handler = randomScoreHandler({ random: () => (r = (r + 0.37) % 1) });
+    for (let i = 0; i < 200; i++) {
+      const m = new Message('check-client-ip', [{ name: i % 2 ? 'ip' : '', value: { type: i % 3 ? 'ipv4' : 'ipv6', value: '::1' } }]);
+      const action = handler(m, undefined as never);
+      assert.ok(action && !Array.isArray(action) && 'value' in action && action.value.type === 'uint32');
+      const v = action.value.value as number;
+      assert.ok(Number.isInteger(v) && v >= 0 && v <= 100, `score ${v}`);
+      seen.add(v);
+    }
+    assert.ok(seen.size > 2);
+    const extremes = [0, 0.999999].map((x) => randomScoreHandler({ random: () => x }));
+    const m = new Message('check-client-ip', [{ name: '', value: { type: 'ipv4', value: '1.2.3.4' } }]);
+    assert.deepEqual(extremes.map((h) => (h(m, undefined as never) as { value: { value: number } }).value.value), [0, 100]);
+  });
+  it('sets nothing when the argument is not an address', () => {
+    const h = randomScoreHandler();
+    assert.equal(h(new Message('check-client-ip', [{ name: '', value: { type: 'str', value: 'x' } }]), undefined as never), undefined);
+    assert.equal(h(new Message('check-client-ip', []), undefined as never), undefined);
+  });
+});
+
+describe('spoa command', () => {
+  it('-h prints the usage and exits 0', () => {
+    const r = spawnSync(process.execPath, [bin, '-h'], { encoding: 'utf8' });
+    assert.equal(r.status, 0);
+    assert.equal(r.stdout, USAGE);
+    assert.match(r.stdout, /spoa \[-h\] \[-d\] \[-p <port>\] \[-n <num-workers>\]/);
+  });
+
+  it('a bad option exits 2 with the reason and the usage', () => {
+    const r = spawnSync(process.execPath, [bin, '-n', 'many'], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /num-workers must be an integer/);
+    assert.match(r.stderr, /Usage: spoa/);
+  });
+
+  it('answers check-client-ip from several workers, restarts a dead one, stops on SIGTERM', async () => {
+    const port = await freePort();
+    const { child, log } = await startSpoa(['-p', String(port), '-n', '2', '--host', '127.0.0.1'], 2);
+    const pids = [...log().matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+    assert.equal(new Set(pids).size, 2);
+
+    const client = await FakeHaproxy.connect({ port });
+    const hello = await client.hello();
+    assert.equal(hello.type, 'agent-hello');
+    for (let sid = 0; sid < 50; sid++) {
+      const ack = await client.notify(sid, 1, checkClientIp(sid % 2 ? 'ipv4' : 'ipv6', sid % 2 ? '10.0.0.1' : '2001:db8::1'));
+      const s = score(ack);
+      assert.ok(Number.isInteger(s) && s >= 0 && s <= 100);
+    }
+    client.close();
+
+    process.kill(pids[0]!, 'SIGKILL');
+    const deadline = Date.now() + 10_000;
+    while ((log().match(/agent listening/g) ?? []).length < 3) {
+      assert.ok(Date.now() < deadline, `no worker restarted: ${log()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(log(), /worker died: restarting it/);
+
+    const again = await FakeHaproxy.connect({ port });
+    assert.equal((await again.hello()).type, 'agent-hello');
+    score(await again.notify(1, 1, checkClientIp('ipv4', '192.0.2.7')));
+    again.close();
+
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0);
+    const workerPids = [...log().matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+    for (const pid of workerPids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} still running`);
+  });
+
+  it('-d logs every decoded frame readably', async () => {
+    const port = await freePort();
+    const { child, log } = await startSpoa(['-d', '-p', String(port), '-n', '1', '--host', '127.0.0.1'], 1);
+    const client = await FakeHaproxy.connect({ port });
+    await client.hello();
+    score(await client.notify(20, 1, checkClientIp('ipv4', '127.0.0.1')));
+    client.close();
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+    assert.match(log(), /<- HAPROXY-HELLO flags=0x00000001 sid=0 fid=0 supported-versions=str:"2.0"/);
+    assert.match(log(), /<- NOTIFY flags=0x00000001 sid=20 fid=1 check-client-ip\(ipv4:127\.0\.0\.1\)/);
+    assert.match(log(), /-> ACK flags=0x00000001 sid=20 fid=1 set-var sess\.ip_score=uint32:\d+/);
+  });
+});
