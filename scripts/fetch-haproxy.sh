@@ -69,6 +69,9 @@ write_apt_conf() {
     # An empty dpkg status: candidates come from this suite only, never from the host's installed versions.
     echo "Dir::State::status \"$dir/status\";"
     echo "Dir::Cache \"$dir/apt-cache\";"
+    # Hosts (Docker images) often disable the binary cache; without it every apt-cache call re-parses the lists.
+    echo "Dir::Cache::pkgcache \"pkgcache.bin\";"
+    echo "Dir::Cache::srcpkgcache \"srcpkgcache.bin\";"
     echo "Acquire::Languages \"none\";"
     echo "#clear APT::Update::Pre-Invoke;"
     echo "#clear APT::Update::Post-Invoke;"
@@ -108,8 +111,8 @@ write_wrapper() {
   # Loader and libc are looked up rather than assumed: bookworm's libc6 ships them
   # under /lib (with an absolute /lib64 symlink that would escape the root), trixie
   # and later under /usr/lib.
-  loader=$(find "$sysroot" -type f -name 'ld-linux*.so*' | head -n1)
-  libc_dir=$(dirname "$(find "$sysroot" -name 'libc.so.6' | head -n1)")
+  loader=$(find "$sysroot" -type f -name 'ld-linux*.so*' -print -quit)
+  libc_dir=$(dirname "$(find "$sysroot" -name 'libc.so.6' -print -quit)")
   [[ -n "$loader" && -x "$sysroot/usr/sbin/haproxy" && "$libc_dir" != . ]] ||
     die "$suite: loader, libc or haproxy missing from $sysroot"
   local multiarch=${libc_dir##*/}
