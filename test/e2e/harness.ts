@@ -539,7 +539,16 @@ export async function waitServerStatus(
   const deadline = Date.now() + timeoutMs;
   let row: StatRow | undefined;
   for (;;) {
-    row = (await showStat(handle)).find((r) => r.pxname === backend && r.svname === server);
+    let rows: StatRow[];
+    try {
+      rows = await showStat(handle);
+    } catch (err) {
+      // HAProxy may accept on its frontend a moment before its stats socket exists.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || Date.now() >= deadline) throw err;
+      await delay(50);
+      continue;
+    }
+    row = rows.find((r) => r.pxname === backend && r.svname === server);
     if (!row) throw new Error(`no server ${backend}/${server} in "show stat" of HAProxy ${handle.version}`);
     if (row.status === status) return row;
     if (Date.now() >= deadline) break;

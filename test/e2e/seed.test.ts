@@ -1,0 +1,250 @@
+/**
+ * The seed scenario end to end: real HAProxy 2.6, 3.0 and 3.2 in front of the
+ * `spoa` command, with examples/haproxy.cfg and examples/spoe-iprep.conf used
+ * as shipped (only ports rewritten). What is checked is what HAProxy did with
+ * our ACKs: the score header it returns, the connections it rejects, the
+ * health of the agent server, the time requests wait.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  type HaproxyHandle,
+  type HttpResult,
+  type ManagedProcess,
+  freePort,
+  haproxyVersions,
+  httpGet,
+  requireHaproxy,
+  seedConfig,
+  seedSpoeConfig,
+  startHaproxy,
+  startProcess,
+  waitServerStatus,
+} from './harness.js';
+
+const spoaBin = fileURLToPath(new URL('../../packages/iprep/bin/spoa.js', import.meta.url));
+
+/** Starts `spoa -d` (one process, ordered debug log: every score it gives is in the log). */
+async function startAgent(port: number, extraArgs: string[] = []): Promise<ManagedProcess> {
+  const agent = startProcess(process.execPath, [spoaBin, '-d', '-p', String(port), '-n', '1', '--host', '127.0.0.1', ...extraArgs], {
+    name: 'spoa',
+  });
+  await agent.waitForOutput(/agent listening/);
+  return agent;
+}
+
+/** Scores the agent logged, in order: `scored ip=<address> score=<n>`. */
+function scoresLogged(agent: ManagedProcess): Array<{ ip: string; score: number }> {
+  return [...agent.output().matchAll(/scored ip=(\S+) score=(\d+)/g)].map((m) => ({ ip: m[1]!, score: Number(m[2]) }));
+}
+
+/**
+ * Waits until the agent has logged at least `count` scores. The log reaches us
+ * through a pipe, asynchronously: it may arrive after HAProxy's response.
+ */
+async function waitScores(agent: ManagedProcess, count: number, timeoutMs = 2000): Promise<Array<{ ip: string; score: number }>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const scores = scoresLogged(agent);
+    if (scores.length >= count || Date.now() > deadline) return scores;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function scoreHeader(r: HttpResult): number | undefined {
+  if (r.rejected) return undefined;
+  const h = r.headers['x-ip-score'];
+  return typeof h === 'string' && /^\d+$/.test(h) ? Number(h) : undefined;
+}
+
+interface Setup {
+  haproxy: HaproxyHandle;
+  agent: ManagedProcess;
+  port: number;
+}
+
+async function setUp(
+  version: (typeof haproxyVersions)[number],
+  opts: { spoe?: Parameters<typeof seedSpoeConfig>[0]; frontend?: string[]; agentArgs?: string[] } = {},
+): Promise<Setup> {
+  requireHaproxy(version); // a missing HAProxy fails the suite, it is never skipped
+  const [port, agentPort] = [await freePort(), await freePort()];
+  const agent = await startAgent(agentPort, opts.agentArgs);
+  const haproxy = await startHaproxy({
+    version,
+    config: seedConfig({ frontendPort: port, agentPort, extra: { frontend: opts.frontend ?? [] } }),
+    files: { 'spoe-iprep.conf': seedSpoeConfig(opts.spoe) },
+    port,
+  });
+  // The agent server must pass its SPOP health check before traffic counts.
+  await waitServerStatus(haproxy, 'iprep-backend', 'iprep-srv', 'UP', 10_000);
+  return { haproxy, agent, port };
+}
+
+async function tearDown(s: Setup | undefined): Promise<void> {
+  await s?.haproxy.stop();
+  await s?.agent.stop();
+}
+
+/**
+ * Requests that may meet a cold agent connection: 3.2 was seen dropping the
+ * first NOTIFY of a fresh connection (spop-reference §10.1), so they are not
+ * counted.
+ */
+async function warmUp(port: number, opts: Parameters<typeof httpGet>[2] = {}): Promise<void> {
+  for (let i = 0; i < 3; i++) await httpGet(port, '/warm-up', opts);
+  await new Promise((r) => setTimeout(r, 300)); // let the agent's log of them arrive
+}
+
+for (const version of haproxyVersions) {
+  describe(`HAProxy ${version} with the seed configuration`, { timeout: 120_000 }, () => {
+    let s: Setup | undefined;
+    before(async () => {
+      s = await setUp(version, { frontend: [] });
+    });
+    after(() => tearDown(s));
+
+    it('marks the agent server UP through the SPOP health check', async () => {
+      const row = await waitServerStatus(s!.haproxy, 'iprep-backend', 'iprep-srv', 'UP');
+      assert.match(row.check_status ?? '', /L7OK|L6OK/, `check status ${row.check_status}`);
+      assert.match(s!.agent.output(), /health check answered/);
+    });
+
+    it('sets a score for every request and rejects exactly the ones scored below 20', async () => {
+      const { port, agent } = s!;
+      await warmUp(port);
+      const start = scoresLogged(agent).length;
+      const requests = 60;
+      let rejected = 0;
+      for (let i = 0; i < requests; i++) {
+        const before = scoresLogged(agent).length;
+        const result = await httpGet(port, `/r${i}`);
+        const scores = await waitScores(agent, before + 1);
+        assert.equal(scores.length, before + 1, `request ${i}: the agent scored it once`);
+        const { ip, score } = scores[before]!;
+        assert.equal(ip, '127.0.0.1');
+        if (score < 20) {
+          assert.equal(result.rejected, true, `request ${i} scored ${score} must be rejected`);
+          rejected++;
+        } else {
+          assert.equal(result.rejected, false, `request ${i} scored ${score} must pass`);
+          assert.equal(scoreHeader(result), score, `request ${i}: HAProxy's var(sess.iprep.ip_score)`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(scoresLogged(agent).length, start + requests, 'no request was scored twice');
+      // P(no score < 20 in 60 draws) = (81/101)^60 < 2e-6.
+      assert.ok(rejected > 0, 'some requests were rejected');
+      assert.ok(rejected < requests, 'some requests passed');
+    });
+  });
+
+  describe(`HAProxy ${version}, IPv6 clients`, { timeout: 60_000 }, () => {
+    let s: Setup | undefined;
+    let port6: number;
+    before(async () => {
+      port6 = await freePort();
+      s = await setUp(version, { frontend: [`bind [::1]:${port6}`] });
+    });
+    after(() => tearDown(s));
+
+    it('scores IPv6 source addresses', async () => {
+      const { agent } = s!;
+      await warmUp(port6, { host: '::1', family: 6 });
+      for (let i = 0; i < 20; i++) {
+        const before = scoresLogged(agent).length;
+        const result = await httpGet(port6, `/v6-${i}`, { host: '::1', family: 6 });
+        const scores = await waitScores(agent, before + 1);
+        assert.equal(scores.length, before + 1, `request ${i}: the agent scored it once`);
+        const { ip, score } = scores[before]!;
+        assert.equal(ip, '::1', 'the agent received the client address as IPv6');
+        if (score >= 20) assert.equal(scoreHeader(result), score);
+        else assert.equal(result.rejected, true);
+      }
+      assert.match(agent.output(), /check-client-ip\(ipv6:::1\)/);
+    });
+  });
+
+  describe(`HAProxy ${version} with "no option pipelining"`, { timeout: 60_000 }, () => {
+    let s: Setup | undefined;
+    before(async () => {
+      s = await setUp(version, { spoe: { agentLines: ['no option pipelining'], processingTimeout: '500ms' } });
+    });
+    after(() => tearDown(s));
+
+    it('still scores every request, concurrent ones included, without announcing pipelining', async () => {
+      const { port, agent } = s!;
+      await warmUp(port);
+      const before = scoresLogged(agent).length;
+      // Rounds of 5 concurrent requests: as many as the seed's `maxconn 5` lets through at once.
+      const results: HttpResult[] = [];
+      for (let round = 0; round < 6; round++) {
+        results.push(...(await Promise.all(Array.from({ length: 5 }, (_, i) => httpGet(port, `/np${round}-${i}`)))));
+      }
+      await waitScores(agent, before + results.length);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(scoresLogged(agent).length - before, results.length, 'every request was scored, once');
+      for (const r of results) {
+        if (!r.rejected) {
+          const score = scoreHeader(r);
+          assert.ok(score !== undefined && score >= 20 && score <= 100, `score header ${String(score)}`);
+        }
+      }
+      // HAProxy did not offer pipelining, so the agent did not announce it.
+      assert.match(agent.output(), /-> AGENT-HELLO .*capabilities=str:""/);
+      assert.doesNotMatch(agent.output(), /-> AGENT-HELLO .*capabilities=str:"pipelining"/);
+    });
+  });
+
+  describe(`HAProxy ${version}, agent stopped gracefully under traffic`, { timeout: 60_000 }, () => {
+    let s: Setup | undefined;
+    // Long enough that a request left waiting for it is unmistakable.
+    const processingMs = 3000;
+    before(async () => {
+      s = await setUp(version, { spoe: { processingTimeout: `${processingMs}ms` } });
+    });
+    after(() => tearDown(s));
+
+    it('answers or fails fast every request it had received, and stops at once', async () => {
+      const { port, agent } = s!;
+      await warmUp(port);
+      const mark = agent.output().length;
+      let stopAt = Infinity;
+      const done: Array<{ ms: number; scored: boolean; startedBeforeStop: boolean }> = [];
+      let running = true;
+      const loop = async (): Promise<void> => {
+        while (running) {
+          const t0 = performance.now();
+          const r = await httpGet(port, '/load', { timeoutMs: processingMs + 5000 });
+          done.push({ ms: performance.now() - t0, scored: r.rejected || scoreHeader(r) !== undefined, startedBeforeStop: t0 < stopAt });
+        }
+      };
+      const loops = Array.from({ length: 8 }, loop);
+      await new Promise((r) => setTimeout(r, 500));
+      stopAt = performance.now();
+      const exit = await agent.stop(10_000); // SIGTERM: graceful
+      const stoppedMs = performance.now() - stopAt;
+      running = false;
+      await Promise.all(loops);
+
+      assert.equal(exit.code, 0, `agent exit ${JSON.stringify(exit)}`);
+      assert.ok(stoppedMs < 1000, `the agent stopped in ${stoppedMs.toFixed(0)} ms`);
+      const log = agent.output().slice(mark);
+      assert.match(log, /-> AGENT-DISCONNECT .*status-code=uint32:0 message=str:"normal"/);
+      // Every NOTIFY the agent read was answered before it left...
+      const notifies = (log.match(/<- NOTIFY/g) ?? []).length;
+      const acks = (log.match(/-> ACK/g) ?? []).length;
+      assert.ok(notifies > 20, `traffic ran (${notifies} NOTIFY)`);
+      assert.equal(acks, notifies, 'every NOTIFY received got its ACK');
+      // ...and HAProxy applied every one of those ACKs: none came too late.
+      assert.equal(done.filter((d) => d.scored).length, acks, 'every ACK sent was applied by HAProxy');
+      // A request that waited for the processing timeout is one whose NOTIFY never reached
+      // the agent: HAProxy retries a gone agent until that timeout (spop-reference §10.3).
+      const slow = done.filter((d) => d.ms >= processingMs);
+      assert.deepEqual(slow.filter((d) => d.scored), [], 'no request the agent answered waited');
+      const inFlightAtStop = done.filter((d) => d.startedBeforeStop && !d.scored);
+      assert.ok(inFlightAtStop.every((d) => d.ms < processingMs) || slow.length <= 8, `at most one request per client loop met the stop: ${slow.length}`);
+    });
+  });
+}
