@@ -125,9 +125,9 @@ export class Reader {
         // HAProxy's rule: true only when the flag nibble is exactly 1 (0x31 is false).
         return (typeByte & 0xf0) === 0x10 ? TRUE_DATA : FALSE_DATA;
       case DataType.INT32:
-        return { type: 'int32', value: Number(signed64(this.varint())) };
+        return { type: 'int32', value: inRange(signed64(this.varint()), INT32_MIN, INT32_MAX, 'int32') };
       case DataType.UINT32:
-        return { type: 'uint32', value: Number(this.varint()) };
+        return { type: 'uint32', value: inRange(this.varint(), 0, UINT32_MAX, 'uint32') };
       case DataType.INT64:
         return { type: 'int64', value: signed64(this.varint()) };
       case DataType.UINT64:
@@ -205,6 +205,19 @@ function signed64(v: number | bigint): number | bigint {
   if (v < TWO_POW_63) return v;
   const s = v - (1n << 64n);
   return s >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(s) : s;
+}
+
+const INT32_MIN = -0x8000_0000;
+const INT32_MAX = 0x7fff_ffff;
+const UINT32_MAX = 0xffff_ffff;
+
+/**
+ * INT32/UINT32 values must fit their type: a wider varint would otherwise be
+ * rounded by Number() and come back as a value the encoder refuses.
+ */
+function inRange(v: number | bigint, min: number, max: number, type: string): number {
+  if (typeof v !== 'number' || v < min || v > max) throw invalidFrame(`${type} out of range: ${v}`);
+  return v;
 }
 
 /** Smallest legal frame body: type, flags and two one-byte ids. */
