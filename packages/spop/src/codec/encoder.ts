@@ -27,8 +27,10 @@ const INT64_MAX = (1n << 63n) - 1n;
 export class Writer {
   #buf: Buffer;
   #pos = 0;
+  readonly #initialSize: number;
 
   constructor(initialSize = 1024) {
+    this.#initialSize = initialSize;
     this.#buf = Buffer.allocUnsafe(initialSize);
   }
 
@@ -51,7 +53,10 @@ export class Writer {
    */
   take(): Buffer {
     const out = this.#buf.subarray(0, this.#pos);
-    this.#buf = Buffer.allocUnsafe(Math.max(256, this.#buf.length - this.#pos));
+    // Keep the unused tail when there is room (no allocation); never keep a
+    // one-off large buffer's size for every later flush.
+    const tail = this.#buf.length - this.#pos;
+    this.#buf = tail >= 256 && tail <= this.#initialSize ? this.#buf.subarray(this.#pos) : Buffer.allocUnsafe(this.#initialSize);
     this.#pos = 0;
     return out;
   }

@@ -119,10 +119,14 @@ export class SpopConnection {
   // ---- input ---------------------------------------------------------------
 
   #onData(chunk: Buffer): void {
+    // Closing: nothing more is looked at. Pushing into the parser would buffer
+    // it for nothing, and re-throw (and re-count) the error that closed us.
+    if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#inData = true;
     try {
       this.#parser.push(chunk, this.#sink);
-      if (this.#parser.paused) this.#socket.pause();
+      // Not when the frame just handled closed us: #end() keeps the socket reading.
+      if (this.#parser.paused && this.state !== 'closing') this.#socket.pause();
     } catch (err) {
       this.#protocolError(err);
     } finally {
@@ -451,6 +455,10 @@ export class SpopConnection {
     this.#flushQueued = false;
     this.#flush();
     this.#socket.end();
+    // shutdown() paused the socket: keep reading (and discarding, see #onData),
+    // or bytes that arrived meanwhile hide HAProxy's FIN and the socket only
+    // closes when the (unref'd) grace timer fires, if the process lives that long.
+    this.#socket.resume();
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.#socket.destroy(), CLOSE_GRACE_MS);
     this.#timer.unref();
@@ -476,7 +484,13 @@ export class SpopConnection {
     this.#state = 'closed';
     clearTimeout(this.#timer);
     const lost = new Error('connection closed');
-    for (const call of this.#pending) call.abort(lost);
+    for (const call of this.#pending) {
+      call.abort(lost);
+      // Its ACK can go nowhere (unless `async` may reroute it): forget the call
+      // now, so that neither its timer (a false "timed out") nor a handler
+      // rejecting because of this abort (a false "handler failed") is reported.
+      if (!this.#negotiated?.async) this.#complete(call, []);
+    }
     this.#drained?.();
     this.#host.onClose(this);
   }
