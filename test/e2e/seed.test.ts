@@ -93,7 +93,7 @@ async function tearDown(s: Setup | undefined): Promise<void> {
  * counted.
  */
 async function warmUp(port: number, opts: Parameters<typeof httpGet>[2] = {}): Promise<void> {
-  for (let i = 0; i < 3; i++) await httpGet(port, '/warm-up', opts);
+  for (let i = 0; i < 10; i++) await httpGet(port, "/warm-up", opts);
   await new Promise((r) => setTimeout(r, 300)); // let the agent's log of them arrive
 }
 

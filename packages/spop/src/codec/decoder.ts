@@ -27,6 +27,11 @@ import { type VarintResult, readVarint } from './varint.js';
 
 const TWO_POW_63 = 1n << 63n;
 
+interface InternedName {
+  readonly bytes: Buffer;
+  readonly text: string;
+}
+
 /** A STR value decoded from the wire: raw bytes now, UTF-8 text on demand. */
 class DecodedStr implements StrData {
   readonly type = 'str';
@@ -40,15 +45,28 @@ class DecodedStr implements StrData {
   }
 }
 
-/** An IPV4/IPV6 value decoded from the wire: raw bytes now, text on demand. */
+/**
+ * An IPV4/IPV6 value decoded from the wire: it only remembers where the
+ * address sits; the bytes view and the text are made on first access.
+ */
 class DecodedIp implements IpData {
   #text: string | undefined;
+  readonly #buf: Buffer;
+  readonly #offset: number;
   constructor(
     readonly type: 'ipv4' | 'ipv6',
-    readonly bytes: Buffer,
-  ) {}
+    buf: Buffer,
+    offset: number,
+  ) {
+    this.#buf = buf;
+    this.#offset = offset;
+  }
+  get bytes(): Buffer {
+    return this.#buf.subarray(this.#offset, this.#offset + (this.type === 'ipv4' ? 4 : 16));
+  }
   get value(): string {
-    return (this.#text ??= this.type === 'ipv4' ? formatIPv4(this.bytes) : formatIPv6(this.bytes));
+    return (this.#text ??=
+      this.type === 'ipv4' ? formatIPv4(this.#buf, this.#offset) : formatIPv6(this.#buf, this.#offset));
   }
   toJSON(): IpData {
     return { type: this.type, value: this.value };
@@ -66,6 +84,7 @@ export class Reader {
   pos = 0;
   end = 0;
   readonly #varint: VarintResult = { value: 0, offset: 0 };
+  readonly #names: InternedName[] = [];
 
   constructor(buf?: Buffer, start = 0, end = buf?.length ?? 0) {
     if (buf) this.reset(buf, start, end);
@@ -108,12 +127,46 @@ export class Reader {
     return this.buf.subarray(start, this.pos);
   }
 
+  /** Moves past `n` bytes; returns where they start. */
+  skip(n: number): number {
+    if (n > this.end - this.pos) throw invalidFrame('truncated payload');
+    const start = this.pos;
+    this.pos += n;
+    return start;
+  }
+
   /** A bare length-prefixed string (KV keys, message, argument and variable names). */
   string(): string {
     const n = this.length();
+    if (n === 0) return ''; // unnamed arguments: no native call for nothing
     const start = this.pos;
     this.pos += n;
     return this.buf.toString('utf8', start, this.pos);
+  }
+
+  /**
+   * A name that repeats from frame to frame (message names): recently seen
+   * ones are recognised by their bytes, so the same string is returned
+   * without decoding (or allocating) it again.
+   */
+  name(): string {
+    const n = this.length();
+    const start = this.pos;
+    this.pos += n;
+    const buf = this.buf;
+    const names = this.#names;
+    search: for (let i = 0; i < names.length; i++) {
+      const known = names[i] as InternedName;
+      if (known.bytes.length !== n) continue;
+      for (let j = 0; j < n; j++) if (known.bytes[j] !== buf[start + j]) continue search;
+      return known.text;
+    }
+    const text = buf.toString('utf8', start, this.pos);
+    if (n <= 64) {
+      if (names.length >= 8) names.pop();
+      names.unshift({ bytes: Buffer.from(buf.subarray(start, this.pos)), text });
+    }
+    return text;
   }
 
   typedData(): TypedData {
@@ -133,9 +186,9 @@ export class Reader {
       case DataType.UINT64:
         return { type: 'uint64', value: this.varint() };
       case DataType.IPV4:
-        return new DecodedIp('ipv4', this.bytes(4));
+        return new DecodedIp('ipv4', this.buf, this.skip(4));
       case DataType.IPV6:
-        return new DecodedIp('ipv6', this.bytes(16));
+        return new DecodedIp('ipv6', this.buf, this.skip(16));
       case DataType.STR:
         return new DecodedStr(this.bytes(this.length()));
       case DataType.BIN:
@@ -165,7 +218,7 @@ export class Reader {
   }
 
   message(): SpoeMessage {
-    const name = this.string();
+    const name = this.name();
     const count = this.byte();
     const args: MessageArg[] = new Array<MessageArg>(count);
     for (let i = 0; i < count; i++) args[i] = { name: this.string(), value: this.typedData() };

@@ -18,6 +18,10 @@ import {
 } from './types.js';
 import { assertVarintRange, varintSize, writeVarint, writeVarintBig } from './varint.js';
 
+/** Encoded names kept; a workload with more distinct names simply starts the cache over. */
+const MAX_ENCODED_NAMES = 1024;
+const encodedNames = new Map<string, Buffer>();
+
 const INT32_MIN = -0x8000_0000;
 const INT32_MAX = 0x7fff_ffff;
 const UINT32_MAX = 0xffff_ffff;
@@ -105,7 +109,21 @@ export class Writer {
     return this.varint(data.length).bytes(data);
   }
 
-  /** A bare length-prefixed UTF-8 string (keys and names). */
+  /**
+   * A name that repeats from frame to frame (variable and message names,
+   * keys): its length-prefixed bytes are encoded once and then copied.
+   */
+  name(s: string): this {
+    let encoded = encodedNames.get(s);
+    if (encoded === undefined) {
+      encoded = new Writer(Buffer.byteLength(s) + 10).string(s).take();
+      if (encodedNames.size >= MAX_ENCODED_NAMES) encodedNames.clear();
+      encodedNames.set(s, encoded);
+    }
+    return this.bytes(encoded);
+  }
+
+  /** A bare length-prefixed UTF-8 string. */
   string(s: string): this {
     const n = Buffer.byteLength(s);
     this.#ensure(varintSize(n) + n);
@@ -148,22 +166,22 @@ export class Writer {
   }
 
   kvList(entries: readonly KvEntry[]): this {
-    for (const [key, value] of entries) this.string(key).typedData(value);
+    for (const [key, value] of entries) this.name(key).typedData(value);
     return this;
   }
 
   message(m: SpoeMessage): this {
     if (m.args.length > 255) throw new RangeError(`message ${m.name} has more than 255 arguments`);
-    this.string(m.name).byte(m.args.length);
+    this.name(m.name).byte(m.args.length);
     for (const arg of m.args) this.string(arg.name).typedData(arg.value);
     return this;
   }
 
   action(a: Action): this {
     if (a.type === 'set-var') {
-      return this.byte(ActionType.SET_VAR).byte(3).byte(Scope[a.scope]).string(a.name).typedData(a.value);
+      return this.byte(ActionType.SET_VAR).byte(3).byte(Scope[a.scope]).name(a.name).typedData(a.value);
     }
-    return this.byte(ActionType.UNSET_VAR).byte(2).byte(Scope[a.scope]).string(a.name);
+    return this.byte(ActionType.UNSET_VAR).byte(2).byte(Scope[a.scope]).name(a.name);
   }
 
   /**

@@ -56,8 +56,12 @@ const VAR_NAME = /^[A-Za-z0-9_.]+$/;
  * [A-Za-z0-9_.], and every action after it: fail loudly here instead.
  */
 export function assertVarName(name: string): void {
+  if (validNames.has(name)) return; // handlers set the same few names on every call
   if (!VAR_NAME.test(name)) throw new TypeError(`invalid variable name ${JSON.stringify(name)}: use [A-Za-z0-9_.]`);
+  if (validNames.size >= 1024) validNames.clear();
+  validNames.add(name);
 }
+const validNames = new Set<string>();
 
 export function setVar(scope: VarScope, name: string, value: VarValue): SetVarAction {
   assertVarName(name);
