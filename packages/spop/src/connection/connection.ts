@@ -68,7 +68,7 @@ export class SpopConnection {
   readonly #parser: FrameParser;
   readonly #reader = new Reader();
   readonly #head: FrameHead = { typeId: 0, flags: 0, streamId: 0, frameId: 0, payloadStart: 0 };
-  readonly #writer = new Writer(4096);
+  readonly #writer = new Writer(2048); // under 4 KiB: carved from Node's shared pool, not a buffer per connection
   readonly #sink = (buf: Buffer, start: number, end: number): boolean => this.#onFrame(buf, start, end);
   #inFlight = 0;
   /** Async NOTIFY calls still running, to abort them if the connection goes. */
