@@ -5,6 +5,7 @@
  * input buffer; their text is produced on first access.
  */
 import { formatIPv4, formatIPv6 } from './ip.js';
+import { Message } from './message.js';
 import { invalidFrame } from './status.js';
 import {
   type Action,
@@ -14,7 +15,6 @@ import {
   type IpData,
   type KvEntry,
   type MessageArg,
-  type SpoeMessage,
   type StrData,
   type TypedData,
   type VarScope,
@@ -211,18 +211,18 @@ export class Reader {
   }
 
   /** LIST-OF-MESSAGES (NOTIFY payload). */
-  messages(): SpoeMessage[] {
-    const messages: SpoeMessage[] = [];
+  messages(): Message[] {
+    const messages: Message[] = [];
     while (this.pos < this.end) messages.push(this.message());
     return messages;
   }
 
-  message(): SpoeMessage {
+  message(): Message {
     const name = this.name();
     const count = this.byte();
     const args: MessageArg[] = new Array<MessageArg>(count);
     for (let i = 0; i < count; i++) args[i] = { name: this.string(), value: this.typedData() };
-    return { name, args };
+    return new Message(name, args);
   }
 
   /** LIST-OF-ACTIONS (ACK payload). */

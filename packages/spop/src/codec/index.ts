@@ -6,3 +6,4 @@ export { Reader, readFrameHead, decodeFrame, MIN_FRAME_LENGTH, type FrameHead } 
 export { Writer, encodeFrame, encodeTypedData } from './encoder.js';
 export { FrameParser, type FrameSink } from './parser.js';
 export { formatFrame, formatTypedData } from './format.js';
+export { Message } from './message.js';

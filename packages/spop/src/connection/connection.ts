@@ -13,9 +13,9 @@ import type { Socket } from 'node:net';
 import {
   type Action,
   type FrameHead,
-  type SpoeMessage,
   FrameFlags,
   FrameParser,
+  type Message,
   FrameType,
   Reader,
   SpopError,
@@ -27,7 +27,6 @@ import {
   statusMessage,
 } from '../codec/index.js';
 import type { ConnectionInfo, HandlerResult, MessageHandler } from '../handler/types.js';
-import { Message } from '../handler/types.js';
 import type { ResolvedAgentOptions } from '../options.js';
 import { type Negotiated, agentHelloKv, disconnectKv, negotiate, readDisconnect, readHaproxyHello } from './hello.js';
 import { NotifyCall } from './notify-call.js';
@@ -253,7 +252,7 @@ export class SpopConnection {
 
   // ---- handlers ------------------------------------------------------------
 
-  #dispatch(streamId: number | bigint, frameId: number | bigint, messages: SpoeMessage[]): void {
+  #dispatch(streamId: number | bigint, frameId: number | bigint, messages: Message[]): void {
     const { handlers, stats } = this.#host;
     stats.notifies++;
     stats.inFlight++;
@@ -262,7 +261,7 @@ export class SpopConnection {
     const results = new Array<HandlerResult>(messages.length);
     let waiting = 0;
     for (let i = 0; i < messages.length; i++) {
-      const m = messages[i] as SpoeMessage;
+      const m = messages[i] as Message;
       const handler = handlers.get(m.name);
       if (handler === undefined) {
         stats.unknownMessages++;
@@ -270,7 +269,7 @@ export class SpopConnection {
       }
       let result: HandlerResult | Promise<HandlerResult>;
       try {
-        result = handler(new Message(m.name, m.args), call);
+        result = handler(m, call);
       } catch (err) {
         this.#handlerFailed(m.name, err);
         continue;

@@ -1,5 +1,6 @@
 /** What a message handler sees and returns. */
-import type { Action, FrameId, MessageArg, SpoeMessage, TypedData } from '../codec/index.js';
+import type { Action, FrameId } from '../codec/index.js';
+import type { Message } from '../codec/message.js';
 
 /** Facts about the HAProxy connection a NOTIFY arrived on. */
 export interface ConnectionInfo {
@@ -30,24 +31,4 @@ export type MessageHandler = (
   context: NotifyContext,
 ) => HandlerResult | Promise<HandlerResult>;
 
-/** A decoded SPOE message with convenient access to its arguments. */
-export class Message implements SpoeMessage {
-  constructor(
-    readonly name: string,
-    readonly args: readonly MessageArg[],
-  ) {}
-
-  /** The argument at a position, or the first with that name. */
-  arg(key: number | string): TypedData | undefined {
-    if (typeof key === 'number') return this.args[key]?.value;
-    for (const a of this.args) if (a.name === key) return a.value;
-    return undefined;
-  }
-
-  /** The argument's plain value (string for str and addresses, number/bigint, boolean, bytes, null). */
-  value(key: number | string): string | number | bigint | boolean | Uint8Array | null | undefined {
-    const data = this.arg(key);
-    if (data === undefined) return undefined;
-    return data.type === 'null' ? null : data.value;
-  }
-}
+export { Message } from '../codec/message.js';
