@@ -16,6 +16,7 @@ import { type AddressInfo, type Server, type Socket, createServer } from 'node:n
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DataType, FrameFlags, FrameType, Writer, decodeFrame, encodeFrame } from '../codec/index.js';
+import { disconnectKv } from '../connection/hello.js';
 
 export interface FloorAgentOptions {
   /** TCP port; 0 (the default) picks a free one. Ignored with `path`. */
@@ -60,10 +61,7 @@ const AGENT_DISCONNECT = encodeFrame({
   flags: FrameFlags.FIN,
   streamId: 0,
   frameId: 0,
-  kv: [
-    ['status-code', { type: 'uint32', value: 0 }],
-    ['message', { type: 'str', value: 'normal' }],
-  ],
+  kv: disconnectKv(0, 'normal'),
 });
 
 /** HAProxy's max-frame-size from its HELLO (echoed, capped at ours); ours when absent or unreadable. */

@@ -30,6 +30,7 @@ import {
 } from '../codec/index.js';
 import { haproxyHelloKv } from '../testkit/fake-haproxy.js';
 import { type LatencySummary, LatencyHistogram } from './histogram.js';
+import { disconnectKv } from '../connection/hello.js';
 
 /** Where the agent listens. */
 export type LoadTarget = { readonly host?: string; readonly port: number } | { readonly path: string };
@@ -211,10 +212,7 @@ function buildTemplates(messageName: string, variable: string, maxFrameSize: num
       flags: FrameFlags.FIN,
       streamId: 0,
       frameId: 0,
-      kv: [
-        ['status-code', { type: 'uint32', value: 0 }],
-        ['message', { type: 'str', value: 'normal' }],
-      ],
+      kv: disconnectKv(0, 'normal'),
     }),
   };
 }

@@ -15,6 +15,7 @@ import {
   decodeFrame,
   encodeFrame,
 } from '../codec/index.js';
+import { disconnectKv } from '../connection/hello.js';
 
 export type ConnectTarget = { port: number; host?: string } | { path: string };
 
@@ -149,10 +150,7 @@ export class FakeHaproxy {
       flags: FrameFlags.FIN,
       streamId: 0,
       frameId: 0,
-      kv: [
-        ['status-code', { type: 'uint32', value: status }],
-        ['message', { type: 'str', value: message }],
-      ],
+      kv: disconnectKv(status, message),
     });
   }
 
