@@ -11,7 +11,7 @@
  *   floor     the filter, with the floor agent (packages/spop/dist/bench/floor-agent.js),
  *             the least work a Node agent can do per NOTIFY.
  * Each gets a fresh HAProxy and a fresh agent, a warm-up, then a measured wrk
- * run. Reported: requests/s, the share of responses carrying the score, CPU
+ * run; `--rounds N` repeats the three, in alternating order. Reported: requests/s, the share of responses carrying the score, CPU
  * of the agent's process tree and of HAProxy per (scored) request, and ours
  * over floor for agent CPU per scored request, the figure that survives a
  * noisy shared machine (target: <= 1.5).
@@ -23,10 +23,12 @@
  * - agent server `maxconn 1000` instead of 5: with 5, 2.6 queues its SPOE
  *   connections under load and nearly every check times out; 3.x reads
  *   maxconn as a cap on in-flight checks, which 5 would make the bottleneck.
- * - message on `on-frontend-http-request` instead of `on-client-session`,
- *   so that each HTTP request sends its own NOTIFY whatever HAProxy does with
- *   keep-alive connections, and no reject rule: every request is answered
- *   200, so "with score" + "without score" is every response.
+ * - message on `on-frontend-http-request` instead of `on-client-session`:
+ *   the event that is per HTTP request by definition. (On 2.6 and 3.2,
+ *   `on-client-session` also fired for every request of a keep-alive
+ *   connection, each request being a stream of its own, but the bench should
+ *   not depend on that.) And no reject rule: every request is answered 200,
+ *   so "with score" + "without score" is every response.
  * - `timeout processing` 500 ms (not 15 ms): a check that times out is
  *   counted as unscored, and we want that to mean "the agent did not answer",
  *   not "a shared machine descheduled someone for 20 ms". `timeout hello`
@@ -37,8 +39,8 @@
  * script is interrupted.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, release, tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -66,6 +68,9 @@ baseline (no SPOE filter), ours (spoa -n 1), floor (the floor agent).
   --duration <s>             measured seconds per configuration (default 10, at most 600)
   --warmup <s>               seconds of load before measuring (default 2, at most 60)
   --connections <n>          wrk keep-alive connections (default 50)
+  --rounds <n>               runs per configuration (default 1), alternating the order (baseline, ours,
+                             floor, then floor, ours, baseline...); ours/floor is then computed over all
+                             rounds, with the per-round figures beside it
   --threads <n>              wrk threads (default 1: the machine has few cores to share)
   --processing-timeout <ms>  SPOE "timeout processing" (default 500)
   --json                     print one JSON document instead of the tables
@@ -77,6 +82,7 @@ interface Options {
   readonly durationS: number;
   readonly warmupS: number;
   readonly connections: number;
+  readonly rounds: number;
   readonly threads: number;
   readonly processingTimeoutMs: number;
   readonly json: boolean;
@@ -95,6 +101,7 @@ function parseOptions(argv: string[]): Options | 'help' {
         duration: { type: 'string' },
         warmup: { type: 'string' },
         connections: { type: 'string' },
+        rounds: { type: 'string' },
         threads: { type: 'string' },
         'processing-timeout': { type: 'string' },
         json: { type: 'boolean' },
@@ -123,11 +130,14 @@ function parseOptions(argv: string[]): Options | 'help' {
     durationS: int('duration', v.duration, 10, 1, 600),
     warmupS: int('warmup', v.warmup, 2, 0, 60),
     connections: int('connections', v.connections, 50, 1, 10_000),
+    rounds: int('rounds', v.rounds, 1, 1, 20),
     threads: int('threads', v.threads, 1, 1, 64),
     processingTimeoutMs: int('processing-timeout', v['processing-timeout'], 500, 1, 60_000),
     json: v.json ?? false,
   };
-  if (options.threads > options.connections) throw new UsageError('--threads cannot exceed --connections (wrk needs a connection per thread)');
+  if (options.threads > options.connections) {
+    throw new UsageError('--threads cannot exceed --connections (wrk needs a connection per thread)');
+  }
   return options;
 }
 
@@ -211,6 +221,7 @@ spoe-message check-client-ip
  * yet another state and sums them through thread:get() on the threads that
  * setup() collected. The result is one line of JSON, found by its prefix.
  */
+const WRK_SCRIPT_NAME = 'count-scores.lua';
 const WRK_SCRIPT = `local threads = {}
 
 function setup(thread)
@@ -267,21 +278,27 @@ interface WrkResult {
   readonly maxUs: number;
 }
 
-const wrkFields = ['requests', 'durationUs', 'scored', 'unscored', 'non200', 'errors', 'p50Us', 'p99Us', 'maxUs'] as const;
-
 function parseWrkOutput(output: string): WrkResult {
   const line = output.split('\n').find((l) => l.startsWith('e2e-bench '));
   if (line === undefined) throw new Error(`wrk printed no result line; its output:\n${output}`);
   const data: unknown = JSON.parse(line.slice('e2e-bench '.length));
   if (typeof data !== 'object' || data === null) throw new Error(`bad wrk result line: ${line}`);
-  const record = data as Record<string, unknown>;
-  const result: Record<string, number> = {};
-  for (const field of wrkFields) {
-    const value = record[field];
-    if (typeof value !== 'number' || !Number.isFinite(value)) throw new Error(`bad or missing ${field} in wrk result line: ${line}`);
-    result[field] = value;
-  }
-  return result as unknown as WrkResult;
+  const field = (name: keyof WrkResult): number => {
+    const value: unknown = (data as Record<string, unknown>)[name];
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw new Error(`bad or missing ${name} in wrk result line: ${line}`);
+    return value;
+  };
+  return {
+    requests: field('requests'),
+    durationUs: field('durationUs'),
+    scored: field('scored'),
+    unscored: field('unscored'),
+    non200: field('non200'),
+    errors: field('errors'),
+    p50Us: field('p50Us'),
+    p99Us: field('p99Us'),
+    maxUs: field('maxUs'),
+  };
 }
 
 /** Fails with the way to install wrk when it is not on PATH. */
@@ -315,16 +332,22 @@ async function runWrk(port: number, seconds: number, scriptPath: string, options
 // ---------------------------------------------------------------------------
 // Measurement
 
-/** Busy and total jiffies of the whole machine, from /proc/stat's first line. */
-function hostCpu(): { busy: number; total: number } {
-  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  const idle = (fields[3] ?? 0) + (fields[4] ?? 0); // idle + iowait
-  return { busy: total - idle, total };
+/**
+ * Jiffies of the whole machine from /proc/stat's first line. Steal is apart:
+ * on a virtual machine it is time our vCPUs were runnable but the hypervisor
+ * ran someone else, which slows every process here without showing as busy.
+ */
+function hostCpu(): { busy: number; steal: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
+  return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal };
 }
 
 export interface RunResult {
   readonly config: ConfigName;
+  /** 1, 2...: the runs of a round ran one after the other. */
+  readonly round: number;
   readonly requests: number;
   readonly durationS: number;
   readonly requestsPerSecond: number;
@@ -343,8 +366,10 @@ export interface RunResult {
   readonly agentRssMb: number | null;
   readonly haproxyCpuMs: number;
   readonly haproxyCpuUsPerRequest: number;
-  /** Whole machine busy during the run, in % of all its cores: near 100, everyone competed for CPU. */
+  /** Whole machine busy during the run (every process, not only ours), in % of all its cores. */
   readonly hostBusyPercent: number;
+  /** Time the hypervisor took from the machine's vCPUs during the run, in % of all cores: high, the figures are unreliable. */
+  readonly hostStealPercent: number;
 }
 
 export interface VersionReport {
@@ -352,8 +377,10 @@ export interface VersionReport {
   /** First line of `haproxy -v`. */
   readonly haproxy: string;
   readonly runs: readonly RunResult[];
-  /** Agent CPU per scored request, ours / floor (null if either scored nothing). */
+  /** Agent CPU per scored request, ours / floor, over all rounds (null if either scored nothing). */
   readonly oursOverFloor: number | null;
+  /** The same, round by round. */
+  readonly oursOverFloorByRound: readonly (number | null)[];
 }
 
 export interface Report {
@@ -363,6 +390,7 @@ export interface Report {
     readonly durationS: number;
     readonly warmupS: number;
     readonly connections: number;
+    readonly rounds: number;
     readonly wrkThreads: number;
     readonly haproxyThreads: 1;
     readonly agentMaxconn: 1000;
@@ -378,7 +406,7 @@ function agentCommand(config: ConfigName, port: number): string[] {
   return [floorBin, '--port', p, '--host', '127.0.0.1'];
 }
 
-async function measure(version: HaproxyVersion, config: ConfigName, scriptPath: string, options: Options): Promise<RunResult> {
+async function measure(version: HaproxyVersion, config: ConfigName, round: number, options: Options): Promise<RunResult> {
   let agent: ManagedProcess | undefined;
   let haproxy: HaproxyHandle | undefined;
   try {
@@ -393,8 +421,13 @@ async function measure(version: HaproxyVersion, config: ConfigName, scriptPath: 
     haproxy = await harness.startHaproxy({
       version,
       config: haproxyConfig(frontendPort, agentPort),
-      files: agentPort !== undefined ? { 'spoe-iprep.conf': spoeConfig(options.processingTimeoutMs) } : {},
+      // wrk's script rides along in HAProxy's temp dir, which the harness removes whatever happens.
+      files: {
+        [WRK_SCRIPT_NAME]: WRK_SCRIPT,
+        ...(agentPort !== undefined ? { 'spoe-iprep.conf': spoeConfig(options.processingTimeoutMs) } : {}),
+      },
     });
+    const scriptPath = join(haproxy.dir, WRK_SCRIPT_NAME);
     // Measure only once the health check passed: before, HAProxy would not use the agent.
     if (agent !== undefined) await harness.waitServerStatus(haproxy, 'iprep-backend', 'iprep-srv', 'UP', 10_000);
 
@@ -408,7 +441,9 @@ async function measure(version: HaproxyVersion, config: ConfigName, scriptPath: 
     const haproxyAfter = readProcessStats(haproxy.pid);
     const agentAfter: TreeStats | undefined = agent !== undefined ? readTreeStats(agent.pid) : undefined;
 
-    if (haproxyBefore === undefined || haproxyAfter === undefined) throw new Error(`HAProxy ${version} exited during the run:\n${haproxy.output()}`);
+    if (haproxyBefore === undefined || haproxyAfter === undefined) {
+      throw new Error(`HAProxy ${version} exited during the run:\n${haproxy.output()}`);
+    }
     if (agent !== undefined && !agent.alive()) throw new Error(`the ${config} agent exited during the run:\n${agent.output()}`);
 
     const counted = wrk.scored + wrk.unscored + wrk.non200;
@@ -419,8 +454,10 @@ async function measure(version: HaproxyVersion, config: ConfigName, scriptPath: 
     const agentCpuMs = agentBefore !== undefined && agentAfter !== undefined ? treeCpuDelta(agentBefore, agentAfter) : null;
     const haproxyCpuMs = haproxyAfter.cpuMs - haproxyBefore.cpuMs;
     const durationS = wrk.durationUs / 1e6;
+    const hostTotal = Math.max(1, hostAfter.total - hostBefore.total);
     return {
       config,
+      round,
       requests: wrk.requests,
       durationS,
       requestsPerSecond: wrk.requests / durationS,
@@ -437,13 +474,26 @@ async function measure(version: HaproxyVersion, config: ConfigName, scriptPath: 
       agentRssMb: agentAfter !== undefined ? agentAfter.rssBytes / 2 ** 20 : null,
       haproxyCpuMs,
       haproxyCpuUsPerRequest: wrk.requests > 0 ? (haproxyCpuMs * 1000) / wrk.requests : 0,
-      hostBusyPercent: (100 * (hostAfter.busy - hostBefore.busy)) / Math.max(1, hostAfter.total - hostBefore.total),
+      hostBusyPercent: (100 * (hostAfter.busy - hostBefore.busy)) / hostTotal,
+      hostStealPercent: (100 * (hostAfter.steal - hostBefore.steal)) / hostTotal,
     };
   } finally {
     // HAProxy first, so the agent sees its connections close rather than a stop mid-request.
     await haproxy?.stop();
     await agent?.stop();
   }
+}
+
+/** Agent CPU per scored request, ours / floor, from the sums over `runs` (so a long run weighs more than a short one). */
+function oursOverFloor(runs: readonly RunResult[]): number | null {
+  const perScored = (config: ConfigName): number | null => {
+    const of = runs.filter((r) => r.config === config);
+    const scored = of.reduce((n, r) => n + r.scored, 0);
+    return scored > 0 ? of.reduce((n, r) => n + (r.agentCpuMs ?? 0), 0) / scored : null;
+  };
+  const ours = perScored('ours');
+  const floor = perScored('floor');
+  return ours !== null && floor !== null && floor > 0 ? ours / floor : null;
 }
 
 function haproxyVersionLine(version: HaproxyVersion): string {
@@ -462,47 +512,58 @@ async function runBenchmark(options: Options): Promise<Report> {
   }
   for (const version of options.versions) harness.requireHaproxy(version); // fail before any measurement
 
-  const dir = mkdtempSync(join(tmpdir(), 'e2e-bench-'));
-  const scriptPath = join(dir, 'count-scores.lua');
-  writeFileSync(scriptPath, WRK_SCRIPT);
-  try {
-    const versions: VersionReport[] = [];
-    for (const version of options.versions) {
-      const haproxy = haproxyVersionLine(version);
-      const runs: RunResult[] = [];
-      for (const config of configNames) {
-        process.stderr.write(`HAProxy ${version}, ${config}: ${options.warmupS} s warm-up, ${options.durationS} s measured...\n`);
-        runs.push(await measure(version, config, scriptPath, options));
+  const versions: VersionReport[] = [];
+  for (const version of options.versions) {
+    const haproxy = haproxyVersionLine(version);
+    const runs: RunResult[] = [];
+    for (let round = 1; round <= options.rounds; round++) {
+      // Every other round backwards: a machine slowing down steadily then weighs on every configuration alike.
+      const order = round % 2 === 1 ? configNames : [...configNames].reverse();
+      for (const config of order) {
+        const what = `HAProxy ${version}, ${config}${options.rounds > 1 ? `, round ${round}` : ''}`;
+        process.stderr.write(`${what}: ${options.warmupS} s warm-up, ${options.durationS} s measured...\n`);
+        runs.push(await measure(version, config, round, options));
       }
-      const perScored = (name: ConfigName): number | null => runs.find((r) => r.config === name)?.agentCpuUsPerScored ?? null;
-      const ours = perScored('ours');
-      const floor = perScored('floor');
-      versions.push({ version, haproxy, runs, oursOverFloor: ours !== null && floor !== null && floor > 0 ? ours / floor : null });
     }
-    return {
-      date: new Date().toISOString(),
-      machine: { cores: availableParallelism(), kernel: release(), node: process.version, wrk: wrkVersion },
-      settings: {
-        durationS: options.durationS,
-        warmupS: options.warmupS,
-        connections: options.connections,
-        wrkThreads: options.threads,
-        haproxyThreads: 1,
-        agentMaxconn: 1000,
-        processingTimeoutMs: options.processingTimeoutMs,
-        targetRatio: TARGET_RATIO,
-      },
-      versions,
-    };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    const byRound = Array.from({ length: options.rounds }, (_, i) => oursOverFloor(runs.filter((r) => r.round === i + 1)));
+    versions.push({ version, haproxy, runs, oursOverFloor: oursOverFloor(runs), oursOverFloorByRound: byRound });
   }
+  return {
+    date: new Date().toISOString(),
+    machine: { cores: availableParallelism(), kernel: release(), node: process.version, wrk: wrkVersion },
+    settings: {
+      durationS: options.durationS,
+      warmupS: options.warmupS,
+      connections: options.connections,
+      rounds: options.rounds,
+      wrkThreads: options.threads,
+      haproxyThreads: 1,
+      agentMaxconn: 1000,
+      processingTimeoutMs: options.processingTimeoutMs,
+      targetRatio: TARGET_RATIO,
+    },
+    versions,
+  };
 }
 
 // ---------------------------------------------------------------------------
 // Output
 
-const COLUMNS = ['config', 'req/s', 'vs base', 'scored', 'with', 'without', 'p50 ms', 'p99 ms', 'agent CPU ms', 'agent µs/scored', 'HAProxy µs/req', 'host busy'];
+const COLUMNS = [
+  'config',
+  'req/s',
+  'vs base',
+  'scored',
+  'with',
+  'without',
+  'p50 ms',
+  'p99 ms',
+  'agent CPU ms',
+  'agent µs/scored',
+  'HAProxy µs/req',
+  'host busy',
+  'steal',
+];
 
 function fmt(n: number | null, digits = 0): string {
   if (n === null) return '-';
@@ -512,45 +573,51 @@ function fmt(n: number | null, digits = 0): string {
 function formatTables(report: Report): string {
   const s = report.settings;
   const lines = [
-    `wrk ${s.wrkThreads} thread(s) x ${s.connections} keep-alive connections, ${s.durationS} s measured after ${s.warmupS} s warm-up; ` +
+    `wrk ${s.wrkThreads} thread(s) x ${s.connections} keep-alive connections, ${s.durationS} s measured after ${s.warmupS} s warm-up` +
+      `${s.rounds > 1 ? `, ${s.rounds} rounds` : ''}; ` +
       `HAProxy nbthread 1, agent server maxconn 1000, timeout processing ${s.processingTimeoutMs} ms`,
     `${report.machine.cores} cores, Linux ${report.machine.kernel}, Node ${report.machine.node}, ${report.machine.wrk}`,
   ];
+  const columns = s.rounds > 1 ? ['round', ...COLUMNS] : COLUMNS;
   for (const v of report.versions) {
-    const base = v.runs.find((r) => r.config === 'baseline')?.requestsPerSecond;
-    const rows = v.runs.map((r) => [
-      r.config,
-      fmt(r.requestsPerSecond),
-      base ? `${fmt((100 * r.requestsPerSecond) / base)}%` : '-',
-      `${fmt(100 * r.scoredShare, 2)}%`,
-      fmt(r.scored),
-      fmt(r.unscored + r.non200),
-      fmt(r.latencyP50Ms, 2),
-      fmt(r.latencyP99Ms, 2),
-      fmt(r.agentCpuMs),
-      fmt(r.agentCpuUsPerScored, 1),
-      fmt(r.haproxyCpuUsPerRequest, 1),
-      `${fmt(r.hostBusyPercent)}%`,
-    ]);
-    const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((row) => (row[i] ?? '').length)));
+    const runs = [...v.runs].sort((a, b) => configNames.indexOf(a.config) - configNames.indexOf(b.config) || a.round - b.round);
+    const rows = runs.map((r) => {
+      const base = v.runs.find((b) => b.config === 'baseline' && b.round === r.round)?.requestsPerSecond;
+      const cells = [
+        r.config,
+        fmt(r.requestsPerSecond),
+        base ? `${fmt((100 * r.requestsPerSecond) / base)}%` : '-',
+        `${fmt(100 * r.scoredShare, 2)}%`,
+        fmt(r.scored),
+        fmt(r.unscored + r.non200),
+        fmt(r.latencyP50Ms, 2),
+        fmt(r.latencyP99Ms, 2),
+        fmt(r.agentCpuMs),
+        fmt(r.agentCpuUsPerScored, 1),
+        fmt(r.haproxyCpuUsPerRequest, 1),
+        `${fmt(r.hostBusyPercent)}%`,
+        `${fmt(r.hostStealPercent)}%`,
+      ];
+      return s.rounds > 1 ? [String(r.round), ...cells] : cells;
+    });
+    const widths = columns.map((c, i) => Math.max(c.length, ...rows.map((row) => (row[i] ?? '').length)));
+    const firstText = s.rounds > 1 ? 1 : 0; // the config name is the only left-aligned column
     const line = (cells: readonly string[]): string =>
-      cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-    lines.push('', v.haproxy, line(COLUMNS), ...rows.map(line));
-    for (const r of v.runs) {
+      cells.map((c, i) => (i === firstText ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+    lines.push('', v.haproxy, line(columns), ...rows.map(line));
+    for (const r of runs) {
       if (r.non200 > 0 || r.socketErrors > 0) lines.push(`  ${r.config}: ${r.non200} non-200 responses, ${r.socketErrors} socket errors`);
     }
     const ratio = v.oursOverFloor;
-    lines.push(
-      ratio === null
-        ? 'ours/floor agent CPU per scored request: - (a run scored nothing)'
-        : `ours/floor agent CPU per scored request: ${ratio.toFixed(2)} (target <= ${s.targetRatio}: ${ratio <= s.targetRatio ? 'met' : 'NOT met'})`,
-    );
+    const verdict = ratio === null ? '(a run scored nothing)' : `(target <= ${s.targetRatio}: ${ratio <= s.targetRatio ? 'met' : 'NOT met'})`;
+    const perRound = s.rounds > 1 ? `; by round: ${v.oursOverFloorByRound.map((x) => (x === null ? '-' : x.toFixed(2))).join(', ')}` : '';
+    lines.push(`ours/floor agent CPU per scored request: ${ratio === null ? '-' : ratio.toFixed(2)} ${verdict}${perRound}`);
   }
   lines.push(
     '',
     'scored = share of responses with x-ip-score (with = count, without = the others); agent µs/scored = CPU of the',
     "agent's process tree during the run / scored responses; HAProxy µs/req = HAProxy's CPU / responses;",
-    'host busy = whole machine, in % of all cores.',
+    'host busy = whole machine (other work included), steal = time the hypervisor took, both in % of all cores.',
   );
   return `${lines.join('\n')}\n`;
 }
