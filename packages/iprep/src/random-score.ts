@@ -2,7 +2,7 @@
  * The seed's behaviour: every `check-client-ip` gets a random `ip_score` in
  * 0..100, in session scope, so HAProxy's `var(sess.iprep.ip_score)` is set.
  */
-import { type MessageHandler, setVar, T } from 'spop';
+import { type MessageHandler, preEncode, setVar, T } from 'spop';
 
 export const CHECK_CLIENT_IP = 'check-client-ip';
 
@@ -18,13 +18,15 @@ export function randomScoreHandler(options: RandomScoreOptions = {}): MessageHan
   const variable = options.variable ?? 'ip_score';
   const random = options.random ?? Math.random;
   const { onScore } = options;
+  // UINT32, as HAProxy's reference agent sends it. The 101 possible answers are
+  // built and encoded once: a NOTIFY then allocates nothing here.
+  const answers = Array.from({ length: 101 }, (_, score) => preEncode(setVar('sess', variable, T.uint32(score))));
   return (message) => {
     // The first argument, named or not (`args src` or `args ip=src`).
     const ip = message.arg(0);
     if (ip === undefined || (ip.type !== 'ipv4' && ip.type !== 'ipv6')) return undefined;
     const score = Math.floor(random() * 101);
     onScore?.(ip.value, score);
-    // UINT32, as HAProxy's reference agent sends it.
-    return setVar('sess', variable, T.uint32(score));
+    return answers[score];
   };
 }

@@ -178,6 +178,8 @@ export class Writer {
   }
 
   action(a: Action): this {
+    const encoded = (a as PreEncoded)[ENCODED];
+    if (encoded !== undefined) return this.bytes(encoded);
     if (a.type === 'set-var') {
       return this.byte(ActionType.SET_VAR).byte(3).byte(Scope[a.scope]).name(a.name).typedData(a.value);
     }
@@ -191,10 +193,15 @@ export class Writer {
   beginFrame(typeId: number, flags: number, streamId: FrameId, frameId: FrameId): number {
     const start = this.#pos;
     this.#ensure(9);
-    this.#pos += 4;
-    this.#buf[this.#pos++] = typeId;
-    this.#buf.writeUInt32BE(flags >>> 0, this.#pos);
-    this.#pos += 4;
+    const buf = this.#buf;
+    let pos = start + 4; // the length prefix, back-filled by endFrame
+    buf[pos++] = typeId;
+    // Flags: 32 bits in network byte order (FIN is 00 00 00 01). Plain byte stores beat writeUInt32BE here.
+    buf[pos++] = flags >>> 24;
+    buf[pos++] = (flags >>> 16) & 0xff;
+    buf[pos++] = (flags >>> 8) & 0xff;
+    buf[pos++] = flags & 0xff;
+    this.#pos = pos;
     this.varint(streamId).varint(frameId);
     return start;
   }
@@ -202,7 +209,11 @@ export class Writer {
   /** Back-fills the length prefix of the frame begun at `start`; returns the frame's LENGTH. */
   endFrame(start: number): number {
     const length = this.#pos - start - 4;
-    this.#buf.writeUInt32BE(length, start);
+    const buf = this.#buf;
+    buf[start] = length >>> 24;
+    buf[start + 1] = (length >>> 16) & 0xff;
+    buf[start + 2] = (length >>> 8) & 0xff;
+    buf[start + 3] = length & 0xff;
     return length;
   }
 
@@ -248,6 +259,20 @@ function addressBytes(bytes: Uint8Array | undefined, size: number): Uint8Array |
   if (bytes === undefined) return undefined;
   if (bytes.length !== size) throw new RangeError(`an IPv${size === 4 ? 4 : 6} address has ${size} bytes`);
   return bytes;
+}
+
+/** Where a pre-encoded action keeps its wire bytes. */
+const ENCODED = Symbol('spop.encoded');
+type PreEncoded = { readonly [ENCODED]?: Uint8Array };
+
+/**
+ * The same action with its wire bytes computed once. Handlers that answer
+ * with a few recurring actions (a fixed verdict, one of 101 scores) keep them
+ * pre-encoded: each ACK then costs a copy instead of an encoding.
+ */
+export function preEncode<A extends Action>(action: A): A {
+  const bytes = new Writer(64).action(action).take();
+  return Object.freeze({ ...action, [ENCODED]: bytes }) as A;
 }
 
 /** Encodes one frame into a fresh Buffer (length prefix included). */

@@ -318,8 +318,11 @@ export class SpopConnection {
 
   #complete(call: NotifyCall, results: HandlerResult[]): void {
     call.done = true;
-    if (call.timer !== undefined) clearTimeout(call.timer);
-    this.#pending.delete(call);
+    if (call.timer !== undefined) {
+      // Only calls that waited have a timer and a place in #pending.
+      clearTimeout(call.timer);
+      this.#pending.delete(call);
+    }
     this.#inFlight--;
     this.#host.stats.inFlight--;
     if (this.#state === 'ready' || this.#state === 'draining') {
