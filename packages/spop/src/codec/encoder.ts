@@ -85,9 +85,23 @@ export class Writer {
 
   /** A varint in [0, 2^64). */
   varint(v: number | bigint): this {
-    if (typeof v === 'number' && v < 240 && v >= 0 && Number.isInteger(v)) {
-      this.#ensure(1);
-      this.#buf[this.#pos++] = v; // the common case: ids and small lengths
+    if (typeof v === 'number' && v >= 0 && v <= 0xffff_ffff && Number.isInteger(v)) {
+      // The common case (ids, lengths, 32-bit values): unsigned shifts are exact below 2^32.
+      this.#ensure(5);
+      const buf = this.#buf;
+      let pos = this.#pos;
+      if (v < 240) {
+        buf[pos++] = v;
+      } else {
+        buf[pos++] = (v & 0x0f) | 0xf0;
+        let rest = (v - 240) >>> 4;
+        while (rest >= 128) {
+          buf[pos++] = (rest & 0x7f) | 0x80;
+          rest = (rest - 128) >>> 7;
+        }
+        buf[pos++] = rest;
+      }
+      this.#pos = pos;
       return this;
     }
     assertVarintRange(v);
