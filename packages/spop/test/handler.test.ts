@@ -36,3 +36,45 @@ describe('toTypedData', () => {
     assert.throws(() => toTypedData(1.5), /no floating point/);
   });
 });
+
+describe('decoded messages (arguments decoded on access)', () => {
+  const payload = (hex: string): Buffer => Buffer.from(hex, 'hex');
+  // check-client-ip(ip=192.168.1.10), then log-request(method="GET", port=int64 8080, tls=false, x=null)
+  const two = payload(
+    '0f636865636b2d636c69656e742d69700102697006c0a8010a' +
+      '0b6c6f672d7265717565737404066d6574686f64080347455404706f727404f0ea0203746c7301017800',
+  );
+
+  it('gives each argument by position or name, the same as the full list', async () => {
+    const { Reader } = await import('../src/index.js');
+    const [first, second] = new Reader(two).messages();
+    assert.equal(first!.name, 'check-client-ip');
+    assert.equal(first!.value(0), '192.168.1.10');
+    assert.equal(first!.value('ip'), '192.168.1.10');
+    assert.equal(first!.arg(1), undefined);
+    assert.equal(second!.value(1), 8080);
+    assert.equal(second!.value(2), false);
+    assert.equal(second!.value(3), null);
+    assert.equal(second!.value('method'), 'GET');
+    for (let i = 0; i < 4; i++) assert.deepEqual(second!.arg(i), second!.args[i]!.value);
+    assert.deepEqual(JSON.parse(JSON.stringify(second)), {
+      name: 'log-request',
+      args: [
+        { name: 'method', value: { type: 'str', value: 'GET' } },
+        { name: 'port', value: { type: 'int64', value: 8080 } },
+        { name: 'tls', value: { type: 'bool', value: false } },
+        { name: 'x', value: { type: 'null' } },
+      ],
+    });
+  });
+
+  it('still rejects a malformed argument when the frame is read, not later', async () => {
+    const { Reader, SpopError } = await import('../src/index.js');
+    // Second argument of log-request truncated; and an unknown type 0x0c.
+    assert.throws(() => new Reader(two.subarray(0, two.length - 5)).messages(), SpopError);
+    assert.throws(() => new Reader(payload('0161010c')).messages(), SpopError);
+    // A declared length running past the end of the payload, even with bytes after it in the buffer.
+    const buf = payload('016101000805616263' + 'ffffffff');
+    assert.throws(() => new Reader(buf, 0, 9).messages(), SpopError);
+  });
+});

@@ -217,12 +217,45 @@ export class Reader {
     return messages;
   }
 
+  /**
+   * One message. Its arguments are walked (so a malformed one fails here,
+   * with the frame) but not decoded: handlers decode what they look at.
+   */
   message(): Message {
     const name = this.name();
     const count = this.byte();
-    const args: MessageArg[] = new Array<MessageArg>(count);
-    for (let i = 0; i < count; i++) args[i] = { name: this.string(), value: this.typedData() };
-    return new Message(name, args);
+    const start = this.pos;
+    for (let i = 0; i < count; i++) {
+      this.skip(this.length());
+      this.skipTypedData();
+    }
+    return new EncodedMessage(name, this.buf, start, this.pos, count);
+  }
+
+  /** Moves past one typed value, checking it as typedData() would, without building it. */
+  skipTypedData(): void {
+    if (this.pos >= this.end) throw invalidFrame('truncated payload');
+    switch ((this.buf[this.pos] as number) & 0x0f) {
+      case DataType.NULL:
+      case DataType.BOOL:
+        this.pos++;
+        return;
+      case DataType.IPV4:
+        this.pos++;
+        this.skip(4);
+        return;
+      case DataType.IPV6:
+        this.pos++;
+        this.skip(16);
+        return;
+      case DataType.STR:
+      case DataType.BIN:
+        this.pos++;
+        this.skip(this.length());
+        return;
+      default:
+        this.typedData(); // integers (range checks) and errors (truncation, unknown types)
+    }
   }
 
   /** LIST-OF-ACTIONS (ACK payload). */
@@ -251,6 +284,55 @@ export class Reader {
     return scope;
   }
 }
+
+/** Decodes arguments of messages after the fact; used synchronously only, so one is enough. */
+const argReader = new Reader();
+
+/**
+ * A message whose arguments stay encoded in the frame until asked for. The
+ * frame was fully checked when the message was read, so decoding later
+ * cannot fail, and the bytes are never written to (see FrameParser).
+ */
+class EncodedMessage extends Message {
+  #decoded: readonly MessageArg[] | undefined;
+  readonly #buf: Buffer;
+  readonly #start: number;
+  readonly #end: number;
+  readonly #count: number;
+
+  constructor(name: string, buf: Buffer, start: number, end: number, count: number) {
+    super(name, NO_ARGS);
+    this.#buf = buf;
+    this.#start = start;
+    this.#end = end;
+    this.#count = count;
+  }
+
+  override get args(): readonly MessageArg[] {
+    if (this.#decoded === undefined) {
+      const r = argReader.reset(this.#buf, this.#start, this.#end);
+      const args = new Array<MessageArg>(this.#count);
+      for (let i = 0; i < this.#count; i++) args[i] = { name: r.string(), value: r.typedData() };
+      this.#decoded = args;
+    }
+    return this.#decoded;
+  }
+
+  /** By position: decodes that one argument only (the common `args src` case costs one value). */
+  override arg(key: number | string): TypedData | undefined {
+    if (typeof key !== 'number' || this.#decoded !== undefined) return super.arg(key);
+    if (!(key >= 0 && key < this.#count)) return undefined;
+    const r = argReader.reset(this.#buf, this.#start, this.#end);
+    for (let i = 0; i < key; i++) {
+      r.skip(r.length());
+      r.skipTypedData();
+    }
+    r.skip(r.length());
+    return r.typedData();
+  }
+}
+
+const NO_ARGS: readonly MessageArg[] = Object.freeze([]);
 
 /** Reinterprets a 64-bit unsigned varint as two's complement (there is no zig-zag in SPOP). */
 function signed64(v: number | bigint): number | bigint {

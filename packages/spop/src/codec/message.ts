@@ -3,10 +3,18 @@ import type { MessageArg, SpoeMessage, TypedData } from './types.js';
 
 /** A SPOE message with convenient access to its arguments (what the decoder returns). */
 export class Message implements SpoeMessage {
+  readonly #args: readonly MessageArg[];
+
   constructor(
     readonly name: string,
-    readonly args: readonly MessageArg[],
-  ) {}
+    args: readonly MessageArg[],
+  ) {
+    this.#args = args;
+  }
+
+  get args(): readonly MessageArg[] {
+    return this.#args;
+  }
 
   /** The argument at a position, or the first with that name. */
   arg(key: number | string): TypedData | undefined {
@@ -20,5 +28,9 @@ export class Message implements SpoeMessage {
     const data = this.arg(key);
     if (data === undefined) return undefined;
     return data.type === 'null' ? null : data.value;
+  }
+
+  toJSON(): SpoeMessage {
+    return { name: this.name, args: this.args };
   }
 }
