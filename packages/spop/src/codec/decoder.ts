@@ -153,18 +153,15 @@ export class Reader {
     const n = this.length();
     const start = this.pos;
     this.pos += n;
-    const buf = this.buf;
     const names = this.#names;
-    search: for (let i = 0; i < names.length; i++) {
+    for (let i = 0; i < names.length; i++) {
       const known = names[i] as InternedName;
-      if (known.bytes.length !== n) continue;
-      for (let j = 0; j < n; j++) if (known.bytes[j] !== buf[start + j]) continue search;
-      return known.text;
+      if (known.bytes.length === n && sameBytes(known.bytes, this.buf, start)) return known.text;
     }
-    const text = buf.toString('utf8', start, this.pos);
+    const text = this.buf.toString('utf8', start, this.pos);
     if (n <= 64) {
       if (names.length >= 8) names.pop();
-      names.unshift({ bytes: Buffer.from(buf.subarray(start, this.pos)), text });
+      names.unshift({ bytes: Buffer.from(this.buf.subarray(start, this.pos)), text });
     }
     return text;
   }
@@ -333,6 +330,12 @@ class EncodedMessage extends Message {
 }
 
 const NO_ARGS: readonly MessageArg[] = Object.freeze([]);
+
+/** True when `buf` holds `known` at `start` (the caller checked there is room). */
+function sameBytes(known: Buffer, buf: Buffer, start: number): boolean {
+  for (let j = 0; j < known.length; j++) if (known[j] !== buf[start + j]) return false;
+  return true;
+}
 
 /** Reinterprets a 64-bit unsigned varint as two's complement (there is no zig-zag in SPOP). */
 function signed64(v: number | bigint): number | bigint {
