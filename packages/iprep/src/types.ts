@@ -1,0 +1,263 @@
+/**
+ * The contract between the pieces of the reputation engine: verdicts, matches,
+ * decisions, stores and the configuration. Each folder implements one piece
+ * against these types (table/, sources/, behaviour/, store/, config/, admin/,
+ * engine/), so they can be read, tested and replaced separately.
+ */
+import type { IpRange } from './net/address.js';
+
+// ---------------------------------------------------------------------------
+// Verdicts
+
+export const IP_ACTIONS = ['allow', 'log', 'captcha', 'tarpit', 'deny'] as const;
+/** What HAProxy is told to do, from mildest to harshest. */
+export type IpAction = (typeof IP_ACTIONS)[number];
+
+/** Where a match came from, in the order the engine consults them. */
+export type MatchKind = 'allowlist' | 'decision' | 'special' | 'list' | 'behaviour';
+
+/** One reason that applies to an address: every match is listed by `explain`. */
+export interface Match {
+  readonly kind: MatchKind;
+  /** Name of the list, rule or decision: `spamhaus-drop`, `manual:ip:192.0.2.1`, `behaviour:rate`, `rfc6890:private`. */
+  readonly source: string;
+  readonly category: string;
+  /** An absolute score this match sets (allowlists, decisions, hard lists). */
+  readonly score?: number;
+  /** Points this match takes from 100 (soft lists, behaviour). */
+  readonly penalty?: number;
+  readonly action?: IpAction;
+  /** The matched entry and anything that explains it: `192.0.2.0/24 SBL123`, `expires 2026-12-01T00:00:00Z`. */
+  readonly detail?: string;
+}
+
+/** The answer for one address: what goes into HAProxy's variables, and why. */
+export interface Verdict {
+  /** 0 (certainly bad) .. 100 (trusted). */
+  readonly score: number;
+  readonly action: IpAction;
+  /** Category and source of the deciding match; `none`/`default` when nothing matched. */
+  readonly category: string;
+  readonly source: string;
+  /** Every match, deciding one first. Empty on the hot path unless asked for. */
+  readonly matches: readonly Match[];
+}
+
+// ---------------------------------------------------------------------------
+// Lists
+
+/** One entry of a list file or feed. */
+export interface ListEntry {
+  readonly range: IpRange;
+  /** Per-entry score 0..100 (CSV lists); the list's own score or penalty applies otherwise. */
+  readonly score?: number;
+  /** Per-entry note shown by explain: Spamhaus SBL id, cloud region/service, CSV comment. */
+  readonly note?: string;
+}
+
+export const LIST_FORMATS = [
+  'netset', // one address, CIDR or start-end range per line, # comments (FireHOL, plain lists)
+  'csv', // address-or-range,score[,note] with an optional header line
+  'spamhaus-json', // Spamhaus DROP JSON lines ({"cidr":...,"sblid":...}, a metadata line last)
+  'spamhaus-text', // legacy DROP text: `cidr ; SBLnnn`, `;` comments
+  'tor-exits', // Tor bulk exit list (one address per line) or TorDNSEL (`ExitAddress a.b.c.d ...`)
+  'aws-json', // AWS ip-ranges.json (prefixes[].ip_prefix, ipv6_prefixes[].ipv6_prefix)
+  'gcp-json', // Google cloud.json / goog.json (prefixes[].ipv4Prefix | ipv6Prefix)
+] as const;
+export type ListFormat = (typeof LIST_FORMATS)[number];
+
+/** A loaded list: its entries and where they came from. */
+export interface LoadedList {
+  readonly name: string;
+  readonly entries: readonly ListEntry[];
+  /** When the content was fetched or read (ms since epoch). */
+  readonly loadedAt: number;
+  /** Where it came from: a path, a URL, or the last-good cache copy of a URL. */
+  readonly origin: string;
+  /** Lines skipped as invalid, with `file:line: problem` (the list still loads). */
+  readonly warnings: readonly string[];
+}
+
+// ---------------------------------------------------------------------------
+// Decisions (manual, or written by behaviour bans): shared through a store
+
+export type DecisionScope = 'ip' | 'range';
+
+export interface Decision {
+  /** `ip:<address>` or `range:<cidr>`, canonical text: one decision per key. */
+  readonly key: string;
+  readonly scope: DecisionScope;
+  /** Canonical address or CIDR text (RFC 5952 for IPv6). */
+  readonly value: string;
+  readonly action: IpAction;
+  /** Score given to matching addresses (0 for deny by default). */
+  readonly score: number;
+  readonly category: string;
+  readonly reason: string;
+  /** Who wrote it: `api`, `behaviour`, `agent:<id>`. */
+  readonly origin: string;
+  readonly createdAt: number;
+  /** ms since epoch; null never expires. Expired decisions are ignored wherever they are. */
+  readonly expiresAt: number | null;
+}
+
+/** A change to the shared decisions, as the stores deliver it. */
+export type DecisionChange = { readonly op: 'put'; readonly decision: Decision } | { readonly op: 'delete'; readonly key: string };
+
+/**
+ * Shared decisions. `put`/`delete` write through (memory: at once; Redis: atomically with a change log);
+ * every change, ours or another agent's, reaches `onChange` subscribers, and `snapshot()` is the
+ * current local view (synchronous: the hot path never awaits a store).
+ */
+export interface DecisionStore {
+  start(): Promise<void>;
+  put(decision: Decision): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  snapshot(): readonly Decision[];
+  onChange(listener: (change: DecisionChange) => void): () => void;
+  close(): Promise<void>;
+}
+
+/**
+ * Behaviour counters across agents. Agents count locally and call `flush` about once a second with
+ * their deltas since the last flush; the result is the cluster-wide count of each key within the
+ * window (memory: the local count).
+ */
+export interface CounterStore {
+  start(): Promise<void>;
+  flush(deltas: ReadonlyMap<string, number>, windowMs: number, now: number): Promise<Map<string, number>>;
+  close(): Promise<void>;
+}
+
+/** Health of a store, for /health and metrics. */
+export interface StoreHealth {
+  readonly kind: 'memory' | 'redis';
+  readonly up: boolean;
+  readonly detail?: string;
+}
+
+// ---------------------------------------------------------------------------
+// What the admin API and the status page need from the running engine
+
+export interface ListStatus {
+  readonly name: string;
+  readonly format: ListFormat;
+  readonly origin: string;
+  readonly entries: number;
+  readonly loadedAt: number | null;
+  readonly lastError: string | null;
+}
+
+export interface ReloadResult {
+  readonly ok: boolean;
+  readonly lists: readonly ListStatus[];
+  readonly errors: readonly string[];
+  readonly durationMs: number;
+}
+
+export interface DecisionInput {
+  /** Address or CIDR. */
+  readonly value: string;
+  readonly action?: IpAction;
+  readonly score?: number;
+  readonly category?: string;
+  readonly reason?: string;
+  /** Duration in ms; absent: the configured default; null: never expires. */
+  readonly durationMs?: number | null;
+}
+
+export interface ReputationService {
+  /** Every match and the final verdict for one address (text); throws TypeError on a bad address. */
+  explain(address: string): Verdict;
+  addDecision(input: DecisionInput): Promise<Decision>;
+  listDecisions(): readonly Decision[];
+  removeDecision(keyOrValue: string): Promise<boolean>;
+  reload(): Promise<ReloadResult>;
+  lists(): readonly ListStatus[];
+  store(): StoreHealth;
+}
+
+// ---------------------------------------------------------------------------
+// Configuration (config/ parses and validates the YAML file into this, with defaults applied)
+
+export interface ListConfig {
+  readonly name: string;
+  readonly format: ListFormat;
+  /** Exactly one of path and url. */
+  readonly path?: string;
+  readonly url?: string;
+  /** URL refresh period (ms); files are watched instead. Default 1 h. */
+  readonly refreshMs: number;
+  /** Absolute score of a match (hard list)... */
+  readonly score?: number;
+  /** ...or points taken from 100 (soft list). Default: penalty 50 when neither is given. */
+  readonly penalty?: number;
+  readonly category: string;
+  readonly action?: IpAction;
+  /** Sanity checks before a new copy replaces the last good one. */
+  readonly minEntries: number;
+  /** Largest accepted shrink, as a fraction of the last good copy's entries (0..1). Default 0.5. */
+  readonly maxShrink: number;
+}
+
+export interface BehaviourConfig {
+  readonly enabled: boolean;
+  /** IPv6 clients are counted per prefix of this length. Default 64. */
+  readonly ipv6PrefixLength: number;
+  /** Sliding window of the message rate (fail2ban's findtime). Default 60 s. */
+  readonly windowMs: number;
+  /** Messages per window above which a client gets `ratePenalty`. Default 120. */
+  readonly rateThreshold: number;
+  readonly ratePenalty: number;
+  /** Messages per window above which a client is banned (fail2ban's maxretry). Default 600. */
+  readonly banThreshold: number;
+  readonly banMs: number;
+  /** Each repeat ban lasts `banGrowth` times the previous one, up to `maxBanMs`. */
+  readonly banGrowth: number;
+  readonly maxBanMs: number;
+  readonly banAction: IpAction;
+  /** Penalties decay back: `decayPoints` every `decayIntervalMs`. */
+  readonly decayPoints: number;
+  readonly decayIntervalMs: number;
+  /** Optional message argument carrying an HTTP status: statuses >= 400 count `errorWeight` each. */
+  readonly statusArgument?: string;
+  readonly errorWeight: number;
+  /** Most clients tracked; the least recently seen are forgotten first. */
+  readonly maxClients: number;
+}
+
+export interface IprepConfig {
+  /** File the configuration came from (for messages), or `<defaults>`. */
+  readonly source: string;
+  readonly mode: 'random' | 'reputation';
+  readonly listen: { readonly host?: string; readonly port: number; readonly socket?: string; readonly workers: number };
+  readonly agent: {
+    readonly maxFrameSize?: number;
+    readonly maxInFlight: number;
+    readonly handlerTimeoutMs: number;
+    readonly shutdownTimeoutMs: number;
+  };
+  /** SPOE message names answered. Default [`check-client-ip`]; the address is the first argument or `ip`. */
+  readonly messages: readonly string[];
+  readonly variables: {
+    readonly scope: 'proc' | 'sess' | 'txn' | 'req' | 'res';
+    readonly score: string;
+    readonly action: string;
+    readonly category: string;
+    readonly source: string;
+  };
+  /** Action from score when no match names one: the first threshold the score is below. */
+  readonly thresholds: { readonly deny: number; readonly tarpit: number; readonly captcha: number; readonly log: number };
+  readonly special: { readonly enabled: boolean; readonly internalAction: IpAction; readonly bogonScore: number };
+  /** Addresses or CIDRs that always win (score 100, allow), and list files of them. */
+  readonly allowlist: { readonly entries: readonly string[]; readonly files: readonly string[] };
+  readonly lists: readonly ListConfig[];
+  readonly behaviour: BehaviourConfig;
+  readonly decisions: { readonly defaultDurationMs: number; readonly defaultAction: IpAction };
+  /** Where fetched lists keep their last good copy. Default `.cache/iprep` beside the config file. */
+  readonly cacheDir: string;
+  readonly store:
+    | { readonly type: 'memory' }
+    | { readonly type: 'redis'; readonly url?: string; readonly nodes?: readonly string[]; readonly prefix: string };
+  readonly admin: { readonly enabled: boolean; readonly host: string; readonly port: number; readonly token?: string };
+}
