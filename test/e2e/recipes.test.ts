@@ -1,0 +1,402 @@
+/**
+ * The recipes of examples/recipes end to end: real HAProxy 2.6, 3.0 and 3.2
+ * with each recipe's haproxy.cfg and SPOE file as shipped (only ports and a
+ * few timeouts rewritten), in front of an agent that gives fixed verdicts per
+ * client address. Clients appear as different addresses by binding their
+ * connections to 127.0.0.x; what is checked is what HAProxy did to each.
+ */
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Agent, type Action, setVar, silentLogger, T } from 'spop';
+import {
+  type HaproxyHandle,
+  type HaproxyVersion,
+  type HttpResult,
+  delay,
+  examplesDir,
+  freePort,
+  haproxyVersions,
+  httpGet,
+  requireHaproxy,
+  startHaproxy,
+  waitServerStatus,
+} from './harness.js';
+
+const recipesDir = join(examplesDir, 'recipes');
+
+/** What the agent answers for one client address. */
+interface Verdict {
+  score: number;
+  action: 'allow' | 'log' | 'captcha' | 'tarpit' | 'deny';
+  category: string;
+  source: string;
+}
+
+/** Client addresses, one per kind of verdict (all on the loopback interface). */
+const client = {
+  deny: '127.0.0.10',
+  tarpit: '127.0.0.20',
+  captcha: '127.0.0.30',
+  /** Also captcha-listed: a cookie earned by `captcha` must not work for it. */
+  otherCaptcha: '127.0.0.31',
+  unlisted: '127.0.0.40',
+  /** Used by warm-up requests only. */
+  warmUp: '127.0.0.1',
+} as const;
+
+const listed: ReadonlyMap<string, Verdict> = new Map([
+  [client.deny, { score: 0, action: 'deny', category: 'attacker', source: 'local-deny' }],
+  [client.tarpit, { score: 30, action: 'tarpit', category: 'scanner', source: 'local-tarpit' }],
+  [client.captcha, { score: 50, action: 'captcha', category: 'anonymizer', source: 'local-captcha' }],
+  [client.otherCaptcha, { score: 50, action: 'captcha', category: 'anonymizer', source: 'local-captcha' }],
+]);
+const unlistedVerdict: Verdict = { score: 100, action: 'allow', category: 'none', source: 'none' };
+
+/** The agent the recipes talk to, and how many NOTIFY it received per client address. */
+interface AgentUnderTest {
+  readonly port: number;
+  notifies(address: string): number;
+  stop(): Promise<void>;
+}
+
+/** An agent answering `check-client-ip` from the fixed table above, as the reputation mode would. */
+async function startStubAgent(): Promise<AgentUnderTest> {
+  const answers = (v: Verdict): Action[] => [
+    setVar('sess', 'ip_score', T.uint32(v.score)),
+    setVar('sess', 'ip_action', T.str(v.action)),
+    setVar('sess', 'ip_category', T.str(v.category)),
+    setVar('sess', 'ip_source', T.str(v.source)),
+  ];
+  const listedAnswers = new Map([...listed].map(([address, verdict]) => [address, answers(verdict)]));
+  const unlistedAnswers = answers(unlistedVerdict);
+  const counts = new Map<string, number>();
+  const agent = new Agent({ logger: silentLogger });
+  agent.message('check-client-ip', (message) => {
+    const address = message.value(0);
+    if (typeof address !== 'string') return undefined;
+    counts.set(address, (counts.get(address) ?? 0) + 1);
+    return listedAnswers.get(address) ?? unlistedAnswers;
+  });
+  const bound = await agent.listen({ port: 0, host: '127.0.0.1' });
+  if (typeof bound === 'string') throw new Error(`agent bound to ${bound}, not a TCP port`);
+  return {
+    port: bound.port,
+    notifies: (address) => counts.get(address) ?? 0,
+    stop: () => agent.close({ timeout: 1000 }),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The recipes, with the test's ports and shorter timeouts
+
+interface RecipeRewrite {
+  frontendPort: number;
+  agentPort: number;
+  /** Replaces `timeout tarpit`. */
+  tarpit?: string;
+  /** Replaces the stick table's `expire`. */
+  expire?: string;
+}
+
+function readRecipe(name: string): string {
+  return readFileSync(join(recipesDir, name), 'utf8');
+}
+
+function replaceOnce(text: string, pattern: RegExp, replacement: string, what: string): string {
+  assert.match(text, pattern, `the recipe no longer contains the ${what} the tests rewrite`);
+  return text.replace(pattern, replacement);
+}
+
+/** A recipe's haproxy.cfg with the agent's and the frontend's ports (and optionally timeouts) rewritten. */
+function recipeConfig(name: string, opts: RecipeRewrite): string {
+  let config = readRecipe(name);
+  config = replaceOnce(config, /^(\s*server\s+\S+\s+127\.0\.0\.1:)12345\b/m, `$1${opts.agentPort}`, 'agent `server ... 127.0.0.1:12345`');
+  config = replaceOnce(config, /^(\s*bind\s+):8080\b/m, `$1:${opts.frontendPort}`, '`bind :8080`');
+  if (opts.tarpit) config = replaceOnce(config, /^(\s*timeout\s+tarpit\s+)\S+/m, `$1${opts.tarpit}`, '`timeout tarpit`');
+  if (opts.expire) config = replaceOnce(config, /^(\s*stick-table\s.*\bexpire\s+)\S+/m, `$1${opts.expire}`, 'stick table `expire`');
+  return config;
+}
+
+/** A recipe's SPOE file with `timeout processing` raised for a loaded test machine. */
+function recipeSpoe(name: string): string {
+  return replaceOnce(readRecipe(name), /^(\s*timeout\s+processing\s+)\S+/m, '$1500ms', '`timeout processing`');
+}
+
+interface Setup {
+  haproxy: HaproxyHandle;
+  agent: AgentUnderTest;
+  port: number;
+}
+
+async function setUp(
+  version: HaproxyVersion,
+  recipe: { config: string; spoe: string; rewrite?: Omit<RecipeRewrite, 'frontendPort' | 'agentPort'> },
+): Promise<Setup> {
+  requireHaproxy(version); // a missing HAProxy fails the suite, it is never skipped
+  const agent = await startStubAgent();
+  const port = await freePort();
+  const haproxy = await startHaproxy({
+    version,
+    config: recipeConfig(recipe.config, { frontendPort: port, agentPort: agent.port, ...recipe.rewrite }),
+    files: { [recipe.spoe]: recipeSpoe(recipe.spoe) },
+    port,
+  });
+  await waitServerStatus(haproxy, 'iprep-backend', 'iprep-srv', 'UP', 10_000);
+  await warmUp(port, agent);
+  return { haproxy, agent, port };
+}
+
+async function tearDown(s: Setup | undefined): Promise<void> {
+  await s?.haproxy.stop();
+  await s?.agent.stop();
+}
+
+/**
+ * Requests from the warm-up address until one comes back with the agent's
+ * verdict: HAProxy 3.2 was seen losing the first NOTIFY of a fresh agent
+ * connection, which must not be mistaken for a recipe that does not work.
+ */
+async function warmUp(port: number, agent: AgentUnderTest): Promise<void> {
+  for (let i = 0; i < 10; i++) {
+    const r = await get(port, client.warmUp, '/warm-up');
+    if (!r.rejected && r.status === 200 && /ip.score: 100\n/.test(r.body)) return;
+  }
+  throw new Error(`no request got the agent's verdict after 10 tries (${agent.notifies(client.warmUp)} NOTIFY received)`);
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+function get(port: number, from: string, path = '/', headers: Record<string, string> = {}): Promise<HttpResult> {
+  return httpGet(port, path, { localAddress: from, headers });
+}
+
+/** A response, failing the test with what came instead if the connection was cut. */
+function response(r: HttpResult): Extract<HttpResult, { rejected: false }> {
+  if (r.rejected) assert.fail(`expected an HTTP response, the connection was cut: ${r.error}`);
+  return r;
+}
+
+/** One POST without a body, from a given source address. */
+function post(port: number, from: string, path: string): Promise<Extract<HttpResult, { rejected: false }>> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', localAddress: from, agent: false, timeout: 5_000 });
+    req.on('timeout', () => req.destroy(new Error(`POST ${path}: no response within 5000 ms`)));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => resolve({ rejected: false, status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.end();
+  });
+}
+
+/** Milliseconds a request took, and its result. */
+async function timed<R>(request: () => Promise<R>): Promise<{ ms: number; result: R }> {
+  const t0 = performance.now();
+  const result = await request();
+  return { ms: performance.now() - t0, result };
+}
+
+// ---------------------------------------------------------------------------
+// Recipe 1: deny
+
+for (const version of haproxyVersions) {
+  describe(`recipe deny.cfg on HAProxy ${version}`, { timeout: 30_000 }, () => {
+    let s: Setup | undefined;
+    before(async () => {
+      s = await setUp(version, { config: 'deny.cfg', spoe: 'spoe-iprep.conf' });
+    });
+    after(() => tearDown(s));
+
+    it('answers 403 to a deny-listed client', async () => {
+      const r = response(await get(s!.port, client.deny));
+      assert.equal(r.status, 403);
+      assert.equal(s!.agent.notifies(client.deny), 1, 'the agent was asked once');
+    });
+
+    it('passes the others on with the verdict in x-ip-* headers, whatever the client sent', async () => {
+      const spoofed = { 'x-ip-score': '100', 'x-ip-action': 'allow' };
+      const tarpit = response(await get(s!.port, client.tarpit, '/', spoofed));
+      assert.equal(tarpit.status, 200, 'tarpit is not enforced by this recipe');
+      assert.equal(tarpit.body, 'hello\nx-ip-score: 30\nx-ip-action: tarpit\nx-ip-category: scanner\nx-ip-source: local-tarpit\n');
+      const unlisted = response(await get(s!.port, client.unlisted, '/', { 'x-ip-score': '0' }));
+      assert.equal(unlisted.status, 200);
+      assert.match(unlisted.body, /^hello\nx-ip-score: 100\nx-ip-action: allow\n/);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Recipe 2: tarpit
+
+for (const version of haproxyVersions) {
+  describe(`recipe tarpit.cfg on HAProxy ${version}`, { timeout: 30_000 }, () => {
+    const tarpitMs = 1000;
+    let s: Setup | undefined;
+    before(async () => {
+      s = await setUp(version, { config: 'tarpit.cfg', spoe: 'spoe-iprep.conf', rewrite: { tarpit: `${tarpitMs}ms` } });
+    });
+    after(() => tearDown(s));
+
+    it('holds a tarpit-listed client for `timeout tarpit`, then answers 429', async () => {
+      const { ms, result } = await timed(() => get(s!.port, client.tarpit));
+      assert.equal(response(result).status, 429);
+      // HAProxy's timers have a millisecond resolution: allow a little less.
+      assert.ok(ms >= tarpitMs - 20, `answered after ${ms.toFixed(0)} ms, before the tarpit time`);
+      assert.ok(ms < tarpitMs + 2000, `answered after ${ms.toFixed(0)} ms`);
+    });
+
+    it('answers 403 to a deny-listed client and 200 to an unlisted one, without holding them', async () => {
+      const deny = await timed(() => get(s!.port, client.deny));
+      assert.equal(response(deny.result).status, 403);
+      const unlisted = await timed(() => get(s!.port, client.unlisted));
+      assert.equal(response(unlisted.result).status, 200);
+      assert.equal(response(unlisted.result).body, 'hello\nip_score: 100\nip_action: allow\n');
+      for (const { ms } of [deny, unlisted]) assert.ok(ms < tarpitMs, `answered after ${ms.toFixed(0)} ms`);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Recipe 3: captcha
+
+for (const version of haproxyVersions) {
+  describe(`recipe captcha.cfg on HAProxy ${version}`, { timeout: 30_000 }, () => {
+    // HAProxy reads its key from the environment it inherits from this process.
+    const key = randomBytes(32).toString('base64');
+    const tokenFor = (address: string): string => createHmac('sha256', Buffer.from(key, 'base64')).update(address).digest('hex');
+    const page = '/shop/cart?item=42&qty=1';
+    let s: Setup | undefined;
+    before(async () => {
+      process.env.IPREP_CAPTCHA_KEY = key;
+      s = await setUp(version, { config: 'captcha.cfg', spoe: 'spoe-iprep.conf' });
+    });
+    after(async () => {
+      delete process.env.IPREP_CAPTCHA_KEY;
+      await tearDown(s);
+    });
+
+    it('redirects a captcha-listed client to the challenge, with where it was going', async () => {
+      const r = response(await get(s!.port, client.captcha, page));
+      assert.equal(r.status, 302);
+      assert.equal(r.headers.location, `/iprep/challenge?return=${encodeURIComponent(page)}`);
+    });
+
+    it('serves the challenge page itself without redirecting', async () => {
+      const r = response(await get(s!.port, client.captcha, `/iprep/challenge?return=${encodeURIComponent(page)}`));
+      assert.equal(r.status, 200);
+      assert.match(r.body, /<form method=post>/);
+    });
+
+    it('sets the cookie on a passed challenge and lets the client through with it', async () => {
+      const passed = await post(s!.port, client.captcha, `/iprep/challenge?return=${encodeURIComponent(page)}`);
+      assert.equal(passed.status, 302);
+      assert.equal(passed.headers.location, page, 'back where the client was going');
+      const setCookie = passed.headers['set-cookie']?.[0] ?? '';
+      const cookie = setCookie.split(';')[0] ?? '';
+      // The documented formula, which a real captcha service must follow.
+      assert.equal(cookie, `iprep_captcha=${tokenFor(client.captcha)}`);
+      assert.match(setCookie, /; Path=\/; Max-Age=3600; HttpOnly; SameSite=Lax$/);
+
+      const r = response(await get(s!.port, client.captcha, page, { cookie }));
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'hello\nip_score: 50\nip_action: captcha\n');
+    });
+
+    it('redirects again with a forged cookie or one earned by another address', async () => {
+      const forged = [`iprep_captcha=${'0'.repeat(64)}`, 'iprep_captcha=passed', 'iprep_captcha='];
+      for (const cookie of forged) {
+        assert.equal(response(await get(s!.port, client.captcha, page, { cookie })).status, 302, cookie);
+      }
+      const borrowed = `iprep_captcha=${tokenFor(client.captcha)}`;
+      assert.equal(response(await get(s!.port, client.otherCaptcha, page, { cookie: borrowed })).status, 302);
+    });
+
+    it('returns to "/" rather than to another site after the challenge', async () => {
+      for (const target of ['//evil.example/', '/\\evil.example/', 'https://evil.example/', '/a\r\nx-injected: 1']) {
+        const r = await post(s!.port, client.captcha, `/iprep/challenge?return=${encodeURIComponent(target)}`);
+        assert.equal(r.status, 302, target);
+        assert.equal(r.headers.location, '/', target);
+      }
+    });
+
+    it('answers 403 to a deny-listed client and 200 to an unlisted one', async () => {
+      assert.equal(response(await get(s!.port, client.deny, page)).status, 403);
+      const r = response(await get(s!.port, client.unlisted, page));
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'hello\nip_score: 100\nip_action: allow\n');
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Recipe 4: the verdict cached in a stick table
+
+for (const version of haproxyVersions) {
+  describe(`recipe cached-verdict.cfg on HAProxy ${version}`, { timeout: 30_000 }, () => {
+    const tarpitMs = 500;
+    const expireMs = 3000;
+    let s: Setup | undefined;
+    before(async () => {
+      s = await setUp(version, {
+        config: 'cached-verdict.cfg',
+        spoe: 'spoe-iprep-group.conf',
+        rewrite: { tarpit: `${tarpitMs}ms`, expire: `${expireMs}ms` },
+      });
+    });
+    after(() => tearDown(s));
+
+    it('asks the agent once per client and judges the next requests from the table', async () => {
+      const { port, agent } = s!;
+      for (let i = 0; i < 3; i++) {
+        assert.equal(response(await get(port, client.deny)).status, 403, `deny-listed, request ${i}`);
+        const unlisted = response(await get(port, client.unlisted));
+        assert.equal(unlisted.status, 200, `unlisted, request ${i}`);
+        assert.equal(unlisted.body, 'hello\nip_score: 100\n');
+      }
+      assert.equal(agent.notifies(client.deny), 1, 'NOTIFY for the deny-listed client');
+      assert.equal(agent.notifies(client.unlisted), 1, 'NOTIFY for the unlisted client');
+    });
+
+    it('tarpits from the cached verdict too', async () => {
+      for (let i = 0; i < 2; i++) {
+        const { ms, result } = await timed(() => get(s!.port, client.tarpit));
+        assert.equal(response(result).status, 429, `request ${i}`);
+        assert.ok(ms >= tarpitMs - 20, `request ${i} answered after ${ms.toFixed(0)} ms, before the tarpit time`);
+      }
+      assert.equal(s!.agent.notifies(client.tarpit), 1);
+    });
+
+    it('asks again once the verdict has expired, however often the client came meanwhile', async () => {
+      const { port, agent } = s!;
+      const address = '127.0.0.41';
+      const t0 = performance.now();
+      while (performance.now() - t0 < expireMs + 500) {
+        assert.equal(response(await get(port, address)).status, 200);
+        await delay(250);
+      }
+      assert.equal(agent.notifies(address), 2, 'one NOTIFY per expiry period');
+    });
+
+    it('keeps enforcing the cached verdicts while the agent is down', async () => {
+      const { port, agent } = s!;
+      // Verdicts fresh in the table (the previous test outlived the first ones).
+      assert.equal(response(await get(port, client.deny)).status, 403);
+      assert.equal(response(await get(port, client.unlisted)).status, 200);
+      const asked = agent.notifies(client.deny) + agent.notifies(client.unlisted);
+      await agent.stop();
+      assert.equal(response(await get(port, client.deny)).status, 403);
+      assert.equal(response(await get(port, client.unlisted)).body, 'hello\nip_score: 100\n');
+      assert.equal(agent.notifies(client.deny) + agent.notifies(client.unlisted), asked, 'the stopped agent was not asked');
+      // A client never seen gets no verdict: the recipe fails open.
+      assert.equal(response(await get(port, '127.0.0.50')).body, 'hello\nip_score: \n');
+    });
+  });
+}
