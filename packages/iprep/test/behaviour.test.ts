@@ -252,6 +252,8 @@ describe('BehaviourTracker clients', () => {
     assert.throws(() => tracker.clientKey(new Uint8Array(5)), TypeError);
     assert.throws(() => new BehaviourTracker({ ...BASE, ipv6PrefixLength: 128 }), /ipv6PrefixLength must be an integer 1\.\.64, got 128/);
     assert.throws(() => new BehaviourTracker({ ...BASE, windowMs: 0, maxClients: 0 }), /windowMs must be > 0.*maxClients must be/);
+    assert.throws(() => new BehaviourTracker({ ...BASE, ratePenalty: 150 }), RangeError);
+    assert.throws(() => new BehaviourTracker({ ...BASE, banMs: 10_000, maxBanMs: 5000 }), /maxBanMs >= banMs/);
   });
 });
 

@@ -51,17 +51,22 @@ function wordMask(bits: number): number {
   return bits <= 0 ? 0 : bits >= 32 ? -1 : -1 << (32 - bits);
 }
 
+/** Throws a RangeError listing every value the tracker cannot work with. */
 function validate(config: BehaviourConfig): void {
   const problems: string[] = [];
   const check = (ok: boolean, problem: string): void => {
     if (!ok) problems.push(problem);
   };
-  check(Number.isInteger(config.ipv6PrefixLength) && config.ipv6PrefixLength >= 1 && config.ipv6PrefixLength <= 64, `ipv6PrefixLength must be an integer 1..64, got ${config.ipv6PrefixLength}`);
-  check(config.windowMs > 0, `windowMs must be > 0, got ${config.windowMs}`);
-  check(config.decayIntervalMs > 0, `decayIntervalMs must be > 0, got ${config.decayIntervalMs}`);
-  check(config.decayPoints >= 0, `decayPoints must be >= 0, got ${config.decayPoints}`);
-  check(config.banMs > 0 && config.maxBanMs >= config.banMs, `banMs must be > 0 and maxBanMs >= banMs, got ${config.banMs} and ${config.maxBanMs}`);
+  const { ipv6PrefixLength, windowMs, rateThreshold, ratePenalty, banThreshold, banMs, maxBanMs } = config;
+  check(Number.isInteger(ipv6PrefixLength) && ipv6PrefixLength >= 1 && ipv6PrefixLength <= 64, `ipv6PrefixLength must be an integer 1..64, got ${ipv6PrefixLength}`);
+  check(windowMs > 0, `windowMs must be > 0, got ${windowMs}`);
+  check(rateThreshold >= 0, `rateThreshold must be >= 0, got ${rateThreshold}`);
+  check(ratePenalty >= 0 && ratePenalty <= 100, `ratePenalty must be 0..100, got ${ratePenalty}`);
+  check(banThreshold >= 0, `banThreshold must be >= 0, got ${banThreshold}`);
+  check(banMs > 0 && maxBanMs >= banMs, `banMs must be > 0 and maxBanMs >= banMs, got ${banMs} and ${maxBanMs}`);
   check(config.banGrowth >= 1, `banGrowth must be >= 1, got ${config.banGrowth}`);
+  check(config.decayPoints >= 0, `decayPoints must be >= 0, got ${config.decayPoints}`);
+  check(config.decayIntervalMs > 0, `decayIntervalMs must be > 0, got ${config.decayIntervalMs}`);
   check(Number.isInteger(config.maxClients) && config.maxClients >= 1, `maxClients must be an integer >= 1, got ${config.maxClients}`);
   if (problems.length > 0) throw new RangeError(`bad behaviour configuration: ${problems.join('; ')}`);
 }
