@@ -1,37 +1,50 @@
 /**
  * spoa [-h] [-d] [-p <port>] [-n <num-workers>]: HAProxy's reference
- * "random IP reputation" agent, built on the spop library.
+ * "random IP reputation" agent, built on the spop library, with a real
+ * reputation mode (`--config <file>`).
  */
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { Agent, type Logger, closeOnSignals, consoleLogger, formatFrame } from 'spop';
+import { ConfigError, defaultConfig, loadConfigFile } from './config/index.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
+import type { IprepConfig } from './types.js';
 
 export const USAGE = `Usage: spoa [-h] [-d] [-p <port>] [-n <num-workers>] [options]
 
 HAProxy SPOE agent answering check-client-ip with sess.<prefix>.ip_score (0..100).
+Without a configuration file the score is random, as in HAProxy's reference agent.
 
   -h, --help                 show this help and exit
   -d, --debug                debug mode: log every frame decoded and every score
   -p, --port <port>          TCP port to listen on (default 12345)
   -n, --num-workers <n>      worker processes sharing the port (default 5); dead workers are restarted
+  -c, --config <file>        YAML configuration (reputation mode: lists, allowlist, behaviour, admin API)
+      --mode <mode>          random or reputation (default: reputation with --config, else random)
       --host <address>       address to listen on (default: all addresses)
       --socket <path>        listen on a Unix socket instead of TCP
       --max-frame-size <n>   largest frame accepted (default 65532; HAProxy's smaller value wins)
       --shutdown-timeout <ms> time in-flight requests get on SIGTERM/SIGINT (default 5000)
+      --admin-host <address> admin API address (default 127.0.0.1)
+      --admin-port <port>    admin API port (default 9090; 0 disables it)
 `;
 
-interface CliOptions {
-  debug: boolean;
-  port: number;
-  host: string | undefined;
-  socket: string | undefined;
-  workers: number;
-  maxFrameSize: number | undefined;
-  shutdownTimeout: number;
+/** The command line as given: undefined where a flag is absent, so the configuration file can fill it. */
+export interface CliFlags {
+  readonly debug: boolean;
+  readonly config?: string | undefined;
+  readonly mode?: IprepConfig['mode'] | undefined;
+  readonly port?: number | undefined;
+  readonly host?: string | undefined;
+  readonly socket?: string | undefined;
+  readonly workers?: number | undefined;
+  readonly maxFrameSize?: number | undefined;
+  readonly shutdownTimeout?: number | undefined;
+  readonly adminHost?: string | undefined;
+  readonly adminPort?: number | undefined;
 }
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 function integer(name: string, text: string | undefined, min: number, max: number): number | undefined {
   if (text === undefined) return undefined;
@@ -40,7 +53,7 @@ function integer(name: string, text: string | undefined, min: number, max: numbe
   return n;
 }
 
-export function parseCli(argv: string[]): CliOptions | 'help' {
+export function parseCli(argv: string[]): CliFlags | 'help' {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -50,46 +63,105 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
       debug: { type: 'boolean', short: 'd' },
       port: { type: 'string', short: 'p' },
       'num-workers': { type: 'string', short: 'n' },
+      config: { type: 'string', short: 'c' },
+      mode: { type: 'string' },
       host: { type: 'string' },
       socket: { type: 'string' },
       'max-frame-size': { type: 'string' },
       'shutdown-timeout': { type: 'string' },
+      'admin-host': { type: 'string' },
+      'admin-port': { type: 'string' },
     },
   });
   if (values.help) return 'help';
+  const mode = values.mode;
+  if (mode !== undefined && mode !== 'random' && mode !== 'reputation') {
+    throw new UsageError(`mode must be random or reputation: ${mode}`);
+  }
   return {
     debug: values.debug ?? false,
-    port: integer('port', values.port, 0, 65535) ?? 12345,
+    config: values.config,
+    mode,
+    port: integer('port', values.port, 0, 65535),
     host: values.host,
     socket: values.socket,
-    workers: integer('num-workers', values['num-workers'], 1, 256) ?? 5,
+    workers: integer('num-workers', values['num-workers'], 1, 256),
     maxFrameSize: integer('max-frame-size', values['max-frame-size'], 256, 0xffffffff),
-    shutdownTimeout: integer('shutdown-timeout', values['shutdown-timeout'], 0, 3_600_000) ?? 5000,
+    shutdownTimeout: integer('shutdown-timeout', values['shutdown-timeout'], 0, 3_600_000),
+    adminHost: values['admin-host'],
+    adminPort: integer('admin-port', values['admin-port'], 0, 65535),
   };
 }
 
-async function runAgent(options: CliOptions, logger: Logger): Promise<void> {
-  const agent = new Agent({
+/** The configuration file (or the defaults) with the command line's flags on top. */
+export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
+  const base = flags.config === undefined ? defaultConfig() : await loadConfigFile(flags.config);
+  const mode = flags.mode ?? base.mode;
+  const admin = { ...base.admin };
+  if (flags.adminHost !== undefined) admin.host = flags.adminHost;
+  if (flags.adminPort !== undefined) {
+    admin.port = flags.adminPort;
+    admin.enabled = flags.adminPort !== 0;
+  }
+  const listen = { ...base.listen };
+  if (flags.port !== undefined) listen.port = flags.port;
+  if (flags.host !== undefined) listen.host = flags.host;
+  if (flags.socket !== undefined) listen.socket = flags.socket;
+  if (flags.workers !== undefined) listen.workers = flags.workers;
+  const agent = { ...base.agent };
+  if (flags.maxFrameSize !== undefined) agent.maxFrameSize = flags.maxFrameSize;
+  if (flags.shutdownTimeout !== undefined) agent.shutdownTimeoutMs = flags.shutdownTimeout;
+  if (mode === 'reputation' && base.store.type === 'memory' && listen.workers > 1) {
+    // Decisions and behaviour counters live in each process with the memory store: one process keeps them whole.
+    if (flags.workers !== undefined) {
+      throw new UsageError('reputation mode with the memory store runs one process: use -n 1, or `store: { type: redis }` to share state between workers');
+    }
+    listen.workers = 1;
+  }
+  return { ...base, mode, listen, agent, admin };
+}
+
+function newAgent(config: IprepConfig, logger: Logger, debug: boolean): Agent {
+  return new Agent({
     logger,
-    maxFrameSize: options.maxFrameSize,
-    onFrame: options.debug
+    maxFrameSize: config.agent.maxFrameSize,
+    maxInFlight: config.agent.maxInFlight,
+    handlerTimeout: config.agent.handlerTimeoutMs,
+    onFrame: debug
       ? (direction, frame, connection) => logger.debug(`${direction === 'in' ? '<-' : '->'} ${formatFrame(frame)}`, { connection })
       : undefined,
   });
-  agent.message(
-    CHECK_CLIENT_IP,
-    randomScoreHandler({ onScore: options.debug ? (ip, score) => logger.debug('scored', { ip, score }) : undefined }),
-  );
-  const address = await agent.listen(
-    options.socket !== undefined ? { path: options.socket } : { port: options.port, host: options.host },
-  );
+}
+
+async function listen(agent: Agent, config: IprepConfig, logger: Logger): Promise<void> {
+  const { socket, port, host } = config.listen;
+  const address = await agent.listen(socket !== undefined ? { path: socket } : { port, host });
   const where = typeof address === 'string' ? address : `${address.address}:${address.port}`;
-  logger.info('agent listening', { address: where, pid: process.pid });
-  closeOnSignals(agent, { timeout: options.shutdownTimeout });
+  logger.info('agent listening', { address: where, pid: process.pid, mode: config.mode });
+}
+
+async function runRandomAgent(config: IprepConfig, flags: CliFlags, logger: Logger): Promise<void> {
+  const agent = newAgent(config, logger, flags.debug);
+  const handler = randomScoreHandler({
+    variable: config.variables.score,
+    onScore: flags.debug ? (ip, score) => logger.debug('scored', { ip, score }) : undefined,
+  });
+  for (const name of config.messages.length > 0 ? config.messages : [CHECK_CLIENT_IP]) agent.message(name, handler);
+  await listen(agent, config, logger);
+  closeOnSignals(agent, { timeout: config.agent.shutdownTimeoutMs });
+}
+
+async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): Promise<void> {
+  if (config.mode === 'random') return runRandomAgent(config, flags, logger);
+  // Loaded only in reputation mode: the random agent stays as light as the seed.
+  const { runReputationAgent } = await import('./reputation-agent.js');
+  const agent = newAgent(config, logger, flags.debug);
+  await runReputationAgent(agent, config, { configPath: flags.config, logger, debug: flags.debug });
+  await listen(agent, config, logger);
 }
 
 /** The primary process: starts the workers and restarts any that dies, until told to stop. */
-function superviseWorkers(options: CliOptions, logger: Logger): void {
+function superviseWorkers(config: IprepConfig, logger: Logger): void {
   let stopping = false;
   const fork = (): void => {
     cluster.fork();
@@ -107,28 +179,38 @@ function superviseWorkers(options: CliOptions, logger: Logger): void {
     stopping = true;
     logger.info('stopping workers', { signal });
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-    setTimeout(() => process.exit(1), options.shutdownTimeout + 3000).unref();
+    setTimeout(() => process.exit(1), config.agent.shutdownTimeoutMs + 3000).unref();
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  logger.info('starting workers', { workers: options.workers, port: options.socket ?? options.port });
-  for (let i = 0; i < options.workers; i++) fork();
+  // SIGHUP reloads every worker's lists and configuration.
+  process.on('SIGHUP', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
+  logger.info('starting workers', { workers: config.listen.workers, port: config.listen.socket ?? config.listen.port });
+  for (let i = 0; i < config.listen.workers; i++) fork();
 }
 
 export async function main(argv: string[]): Promise<void> {
-  let options: CliOptions | 'help';
+  let flags: CliFlags | 'help';
+  let config: IprepConfig;
   try {
-    options = parseCli(argv);
+    flags = parseCli(argv);
+    if (flags === 'help') {
+      process.stdout.write(USAGE);
+      return;
+    }
+    config = await resolveConfig(flags);
   } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`spoa: ${err.message}\n`);
+      process.exit(2);
+    }
     process.stderr.write(`spoa: ${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }
-  if (options === 'help') {
-    process.stdout.write(USAGE);
-    return;
-  }
-  const logger = consoleLogger(options.debug ? 'debug' : 'info');
+  const logger = consoleLogger(flags.debug ? 'debug' : 'info');
   // A single worker runs in this process; more are node:cluster workers sharing the listening socket.
-  if (options.workers === 1 || !cluster.isPrimary) return runAgent(options, logger);
-  superviseWorkers(options, logger);
+  if (config.listen.workers === 1 || !cluster.isPrimary) return runAgent(config, flags, logger);
+  superviseWorkers(config, logger);
 }

@@ -1,0 +1,1 @@
+export { BehaviourTracker, type BanEvent, type BehaviourTrackerOptions } from './tracker.js';

@@ -1,0 +1,288 @@
+/**
+ * Behaviour of clients, from the messages themselves (fail2ban / Mozilla
+ * iprepd style): a sliding-window message count per client (IPv4 address or
+ * IPv6 prefix), a rate penalty that decays back, and bans that grow for
+ * repeat offenders.
+ *
+ * The window is the classic two-bucket estimate: fixed buckets of `windowMs`
+ * aligned on the epoch (so every agent agrees on them), the current bucket's
+ * count plus the previous bucket's weighted by how much of it the window
+ * still covers. Counts from other agents arrive through `applyTotals`.
+ */
+import { formatAddress, isIPv4Mapped, parseRange, prefixLengthOf } from '../net/address.js';
+import type { BehaviourConfig, Match } from '../types.js';
+import { ClientTable, type ClientState } from './client-table.js';
+
+/** A ban the tracker has just decided; `onBan` receives each one once. */
+export interface BanEvent {
+  /** Client key text (see `clientKey`). */
+  readonly key: string;
+  /** The address, or the IPv6 prefix as CIDR text, e.g. '2001:db8:1:2::/64'. */
+  readonly value: string;
+  /** End of the ban, ms since epoch. */
+  readonly until: number;
+  /** Window count that caused it. */
+  readonly count: number;
+  /** How many times this client has been banned, this one included. */
+  readonly offences: number;
+}
+
+export interface BehaviourTrackerOptions {
+  /** Clock used when a call gives no `now`. Default Date.now. */
+  now?: () => number;
+  onBan?: (ban: BanEvent) => void;
+}
+
+/** Clients whose window holds fewer messages than this are not worth a round trip to the shared counters. */
+const MIN_SHARED_COUNT = 2;
+
+/** Word of four bytes at `offset`, as an int32 (a small integer to V8). */
+function wordAt(bytes: Uint8Array, offset: number): number {
+  return (
+    ((bytes[offset] as number) << 24) |
+    ((bytes[offset + 1] as number) << 16) |
+    ((bytes[offset + 2] as number) << 8) |
+    (bytes[offset + 3] as number)
+  );
+}
+
+/** Mask of the first `bits` (0..32) bits of a word, as an int32. */
+function wordMask(bits: number): number {
+  return bits <= 0 ? 0 : bits >= 32 ? -1 : -1 << (32 - bits);
+}
+
+/** Throws a RangeError listing every value the tracker cannot work with. */
+function validate(config: BehaviourConfig): void {
+  const problems: string[] = [];
+  const check = (ok: boolean, problem: string): void => {
+    if (!ok) problems.push(problem);
+  };
+  const { ipv6PrefixLength, windowMs, rateThreshold, ratePenalty, banThreshold, banMs, maxBanMs } = config;
+  check(Number.isInteger(ipv6PrefixLength) && ipv6PrefixLength >= 1 && ipv6PrefixLength <= 64, `ipv6PrefixLength must be an integer 1..64, got ${ipv6PrefixLength}`);
+  check(windowMs > 0, `windowMs must be > 0, got ${windowMs}`);
+  check(rateThreshold >= 0, `rateThreshold must be >= 0, got ${rateThreshold}`);
+  check(ratePenalty >= 0 && ratePenalty <= 100, `ratePenalty must be 0..100, got ${ratePenalty}`);
+  check(banThreshold >= 0, `banThreshold must be >= 0, got ${banThreshold}`);
+  check(banMs > 0 && maxBanMs >= banMs, `banMs must be > 0 and maxBanMs >= banMs, got ${banMs} and ${maxBanMs}`);
+  check(config.banGrowth >= 1, `banGrowth must be >= 1, got ${config.banGrowth}`);
+  check(config.decayPoints >= 0, `decayPoints must be >= 0, got ${config.decayPoints}`);
+  check(config.decayIntervalMs > 0, `decayIntervalMs must be > 0, got ${config.decayIntervalMs}`);
+  check(Number.isInteger(config.maxClients) && config.maxClients >= 1, `maxClients must be an integer >= 1, got ${config.maxClients}`);
+  if (problems.length > 0) throw new RangeError(`bad behaviour configuration: ${problems.join('; ')}`);
+}
+
+export class BehaviourTracker {
+  readonly #config: BehaviourConfig;
+  readonly #now: () => number;
+  readonly #onBan: ((ban: BanEvent) => void) | undefined;
+  readonly #clients: ClientTable;
+  /** Masks of the IPv6 prefix's two words. */
+  readonly #hiMask: number;
+  readonly #loMask: number;
+  /** Where #locate leaves a client's key: no object to allocate on the hot path. */
+  #family: 4 | 6 = 4;
+  #hi = 0;
+  #lo = 0;
+
+  constructor(config: BehaviourConfig, options: BehaviourTrackerOptions = {}) {
+    validate(config);
+    this.#config = config;
+    this.#now = options.now ?? Date.now;
+    this.#onBan = options.onBan;
+    this.#clients = new ClientTable(config.maxClients);
+    this.#hiMask = wordMask(config.ipv6PrefixLength);
+    this.#loMask = wordMask(config.ipv6PrefixLength - 32);
+  }
+
+  /** Clients tracked now. */
+  get size(): number {
+    return this.#clients.size;
+  }
+
+  /**
+   * Counts one message (weight default 1) from this client (4 or 16 bytes). Hot path: no
+   * allocation for a client already tracked, no string building. May trigger a ban (onBan) when
+   * the window count crosses banThreshold. Does nothing when behaviour is disabled.
+   */
+  hit(address: Uint8Array, weight = 1, now = this.#now()): void {
+    if (!this.#config.enabled || !this.#locate(address)) return;
+    let state = this.#clients.find(this.#family, this.#hi, this.#lo);
+    if (state === undefined) state = this.#clients.add(this.#family, this.#hi, this.#lo);
+    else this.#clients.touch(state);
+    this.#roll(state, now);
+    state.current += weight;
+    state.pending += weight;
+    this.#judge(state, now);
+  }
+
+  /**
+   * The client's behaviour match now: a ban (source 'behaviour:ban', action config.banAction,
+   * score 0), else a rate penalty (source 'behaviour:rate', decayed by decayPoints per
+   * decayIntervalMs since it was given), else undefined. Allocates only when there is a match.
+   */
+  evaluate(address: Uint8Array, now = this.#now()): Match | undefined {
+    if (!this.#locate(address)) return undefined;
+    const state = this.#clients.find(this.#family, this.#hi, this.#lo);
+    if (state === undefined) return undefined;
+    if (state.bannedUntil > now) {
+      return {
+        kind: 'behaviour',
+        source: 'behaviour:ban',
+        category: 'behaviour',
+        action: this.#config.banAction,
+        score: 0,
+        detail: `until ${new Date(state.bannedUntil).toISOString()}`,
+      };
+    }
+    const penalty = this.#penaltyNow(state, now);
+    if (penalty <= 0) return undefined;
+    return {
+      kind: 'behaviour',
+      source: 'behaviour:rate',
+      category: 'behaviour',
+      penalty,
+      detail: `${Math.round(this.#windowCount(state, now))} messages in the window`,
+    };
+  }
+
+  /**
+   * Counts since the last call, per client key, for the shared CounterStore; only clients that
+   * matter (count >= 2 in the window, or already penalised). The others keep their count for later.
+   */
+  takeDeltas(): Map<string, number> {
+    const deltas = new Map<string, number>();
+    this.#clients.forEach((state) => {
+      if (state.pending === 0) return;
+      // current + previous bounds the window count from above, whatever the clock says now.
+      if (state.current + state.previous < MIN_SHARED_COUNT && state.penalty === 0 && state.bannedUntil === 0) return;
+      deltas.set(this.#keyText(state), state.pending);
+      state.pending = 0;
+    });
+    return deltas;
+  }
+
+  /**
+   * Cluster-wide window counts (from CounterStore.flush) for client keys: each replaces the local
+   * estimate when larger, and may start penalties and bans (onBan). Keys that are not client keys
+   * of this configuration are ignored.
+   */
+  applyTotals(totals: ReadonlyMap<string, number>, now = this.#now()): void {
+    if (!this.#config.enabled) return;
+    for (const [key, total] of totals) {
+      if (!(total > 0) || !this.#locateKey(key)) continue;
+      let state = this.#clients.find(this.#family, this.#hi, this.#lo);
+      if (state === undefined) state = this.#clients.add(this.#family, this.#hi, this.#lo);
+      else this.#clients.touch(state);
+      this.#roll(state, now);
+      const local = this.#windowCount(state, now);
+      if (total <= local) continue;
+      state.current += total - local;
+      this.#judge(state, now);
+    }
+  }
+
+  /** Key text of a client: '192.0.2.1', or '2001:db8:1:2::/64' for IPv6 (config.ipv6PrefixLength). Throws TypeError on a bad address. */
+  clientKey(address: Uint8Array): string {
+    if (!this.#locate(address)) throw new TypeError(`an address has 4 or 16 bytes, got ${address.length}`);
+    return this.#formatKey(this.#family, this.#hi, this.#lo);
+  }
+
+  /** Forgets everything (tests, reload with behaviour disabled). */
+  clear(): void {
+    this.#clients.clear();
+  }
+
+  /** Sets #family/#hi/#lo to the client key of the address; false when it is neither 4 nor 16 bytes. */
+  #locate(address: Uint8Array): boolean {
+    if (address.length === 4) {
+      this.#family = 4;
+      this.#hi = wordAt(address, 0);
+      this.#lo = 0;
+    } else if (address.length === 16) {
+      // HAProxy may send IPv4 clients as ::ffff:a.b.c.d; as IPv6 they would all share ::/64.
+      if (isIPv4Mapped(address)) {
+        this.#family = 4;
+        this.#hi = wordAt(address, 12);
+        this.#lo = 0;
+      } else {
+        this.#family = 6;
+        this.#hi = wordAt(address, 0) & this.#hiMask;
+        this.#lo = wordAt(address, 4) & this.#loMask;
+      }
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  /** #locate for key text (off the hot path): only keys `clientKey` could have made. */
+  #locateKey(key: string): boolean {
+    let range;
+    try {
+      range = parseRange(key);
+    } catch {
+      return false;
+    }
+    const expected = range.family === 4 ? 32 : this.#config.ipv6PrefixLength;
+    return prefixLengthOf(range) === expected && this.#locate(range.start);
+  }
+
+  #keyText(state: ClientState): string {
+    state.keyText ??= this.#formatKey(state.family, state.hi, state.lo);
+    return state.keyText;
+  }
+
+  #formatKey(family: 4 | 6, hi: number, lo: number): string {
+    const bytes = new Uint8Array(family === 4 ? 4 : 16);
+    const view = new DataView(bytes.buffer);
+    view.setInt32(0, hi);
+    if (family === 4) return formatAddress(bytes);
+    view.setInt32(4, lo);
+    return `${formatAddress(bytes)}/${this.#config.ipv6PrefixLength}`;
+  }
+
+  /** Moves the client's buckets forward to the one holding `now` (a clock going back stays put). */
+  #roll(state: ClientState, now: number): void {
+    const bucket = Math.floor(now / this.#config.windowMs);
+    if (bucket <= state.bucket) return;
+    state.previous = bucket === state.bucket + 1 ? state.current : 0;
+    state.current = 0;
+    state.bucket = bucket;
+  }
+
+  /** Sliding-window estimate of the messages in the last windowMs. */
+  #windowCount(state: ClientState, now: number): number {
+    const windowMs = this.#config.windowMs;
+    const bucket = Math.floor(now / windowMs);
+    if (bucket <= state.bucket) {
+      const covered = 1 - (now - state.bucket * windowMs) / windowMs;
+      return state.current + state.previous * Math.min(1, Math.max(0, covered));
+    }
+    if (bucket === state.bucket + 1) return state.current * (1 - (now - bucket * windowMs) / windowMs);
+    return 0;
+  }
+
+  #penaltyNow(state: ClientState, now: number): number {
+    if (state.penalty === 0) return 0;
+    const intervals = Math.floor(Math.max(0, now - state.penaltyAt) / this.#config.decayIntervalMs);
+    return Math.max(0, state.penalty - intervals * this.#config.decayPoints);
+  }
+
+  /** Gives the penalty while the client is above the rate threshold, and bans it above the ban threshold. */
+  #judge(state: ClientState, now: number): void {
+    const config = this.#config;
+    const count = this.#windowCount(state, now);
+    if (count > config.rateThreshold && config.ratePenalty > 0) {
+      state.penalty = config.ratePenalty;
+      state.penaltyAt = now;
+    }
+    if (count <= config.banThreshold || state.bannedUntil > now) return;
+    state.offences++;
+    const durationMs = Math.min(config.maxBanMs, config.banMs * config.banGrowth ** (state.offences - 1));
+    state.bannedUntil = now + durationMs;
+    if (this.#onBan !== undefined) {
+      const key = this.#keyText(state);
+      this.#onBan({ key, value: key, until: state.bannedUntil, count: Math.round(count), offences: state.offences });
+    }
+  }
+}

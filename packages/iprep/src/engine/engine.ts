@@ -1,0 +1,201 @@
+/**
+ * The reputation engine: what every source says about one address, combined
+ * into a verdict. Pure and synchronous: no I/O, no await. Lists arrive
+ * compiled (their tables are built off the hot path) and are swapped in by
+ * replacing one reference, so a lookup sees the old state or the new one.
+ */
+import { type IpRange, formatRange, isIPv4Mapped, parseAddress } from '../net/address.js';
+import type { BehaviourTracker } from '../behaviour/index.js';
+import type { DecisionIndex } from '../decisions/index.js';
+import { IntervalTable, type SpecialRange, SpecialRanges } from '../table/index.js';
+import type { Decision, IprepConfig, ListConfig, ListEntry, LoadedList, Match, Verdict } from '../types.js';
+import { INTERNAL, combine } from './verdict.js';
+
+/** A list ready for lookups: its table maps an address to the index of its entry. */
+export interface CompiledList {
+  readonly config: ListConfig;
+  readonly list: LoadedList;
+  readonly table: IntervalTable;
+}
+
+/** Addresses that always win, compiled like a list. */
+export interface CompiledAllowlist {
+  readonly ranges: readonly IpRange[];
+  readonly table: IntervalTable;
+}
+
+export type EngineConfig = Pick<IprepConfig, 'thresholds' | 'special'>;
+
+export interface EngineDependencies {
+  readonly decisions: DecisionIndex;
+  /** Absent when behaviour is disabled. */
+  readonly behaviour?: BehaviourTracker | undefined;
+  readonly special?: SpecialRanges;
+}
+
+/** A compiled list with the match objects its hits produce, built once. */
+interface ListSlot {
+  readonly compiled: CompiledList;
+  /** The list's own match (its score or penalty, category, action). */
+  readonly match: Match;
+  /** Matches of entries carrying their own score (CSV), by score; built on first use. */
+  readonly byScore: (Match | undefined)[];
+}
+
+export class ReputationEngine {
+  #config: EngineConfig;
+  readonly #decisions: DecisionIndex;
+  readonly #behaviour: BehaviourTracker | undefined;
+  readonly #special: SpecialRanges;
+  readonly #specialMatches = new Map<SpecialRange, Match | null>();
+  readonly #decisionMatches = new WeakMap<Decision, Match>();
+  #allow: CompiledAllowlist = { ranges: [], table: IntervalTable.empty() };
+  #lists: readonly ListSlot[] = [];
+  /** Reused by the hot path: matches of the address being scored. */
+  readonly #scratch: Match[] = [];
+
+  constructor(config: EngineConfig, deps: EngineDependencies) {
+    this.#config = config;
+    this.#decisions = deps.decisions;
+    this.#behaviour = deps.behaviour;
+    this.#special = deps.special ?? new SpecialRanges();
+  }
+
+  /** New thresholds and special-range policy (reload). */
+  configure(config: EngineConfig): void {
+    this.#config = config;
+    this.#specialMatches.clear();
+  }
+
+  setAllowlist(allow: CompiledAllowlist): void {
+    this.#allow = allow;
+  }
+
+  /** Replaces every list at once: lookups see all the old lists or all the new ones. */
+  setLists(lists: readonly CompiledList[]): void {
+    this.#lists = lists.map((compiled) => ({ compiled, match: listMatch(compiled.config), byScore: [] }));
+  }
+
+  get lists(): readonly CompiledList[] {
+    return this.#lists.map((slot) => slot.compiled);
+  }
+
+  get allowlist(): CompiledAllowlist {
+    return this.#allow;
+  }
+
+  /** The verdict for an address (4 or 16 bytes), without the list of matches. The hot path. */
+  score(address: Uint8Array, now: number): Verdict {
+    const matches = this.#scratch;
+    matches.length = 0;
+    this.#collect(address, now, matches, false);
+    return combine(matches, this.#config.thresholds, false);
+  }
+
+  /** The verdict with every match and what it matched (the admin API's explain). */
+  explain(address: Uint8Array | string, now: number): Verdict {
+    const bytes = typeof address === 'string' ? parseAddress(address) : address;
+    if (bytes === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+    const matches: Match[] = [];
+    this.#collect(bytes, now, matches, true);
+    return combine(matches, this.#config.thresholds, true);
+  }
+
+  /**
+   * Collects matches in precedence order. Without `detail` it stops at the
+   * first match that decides alone and reuses prebuilt match objects.
+   */
+  #collect(input: Uint8Array, now: number, out: Match[], detail: boolean): void {
+    // HAProxy may hand an IPv4 client over as ::ffff:a.b.c.d: judge it as IPv4.
+    const address = isIPv4Mapped(input) ? input.subarray(12) : input;
+
+    const allowed = this.#allow.table.lookup(address);
+    if (allowed >= 0) {
+      out.push(detail ? { ...ALLOW_MATCH, detail: formatRange(this.#allow.ranges[allowed] as IpRange) } : ALLOW_MATCH);
+      if (!detail) return;
+    }
+
+    const decision = this.#decisions.lookup(address, now);
+    if (decision !== undefined) {
+      out.push(this.#decisionMatch(decision));
+      if (!detail) return;
+    }
+
+    if (this.#config.special.enabled) {
+      const special = this.#special.lookup(address);
+      const match = special === undefined ? null : this.#specialMatch(special);
+      if (match !== null) {
+        out.push(detail ? { ...match, detail: special?.cidr } : match);
+        if (!detail && match.category === INTERNAL) return;
+      }
+    }
+
+    const lists = this.#lists;
+    for (let i = 0; i < lists.length; i++) {
+      const slot = lists[i] as ListSlot;
+      const index = slot.compiled.table.lookup(address);
+      if (index < 0) continue;
+      const entry = slot.compiled.list.entries[index] as ListEntry;
+      const match = entry.score === undefined ? slot.match : entryMatch(slot, entry.score);
+      out.push(detail ? { ...match, detail: entryDetail(entry) } : match);
+    }
+
+    const behaviour = this.#behaviour?.evaluate(address, now);
+    if (behaviour !== undefined) out.push(behaviour);
+  }
+
+  #specialMatch(range: SpecialRange): Match | null {
+    let match = this.#specialMatches.get(range);
+    if (match === undefined) {
+      const { internalAction, bogonScore } = this.#config.special;
+      const source = `rfc6890:${range.name}`;
+      if (range.policy === 'internal') match = { kind: 'special', source, category: INTERNAL, score: 100, action: internalAction };
+      else if (range.policy === 'bogon') match = { kind: 'special', source, category: 'bogon', score: bogonScore };
+      else match = null;
+      this.#specialMatches.set(range, match);
+    }
+    return match;
+  }
+
+  #decisionMatch(d: Decision): Match {
+    let match = this.#decisionMatches.get(d);
+    if (match === undefined) {
+      const until = d.expiresAt === null ? 'never expires' : `until ${new Date(d.expiresAt).toISOString()}`;
+      match = {
+        kind: 'decision',
+        source: d.origin === 'behaviour' ? 'behaviour:ban' : 'manual',
+        category: d.category,
+        score: d.score,
+        action: d.action,
+        detail: `${d.key} by ${d.origin}${d.reason ? `: ${d.reason}` : ''}, ${until}`,
+      };
+      this.#decisionMatches.set(d, match);
+    }
+    return match;
+  }
+}
+
+const ALLOW_MATCH: Match = Object.freeze({ kind: 'allowlist', source: 'allowlist', category: 'allowlisted', score: 100, action: 'allow' });
+
+/** What a hit on this list means: its absolute score (hard list) or its penalty (default 50). */
+function listMatch(config: ListConfig): Match {
+  const base = { kind: 'list', source: config.name, category: config.category } as const;
+  const action = config.action === undefined ? {} : { action: config.action };
+  if (config.score !== undefined) return Object.freeze({ ...base, ...action, score: config.score });
+  return Object.freeze({ ...base, ...action, penalty: config.penalty ?? 50 });
+}
+
+function entryMatch(slot: ListSlot, score: number): Match {
+  const cached = slot.byScore[score];
+  if (cached !== undefined) return cached;
+  const { penalty: _ignored, ...rest } = slot.match;
+  const match = Object.freeze({ ...rest, score });
+  slot.byScore[score] = match;
+  return match;
+}
+
+function entryDetail(entry: ListEntry): string {
+  const range = formatRange(entry.range);
+  return entry.note ? `${range} ${entry.note}` : range;
+}
+

@@ -1,0 +1,100 @@
+/**
+ * The SPOE side of the engine: a message handler that reads the client's
+ * address, feeds the behaviour tracker, scores the address and answers with
+ * the verdict's variables. Its answers are pre-encoded and cached, so a
+ * NOTIFY costs a lookup and an array of four actions.
+ */
+import { type Action, type Message, type MessageHandler, preEncode, setVar, T } from 'spop';
+import type { BehaviourTracker } from '../behaviour/index.js';
+import { parseAddress } from '../net/address.js';
+import type { IprepConfig, Verdict } from '../types.js';
+import type { ReputationEngine } from './engine.js';
+
+export interface VerdictObserver {
+  observeVerdict(verdict: Verdict, handlerSeconds: number): void;
+}
+
+export interface ReputationHandlerOptions {
+  readonly engine: ReputationEngine;
+  readonly variables: IprepConfig['variables'];
+  /** Counts every message of its client when present. */
+  readonly behaviour?: BehaviourTracker | undefined;
+  /** Argument carrying an HTTP status: statuses >= 400 count `errorWeight` instead of 1. */
+  readonly statusArgument?: string | undefined;
+  readonly errorWeight?: number;
+  readonly metrics?: VerdictObserver | undefined;
+  /** Called with each verdict (debug logging). */
+  readonly onVerdict?: ((address: string, verdict: Verdict) => void) | undefined;
+  readonly now?: () => number;
+}
+
+/** The message argument holding the client address: `ip` when named so, else the first. */
+const ADDRESS_ARGUMENT = 'ip';
+
+export function reputationHandler(options: ReputationHandlerOptions): MessageHandler {
+  const { engine, behaviour, statusArgument, metrics, onVerdict } = options;
+  const errorWeight = options.errorWeight ?? 1;
+  const now = options.now ?? Date.now;
+  const answers = new VerdictActions(options.variables);
+  return (message) => {
+    const started = metrics === undefined ? 0 : performance.now();
+    const address = clientAddress(message);
+    if (address === undefined) return undefined;
+    const t = now();
+    if (behaviour !== undefined) behaviour.hit(address, weightOf(message, statusArgument, errorWeight), t);
+    const verdict = engine.score(address, t);
+    if (metrics !== undefined) metrics.observeVerdict(verdict, (performance.now() - started) / 1000);
+    if (onVerdict !== undefined) onVerdict(String(message.value(ADDRESS_ARGUMENT) ?? message.value(0)), verdict);
+    return answers.for(verdict);
+  };
+}
+
+/** Address bytes from an IPV4/IPV6 argument, or from a string one (an address taken from a header). */
+function clientAddress(message: Message): Uint8Array | undefined {
+  const data = message.arg(ADDRESS_ARGUMENT) ?? message.arg(0);
+  if (data === undefined) return undefined;
+  if (data.type === 'ipv4' || data.type === 'ipv6') return data.bytes ?? parseAddress(data.value);
+  if (data.type === 'str') return parseAddress(data.value);
+  return undefined;
+}
+
+function weightOf(message: Message, statusArgument: string | undefined, errorWeight: number): number {
+  if (statusArgument === undefined) return 1;
+  const status = message.value(statusArgument);
+  return typeof status === 'number' && status >= 400 ? errorWeight : 1;
+}
+
+/** Pre-encoded set-var actions for each score, action, category and source (a small, fixed set). */
+export class VerdictActions {
+  readonly #scores: readonly Action[];
+  readonly #actions = new Map<string, Action>();
+  readonly #categories = new Map<string, Action>();
+  readonly #sources = new Map<string, Action>();
+  readonly #variables: IprepConfig['variables'];
+
+  constructor(variables: IprepConfig['variables']) {
+    this.#variables = variables;
+    // UINT32, as the reference agent sends it.
+    this.#scores = Array.from({ length: 101 }, (_, score) => preEncode(setVar(variables.scope, variables.score, T.uint32(score))));
+  }
+
+  for(verdict: Verdict): Action[] {
+    const v = this.#variables;
+    return [
+      this.#scores[verdict.score] as Action,
+      this.#cached(this.#actions, verdict.action, v.action),
+      this.#cached(this.#categories, verdict.category, v.category),
+      this.#cached(this.#sources, verdict.source, v.source),
+    ];
+  }
+
+  #cached(cache: Map<string, Action>, value: string, name: string): Action {
+    let action = cache.get(value);
+    if (action === undefined) {
+      action = preEncode(setVar(this.#variables.scope, name, T.str(value)));
+      // Categories and sources come from the configuration; the bound only guards against surprises.
+      if (cache.size < 4096) cache.set(value, action);
+    }
+    return action;
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * How matches combine into a verdict: simple enough to explain in one line per
+ * match. Allowlist, then decisions, then internal addresses decide alone;
+ * otherwise the lowest absolute score (hard lists, bogons, bans) less every
+ * penalty (soft lists, behaviour), and the harshest of the explicit actions
+ * and the action the score's threshold gives.
+ */
+import { IP_ACTIONS, type IpAction, type IprepConfig, type Match, type Verdict } from '../types.js';
+
+export type Thresholds = IprepConfig['thresholds'];
+
+const severity: Readonly<Record<IpAction, number>> = Object.fromEntries(IP_ACTIONS.map((a, i) => [a, i])) as Record<
+  IpAction,
+  number
+>;
+
+export function harsher(a: IpAction, b: IpAction): IpAction {
+  return severity[a] >= severity[b] ? a : b;
+}
+
+/** The action a score calls for: the first threshold it is below, else allow. */
+export function thresholdAction(score: number, t: Thresholds): IpAction {
+  if (score < t.deny) return 'deny';
+  if (score < t.tarpit) return 'tarpit';
+  if (score < t.captcha) return 'captcha';
+  if (score < t.log) return 'log';
+  return 'allow';
+}
+
+/** Category of private, loopback and link-local sources: they decide alone, like an allowlist. */
+export const INTERNAL = 'internal';
+
+const NO_MATCHES: readonly Match[] = Object.freeze([]);
+
+/** The verdict when nothing matched: trusted, as iprepd treats unknown addresses. */
+export const UNKNOWN_VERDICT: Verdict = Object.freeze({
+  score: 100,
+  action: 'allow',
+  category: 'none',
+  source: 'default',
+  matches: NO_MATCHES,
+});
+
+/** Kinds that decide alone, in precedence order (the engine collects matches in this order). */
+function decidesAlone(m: Match): boolean {
+  return m.kind === 'allowlist' || m.kind === 'decision' || (m.kind === 'special' && m.category === INTERNAL);
+}
+
+/**
+ * Combines the matches collected in precedence order. `keep` puts the matches
+ * in the verdict (explain); the hot path passes false and a reused array.
+ */
+export function combine(matches: readonly Match[], thresholds: Thresholds, keep: boolean): Verdict {
+  if (matches.length === 0) return UNKNOWN_VERDICT;
+  const first = matches[0] as Match;
+  if (decidesAlone(first)) {
+    const score = first.score ?? 100;
+    return {
+      score,
+      action: first.action ?? thresholdAction(score, thresholds),
+      category: first.category,
+      source: first.source,
+      matches: keep ? matches : NO_MATCHES,
+    };
+  }
+  let base = 100;
+  let penalty = 0;
+  let explicit: IpAction = 'allow';
+  let decider = first;
+  let deciderWeight = -1;
+  for (let i = 0; i < matches.length; i++) {
+    const m = matches[i] as Match;
+    // A match's weight is how far it pulls the score down; the heaviest names the verdict.
+    let weight = 0;
+    if (m.score !== undefined) {
+      if (m.score < base) base = m.score;
+      weight = 100 - m.score;
+    }
+    if (m.penalty !== undefined) {
+      penalty += m.penalty;
+      weight = Math.max(weight, m.penalty);
+    }
+    if (m.action !== undefined) explicit = harsher(explicit, m.action);
+    if (weight > deciderWeight) {
+      decider = m;
+      deciderWeight = weight;
+    }
+  }
+  const score = Math.max(0, Math.min(100, base - penalty));
+  return {
+    score,
+    action: harsher(explicit, thresholdAction(score, thresholds)),
+    category: decider.category,
+    source: decider.source,
+    matches: keep ? matches : NO_MATCHES,
+  };
+}

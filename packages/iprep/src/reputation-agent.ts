@@ -1,0 +1,97 @@
+/**
+ * Reputation mode: the service, its SPOE handler, the admin API and the
+ * signals, wired around an Agent. Everything here uses the spop library's
+ * public API and the engine's pieces; nothing knows about sockets but the Agent.
+ */
+import { watch } from 'node:fs';
+import { type Agent, type Logger, closeOnSignals } from 'spop';
+import { AdminServer, ReputationMetrics } from './admin/index.js';
+import { reputationHandler } from './engine/handler.js';
+import { IprepService } from './service.js';
+import type { IprepConfig } from './types.js';
+
+export interface ReputationAgentOptions {
+  readonly configPath?: string | undefined;
+  readonly logger: Logger;
+  readonly debug?: boolean;
+}
+
+/** A running reputation agent's parts, for tests and embedding. */
+export interface ReputationAgent {
+  readonly service: IprepService;
+  readonly metrics: ReputationMetrics;
+  readonly admin: AdminServer | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the service (loads every list: throws if one cannot be had), registers
+ * the handler of every configured message on `agent`, starts the admin API,
+ * reloads on SIGHUP and when the configuration file changes, and closes it all
+ * on SIGTERM/SIGINT. The caller then makes the agent listen.
+ */
+export async function runReputationAgent(agent: Agent, config: IprepConfig, options: ReputationAgentOptions): Promise<ReputationAgent> {
+  const { logger, configPath } = options;
+  const metrics = new ReputationMetrics();
+  const service = new IprepService(config, {
+    configPath,
+    logger,
+    onReload: (ok, durationMs) => metrics.reloaded(ok, durationMs),
+  });
+  await service.start();
+
+  const handler = reputationHandler({
+    engine: service.engine,
+    variables: config.variables,
+    behaviour: service.behaviour,
+    statusArgument: config.behaviour.statusArgument,
+    errorWeight: config.behaviour.errorWeight,
+    metrics,
+    onVerdict: options.debug
+      ? (ip, v) => logger.debug('scored', { ip, score: v.score, action: v.action, category: v.category, source: v.source })
+      : undefined,
+  });
+  for (const name of config.messages) agent.message(name, handler);
+
+  metrics.setAgentGauges(() => ({ connections: agent.stats.connections, inFlight: agent.stats.inFlight }));
+  metrics.setListsProvider(() => service.lists());
+  metrics.setDecisionsProvider(() => service.decisionCount());
+  metrics.setStoreProvider(() => service.store());
+
+  let admin: AdminServer | undefined;
+  if (config.admin.enabled) {
+    admin = new AdminServer({ service, metrics, token: config.admin.token, logger });
+    const address = await admin.listen({ host: config.admin.host, port: config.admin.port });
+    logger.info('admin API listening', { address: `${address.address}:${address.port}` });
+  }
+
+  const reload = (why: string): void => {
+    logger.info('reloading', { why });
+    void service.reload();
+  };
+  const onHup = (): void => reload('SIGHUP');
+  process.on('SIGHUP', onHup);
+  // Editors often replace the file rather than write it: watch the directory entry, debounced.
+  let debounce: NodeJS.Timeout | undefined;
+  const watcher =
+    configPath === undefined
+      ? undefined
+      : watch(configPath, () => {
+          clearTimeout(debounce);
+          debounce = setTimeout(() => reload('configuration file changed'), 300).unref();
+        }).on('error', (err) => logger.warn('cannot watch the configuration file', { error: String(err) }));
+  watcher?.unref();
+
+  const close = async (): Promise<void> => {
+    process.off('SIGHUP', onHup);
+    clearTimeout(debounce);
+    watcher?.close();
+    await admin?.close();
+    await service.close();
+  };
+  closeOnSignals(agent, {
+    timeout: config.agent.shutdownTimeoutMs,
+    onClosed: () => void close().finally(() => process.exit(0)),
+  });
+  return { service, metrics, admin, close };
+}

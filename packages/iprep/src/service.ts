@@ -1,0 +1,259 @@
+/**
+ * The running reputation service: loads the lists and the allowlist, keeps
+ * them fresh, follows the shared decisions, counts behaviour, and exposes
+ * what the admin API needs. The engine it feeds stays pure; everything with
+ * I/O or timers lives here.
+ */
+import type { Logger } from 'spop';
+import { BehaviourTracker } from './behaviour/index.js';
+import { loadConfigFile } from './config/index.js';
+import { DecisionIndex, banDecision, makeDecision } from './decisions/index.js';
+import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/engine.js';
+import { type IpRange, parseRange } from './net/address.js';
+import { ListSource } from './sources/index.js';
+import { type Stores, createStores, startCounterSync } from './store/index.js';
+import { compileTable } from './table/index.js';
+import type {
+  Decision,
+  DecisionInput,
+  IprepConfig,
+  ListConfig,
+  ListStatus,
+  LoadedList,
+  ReloadResult,
+  ReputationService,
+  StoreHealth,
+  Verdict,
+} from './types.js';
+
+export interface IprepServiceOptions {
+  /** The file `config` came from: reloads read it again. */
+  readonly configPath?: string | undefined;
+  readonly logger: Logger;
+  /** Names this agent in the decisions it writes (`agent:<id>`). */
+  readonly agentId?: string;
+  readonly now?: () => number;
+  /** Called after every successful reload or list update (metrics). */
+  readonly onReload?: (ok: boolean, durationMs: number) => void;
+}
+
+/** A list source and the list it last compiled. */
+interface ListSlot {
+  readonly source: ListSource;
+  compiled: CompiledList | undefined;
+}
+
+export class IprepService implements ReputationService {
+  #config: IprepConfig;
+  readonly #options: IprepServiceOptions;
+  readonly #now: () => number;
+  readonly #index = new DecisionIndex();
+  readonly behaviour: BehaviourTracker | undefined;
+  readonly engine: ReputationEngine;
+  readonly #stores: Stores;
+  #lists: ListSlot[] = [];
+  #allowSources: ListSource[] = [];
+  #stopSync: (() => void) | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #reloading: Promise<ReloadResult> | undefined;
+
+  constructor(config: IprepConfig, options: IprepServiceOptions) {
+    this.#config = config;
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    const agentId = options.agentId ?? `${process.pid}`;
+    this.#stores = createStores(config.store, { logger: options.logger, agentId, now: this.#now });
+    this.behaviour = config.behaviour.enabled
+      ? new BehaviourTracker(config.behaviour, {
+          now: this.#now,
+          onBan: (ban) => {
+            const decision = banDecision(ban, this.#config.behaviour.banAction, 'behaviour', this.#now());
+            this.#stores.decisions.put(decision).catch((err: unknown) =>
+              options.logger.warn('could not write a ban decision', { key: decision.key, error: String(err) }),
+            );
+          },
+        })
+      : undefined;
+    this.engine = new ReputationEngine(config, { decisions: this.#index, behaviour: this.behaviour });
+  }
+
+  get config(): IprepConfig {
+    return this.#config;
+  }
+
+  /** Loads everything; throws when a list or the allowlist cannot be loaded at all. */
+  async start(): Promise<void> {
+    const decisions = this.#stores.decisions;
+    await decisions.start();
+    this.#unsubscribe = decisions.onChange((change) => this.#index.apply(change));
+    this.#index.replaceAll(decisions.snapshot());
+    await this.#stores.counters.start();
+    if (this.behaviour !== undefined) {
+      this.#stopSync = startCounterSync(this.behaviour, this.#stores.counters, {
+        windowMs: this.#config.behaviour.windowMs,
+        logger: this.#options.logger,
+        now: this.#now,
+      });
+    }
+    const started = this.#now();
+    await this.#apply(this.#config);
+    this.#options.onReload?.(true, this.#now() - started);
+  }
+
+  async close(): Promise<void> {
+    this.#stopSync?.();
+    this.#unsubscribe?.();
+    for (const slot of this.#lists) slot.source.stop();
+    for (const source of this.#allowSources) source.stop();
+    await this.#stores.close();
+  }
+
+  // -------------------------------------------------------------------------
+  // ReputationService
+
+  explain(address: string): Verdict {
+    return this.engine.explain(address, this.#now());
+  }
+
+  async addDecision(input: DecisionInput): Promise<Decision> {
+    const { decisions } = this.#config;
+    const decision = makeDecision(
+      input,
+      { action: decisions.defaultAction, durationMs: decisions.defaultDurationMs, origin: 'api' },
+      this.#now(),
+    );
+    await this.#stores.decisions.put(decision);
+    // The store's change event updates the index; apply now too so the next request sees it.
+    this.#index.apply({ op: 'put', decision });
+    return decision;
+  }
+
+  listDecisions(): readonly Decision[] {
+    return this.#index.list(this.#now());
+  }
+
+  async removeDecision(keyOrValue: string): Promise<boolean> {
+    const key = /^(ip|range):/.test(keyOrValue) ? keyOrValue : decisionKey(keyOrValue);
+    const removed = await this.#stores.decisions.delete(key);
+    this.#index.apply({ op: 'delete', key });
+    return removed;
+  }
+
+  /** Reads the configuration file again (when there is one) and reloads every list; the old state stays on failure. */
+  reload(): Promise<ReloadResult> {
+    // Reloads asked for while one runs share its result.
+    this.#reloading ??= this.#reload().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  lists(): readonly ListStatus[] {
+    return this.#lists.map((slot) => slot.source.status());
+  }
+
+  store(): StoreHealth {
+    return this.#stores.health();
+  }
+
+  decisionCount(): number {
+    return this.#index.size;
+  }
+
+  // -------------------------------------------------------------------------
+
+  async #reload(): Promise<ReloadResult> {
+    const started = this.#now();
+    const errors: string[] = [];
+    try {
+      const config = this.#options.configPath === undefined ? this.#config : await loadConfigFile(this.#options.configPath);
+      await this.#apply(config);
+    } catch (err) {
+      errors.push(err instanceof Error ? err.message : String(err));
+    }
+    const durationMs = this.#now() - started;
+    const ok = errors.length === 0;
+    if (ok) this.#options.logger.info('reloaded', { lists: this.#lists.length, durationMs });
+    else this.#options.logger.error('reload failed: keeping the previous state', { error: errors.join('; ') });
+    this.#options.onReload?.(ok, durationMs);
+    return { ok, lists: this.lists(), errors, durationMs };
+  }
+
+  /**
+   * Loads and compiles everything `config` names, then swaps it in. Nothing
+   * changes unless every list and the allowlist loaded.
+   */
+  async #apply(config: IprepConfig): Promise<void> {
+    const cacheDir = config.cacheDir;
+    const logger = this.#options.logger;
+    const sourceOptions = { cacheDir, logger, now: this.#now };
+    const lists = config.lists.map((c) => new ListSource(c, sourceOptions));
+    const allowSources = config.allowlist.files.map((path) => new ListSource(allowlistFileConfig(path), sourceOptions));
+    try {
+      const compiled = await Promise.all(lists.map(async (source) => compileList(source.config, await source.load())));
+      const allowLoaded = await Promise.all(allowSources.map((source) => source.load()));
+      const allow = await compileAllowlist(config.allowlist.entries, allowLoaded);
+      // Everything loaded: swap it in, then stop the old sources.
+      for (const slot of this.#lists) slot.source.stop();
+      for (const source of this.#allowSources) source.stop();
+      this.#config = config;
+      this.#lists = lists.map((source, i) => ({ source, compiled: compiled[i] }));
+      this.#allowSources = allowSources;
+      this.engine.configure(config);
+      this.engine.setAllowlist(allow);
+      this.#publishLists();
+    } catch (err) {
+      for (const source of [...lists, ...allowSources]) source.stop();
+      throw err;
+    }
+    for (const slot of this.#lists) slot.source.start((list) => void this.#listUpdated(slot, list));
+    for (const source of this.#allowSources) source.start(() => void this.#allowlistUpdated());
+  }
+
+  async #listUpdated(slot: ListSlot, list: LoadedList): Promise<void> {
+    const started = this.#now();
+    try {
+      const compiled = await compileList(slot.source.config, list);
+      if (!this.#lists.includes(slot)) return; // replaced by a reload meanwhile
+      slot.compiled = compiled;
+      this.#publishLists();
+      this.#options.logger.info('list updated', { list: list.name, entries: list.entries.length, origin: list.origin });
+      this.#options.onReload?.(true, this.#now() - started);
+    } catch (err) {
+      this.#options.logger.error('list update failed: keeping the previous copy', { list: list.name, error: String(err) });
+      this.#options.onReload?.(false, this.#now() - started);
+    }
+  }
+
+  async #allowlistUpdated(): Promise<void> {
+    const sources = this.#allowSources;
+    const loaded = sources.map((s) => s.current()).filter((l): l is LoadedList => l !== undefined);
+    const allow = await compileAllowlist(this.#config.allowlist.entries, loaded);
+    if (sources === this.#allowSources) this.engine.setAllowlist(allow);
+  }
+
+  #publishLists(): void {
+    this.engine.setLists(this.#lists.flatMap((slot) => (slot.compiled === undefined ? [] : [slot.compiled])));
+  }
+}
+
+async function compileList(config: ListConfig, list: LoadedList): Promise<CompiledList> {
+  const table = await compileTable(list.entries.map((entry, value) => ({ range: entry.range, value })));
+  return { config, list, table };
+}
+
+async function compileAllowlist(entries: readonly string[], files: readonly LoadedList[]): Promise<CompiledAllowlist> {
+  const ranges: IpRange[] = entries.map((text) => parseRange(text));
+  for (const file of files) for (const entry of file.entries) ranges.push(entry.range);
+  const table = await compileTable(ranges.map((range, value) => ({ range, value })));
+  return { ranges, table };
+}
+
+/** An allowlist file is read like a netset list, watched for changes like any list file. */
+function allowlistFileConfig(path: string): ListConfig {
+  return { name: `allowlist:${path}`, format: 'netset', path, refreshMs: 3_600_000, category: 'allowlisted', minEntries: 0, maxShrink: 1 };
+}
+
+function decisionKey(value: string): string {
+  return makeDecision({ value }, { action: 'deny', durationMs: 0, origin: 'api' }, 0).key;
+}
