@@ -283,6 +283,11 @@ describe('list formats: structural errors', () => {
 });
 
 describe('list formats: limits', () => {
+  it('an unknown format (an unchecked config) is a ListFormatError, not a crash', () => {
+    assert.throws(() => parseList('xml' as ListFormat, '<a/>', 't'), (err: unknown) => err instanceof ListFormatError && err.message === 't: unknown list format "xml"');
+  });
+
+
   it('keeps at most MAX_WARNINGS warnings, then says how many more were skipped', () => {
     const bad = Array.from({ length: MAX_WARNINGS + 25 }, () => 'bad').join('\n');
     const parsed = parseList('netset', `192.0.2.1\n${bad}\n`, 't');

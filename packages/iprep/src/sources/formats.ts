@@ -25,8 +25,10 @@ export const MAX_WARNINGS = 100;
 
 /** Parses one list. See the module comment for what is skipped and what throws. */
 export function parseList(format: ListFormat, text: string, origin: string): ParsedList {
+  const parser = PARSERS[format] as (typeof PARSERS)[ListFormat] | undefined;
+  if (parser === undefined) throw new ListFormatError(`${origin}: unknown list format ${JSON.stringify(format)}`);
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  return PARSERS[format](body, origin);
+  return parser(body, origin);
 }
 
 const PARSERS: Record<ListFormat, (text: string, origin: string) => ParsedList> = {

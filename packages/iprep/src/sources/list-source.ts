@@ -215,7 +215,9 @@ export class ListSource {
   private async loadUrl(url: string): Promise<LoadedList> {
     if (this.good === undefined) await this.restoreFromCache(url);
     try {
-      return (await this.fetchChanged(url)) ?? (this.good as GoodCopy).list;
+      const list = (await this.fetchChanged(url)) ?? (this.good as GoodCopy).list;
+      this.lastError = null;
+      return list;
     } catch (err) {
       const good = this.good;
       if (good === undefined) throw new Error(`${(err as Error).message}; no last good copy in ${this.cache.dir}`, { cause: err });
@@ -354,7 +356,11 @@ export class ListSource {
     this.good = { list, digest: textDigest, validators: from.validators };
     this.logger.info(`list ${this.config.name}: ${count} entries loaded`, { list: this.config.name, origin: from.origin });
     if (parsed.warnings.length > 0) {
-      this.logger.warn(`list ${this.config.name}: invalid items skipped`, { list: this.config.name, first: parsed.warnings[0] });
+      this.logger.warn(`list ${this.config.name}: invalid items skipped`, {
+        list: this.config.name,
+        warnings: parsed.warnings.length,
+        first: parsed.warnings[0],
+      });
     }
     return list;
   }
