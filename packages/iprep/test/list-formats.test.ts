@@ -81,7 +81,11 @@ const FIXTURES: FixtureCase[] = [
   {
     file: 'gcp-cloud.json',
     format: 'gcp-json',
-    entries: ['192.0.2.64/26 | us-central1 Google Cloud', '2001:db8:ff00::/40 | europe-west1 Google Cloud', '203.0.113.32/27 | asia-east1 Google Cloud'],
+    entries: [
+      '192.0.2.64/26 | us-central1 Google Cloud',
+      '2001:db8:ff00::/40 | europe-west1 Google Cloud',
+      '203.0.113.32/27 | asia-east1 Google Cloud',
+    ],
   },
   { file: 'goog.json', format: 'gcp-json', entries: ['198.51.100.128/25', '3fff:800::/21'] },
 ];
@@ -145,7 +149,18 @@ const INLINE: InlineCase[] = [
   {
     name: 'csv: bad scores and fields are skipped',
     format: 'csv',
-    text: 'address,score\n192.0.2.1,101\n192.0.2.2,-1\n192.0.2.3,5.5\n192.0.2.4\n192.0.2.5,\nnot_an_ip,5\n"192.0.2.6,5\n"192.0.2.7"x,5\n192.0.2.8,42\n',
+    text: [
+      'address,score',
+      '192.0.2.1,101',
+      '192.0.2.2,-1',
+      '192.0.2.3,5.5',
+      '192.0.2.4',
+      '192.0.2.5,',
+      'not_an_ip,5',
+      '"192.0.2.6,5',
+      '"192.0.2.7"x,5',
+      '192.0.2.8,42',
+    ].join('\n'),
     entries: ['192.0.2.8 42'],
     warnings: [
       't:2: score must be an integer 0..100, not "101"',
@@ -158,6 +173,7 @@ const INLINE: InlineCase[] = [
       't:9: text after a closing quote',
     ],
   },
+  { name: 'csv: a header alone is an empty list', format: 'csv', text: 'ip,score,note\n', entries: [], warnings: [] },
   {
     name: 'csv: only the first data line can be a header',
     format: 'csv',
@@ -220,7 +236,9 @@ const INLINE: InlineCase[] = [
   {
     name: 'gcp-json: scope without service, bad element',
     format: 'gcp-json',
-    text: JSON.stringify({ prefixes: [{ ipv4Prefix: '192.0.2.0/24', scope: 'us-east1' }, { ipv6Prefix: 3 }, { ipv6Prefix: '2001:db8::/48', service: '' }] }),
+    text: JSON.stringify({
+      prefixes: [{ ipv4Prefix: '192.0.2.0/24', scope: 'us-east1' }, { ipv6Prefix: 3 }, { ipv6Prefix: '2001:db8::/48', service: '' }],
+    }),
     entries: ['192.0.2.0/24 | us-east1', '2001:db8::/48'],
     warnings: ['t:prefixes[1]: no "ipv4Prefix" or "ipv6Prefix" string'],
   },
@@ -250,21 +268,51 @@ const ERRORS: ErrorCase[] = [
     text: '<html>\n<body>Not found</body>\n</html>\n',
     message: /^t: no valid entry in 3 data items; first problem: t:1: not an address or prefix: "<html>"$/,
   },
-  { name: 'csv: header only is empty, but a bad single line is not', format: 'csv', text: 'ip,score\nfoo,bar\n', message: /^t: no valid entry in 1 data item;/ },
+  {
+    name: 'csv: a header, then no valid entry',
+    format: 'csv',
+    text: 'ip,score\nfoo,bar\n',
+    message: /^t: no valid entry in 1 data item;/,
+  },
   { name: 'tor-exits: wrong format configured', format: 'tor-exits', text: '192.0.2.0/24 ; SBL1\n', message: /^t: no valid entry/ },
   { name: 'aws-json: not JSON', format: 'aws-json', text: '{"prefixes": [', message: /^t: not a JSON document \(/ },
   { name: 'aws-json: empty body', format: 'aws-json', text: '', message: /^t: not a JSON document/ },
-  { name: 'aws-json: no prefixes', format: 'aws-json', text: '{"syncToken":"1"}', message: /^t: not an AWS ip-ranges.json document \(no "prefixes" array\)$/ },
-  { name: 'aws-json: ipv6_prefixes not an array', format: 'aws-json', text: '{"prefixes":[],"ipv6_prefixes":{}}', message: /no "ipv6_prefixes" array/ },
-  { name: 'gcp-json: a JSON array', format: 'gcp-json', text: '[]', message: /^t: not a Google cloud.json \/ goog.json document \(not a JSON object\)$/ },
-  { name: 'gcp-json: every element bad', format: 'gcp-json', text: '{"prefixes":[{"ipv4Prefix":"1.2.3"}]}', message: /^t: no valid entry in 1 data item; first problem: t:prefixes\[0\]:/ },
+  {
+    name: 'aws-json: no prefixes',
+    format: 'aws-json',
+    text: '{"syncToken":"1"}',
+    message: /^t: not an AWS ip-ranges.json document \(no "prefixes" array\)$/,
+  },
+  {
+    name: 'aws-json: ipv6_prefixes not an array',
+    format: 'aws-json',
+    text: '{"prefixes":[],"ipv6_prefixes":{}}',
+    message: /no "ipv6_prefixes" array/,
+  },
+  {
+    name: 'gcp-json: a JSON array',
+    format: 'gcp-json',
+    text: '[]',
+    message: /^t: not a Google cloud.json \/ goog.json document \(not a JSON object\)$/,
+  },
+  {
+    name: 'gcp-json: every element bad',
+    format: 'gcp-json',
+    text: '{"prefixes":[{"ipv4Prefix":"1.2.3"}]}',
+    message: /^t: no valid entry in 1 data item; first problem: t:prefixes\[0\]:/,
+  },
   {
     name: 'spamhaus-json: truncated download (metadata count disagrees)',
     format: 'spamhaus-json',
     text: '{"cidr":"192.0.2.0/24"}\n{"type":"metadata","timestamp":1,"size":10,"records":5}\n',
     message: /^t:2: the metadata says 5 records, the file has 1$/,
   },
-  { name: 'spamhaus-json: ASN-DROP is not a CIDR list', format: 'spamhaus-json', text: '{"asn":64496,"rir":"arin"}\n', message: /first problem: t:1: no "cidr" string/ },
+  {
+    name: 'spamhaus-json: ASN-DROP is not a CIDR list',
+    format: 'spamhaus-json',
+    text: '{"asn":64496,"rir":"arin"}\n',
+    message: /first problem: t:1: no "cidr" string/,
+  },
 ];
 
 describe('list formats: structural errors', () => {
@@ -284,7 +332,10 @@ describe('list formats: structural errors', () => {
 
 describe('list formats: limits', () => {
   it('an unknown format (an unchecked config) is a ListFormatError, not a crash', () => {
-    assert.throws(() => parseList('xml' as ListFormat, '<a/>', 't'), (err: unknown) => err instanceof ListFormatError && err.message === 't: unknown list format "xml"');
+    assert.throws(
+      () => parseList('xml' as ListFormat, '<a/>', 't'),
+      (err: unknown) => err instanceof ListFormatError && err.message === 't: unknown list format "xml"',
+    );
   });
 
 

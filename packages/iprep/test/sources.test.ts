@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -42,7 +43,9 @@ interface LogLine {
 }
 function recordingLogger(): Logger & { lines: LogLine[] } {
   const lines: LogLine[] = [];
-  const at = (level: string) => (message: string, fields?: Record<string, unknown>) => void lines.push({ level, message, ...(fields ? { fields } : {}) });
+  const at = (level: string) => (message: string, fields?: Record<string, unknown>) => {
+    lines.push({ level, message, ...(fields ? { fields } : {}) });
+  };
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
@@ -143,7 +146,14 @@ describe('ListSource: URL lists', () => {
     assert.equal(list.origin, url);
     assert.equal(list.loadedAt, 1_795_939_200_000);
     assert.equal(source.current(), list);
-    assert.deepEqual(source.status(), { name: 'test-list', format: 'netset', origin: url, entries: 3, loadedAt: 1_795_939_200_000, lastError: null });
+    assert.deepEqual(source.status(), {
+      name: 'test-list',
+      format: 'netset',
+      origin: url,
+      entries: 3,
+      loadedAt: 1_795_939_200_000,
+      lastError: null,
+    });
 
     assert.equal(server.requests.length, 1);
     assert.equal(server.requests[0]?.['if-none-match'], undefined);
@@ -222,6 +232,18 @@ describe('ListSource: URL lists', () => {
     assert.equal(shrunk?.entries.length, 5);
     assert.equal(source.status().lastError, null);
     assert.equal(await readFile(cache.bodyPath, 'utf8'), netset(5));
+  });
+
+  it('runs overlapping refresh() calls one after the other', async () => {
+    const { server, url } = await startServer(netset(3));
+    const source = makeSource(listConfig({ url }), { cacheDir: await tempDir() });
+    await source.load();
+    server.body = netset(4);
+    server.etag = '"v2"';
+    const [first, second] = await Promise.all([source.refresh(), source.refresh()]);
+    assert.equal(first?.entries.length, 4);
+    assert.equal(second, undefined, 'the second call sees the first one\'s copy and gets a 304');
+    assert.equal(server.requests[2]?.['if-none-match'], '"v2"');
   });
 
   it('a 304 to a request without validators is an error, not "unchanged"', async () => {
@@ -414,6 +436,20 @@ describe('ListSource: file lists', () => {
     await writeFile(file, netset(7));
     await sleep(500);
     assert.equal(updates.length, 3, 'no update after stop()');
+  });
+
+  it('debounces a burst of writes into one reload of the final content', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'list.netset');
+    await writeFile(file, netset(3));
+    const source = makeSource(listConfig({ path: file }), { cacheDir: dir });
+    await source.load();
+    const updates: LoadedList[] = [];
+    source.start((list) => updates.push(list));
+    for (let count = 4; count <= 8; count++) writeFileSync(file, netset(count));
+    assert.equal((await nextUpdate(updates, 1)).entries.length, 8);
+    await sleep(500);
+    assert.equal(updates.length, 1);
   });
 
   it('does not watch when watch is false', async () => {
