@@ -74,7 +74,7 @@ class Collector {
   finish(): ParsedList {
     if (this.entries.length === 0 && this.items > 0) {
       throw new ListFormatError(
-        `${this.origin}: no valid entry in ${this.items} data ${this.items === 1 ? 'item' : 'items'}; first problem: ${this.warnings[0] ?? '?'}`,
+        `${this.origin}: no valid entry in ${this.items} data ${this.items === 1 ? 'item' : 'items'}; first problem: ${this.warnings[0] as string}`,
       );
     }
     if (this.invalid > MAX_WARNINGS) {
@@ -112,7 +112,7 @@ function rangeEntry(text: string, note?: string, score?: number): ListEntry | st
   }
 }
 
-function isComment(line: string): boolean {
+function isBlankOrComment(line: string): boolean {
   return line === '' || line.startsWith('#') || line.startsWith(';');
 }
 
@@ -121,7 +121,7 @@ function isComment(line: string): boolean {
 
 /** `192.0.2.0/24`, `192.0.2.1`, `192.0.2.1-192.0.2.9`, optionally followed by whitespace and a comment. */
 function netsetLine(line: string): LineResult {
-  if (isComment(line)) return null;
+  if (isBlankOrComment(line)) return null;
   const space = line.search(/\s/);
   if (space < 0) return rangeEntry(line);
   const rest = line.slice(space).trimStart();
@@ -131,7 +131,7 @@ function netsetLine(line: string): LineResult {
 
 /** Legacy Spamhaus DROP text: `192.0.2.0/24 ; SBL000001`. */
 function spamhausTextLine(line: string): LineResult {
-  if (isComment(line)) return null;
+  if (isBlankOrComment(line)) return null;
   const semicolon = line.indexOf(';');
   if (semicolon < 0) return rangeEntry(line);
   return rangeEntry(line.slice(0, semicolon), line.slice(semicolon + 1).trim() || undefined);
