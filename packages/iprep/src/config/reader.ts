@@ -134,6 +134,18 @@ export class NodeReader {
     return new MapReader(this, target, what, node);
   }
 
+  /** A map that must be there (an item of a list); undefined after reporting anything else. */
+  requiredMap(node: Node | undefined, what: string): MapReader | undefined {
+    const target = this.resolve(node);
+    if (target === undefined || isNull(target)) {
+      this.report(node, `${what} has no value: it must be a map of keys`);
+      return undefined;
+    }
+    if (isMap(target)) return new MapReader(this, target, what);
+    this.report(node, `${what} must be a map of keys, got ${describe(target)}`);
+    return undefined;
+  }
+
   /** The items of a list; absent or empty reads as no items. */
   seq(node: Node | undefined, what: string): Node[] {
     const target = this.resolve(node);

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { isMap } from 'yaml';
+import { isMap, isScalar, isSeq } from 'yaml';
 import { parseAddress, parseRange } from '../net/address.js';
 import { IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
 import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig } from './defaults.js';
@@ -34,14 +34,12 @@ export function readConfig(root: MapReader, file: string): IprepConfig {
   const base = dirname(resolve(file));
   const defaults = defaultConfig();
   const mode = root.oneOf('mode', MODES) ?? 'reputation';
-  const cacheDir = root.string('cache-dir');
-  const listen = readListen(root.map('listen'), base, defaults.listen);
   const config: IprepConfig = {
     source: file,
     mode,
-    listen,
+    listen: readListen(root.map('listen'), base, defaults.listen),
     agent: readAgent(root.map('agent'), defaults.agent),
-    messages: readMessages(root),
+    messages: readMessages(root, defaults.messages),
     variables: readVariables(root.map('variables'), defaults.variables),
     thresholds: readThresholds(root.map('thresholds'), defaults.thresholds),
     special: readSpecial(root.map('special'), defaults.special),
@@ -49,7 +47,7 @@ export function readConfig(root: MapReader, file: string): IprepConfig {
     lists: readLists(root, base),
     behaviour: readBehaviour(root.map('behaviour'), defaults.behaviour),
     decisions: readDecisions(root.map('decisions'), defaults.decisions),
-    cacheDir: resolve(base, cacheDir ?? DEFAULT_CACHE_DIR),
+    cacheDir: resolve(base, root.string('cache-dir') ?? DEFAULT_CACHE_DIR),
     store: readStore(root.map('store')),
     admin: readAdmin(root.map('admin'), base, { ...defaults.admin, enabled: mode === 'reputation' }),
   };
@@ -81,8 +79,9 @@ function readAgent(s: MapReader, d: IprepConfig['agent']): IprepConfig['agent'] 
   return agent;
 }
 
-function readMessages(root: MapReader): readonly string[] {
-  if (!root.has('messages')) return defaultConfig().messages;
+function readMessages(root: MapReader, d: readonly string[]): readonly string[] {
+  const listed = root.get('messages');
+  if (listed === undefined) return d;
   const names: string[] = [];
   const items = root.seq('messages');
   items.forEach((node, i) => {
@@ -91,7 +90,9 @@ function readMessages(root: MapReader): readonly string[] {
     if (names.includes(name)) root.reader.report(node, `messages[${i}] repeats ${show(name)}`);
     else names.push(name);
   });
-  if (items.length === 0) root.reportAt('messages', 'messages must name at least one SPOE message');
+  // An empty list would answer nothing (a list of the wrong type is already reported).
+  const empty = isSeq(listed) || (isScalar(listed) && listed.value === null);
+  if (empty && items.length === 0) root.reportAt('messages', 'messages must name at least one SPOE message');
   return names;
 }
 
@@ -171,13 +172,14 @@ function readAllowlist(root: MapReader, base: string): IprepConfig['allowlist'] 
 
 function readLists(root: MapReader, base: string): readonly ListConfig[] {
   const firstIndexOfName = new Map<string, number>();
-  return root.seq('lists').map((node, i) => {
-    const item = root.reader.map(node, `lists[${i}]`);
+  return root.seq('lists').flatMap((node, i) => {
+    const item = root.reader.requiredMap(node, `lists[${i}]`);
+    if (item === undefined) return [];
     const list = readList(item, base);
     const first = firstIndexOfName.get(list.name);
     if (first !== undefined) item.reportAt('name', `lists[${i}].name ${show(list.name)} is already the name of lists[${first}]`);
     else if (list.name !== '') firstIndexOfName.set(list.name, i);
-    return list;
+    return [list];
   });
 }
 
@@ -287,7 +289,7 @@ function readAdmin(s: MapReader, base: string, d: IprepConfig['admin']): IprepCo
   let token = s.string('token');
   const tokenFile = s.string('token-file');
   if (s.has('token') && s.has('token-file')) s.report('admin has both token and token-file: give one');
-  if (tokenFile !== undefined) {
+  if (tokenFile !== undefined && token === undefined) {
     const path = resolve(base, tokenFile);
     try {
       token = readFileSync(path, 'utf8').trim();
