@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -10,6 +10,7 @@ import type { IprepConfig } from '../src/types.js';
 
 const FILE = '/etc/iprep/iprep.yaml';
 const EXAMPLE = fileURLToPath(new URL('../../../examples/iprep.yaml', import.meta.url));
+const DOCS = fileURLToPath(new URL('../../../docs/configuration.md', import.meta.url));
 
 /** The value at a dotted path (`listen.port`, `lists.0.name`) of the config. */
 function at(config: IprepConfig, path: string): unknown {
@@ -302,5 +303,43 @@ describe('loadConfigFile', () => {
     const file = join(dir, 'bad.yaml');
     await writeFile(file, 'mode: fast\n');
     await assert.rejects(loadConfigFile(file), { message: `${file}:1:7: mode must be one of random, reputation; got "fast"` });
+  });
+});
+
+describe('docs/configuration.md', () => {
+  it('ends with examples/iprep.yaml, unchanged', async () => {
+    const [docs, example] = await Promise.all([readFile(DOCS, 'utf8'), readFile(EXAMPLE, 'utf8')]);
+    assert.ok(docs.endsWith(`## Full example\n\n<!-- This is examples/iprep.yaml; a test checks that they are the same. -->\n\n\`\`\`yaml\n${example}\`\`\`\n`));
+  });
+
+  it('documents exactly the keys the configuration accepts, in each section', async () => {
+    const docs = await readFile(DOCS, 'utf8');
+    // Each "### `section`" heading has a table (its first one) whose first column names the keys.
+    const documented = new Map<string, string[]>();
+    for (const part of docs.split(/^### /m).slice(1)) {
+      const section = /^`([a-z-]+)`/.exec(part)?.[1] as string;
+      const table = /^\| (?:Key|Item) \|.*\n(?:\|.*\n)+/m.exec(part)?.[0] ?? '';
+      documented.set(section, [...table.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1] as string));
+    }
+    // An unknown key's message lists the keys a section accepts.
+    const accepted = (yaml: string): string[] => {
+      try {
+        parseConfig(yaml, FILE);
+      } catch (e) {
+        const known = /known keys: ([^)]*)\)/.exec((e as Error).message)?.[1];
+        if (known !== undefined) return known.split(', ');
+      }
+      assert.fail(`no known keys for ${yaml}`);
+    };
+    const topLevel = accepted('x-unknown: 1');
+    assert.deepEqual([...documented.keys()], topLevel);
+    for (const section of topLevel) {
+      const keys = documented.get(section);
+      if (['mode', 'messages', 'cache-dir'].includes(section)) assert.deepEqual(keys, [section]);
+      else if (section === 'allowlist') assert.deepEqual(keys, ['file']);
+      else if (section === 'lists') assert.deepEqual(keys, accepted('lists: [{ name: a, path: a, x-unknown: 1 }]'));
+      else if (section === 'store') assert.deepEqual(keys, ['type', ...accepted('store: { type: redis, x-unknown: 1 }').filter((k) => k !== 'type')]);
+      else assert.deepEqual(keys, accepted(`${section}: { x-unknown: 1 }`), section);
+    }
   });
 });
