@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { ConfigError, defaultConfig, loadConfigFile, parseConfig, parseDuration } from '../src/config/index.js';
+import { formatDuration } from '../src/config/duration.js';
 import type { IprepConfig } from '../src/types.js';
 
 const FILE = '/etc/iprep/iprep.yaml';
@@ -45,6 +46,12 @@ describe('parseDuration', () => {
       assert.throws(() => parseDuration(value), (e: unknown) => e instanceof TypeError && /not a duration/.test(e.message));
     });
   }
+
+  it('formats durations as the shortest compound it reads back', () => {
+    const cases: [number, string][] = [[0, '0s'], [1, '1ms'], [1500, '1s500ms'], [5_400_000, '1h30m'], [86_400_000, '1d'], [93_784_005, '1d2h3m4s5ms']];
+    for (const [ms, text] of cases) assert.equal(formatDuration(ms), text);
+    fc.assert(fc.property(fc.nat(), (ms) => assert.equal(parseDuration(formatDuration(ms)), ms)));
+  });
 
   it('reads back what a compound of units writes', () => {
     const units = [

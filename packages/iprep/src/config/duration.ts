@@ -42,3 +42,16 @@ export function parseDuration(value: string | number): number {
 function badDuration(value: string): TypeError {
   return new TypeError(`not a duration: ${JSON.stringify(value)} (${DURATION_HINT})`);
 }
+
+/** The shortest text parseDuration reads back as `ms` (an integer >= 0): `1h30m`, `500ms`, `0s`. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  let rest = ms;
+  let text = '';
+  for (const unit of UNIT_ORDER) {
+    const amount = Math.floor(rest / UNIT_MS[unit]);
+    if (amount > 0) text += `${amount}${unit}`;
+    rest -= amount * UNIT_MS[unit];
+  }
+  return text;
+}

@@ -4,7 +4,7 @@
  * so that one pass reports every problem of the file, not just the first.
  */
 import { type Document, type LineCounter, type Node, type YAMLMap, isAlias, isMap, isScalar, isSeq } from 'yaml';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 
 /** One problem of a configuration file; line and column are 1-based. */
 export interface ConfigProblem {
@@ -103,7 +103,7 @@ export class NodeReader {
       return undefined;
     }
     if (ms < min || (max !== undefined && ms > max)) {
-      const range = max === undefined ? `at least ${min} ms` : `from ${min} to ${max} ms`;
+      const range = max === undefined ? `at least ${formatDuration(min)}` : `from ${formatDuration(min)} to ${formatDuration(max)}`;
       this.report(node, `${what} must be ${range}, got ${show(value)}`);
       return undefined;
     }

@@ -9,6 +9,7 @@ import { isMap, isScalar, isSeq } from 'yaml';
 import { parseAddress, parseRange } from '../net/address.js';
 import { IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
 import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig } from './defaults.js';
+import { formatDuration } from './duration.js';
 import type { MapReader, StringRule } from './reader.js';
 import { show } from './reader.js';
 
@@ -16,8 +17,8 @@ const MODES = ['random', 'reputation'] as const;
 const VARIABLE_SCOPES = ['proc', 'sess', 'txn', 'req', 'res'] as const;
 const STORE_TYPES = ['memory', 'redis'] as const;
 const THRESHOLD_ORDER = ['deny', 'tarpit', 'captcha', 'log'] as const;
-/** Longest delay setTimeout accepts; longer timers would fire at once. */
-const MAX_TIMER_MS = 2_147_483_647;
+/** Longest timer period: setTimeout fires at once past 2^31 - 1 ms (24.8 days). */
+const MAX_TIMER_MS = 24 * 86_400_000;
 
 const VARIABLE_NAME: StringRule = { pattern: /^[A-Za-z0-9_.]+$/, expected: "a variable name (letters, digits, '_' and '.')" };
 const MESSAGE_NAME: StringRule = { pattern: /^\S+$/, expected: 'a message name without spaces' };
@@ -241,7 +242,7 @@ function readBehaviour(s: MapReader, d: IprepConfig['behaviour']): IprepConfig['
   if (behaviour.maxBanMs < behaviour.banMs) {
     s.reportAt(
       s.has('max-ban-time') ? 'max-ban-time' : 'ban-time',
-      `behaviour.max-ban-time (${behaviour.maxBanMs} ms) is shorter than behaviour.ban-time (${behaviour.banMs} ms)`,
+      `behaviour.max-ban-time (${formatDuration(behaviour.maxBanMs)}) is shorter than behaviour.ban-time (${formatDuration(behaviour.banMs)})`,
     );
   }
   s.finish();
