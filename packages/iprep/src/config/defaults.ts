@@ -1,0 +1,65 @@
+/** Every default of the configuration, in one place (docs/configuration.md lists them too). */
+import { resolve } from 'node:path';
+import type { IprepConfig } from '../types.js';
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+
+/** Where fetched lists keep their last good copy, relative to the config file's directory. */
+export const DEFAULT_CACHE_DIR = '.cache/iprep';
+
+/** Defaults of one entry of `lists`. */
+export const LIST_DEFAULTS = {
+  format: 'netset',
+  refreshMs: HOUR,
+  /** A list with neither score nor penalty takes this penalty. */
+  penalty: 50,
+  /** An empty download is suspicious; an empty local file may be on purpose. */
+  minEntriesUrl: 1,
+  minEntriesPath: 0,
+  maxShrink: 0.5,
+} as const;
+
+export const REDIS_DEFAULTS = { url: 'redis://127.0.0.1:6379', prefix: 'iprep' } as const;
+
+/**
+ * The configuration without a file: random mode, as the original agent.
+ * With a file, `mode` defaults to reputation instead (a file means the real
+ * thing), and the admin API is enabled by default in reputation mode only.
+ */
+export function defaultConfig(): IprepConfig {
+  return {
+    source: '<defaults>',
+    mode: 'random',
+    listen: { host: undefined, port: 12345, socket: undefined, workers: 5 },
+    agent: { maxFrameSize: undefined, maxInFlight: 20, handlerTimeoutMs: 1 * SECOND, shutdownTimeoutMs: 5 * SECOND },
+    messages: ['check-client-ip'],
+    variables: { scope: 'sess', score: 'ip_score', action: 'ip_action', category: 'ip_category', source: 'ip_source' },
+    thresholds: { deny: 20, tarpit: 40, captcha: 60, log: 80 },
+    special: { enabled: true, internalAction: 'allow', bogonScore: 10 },
+    allowlist: { entries: [], files: [] },
+    lists: [],
+    behaviour: {
+      enabled: true,
+      ipv6PrefixLength: 64,
+      windowMs: 60 * SECOND,
+      rateThreshold: 120,
+      ratePenalty: 30,
+      banThreshold: 600,
+      banMs: 10 * MINUTE,
+      banGrowth: 2,
+      maxBanMs: 24 * HOUR,
+      banAction: 'deny',
+      decayPoints: 10,
+      decayIntervalMs: 1 * MINUTE,
+      statusArgument: 'status',
+      errorWeight: 5,
+      maxClients: 100_000,
+    },
+    decisions: { defaultDurationMs: 4 * HOUR, defaultAction: 'deny' },
+    cacheDir: resolve(DEFAULT_CACHE_DIR),
+    store: { type: 'memory' },
+    admin: { enabled: false, host: '127.0.0.1', port: 9090, token: undefined },
+  };
+}

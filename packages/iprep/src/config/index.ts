@@ -1,0 +1,1 @@
+export { ConfigError, defaultConfig, loadConfigFile, parseConfig, parseDuration, type ConfigProblem } from './load.js';

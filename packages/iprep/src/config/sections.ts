@@ -1,0 +1,324 @@
+/**
+ * The sections of the configuration file, read into IprepConfig with defaults
+ * applied. YAML keys are kebab-case (`max-frame-size`); relative paths are
+ * resolved against the directory of the configuration file.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isMap, isScalar, isSeq } from 'yaml';
+import { parseAddress, parseRange } from '../net/address.js';
+import { IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
+import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig } from './defaults.js';
+import { formatDuration } from './duration.js';
+import type { MapReader, StringRule } from './reader.js';
+import { show } from './reader.js';
+
+const MODES = ['random', 'reputation'] as const;
+const VARIABLE_SCOPES = ['proc', 'sess', 'txn', 'req', 'res'] as const;
+const STORE_TYPES = ['memory', 'redis'] as const;
+const THRESHOLD_ORDER = ['deny', 'tarpit', 'captcha', 'log'] as const;
+/** Longest timer period: setTimeout fires at once past 2^31 - 1 ms (24.8 days). */
+const MAX_TIMER_MS = 24 * 86_400_000;
+
+const VARIABLE_NAME: StringRule = { pattern: /^[A-Za-z0-9_.]+$/, expected: "a variable name (letters, digits, '_' and '.')" };
+const MESSAGE_NAME: StringRule = { pattern: /^\S+$/, expected: 'a message name without spaces' };
+const LIST_NAME: StringRule = {
+  pattern: /^[A-Za-z0-9][A-Za-z0-9._:-]*$/,
+  expected: "a name of letters, digits, '.', '_', ':' and '-'",
+};
+const CATEGORY: StringRule = { pattern: /^\S+$/, expected: 'a category without spaces' };
+const REDIS_PREFIX: StringRule = { pattern: /^[A-Za-z0-9:_.-]+$/, expected: "a key prefix of letters, digits, ':', '_', '.' and '-'" };
+const ALLOWLIST_ENTRY: StringRule = { pattern: /\S/, expected: 'an address, a CIDR prefix or a range, or {file: <path>}' };
+
+/** Reads the whole file; `root` is its top-level map, `file` the path it came from. */
+export function readConfig(root: MapReader, file: string): IprepConfig {
+  const base = dirname(resolve(file));
+  const defaults = defaultConfig();
+  const mode = root.oneOf('mode', MODES) ?? 'reputation';
+  const config: IprepConfig = {
+    source: file,
+    mode,
+    listen: readListen(root.map('listen'), base, defaults.listen),
+    agent: readAgent(root.map('agent'), defaults.agent),
+    messages: readMessages(root, defaults.messages),
+    variables: readVariables(root.map('variables'), defaults.variables),
+    thresholds: readThresholds(root.map('thresholds'), defaults.thresholds),
+    special: readSpecial(root.map('special'), defaults.special),
+    allowlist: readAllowlist(root, base),
+    lists: readLists(root, base),
+    behaviour: readBehaviour(root.map('behaviour'), defaults.behaviour),
+    decisions: readDecisions(root.map('decisions'), defaults.decisions),
+    cacheDir: resolve(base, root.string('cache-dir') ?? DEFAULT_CACHE_DIR),
+    store: readStore(root.map('store')),
+    admin: readAdmin(root.map('admin'), base, { ...defaults.admin, enabled: mode === 'reputation' }),
+  };
+  root.finish();
+  return config;
+}
+
+function readListen(s: MapReader, base: string, d: IprepConfig['listen']): IprepConfig['listen'] {
+  const host = s.string('host');
+  const port = s.integer('port', 0, 65535);
+  const socket = s.string('socket');
+  if (socket !== undefined) {
+    if (s.has('host')) s.reportAt('socket', 'listen.socket and listen.host exclude each other: give one');
+    if (s.has('port')) s.reportAt('socket', 'listen.socket and listen.port exclude each other: give one');
+  }
+  const workers = s.integer('workers', 1, 256) ?? d.workers;
+  s.finish();
+  return { host, port: port ?? d.port, socket: socket === undefined ? undefined : resolve(base, socket), workers };
+}
+
+function readAgent(s: MapReader, d: IprepConfig['agent']): IprepConfig['agent'] {
+  const agent = {
+    maxFrameSize: s.integer('max-frame-size', 256, 0xffff_ffff) ?? d.maxFrameSize,
+    maxInFlight: s.integer('max-in-flight', 1) ?? d.maxInFlight,
+    handlerTimeoutMs: s.duration('handler-timeout', 1, MAX_TIMER_MS) ?? d.handlerTimeoutMs,
+    shutdownTimeoutMs: s.duration('shutdown-timeout', 0, MAX_TIMER_MS) ?? d.shutdownTimeoutMs,
+  };
+  s.finish();
+  return agent;
+}
+
+function readMessages(root: MapReader, d: readonly string[]): readonly string[] {
+  const listed = root.get('messages');
+  if (listed === undefined) return d;
+  const names: string[] = [];
+  const items = root.seq('messages');
+  items.forEach((node, i) => {
+    const name = root.reader.string(node, `messages[${i}]`, MESSAGE_NAME);
+    if (name === undefined) return;
+    if (names.includes(name)) root.reader.report(node, `messages[${i}] repeats ${show(name)}`);
+    else names.push(name);
+  });
+  // An empty list would answer nothing (a list of the wrong type is already reported).
+  const empty = isSeq(listed) || (isScalar(listed) && listed.value === null);
+  if (empty && items.length === 0) root.reportAt('messages', 'messages must name at least one SPOE message');
+  return names;
+}
+
+function readVariables(s: MapReader, d: IprepConfig['variables']): IprepConfig['variables'] {
+  const variables = {
+    scope: s.oneOf('scope', VARIABLE_SCOPES) ?? d.scope,
+    score: s.string('score', VARIABLE_NAME) ?? d.score,
+    action: s.string('action', VARIABLE_NAME) ?? d.action,
+    category: s.string('category', VARIABLE_NAME) ?? d.category,
+    source: s.string('source', VARIABLE_NAME) ?? d.source,
+  };
+  const seen = new Map<string, string>();
+  for (const key of ['score', 'action', 'category', 'source'] as const) {
+    const other = seen.get(variables[key]);
+    if (other !== undefined) s.reportAt(key, `variables.${key} and variables.${other} name the same variable ${show(variables[key])}`);
+    seen.set(variables[key], key);
+  }
+  s.finish();
+  return variables;
+}
+
+function readThresholds(s: MapReader, d: IprepConfig['thresholds']): IprepConfig['thresholds'] {
+  const thresholds = {
+    deny: s.integer('deny', 0, 100) ?? d.deny,
+    tarpit: s.integer('tarpit', 0, 100) ?? d.tarpit,
+    captcha: s.integer('captcha', 0, 100) ?? d.captcha,
+    log: s.integer('log', 0, 100) ?? d.log,
+  };
+  for (let i = 1; i < THRESHOLD_ORDER.length; i++) {
+    const lower = THRESHOLD_ORDER[i - 1] as (typeof THRESHOLD_ORDER)[number];
+    const higher = THRESHOLD_ORDER[i] as (typeof THRESHOLD_ORDER)[number];
+    if (thresholds[lower] <= thresholds[higher]) continue;
+    // Point at whichever of the two the file sets (the later one when both are set).
+    s.reportAt(
+      s.has(higher) ? higher : lower,
+      `thresholds must not decrease from deny to log: ${higher} (${thresholds[higher]}) is below ${lower} (${thresholds[lower]})`,
+    );
+  }
+  s.finish();
+  return thresholds;
+}
+
+function readSpecial(s: MapReader, d: IprepConfig['special']): IprepConfig['special'] {
+  const special = {
+    enabled: s.boolean('enabled') ?? d.enabled,
+    internalAction: s.oneOf('internal-action', IP_ACTIONS) ?? d.internalAction,
+    bogonScore: s.integer('bogon-score', 0, 100) ?? d.bogonScore,
+  };
+  s.finish();
+  return special;
+}
+
+function readAllowlist(root: MapReader, base: string): IprepConfig['allowlist'] {
+  const entries: string[] = [];
+  const files: string[] = [];
+  root.seq('allowlist').forEach((node, i) => {
+    const what = `allowlist[${i}]`;
+    if (isMap(node)) {
+      const item = root.reader.map(node, what);
+      const file = item.string('file');
+      if (file !== undefined) files.push(resolve(base, file));
+      else if (!item.has('file')) item.report(`${what} needs file: <path> (or is an address, a CIDR prefix or a range)`);
+      item.finish();
+      return;
+    }
+    const entry = root.reader.string(node, what, ALLOWLIST_ENTRY);
+    if (entry === undefined) return;
+    try {
+      parseRange(entry);
+      entries.push(entry.trim());
+    } catch (e) {
+      root.reader.report(node, `${what}: ${(e as Error).message}`);
+    }
+  });
+  return { entries, files };
+}
+
+function readLists(root: MapReader, base: string): readonly ListConfig[] {
+  const firstIndexOfName = new Map<string, number>();
+  return root.seq('lists').flatMap((node, i) => {
+    const item = root.reader.requiredMap(node, `lists[${i}]`);
+    if (item === undefined) return [];
+    const list = readList(item, base);
+    const first = firstIndexOfName.get(list.name);
+    if (first !== undefined) item.reportAt('name', `lists[${i}].name ${show(list.name)} is already the name of lists[${first}]`);
+    else if (list.name !== '') firstIndexOfName.set(list.name, i);
+    return [list];
+  });
+}
+
+function readList(s: MapReader, base: string): ListConfig {
+  const name = s.string('name', LIST_NAME);
+  if (!s.has('name')) s.report(`${s.path} needs a name`);
+  const format = s.oneOf('format', LIST_FORMATS) ?? LIST_DEFAULTS.format;
+  const path = s.string('path');
+  const url = s.string('url');
+  if (url !== undefined && !isHttpUrl(url)) s.reportAt('url', `${s.what('url')} must be an http or https URL, got ${show(url)}`);
+  if (s.has('path') && s.has('url')) s.report(`${s.path} has both path and url: give one`);
+  if (!s.has('path') && !s.has('url')) s.report(`${s.path} needs a path or a url`);
+  const refreshMs = s.duration('refresh', 1000, MAX_TIMER_MS);
+  if (s.has('refresh') && s.has('path')) {
+    s.reportAt('refresh', `${s.what('refresh')} applies to url lists only: files are reloaded when they change`);
+  }
+  const score = s.integer('score', 0, 100);
+  const penalty = s.integer('penalty', 0, 100);
+  if (s.has('score') && s.has('penalty')) s.report(`${s.path} has both score and penalty: give one`);
+  const category = s.string('category', CATEGORY);
+  const action = s.oneOf('action', IP_ACTIONS);
+  const minEntries = s.integer('min-entries', 0);
+  const maxShrink = s.number('max-shrink', 0, 1);
+  s.finish();
+  return {
+    name: name ?? '',
+    format,
+    path: path === undefined ? undefined : resolve(base, path),
+    url,
+    refreshMs: refreshMs ?? LIST_DEFAULTS.refreshMs,
+    score,
+    penalty: score === undefined ? (penalty ?? LIST_DEFAULTS.penalty) : undefined,
+    category: category ?? name ?? '',
+    action,
+    minEntries: minEntries ?? (s.has('url') ? LIST_DEFAULTS.minEntriesUrl : LIST_DEFAULTS.minEntriesPath),
+    maxShrink: maxShrink ?? LIST_DEFAULTS.maxShrink,
+  };
+}
+
+function readBehaviour(s: MapReader, d: IprepConfig['behaviour']): IprepConfig['behaviour'] {
+  const behaviour = {
+    enabled: s.boolean('enabled') ?? d.enabled,
+    ipv6PrefixLength: s.integer('ipv6-prefix-length', 1, 128) ?? d.ipv6PrefixLength,
+    windowMs: s.duration('window', 1000) ?? d.windowMs,
+    rateThreshold: s.integer('rate-threshold', 1) ?? d.rateThreshold,
+    ratePenalty: s.integer('rate-penalty', 0, 100) ?? d.ratePenalty,
+    banThreshold: s.integer('ban-threshold', 1) ?? d.banThreshold,
+    banMs: s.duration('ban-time', 1000) ?? d.banMs,
+    banGrowth: s.number('ban-growth', 1) ?? d.banGrowth,
+    maxBanMs: s.duration('max-ban-time', 1000) ?? d.maxBanMs,
+    banAction: s.oneOf('ban-action', IP_ACTIONS) ?? d.banAction,
+    decayPoints: s.integer('decay-points', 0, 100) ?? d.decayPoints,
+    decayIntervalMs: s.duration('decay-interval', 1000, MAX_TIMER_MS) ?? d.decayIntervalMs,
+    // An explicit null turns the status argument off.
+    statusArgument: s.isNull('status-argument') ? undefined : (s.string('status-argument', MESSAGE_NAME) ?? d.statusArgument),
+    errorWeight: s.integer('error-weight', 0) ?? d.errorWeight,
+    maxClients: s.integer('max-clients', 1) ?? d.maxClients,
+  };
+  if (behaviour.maxBanMs < behaviour.banMs) {
+    s.reportAt(
+      s.has('max-ban-time') ? 'max-ban-time' : 'ban-time',
+      `behaviour.max-ban-time (${formatDuration(behaviour.maxBanMs)}) is shorter than behaviour.ban-time (${formatDuration(behaviour.banMs)})`,
+    );
+  }
+  s.finish();
+  return behaviour;
+}
+
+function readDecisions(s: MapReader, d: IprepConfig['decisions']): IprepConfig['decisions'] {
+  const decisions = {
+    defaultDurationMs: s.duration('default-duration', 1000) ?? d.defaultDurationMs,
+    defaultAction: s.oneOf('default-action', IP_ACTIONS) ?? d.defaultAction,
+  };
+  s.finish();
+  return decisions;
+}
+
+function readStore(s: MapReader): IprepConfig['store'] {
+  const type = s.oneOf('type', STORE_TYPES) ?? 'memory';
+  if (type === 'memory') {
+    for (const key of ['url', 'nodes', 'prefix']) {
+      if (s.has(key)) s.reportAt(key, `${s.what(key)} applies to store type redis only`);
+    }
+    s.finish();
+    return { type };
+  }
+  const url = s.string('url');
+  if (url !== undefined && !isRedisUrl(url)) s.reportAt('url', `store.url must be a redis:// or rediss:// URL, got ${show(url)}`);
+  const nodes = s.seq('nodes').flatMap((node, i) => {
+    const nodeUrl = s.reader.string(node, `store.nodes[${i}]`);
+    if (nodeUrl === undefined) return [];
+    if (!isRedisUrl(nodeUrl)) s.reader.report(node, `store.nodes[${i}] must be a redis:// or rediss:// URL, got ${show(nodeUrl)}`);
+    return [nodeUrl];
+  });
+  if (s.has('url') && s.has('nodes')) s.report('store has both url (one server) and nodes (a cluster): give one');
+  if (s.has('nodes') && nodes.length === 0) s.reportAt('nodes', 'store.nodes must list at least one cluster node');
+  const prefix = s.string('prefix', REDIS_PREFIX) ?? REDIS_DEFAULTS.prefix;
+  s.finish();
+  if (s.has('nodes')) return { type, nodes, prefix };
+  return { type, url: url ?? REDIS_DEFAULTS.url, prefix };
+}
+
+function readAdmin(s: MapReader, base: string, d: IprepConfig['admin']): IprepConfig['admin'] {
+  const enabled = s.boolean('enabled') ?? d.enabled;
+  const host = s.string('host') ?? d.host;
+  const port = s.integer('port', 0, 65535) ?? d.port;
+  let token = s.string('token');
+  const tokenFile = s.string('token-file');
+  if (s.has('token') && s.has('token-file')) s.report('admin has both token and token-file: give one');
+  if (tokenFile !== undefined && token === undefined) {
+    const path = resolve(base, tokenFile);
+    try {
+      token = readFileSync(path, 'utf8').trim();
+      if (token === '') s.reportAt('token-file', `admin.token-file ${path} is empty`);
+    } catch (e) {
+      s.reportAt('token-file', `admin.token-file cannot be read: ${(e as Error).message}`);
+    }
+  }
+  if (enabled && token === undefined && !s.has('token-file') && !isLoopback(host)) {
+    s.reportAt('host', `admin.host ${host} is reachable from other machines: set admin.token or admin.token-file`);
+  }
+  s.finish();
+  return { enabled, host, port, token };
+}
+
+function isHttpUrl(text: string): boolean {
+  return URL.canParse(text) && ['http:', 'https:'].includes(new URL(text).protocol);
+}
+
+function isRedisUrl(text: string): boolean {
+  return URL.canParse(text) && ['redis:', 'rediss:'].includes(new URL(text).protocol);
+}
+
+/** Loopback addresses and `localhost`: reachable from this machine only. */
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  const bytes = parseAddress(host);
+  if (bytes === undefined) return false;
+  if (bytes.length === 4) return bytes[0] === 127;
+  return bytes.every((b, i) => b === (i === 15 ? 1 : 0));
+}

@@ -1,0 +1,389 @@
+/**
+ * One configured list, from a file or a URL, kept current.
+ *
+ * A new copy only replaces the last good one after it parses and passes the sanity
+ * checks (minEntries, maxShrink); otherwise the last good copy stays in service and
+ * the failure is reported through status().lastError and the logger. URL lists are
+ * fetched with conditional GETs and their last good copy is kept on disk, so an agent
+ * that starts without network still has its lists.
+ */
+import { createHash } from 'node:crypto';
+import { type FSWatcher, watch } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { type Logger, silentLogger } from 'spop';
+import type { ListConfig, ListStatus, LoadedList } from '../types.js';
+import { parseList } from './formats.js';
+import { ListCache } from './list-cache.js';
+
+export interface ListSourceOptions {
+  /** Where URL lists keep their last good copy (created when first needed). */
+  cacheDir: string;
+  logger?: Logger;
+  /** HTTP client. Default: the global fetch. */
+  fetch?: typeof globalThis.fetch;
+  /** Clock for loadedAt and the cache's fetchedAt (ms since epoch). Default Date.now. */
+  now?: () => number;
+  /** Whether start() watches list files for changes. Default true. URL lists are refreshed on their timer regardless. */
+  watch?: boolean;
+  /** How long one fetch may take, body included (ms). Default 30 s. */
+  fetchTimeoutMs?: number;
+}
+
+const DEFAULTS = {
+  watch: true,
+  fetchTimeoutMs: 30_000,
+  /** Editors write a file in several steps; one reload after the last event is enough. */
+  watchDebounceMs: 200,
+  /** Refresh periods vary by +-10% so that many agents do not fetch in step. */
+  refreshJitter: 0.1,
+} as const;
+
+const USER_AGENT = 'iprep-spoa (list refresh)';
+
+/** HTTP validators of the last good copy, sent back as If-None-Match / If-Modified-Since. */
+interface Validators {
+  readonly etag?: string;
+  readonly lastModified?: string;
+}
+
+interface GoodCopy {
+  list: LoadedList;
+  /** Digest of the raw text, to tell an unchanged file or body from a new one. */
+  readonly digest: string;
+  validators: Validators;
+}
+
+/** A fetched body with its validators; `not-modified` after a 304. */
+type FetchResult = { readonly text: string; readonly validators: Validators } | 'not-modified';
+
+/** What start() set up; callbacks from an older start() see a different object and do nothing. */
+interface Running {
+  readonly onUpdate: (list: LoadedList) => void;
+  timer?: NodeJS.Timeout;
+  watcher?: FSWatcher;
+}
+
+export class ListSource {
+  readonly config: ListConfig;
+  private readonly logger: Logger;
+  private readonly fetch: typeof globalThis.fetch;
+  private readonly now: () => number;
+  private readonly watchFiles: boolean;
+  private readonly fetchTimeoutMs: number;
+  private readonly cache: ListCache;
+  private good: GoodCopy | undefined;
+  private lastError: string | null = null;
+  /** load() and refresh() run one at a time, in call order. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private running: Running | undefined;
+  /** Aborted by stop(), so that no fetch outlives the source. */
+  private stopSignal = new AbortController();
+
+  constructor(config: ListConfig, options: ListSourceOptions) {
+    if ((config.path === undefined) === (config.url === undefined)) {
+      throw new TypeError(`list ${config.name}: exactly one of path and url is needed`);
+    }
+    this.config = config;
+    this.logger = options.logger ?? silentLogger;
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.now = options.now ?? Date.now;
+    this.watchFiles = options.watch ?? DEFAULTS.watch;
+    this.fetchTimeoutMs = options.fetchTimeoutMs ?? DEFAULTS.fetchTimeoutMs;
+    this.cache = new ListCache(options.cacheDir, config.name);
+  }
+
+  /**
+   * First load: the file; or the URL, falling back to the last good copy on disk when the
+   * fetch fails. Throws (message naming the list and the problem) when there is nothing usable.
+   */
+  load(): Promise<LoadedList> {
+    return this.serialize(async () => {
+      try {
+        if (this.config.url === undefined) {
+          const list = (await this.readChangedFile()) ?? (this.good as GoodCopy).list;
+          this.lastError = null;
+          return list;
+        }
+        return await this.loadUrl(this.config.url);
+      } catch (err) {
+        this.lastError = (err as Error).message;
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Re-reads / re-fetches now. Resolves the new list when the content changed and passed the
+   * sanity checks, undefined when unchanged; on failure keeps the last good copy, records
+   * status().lastError, and rejects.
+   */
+  refresh(): Promise<LoadedList | undefined> {
+    return this.serialize(async () => {
+      try {
+        const list = this.config.url === undefined ? await this.readChangedFile() : await this.fetchChanged(this.config.url);
+        this.lastError = null;
+        return list;
+      } catch (err) {
+        this.lastError = (err as Error).message;
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Keeps the list current: URL lists are refreshed every refreshMs (+-10%), files are watched
+   * (when the watch option is on). onUpdate gets each new good copy; failures are logged.
+   * Nothing here keeps the process alive.
+   */
+  start(onUpdate: (list: LoadedList) => void): void {
+    if (this.running !== undefined) throw new Error(`list ${this.config.name}: already started`);
+    const run: Running = { onUpdate };
+    this.running = run;
+    if (this.config.url !== undefined) this.scheduleRefresh(run);
+    else if (this.watchFiles) this.watchFile(run, this.config.path as string);
+  }
+
+  stop(): void {
+    const run = this.running;
+    this.running = undefined;
+    if (run !== undefined) {
+      clearTimeout(run.timer);
+      run.watcher?.close();
+    }
+    this.stopSignal.abort(new Error('the list source was stopped'));
+    this.stopSignal = new AbortController();
+  }
+
+  current(): LoadedList | undefined {
+    return this.good?.list;
+  }
+
+  status(): ListStatus {
+    const list = this.good?.list;
+    return {
+      name: this.config.name,
+      format: this.config.format,
+      origin: list?.origin ?? this.config.url ?? this.config.path ?? '',
+      entries: list?.entries.length ?? 0,
+      loadedAt: list?.loadedAt ?? null,
+      lastError: this.lastError,
+    };
+  }
+
+  // -------------------------------------------------------------------------
+  // Files
+
+  /** The file as a new good copy, or undefined when its content is the one in service. */
+  private async readChangedFile(): Promise<LoadedList | undefined> {
+    const file = this.config.path as string;
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw this.error(`cannot read ${file}: ${(err as Error).message}`, err);
+    }
+    const textDigest = digest(text);
+    if (this.good?.digest === textDigest) return undefined;
+    return this.accept(text, textDigest, { origin: file, parseOrigin: file, loadedAt: this.now(), validators: {} });
+  }
+
+  /** Watches the directory, not the file: editors that save by renaming a new file over the old one replace its inode. */
+  private watchFile(run: Running, file: string): void {
+    const dir = path.dirname(path.resolve(file));
+    const base = path.basename(file);
+    let debounce: NodeJS.Timeout | undefined;
+    try {
+      run.watcher = watch(dir, { persistent: false }, (_event, filename) => {
+        if (filename !== null && filename !== base) return;
+        clearTimeout(debounce);
+        debounce = setTimeout(() => void this.refreshAndNotify(run), DEFAULTS.watchDebounceMs).unref();
+      });
+    } catch (err) {
+      this.logger.warn(`list ${this.config.name}: cannot watch ${dir}: ${(err as Error).message}`, { list: this.config.name });
+      return;
+    }
+    run.watcher.on('error', (err) => {
+      this.logger.warn(`list ${this.config.name}: watching ${dir} failed: ${err.message}`, { list: this.config.name });
+    });
+    run.watcher.on('close', () => clearTimeout(debounce));
+  }
+
+  // -------------------------------------------------------------------------
+  // URLs
+
+  private async loadUrl(url: string): Promise<LoadedList> {
+    if (this.good === undefined) await this.restoreFromCache(url);
+    try {
+      const list = (await this.fetchChanged(url)) ?? (this.good as GoodCopy).list;
+      this.lastError = null;
+      return list;
+    } catch (err) {
+      const good = this.good;
+      if (good === undefined) throw new Error(`${(err as Error).message}; no last good copy in ${this.cache.dir}`, { cause: err });
+      this.lastError = (err as Error).message;
+      this.logger.warn(`${this.lastError}; using the last good copy`, { list: this.config.name, origin: good.list.origin });
+      return good.list;
+    }
+  }
+
+  /** Makes the copy on disk the good one, when it is for this URL and still passes the checks. */
+  private async restoreFromCache(url: string): Promise<void> {
+    try {
+      const copy = await this.cache.read();
+      if (copy === undefined) return;
+      if (copy.meta.url !== url) {
+        this.logger.info(`list ${this.config.name}: the cached copy is of another URL, ignored`, { cached: copy.meta.url });
+        return;
+      }
+      const { etag, lastModified } = copy.meta;
+      this.accept(copy.body, digest(copy.body), {
+        origin: `${this.cache.bodyPath} (last good copy of ${url})`,
+        parseOrigin: this.cache.bodyPath,
+        loadedAt: copy.meta.fetchedAt,
+        validators: { ...(etag === undefined ? {} : { etag }), ...(lastModified === undefined ? {} : { lastModified }) },
+      });
+    } catch (err) {
+      this.logger.warn(`list ${this.config.name}: the cached copy is unusable: ${(err as Error).message}`, { list: this.config.name });
+    }
+  }
+
+  /** Fetches the URL; a new good copy, or undefined when the server or the body says nothing changed. */
+  private async fetchChanged(url: string): Promise<LoadedList | undefined> {
+    const result = await this.get(url, this.good?.validators);
+    const good = this.good;
+    if (result !== 'not-modified') {
+      const textDigest = digest(result.text);
+      if (good?.digest !== textDigest) {
+        const loadedAt = this.now();
+        const list = this.accept(result.text, textDigest, { origin: url, parseOrigin: url, loadedAt, validators: result.validators });
+        await this.cache.write(result.text, { url, ...result.validators, fetchedAt: loadedAt }).catch((err: Error) => {
+          this.logger.warn(`list ${this.config.name}: cannot save the last good copy: ${err.message}`, { list: this.config.name });
+        });
+        return list;
+      }
+      (good as GoodCopy).validators = result.validators;
+    }
+    // Unchanged: a copy restored from disk is now confirmed by the server.
+    if (good !== undefined && good.list.origin !== url) good.list = { ...good.list, origin: url };
+    return undefined;
+  }
+
+  private async get(url: string, validators: Validators | undefined): Promise<FetchResult> {
+    const headers: Record<string, string> = { 'user-agent': USER_AGENT };
+    if (validators?.etag !== undefined) headers['if-none-match'] = validators.etag;
+    if (validators?.lastModified !== undefined) headers['if-modified-since'] = validators.lastModified;
+    const conditional = validators?.etag !== undefined || validators?.lastModified !== undefined;
+    const signal = AbortSignal.any([AbortSignal.timeout(this.fetchTimeoutMs), this.stopSignal.signal]);
+    try {
+      const response = await this.fetch(url, { headers, signal, redirect: 'follow' });
+      if (response.status === 304 && conditional) {
+        await response.body?.cancel();
+        return 'not-modified';
+      }
+      if (response.status !== 200) {
+        await response.body?.cancel();
+        throw new Error(`HTTP ${response.status} ${response.statusText}`.trimEnd());
+      }
+      const text = await response.text();
+      const etag = response.headers.get('etag');
+      const lastModified = response.headers.get('last-modified');
+      return {
+        text,
+        validators: { ...(etag === null ? {} : { etag }), ...(lastModified === null ? {} : { lastModified }) },
+      };
+    } catch (err) {
+      throw this.error(`GET ${url}: ${describeError(err)}`, err);
+    }
+  }
+
+  private scheduleRefresh(run: Running): void {
+    const jitter = 1 - DEFAULTS.refreshJitter + 2 * DEFAULTS.refreshJitter * Math.random();
+    run.timer = setTimeout(async () => {
+      await this.refreshAndNotify(run);
+      if (this.running === run) this.scheduleRefresh(run);
+    }, this.config.refreshMs * jitter).unref();
+  }
+
+  // -------------------------------------------------------------------------
+  // Shared
+
+  private async refreshAndNotify(run: Running): Promise<void> {
+    let list: LoadedList | undefined;
+    try {
+      list = await this.refresh();
+    } catch (err) {
+      this.logger.warn(`${(err as Error).message}; keeping the last good copy`, { list: this.config.name });
+      return;
+    }
+    if (list === undefined || this.running !== run) return;
+    try {
+      run.onUpdate(list);
+    } catch (err) {
+      this.logger.error(`list ${this.config.name}: the update handler failed: ${(err as Error).message}`, { list: this.config.name });
+    }
+  }
+
+  /** Parses a copy and makes it the good one if it passes the sanity checks; throws (naming the list) otherwise. */
+  private accept(
+    text: string,
+    textDigest: string,
+    from: { origin: string; parseOrigin: string; loadedAt: number; validators: Validators },
+  ): LoadedList {
+    let parsed;
+    try {
+      parsed = parseList(this.config.format, text, from.parseOrigin);
+    } catch (err) {
+      throw this.error((err as Error).message, err);
+    }
+    const count = parsed.entries.length;
+    if (count < this.config.minEntries) {
+      throw this.error(`${from.parseOrigin}: ${count} entries, fewer than the ${this.config.minEntries} required (minEntries)`);
+    }
+    const last = this.good?.list.entries.length;
+    if (last !== undefined && count < last * (1 - this.config.maxShrink)) {
+      throw this.error(
+        `${from.parseOrigin}: ${count} entries against ${last} in the last good copy, a shrink beyond maxShrink ${this.config.maxShrink}`,
+      );
+    }
+    const list: LoadedList = {
+      name: this.config.name,
+      entries: parsed.entries,
+      loadedAt: from.loadedAt,
+      origin: from.origin,
+      warnings: parsed.warnings,
+    };
+    this.good = { list, digest: textDigest, validators: from.validators };
+    this.logger.info(`list ${this.config.name}: ${count} entries loaded`, { list: this.config.name, origin: from.origin });
+    if (parsed.warnings.length > 0) {
+      this.logger.warn(`list ${this.config.name}: invalid items skipped`, {
+        list: this.config.name,
+        warnings: parsed.warnings.length,
+        first: parsed.warnings[0],
+      });
+    }
+    return list;
+  }
+
+  private serialize<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(task);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private error(problem: string, cause?: unknown): Error {
+    return new Error(`list ${this.config.name}: ${problem}`, cause === undefined ? undefined : { cause });
+  }
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64');
+}
+
+/** fetch() hides the useful part (ECONNREFUSED, a timeout) in the cause. */
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.name === 'TimeoutError') return 'timed out';
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return err.message + cause;
+}
