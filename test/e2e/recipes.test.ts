@@ -54,7 +54,7 @@ const listed: ReadonlyMap<string, Verdict> = new Map([
   [client.captcha, { score: 50, action: 'captcha', category: 'anonymizer', source: 'local-captcha' }],
   [client.otherCaptcha, { score: 50, action: 'captcha', category: 'anonymizer', source: 'local-captcha' }],
 ]);
-const unlistedVerdict: Verdict = { score: 100, action: 'allow', category: 'none', source: 'none' };
+const unlistedVerdict: Verdict = { score: 100, action: 'allow', category: 'none', source: 'default' };
 
 /** The agent the recipes talk to, and how many NOTIFY it received per client address. */
 interface AgentUnderTest {
@@ -145,6 +145,7 @@ async function setUp(
     files: { [recipe.spoe]: recipeSpoe(recipe.spoe) },
     port,
   });
+  assert.doesNotMatch(haproxy.checkOutput, /WARNING|ALERT/, `haproxy -c on ${recipe.config}`);
   await waitServerStatus(haproxy, 'iprep-backend', 'iprep-srv', 'UP', 10_000);
   await warmUp(port, agent);
   return { haproxy, agent, port };
