@@ -100,6 +100,8 @@ interface RecipeRewrite {
   tarpit?: string;
   /** Replaces the stick table's `expire`. */
   expire?: string;
+  /** Adds a `bind [::1]:<port>` line, for IPv6 clients. */
+  ipv6Port?: number;
 }
 
 function readRecipe(name: string): string {
@@ -116,6 +118,7 @@ function recipeConfig(name: string, opts: RecipeRewrite): string {
   let config = readRecipe(name);
   config = replaceOnce(config, /^(\s*server\s+\S+\s+127\.0\.0\.1:)12345\b/m, `$1${opts.agentPort}`, 'agent `server ... 127.0.0.1:12345`');
   config = replaceOnce(config, /^(\s*bind\s+):8080\b/m, `$1:${opts.frontendPort}`, '`bind :8080`');
+  if (opts.ipv6Port) config = config.replace(/^(\s*)(bind\s.*)$/m, `$1$2\n$1bind [::1]:${opts.ipv6Port}`);
   if (opts.tarpit) config = replaceOnce(config, /^(\s*timeout\s+tarpit\s+)\S+/m, `$1${opts.tarpit}`, '`timeout tarpit`');
   if (opts.expire) config = replaceOnce(config, /^(\s*stick-table\s.*\bexpire\s+)\S+/m, `$1${opts.expire}`, 'stick table `expire`');
   return config;
@@ -344,12 +347,14 @@ for (const version of haproxyVersions) {
   describe(`recipe cached-verdict.cfg on HAProxy ${version}`, { timeout: 30_000 }, () => {
     const tarpitMs = 500;
     const expireMs = 3000;
+    let ipv6Port: number;
     let s: Setup | undefined;
     before(async () => {
+      ipv6Port = await freePort();
       s = await setUp(version, {
         config: 'cached-verdict.cfg',
         spoe: 'spoe-iprep-group.conf',
-        rewrite: { tarpit: `${tarpitMs}ms`, expire: `${expireMs}ms` },
+        rewrite: { tarpit: `${tarpitMs}ms`, expire: `${expireMs}ms`, ipv6Port },
       });
     });
     after(() => tearDown(s));
@@ -364,6 +369,14 @@ for (const version of haproxyVersions) {
       }
       assert.equal(agent.notifies(client.deny), 1, 'NOTIFY for the deny-listed client');
       assert.equal(agent.notifies(client.unlisted), 1, 'NOTIFY for the unlisted client');
+    });
+
+    it('caches the verdict of IPv6 clients too', async () => {
+      for (let i = 0; i < 2; i++) {
+        const r = response(await httpGet(ipv6Port, '/', { host: '::1', family: 6 }));
+        assert.equal(r.body, 'hello\nip_score: 100\n', `request ${i}`);
+      }
+      assert.equal(s!.agent.notifies('::1'), 1);
     });
 
     it('tarpits from the cached verdict too', async () => {
