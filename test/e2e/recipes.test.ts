@@ -59,7 +59,7 @@ const unlistedVerdict: Verdict = { score: 100, action: 'allow', category: 'none'
 /** The agent the recipes talk to, and how many NOTIFY it received per client address. */
 interface AgentUnderTest {
   readonly port: number;
-  notifies(address: string): number;
+  notifies(address: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -85,7 +85,7 @@ async function startStubAgent(): Promise<AgentUnderTest> {
   if (typeof bound === 'string') throw new Error(`agent bound to ${bound}, not a TCP port`);
   return {
     port: bound.port,
-    notifies: (address) => counts.get(address) ?? 0,
+    notifies: async (address) => counts.get(address) ?? 0,
     stop: () => agent.close({ timeout: 1000 }),
   };
 }
@@ -141,22 +141,28 @@ async function setUp(
 ): Promise<Setup> {
   requireHaproxy(version); // a missing HAProxy fails the suite, it is never skipped
   const agent = await startStubAgent();
-  const port = await freePort();
-  const haproxy = await startHaproxy({
-    version,
-    config: recipeConfig(recipe.config, { frontendPort: port, agentPort: agent.port, ...recipe.rewrite }),
-    files: { [recipe.spoe]: recipeSpoe(recipe.spoe) },
-    port,
-  });
-  assert.doesNotMatch(haproxy.checkOutput, /WARNING|ALERT/, `haproxy -c on ${recipe.config}`);
-  await waitServerStatus(haproxy, 'iprep-backend', 'iprep-srv', 'UP', 10_000);
-  await warmUp(port, agent);
-  return { haproxy, agent, port };
+  let haproxy: HaproxyHandle | undefined;
+  try {
+    const port = await freePort();
+    haproxy = await startHaproxy({
+      version,
+      config: recipeConfig(recipe.config, { frontendPort: port, agentPort: agent.port, ...recipe.rewrite }),
+      files: { [recipe.spoe]: recipeSpoe(recipe.spoe) },
+      port,
+    });
+    assert.doesNotMatch(haproxy.checkOutput, /WARNING|ALERT/, `haproxy -c on ${recipe.config}`);
+    await waitServerStatus(haproxy, 'iprep-backend', 'iprep-srv', 'UP', 10_000);
+    await warmUp(port, agent);
+    return { haproxy, agent, port };
+  } catch (err) {
+    await tearDown({ haproxy, agent });
+    throw err;
+  }
 }
 
-async function tearDown(s: Setup | undefined): Promise<void> {
-  await s?.haproxy.stop();
-  await s?.agent.stop();
+async function tearDown(s: Partial<Setup> | undefined): Promise<void> {
+  await s?.haproxy?.stop();
+  await s?.agent?.stop();
 }
 
 /**
@@ -169,7 +175,7 @@ async function warmUp(port: number, agent: AgentUnderTest): Promise<void> {
     const r = await get(port, client.warmUp, '/warm-up');
     if (!r.rejected && r.status === 200 && /ip.score: 100\n/.test(r.body)) return;
   }
-  throw new Error(`no request got the agent's verdict after 10 tries (${agent.notifies(client.warmUp)} NOTIFY received)`);
+  throw new Error(`no request got the agent's verdict after 10 tries (${await agent.notifies(client.warmUp)} NOTIFY received)`);
 }
 
 // ---------------------------------------------------------------------------
@@ -222,7 +228,7 @@ for (const version of haproxyVersions) {
     it('answers 403 to a deny-listed client', async () => {
       const r = response(await get(s!.port, client.deny));
       assert.equal(r.status, 403);
-      assert.equal(s!.agent.notifies(client.deny), 1, 'the agent was asked once');
+      assert.equal(await s!.agent.notifies(client.deny), 1, 'the agent was asked once');
     });
 
     it('passes the others on with the verdict in x-ip-* headers, whatever the client sent', async () => {
@@ -367,8 +373,8 @@ for (const version of haproxyVersions) {
         assert.equal(unlisted.status, 200, `unlisted, request ${i}`);
         assert.equal(unlisted.body, 'hello\nip_score: 100\n');
       }
-      assert.equal(agent.notifies(client.deny), 1, 'NOTIFY for the deny-listed client');
-      assert.equal(agent.notifies(client.unlisted), 1, 'NOTIFY for the unlisted client');
+      assert.equal(await agent.notifies(client.deny), 1, 'NOTIFY for the deny-listed client');
+      assert.equal(await agent.notifies(client.unlisted), 1, 'NOTIFY for the unlisted client');
     });
 
     it('caches the verdict of IPv6 clients too', async () => {
@@ -376,7 +382,7 @@ for (const version of haproxyVersions) {
         const r = response(await httpGet(ipv6Port, '/', { host: '::1', family: 6 }));
         assert.equal(r.body, 'hello\nip_score: 100\n', `request ${i}`);
       }
-      assert.equal(s!.agent.notifies('::1'), 1);
+      assert.equal(await s!.agent.notifies('::1'), 1);
     });
 
     it('tarpits from the cached verdict too', async () => {
@@ -385,7 +391,7 @@ for (const version of haproxyVersions) {
         assert.equal(response(result).status, 429, `request ${i}`);
         assert.ok(ms >= tarpitMs - 20, `request ${i} answered after ${ms.toFixed(0)} ms, before the tarpit time`);
       }
-      assert.equal(s!.agent.notifies(client.tarpit), 1);
+      assert.equal(await s!.agent.notifies(client.tarpit), 1);
     });
 
     it('asks again once the verdict has expired, however often the client came meanwhile', async () => {
@@ -396,7 +402,7 @@ for (const version of haproxyVersions) {
         assert.equal(response(await get(port, address)).status, 200);
         await delay(250);
       }
-      assert.equal(agent.notifies(address), 2, 'one NOTIFY per expiry period');
+      assert.equal(await agent.notifies(address), 2, 'one NOTIFY per expiry period');
     });
 
     it('keeps enforcing the cached verdicts while the agent is down', async () => {
@@ -404,11 +410,11 @@ for (const version of haproxyVersions) {
       // Verdicts fresh in the table (the previous test outlived the first ones).
       assert.equal(response(await get(port, client.deny)).status, 403);
       assert.equal(response(await get(port, client.unlisted)).status, 200);
-      const asked = agent.notifies(client.deny) + agent.notifies(client.unlisted);
+      const asked = (await agent.notifies(client.deny)) + (await agent.notifies(client.unlisted));
       await agent.stop();
       assert.equal(response(await get(port, client.deny)).status, 403);
       assert.equal(response(await get(port, client.unlisted)).body, 'hello\nip_score: 100\n');
-      assert.equal(agent.notifies(client.deny) + agent.notifies(client.unlisted), asked, 'the stopped agent was not asked');
+      assert.equal((await agent.notifies(client.deny)) + (await agent.notifies(client.unlisted)), asked, 'the stopped agent was not asked');
       // A client never seen gets no verdict: the recipe fails open.
       assert.equal(response(await get(port, '127.0.0.50')).body, 'hello\nip_score: \n');
     });
