@@ -6,6 +6,7 @@
  * connections to 127.0.0.x; what is checked is what HAProxy did to each.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -212,6 +213,37 @@ async function timed<R>(request: () => Promise<R>): Promise<{ ms: number; result
   const t0 = performance.now();
   const result = await request();
   return { ms: performance.now() - t0, result };
+}
+
+// ---------------------------------------------------------------------------
+// The files as shipped
+
+const recipeFiles = ['deny.cfg', 'tarpit.cfg', 'captcha.cfg', 'cached-verdict.cfg'] as const;
+
+/** `haproxy -c` on a recipe as shipped, run from examples/recipes as the README says. */
+function checkShipped(version: HaproxyVersion, file: string, env: NodeJS.ProcessEnv): { status: number | null; output: string } {
+  const run = spawnSync(requireHaproxy(version), ['-c', '-f', file], { cwd: recipesDir, env, encoding: 'utf8', timeout: 10_000 });
+  return { status: run.status, output: `${run.stdout}${run.stderr}` };
+}
+
+for (const version of haproxyVersions) {
+  describe(`recipes as shipped, HAProxy ${version} -c`, () => {
+    const withKey = { ...process.env, IPREP_CAPTCHA_KEY: randomBytes(32).toString('base64') };
+    for (const file of recipeFiles) {
+      it(`accepts ${file} without a warning`, () => {
+        const { status, output } = checkShipped(version, file, withKey);
+        assert.equal(status, 0, output);
+        assert.doesNotMatch(output, /WARNING|ALERT/);
+      });
+    }
+
+    it('refuses captcha.cfg without IPREP_CAPTCHA_KEY, saying how to set it', () => {
+      const { IPREP_CAPTCHA_KEY: _unset, ...withoutKey } = process.env;
+      const { status, output } = checkShipped(version, 'captcha.cfg', withoutKey);
+      assert.notEqual(status, 0);
+      assert.match(output, /IPREP_CAPTCHA_KEY is not set: export IPREP_CAPTCHA_KEY=\$\(openssl rand -base64 32\)/);
+    });
+  });
 }
 
 // ---------------------------------------------------------------------------
