@@ -91,21 +91,38 @@ function allocateFamily(count: number, w: number): PackedFamily {
  * popped once: O(n log n), and the sorts are linear.
  */
 function flattenFamily(family: PackedFamily, w: number): FamilyIntervals {
-  const { starts, ends, values } = family;
-  const n = values.length;
-  const byStart = sortIds(starts, w, n, false);
+  const n = family.values.length;
+  // The entries in start order (position p), so the sweep reads memory in sequence.
+  const byStart = sortIds(family.starts, w, identity(n));
+  const starts = new Uint32Array(n * w);
+  const ends = new Uint32Array(n * w);
+  const values = new Int32Array(n);
+  const positionOf = new Uint32Array(n);
+  for (let p = 0; p < n; p++) {
+    const id = byStart[p] as number;
+    positionOf[id] = p;
+    for (let k = 0; k < w; k++) {
+      starts[p * w + k] = family.starts[id * w + k] as number;
+      ends[p * w + k] = family.ends[id * w + k] as number;
+    }
+    values[p] = family.values[id] as number;
+  }
 
+  // Specificity rank: smallest range first, then the latest entry. The sort
+  // is stable, so it starts from the positions listed by descending entry.
   const sizes = new Uint32Array(n * w); // end - start
-  for (let id = 0; id < n; id++) {
+  for (let p = 0; p < n; p++) {
     let borrow = 0;
     for (let k = w - 1; k >= 0; k--) {
-      const at = id * w + k;
+      const at = p * w + k;
       const d = (ends[at] as number) - (starts[at] as number) - borrow;
       borrow = d < 0 ? 1 : 0;
       sizes[at] = d >>> 0;
     }
   }
-  const byRank = sortIds(sizes, w, n, true);
+  const latestFirst = new Uint32Array(n);
+  for (let k = 0; k < n; k++) latestFirst[k] = positionOf[n - 1 - k] as number;
+  const byRank = sortIds(sizes, w, latestFirst);
   const rank = new Uint32Array(n);
   for (let r = 0; r < n; r++) rank[byRank[r] as number] = r;
 
@@ -121,17 +138,17 @@ function flattenFamily(family: PackedFamily, w: number): FamilyIntervals {
   const cursor = new Uint32Array(w); // first address not yet covered by an output interval
   const segmentEnd = new Uint32Array(w);
   let contiguous = false; // cursor is just after the last output interval
-  let next = 0; // position in byStart of the next entry to open
+  let next = 0; // position of the next entry to open
   for (;;) {
     if (heapLength === 0) {
       if (next === n) break;
-      const at = (byStart[next] as number) * w;
+      const at = next * w;
       for (let k = 0; k < w; k++) cursor[k] = starts[at + k] as number;
       contiguous = false;
     }
     // Open the entries starting here.
-    while (next < n && compareWords(starts, (byStart[next] as number) * w, cursor, 0, w) <= 0) {
-      const r = rank[byStart[next++] as number] as number;
+    while (next < n && compareWords(starts, next * w, cursor, 0, w) <= 0) {
+      const r = rank[next++] as number;
       let i = heapLength++;
       while (i > 0) {
         const parent = (i - 1) >> 1;
@@ -160,9 +177,9 @@ function flattenFamily(family: PackedFamily, w: number): FamilyIntervals {
     if (heapLength === 0) continue;
 
     const top = byRank[heap[0] as number] as number;
-    if (next < n && compareWords(starts, (byStart[next] as number) * w, ends, top * w, w) <= 0) {
+    if (next < n && compareWords(starts, next * w, ends, top * w, w) <= 0) {
       // The next entry opens inside the top one: this interval stops just before it.
-      const at = (byStart[next] as number) * w;
+      const at = next * w;
       let borrow = 1;
       for (let k = w - 1; k >= 0; k--) {
         const d = (starts[at + k] as number) - borrow;
@@ -193,16 +210,22 @@ function flattenFamily(family: PackedFamily, w: number): FamilyIntervals {
   return { starts: outStarts.slice(0, out * w), ends: outEnds.slice(0, out * w), values: outValues.slice(0, out) };
 }
 
+function identity(n: number): Uint32Array {
+  const ids = new Uint32Array(n);
+  for (let k = 0; k < n; k++) ids[k] = k;
+  return ids;
+}
+
 /**
- * Ids ordered by their `w`-word keys, ascending; among equal keys in id order,
- * or reversed when `laterFirst`. LSD radix sort on 16-bit digits (stable),
- * skipping digits all keys share.
+ * `ids` reordered by their `w`-word keys, ascending, keeping the given order
+ * among equal keys: LSD radix sort on 16-bit digits (stable), skipping digits
+ * all keys share. May reuse `ids` as scratch.
  */
-function sortIds(keys: Uint32Array, w: number, n: number, laterFirst: boolean): Uint32Array {
-  let order = new Uint32Array(n);
-  for (let k = 0; k < n; k++) order[k] = laterFirst ? n - 1 - k : k;
+function sortIds(keys: Uint32Array, w: number, ids: Uint32Array): Uint32Array {
+  const n = ids.length;
+  let order: Uint32Array = ids;
   if (n < 2) return order;
-  let spare = new Uint32Array(n);
+  let spare: Uint32Array = new Uint32Array(n);
   const counts = new Uint32Array(0x10000);
   for (let word = w - 1; word >= 0; word--) {
     for (let shift = 0; shift <= 16; shift += 16) {
