@@ -70,7 +70,11 @@ const viaWorker = await pending;
 const workerMs = performance.now() - t0;
 if (viaWorker.intervals !== inline.intervals) throw new Error('worker and inline compiles differ');
 
-console.log(`${prefixCount} prefixes (${(IPV6_SHARE * 100).toFixed(0)}% IPv6), ${inline.intervals} intervals`);
+const { v4, v6 } = inline.toData();
+const tableBytes = [v4, v6].reduce((sum, f) => sum + f.starts.byteLength + f.ends.byteLength + f.values.byteLength, 0);
+console.log(
+  `${prefixCount} prefixes (${(IPV6_SHARE * 100).toFixed(0)}% IPv6), ${inline.intervals} intervals (${v4.values.length} IPv4), table ${(tableBytes / 2 ** 20).toFixed(1)} MiB`,
+);
 console.log(`compile inline        ${ms(inlineMs)}`);
 console.log(`compile in a worker   ${ms(workerMs)} (event loop blocked ${ms(blockedMs)} while packing)`);
 

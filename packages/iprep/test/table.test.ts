@@ -107,6 +107,14 @@ describe('IntervalTable', () => {
     );
   });
 
+  it('answers like a linear scan for a thousand heavily overlapping ranges', () => {
+    const entries = fc
+      .sample(fc.tuple(fc.oneof(rangeArbitrary(4), rangeArbitrary(16)), fc.nat(50)), { numRuns: 1000, seed: 7 })
+      .map(([range, value]) => ({ range, value }));
+    const table = IntervalTable.compile(entries);
+    assertMatchesNaive(table, entries, []);
+  });
+
   it('keeps intervals disjoint, sorted and merged when neighbours share a value', () => {
     fc.assert(
       fc.property(entriesArbitrary, (entries) => {
@@ -292,6 +300,12 @@ describe('compileTable', () => {
     assert.deepEqual(table.toData(), IntervalTable.compile(entries).toData());
     const sample = entries.filter((_, i) => i % 600 === 0);
     for (const { range } of sample) assert.equal(table.lookup(range.start), naiveLookup(entries, range.start));
+  });
+
+  it('compiles nothing in a worker', async () => {
+    const table = await compileTable([], { workerThreshold: 0 });
+    assert.equal(table.intervals, 0);
+    assert.equal(table.lookup(address('192.0.2.1')), -1);
   });
 
   it('rejects bad entries in either mode', async () => {
