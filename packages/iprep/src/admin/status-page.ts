@@ -1,0 +1,1 @@
+export const STATUS_PAGE_HTML = '<!doctype html><title>iprep</title>';
