@@ -16,6 +16,11 @@ function manualClock(start = NOW): { now: () => number; advance: (ms: number) =>
   return { now: () => t, advance: (ms) => (t += ms) };
 }
 
+/** Moves the per-second ring to the clock's second, as the agent's timer does at each second while messages flow. */
+function tick(metrics: ReputationMetrics): void {
+  metrics.status();
+}
+
 /** The value of one series line (`name{labels} value`) of the exposition text. */
 function sample(text: string, series: string): number | undefined {
   for (const line of text.split('\n')) {
@@ -144,6 +149,7 @@ describe('ReputationMetrics: status()', () => {
     for (let c = 1; c <= 12; c++) {
       for (let n = 0; n < c; n++) metrics.observeVerdict(verdict(c * 8, c % 2 ? 'deny' : 'log', `cat-${c}`, `src-${c}`), 0.00002);
       clock.advance(1000);
+      tick(metrics);
     }
     metrics.reloaded(false, 80);
     const status = metrics.status();
@@ -190,6 +196,17 @@ describe('ReputationMetrics: status()', () => {
     assert.doesNotThrow(() => JSON.stringify(status));
   });
 
+  it('moves the per-second history on its own, in real time', async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    const untilNextSecond = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1050 - (Date.now() % 1000)));
+    await untilNextSecond();
+    for (let i = 0; i < 3; i++) metrics.observeVerdict(verdict(100, 'allow', 'none', 'default'), 0.00001);
+    await untilNextSecond();
+    for (let i = 0; i < 2; i++) metrics.observeVerdict(verdict(100, 'allow', 'none', 'default'), 0.00001);
+    await untilNextSecond();
+    assert.deepEqual(metrics.status().messages.history.slice(-3), [0, 3, 2]);
+  });
+
   it('is empty before any message and without providers', () => {
     const status = new ReputationMetrics({ defaultMetrics: false, now: () => NOW }).status();
     assert.equal(status.messages.total, 0);
@@ -217,7 +234,8 @@ describe('ReputationMetrics: status()', () => {
           let latestSecond = Math.floor(NOW / 1000);
           for (const step of steps) {
             t += step.advanceMs;
-            if (step.messages > 0) latestSecond = Math.max(latestSecond, Math.floor(t / 1000));
+            tick(metrics);
+            latestSecond = Math.max(latestSecond, Math.floor(t / 1000));
             for (let i = 0; i < step.messages; i++) {
               metrics.observeVerdict(verdict(50, 'log', 'c', 's'), 0.00001);
               counted.push(latestSecond);

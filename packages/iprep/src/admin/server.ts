@@ -136,7 +136,7 @@ export class AdminServer {
   }
 
   private async dispatch(request: IncomingMessage): Promise<Reply> {
-    const url = new URL(request.url ?? '/', 'http://admin.invalid');
+    const url = parseUrl(request.url ?? '/');
     const path = url.pathname;
     const route = path.startsWith(DECISION_PREFIX) ? this.decisionRoute : this.routes.get(path);
     const method = request.method === 'HEAD' ? 'GET' : (request.method ?? '');
@@ -275,6 +275,14 @@ function readBody(request: IncomingMessage): Promise<string> {
     request.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     request.once('error', reject);
   });
+}
+
+function parseUrl(target: string): URL {
+  try {
+    return new URL(target, 'http://admin.invalid');
+  } catch {
+    throw new HttpError(400, `bad request target: ${target}`);
+  }
 }
 
 function parseJson(text: string): unknown {
