@@ -241,6 +241,21 @@ describe('admin server without a token', () => {
     assert.equal(getOne.headers.allow, 'DELETE');
   });
 
+  it('refuses changes sent by a page of another origin (403), accepts those of its own page', async () => {
+    const body = JSON.stringify({ value: '192.0.2.99' });
+    for (const origin of ['https://evil.example', 'null', `http://127.0.0.1:${ctx.port + 1}`]) {
+      const post = await request(ctx.port, '/decisions', { method: 'POST', body, headers: { origin } });
+      assert.equal(post.status, 403, origin);
+      assert.match(errorOf(post.json), /cross-origin request refused/);
+    }
+    assert.equal((await request(ctx.port, '/reload', { method: 'POST', headers: { origin: 'https://evil.example' } })).status, 403);
+    assert.equal((await request(ctx.port, '/decisions/192.0.2.99', { method: 'DELETE', headers: { origin: 'https://evil.example' } })).status, 403);
+    assert.equal(ctx.service.decisions.has('ip:192.0.2.99'), false);
+    const own = await request(ctx.port, '/decisions', { method: 'POST', body, headers: { origin: `http://127.0.0.1:${ctx.port}` } });
+    assert.equal(own.status, 201);
+    assert.equal((await request(ctx.port, '/decisions/192.0.2.99', { method: 'DELETE' })).status, 204);
+  });
+
   it('bodies over 64 KiB get 413, announced or streamed', async () => {
     const big = JSON.stringify({ value: '192.0.2.1', reason: 'x'.repeat(70 * 1024) });
     const announced = await request(ctx.port, '/decisions', { method: 'POST', body: big });
@@ -358,6 +373,15 @@ describe('admin server lifecycle', () => {
       assert.ok(Date.now() - started < 1000, 'close() does not wait for the keep-alive timeout');
     } finally {
       agent.destroy();
+    }
+  });
+
+  it('refuses an empty token or one with spaces', () => {
+    for (const token of ['', 'two words', ' ']) {
+      assert.throws(
+        () => new AdminServer({ service: new FakeReputationService(), metrics: new ReputationMetrics({ defaultMetrics: false }), token }),
+        /admin token must be non-empty and without spaces/,
+      );
     }
   });
 

@@ -78,6 +78,9 @@ export class AdminServer {
     this.service = options.service;
     this.metrics = options.metrics;
     this.logger = options.logger ?? consoleLogger('warn');
+    if (options.token !== undefined && !/^\S+$/.test(options.token)) {
+      throw new TypeError('admin token must be non-empty and without spaces (it is sent as "Authorization: Bearer <token>")');
+    }
     this.tokenDigest = options.token === undefined ? undefined : sha256(options.token);
     this.routes = new Map<string, Route>([
       ['/', { open: true, handlers: { GET: () => ({ status: 200, body: STATUS_PAGE_HTML, contentType: PAGE_TYPE, headers: PAGE_HEADERS }) } }],
@@ -147,6 +150,10 @@ export class AdminServer {
       });
     }
     if (route === undefined) throw new HttpError(404, `no such route: ${path}`);
+    if (method !== 'GET' && crossOrigin(request)) {
+      // A web page elsewhere may make the operator's browser POST here (a form needs no preflight).
+      throw new HttpError(403, 'cross-origin request refused');
+    }
     const handler = route.handlers[method as Method];
     if (handler === undefined) {
       const allowed = Object.keys(route.handlers);
@@ -275,6 +282,17 @@ function readBody(request: IncomingMessage): Promise<string> {
     request.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     request.once('error', reject);
   });
+}
+
+/** Whether a browser sent the request from a page of another origin than this server. */
+function crossOrigin(request: IncomingMessage): boolean {
+  const origin = request.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== request.headers.host;
+  } catch {
+    return true; // `Origin: null` (sandboxed frames, file: pages) or garbage
+  }
 }
 
 function parseUrl(target: string): URL {

@@ -312,6 +312,7 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
 
   function setConnection(state, text) {
     var node = $('connection');
+    if (node.textContent === text) return; // a live region: announce changes only
     node.className = state;
     node.textContent = text;
   }
