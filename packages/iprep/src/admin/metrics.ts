@@ -135,13 +135,12 @@ export class ReputationMetrics {
   private currentSecond: number;
   /** Whether a timer moves the ring at each second; off while no message comes. */
   private ticking = false;
-  private total = 0;
 
   private readAgent: (() => AgentGauges) | undefined;
   private readLists: (() => readonly ListStatus[]) | undefined;
   private readDecisions: (() => number) | undefined;
   private readStore: (() => StoreHealth) | undefined;
-  private reloadCounts = { ok: 0, failed: 0 };
+  private readonly reloadCounts = { ok: 0, failed: 0 };
   private lastReload: StatusSnapshot['reloads']['last'] = null;
 
   constructor(options: ReputationMetricsOptions = {}) {
@@ -263,7 +262,6 @@ export class ReputationMetrics {
   observeVerdict(verdict: Verdict, handlerSeconds: number): void {
     if (!this.ticking) this.startTicking();
     this.perSecond[this.slot] = (this.perSecond[this.slot] as number) + 1;
-    this.total++;
     this.handlerSeconds.observe(handlerSeconds);
     this.scores.observe(verdict.score);
     let series = this.lastSeries;
@@ -338,7 +336,7 @@ export class ReputationMetrics {
     return {
       time,
       uptimeSeconds: this.uptimeSeconds(),
-      messages: { total: this.total, perSecond: recent / RATE_WINDOW_SECONDS, history },
+      messages: { total: this.scores.count, perSecond: recent / RATE_WINDOW_SECONDS, history },
       handler: this.handlerSummary(),
       scores,
       actions: [...byAction].map(([name, count]) => ({ name, count })),
