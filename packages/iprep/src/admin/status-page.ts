@@ -33,7 +33,7 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
   h1 { font-size: 1.25rem; margin: 0; }
   h2 { font-size: 1rem; margin: 0 0 .75rem; }
   main { display: grid; grid-template-columns: repeat(auto-fit, minmax(17rem, 1fr)); gap: 1rem; padding: 1rem 1.5rem 2rem; }
-  section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 1rem; min-width: 0; }
+  section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 1rem; min-width: 0; overflow-x: auto; position: relative; }
   .wide { grid-column: 1 / -1; }
   .muted, .note { color: var(--muted); }
   .note { font-size: .85rem; }
