@@ -1,0 +1,492 @@
+/**
+ * Stores shared through Redis (a single server or a Cluster), local-first: reads come from memory,
+ * Redis carries the changes between agents, and an agent keeps serving when Redis is away.
+ *
+ * Decisions: a hash `{prefix}:dec` (field = decision key, value = JSON) and a change log, the stream
+ * `{prefix}:decstream`, both written by one Lua script per change. An agent snapshots the hash together
+ * with the log position, then follows the log with XREAD BLOCK on its own connection; after a
+ * disconnect it resumes from the last entry it read, or takes a new snapshot if the log was trimmed
+ * past it. Writes that fail while Redis is down are applied locally and queued for replay.
+ *
+ * Counters: one key per client and time bucket, `{prefix}:c:{<client>}:<bucket>`, added to by a script
+ * that returns the sliding-window count across agents.
+ */
+import type { Logger } from 'spop';
+import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
+import { decodeDecision, encodeDecision } from './codec.js';
+import { MemoryCounterStore } from './memory.js';
+import { backoffMs, RedisLink } from './redis-link.js';
+import { COUNT_IN_WINDOW, DELETE_DECISION, JANITOR_ROUND, PUT_DECISION, RELEASE_JANITOR, SNAPSHOT_DECISIONS } from './scripts.js';
+import { DecisionView } from './view.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { randomUUID } from 'node:crypto';
+
+export interface RedisStoreOptions {
+  /** `redis://host:port` of a single server (default `redis://localhost:6379`)... */
+  url?: string;
+  /** ...or the seed nodes of a Redis Cluster. */
+  nodes?: readonly string[];
+  /** Prefix of every key, used as the hash tag of the decision keys. Default `iprep`. */
+  prefix?: string;
+  /** Names this agent in the log and the janitor lock. Default: a random id. */
+  agentId?: string;
+  logger?: Logger;
+  /** Longest wait for one command before it counts as failed. Default 100 ms. */
+  commandTimeoutMs?: number;
+  /** How long one XREAD waits for changes. Default 1000 ms. */
+  blockMs?: number;
+  /** Approximate length the change log is trimmed to (XADD MAXLEN ~). Default 100000. */
+  maxStreamLength?: number;
+  /** Clock for expiry; for counters, given means buckets follow the `now` passed to flush, not Redis' clock. */
+  now?: () => number;
+  /** Local expiry and janitor period. Default 1000 ms. */
+  pruneIntervalMs?: number;
+  /** Most writes kept for replay while Redis is down; the oldest are dropped beyond. Default 10000. */
+  maxReplayQueue?: number;
+  /** Longest time start() waits for Redis before going on without it. Default 2000 ms. */
+  startTimeoutMs?: number;
+}
+
+const DEFAULTS = {
+  url: 'redis://localhost:6379',
+  prefix: 'iprep',
+  commandTimeoutMs: 100,
+  blockMs: 1000,
+  maxStreamLength: 100_000,
+  pruneIntervalMs: 1000,
+  maxReplayQueue: 10_000,
+  startTimeoutMs: 2000,
+} as const;
+
+/** Log entries read per XREAD. */
+const READ_BATCH = 1000;
+/** Hash fields the janitor examines per round. */
+const JANITOR_BATCH = 1000;
+const JANITOR_LOCK_MS = 60_000;
+
+const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+interface ResolvedOptions {
+  readonly url: string;
+  readonly nodes: readonly string[] | undefined;
+  readonly prefix: string;
+  readonly agentId: string;
+  readonly logger: Logger;
+  readonly commandTimeoutMs: number;
+  readonly blockMs: number;
+  readonly maxStreamLength: number;
+  readonly now: (() => number) | undefined;
+  readonly pruneIntervalMs: number;
+  readonly maxReplayQueue: number;
+  readonly startTimeoutMs: number;
+}
+
+function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
+  const prefix = options.prefix ?? DEFAULTS.prefix;
+  if (prefix === '' || /[{}]/.test(prefix)) throw new Error(`redis store: prefix must be non-empty without braces, got ${JSON.stringify(prefix)}`);
+  return {
+    url: options.url ?? DEFAULTS.url,
+    nodes: options.nodes,
+    prefix,
+    agentId: options.agentId ?? randomUUID(),
+    logger: options.logger ?? silentLogger,
+    commandTimeoutMs: options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs,
+    blockMs: options.blockMs ?? DEFAULTS.blockMs,
+    maxStreamLength: options.maxStreamLength ?? DEFAULTS.maxStreamLength,
+    now: options.now,
+    pruneIntervalMs: options.pruneIntervalMs ?? DEFAULTS.pruneIntervalMs,
+    maxReplayQueue: options.maxReplayQueue ?? DEFAULTS.maxReplayQueue,
+    startTimeoutMs: options.startTimeoutMs ?? DEFAULTS.startTimeoutMs,
+  };
+}
+
+/** Up/down bookkeeping shared by both stores: logs transitions once, not every failed command. */
+class LinkHealth {
+  #up = false;
+  #detail = 'not connected yet';
+  readonly #logger: Logger;
+  readonly #what: string;
+
+  constructor(logger: Logger, what: string) {
+    this.#logger = logger;
+    this.#what = what;
+  }
+
+  get up(): boolean {
+    return this.#up;
+  }
+
+  report(): StoreHealth {
+    return this.#up ? { kind: 'redis', up: true } : { kind: 'redis', up: false, detail: this.#detail };
+  }
+
+  ok(): void {
+    if (this.#up) return;
+    this.#up = true;
+    this.#logger.info(`${this.#what}: redis up`);
+  }
+
+  failed(error: unknown): void {
+    const detail = error instanceof Error ? error.message || error.name : String(error);
+    if (this.#up) this.#logger.warn(`${this.#what}: redis down, serving from memory`, { error: detail });
+    this.#up = false;
+    this.#detail = detail;
+  }
+}
+
+/** A stream entry id `<ms>-<seq>` compared as the pair of numbers it is. */
+function compareIds(a: string, b: string): number {
+  const [aMs = 0, aSeq = 0] = a.split('-').map(Number);
+  const [bMs = 0, bSeq = 0] = b.split('-').map(Number);
+  return aMs - bMs || aSeq - bSeq;
+}
+
+type PendingWrite = { readonly op: 'put'; readonly decision: Decision; readonly encoded: string } | { readonly op: 'delete'; readonly key: string };
+
+/** XREAD's reply (RESP2): [[stream, [[id, [field, value, ...]], ...]]] or null. */
+type StreamEntry = [id: string, fields: string[]];
+type XReadReply = [string, StreamEntry[]][] | null;
+
+export class RedisDecisionStore implements DecisionStore {
+  readonly #options: ResolvedOptions;
+  readonly #keys: { readonly hash: string; readonly stream: string; readonly lock: string };
+  readonly #now: () => number;
+  readonly #view: DecisionView;
+  readonly #health: LinkHealth;
+  #main: RedisLink | undefined;
+  #reader: RedisLink | undefined;
+  /** Log id of each decision in the view, when known (local writes made while Redis was down have none). */
+  readonly #versions = new Map<string, string>();
+  /** Log id of each delete this agent made that the reader has not passed yet: older puts are stale. */
+  readonly #tombstones = new Map<string, string>();
+  /** Last log entry applied; null until the first snapshot. */
+  #lastId: string | null = null;
+  /** Writes to replay once Redis answers, one per key, oldest first. */
+  readonly #pending = new Map<string, PendingWrite>();
+  #droppedWrites = 0;
+  #janitorCursor = '0';
+  #pruneTimer: NodeJS.Timeout | undefined;
+  #loop: Promise<void> | undefined;
+  #closed = false;
+  #firstSync: () => void = () => {};
+
+  constructor(options: RedisStoreOptions) {
+    this.#options = resolveOptions(options);
+    const tag = `{${this.#options.prefix}}`;
+    this.#keys = { hash: `${tag}:dec`, stream: `${tag}:decstream`, lock: `${tag}:janitor` };
+    this.#now = this.#options.now ?? Date.now;
+    const { logger } = this.#options;
+    this.#view = new DecisionView(this.#now, (error) => logger.error('decision listener failed', { error: String(error) }));
+    this.#health = new LinkHealth(logger, 'decisions');
+  }
+
+  /** Connects and loads the shared decisions; if Redis does not answer within startTimeoutMs, goes on without it. */
+  async start(): Promise<void> {
+    if (this.#main) return;
+    const onError = (error: Error): void => this.#options.logger.debug('redis connection error', { error: error.message });
+    const linkOptions = { ...(this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url }), onError };
+    this.#main = new RedisLink(linkOptions);
+    this.#reader = this.#main.duplicate();
+    for (const link of [this.#main, this.#reader]) link.connect().catch(onError);
+    const synced = new Promise<void>((resolve) => (this.#firstSync = resolve));
+    this.#loop = this.#follow();
+    this.#pruneTimer = setInterval(() => this.#prune(), this.#options.pruneIntervalMs);
+    this.#pruneTimer.unref();
+    const timeout = sleep(this.#options.startTimeoutMs, undefined, { ref: false });
+    await Promise.race([synced, timeout]);
+    if (!this.#health.up) this.#options.logger.warn('decisions: starting without redis', { error: this.#health.report().detail });
+  }
+
+  async put(decision: Decision): Promise<void> {
+    const main = this.#started();
+    const encoded = encodeDecision(decision);
+    const { keys, options } = this.#scriptArgs();
+    try {
+      const id = await main.eval(PUT_DECISION, keys, [decision.key, encoded, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
+      this.#health.ok();
+      if (typeof id === 'string') this.#applyLogged(id, { op: 'put', decision }, encoded);
+      else if (this.#view.encoded(decision.key) !== encoded) this.#applyUnlogged({ op: 'put', decision }, encoded);
+    } catch (error) {
+      this.#health.failed(error);
+      this.#enqueue({ op: 'put', decision, encoded });
+      this.#applyUnlogged({ op: 'put', decision }, encoded);
+    }
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const main = this.#started();
+    const { keys, options } = this.#scriptArgs();
+    try {
+      const id = await main.eval(DELETE_DECISION, keys, [key, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
+      this.#health.ok();
+      if (typeof id !== 'string') return this.#applyUnlogged({ op: 'delete', key });
+      this.#applyLogged(id, { op: 'delete', key });
+      return true;
+    } catch (error) {
+      this.#health.failed(error);
+      this.#enqueue({ op: 'delete', key });
+      return this.#applyUnlogged({ op: 'delete', key });
+    }
+  }
+
+  snapshot(): readonly Decision[] {
+    return this.#view.snapshot();
+  }
+
+  onChange(listener: (change: DecisionChange) => void): () => void {
+    return this.#view.onChange(listener);
+  }
+
+  health(): StoreHealth {
+    return this.#health.report();
+  }
+
+  /** Writes waiting for Redis, and writes dropped because the queue was full (for metrics). */
+  get pendingWrites(): number {
+    return this.#pending.size;
+  }
+
+  get droppedWrites(): number {
+    return this.#droppedWrites;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#pruneTimer);
+    const main = this.#main;
+    if (main?.ready) {
+      await main
+        .eval(RELEASE_JANITOR, [this.#keys.lock], [this.#options.agentId], this.#options.commandTimeoutMs)
+        .catch((error: unknown) => this.#options.logger.debug('janitor lock release failed', { error: String(error) }));
+    }
+    main?.close();
+    this.#reader?.close();
+    await this.#loop;
+  }
+
+  #started(): RedisLink {
+    if (this.#closed) throw new Error('redis decision store is closed');
+    if (!this.#main) throw new Error('redis decision store is not started');
+    return this.#main;
+  }
+
+  #scriptArgs() {
+    const { maxStreamLength, agentId } = this.#options;
+    return { keys: [this.#keys.hash, this.#keys.stream], options: { maxStreamLength: String(maxStreamLength), agentId } };
+  }
+
+  /** The sync loop: replay queued writes, check the log position (or resnapshot), read the log. */
+  async #follow(): Promise<void> {
+    for (let failures = 0; !this.#closed; ) {
+      try {
+        await this.#replay();
+        if (this.#lastId === null || !(await this.#positionStillLogged(this.#lastId))) await this.#resnapshot();
+        this.#health.ok();
+        this.#firstSync();
+        failures = 0;
+        await this.#readLog();
+      } catch (error) {
+        if (this.#closed) return;
+        this.#health.failed(error);
+        await sleep(backoffMs(failures++), undefined, { ref: false });
+      }
+    }
+  }
+
+  async #replay(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    const main = this.#main!;
+    const { keys, options } = this.#scriptArgs();
+    const replayed = this.#pending.size;
+    for (const [key, write] of this.#pending) {
+      if (write.op === 'put') {
+        const id = await main.eval(PUT_DECISION, keys, [key, write.encoded, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
+        if (typeof id === 'string') this.#applyLogged(id, { op: 'put', decision: write.decision }, write.encoded);
+      } else {
+        const id = await main.eval(DELETE_DECISION, keys, [key, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
+        if (typeof id === 'string') this.#applyLogged(id, write);
+      }
+      // Only once Redis has it: a failure above leaves this write and the ones after it queued.
+      this.#pending.delete(key);
+    }
+    this.#options.logger.info('decisions: replayed writes made while redis was down', { replayed });
+  }
+
+  /** Whether the log still holds `id`: trimming removes the oldest entries, so then it holds all later ones too. */
+  async #positionStillLogged(id: string): Promise<boolean> {
+    const found = await this.#main!.send(this.#keys.stream, ['XRANGE', this.#keys.stream, id, id], this.#options.commandTimeoutMs);
+    return Array.isArray(found) && found.length > 0;
+  }
+
+  async #resnapshot(): Promise<void> {
+    const reply = await this.#main!.eval(SNAPSHOT_DECISIONS, [this.#keys.hash, this.#keys.stream], [this.#options.agentId], this.#options.commandTimeoutMs * 10);
+    const [id, flat] = reply as [string, string[]];
+    const next = new Map<string, { decision: Decision; encoded: string }>();
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const key = flat[i]!;
+      const decision = this.#decode(key, flat[i + 1]!);
+      if (decision) next.set(key, { decision, encoded: encodeDecision(decision) });
+    }
+    if (this.#lastId !== null) this.#options.logger.warn('decisions: change log position lost, resynchronised from a snapshot', { decisions: next.size });
+    this.#versions.clear();
+    this.#tombstones.clear();
+    for (const key of next.keys()) this.#versions.set(key, id);
+    this.#lastId = id;
+    this.#view.replaceAll(next);
+  }
+
+  async #readLog(): Promise<void> {
+    const { stream } = this.#keys;
+    const args = ['XREAD', 'COUNT', String(READ_BATCH), 'BLOCK', String(this.#options.blockMs), 'STREAMS', stream, this.#lastId!];
+    const reply = (await this.#reader!.send(stream, args, this.#options.blockMs + 1000)) as XReadReply;
+    if (this.#closed) return;
+    for (const [, entries] of reply ?? []) {
+      for (const [id, fields] of entries) {
+        this.#applyEntry(id, fields);
+        this.#lastId = id;
+      }
+    }
+    for (const [key, id] of this.#tombstones) if (compareIds(id, this.#lastId!) <= 0) this.#tombstones.delete(key);
+  }
+
+  #applyEntry(id: string, fields: readonly string[]): void {
+    let op: string | undefined;
+    let key: string | undefined;
+    let encoded: string | undefined;
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (fields[i] === 'op') op = fields[i + 1];
+      else if (fields[i] === 'key') key = fields[i + 1];
+      else if (fields[i] === 'd') encoded = fields[i + 1];
+    }
+    if (op === 'mark') return;
+    if (key === undefined || (op === 'put' && encoded === undefined) || (op !== 'put' && op !== 'del')) {
+      this.#options.logger.warn('decisions: skipped a malformed change log entry', { id });
+      return;
+    }
+    if (op === 'del') {
+      this.#applyLogged(id, { op: 'delete', key });
+      return;
+    }
+    const decision = this.#decode(key, encoded!);
+    if (decision) this.#applyLogged(id, { op: 'put', decision }, encodeDecision(decision));
+  }
+
+  #decode(key: string, encoded: string): Decision | undefined {
+    try {
+      const decision = decodeDecision(encoded);
+      if (decision.key !== key) throw new Error(`its key is ${JSON.stringify(decision.key)}`);
+      return decision;
+    } catch (error) {
+      this.#options.logger.warn('decisions: skipped an invalid decision in redis', { key, error: (error as Error).message });
+      return undefined;
+    }
+  }
+
+  /** Applies a change the log holds at `id`, unless the view already reflects that entry or a later one. */
+  #applyLogged(id: string, change: DecisionChange, encoded?: string): void {
+    const key = change.op === 'put' ? change.decision.key : change.key;
+    const known = this.#versions.get(key) ?? this.#tombstones.get(key);
+    if (known !== undefined && compareIds(id, known) <= 0) return;
+    if (change.op === 'put') {
+      this.#tombstones.delete(key);
+      this.#versions.set(key, id);
+      this.#view.put(change.decision, encoded!);
+    } else {
+      this.#versions.delete(key);
+      this.#tombstones.set(key, id);
+      this.#view.delete(key);
+    }
+  }
+
+  /** Applies a change the log does not (yet) hold: any later log entry for the key supersedes it. */
+  #applyUnlogged(change: DecisionChange, encoded?: string): boolean {
+    const key = change.op === 'put' ? change.decision.key : change.key;
+    this.#versions.delete(key);
+    this.#tombstones.delete(key);
+    return change.op === 'put' ? this.#view.put(change.decision, encoded!) : this.#view.delete(key);
+  }
+
+  #enqueue(write: PendingWrite): void {
+    const key = write.op === 'put' ? write.decision.key : write.key;
+    this.#pending.delete(key); // re-inserted last: the newest write of a key is the one replayed
+    this.#pending.set(key, write);
+    if (this.#pending.size <= this.#options.maxReplayQueue) return;
+    const oldest = this.#pending.keys().next().value as string;
+    this.#pending.delete(oldest);
+    if (this.#droppedWrites++ === 0) this.#options.logger.warn('decisions: replay queue full, dropping the oldest writes', { limit: this.#options.maxReplayQueue });
+  }
+
+  /** Forgets expired decisions locally (emitting deletes) and, if this agent is the janitor, in Redis. */
+  #prune(): void {
+    for (const key of this.#view.expiredKeys(this.#now())) this.#applyUnlogged({ op: 'delete', key });
+    if (!this.#main?.ready) return;
+    const { hash, stream, lock } = this.#keys;
+    const { agentId, maxStreamLength, commandTimeoutMs } = this.#options;
+    const args = [agentId, String(JANITOR_LOCK_MS), this.#janitorCursor, String(JANITOR_BATCH), String(this.#now()), String(maxStreamLength)];
+    this.#main
+      .eval(JANITOR_ROUND, [hash, stream, lock], args, commandTimeoutMs * 10)
+      .then((reply) => {
+        if (Array.isArray(reply)) this.#janitorCursor = String(reply[0]);
+      })
+      .catch((error: unknown) => this.#options.logger.debug('janitor round failed', { error: String(error) }));
+  }
+}
+
+export class RedisCounterStore implements CounterStore {
+  readonly #options: ResolvedOptions;
+  readonly #health: LinkHealth;
+  /** Local counts: the answer while Redis is down. */
+  readonly #local = new MemoryCounterStore();
+  #link: RedisLink | undefined;
+
+  constructor(options: RedisStoreOptions) {
+    this.#options = resolveOptions(options);
+    this.#health = new LinkHealth(this.#options.logger, 'counters');
+  }
+
+  async start(): Promise<void> {
+    if (this.#link) return;
+    const onError = (error: Error): void => {
+      this.#health.failed(error);
+      this.#options.logger.debug('redis connection error', { error: error.message });
+    };
+    this.#link = new RedisLink({ ...(this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url }), onError });
+    const connected = this.#link.connect().then(
+      () => this.#health.ok(),
+      (error: unknown) => this.#options.logger.debug('redis connect ended', { error: String(error) }),
+    );
+    await Promise.race([connected, sleep(this.#options.startTimeoutMs, undefined, { ref: false })]);
+  }
+
+  /** Cluster-wide sliding-window counts of the flushed keys; local counts for any key Redis did not answer. */
+  async flush(deltas: ReadonlyMap<string, number>, windowMs: number, now: number): Promise<Map<string, number>> {
+    const totals = this.#local.add(deltas, windowMs, now);
+    const link = this.#link;
+    if (!link?.ready || deltas.size === 0) return totals;
+    const clock = this.#options.now ? String(Math.floor(now)) : '';
+    const window = String(windowMs);
+    const keys = [...deltas.keys()];
+    // One script call per key, sent together: the client pipelines them (per node on a Cluster).
+    const replies = await Promise.allSettled(
+      keys.map((key) => link.eval(COUNT_IN_WINDOW, [`${this.#options.prefix}:c:{${key}}`], [String(deltas.get(key)), window, clock], this.#options.commandTimeoutMs)),
+    );
+    let failure: unknown;
+    replies.forEach((reply, i) => {
+      if (reply.status === 'fulfilled') totals.set(keys[i]!, Number(reply.value));
+      else failure ??= reply.reason;
+    });
+    if (failure === undefined) this.#health.ok();
+    else this.#health.failed(failure);
+    return totals;
+  }
+
+  health(): StoreHealth {
+    return this.#health.report();
+  }
+
+  async close(): Promise<void> {
+    this.#link?.close();
+    await this.#local.close();
+  }
+}
