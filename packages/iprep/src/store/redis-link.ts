@@ -13,6 +13,8 @@ export interface RedisLinkOptions {
   readonly url?: string;
   /** ...or the seed nodes of a Cluster (`redis://host:port` each). */
   readonly nodes?: readonly string[];
+  /** Connection name (CLIENT SETNAME), so CLIENT LIST shows which agent holds which connection. */
+  readonly name: string;
   /** Called for every connection error (they repeat while Redis is down). */
   readonly onError: (error: Error) => void;
 }
@@ -25,21 +27,25 @@ export function backoffMs(attempt: number): number {
 
 const CONNECT_TIMEOUT_MS = 2000;
 
-function newClient(url: string | undefined) {
+function newClient(url: string | undefined, name: string) {
   return createClient({
     ...(url === undefined ? {} : { url }),
+    name,
     RESP: 2, // plain arrays for stream and hash replies, the same on a server and a Cluster
     disableOfflineQueue: true,
+    maintNotifications: 'disabled', // a Redis Enterprise handshake plain Redis does not know
     socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: (retries: number) => backoffMs(retries) },
   });
 }
 
-function newCluster(nodes: readonly string[]) {
+function newCluster(nodes: readonly string[], name: string) {
   return createCluster({
     rootNodes: nodes.map((url) => ({ url })),
     RESP: 2,
     defaults: {
+      name,
       disableOfflineQueue: true,
+      maintNotifications: 'disabled',
       socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: (retries: number) => backoffMs(retries) },
     },
   });
@@ -58,18 +64,18 @@ export class RedisLink {
     this.#options = options;
     const onError = (error: unknown): void => options.onError(error instanceof Error ? error : new Error(String(error)));
     if (options.nodes !== undefined && options.nodes.length > 0) {
-      this.#cluster = newCluster(options.nodes);
+      this.#cluster = newCluster(options.nodes, options.name);
       this.#cluster.on('error', onError);
       this.#cluster.on('node-error', onError);
     } else {
-      this.#client = newClient(options.url);
+      this.#client = newClient(options.url, options.name);
       this.#client.on('error', onError);
     }
   }
 
   /** A second, independent connection with the same settings (for a blocking reader). */
-  duplicate(onError: (error: Error) => void = this.#options.onError): RedisLink {
-    return new RedisLink({ ...this.#options, onError });
+  duplicate(name: string): RedisLink {
+    return new RedisLink({ ...this.#options, name });
   }
 
   get ready(): boolean {

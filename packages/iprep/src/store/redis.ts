@@ -100,6 +100,11 @@ function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   };
 }
 
+/** `iprep:<agent>:<role>`; CLIENT SETNAME takes no spaces nor control characters. */
+function connectionName(agentId: string, role: string): string {
+  return `iprep:${agentId.replace(/[^\x21-\x7e]/g, '_')}:${role}`;
+}
+
 /** Up/down bookkeeping shared by both stores: logs transitions once, not every failed command. */
 class LinkHealth {
   #up = false;
@@ -185,8 +190,8 @@ export class RedisDecisionStore implements DecisionStore {
     if (this.#main) return;
     const onError = (error: Error): void => this.#options.logger.debug('redis connection error', { error: error.message });
     const linkOptions = { ...(this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url }), onError };
-    this.#main = new RedisLink(linkOptions);
-    this.#reader = this.#main.duplicate();
+    this.#main = new RedisLink({ ...linkOptions, name: connectionName(this.#options.agentId, 'decisions') });
+    this.#reader = this.#main.duplicate(connectionName(this.#options.agentId, 'log'));
     for (const link of [this.#main, this.#reader]) link.connect().catch(onError);
     const synced = new Promise<void>((resolve) => (this.#firstSync = resolve));
     this.#loop = this.#follow();
@@ -451,7 +456,8 @@ export class RedisCounterStore implements CounterStore {
       this.#health.failed(error);
       this.#options.logger.debug('redis connection error', { error: error.message });
     };
-    this.#link = new RedisLink({ ...(this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url }), onError });
+    const target = this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url };
+    this.#link = new RedisLink({ ...target, name: connectionName(this.#options.agentId, 'counters'), onError });
     const connected = this.#link.connect().then(
       () => this.#health.ok(),
       (error: unknown) => this.#options.logger.debug('redis connect ended', { error: String(error) }),
