@@ -361,6 +361,11 @@ describe('single redis server', () => {
         await server.restart();
         await waitFor('the queue to drain', () => store.pendingWrites === 0 && store.health().up, 8000);
         assert.equal(redisCli(server.port, ['HLEN', `{${prefix}}:dec`]).trim(), '2');
+        await server.stop();
+        await waitFor('the store to notice', () => !store.health().up);
+        const closing = Date.now();
+        await store.close();
+        assert.ok(Date.now() - closing < 500, 'close does not wait out a reconnect backoff');
       } finally {
         await store.close();
         await server.destroy();

@@ -63,6 +63,8 @@ const READ_BATCH = 1000;
 /** Hash fields the janitor examines per round. */
 const JANITOR_BATCH = 1000;
 const JANITOR_LOCK_MS = 60_000;
+/** A snapshot carries the whole hash: more time than a single command. */
+const SNAPSHOT_TIMEOUT_MS = 5000;
 
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -173,6 +175,8 @@ export class RedisDecisionStore implements DecisionStore {
   #pruneTimer: NodeJS.Timeout | undefined;
   #loop: Promise<void> | undefined;
   #closed = false;
+  /** Cuts the sync loop's backoff waits short on close. */
+  readonly #closing = new AbortController();
   #firstSync: () => void = () => {};
 
   constructor(options: RedisStoreOptions) {
@@ -209,6 +213,7 @@ export class RedisDecisionStore implements DecisionStore {
     try {
       const id = await main.eval(PUT_DECISION, keys, [decision.key, encoded, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
       this.#health.ok();
+      this.#pending.delete(decision.key); // superseded: replaying it later would undo this write
       if (typeof id === 'string') this.#applyLogged(id, { op: 'put', decision }, encoded);
       else if (this.#view.encoded(decision.key) !== encoded) this.#applyUnlogged({ op: 'put', decision }, encoded);
     } catch (error) {
@@ -224,6 +229,7 @@ export class RedisDecisionStore implements DecisionStore {
     try {
       const id = await main.eval(DELETE_DECISION, keys, [key, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
       this.#health.ok();
+      this.#pending.delete(key);
       if (typeof id !== 'string') return this.#applyUnlogged({ op: 'delete', key });
       this.#applyLogged(id, { op: 'delete', key });
       return true;
@@ -258,6 +264,7 @@ export class RedisDecisionStore implements DecisionStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort();
     clearInterval(this.#pruneTimer);
     const main = this.#main;
     if (main?.ready) {
@@ -294,7 +301,7 @@ export class RedisDecisionStore implements DecisionStore {
       } catch (error) {
         if (this.#closed) return;
         this.#health.failed(error);
-        await sleep(backoffMs(failures++), undefined, { ref: false });
+        await sleep(backoffMs(failures++), undefined, { ref: false, signal: this.#closing.signal }).catch(() => {});
       }
     }
   }
@@ -312,8 +319,9 @@ export class RedisDecisionStore implements DecisionStore {
         const id = await main.eval(DELETE_DECISION, keys, [key, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
         if (typeof id === 'string') this.#applyLogged(id, write);
       }
-      // Only once Redis has it: a failure above leaves this write and the ones after it queued.
-      this.#pending.delete(key);
+      // Only once Redis has it: a failure above leaves this write and the ones after it queued. A newer
+      // write of the key queued meanwhile stays.
+      if (this.#pending.get(key) === write) this.#pending.delete(key);
     }
     this.#options.logger.info('decisions: replayed writes made while redis was down', { replayed });
   }
@@ -325,7 +333,7 @@ export class RedisDecisionStore implements DecisionStore {
   }
 
   async #resnapshot(): Promise<void> {
-    const reply = await this.#main!.eval(SNAPSHOT_DECISIONS, [this.#keys.hash, this.#keys.stream], [this.#options.agentId], this.#options.commandTimeoutMs * 10);
+    const reply = await this.#main!.eval(SNAPSHOT_DECISIONS, [this.#keys.hash, this.#keys.stream], [this.#options.agentId], SNAPSHOT_TIMEOUT_MS);
     const [id, flat] = reply as [string, string[]];
     const next = new Map<string, { decision: Decision; encoded: string }>();
     for (let i = 0; i + 1 < flat.length; i += 2) {
