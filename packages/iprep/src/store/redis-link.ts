@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient, createCluster } from 'redis';
+import { RedisClient, RedisCluster } from 'redis';
 
 export interface RedisLinkOptions {
   /** `redis://host:port` of a single server... */
@@ -27,28 +27,24 @@ export function backoffMs(attempt: number): number {
 
 const CONNECT_TIMEOUT_MS = 2000;
 
+// Built once: making a client class attaches every command to it, too slow to repeat per connection.
+const RESP2 = { RESP: 2 } as const;
+const clientFactory = RedisClient.factory(RESP2);
+const clusterFactory = RedisCluster.factory(RESP2);
+
+const connectionDefaults = {
+  ...RESP2, // plain arrays for stream and hash replies, the same on a server and a Cluster
+  disableOfflineQueue: true,
+  maintNotifications: 'disabled', // a Redis Enterprise handshake plain Redis does not know
+  socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: (retries: number) => backoffMs(retries) },
+} as const;
+
 function newClient(url: string | undefined, name: string) {
-  return createClient({
-    ...(url === undefined ? {} : { url }),
-    name,
-    RESP: 2, // plain arrays for stream and hash replies, the same on a server and a Cluster
-    disableOfflineQueue: true,
-    maintNotifications: 'disabled', // a Redis Enterprise handshake plain Redis does not know
-    socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: (retries: number) => backoffMs(retries) },
-  });
+  return clientFactory({ ...connectionDefaults, ...(url === undefined ? {} : { url }), name });
 }
 
 function newCluster(nodes: readonly string[], name: string) {
-  return createCluster({
-    rootNodes: nodes.map((url) => ({ url })),
-    RESP: 2,
-    defaults: {
-      name,
-      disableOfflineQueue: true,
-      maintNotifications: 'disabled',
-      socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: (retries: number) => backoffMs(retries) },
-    },
-  });
+  return clusterFactory({ ...RESP2, rootNodes: nodes.map((url) => ({ url })), defaults: { ...connectionDefaults, name } });
 }
 
 type Client = ReturnType<typeof newClient>;
