@@ -237,6 +237,16 @@ describe('single redis server', () => {
 
   sharedRedisSuites('redis', target);
 
+  it('refuses writes before start and after close', async () => {
+    const store = new RedisDecisionStore({ url: redis.url, prefix: freshPrefix() });
+    await assert.rejects(store.put(decision('192.0.2.90')), /not started/);
+    await store.start();
+    await store.put(decision('192.0.2.90'));
+    await store.close();
+    await assert.rejects(store.delete('ip:192.0.2.90'), /closed/);
+    assert.equal(store.snapshot().length, 1, 'the last view stays readable');
+  });
+
   it('rejects a prefix that would break the hash tags', () => {
     assert.throws(() => createStores({ type: 'redis', prefix: 'a{b}' }), /prefix must be non-empty without braces/);
     assert.throws(() => new RedisCounterStore({ url: redis.url, prefix: '' }), /prefix must be non-empty/);

@@ -1,6 +1,7 @@
 /**
  * The stores the engine uses, chosen by the configuration: in memory (default) or shared through Redis.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'spop';
 import type { CounterStore, DecisionStore, IprepConfig, StoreHealth } from '../types.js';
 import { MemoryCounterStore, MemoryDecisionStore } from './memory.js';
@@ -34,7 +35,7 @@ export function createStores(config: IprepConfig['store'], options: { logger?: L
     prefix: config.prefix,
     ...(config.nodes && config.nodes.length > 0 ? { nodes: config.nodes } : { url: config.url }),
     logger: options.logger,
-    agentId: options.agentId,
+    agentId: options.agentId ?? randomUUID(), // one id for both stores' connections
   };
   const decisions = new RedisDecisionStore({ ...shared, now: options.now });
   // No clock for the counters: their buckets follow Redis' clock, the same for every agent.

@@ -11,6 +11,8 @@
  * Counters: one key per client and time bucket, `{prefix}:c:{<client>}:<bucket>`, added to by a script
  * that returns the sliding-window count across agents.
  */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'spop';
 import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
 import { decodeDecision, encodeDecision } from './codec.js';
@@ -18,8 +20,6 @@ import { MemoryCounterStore } from './memory.js';
 import { backoffMs, RedisLink } from './redis-link.js';
 import { COUNT_IN_WINDOW, DELETE_DECISION, JANITOR_ROUND, PUT_DECISION, RELEASE_JANITOR, SNAPSHOT_DECISIONS } from './scripts.js';
 import { DecisionView } from './view.js';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { randomUUID } from 'node:crypto';
 
 export interface RedisStoreOptions {
   /** `redis://host:port` of a single server (default `redis://localhost:6379`)... */
@@ -150,6 +150,8 @@ function compareIds(a: string, b: string): number {
 
 type PendingWrite = { readonly op: 'put'; readonly decision: Decision; readonly encoded: string } | { readonly op: 'delete'; readonly key: string };
 
+const keyOf = (write: PendingWrite | DecisionChange): string => (write.op === 'put' ? write.decision.key : write.key);
+
 /** XREAD's reply (RESP2): [[stream, [[id, [field, value, ...]], ...]]] or null. */
 type StreamEntry = [id: string, fields: string[]];
 type XReadReply = [string, StreamEntry[]][] | null;
@@ -206,37 +208,34 @@ export class RedisDecisionStore implements DecisionStore {
     if (!this.#health.up) this.#options.logger.warn('decisions: starting without redis', { error: this.#health.report().detail });
   }
 
+  /** Writes through to Redis; while Redis is down, applies the decision locally and queues it for replay. */
   async put(decision: Decision): Promise<void> {
-    const main = this.#started();
-    const encoded = encodeDecision(decision);
-    const { keys, options } = this.#scriptArgs();
+    this.#started();
+    const write: PendingWrite = { op: 'put', decision, encoded: encodeDecision(decision) };
     try {
-      const id = await main.eval(PUT_DECISION, keys, [decision.key, encoded, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
-      this.#health.ok();
-      this.#pending.delete(decision.key); // superseded: replaying it later would undo this write
-      if (typeof id === 'string') this.#applyLogged(id, { op: 'put', decision }, encoded);
-      else if (this.#view.encoded(decision.key) !== encoded) this.#applyUnlogged({ op: 'put', decision }, encoded);
+      const id = await this.#writeThrough(write);
+      // Redis already held exactly this decision when there is no id: the view gets it from the log.
+      if (id !== null || this.#view.encoded(decision.key) !== write.encoded) this.#apply(write, id);
     } catch (error) {
       this.#health.failed(error);
-      this.#enqueue({ op: 'put', decision, encoded });
-      this.#applyUnlogged({ op: 'put', decision }, encoded);
+      this.#enqueue(write);
+      this.#apply(write, null);
     }
   }
 
+  /** Deletes through to Redis (or locally, queued, while Redis is down); false when there was nothing to delete. */
   async delete(key: string): Promise<boolean> {
-    const main = this.#started();
-    const { keys, options } = this.#scriptArgs();
+    this.#started();
+    const write: PendingWrite = { op: 'delete', key };
     try {
-      const id = await main.eval(DELETE_DECISION, keys, [key, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
-      this.#health.ok();
-      this.#pending.delete(key);
-      if (typeof id !== 'string') return this.#applyUnlogged({ op: 'delete', key });
-      this.#applyLogged(id, { op: 'delete', key });
+      const id = await this.#writeThrough(write);
+      if (id === null) return this.#apply(write, null);
+      this.#apply(write, id);
       return true;
     } catch (error) {
       this.#health.failed(error);
-      this.#enqueue({ op: 'delete', key });
-      return this.#applyUnlogged({ op: 'delete', key });
+      this.#enqueue(write);
+      return this.#apply(write, null);
     }
   }
 
@@ -283,9 +282,26 @@ export class RedisDecisionStore implements DecisionStore {
     return this.#main;
   }
 
-  #scriptArgs() {
-    const { maxStreamLength, agentId } = this.#options;
-    return { keys: [this.#keys.hash, this.#keys.stream], options: { maxStreamLength: String(maxStreamLength), agentId } };
+  /** Runs one write in Redis; resolves to its log id, or null when it changed nothing. */
+  async #write(write: PendingWrite): Promise<string | null> {
+    const main = this.#started();
+    const { hash, stream } = this.#keys;
+    const { agentId, maxStreamLength, commandTimeoutMs } = this.#options;
+    const id =
+      write.op === 'put'
+        ? await main.eval(PUT_DECISION, [hash, stream], [write.decision.key, write.encoded, String(maxStreamLength), agentId], commandTimeoutMs)
+        : await main.eval(DELETE_DECISION, [hash, stream], [write.key, String(maxStreamLength), agentId], commandTimeoutMs);
+    this.#health.ok();
+    return typeof id === 'string' ? id : null;
+  }
+
+  /** A write made now: it supersedes any older write of the key still queued for replay. */
+  async #writeThrough(write: PendingWrite): Promise<string | null> {
+    const key = keyOf(write);
+    const queued = this.#pending.get(key);
+    const id = await this.#write(write);
+    if (queued !== undefined && this.#pending.get(key) === queued) this.#pending.delete(key);
+    return id;
   }
 
   /** The sync loop: replay queued writes, check the log position (or resnapshot), read the log. */
@@ -308,20 +324,14 @@ export class RedisDecisionStore implements DecisionStore {
 
   async #replay(): Promise<void> {
     if (this.#pending.size === 0) return;
-    const main = this.#main!;
-    const { keys, options } = this.#scriptArgs();
     const replayed = this.#pending.size;
     for (const [key, write] of this.#pending) {
-      if (write.op === 'put') {
-        const id = await main.eval(PUT_DECISION, keys, [key, write.encoded, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
-        if (typeof id === 'string') this.#applyLogged(id, { op: 'put', decision: write.decision }, write.encoded);
-      } else {
-        const id = await main.eval(DELETE_DECISION, keys, [key, options.maxStreamLength, options.agentId], this.#options.commandTimeoutMs);
-        if (typeof id === 'string') this.#applyLogged(id, write);
-      }
-      // Only once Redis has it: a failure above leaves this write and the ones after it queued. A newer
-      // write of the key queued meanwhile stays.
-      if (this.#pending.get(key) === write) this.#pending.delete(key);
+      // A failure throws, leaving this write and the ones after it queued.
+      const id = await this.#write(write);
+      // A newer write of the key queued meanwhile stays queued and wins.
+      if (this.#pending.get(key) !== write) continue;
+      this.#pending.delete(key);
+      if (id !== null) this.#apply(write, id);
     }
     this.#options.logger.info('decisions: replayed writes made while redis was down', { replayed });
   }
@@ -396,9 +406,18 @@ export class RedisDecisionStore implements DecisionStore {
     }
   }
 
+  /** Applies a write to the view: at its log id, or (null) as not yet logged. */
+  #apply(write: PendingWrite, id: string | null): boolean {
+    const change: DecisionChange = write.op === 'put' ? { op: 'put', decision: write.decision } : write;
+    const encoded = write.op === 'put' ? write.encoded : undefined;
+    if (id === null) return this.#applyUnlogged(change, encoded);
+    this.#applyLogged(id, change, encoded);
+    return true;
+  }
+
   /** Applies a change the log holds at `id`, unless the view already reflects that entry or a later one. */
   #applyLogged(id: string, change: DecisionChange, encoded?: string): void {
-    const key = change.op === 'put' ? change.decision.key : change.key;
+    const key = keyOf(change);
     const known = this.#versions.get(key) ?? this.#tombstones.get(key);
     if (known !== undefined && compareIds(id, known) <= 0) return;
     if (change.op === 'put') {
@@ -414,14 +433,14 @@ export class RedisDecisionStore implements DecisionStore {
 
   /** Applies a change the log does not (yet) hold: any later log entry for the key supersedes it. */
   #applyUnlogged(change: DecisionChange, encoded?: string): boolean {
-    const key = change.op === 'put' ? change.decision.key : change.key;
+    const key = keyOf(change);
     this.#versions.delete(key);
     this.#tombstones.delete(key);
     return change.op === 'put' ? this.#view.put(change.decision, encoded!) : this.#view.delete(key);
   }
 
   #enqueue(write: PendingWrite): void {
-    const key = write.op === 'put' ? write.decision.key : write.key;
+    const key = keyOf(write);
     this.#pending.delete(key); // re-inserted last: the newest write of a key is the one replayed
     this.#pending.set(key, write);
     if (this.#pending.size <= this.#options.maxReplayQueue) return;

@@ -27,14 +27,6 @@ export class DecisionView {
     this.#onListenerError = onListenerError;
   }
 
-  get size(): number {
-    return this.#entries.size;
-  }
-
-  has(key: string): boolean {
-    return this.#entries.has(key);
-  }
-
   encoded(key: string): string | undefined {
     return this.#entries.get(key)?.encoded;
   }
