@@ -97,20 +97,28 @@ export function parseCli(argv: string[]): CliFlags | 'help' {
 export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
   const base = flags.config === undefined ? defaultConfig() : await loadConfigFile(flags.config);
   const mode = flags.mode ?? base.mode;
-  const admin = { ...base.admin };
-  if (flags.adminHost !== undefined) admin.host = flags.adminHost;
-  if (flags.adminPort !== undefined) {
-    admin.port = flags.adminPort;
-    admin.enabled = flags.adminPort !== 0;
-  }
-  const listen = { ...base.listen };
-  if (flags.port !== undefined) listen.port = flags.port;
-  if (flags.host !== undefined) listen.host = flags.host;
-  if (flags.socket !== undefined) listen.socket = flags.socket;
-  if (flags.workers !== undefined) listen.workers = flags.workers;
-  const agent = { ...base.agent };
-  if (flags.maxFrameSize !== undefined) agent.maxFrameSize = flags.maxFrameSize;
-  if (flags.shutdownTimeout !== undefined) agent.shutdownTimeoutMs = flags.shutdownTimeout;
+  // Without a file, `--mode reputation` gets the admin API a configuration file would have by default.
+  let adminEnabled = flags.config === undefined ? mode === 'reputation' : base.admin.enabled;
+  if (flags.adminPort !== undefined) adminEnabled = flags.adminPort !== 0;
+  const admin = {
+    ...base.admin,
+    enabled: adminEnabled,
+    host: flags.adminHost ?? base.admin.host,
+    port: flags.adminPort ?? base.admin.port,
+  };
+  // -p and --host mean TCP even when the file names a socket; --socket replaces host and port.
+  const tcp = flags.port !== undefined || flags.host !== undefined;
+  const listen = {
+    host: flags.host ?? base.listen.host,
+    port: flags.port ?? base.listen.port,
+    socket: flags.socket ?? (tcp ? undefined : base.listen.socket),
+    workers: flags.workers ?? base.listen.workers,
+  };
+  const agent = {
+    ...base.agent,
+    maxFrameSize: flags.maxFrameSize ?? base.agent.maxFrameSize,
+    shutdownTimeoutMs: flags.shutdownTimeout ?? base.agent.shutdownTimeoutMs,
+  };
   if (mode === 'reputation' && base.store.type === 'memory' && listen.workers > 1) {
     // Decisions and behaviour counters live in each process with the memory store: one process keeps them whole.
     if (flags.workers !== undefined) {

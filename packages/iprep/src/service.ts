@@ -7,7 +7,7 @@
 import type { Logger } from 'spop';
 import { BehaviourTracker } from './behaviour/index.js';
 import { loadConfigFile } from './config/index.js';
-import { DecisionIndex, banDecision, makeDecision } from './decisions/index.js';
+import { DecisionIndex, banDecision, decisionKey, makeDecision } from './decisions/index.js';
 import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/engine.js';
 import { type IpRange, parseRange } from './net/address.js';
 import { ListSource } from './sources/index.js';
@@ -252,8 +252,4 @@ async function compileAllowlist(entries: readonly string[], files: readonly Load
 /** An allowlist file is read like a netset list, watched for changes like any list file. */
 function allowlistFileConfig(path: string): ListConfig {
   return { name: `allowlist:${path}`, format: 'netset', path, refreshMs: 3_600_000, category: 'allowlisted', minEntries: 0, maxShrink: 1 };
-}
-
-function decisionKey(value: string): string {
-  return makeDecision({ value }, { action: 'deny', durationMs: 0, origin: 'api' }, 0).key;
 }

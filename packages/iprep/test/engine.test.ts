@@ -48,8 +48,11 @@ const behaviourConfig: BehaviourConfig = {
   maxClients: 1000,
 };
 
-function engine(options: { lists?: CompiledList[]; allow?: string[]; decisions?: DecisionIndex; behaviour?: BehaviourTracker } = {}) {
-  const e = new ReputationEngine({ thresholds, special }, { decisions: options.decisions ?? new DecisionIndex(), behaviour: options.behaviour });
+/** An engine; the RFC 6890 table is off unless asked for, since the test addresses are documentation ones. */
+function engine(
+  options: { lists?: CompiledList[]; allow?: string[]; decisions?: DecisionIndex; behaviour?: BehaviourTracker; specialRanges?: boolean } = {},
+) {
+  const e = new ReputationEngine({ thresholds, special: { ...special, enabled: options.specialRanges ?? false } }, { decisions: options.decisions ?? new DecisionIndex(), behaviour: options.behaviour });
   const ranges = (options.allow ?? []).map((t) => parseRange(t));
   e.setAllowlist({ ranges, table: IntervalTable.compile(ranges.map((range, value) => ({ range, value }))) });
   e.setLists(options.lists ?? []);
@@ -89,7 +92,6 @@ describe('combination rules', () => {
     ['an explicit action never softens the threshold one, and hardens a high score', '8.8.4.4', [99, 'log', 'watch', 'watch']],
     ['the allowlist wins over a hard list', '198.51.100.66', [100, 'allow', 'allowlisted', 'allowlist']],
     ['IPv6 allowlist', '2001:db8:1::5', [100, 'allow', 'allowlisted', 'allowlist']],
-    ['internal addresses decide alone (RFC 6890 private)', '10.1.2.3', [100, 'allow', 'internal', 'rfc6890:private']],
     ['an IPv4-mapped IPv6 address is judged as IPv4', '::ffff:198.51.100.1', [0, 'deny', 'hijacked', 'drop']],
   ];
   for (const [name, address, expected] of cases) {
@@ -101,11 +103,23 @@ describe('combination rules', () => {
     });
   }
 
-  it('bogons get the configured score', () => {
-    const v = e.score(ip('192.0.2.1'), NOW);
-    assert.equal(v.score, 10);
-    assert.equal(v.category, 'bogon');
-    assert.equal(v.action, 'deny');
+  describe('special-purpose ranges (RFC 6890)', () => {
+    const withSpecial = engine({ lists: [hard, soft30], allow: ['192.0.2.66'], specialRanges: true });
+    const special: Array<[string, string, ReturnType<typeof brief>]> = [
+      ['internal addresses decide alone, before lists', '10.1.2.3', [100, 'allow', 'internal', 'rfc6890:private']],
+      ['IPv6 link-local is internal', 'fe80::1', [100, 'allow', 'internal', 'rfc6890:link-local']],
+      ['a bogon gets the configured score', '192.0.2.1', [10, 'deny', 'bogon', 'rfc6890:documentation']],
+      ['a bogon on a hard list: the lower score', '198.51.100.1', [0, 'deny', 'hijacked', 'drop']],
+      ['the allowlist wins over a bogon', '192.0.2.66', [100, 'allow', 'allowlisted', 'allowlist']],
+      ['a globally reachable special range has no effect', '192.31.196.1', [100, 'allow', 'none', 'default']],
+      ['an ordinary address', '8.8.8.8', [100, 'allow', 'none', 'default']],
+    ];
+    for (const [name, address, expected] of special) {
+      it(name, () => {
+        assert.deepEqual(brief(withSpecial.score(ip(address), NOW)), expected);
+        assert.deepEqual(brief(withSpecial.explain(address, NOW)), expected);
+      });
+    }
   });
 
   it('explain lists every match with what it matched', () => {
@@ -186,7 +200,7 @@ describe('the hot path agrees with explain', () => {
 
 describe('reputationHandler', () => {
   const variables: IprepConfig['variables'] = { scope: 'sess', score: 'ip_score', action: 'ip_action', category: 'ip_category', source: 'ip_source' };
-  const e = engine({ lists: [list({ name: 'drop', score: 0, category: 'hijacked', action: 'deny' }, ['198.51.100.0/24'])] });
+  const e = engine({ lists: [list({ name: 'drop', score: 0, category: 'hijacked', action: 'deny' }, ['198.51.100.0/24', '2001:db8::/64'])] });
   const handler = reputationHandler({ engine: e, variables, now: () => NOW });
   const call = (args: ConstructorParameters<typeof Message>[1]) => handler(new Message('check-client-ip', args), undefined as never);
 
@@ -205,7 +219,7 @@ describe('reputationHandler', () => {
 
   it('reads the argument named ip first, and addresses given as strings (from a header)', () => {
     const named = call([{ name: 'status', value: { type: 'int32', value: 200 } }, { name: 'ip', value: { type: 'ipv6', value: '2001:db8::1' } }]) as SetVarAction[];
-    assert.equal(named[3]?.value.type === 'str' && named[3].value.value, 'rfc6890:documentation');
+    assert.equal(named[3]?.value.type === 'str' && named[3].value.value, 'drop');
     const text = call([{ name: '', value: { type: 'str', value: '198.51.100.200' } }]) as SetVarAction[];
     assert.equal(text[0]?.value.type !== 'null' && text[0]?.value.value, 0);
   });

@@ -1,0 +1,325 @@
+/**
+ * The admin HTTP server: health, explain, decisions, reload, lists, Prometheus
+ * metrics and the status page. JSON in and out; every failure is a JSON
+ * `{ "error": "..." }` with a fitting status, and no request can crash it.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Logger, consoleLogger } from 'spop';
+import type { ReputationService } from '../types.js';
+import { decisionInputFromJson } from './decision-input.js';
+import type { ReputationMetrics } from './metrics.js';
+import { STATUS_PAGE_HTML } from './status-page.js';
+
+export interface AdminServerOptions {
+  service: ReputationService;
+  metrics: ReputationMetrics;
+  /** When set, every route but `GET /health` and the page shell `GET /` needs `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Default: warnings and errors to stderr. */
+  logger?: Logger;
+}
+
+/** Largest request body accepted. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
+/** The page is self-contained: inline style and script, requests to this server only. */
+const PAGE_TYPE = 'text/html; charset=utf-8';
+const PAGE_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+} as const;
+
+/** A failure with its status, answered as `{ "error": message }`. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+interface Reply {
+  readonly status: number;
+  /** Serialised as JSON, unless `contentType` is given: then a string sent as it is. */
+  readonly body?: unknown;
+  readonly contentType?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+type Method = 'GET' | 'POST' | 'DELETE';
+type Handler = (request: IncomingMessage, url: URL) => Promise<Reply> | Reply;
+
+interface Route {
+  readonly handlers: Partial<Record<Method, Handler>>;
+  /** Served without the token (GET and HEAD only). */
+  readonly open?: boolean;
+}
+
+const DECISION_PREFIX = '/decisions/';
+
+export class AdminServer {
+  private readonly service: ReputationService;
+  private readonly metrics: ReputationMetrics;
+  private readonly logger: Logger;
+  /** SHA-256 of the token: comparing digests takes the same time whatever the length of the guess. */
+  private readonly tokenDigest: Buffer | undefined;
+  private readonly server: Server;
+  private readonly routes: ReadonlyMap<string, Route>;
+  private readonly decisionRoute: Route;
+
+  constructor(options: AdminServerOptions) {
+    this.service = options.service;
+    this.metrics = options.metrics;
+    this.logger = options.logger ?? consoleLogger('warn');
+    if (options.token !== undefined && !/^\S+$/.test(options.token)) {
+      throw new TypeError('admin token must be non-empty and without spaces (it is sent as "Authorization: Bearer <token>")');
+    }
+    this.tokenDigest = options.token === undefined ? undefined : sha256(options.token);
+    this.routes = new Map<string, Route>([
+      ['/', { open: true, handlers: { GET: () => ({ status: 200, body: STATUS_PAGE_HTML, contentType: PAGE_TYPE, headers: PAGE_HEADERS }) } }],
+      ['/health', { open: true, handlers: { GET: () => this.health() } }],
+      ['/explain', { handlers: { GET: (_request, url) => this.explain(url) } }],
+      ['/decisions', { handlers: { GET: () => json(200, this.service.listDecisions()), POST: (request) => this.addDecision(request) } }],
+      ['/reload', { handlers: { POST: () => this.reload() } }],
+      ['/lists', { handlers: { GET: () => json(200, this.service.lists()) } }],
+      ['/metrics', { handlers: { GET: () => this.prometheus() } }],
+      ['/status.json', { handlers: { GET: () => json(200, this.metrics.status()) } }],
+    ]);
+    this.decisionRoute = { handlers: { DELETE: (_request, url) => this.removeDecision(url) } };
+    this.server = createServer((request, response) => {
+      this.handle(request, response).catch((error: unknown) => {
+        // Only a failure to write the answer gets here; the socket is beyond saving.
+        this.logger.error('admin: could not answer', { error });
+        response.destroy();
+      });
+    });
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 picks a free port). */
+  listen(options: { host: string; port: number }): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.server.once('error', onError);
+      this.server.listen({ host: options.host, port: options.port }, () => {
+        this.server.off('error', onError);
+        this.server.on('error', (error) => this.logger.error('admin: server error', { error }));
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Stops listening and closes every connection, idle keep-alive ones included. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    let reply: Reply;
+    try {
+      reply = await this.dispatch(request);
+    } catch (error) {
+      reply = this.failure(request, error);
+    }
+    if (!request.complete) {
+      // A body left unread (refused, or sent where none is expected): drain it and end the connection.
+      reply = { ...reply, headers: { ...reply.headers, connection: 'close' } };
+      request.resume();
+    }
+    send(response, reply);
+  }
+
+  private async dispatch(request: IncomingMessage): Promise<Reply> {
+    const url = parseUrl(request.url ?? '/');
+    const path = url.pathname;
+    const route = path.startsWith(DECISION_PREFIX) ? this.decisionRoute : this.routes.get(path);
+    const method = request.method === 'HEAD' ? 'GET' : (request.method ?? '');
+    const open = route?.open === true && method === 'GET';
+    if (!open && !this.authorized(request)) {
+      throw new HttpError(401, 'missing or wrong bearer token (send "Authorization: Bearer <token>")', {
+        'www-authenticate': 'Bearer realm="iprep"',
+      });
+    }
+    if (route === undefined) throw new HttpError(404, `no such route: ${path}`);
+    if (method !== 'GET' && crossOrigin(request)) {
+      // A web page elsewhere may make the operator's browser POST here (a form needs no preflight).
+      throw new HttpError(403, 'cross-origin request refused');
+    }
+    const handler = route.handlers[method as Method];
+    if (handler === undefined) {
+      const allowed = Object.keys(route.handlers);
+      if (allowed.includes('GET')) allowed.push('HEAD');
+      throw new HttpError(405, `${request.method ?? '?'} not allowed on ${path} (allowed: ${allowed.join(', ')})`, {
+        allow: allowed.join(', '),
+      });
+    }
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > MAX_BODY_BYTES) throw tooLarge();
+    return handler(request, url);
+  }
+
+  private failure(request: IncomingMessage, error: unknown): Reply {
+    if (error instanceof HttpError) {
+      return { status: error.status, body: { error: error.message }, headers: error.headers };
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    this.logger.error('admin: request failed', { method: request.method, url: request.url, error: message });
+    return { status: 500, body: { error: message } };
+  }
+
+  private authorized(request: IncomingMessage): boolean {
+    if (this.tokenDigest === undefined) return true;
+    const match = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '');
+    return match !== null && timingSafeEqual(sha256(match[1] as string), this.tokenDigest);
+  }
+
+  private health(): Reply {
+    const store = this.service.store();
+    const lists = this.service.lists();
+    const degraded = !store.up || lists.some((list) => list.lastError !== null);
+    return json(200, {
+      status: degraded ? 'degraded' : 'ok',
+      lists: lists.length,
+      store,
+      uptimeSeconds: Math.round(this.metrics.uptimeSeconds()),
+    });
+  }
+
+  private explain(url: URL): Reply {
+    const address = url.searchParams.get('ip');
+    if (address === null || address.trim() === '') throw new HttpError(400, 'missing query parameter "ip"');
+    return json(200, asBadRequest(() => this.service.explain(address)));
+  }
+
+  private async addDecision(request: IncomingMessage): Promise<Reply> {
+    const text = await readBody(request);
+    const input = asBadRequest(() => decisionInputFromJson(parseJson(text)));
+    return json(201, await asBadRequestAsync(() => this.service.addDecision(input)));
+  }
+
+  private async removeDecision(url: URL): Promise<Reply> {
+    const encoded = url.pathname.slice(DECISION_PREFIX.length);
+    let keyOrValue: string;
+    try {
+      keyOrValue = decodeURIComponent(encoded);
+    } catch {
+      throw new HttpError(400, `bad URL encoding in decision key: ${encoded}`);
+    }
+    if (keyOrValue === '') throw new HttpError(400, 'missing decision key or value after /decisions/');
+    const removed = await asBadRequestAsync(() => this.service.removeDecision(keyOrValue));
+    if (!removed) throw new HttpError(404, `no decision for ${keyOrValue}`);
+    return { status: 204 };
+  }
+
+  private async reload(): Promise<Reply> {
+    const result = await this.service.reload();
+    return json(result.ok ? 200 : 500, result);
+  }
+
+  private async prometheus(): Promise<Reply> {
+    const registry = this.metrics.registry;
+    return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
+  }
+}
+
+function json(status: number, body: unknown): Reply {
+  return { status, body };
+}
+
+function tooLarge(): HttpError {
+  return new HttpError(413, `request body larger than ${MAX_BODY_BYTES} bytes`);
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** Runs `f`, turning the TypeError or RangeError it throws on bad input into a 400. */
+function asBadRequest<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (error) {
+    throw badInput(error);
+  }
+}
+
+async function asBadRequestAsync<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (error) {
+    throw badInput(error);
+  }
+}
+
+function badInput(error: unknown): unknown {
+  return error instanceof TypeError || error instanceof RangeError ? new HttpError(400, error.message) : error;
+}
+
+/** Reads the request body as UTF-8, refusing more than MAX_BODY_BYTES. */
+function readBody(request: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        request.off('data', onData);
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    request.on('data', onData);
+    request.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.once('error', reject);
+  });
+}
+
+/** Whether a browser sent the request from a page of another origin than this server. */
+function crossOrigin(request: IncomingMessage): boolean {
+  const origin = request.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== request.headers.host;
+  } catch {
+    return true; // `Origin: null` (sandboxed frames, file: pages) or garbage
+  }
+}
+
+function parseUrl(target: string): URL {
+  try {
+    return new URL(target, 'http://admin.invalid');
+  } catch {
+    throw new HttpError(400, `bad request target: ${target}`);
+  }
+}
+
+function parseJson(text: string): unknown {
+  if (text.trim() === '') throw new HttpError(400, 'empty body: expected a JSON object');
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new HttpError(400, `body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function send(response: ServerResponse, reply: Reply): void {
+  const headers: Record<string, string> = { ...COMMON_HEADERS, ...reply.headers };
+  let payload = '';
+  if (reply.body !== undefined) {
+    payload = reply.contentType === undefined ? JSON.stringify(reply.body) : String(reply.body);
+    headers['content-type'] = reply.contentType ?? JSON_TYPE;
+  }
+  headers['content-length'] = String(Buffer.byteLength(payload));
+  response.writeHead(reply.status, headers);
+  response.end(payload);
+}

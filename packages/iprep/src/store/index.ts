@@ -1,0 +1,92 @@
+/**
+ * The stores the engine uses, chosen by the configuration: in memory (default) or shared through Redis.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'spop';
+import type { CounterStore, DecisionStore, IprepConfig, StoreHealth } from '../types.js';
+import { MemoryCounterStore, MemoryDecisionStore } from './memory.js';
+import { RedisCounterStore, RedisDecisionStore } from './redis.js';
+
+export { MemoryCounterStore, MemoryDecisionStore, type MemoryDecisionStoreOptions } from './memory.js';
+export { RedisCounterStore, RedisDecisionStore, type RedisStoreOptions } from './redis.js';
+
+export interface Stores {
+  readonly decisions: DecisionStore;
+  readonly counters: CounterStore;
+  health(): StoreHealth;
+  close(): Promise<void>;
+}
+
+/** Builds (without starting) the stores the configuration names; call start() on each. */
+export function createStores(config: IprepConfig['store'], options: { logger?: Logger; agentId?: string; now?: () => number } = {}): Stores {
+  if (config.type === 'memory') {
+    const decisions = new MemoryDecisionStore({ now: options.now, logger: options.logger });
+    const counters = new MemoryCounterStore();
+    return {
+      decisions,
+      counters,
+      health: () => ({ kind: 'memory', up: true }),
+      close: async () => {
+        await Promise.all([decisions.close(), counters.close()]);
+      },
+    };
+  }
+  const shared = {
+    prefix: config.prefix,
+    ...(config.nodes && config.nodes.length > 0 ? { nodes: config.nodes } : { url: config.url }),
+    logger: options.logger,
+    agentId: options.agentId ?? randomUUID(), // one id for both stores' connections
+  };
+  const decisions = new RedisDecisionStore({ ...shared, now: options.now });
+  // No clock for the counters: their buckets follow Redis' clock, the same for every agent.
+  const counters = new RedisCounterStore(shared);
+  return {
+    decisions,
+    counters,
+    health: () => {
+      const d = decisions.health();
+      if (!d.up) return d;
+      return counters.health();
+    },
+    close: async () => {
+      await Promise.all([decisions.close(), counters.close()]);
+    },
+  };
+}
+
+export interface CounterTracker {
+  takeDeltas(): Map<string, number>;
+  applyTotals(totals: ReadonlyMap<string, number>, now?: number): void;
+}
+
+/**
+ * Runs the counter sync loop: every intervalMs (default 1000) takes deltas, flushes them, applies the
+ * totals. Returns a stop function. Errors are logged, never thrown; the hot path never waits on it.
+ */
+export function startCounterSync(
+  tracker: CounterTracker,
+  store: CounterStore,
+  options: { windowMs: number; intervalMs?: number; logger?: Logger; now?: () => number },
+): () => void {
+  const now = options.now ?? Date.now;
+  let running = false;
+  const tick = async (): Promise<void> => {
+    // A slow flush delays the next one rather than piling flushes up; deltas keep accumulating meanwhile.
+    if (running) return;
+    running = true;
+    try {
+      const deltas = tracker.takeDeltas();
+      if (deltas.size === 0) return;
+      const at = now();
+      const totals = await store.flush(deltas, options.windowMs, at);
+      tracker.applyTotals(totals, at);
+    } catch (error) {
+      options.logger?.warn('counter sync failed', { error: error instanceof Error ? error.message : String(error) });
+    } finally {
+      running = false;
+    }
+  };
+  const timer = setInterval(() => void tick(), options.intervalMs ?? 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,525 @@
+/**
+ * Stores shared through Redis (a single server or a Cluster), local-first: reads come from memory,
+ * Redis carries the changes between agents, and an agent keeps serving when Redis is away.
+ *
+ * Decisions: a hash `{prefix}:dec` (field = decision key, value = JSON) and a change log, the stream
+ * `{prefix}:decstream`, both written by one Lua script per change. An agent snapshots the hash together
+ * with the log position, then follows the log with XREAD BLOCK on its own connection; after a
+ * disconnect it resumes from the last entry it read, or takes a new snapshot if the log was trimmed
+ * past it. Writes that fail while Redis is down are applied locally and queued for replay.
+ *
+ * Counters: one key per client and time bucket, `{prefix}:c:{<client>}:<bucket>`, added to by a script
+ * that returns the sliding-window count across agents.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'spop';
+import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
+import { decodeDecision, encodeDecision } from './codec.js';
+import { MemoryCounterStore } from './memory.js';
+import { backoffMs, RedisLink } from './redis-link.js';
+import { COUNT_IN_WINDOW, DELETE_DECISION, JANITOR_ROUND, PUT_DECISION, RELEASE_JANITOR, SNAPSHOT_DECISIONS } from './scripts.js';
+import { DecisionView } from './view.js';
+
+export interface RedisStoreOptions {
+  /** `redis://host:port` of a single server (default `redis://localhost:6379`)... */
+  url?: string;
+  /** ...or the seed nodes of a Redis Cluster. */
+  nodes?: readonly string[];
+  /** Prefix of every key, used as the hash tag of the decision keys. Default `iprep`. */
+  prefix?: string;
+  /** Names this agent in the log and the janitor lock. Default: a random id. */
+  agentId?: string;
+  logger?: Logger;
+  /** Longest wait for one command before it counts as failed. Default 100 ms. */
+  commandTimeoutMs?: number;
+  /** How long one XREAD waits for changes. Default 1000 ms. */
+  blockMs?: number;
+  /** Approximate length the change log is trimmed to (XADD MAXLEN ~). Default 100000. */
+  maxStreamLength?: number;
+  /** Clock for expiry; for counters, given means buckets follow the `now` passed to flush, not Redis' clock. */
+  now?: () => number;
+  /** Local expiry and janitor period. Default 1000 ms. */
+  pruneIntervalMs?: number;
+  /** Most writes kept for replay while Redis is down; the oldest are dropped beyond. Default 10000. */
+  maxReplayQueue?: number;
+  /** Longest time start() waits for Redis before going on without it. Default 2000 ms. */
+  startTimeoutMs?: number;
+}
+
+const DEFAULTS = {
+  url: 'redis://localhost:6379',
+  prefix: 'iprep',
+  commandTimeoutMs: 100,
+  blockMs: 1000,
+  maxStreamLength: 100_000,
+  pruneIntervalMs: 1000,
+  maxReplayQueue: 10_000,
+  startTimeoutMs: 2000,
+} as const;
+
+/** Log entries read per XREAD. */
+const READ_BATCH = 1000;
+/** Hash fields the janitor examines per round. */
+const JANITOR_BATCH = 1000;
+const JANITOR_LOCK_MS = 60_000;
+/** A snapshot carries the whole hash: more time than a single command. */
+const SNAPSHOT_TIMEOUT_MS = 5000;
+
+const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+interface ResolvedOptions {
+  readonly url: string;
+  readonly nodes: readonly string[] | undefined;
+  readonly prefix: string;
+  readonly agentId: string;
+  readonly logger: Logger;
+  readonly commandTimeoutMs: number;
+  readonly blockMs: number;
+  readonly maxStreamLength: number;
+  readonly now: (() => number) | undefined;
+  readonly pruneIntervalMs: number;
+  readonly maxReplayQueue: number;
+  readonly startTimeoutMs: number;
+}
+
+function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
+  const prefix = options.prefix ?? DEFAULTS.prefix;
+  if (prefix === '' || /[{}]/.test(prefix)) throw new Error(`redis store: prefix must be non-empty without braces, got ${JSON.stringify(prefix)}`);
+  return {
+    url: options.url ?? DEFAULTS.url,
+    nodes: options.nodes,
+    prefix,
+    agentId: options.agentId ?? randomUUID(),
+    logger: options.logger ?? silentLogger,
+    commandTimeoutMs: options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs,
+    blockMs: options.blockMs ?? DEFAULTS.blockMs,
+    maxStreamLength: options.maxStreamLength ?? DEFAULTS.maxStreamLength,
+    now: options.now,
+    pruneIntervalMs: options.pruneIntervalMs ?? DEFAULTS.pruneIntervalMs,
+    maxReplayQueue: options.maxReplayQueue ?? DEFAULTS.maxReplayQueue,
+    startTimeoutMs: options.startTimeoutMs ?? DEFAULTS.startTimeoutMs,
+  };
+}
+
+/** `iprep:<agent>:<role>`; CLIENT SETNAME takes no spaces nor control characters. */
+function connectionName(agentId: string, role: string): string {
+  return `iprep:${agentId.replace(/[^\x21-\x7e]/g, '_')}:${role}`;
+}
+
+/** Up/down bookkeeping shared by both stores: logs transitions once, not every failed command. */
+class LinkHealth {
+  #up = false;
+  #detail = 'not connected yet';
+  readonly #logger: Logger;
+  readonly #what: string;
+
+  constructor(logger: Logger, what: string) {
+    this.#logger = logger;
+    this.#what = what;
+  }
+
+  get up(): boolean {
+    return this.#up;
+  }
+
+  report(): StoreHealth {
+    return this.#up ? { kind: 'redis', up: true } : { kind: 'redis', up: false, detail: this.#detail };
+  }
+
+  ok(): void {
+    if (this.#up) return;
+    this.#up = true;
+    this.#logger.info(`${this.#what}: redis up`);
+  }
+
+  failed(error: unknown): void {
+    const detail = error instanceof Error ? error.message || error.name : String(error);
+    if (this.#up) this.#logger.warn(`${this.#what}: redis down, serving from memory`, { error: detail });
+    this.#up = false;
+    this.#detail = detail;
+  }
+}
+
+/** A stream entry id `<ms>-<seq>` compared as the pair of numbers it is. */
+function compareIds(a: string, b: string): number {
+  const [aMs = 0, aSeq = 0] = a.split('-').map(Number);
+  const [bMs = 0, bSeq = 0] = b.split('-').map(Number);
+  return aMs - bMs || aSeq - bSeq;
+}
+
+type PendingWrite = { readonly op: 'put'; readonly decision: Decision; readonly encoded: string } | { readonly op: 'delete'; readonly key: string };
+
+const keyOf = (write: PendingWrite | DecisionChange): string => (write.op === 'put' ? write.decision.key : write.key);
+
+/** XREAD's reply (RESP2): [[stream, [[id, [field, value, ...]], ...]]] or null. */
+type StreamEntry = [id: string, fields: string[]];
+type XReadReply = [string, StreamEntry[]][] | null;
+
+export class RedisDecisionStore implements DecisionStore {
+  readonly #options: ResolvedOptions;
+  readonly #keys: { readonly hash: string; readonly stream: string; readonly lock: string };
+  readonly #now: () => number;
+  readonly #view: DecisionView;
+  readonly #health: LinkHealth;
+  #main: RedisLink | undefined;
+  #reader: RedisLink | undefined;
+  /** Log id of each decision in the view, when known (local writes made while Redis was down have none). */
+  readonly #versions = new Map<string, string>();
+  /** Log id of each delete this agent made that the reader has not passed yet: older puts are stale. */
+  readonly #tombstones = new Map<string, string>();
+  /** Last log entry applied; null until the first snapshot. */
+  #lastId: string | null = null;
+  /** Writes to replay once Redis answers, one per key, oldest first. */
+  readonly #pending = new Map<string, PendingWrite>();
+  #droppedWrites = 0;
+  #janitorCursor = '0';
+  #pruneTimer: NodeJS.Timeout | undefined;
+  #loop: Promise<void> | undefined;
+  #closed = false;
+  /** Cuts the sync loop's backoff waits short on close. */
+  readonly #closing = new AbortController();
+  #firstSync: () => void = () => {};
+
+  constructor(options: RedisStoreOptions) {
+    this.#options = resolveOptions(options);
+    const tag = `{${this.#options.prefix}}`;
+    this.#keys = { hash: `${tag}:dec`, stream: `${tag}:decstream`, lock: `${tag}:janitor` };
+    this.#now = this.#options.now ?? Date.now;
+    const { logger } = this.#options;
+    this.#view = new DecisionView(this.#now, (error) => logger.error('decision listener failed', { error: String(error) }));
+    this.#health = new LinkHealth(logger, 'decisions');
+  }
+
+  /** Connects and loads the shared decisions; if Redis does not answer within startTimeoutMs, goes on without it. */
+  async start(): Promise<void> {
+    if (this.#main) return;
+    const onError = (error: Error): void => this.#options.logger.debug('redis connection error', { error: error.message });
+    const linkOptions = { ...(this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url }), onError };
+    this.#main = new RedisLink({ ...linkOptions, name: connectionName(this.#options.agentId, 'decisions') });
+    this.#reader = this.#main.duplicate(connectionName(this.#options.agentId, 'log'));
+    for (const link of [this.#main, this.#reader]) link.connect().catch(onError);
+    const synced = new Promise<void>((resolve) => (this.#firstSync = resolve));
+    this.#loop = this.#follow();
+    this.#pruneTimer = setInterval(() => this.#prune(), this.#options.pruneIntervalMs);
+    this.#pruneTimer.unref();
+    const timeout = sleep(this.#options.startTimeoutMs, undefined, { ref: false });
+    await Promise.race([synced, timeout]);
+    if (!this.#health.up) this.#options.logger.warn('decisions: starting without redis', { error: this.#health.report().detail });
+  }
+
+  /** Writes through to Redis; while Redis is down, applies the decision locally and queues it for replay. */
+  async put(decision: Decision): Promise<void> {
+    this.#started();
+    const write: PendingWrite = { op: 'put', decision, encoded: encodeDecision(decision) };
+    try {
+      const id = await this.#writeThrough(write);
+      // Redis already held exactly this decision when there is no id: the view gets it from the log.
+      if (id !== null || this.#view.encoded(decision.key) !== write.encoded) this.#apply(write, id);
+    } catch (error) {
+      this.#health.failed(error);
+      this.#enqueue(write);
+      this.#apply(write, null);
+    }
+  }
+
+  /** Deletes through to Redis (or locally, queued, while Redis is down); false when there was nothing to delete. */
+  async delete(key: string): Promise<boolean> {
+    this.#started();
+    const write: PendingWrite = { op: 'delete', key };
+    try {
+      const id = await this.#writeThrough(write);
+      if (id === null) return this.#apply(write, null);
+      this.#apply(write, id);
+      return true;
+    } catch (error) {
+      this.#health.failed(error);
+      this.#enqueue(write);
+      return this.#apply(write, null);
+    }
+  }
+
+  snapshot(): readonly Decision[] {
+    return this.#view.snapshot();
+  }
+
+  onChange(listener: (change: DecisionChange) => void): () => void {
+    return this.#view.onChange(listener);
+  }
+
+  health(): StoreHealth {
+    return this.#health.report();
+  }
+
+  /** Writes waiting for Redis, and writes dropped because the queue was full (for metrics). */
+  get pendingWrites(): number {
+    return this.#pending.size;
+  }
+
+  get droppedWrites(): number {
+    return this.#droppedWrites;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing.abort();
+    clearInterval(this.#pruneTimer);
+    const main = this.#main;
+    if (main?.ready) {
+      await main
+        .eval(RELEASE_JANITOR, [this.#keys.lock], [this.#options.agentId], this.#options.commandTimeoutMs)
+        .catch((error: unknown) => this.#options.logger.debug('janitor lock release failed', { error: String(error) }));
+    }
+    main?.close();
+    this.#reader?.close();
+    await this.#loop;
+  }
+
+  #started(): RedisLink {
+    if (this.#closed) throw new Error('redis decision store is closed');
+    if (!this.#main) throw new Error('redis decision store is not started');
+    return this.#main;
+  }
+
+  /** Runs one write in Redis; resolves to its log id, or null when it changed nothing. */
+  async #write(write: PendingWrite): Promise<string | null> {
+    const main = this.#started();
+    const { hash, stream } = this.#keys;
+    const { agentId, maxStreamLength, commandTimeoutMs } = this.#options;
+    const id =
+      write.op === 'put'
+        ? await main.eval(PUT_DECISION, [hash, stream], [write.decision.key, write.encoded, String(maxStreamLength), agentId], commandTimeoutMs)
+        : await main.eval(DELETE_DECISION, [hash, stream], [write.key, String(maxStreamLength), agentId], commandTimeoutMs);
+    this.#health.ok();
+    return typeof id === 'string' ? id : null;
+  }
+
+  /** A write made now: it supersedes any older write of the key still queued for replay. */
+  async #writeThrough(write: PendingWrite): Promise<string | null> {
+    const key = keyOf(write);
+    const queued = this.#pending.get(key);
+    const id = await this.#write(write);
+    if (queued !== undefined && this.#pending.get(key) === queued) this.#pending.delete(key);
+    return id;
+  }
+
+  /** The sync loop: replay queued writes, check the log position (or resnapshot), read the log. */
+  async #follow(): Promise<void> {
+    for (let failures = 0; !this.#closed; ) {
+      try {
+        await this.#replay();
+        if (this.#lastId === null || !(await this.#positionStillLogged(this.#lastId))) await this.#resnapshot();
+        this.#health.ok();
+        this.#firstSync();
+        failures = 0;
+        await this.#readLog();
+      } catch (error) {
+        if (this.#closed) return;
+        this.#health.failed(error);
+        await sleep(backoffMs(failures++), undefined, { ref: false, signal: this.#closing.signal }).catch(() => {});
+      }
+    }
+  }
+
+  async #replay(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    const replayed = this.#pending.size;
+    for (const [key, write] of this.#pending) {
+      // A failure throws, leaving this write and the ones after it queued.
+      const id = await this.#write(write);
+      // A newer write of the key queued meanwhile stays queued and wins.
+      if (this.#pending.get(key) !== write) continue;
+      this.#pending.delete(key);
+      if (id !== null) this.#apply(write, id);
+    }
+    this.#options.logger.info('decisions: replayed writes made while redis was down', { replayed });
+  }
+
+  /** Whether the log still holds `id`: trimming removes the oldest entries, so then it holds all later ones too. */
+  async #positionStillLogged(id: string): Promise<boolean> {
+    const found = await this.#main!.send(this.#keys.stream, ['XRANGE', this.#keys.stream, id, id], this.#options.commandTimeoutMs);
+    return Array.isArray(found) && found.length > 0;
+  }
+
+  async #resnapshot(): Promise<void> {
+    const reply = await this.#main!.eval(SNAPSHOT_DECISIONS, [this.#keys.hash, this.#keys.stream], [this.#options.agentId], SNAPSHOT_TIMEOUT_MS);
+    const [id, flat] = reply as [string, string[]];
+    const next = new Map<string, { decision: Decision; encoded: string }>();
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const key = flat[i]!;
+      const decision = this.#decode(key, flat[i + 1]!);
+      if (decision) next.set(key, { decision, encoded: encodeDecision(decision) });
+    }
+    if (this.#lastId !== null) this.#options.logger.warn('decisions: change log position lost, resynchronised from a snapshot', { decisions: next.size });
+    this.#versions.clear();
+    this.#tombstones.clear();
+    for (const key of next.keys()) this.#versions.set(key, id);
+    this.#lastId = id;
+    this.#view.replaceAll(next);
+  }
+
+  async #readLog(): Promise<void> {
+    const { stream } = this.#keys;
+    const args = ['XREAD', 'COUNT', String(READ_BATCH), 'BLOCK', String(this.#options.blockMs), 'STREAMS', stream, this.#lastId!];
+    const reply = (await this.#reader!.send(stream, args, this.#options.blockMs + 1000)) as XReadReply;
+    if (this.#closed) return;
+    for (const [, entries] of reply ?? []) {
+      for (const [id, fields] of entries) {
+        this.#applyEntry(id, fields);
+        this.#lastId = id;
+      }
+    }
+    for (const [key, id] of this.#tombstones) if (compareIds(id, this.#lastId!) <= 0) this.#tombstones.delete(key);
+  }
+
+  #applyEntry(id: string, fields: readonly string[]): void {
+    let op: string | undefined;
+    let key: string | undefined;
+    let encoded: string | undefined;
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (fields[i] === 'op') op = fields[i + 1];
+      else if (fields[i] === 'key') key = fields[i + 1];
+      else if (fields[i] === 'd') encoded = fields[i + 1];
+    }
+    if (op === 'mark') return;
+    if (key === undefined || (op === 'put' && encoded === undefined) || (op !== 'put' && op !== 'del')) {
+      this.#options.logger.warn('decisions: skipped a malformed change log entry', { id });
+      return;
+    }
+    if (op === 'del') {
+      this.#applyLogged(id, { op: 'delete', key });
+      return;
+    }
+    const decision = this.#decode(key, encoded!);
+    if (decision) this.#applyLogged(id, { op: 'put', decision }, encodeDecision(decision));
+  }
+
+  #decode(key: string, encoded: string): Decision | undefined {
+    try {
+      const decision = decodeDecision(encoded);
+      if (decision.key !== key) throw new Error(`its key is ${JSON.stringify(decision.key)}`);
+      return decision;
+    } catch (error) {
+      this.#options.logger.warn('decisions: skipped an invalid decision in redis', { key, error: (error as Error).message });
+      return undefined;
+    }
+  }
+
+  /** Applies a write to the view: at its log id, or (null) as not yet logged. */
+  #apply(write: PendingWrite, id: string | null): boolean {
+    const change: DecisionChange = write.op === 'put' ? { op: 'put', decision: write.decision } : write;
+    const encoded = write.op === 'put' ? write.encoded : undefined;
+    if (id === null) return this.#applyUnlogged(change, encoded);
+    this.#applyLogged(id, change, encoded);
+    return true;
+  }
+
+  /** Applies a change the log holds at `id`, unless the view already reflects that entry or a later one. */
+  #applyLogged(id: string, change: DecisionChange, encoded?: string): void {
+    const key = keyOf(change);
+    const known = this.#versions.get(key) ?? this.#tombstones.get(key);
+    if (known !== undefined && compareIds(id, known) <= 0) return;
+    if (change.op === 'put') {
+      this.#tombstones.delete(key);
+      this.#versions.set(key, id);
+      this.#view.put(change.decision, encoded!);
+    } else {
+      this.#versions.delete(key);
+      this.#tombstones.set(key, id);
+      this.#view.delete(key);
+    }
+  }
+
+  /** Applies a change the log does not (yet) hold: any later log entry for the key supersedes it. */
+  #applyUnlogged(change: DecisionChange, encoded?: string): boolean {
+    const key = keyOf(change);
+    this.#versions.delete(key);
+    this.#tombstones.delete(key);
+    return change.op === 'put' ? this.#view.put(change.decision, encoded!) : this.#view.delete(key);
+  }
+
+  #enqueue(write: PendingWrite): void {
+    const key = keyOf(write);
+    this.#pending.delete(key); // re-inserted last: the newest write of a key is the one replayed
+    this.#pending.set(key, write);
+    if (this.#pending.size <= this.#options.maxReplayQueue) return;
+    const oldest = this.#pending.keys().next().value as string;
+    this.#pending.delete(oldest);
+    if (this.#droppedWrites++ === 0) this.#options.logger.warn('decisions: replay queue full, dropping the oldest writes', { limit: this.#options.maxReplayQueue });
+  }
+
+  /** Forgets expired decisions locally (emitting deletes) and, if this agent is the janitor, in Redis. */
+  #prune(): void {
+    for (const key of this.#view.expiredKeys(this.#now())) this.#applyUnlogged({ op: 'delete', key });
+    if (!this.#main?.ready) return;
+    const { hash, stream, lock } = this.#keys;
+    const { agentId, maxStreamLength, commandTimeoutMs } = this.#options;
+    const args = [agentId, String(JANITOR_LOCK_MS), this.#janitorCursor, String(JANITOR_BATCH), String(this.#now()), String(maxStreamLength)];
+    this.#main
+      .eval(JANITOR_ROUND, [hash, stream, lock], args, commandTimeoutMs * 10)
+      .then((reply) => {
+        if (Array.isArray(reply)) this.#janitorCursor = String(reply[0]);
+      })
+      .catch((error: unknown) => this.#options.logger.debug('janitor round failed', { error: String(error) }));
+  }
+}
+
+export class RedisCounterStore implements CounterStore {
+  readonly #options: ResolvedOptions;
+  readonly #health: LinkHealth;
+  /** Local counts: the answer while Redis is down. */
+  readonly #local = new MemoryCounterStore();
+  #link: RedisLink | undefined;
+
+  constructor(options: RedisStoreOptions) {
+    this.#options = resolveOptions(options);
+    this.#health = new LinkHealth(this.#options.logger, 'counters');
+  }
+
+  async start(): Promise<void> {
+    if (this.#link) return;
+    const onError = (error: Error): void => {
+      this.#health.failed(error);
+      this.#options.logger.debug('redis connection error', { error: error.message });
+    };
+    const target = this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url };
+    this.#link = new RedisLink({ ...target, name: connectionName(this.#options.agentId, 'counters'), onError });
+    const connected = this.#link.connect().then(
+      () => this.#health.ok(),
+      (error: unknown) => this.#options.logger.debug('redis connect ended', { error: String(error) }),
+    );
+    await Promise.race([connected, sleep(this.#options.startTimeoutMs, undefined, { ref: false })]);
+  }
+
+  /** Cluster-wide sliding-window counts of the flushed keys; local counts for any key Redis did not answer. */
+  async flush(deltas: ReadonlyMap<string, number>, windowMs: number, now: number): Promise<Map<string, number>> {
+    const totals = this.#local.add(deltas, windowMs, now);
+    const link = this.#link;
+    if (!link?.ready || deltas.size === 0) return totals;
+    const clock = this.#options.now ? String(Math.floor(now)) : '';
+    const window = String(windowMs);
+    const keys = [...deltas.keys()];
+    // One script call per key, sent together: the client pipelines them (per node on a Cluster).
+    const replies = await Promise.allSettled(
+      keys.map((key) => link.eval(COUNT_IN_WINDOW, [`${this.#options.prefix}:c:{${key}}`], [String(deltas.get(key)), window, clock], this.#options.commandTimeoutMs)),
+    );
+    let failure: unknown;
+    replies.forEach((reply, i) => {
+      if (reply.status === 'fulfilled') totals.set(keys[i]!, Number(reply.value));
+      else failure ??= reply.reason;
+    });
+    if (failure === undefined) this.#health.ok();
+    else this.#health.failed(failure);
+    return totals;
+  }
+
+  health(): StoreHealth {
+    return this.#health.report();
+  }
+
+  async close(): Promise<void> {
+    this.#link?.close();
+    await this.#local.close();
+  }
+}

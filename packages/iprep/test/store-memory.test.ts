@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { MemoryCounterStore, MemoryDecisionStore } from '../src/store/memory.js';
+import { createStores, startCounterSync } from '../src/store/index.js';
+import { describeCounterStoreContract, describeDecisionStoreContract, FakeClock, T0 } from './store-contract.js';
+import type { Logger } from 'spop';
+import type { CounterStore } from '../src/types.js';
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+describeDecisionStoreContract('memory', ({ now, pruneIntervalMs }) => ({
+  store: new MemoryDecisionStore({ now, pruneIntervalMs, logger: quiet }),
+  settle: async () => {},
+}));
+
+describeCounterStoreContract('memory', () => new MemoryCounterStore());
+
+describe('MemoryCounterStore', () => {
+  it('matches a naive two-bucket reference for any sequence of flushes', async () => {
+    const step = fc.record({ advance: fc.integer({ min: 0, max: 2500 }), key: fc.constantFrom('a', 'b', 'c'), delta: fc.integer({ min: 0, max: 50 }) });
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 40 }), async (steps) => {
+        const store = new MemoryCounterStore();
+        const windowMs = 1000;
+        const events: { at: number; key: string; delta: number }[] = [];
+        let now = T0;
+        for (const { advance, key, delta } of steps) {
+          now += advance;
+          events.push({ at: now, key, delta });
+          const bucket = Math.floor(now / windowMs);
+          const inBucket = (b: number) => events.filter((e) => e.key === key && Math.floor(e.at / windowMs) === b).reduce((sum, e) => sum + e.delta, 0);
+          const expected = inBucket(bucket) + Math.floor(inBucket(bucket - 1) * (1 - (now - bucket * windowMs) / windowMs));
+          assert.equal((await store.flush(new Map([[key, delta]]), windowMs, now)).get(key), expected);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('createStores (memory)', () => {
+  it('builds memory stores that report healthy', async () => {
+    const clock = new FakeClock();
+    const stores = createStores({ type: 'memory' }, { now: clock.now });
+    await stores.decisions.start();
+    await stores.counters.start();
+    assert.deepEqual(stores.health(), { kind: 'memory', up: true });
+    await stores.decisions.put({ key: 'ip:192.0.2.9', scope: 'ip', value: '192.0.2.9', action: 'deny', score: 0, category: 'manual', reason: 'x', origin: 'api', createdAt: T0, expiresAt: T0 + 10 });
+    assert.equal(stores.decisions.snapshot().length, 1);
+    clock.advance(10);
+    assert.equal(stores.decisions.snapshot().length, 0, 'the store follows the clock it was given');
+    await stores.close();
+  });
+});
+
+describe('startCounterSync', () => {
+  it('flushes deltas on each tick and hands the totals back, logging failures without throwing', async () => {
+    const applied: [Map<string, number>, number | undefined][] = [];
+    let deltas = new Map([['ip:192.0.2.1', 3]]);
+    const tracker = {
+      takeDeltas: () => {
+        const taken = deltas;
+        deltas = new Map();
+        return taken;
+      },
+      applyTotals: (totals: ReadonlyMap<string, number>, now?: number) => applied.push([new Map(totals), now]),
+    };
+    const warnings: string[] = [];
+    const logger: Logger = { ...quiet, warn: (message) => warnings.push(message) };
+    let fail = false;
+    const counters = new MemoryCounterStore();
+    const store: CounterStore = {
+      start: () => counters.start(),
+      close: () => counters.close(),
+      flush: (d, w, n) => (fail ? Promise.reject(new Error('redis timeout')) : counters.flush(d, w, n)),
+    };
+    const stop = startCounterSync(tracker, store, { windowMs: 60_000, intervalMs: 10, logger, now: () => T0 });
+    try {
+      for (let i = 0; i < 100 && applied.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(applied, [[new Map([['ip:192.0.2.1', 3]]), T0]]);
+      fail = true;
+      deltas = new Map([['ip:192.0.2.1', 1]]);
+      for (let i = 0; i < 100 && warnings.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(warnings, ['counter sync failed']);
+      assert.equal(applied.length, 1, 'no totals applied after a failed flush; empty ticks flush nothing');
+    } finally {
+      stop();
+    }
+  });
+});

@@ -1,0 +1,438 @@
+/**
+ * The Redis stores against a real redis-server, then against a 3-master Redis Cluster: the shared
+ * contract, then what only sharing brings (several agents, disconnections, trimmed logs, Redis going
+ * away). Fails if redis-server is missing.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
+import type { Logger } from 'spop';
+import { createStores } from '../src/store/index.js';
+import { MemoryCounterStore } from '../src/store/memory.js';
+import { RedisCounterStore, RedisDecisionStore, type RedisStoreOptions } from '../src/store/redis.js';
+import type { DecisionChange } from '../src/types.js';
+import { CuttableProxy, RedisClusterServers, RedisServer, redisCli, waitFor } from './redis-server.js';
+import { describeCounterStoreContract, describeDecisionStoreContract, decision, FakeClock, T0 } from './store-contract.js';
+
+let prefixes = 0;
+/** Each test gets its own keys. */
+const freshPrefix = (): string => `t${process.pid}x${prefixes++}`;
+
+function captureLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const push = (level: string) => (message: string) => lines.push(`${level} ${message}`);
+  return { logger: { debug() {}, info: push('info'), warn: push('warn'), error: push('error') }, lines };
+}
+
+function record(store: RedisDecisionStore): DecisionChange[] {
+  const changes: DecisionChange[] = [];
+  store.onChange((change) => changes.push(change));
+  return changes;
+}
+
+const keysOf = (store: RedisDecisionStore): string[] => store.snapshot().map((d) => d.key).sort();
+
+
+interface Target {
+  /** What a store is given to reach Redis. */
+  readonly connection: { readonly url: string } | { readonly nodes: readonly string[] };
+  /** redis-cli, following Cluster redirects. */
+  cli(args: readonly string[]): string;
+}
+
+/** Everything that holds for a single server and a Cluster alike. */
+function sharedRedisSuites(name: string, target: () => Target): void {
+  describeDecisionStoreContract(name, ({ now, pruneIntervalMs }) => ({
+    store: new RedisDecisionStore({ ...target().connection, prefix: freshPrefix(), now, pruneIntervalMs, blockMs: 200 }),
+    // The store's own writes come back through the log within a few ms; this lets any duplicate show.
+    settle: () => sleep(100),
+  }));
+
+  describeCounterStoreContract(name, ({ now }) => new RedisCounterStore({ ...target().connection, prefix: freshPrefix(), now }));
+
+  describe(`RedisDecisionStore between agents: ${name}`, () => {
+    const open: { close(): Promise<void> }[] = [];
+    after(async () => {
+      await Promise.all(open.map((s) => s.close()));
+    });
+    const agent = async (options: Partial<RedisStoreOptions> & { prefix: string }): Promise<RedisDecisionStore> => {
+      const store = new RedisDecisionStore({ ...target().connection, blockMs: 200, ...options });
+      open.push(store);
+      await store.start();
+      return store;
+    };
+
+    it("two agents see each other's decisions within a second, each change emitted once", async () => {
+      const prefix = freshPrefix();
+      const a = await agent({ prefix, agentId: 'a' });
+      const b = await agent({ prefix, agentId: 'b' });
+      const seenByB = record(b);
+      const x = decision('192.0.2.10');
+      const started = Date.now();
+      await a.put(x);
+      await waitFor('b to see the put', () => b.snapshot().length === 1, 1000);
+      assert.ok(Date.now() - started < 1000);
+      await b.delete(x.key);
+      await waitFor('a to see the delete', () => a.snapshot().length === 0, 1000);
+      await sleep(100);
+      assert.deepEqual(seenByB, [
+        { op: 'put', decision: x },
+        { op: 'delete', key: x.key },
+      ]);
+      assert.deepEqual(a.health(), { kind: 'redis', up: true });
+    });
+
+    it('a late agent starts from the snapshot; malformed data in redis is skipped with a warning', async () => {
+      const prefix = freshPrefix();
+      const a = await agent({ prefix });
+      await a.put(decision('192.0.2.11'));
+      target().cli(['HSET', `{${prefix}}:dec`, 'ip:192.0.2.12', '{not json']);
+      const { logger, lines } = captureLogger();
+      const late = await agent({ prefix, logger });
+      assert.deepEqual(keysOf(late), ['ip:192.0.2.11']);
+      assert.ok(lines.some((l) => l.includes('skipped an invalid decision')), lines.join('\n'));
+      target().cli(['XADD', `{${prefix}}:decstream`, '*', 'op', 'bogus']);
+      await a.put(decision('192.0.2.13'));
+      await waitFor('the late agent to get the put after the bad entry', () => late.snapshot().length === 2);
+      assert.ok(lines.some((l) => l.includes('malformed change log entry')), lines.join('\n'));
+    });
+
+    it('an agent whose connections are killed resumes from its log position', async () => {
+      const prefix = freshPrefix();
+      const a = await agent({ prefix, agentId: `killed${prefix}` });
+      const b = await agent({ prefix });
+      const seenByA = record(a);
+      await b.put(decision('192.0.2.14'));
+      await waitFor('a to see the first put', () => a.snapshot().length === 1);
+      const killed = killClients(target(), `iprep:killed${prefix}:`);
+      assert.ok(killed >= 2, `killed ${killed} connections`);
+      await b.put(decision('192.0.2.15'));
+      await b.delete('ip:192.0.2.14');
+      await waitFor('a to catch up', () => keysOf(a).join() === 'ip:192.0.2.15', 5000);
+      assert.deepEqual(describeChanges(seenByA), ['put ip:192.0.2.14', 'put ip:192.0.2.15', 'delete ip:192.0.2.14']);
+    });
+
+    it('expired decisions are deleted from redis by one janitor, and every agent hears of it', async () => {
+      const prefix = freshPrefix();
+      const clock = new FakeClock();
+      const a = await agent({ prefix, agentId: 'a', now: clock.now, pruneIntervalMs: 20 });
+      const b = await agent({ prefix, agentId: 'b', now: clock.now, pruneIntervalMs: 20 });
+      await a.put(decision('192.0.2.30', { expiresAt: T0 + 500 }));
+      await a.put(decision('192.0.2.31'));
+      await waitFor('b to see both', () => b.snapshot().length === 2);
+      const seenByB = record(b);
+      clock.advance(500);
+      await waitFor('the hash to lose the expired field', () => target().cli(['HLEN', `{${prefix}}:dec`]).trim() === '1');
+      assert.match(target().cli(['GET', `{${prefix}}:janitor`]), /^[ab]$/m, 'one agent holds the janitor lock');
+      const lastEntry = target().cli(['XREVRANGE', `{${prefix}}:decstream`, '+', '-', 'COUNT', '1']);
+      assert.match(lastEntry, /^del$/m, 'the log carries the delete');
+      await sleep(100);
+      assert.deepEqual(seenByB, [{ op: 'delete', key: 'ip:192.0.2.30' }], 'one delete, not one per source');
+      assert.deepEqual(keysOf(a), ['ip:192.0.2.31']);
+    });
+  });
+
+  describe(`RedisCounterStore across agents: ${name}`, () => {
+    it('counts from two agents add up (agent clock and redis clock)', async () => {
+      const prefix = freshPrefix();
+      const clock = () => T0 + 90_000_000;
+      const a = new RedisCounterStore({ ...target().connection, prefix, now: clock });
+      const b = new RedisCounterStore({ ...target().connection, prefix, now: clock });
+      const c = new RedisCounterStore({ ...target().connection, prefix });
+      const d = new RedisCounterStore({ ...target().connection, prefix });
+      try {
+        await Promise.all([a.start(), b.start(), c.start(), d.start()]);
+        const keys = ['ip:192.0.2.60', 'ip:192.0.2.61', 'ip:2001:db8::', 'ip:198.51.100.0']; // several slots on a Cluster
+        const first = await a.flush(new Map(keys.map((k) => [k, 3])), 60_000, clock());
+        assert.deepEqual([...first.values()], [3, 3, 3, 3]);
+        const second = await b.flush(new Map(keys.map((k) => [k, 4])), 60_000, clock());
+        assert.deepEqual([...second.values()], [7, 7, 7, 7]);
+        // Redis' clock: the agents' own `now` does not matter. A bucket edge between the two calls can
+        // round the first agent's 3 down to 2, hence the range.
+        await c.flush(new Map([['ip:192.0.2.62', 3]]), 3_600_000, 0);
+        const sum = (await d.flush(new Map([['ip:192.0.2.62', 4]]), 3_600_000, 12345)).get('ip:192.0.2.62');
+        assert.ok(sum === 7 || sum === 6, `got ${sum}`);
+        assert.deepEqual(d.health(), { kind: 'redis', up: true });
+      } finally {
+        await Promise.all([a, b, c, d].map((s) => s.close()));
+      }
+    });
+
+    it('computes the same sliding window as the memory store (Lua against TypeScript)', async () => {
+      const step = fc.record({ advance: fc.integer({ min: 0, max: 1500 }), key: fc.constantFrom('a', 'b'), delta: fc.integer({ min: 0, max: 40 }) });
+      let now = T0;
+      const redisStore = new RedisCounterStore({ ...target().connection, prefix: freshPrefix(), now: () => now });
+      await redisStore.start();
+      try {
+        await fc.assert(
+          fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 15 }), async (steps) => {
+            const memory = new MemoryCounterStore();
+            const run = `${prefixes++}:`; // fresh keys per run
+            now += 10_000_000;
+            for (const { advance, key, delta } of steps) {
+              now += advance;
+              const deltas = new Map([[run + key, delta]]);
+              assert.deepEqual(await redisStore.flush(deltas, 1000, now), await memory.flush(deltas, 1000, now));
+            }
+          }),
+          { numRuns: 40 },
+        );
+      } finally {
+        await redisStore.close();
+      }
+    });
+  });
+
+  describe(`createStores: ${name}`, () => {
+    it('builds redis stores from the configuration and reports their health', async () => {
+      const stores = createStores({ type: 'redis', ...target().connection, prefix: freshPrefix() }, { agentId: 'cfg' });
+      try {
+        await stores.decisions.start();
+        await stores.counters.start();
+        await stores.decisions.put(decision('192.0.2.70'));
+        assert.equal(stores.decisions.snapshot().length, 1);
+        await stores.counters.flush(new Map([['x', 1]]), 1000, Date.now());
+        assert.deepEqual(stores.health(), { kind: 'redis', up: true });
+      } finally {
+        await stores.close();
+      }
+    });
+  });
+}
+
+function describeChanges(changes: readonly DecisionChange[]): string[] {
+  return changes.map((c) => (c.op === 'put' ? `put ${c.decision.key}` : `delete ${c.key}`));
+}
+
+/** Kills, on every server of the target, the connections whose name starts with `namePrefix`. */
+function killClients(target: Target, namePrefix: string): number {
+  let killed = 0;
+  for (const port of targetPorts(target)) {
+    for (const line of redisCli(port, ['CLIENT', 'LIST']).split('\n')) {
+      const id = /^id=(\d+) /.exec(line)?.[1];
+      if (id && line.includes(` name=${namePrefix}`)) {
+        redisCli(port, ['CLIENT', 'KILL', 'ID', id]);
+        killed++;
+      }
+    }
+  }
+  return killed;
+}
+
+function targetPorts(target: Target): number[] {
+  const urls = 'url' in target.connection ? [target.connection.url] : target.connection.nodes;
+  return urls.map((url) => Number(new URL(url).port));
+}
+
+describe('single redis server', () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await RedisServer.start();
+  });
+  after(async () => {
+    await redis?.destroy();
+  });
+  const target = (): Target => ({ connection: { url: redis.url }, cli: (args) => redisCli(redis.port, args) });
+
+  sharedRedisSuites('redis', target);
+
+  it('refuses writes before start and after close', async () => {
+    const store = new RedisDecisionStore({ url: redis.url, prefix: freshPrefix() });
+    await assert.rejects(store.put(decision('192.0.2.90')), /not started/);
+    await store.start();
+    await store.put(decision('192.0.2.90'));
+    await store.close();
+    await assert.rejects(store.delete('ip:192.0.2.90'), /closed/);
+    assert.equal(store.snapshot().length, 1, 'the last view stays readable');
+  });
+
+  it('rejects a prefix that would break the hash tags', () => {
+    assert.throws(() => createStores({ type: 'redis', prefix: 'a{b}' }), /prefix must be non-empty without braces/);
+    assert.throws(() => new RedisCounterStore({ url: redis.url, prefix: '' }), /prefix must be non-empty/);
+  });
+
+  describe('cut-off agents (through a proxy)', () => {
+    const open: { close(): Promise<void> }[] = [];
+    after(async () => {
+      await Promise.all(open.map((s) => s.close()));
+    });
+    const agent = async (options: Partial<RedisStoreOptions> & { prefix: string }): Promise<RedisDecisionStore> => {
+      const store = new RedisDecisionStore({ url: redis.url, blockMs: 200, ...options });
+      open.push(store);
+      await store.start();
+      return store;
+    };
+
+    it('an agent cut off from redis resumes from its log position without losing changes', async () => {
+      const prefix = freshPrefix();
+      const proxy = await CuttableProxy.start(redis.port);
+      open.push(proxy);
+      const a = await agent({ prefix, url: proxy.url, agentId: 'a' });
+      const b = await agent({ prefix, agentId: 'b' });
+      await b.put(decision('192.0.2.20'));
+      await waitFor('a to see the first put', () => a.snapshot().length === 1);
+      const seenByA = record(a);
+      proxy.cut();
+      await waitFor('a to notice', () => !a.health().up);
+      assert.match(a.health().detail ?? '', /./);
+      await b.delete('ip:192.0.2.20');
+      await b.put(decision('192.0.2.21'));
+      await b.put(decision('192.0.2.22', { action: 'captcha' }));
+      assert.deepEqual(keysOf(a), ['ip:192.0.2.20'], 'a keeps its last known view while cut off');
+      proxy.restore();
+      await waitFor('a to catch up', () => a.snapshot().length === 2, 5000);
+      assert.deepEqual(keysOf(a), ['ip:192.0.2.21', 'ip:192.0.2.22']);
+      assert.deepEqual(describeChanges(seenByA), ['delete ip:192.0.2.20', 'put ip:192.0.2.21', 'put ip:192.0.2.22'], 'every change made meanwhile, in order, once');
+      await waitFor('a healthy again', () => a.health().up);
+    });
+
+    it('an agent whose log position was trimmed away resynchronises from a snapshot, emitting only the differences', async () => {
+      const prefix = freshPrefix();
+      const proxy = await CuttableProxy.start(redis.port);
+      open.push(proxy);
+      const { logger, lines } = captureLogger();
+      const a = await agent({ prefix, url: proxy.url, logger, maxStreamLength: 10 });
+      const b = await agent({ prefix, maxStreamLength: 10 });
+      for (const n of [1, 2, 3]) await b.put(decision(`198.51.100.${n}`));
+      await waitFor('a to see the first puts', () => a.snapshot().length === 3);
+      const seenByA = record(a);
+      proxy.cut();
+      await b.delete('ip:198.51.100.1');
+      // Enough churn to trim whole stream nodes (100 entries each) past a's position.
+      for (let n = 0; n < 150; n++) await b.put(decision(`203.0.113.${n}`));
+      for (let n = 1; n < 150; n++) await b.delete(`ip:203.0.113.${n}`);
+      assert.ok(Number(redisCli(redis.port, ['XLEN', `{${prefix}}:decstream`])) < 300, 'the log was trimmed');
+      proxy.restore();
+      await waitFor('a to resynchronise', () => keysOf(a).join() === 'ip:198.51.100.2,ip:198.51.100.3,ip:203.0.113.0', 5000);
+      assert.ok(lines.some((l) => l.includes('position lost')), lines.join('\n'));
+      assert.deepEqual(describeChanges(seenByA), ['delete ip:198.51.100.1', 'put ip:203.0.113.0']);
+    });
+  });
+
+  describe('redis going away', () => {
+    it('agents keep serving, queue their writes, replay them when redis returns, and never crash', async () => {
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      const server = await RedisServer.start();
+      const prefix = freshPrefix();
+      const options = { url: server.url, prefix, blockMs: 200 };
+      const a = new RedisDecisionStore({ ...options, agentId: 'a' });
+      const b = new RedisDecisionStore({ ...options, agentId: 'b' });
+      const counters = new RedisCounterStore({ ...options, now: () => T0 });
+      try {
+        await Promise.all([a.start(), b.start(), counters.start()]);
+        await a.put(decision('192.0.2.40'));
+        await waitFor('b to see the first decision', () => b.snapshot().length === 1);
+
+        await server.stop();
+        await waitFor('a to report redis down', () => !a.health().up);
+        assert.equal(a.health().up, false);
+        const queued = decision('192.0.2.41', { action: 'tarpit' });
+        await a.put(queued); // does not throw: applied locally, queued
+        assert.equal(await a.delete('ip:192.0.2.40'), true);
+        assert.deepEqual(keysOf(a), ['ip:192.0.2.41']);
+        assert.equal(a.pendingWrites, 2);
+        assert.deepEqual(keysOf(b), ['ip:192.0.2.40'], 'b keeps its last known view');
+        const local = await counters.flush(new Map([['k', 5]]), 60_000, T0);
+        assert.deepEqual(local, new Map([['k', 5]]), 'counters fall back to local counts');
+        assert.equal(counters.health().up, false);
+
+        await server.restart(); // same port, empty (no persistence)
+        await waitFor('a to replay its queue', () => a.pendingWrites === 0, 8000);
+        await waitFor('b to get the replayed decision', () => keysOf(b).join() === 'ip:192.0.2.41', 8000);
+        assert.deepEqual(b.snapshot()[0], queued);
+        assert.match(redisCli(server.port, ['HGET', `{${prefix}}:dec`, 'ip:192.0.2.41']), /tarpit/);
+        await waitFor('a healthy', () => a.health().up);
+        await waitFor('counters to reconnect', async () => (await counters.flush(new Map([['k', 1]]), 60_000, T0)).get('k') === 1 && counters.health().up, 8000);
+        assert.deepEqual(unhandled, []);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+        await Promise.all([a.close(), b.close(), counters.close()]);
+        await server.destroy();
+      }
+    });
+
+    it('an agent started while redis is absent starts anyway and syncs once it appears', async () => {
+      const server = await RedisServer.start();
+      await server.stop();
+      const prefix = freshPrefix();
+      const store = new RedisDecisionStore({ url: server.url, prefix, startTimeoutMs: 300, maxReplayQueue: 2 });
+      try {
+        const started = Date.now();
+        await store.start();
+        assert.ok(Date.now() - started < 2000, 'start does not wait for redis');
+        assert.equal(store.health().up, false);
+        for (const n of [1, 2, 3]) await store.put(decision(`192.0.2.5${n}`));
+        assert.equal(store.snapshot().length, 3, 'the local view has every write');
+        assert.equal(store.pendingWrites, 2);
+        assert.equal(store.droppedWrites, 1, 'the oldest queued write was dropped and counted');
+        await server.restart();
+        await waitFor('the queue to drain', () => store.pendingWrites === 0 && store.health().up, 8000);
+        assert.equal(redisCli(server.port, ['HLEN', `{${prefix}}:dec`]).trim(), '2');
+        await server.stop();
+        await waitFor('the store to notice', () => !store.health().up);
+        const closing = Date.now();
+        await store.close();
+        assert.ok(Date.now() - closing < 500, 'close does not wait out a reconnect backoff');
+      } finally {
+        await store.close();
+        await server.destroy();
+      }
+    });
+  });
+
+});
+
+describe('redis cluster (3 masters)', () => {
+  let cluster: RedisClusterServers;
+  before(async () => {
+    cluster = await RedisClusterServers.start();
+  });
+  after(async () => {
+    await cluster?.destroy();
+  });
+  const target = (): Target => ({ connection: { nodes: cluster.nodes }, cli: (args) => redisCli(cluster.servers[0]!.port, ['-c', ...args]) });
+
+  sharedRedisSuites('redis cluster', target);
+
+  it('the master of the decision slot going away: writes queue, then replay once it is back', async () => {
+    const prefix = freshPrefix();
+    const owner = slotOwner(cluster, `{${prefix}}:dec`);
+    const a = new RedisDecisionStore({ nodes: cluster.nodes, prefix, agentId: 'a', blockMs: 200 });
+    const b = new RedisDecisionStore({ nodes: cluster.nodes, prefix, agentId: 'b', blockMs: 200 });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      await a.put(decision('192.0.2.80'));
+      await waitFor('b to see the first decision', () => b.snapshot().length === 1);
+      await owner.stop();
+      const queued = decision('192.0.2.81');
+      await a.put(queued);
+      assert.equal(a.pendingWrites, 1);
+      await waitFor('a to report redis down', () => !a.health().up);
+      await owner.restart(); // its slots come back from nodes.conf, its data does not
+      await waitFor('b to get the replayed decision', () => keysOf(b).join() === 'ip:192.0.2.81', 10_000);
+      assert.equal(a.pendingWrites, 0);
+      await waitFor('a healthy', () => a.health().up);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
+
+/** The server of the cluster that serves `key`'s slot. */
+function slotOwner(cluster: RedisClusterServers, key: string): RedisServer {
+  const first = cluster.servers[0]!;
+  const slot = Number(redisCli(first.port, ['CLUSTER', 'KEYSLOT', key]));
+  for (const line of redisCli(first.port, ['CLUSTER', 'NODES']).trim().split('\n')) {
+    const [, address = '', , , , , , , ...ranges] = line.split(' ');
+    const port = Number(address.split('@')[0]!.split(':')[1]);
+    const serves = ranges.some((range) => {
+      const [low = NaN, high = low] = range.split('-').map(Number);
+      return slot >= low && slot <= high;
+    });
+    if (serves) return cluster.servers.find((s) => s.port === port)!;
+  }
+  throw new Error(`no node serves slot ${slot}`);
+}
