@@ -1,18 +1,19 @@
 /**
  * The recipes of examples/recipes end to end: real HAProxy 2.6, 3.0 and 3.2
  * with each recipe's haproxy.cfg and SPOE file as shipped (only ports and a
- * few timeouts rewritten), in front of an agent that gives fixed verdicts per
- * client address. Clients appear as different addresses by binding their
- * connections to 127.0.0.x; what is checked is what HAProxy did to each.
+ * few timeouts rewritten), in front of `spoa` run with the recipes' own
+ * reputation.yaml and lists. Clients appear as different addresses by binding
+ * their connections to 127.0.0.x; what is checked is what HAProxy did to each.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Agent, type Action, setVar, silentLogger, T } from 'spop';
+import { fileURLToPath } from 'node:url';
 import {
   type HaproxyHandle,
   type HaproxyVersion,
@@ -24,20 +25,17 @@ import {
   httpGet,
   requireHaproxy,
   startHaproxy,
+  startProcess,
   waitServerStatus,
 } from './harness.js';
 
 const recipesDir = join(examplesDir, 'recipes');
+const spoaBin = fileURLToPath(new URL('../../packages/iprep/bin/spoa.js', import.meta.url));
 
-/** What the agent answers for one client address. */
-interface Verdict {
-  score: number;
-  action: 'allow' | 'log' | 'captcha' | 'tarpit' | 'deny';
-  category: string;
-  source: string;
-}
-
-/** Client addresses, one per kind of verdict (all on the loopback interface). */
+/**
+ * Client addresses (all on the loopback interface), as listed in
+ * examples/recipes/lists: the verdicts checked below are reputation.yaml's.
+ */
 const client = {
   deny: '127.0.0.10',
   tarpit: '127.0.0.20',
@@ -49,45 +47,41 @@ const client = {
   warmUp: '127.0.0.1',
 } as const;
 
-const listed: ReadonlyMap<string, Verdict> = new Map([
-  [client.deny, { score: 0, action: 'deny', category: 'attacker', source: 'local-deny' }],
-  [client.tarpit, { score: 30, action: 'tarpit', category: 'scanner', source: 'local-tarpit' }],
-  [client.captcha, { score: 50, action: 'captcha', category: 'anonymizer', source: 'local-captcha' }],
-  [client.otherCaptcha, { score: 50, action: 'captcha', category: 'anonymizer', source: 'local-captcha' }],
-]);
-const unlistedVerdict: Verdict = { score: 100, action: 'allow', category: 'none', source: 'default' };
-
 /** The agent the recipes talk to, and how many NOTIFY it received per client address. */
 interface AgentUnderTest {
   readonly port: number;
-  notifies(address: string): Promise<number>;
+  /** A point in the agent's log, to count from. */
+  mark(): number;
+  /** NOTIFY received for this client address since the mark. */
+  notifies(address: string, since: number): Promise<number>;
   stop(): Promise<void>;
 }
 
-/** An agent answering `check-client-ip` from the fixed table above, as the reputation mode would. */
-async function startStubAgent(): Promise<AgentUnderTest> {
-  const answers = (v: Verdict): Action[] => [
-    setVar('sess', 'ip_score', T.uint32(v.score)),
-    setVar('sess', 'ip_action', T.str(v.action)),
-    setVar('sess', 'ip_category', T.str(v.category)),
-    setVar('sess', 'ip_source', T.str(v.source)),
-  ];
-  const listedAnswers = new Map([...listed].map(([address, verdict]) => [address, answers(verdict)]));
-  const unlistedAnswers = answers(unlistedVerdict);
-  const counts = new Map<string, number>();
-  const agent = new Agent({ logger: silentLogger });
-  agent.message('check-client-ip', (message) => {
-    const address = message.value(0);
-    if (typeof address !== 'string') return undefined;
-    counts.set(address, (counts.get(address) ?? 0) + 1);
-    return listedAnswers.get(address) ?? unlistedAnswers;
-  });
-  const bound = await agent.listen({ port: 0, host: '127.0.0.1' });
-  if (typeof bound === 'string') throw new Error(`agent bound to ${bound}, not a TCP port`);
+/**
+ * `spoa --config reputation.yaml -d` (one process: every NOTIFY is in its debug
+ * log), run on a copy of examples/recipes' reputation.yaml and lists/ so that
+ * nothing the agent writes lands in the repository.
+ */
+async function startAgent(): Promise<AgentUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), 'iprep-recipes-'));
+  cpSync(join(recipesDir, 'reputation.yaml'), join(dir, 'reputation.yaml'));
+  cpSync(join(recipesDir, 'lists'), join(dir, 'lists'), { recursive: true });
+  const port = await freePort();
+  const args = [spoaBin, '--config', join(dir, 'reputation.yaml'), '-d', '-p', String(port), '-n', '1', '--host', '127.0.0.1'];
+  const agent = startProcess(process.execPath, args, { name: 'spoa' });
+  await agent.waitForOutput(/agent listening/);
   return {
-    port: bound.port,
-    notifies: async (address) => counts.get(address) ?? 0,
-    stop: () => agent.close({ timeout: 1000 }),
+    port,
+    mark: () => agent.output().length,
+    async notifies(address, since) {
+      await delay(200); // the log comes through a pipe, after HAProxy's response
+      const notify = new RegExp(`<- NOTIFY .*check-client-ip\\((?:\\w+=)?ipv[46]:${address.replace(/\./g, '\\.')}\\)`, 'g');
+      return agent.output().slice(since).match(notify)?.length ?? 0;
+    },
+    async stop() {
+      await agent.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -134,36 +128,33 @@ interface Setup {
   haproxy: HaproxyHandle;
   agent: AgentUnderTest;
   port: number;
+  /** NOTIFY the agent received for this address since the warm-up. */
+  notifies(address: string): Promise<number>;
 }
 
+/** Starts HAProxy with a recipe in front of the version's agent, and warms the agent connection up. */
 async function setUp(
   version: HaproxyVersion,
+  agent: AgentUnderTest,
   recipe: { config: string; spoe: string; rewrite?: Omit<RecipeRewrite, 'frontendPort' | 'agentPort'> },
 ): Promise<Setup> {
-  requireHaproxy(version); // a missing HAProxy fails the suite, it is never skipped
-  const agent = await startStubAgent();
-  let haproxy: HaproxyHandle | undefined;
+  const port = await freePort();
+  const haproxy = await startHaproxy({
+    version,
+    config: recipeConfig(recipe.config, { frontendPort: port, agentPort: agent.port, ...recipe.rewrite }),
+    files: { [recipe.spoe]: recipeSpoe(recipe.spoe) },
+    port,
+  });
   try {
-    const port = await freePort();
-    haproxy = await startHaproxy({
-      version,
-      config: recipeConfig(recipe.config, { frontendPort: port, agentPort: agent.port, ...recipe.rewrite }),
-      files: { [recipe.spoe]: recipeSpoe(recipe.spoe) },
-      port,
-    });
     assert.doesNotMatch(haproxy.checkOutput, /WARNING|ALERT/, `haproxy -c on ${recipe.config}`);
     await waitServerStatus(haproxy, 'iprep-backend', 'iprep-srv', 'UP', 10_000);
     await warmUp(port, agent);
-    return { haproxy, agent, port };
   } catch (err) {
-    await tearDown({ haproxy, agent });
+    await haproxy.stop();
     throw err;
   }
-}
-
-async function tearDown(s: Partial<Setup> | undefined): Promise<void> {
-  await s?.haproxy?.stop();
-  await s?.agent?.stop();
+  const since = agent.mark();
+  return { haproxy, agent, port, notifies: (address) => agent.notifies(address, since) };
 }
 
 /**
@@ -172,11 +163,12 @@ async function tearDown(s: Partial<Setup> | undefined): Promise<void> {
  * connection, which must not be mistaken for a recipe that does not work.
  */
 async function warmUp(port: number, agent: AgentUnderTest): Promise<void> {
+  const since = agent.mark();
   for (let i = 0; i < 10; i++) {
     const r = await get(port, client.warmUp, '/warm-up');
     if (!r.rejected && r.status === 200 && /ip.score: 100\n/.test(r.body)) return;
   }
-  throw new Error(`no request got the agent's verdict after 10 tries (${await agent.notifies(client.warmUp)} NOTIFY received)`);
+  throw new Error(`no request got the agent's verdict after 10 tries (${await agent.notifies(client.warmUp, since)} NOTIFY received)`);
 }
 
 // ---------------------------------------------------------------------------
@@ -226,8 +218,8 @@ function checkShipped(version: HaproxyVersion, file: string, env: NodeJS.Process
   return { status: run.status, output: `${run.stdout}${run.stderr}` };
 }
 
-for (const version of haproxyVersions) {
-  describe(`recipes as shipped, HAProxy ${version} -c`, () => {
+function shippedRecipes(version: HaproxyVersion): void {
+  describe('recipes as shipped, haproxy -c', () => {
     const withKey = { ...process.env, IPREP_CAPTCHA_KEY: randomBytes(32).toString('base64') };
     for (const file of recipeFiles) {
       it(`accepts ${file} without a warning`, () => {
@@ -249,18 +241,18 @@ for (const version of haproxyVersions) {
 // ---------------------------------------------------------------------------
 // Recipe 1: deny
 
-for (const version of haproxyVersions) {
-  describe(`recipe deny.cfg on HAProxy ${version}`, { timeout: 30_000 }, () => {
+function denyRecipe(version: HaproxyVersion, agent: () => AgentUnderTest): void {
+  describe('recipe deny.cfg', { timeout: 30_000 }, () => {
     let s: Setup | undefined;
     before(async () => {
-      s = await setUp(version, { config: 'deny.cfg', spoe: 'spoe-iprep.conf' });
+      s = await setUp(version, agent(), { config: 'deny.cfg', spoe: 'spoe-iprep.conf' });
     });
-    after(() => tearDown(s));
+    after(() => s?.haproxy.stop());
 
     it('answers 403 to a deny-listed client', async () => {
       const r = response(await get(s!.port, client.deny));
       assert.equal(r.status, 403);
-      assert.equal(await s!.agent.notifies(client.deny), 1, 'the agent was asked once');
+      assert.equal(await s!.notifies(client.deny), 1, 'the agent was asked once');
     });
 
     it('passes the others on with the verdict in x-ip-* headers, whatever the client sent', async () => {
@@ -278,14 +270,14 @@ for (const version of haproxyVersions) {
 // ---------------------------------------------------------------------------
 // Recipe 2: tarpit
 
-for (const version of haproxyVersions) {
-  describe(`recipe tarpit.cfg on HAProxy ${version}`, { timeout: 30_000 }, () => {
+function tarpitRecipe(version: HaproxyVersion, agent: () => AgentUnderTest): void {
+  describe('recipe tarpit.cfg', { timeout: 30_000 }, () => {
     const tarpitMs = 1000;
     let s: Setup | undefined;
     before(async () => {
-      s = await setUp(version, { config: 'tarpit.cfg', spoe: 'spoe-iprep.conf', rewrite: { tarpit: `${tarpitMs}ms` } });
+      s = await setUp(version, agent(), { config: 'tarpit.cfg', spoe: 'spoe-iprep.conf', rewrite: { tarpit: `${tarpitMs}ms` } });
     });
-    after(() => tearDown(s));
+    after(() => s?.haproxy.stop());
 
     it('holds a tarpit-listed client for `timeout tarpit`, then answers 429', async () => {
       const { ms, result } = await timed(() => get(s!.port, client.tarpit));
@@ -309,8 +301,8 @@ for (const version of haproxyVersions) {
 // ---------------------------------------------------------------------------
 // Recipe 3: captcha
 
-for (const version of haproxyVersions) {
-  describe(`recipe captcha.cfg on HAProxy ${version}`, { timeout: 30_000 }, () => {
+function captchaRecipe(version: HaproxyVersion, agent: () => AgentUnderTest): void {
+  describe('recipe captcha.cfg', { timeout: 30_000 }, () => {
     // HAProxy reads its key from the environment it inherits from this process.
     const key = randomBytes(32).toString('base64');
     const tokenFor = (address: string): string => createHmac('sha256', Buffer.from(key, 'base64')).update(address).digest('hex');
@@ -318,11 +310,11 @@ for (const version of haproxyVersions) {
     let s: Setup | undefined;
     before(async () => {
       process.env.IPREP_CAPTCHA_KEY = key;
-      s = await setUp(version, { config: 'captcha.cfg', spoe: 'spoe-iprep.conf' });
+      s = await setUp(version, agent(), { config: 'captcha.cfg', spoe: 'spoe-iprep.conf' });
     });
     after(async () => {
       delete process.env.IPREP_CAPTCHA_KEY;
-      await tearDown(s);
+      await s?.haproxy.stop();
     });
 
     it('redirects a captcha-listed client to the challenge, with where it was going', async () => {
@@ -381,32 +373,32 @@ for (const version of haproxyVersions) {
 // ---------------------------------------------------------------------------
 // Recipe 4: the verdict cached in a stick table
 
-for (const version of haproxyVersions) {
-  describe(`recipe cached-verdict.cfg on HAProxy ${version}`, { timeout: 30_000 }, () => {
+function cachedVerdictRecipe(version: HaproxyVersion, agent: () => AgentUnderTest): void {
+  describe('recipe cached-verdict.cfg', { timeout: 30_000 }, () => {
     const tarpitMs = 500;
     const expireMs = 3000;
     let ipv6Port: number;
     let s: Setup | undefined;
     before(async () => {
       ipv6Port = await freePort();
-      s = await setUp(version, {
+      s = await setUp(version, agent(), {
         config: 'cached-verdict.cfg',
         spoe: 'spoe-iprep-group.conf',
         rewrite: { tarpit: `${tarpitMs}ms`, expire: `${expireMs}ms`, ipv6Port },
       });
     });
-    after(() => tearDown(s));
+    after(() => s?.haproxy.stop());
 
     it('asks the agent once per client and judges the next requests from the table', async () => {
-      const { port, agent } = s!;
+      const { port } = s!;
       for (let i = 0; i < 3; i++) {
         assert.equal(response(await get(port, client.deny)).status, 403, `deny-listed, request ${i}`);
         const unlisted = response(await get(port, client.unlisted));
         assert.equal(unlisted.status, 200, `unlisted, request ${i}`);
         assert.equal(unlisted.body, 'hello\nip_score: 100\n');
       }
-      assert.equal(await agent.notifies(client.deny), 1, 'NOTIFY for the deny-listed client');
-      assert.equal(await agent.notifies(client.unlisted), 1, 'NOTIFY for the unlisted client');
+      assert.equal(await s!.notifies(client.deny), 1, 'NOTIFY for the deny-listed client');
+      assert.equal(await s!.notifies(client.unlisted), 1, 'NOTIFY for the unlisted client');
     });
 
     it('caches the verdict of IPv6 clients too', async () => {
@@ -414,7 +406,7 @@ for (const version of haproxyVersions) {
         const r = response(await httpGet(ipv6Port, '/', { host: '::1', family: 6 }));
         assert.equal(r.body, 'hello\nip_score: 100\n', `request ${i}`);
       }
-      assert.equal(await s!.agent.notifies('::1'), 1);
+      assert.equal(await s!.notifies('::1'), 1);
     });
 
     it('tarpits from the cached verdict too', async () => {
@@ -423,32 +415,54 @@ for (const version of haproxyVersions) {
         assert.equal(response(result).status, 429, `request ${i}`);
         assert.ok(ms >= tarpitMs - 20, `request ${i} answered after ${ms.toFixed(0)} ms, before the tarpit time`);
       }
-      assert.equal(await s!.agent.notifies(client.tarpit), 1);
+      assert.equal(await s!.notifies(client.tarpit), 1);
     });
 
     it('asks again once the verdict has expired, however often the client came meanwhile', async () => {
-      const { port, agent } = s!;
+      const { port } = s!;
       const address = '127.0.0.41';
       const t0 = performance.now();
       while (performance.now() - t0 < expireMs + 500) {
         assert.equal(response(await get(port, address)).status, 200);
         await delay(250);
       }
-      assert.equal(await agent.notifies(address), 2, 'one NOTIFY per expiry period');
+      assert.equal(await s!.notifies(address), 2, 'one NOTIFY per expiry period');
     });
 
     it('keeps enforcing the cached verdicts while the agent is down', async () => {
-      const { port, agent } = s!;
+      const { port, agent, notifies } = s!;
       // Verdicts fresh in the table (the previous test outlived the first ones).
       assert.equal(response(await get(port, client.deny)).status, 403);
       assert.equal(response(await get(port, client.unlisted)).status, 200);
-      const asked = (await agent.notifies(client.deny)) + (await agent.notifies(client.unlisted));
+      const asked = (await notifies(client.deny)) + (await notifies(client.unlisted));
       await agent.stop();
       assert.equal(response(await get(port, client.deny)).status, 403);
       assert.equal(response(await get(port, client.unlisted)).body, 'hello\nip_score: 100\n');
-      assert.equal((await agent.notifies(client.deny)) + (await agent.notifies(client.unlisted)), asked, 'the stopped agent was not asked');
+      assert.equal((await notifies(client.deny)) + (await notifies(client.unlisted)), asked, 'the stopped agent was not asked');
       // A client never seen gets no verdict: the recipe fails open.
       assert.equal(response(await get(port, '127.0.0.50')).body, 'hello\nip_score: \n');
     });
+  });
+}
+
+// ---------------------------------------------------------------------------
+
+for (const version of haproxyVersions) {
+  describe(`HAProxy ${version}`, { timeout: 120_000 }, () => {
+    // One agent for all the recipes (it keeps no state between clients with
+    // behaviour scoring off); each recipe gets a fresh HAProxy.
+    let agent: AgentUnderTest | undefined;
+    before(async () => {
+      requireHaproxy(version); // a missing HAProxy fails the suite, it is never skipped
+      agent = await startAgent();
+    });
+    after(() => agent?.stop());
+    const theAgent = (): AgentUnderTest => agent ?? assert.fail('the agent did not start');
+
+    shippedRecipes(version);
+    denyRecipe(version, theAgent);
+    tarpitRecipe(version, theAgent);
+    captchaRecipe(version, theAgent);
+    cachedVerdictRecipe(version, theAgent); // last: it stops the agent
   });
 }
