@@ -43,6 +43,9 @@ const client = {
   /** Also captcha-listed: a cookie earned by `captcha` must not work for it. */
   otherCaptcha: '127.0.0.31',
   unlisted: '127.0.0.40',
+  /** Also in no list, and used by one test each (cached-verdict.cfg). */
+  expiring: '127.0.0.41',
+  neverSeen: '127.0.0.50',
   /** Used by warm-up requests only. */
   warmUp: '127.0.0.1',
 } as const;
@@ -307,13 +310,15 @@ function captchaRecipe(version: HaproxyVersion, agent: () => AgentUnderTest): vo
     const key = randomBytes(32).toString('base64');
     const tokenFor = (address: string): string => createHmac('sha256', Buffer.from(key, 'base64')).update(address).digest('hex');
     const page = '/shop/cart?item=42&qty=1';
+    const keyBefore = process.env.IPREP_CAPTCHA_KEY;
     let s: Setup | undefined;
     before(async () => {
       process.env.IPREP_CAPTCHA_KEY = key;
       s = await setUp(version, agent(), { config: 'captcha.cfg', spoe: 'spoe-iprep.conf' });
     });
     after(async () => {
-      delete process.env.IPREP_CAPTCHA_KEY;
+      if (keyBefore === undefined) delete process.env.IPREP_CAPTCHA_KEY;
+      else process.env.IPREP_CAPTCHA_KEY = keyBefore;
       await s?.haproxy.stop();
     });
 
@@ -420,13 +425,12 @@ function cachedVerdictRecipe(version: HaproxyVersion, agent: () => AgentUnderTes
 
     it('asks again once the verdict has expired, however often the client came meanwhile', async () => {
       const { port } = s!;
-      const address = '127.0.0.41';
       const t0 = performance.now();
       while (performance.now() - t0 < expireMs + 500) {
-        assert.equal(response(await get(port, address)).status, 200);
+        assert.equal(response(await get(port, client.expiring)).status, 200);
         await delay(250);
       }
-      assert.equal(await s!.notifies(address), 2, 'one NOTIFY per expiry period');
+      assert.equal(await s!.notifies(client.expiring), 2, 'one NOTIFY per expiry period');
     });
 
     it('keeps enforcing the cached verdicts while the agent is down', async () => {
@@ -440,7 +444,7 @@ function cachedVerdictRecipe(version: HaproxyVersion, agent: () => AgentUnderTes
       assert.equal(response(await get(port, client.unlisted)).body, 'hello\nip_score: 100\n');
       assert.equal((await notifies(client.deny)) + (await notifies(client.unlisted)), asked, 'the stopped agent was not asked');
       // A client never seen gets no verdict: the recipe fails open.
-      assert.equal(response(await get(port, '127.0.0.50')).body, 'hello\nip_score: \n');
+      assert.equal(response(await get(port, client.neverSeen)).body, 'hello\nip_score: \n');
     });
   });
 }
