@@ -8,7 +8,7 @@ import type { Logger } from 'spop';
 import { BehaviourTracker } from './behaviour/index.js';
 import { loadConfigFile } from './config/index.js';
 import { DecisionIndex, banDecision, decisionKey, makeDecision } from './decisions/index.js';
-import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/engine.js';
+import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/index.js';
 import { type IpRange, parseRange } from './net/address.js';
 import { ListSource } from './sources/index.js';
 import { type Stores, createStores, startCounterSync } from './store/index.js';
