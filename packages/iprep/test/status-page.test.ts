@@ -79,7 +79,7 @@ async function rows(page: Page, tableSelector: string): Promise<string[][]> {
 }
 
 /** Waits until the element's whole text is `expected`. */
-async function waitForText(page: Page, selector: string, expected: string, timeout = 5000): Promise<void> {
+async function waitForText(page: Page, selector: string, expected: string, timeout = 15_000): Promise<void> {
   await page.waitForFunction(`document.querySelector(${JSON.stringify(selector)})?.textContent === ${JSON.stringify(expected)}`, undefined, { timeout });
 }
 
@@ -96,8 +96,6 @@ describe('status page in Chromium', () => {
     guarded = await startAdmin(TOKEN);
     profile = mkdtempSync(join(tmpdir(), 'iprep-status-page-'));
     context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-    // After the (slow) launch: the page shows the rate over the last 10 s.
-    observeTraffic(open.metrics);
     observeTraffic(guarded.metrics);
     context.on('page', (page) => {
       page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.message}`));
@@ -116,6 +114,8 @@ describe('status page in Chromium', () => {
 
   it('shows throughput, scores, actions, top categories and sources, lists and store from live data', async () => {
     const page = await context!.newPage();
+    // Just before loading: the page shows the rate over the last 10 s.
+    observeTraffic(open.metrics);
     await page.goto(open.url);
     await waitForText(page, '#total', '60');
     // The messages were counted in the second before the page loaded; once it is complete it shows in the rate.
