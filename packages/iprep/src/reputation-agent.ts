@@ -6,7 +6,7 @@
 import { watch } from 'node:fs';
 import { type Agent, type Logger, closeOnSignals } from 'spop';
 import { AdminServer, ReputationMetrics } from './admin/index.js';
-import { reputationHandler } from './engine/handler.js';
+import { reputationHandler } from './engine/index.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
 

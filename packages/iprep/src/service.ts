@@ -8,7 +8,7 @@ import type { Logger } from 'spop';
 import { BehaviourTracker } from './behaviour/index.js';
 import { loadConfigFile } from './config/index.js';
 import { DecisionIndex, banDecision, decisionKey, makeDecision } from './decisions/index.js';
-import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/engine.js';
+import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/index.js';
 import { type IpRange, parseRange } from './net/address.js';
 import { ListSource } from './sources/index.js';
 import { type Stores, createStores, startCounterSync } from './store/index.js';
@@ -181,32 +181,52 @@ export class IprepService implements ReputationService {
 
   /**
    * Loads and compiles everything `config` names, then swaps it in. Nothing
-   * changes unless every list and the allowlist loaded.
+   * changes unless every list file and the allowlist loaded. Sources whose
+   * configuration is unchanged are kept (files are re-read if they changed,
+   * URLs keep their copy and schedule); a URL list that cannot be had at all
+   * is left out, reported in its status, until its next refresh succeeds.
    */
   async #apply(config: IprepConfig): Promise<void> {
-    const cacheDir = config.cacheDir;
     const logger = this.#options.logger;
-    const sourceOptions = { cacheDir, logger, now: this.#now };
-    const lists = config.lists.map((c) => new ListSource(c, sourceOptions));
+    const sourceOptions = { cacheDir: config.cacheDir, logger, now: this.#now };
+    const previous = new Map(this.#lists.map((slot) => [sourceKey(slot.source.config), slot]));
+    const kept = new Set<ListSlot>();
+    const fresh: ListSource[] = [];
     const allowSources = config.allowlist.files.map((path) => new ListSource(allowlistFileConfig(path), sourceOptions));
     try {
-      const compiled = await Promise.all(lists.map(async (source) => compileList(source.config, await source.load())));
+      // Each slot with what it will hold: kept slots are only changed once everything loaded.
+      const loaded = await Promise.all(
+        config.lists.map(async (listConfig): Promise<[ListSlot, CompiledList | undefined]> => {
+          const old = previous.get(sourceKey(listConfig));
+          if (old !== undefined) {
+            kept.add(old);
+            return [old, await recompile(old, await refreshKept(old.source, logger))];
+          }
+          const source = new ListSource(listConfig, sourceOptions);
+          fresh.push(source);
+          const list = await loadNew(source, logger);
+          return [{ source, compiled: undefined }, list === undefined ? undefined : await compileList(listConfig, list)];
+        }),
+      );
       const allowLoaded = await Promise.all(allowSources.map((source) => source.load()));
       const allow = await compileAllowlist(config.allowlist.entries, allowLoaded);
-      // Everything loaded: swap it in, then stop the old sources.
-      for (const slot of this.#lists) slot.source.stop();
+      // Everything loaded: swap it in, then stop the sources no longer used.
+      for (const slot of this.#lists) if (!kept.has(slot)) slot.source.stop();
       for (const source of this.#allowSources) source.stop();
       this.#config = config;
-      this.#lists = lists.map((source, i) => ({ source, compiled: compiled[i] }));
+      for (const [slot, compiled] of loaded) slot.compiled = compiled;
+      this.#lists = loaded.map(([slot]) => slot);
       this.#allowSources = allowSources;
       this.engine.configure(config);
       this.engine.setAllowlist(allow);
       this.#publishLists();
     } catch (err) {
-      for (const source of [...lists, ...allowSources]) source.stop();
+      for (const source of [...fresh, ...allowSources]) source.stop();
       throw err;
     }
-    for (const slot of this.#lists) slot.source.start((list) => void this.#listUpdated(slot, list));
+    for (const slot of this.#lists) {
+      if (fresh.includes(slot.source)) slot.source.start((list) => void this.#listUpdated(slot, list));
+    }
     for (const source of this.#allowSources) source.start(() => void this.#allowlistUpdated());
   }
 
@@ -235,6 +255,40 @@ export class IprepService implements ReputationService {
   #publishLists(): void {
     this.engine.setLists(this.#lists.flatMap((slot) => (slot.compiled === undefined ? [] : [slot.compiled])));
   }
+}
+
+/** Identifies a list source: the same configuration keeps the same source across reloads. */
+function sourceKey(config: ListConfig): string {
+  return JSON.stringify(config);
+}
+
+/** First load of a list: a file must load; a URL with neither network nor last good copy is left out for now. */
+async function loadNew(source: ListSource, logger: Logger): Promise<LoadedList | undefined> {
+  try {
+    return await source.load();
+  } catch (err) {
+    if (source.config.url === undefined) throw err;
+    logger.error('list unavailable: starting without it until a refresh succeeds', { list: source.config.name, error: String(err) });
+    return undefined;
+  }
+}
+
+/** A kept source on reload: files are re-read when they changed; URLs keep their copy (their timer refreshes them). */
+async function refreshKept(source: ListSource, logger: Logger): Promise<LoadedList | undefined> {
+  if (source.config.url !== undefined) return source.current();
+  try {
+    return (await source.refresh()) ?? source.current();
+  } catch (err) {
+    logger.error('list file unreadable on reload', { list: source.config.name, error: String(err) });
+    throw err;
+  }
+}
+
+/** The slot's compiled list when its content is the same, else a new compilation. */
+async function recompile(slot: ListSlot, list: LoadedList | undefined): Promise<CompiledList | undefined> {
+  if (list === undefined) return slot.compiled;
+  if (slot.compiled?.list === list) return slot.compiled;
+  return compileList(slot.source.config, list);
 }
 
 async function compileList(config: ListConfig, list: LoadedList): Promise<CompiledList> {

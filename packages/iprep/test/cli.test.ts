@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { AckFrame } from 'spop';
 import { FakeHaproxy } from 'spop/testkit';
-import { USAGE, parseCli } from '../src/cli.js';
+import { type CliFlags, USAGE, parseCli, resolveConfig } from '../src/cli.js';
 import { randomScoreHandler } from '../src/random-score.js';
 import { Message } from 'spop';
 
@@ -56,10 +59,32 @@ function score(ack: AckFrame): number {
 }
 
 describe('parseCli', () => {
-  it('has the seed defaults: port 12345, 5 workers', () => {
-    assert.deepEqual(parseCli([]), {
-      debug: false, port: 12345, host: undefined, socket: undefined, workers: 5, maxFrameSize: undefined, shutdownTimeout: 5000,
-    });
+  it('has the seed defaults: random mode, port 12345, 5 workers', async () => {
+    const flags = parseCli([]);
+    assert.ok(flags !== 'help');
+    const config = await resolveConfig(flags);
+    assert.equal(config.mode, 'random');
+    assert.deepEqual(config.listen, { host: undefined, port: 12345, socket: undefined, workers: 5 });
+    assert.equal(config.agent.shutdownTimeoutMs, 5000);
+    assert.equal(config.admin.enabled, false);
+    assert.deepEqual(config.messages, ['check-client-ip']);
+  });
+  it('flags override the configuration file', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'spoa-cli-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'iprep.yaml');
+    writeFileSync(file, 'listen: { socket: spoa.sock, workers: 2 }\nstore: { type: redis, url: redis://127.0.0.1:1 }\nadmin: { port: 9191 }\n');
+    const fromFile = await resolveConfig(parseCli(['-c', file]) as CliFlags);
+    assert.equal(fromFile.mode, 'reputation', 'a configuration file means reputation mode');
+    assert.deepEqual([fromFile.listen.socket, fromFile.listen.workers, fromFile.admin.port], [join(dir, 'spoa.sock'), 2, 9191]);
+    const flagged = await resolveConfig(parseCli(['-c', file, '-p', '7000', '-n', '3', '--admin-port', '0', '--mode', 'random']) as CliFlags);
+    assert.deepEqual([flagged.mode, flagged.listen.port, flagged.listen.socket, flagged.listen.workers, flagged.admin.enabled], ['random', 7000, undefined, 3, false]);
+  });
+  it('reputation mode with the memory store runs one process', async () => {
+    const byDefault = await resolveConfig(parseCli(['--mode', 'reputation']) as CliFlags);
+    assert.equal(byDefault.listen.workers, 1);
+    assert.equal(byDefault.admin.enabled, true, '--mode reputation alone gets the admin API');
+    await assert.rejects(resolveConfig(parseCli(['--mode', 'reputation', '-n', '2']) as CliFlags), /memory store runs one process/);
   });
   it('reads the seed flags and their long forms', () => {
     const o = parseCli(['-d', '-p', '9000', '-n', '2']);
@@ -77,6 +102,7 @@ describe('parseCli', () => {
     assert.throws(() => parseCli(['-n', '0']), /num-workers/);
     assert.throws(() => parseCli(['-p', '1x']), /port/);
     assert.throws(() => parseCli(['--bogus']), /bogus/);
+    assert.throws(() => parseCli(['--mode', 'fancy']), /mode must be random or reputation: fancy/);
   });
 });
 
@@ -111,6 +137,17 @@ describe('spoa command', () => {
     assert.equal(r.status, 0);
     assert.equal(r.stdout, USAGE);
     assert.match(r.stdout, /spoa \[-h\] \[-d\] \[-p <port>\] \[-n <num-workers>\]/);
+  });
+
+  it('a bad configuration file exits 2 naming the file, line and problem', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'spoa-cli-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'mode: reputation\nthresholds:\n  deny: 200\n');
+    const r = spawnSync(process.execPath, [bin, '--config', file], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:9: .*100`));
+    assert.doesNotMatch(r.stderr, /Usage:/, 'a configuration problem is not a usage problem');
   });
 
   it('a bad option exits 2 with the reason and the usage', () => {

@@ -1,0 +1,131 @@
+/**
+ * The service around the engine: loading, reloading (the last good state stays
+ * when the new one is broken), decisions through the store, behaviour bans
+ * written as decisions, and a URL list that cannot be had at start.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { consoleLogger } from 'spop';
+import { loadConfigFile } from '../src/config/index.js';
+import { IprepService } from '../src/service.js';
+
+const silent = consoleLogger('silent');
+
+async function withService(
+  yaml: (dir: string) => string,
+  files: Record<string, string>,
+  run: (service: IprepService, dir: string, write: (name: string, text: string) => void) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'iprep-service-'));
+  const write = (name: string, text: string): void => writeFileSync(join(dir, name), text);
+  for (const [name, text] of Object.entries(files)) write(name, text);
+  write('iprep.yaml', yaml(dir));
+  const configPath = join(dir, 'iprep.yaml');
+  const service = new IprepService(await loadConfigFile(configPath), { configPath, logger: silent });
+  try {
+    await service.start();
+    await run(service, dir, write);
+  } finally {
+    await service.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const base = `
+special: { enabled: false }
+admin: { enabled: false }
+behaviour: { window: 1m, rate-threshold: 1000, ban-threshold: 5, ban-time: 10m }
+lists:
+  - { name: deny, path: deny.netset, score: 0, category: attacker, action: deny }
+`;
+
+const verdictOf = (service: IprepService, ip: string) => {
+  const v = service.explain(ip);
+  return [v.score, v.action, v.source];
+};
+
+describe('IprepService', () => {
+  it('reloads a changed list, and keeps the last good state when the new one is broken', async () => {
+    await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service, _dir, write) => {
+      assert.deepEqual(verdictOf(service, '198.51.100.1'), [0, 'deny', 'deny']);
+      assert.deepEqual(verdictOf(service, '198.51.100.2'), [100, 'allow', 'default']);
+
+      write('deny.netset', '198.51.100.2\n');
+      const ok = await service.reload();
+      assert.equal(ok.ok, true, ok.errors.join());
+      assert.deepEqual(verdictOf(service, '198.51.100.1'), [100, 'allow', 'default']);
+      assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny']);
+
+      write('iprep.yaml', `${base}\nthresholds: { deny: 300 }\n`);
+      const broken = await service.reload();
+      assert.equal(broken.ok, false);
+      assert.match(broken.errors[0] ?? '', /iprep\.yaml:\d+:\d+: .*100/);
+      assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny'], 'the previous state stays');
+
+      write('iprep.yaml', `${base}  - { name: more, path: missing.netset, penalty: 10 }\n`);
+      const missing = await service.reload();
+      assert.equal(missing.ok, false);
+      assert.match(missing.errors[0] ?? '', /missing\.netset/);
+      assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny']);
+      assert.deepEqual(service.lists().map((l) => l.name), ['deny']);
+    });
+  });
+
+  it('adds, applies, lists and removes decisions', async () => {
+    await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
+      const d = await service.addDecision({ value: '2001:0db8::0007', action: 'captcha', reason: 'test' });
+      assert.equal(d.key, 'ip:2001:db8::7');
+      assert.deepEqual(verdictOf(service, '2001:db8::7'), [40, 'captcha', 'manual']);
+      await service.addDecision({ value: '203.0.113.0/24', action: 'tarpit', durationMs: null });
+      assert.deepEqual(verdictOf(service, '203.0.113.9'), [20, 'tarpit', 'manual']);
+      assert.deepEqual(service.listDecisions().map((x) => x.key).sort(), ['ip:2001:db8::7', 'range:203.0.113.0/24']);
+      assert.equal(await service.removeDecision('2001:db8:0::7'), true);
+      assert.equal(await service.removeDecision('range:203.0.113.0/24'), true);
+      assert.equal(await service.removeDecision('192.0.2.1'), false);
+      assert.deepEqual(verdictOf(service, '2001:db8::7'), [100, 'allow', 'default']);
+      assert.equal(service.listDecisions().length, 0);
+      await assert.rejects(service.addDecision({ value: 'nope' }), TypeError);
+    });
+  });
+
+  it('writes a behaviour ban as a decision', async () => {
+    await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
+      const client = Uint8Array.of(198, 51, 100, 77);
+      for (let i = 0; i < 6; i++) service.behaviour?.hit(client, 1, Date.now());
+      assert.equal(service.engine.score(client, Date.now()).action, 'deny');
+      for (let i = 0; i < 50 && service.listDecisions().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const [ban] = service.listDecisions();
+      assert.equal(ban?.key, 'ip:198.51.100.77');
+      assert.equal(ban?.origin, 'behaviour');
+    });
+  });
+
+  it('starts without a URL list it cannot fetch, and says so', async () => {
+    const yaml = (dir: string) => `${base}  - { name: remote, url: http://127.0.0.1:9/list, format: netset, penalty: 20 }\ncache-dir: ${join(dir, 'cache')}\n`;
+    await withService(yaml, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
+      const remote = service.lists().find((l) => l.name === 'remote');
+      assert.ok(remote);
+      assert.equal(remote.entries, 0);
+      assert.match(remote.lastError ?? '', /.+/);
+      assert.deepEqual(verdictOf(service, '198.51.100.1'), [0, 'deny', 'deny'], 'the other lists work');
+    });
+  });
+
+  it('fails to start when a list file is missing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iprep-service-'));
+    try {
+      writeFileSync(join(dir, 'deny.netset'), '198.51.100.1\n');
+      writeFileSync(join(dir, 'iprep.yaml'), base);
+      const config = await loadConfigFile(join(dir, 'iprep.yaml'));
+      unlinkSync(join(dir, 'deny.netset'));
+      const service = new IprepService(config, { logger: silent });
+      await assert.rejects(service.start(), /deny\.netset/);
+      await service.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
