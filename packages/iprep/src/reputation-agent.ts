@@ -6,7 +6,7 @@
 import { watch } from 'node:fs';
 import { type Agent, type Logger, closeOnSignals } from 'spop';
 import { AdminServer, ReputationMetrics } from './admin/index.js';
-import { reputationHandler } from './engine/index.js';
+import { CoarseClock, reputationHandler } from './engine/index.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
 
@@ -40,8 +40,10 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   });
   await service.start();
 
+  const clock = new CoarseClock();
   const handler = reputationHandler({
     engine: service.engine,
+    now: clock.now,
     variables: config.variables,
     behaviour: service.behaviour,
     statusArgument: config.behaviour.statusArgument,
@@ -84,6 +86,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
 
   const close = async (): Promise<void> => {
     process.off('SIGHUP', onHup);
+    clock.stop();
     clearTimeout(debounce);
     watcher?.close();
     await admin?.close();

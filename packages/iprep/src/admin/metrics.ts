@@ -259,10 +259,11 @@ export class ReputationMetrics {
    * Hot path, once per scored message: counts into numbers only (no allocation once a series exists,
    * no clock read: a timer moves the per-second ring while messages flow).
    */
-  observeVerdict(verdict: Verdict, handlerSeconds: number): void {
+  observeVerdict(verdict: Verdict, handlerSeconds?: number): void {
     if (!this.ticking) this.startTicking();
     this.perSecond[this.slot] = (this.perSecond[this.slot] as number) + 1;
-    this.handlerSeconds.observe(handlerSeconds);
+    // Callers time a sample of their messages: reading the clock costs more than the rest.
+    if (handlerSeconds !== undefined) this.handlerSeconds.observe(handlerSeconds);
     this.scores.observe(verdict.score);
     let series = this.lastSeries;
     if (

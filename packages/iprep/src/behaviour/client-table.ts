@@ -2,8 +2,10 @@
  * Per-client state, found by numbers rather than strings, with a hard bound
  * on how many clients are kept. A client is an IPv4 address or an IPv6 prefix
  * of at most 64 bits, held as two int32 words (`hi`, `lo`; IPv4 uses `hi`):
- * IPv4 in a Map<number, state>, IPv6 in a Map<hi, Map<lo, state>>, so keys are
- * exact (no hashing) and stay small integers to V8 (never boxed).
+ * IPv4 in a Map<number, state> keyed by the address; IPv6 in a Map<number,
+ * state> keyed by a 32-bit hash of both words, clients whose hashes collide
+ * chained through `sameHash` (one Map, not one per /32: random prefixes would
+ * otherwise cost a Map each). Keys stay small integers to V8 (never boxed).
  * An intrusive doubly linked list orders clients from least to most recently
  * seen; touching one is a few pointer writes, and the oldest goes first when full.
  */
@@ -26,6 +28,8 @@ export class ClientState {
   offences = 0;
   older: ClientState | undefined = undefined;
   newer: ClientState | undefined = undefined;
+  /** The next IPv6 client whose key hashes the same. */
+  sameHash: ClientState | undefined = undefined;
 
   constructor(
     readonly family: 4 | 6,
@@ -36,7 +40,7 @@ export class ClientState {
 
 export class ClientTable {
   readonly #v4 = new Map<number, ClientState>();
-  readonly #v6 = new Map<number, Map<number, ClientState>>();
+  readonly #v6 = new Map<number, ClientState>();
   #oldest: ClientState | undefined = undefined;
   #newest: ClientState | undefined = undefined;
   #size = 0;
@@ -48,7 +52,10 @@ export class ClientTable {
   }
 
   find(family: 4 | 6, hi: number, lo: number): ClientState | undefined {
-    return family === 4 ? this.#v4.get(hi) : this.#v6.get(hi)?.get(lo);
+    if (family === 4) return this.#v4.get(hi);
+    let state = this.#v6.get(hashWords(hi, lo));
+    while (state !== undefined && (state.hi !== hi || state.lo !== lo)) state = state.sameHash;
+    return state;
   }
 
   /** Adds a client as the most recently seen, forgetting the least recently seen one when full. */
@@ -58,12 +65,9 @@ export class ClientTable {
     if (family === 4) {
       this.#v4.set(hi, state);
     } else {
-      let inner = this.#v6.get(hi);
-      if (inner === undefined) {
-        inner = new Map();
-        this.#v6.set(hi, inner);
-      }
-      inner.set(lo, state);
+      const hash = hashWords(hi, lo);
+      state.sameHash = this.#v6.get(hash);
+      this.#v6.set(hash, state);
     }
     this.#append(state);
     this.#size++;
@@ -94,9 +98,17 @@ export class ClientTable {
     if (state.family === 4) {
       this.#v4.delete(state.hi);
     } else {
-      const inner = this.#v6.get(state.hi);
-      inner?.delete(state.lo);
-      if (inner?.size === 0) this.#v6.delete(state.hi);
+      const hash = hashWords(state.hi, state.lo);
+      const head = this.#v6.get(hash);
+      if (head === state) {
+        if (state.sameHash === undefined) this.#v6.delete(hash);
+        else this.#v6.set(hash, state.sameHash);
+      } else {
+        let before = head;
+        while (before !== undefined && before.sameHash !== state) before = before.sameHash;
+        if (before !== undefined) before.sameHash = state.sameHash;
+      }
+      state.sameHash = undefined;
     }
     this.#unlink(state);
     this.#size--;
@@ -118,4 +130,9 @@ export class ClientTable {
     state.older = undefined;
     state.newer = undefined;
   }
+}
+
+/** A 32-bit hash of an IPv6 client's two words (Knuth's multiplicative constant mixes `hi`). */
+function hashWords(hi: number, lo: number): number {
+  return (Math.imul(hi, 0x9e3779b1) ^ lo) | 0;
 }

@@ -47,22 +47,46 @@ function decidesAlone(m: Match): boolean {
 }
 
 /**
+ * Verdicts of single matches, by match object (matches are built once per
+ * list, decision or range) and thresholds: the hot path then allocates
+ * nothing for them, and answers can be cached by verdict.
+ */
+const singleVerdicts = new WeakMap<Match, { thresholds: Thresholds; verdict: Verdict }>();
+
+function cachedVerdict(m: Match, thresholds: Thresholds, make: () => Verdict): Verdict {
+  const cached = singleVerdicts.get(m);
+  if (cached !== undefined && cached.thresholds === thresholds) return cached.verdict;
+  const verdict = Object.freeze(make());
+  singleVerdicts.set(m, { thresholds, verdict });
+  return verdict;
+}
+
+function alone(m: Match, thresholds: Thresholds): Verdict {
+  return cachedVerdict(m, thresholds, () => {
+    const score = m.score ?? 100;
+    return { score, action: m.action ?? thresholdAction(score, thresholds), category: m.category, source: m.source, matches: NO_MATCHES };
+  });
+}
+
+function single(m: Match, thresholds: Thresholds): Verdict {
+  return cachedVerdict(m, thresholds, () => combineMany([m], thresholds, false));
+}
+
+/**
  * Combines the matches collected in precedence order. `keep` puts the matches
  * in the verdict (explain); the hot path passes false and a reused array.
  */
 export function combine(matches: readonly Match[], thresholds: Thresholds, keep: boolean): Verdict {
   if (matches.length === 0) return UNKNOWN_VERDICT;
   const first = matches[0] as Match;
-  if (decidesAlone(first)) {
-    const score = first.score ?? 100;
-    return {
-      score,
-      action: first.action ?? thresholdAction(score, thresholds),
-      category: first.category,
-      source: first.source,
-      matches: keep ? matches : NO_MATCHES,
-    };
-  }
+  if (decidesAlone(first)) return keep ? { ...alone(first, thresholds), matches } : alone(first, thresholds);
+  // One match alone decides as it would among others; its verdict is built once (frozen: cacheable).
+  if (matches.length === 1 && !keep) return single(first, thresholds);
+  return combineMany(matches, thresholds, keep);
+}
+
+function combineMany(matches: readonly Match[], thresholds: Thresholds, keep: boolean): Verdict {
+  const first = matches[0] as Match;
   let base = 100;
   let penalty = 0;
   let explicit: IpAction = 'allow';

@@ -16,6 +16,7 @@ import {
   type FrameHead,
   type KvEntry,
   type TypedData,
+  ActionType,
   DataType,
   FrameFlags,
   FrameParser,
@@ -402,18 +403,21 @@ class LoadConnection {
   };
 
   /**
-   * Byte-level check that the actions are exactly one SET-VAR of sess.<variable>
-   * to an integer 0..100: the prefix is compared with a template, and since a
-   * varint has a single encoding, 0..100 is always one byte ending the frame
-   * (a negative would take ten bytes).
+   * Byte-level check that the first action is a SET-VAR of sess.<variable> to
+   * an integer 0..100: the prefix is compared with a template, and since a
+   * varint has a single encoding, 0..100 is always one byte (a negative would
+   * take ten). Further actions may follow it (the reputation mode's action,
+   * category and source): the next byte must then start one.
    */
   #validActions(buf: Buffer, pos: number, end: number): boolean {
     const prefix = this.#tpl.ackPrefix;
     const n = prefix.length;
-    if (end - pos !== n + 2) return false;
+    if (end - pos < n + 2) return false;
     for (let i = 0; i < n; i++) if (buf[pos + i] !== prefix[i]) return false;
     const type = buf[pos + n] as number;
-    return type >= DataType.INT32 && type <= DataType.UINT64 && (buf[pos + n + 1] as number) <= 100;
+    if (!(type >= DataType.INT32 && type <= DataType.UINT64 && (buf[pos + n + 1] as number) <= 100)) return false;
+    const next = pos + n + 2;
+    return next === end || buf[next] === ActionType.SET_VAR || buf[next] === ActionType.UNSET_VAR;
   }
 
   /** Everything but an ACK while running: the handshake, or a frame that breaks the run. */
