@@ -32,7 +32,7 @@ const DENY_LIST = '# hand-made list\n127.0.0.10\n127.0.0.30\n';
 const SOFT_LIST = '127.0.0.16/30\n';
 const SCORED_CSV = 'address,score,note\n127.0.0.21,45,partner-feed\n';
 
-function agentConfig(dir: string, adminPort: number): string {
+function agentConfig(dir: string, adminPort: number, extraLists: readonly string[] = []): string {
   return `
 mode: reputation
 special: { enabled: false }      # the clients are 127.0.0.x: judge them by the lists only
@@ -43,7 +43,7 @@ lists:
   - { name: local-deny, format: netset, path: ${join(dir, 'deny.netset')}, score: 0, category: attacker, action: deny }
   - { name: local-soft, format: netset, path: ${join(dir, 'soft.netset')}, penalty: 30, category: scanner }
   - { name: partner, format: csv, path: ${join(dir, 'scored.csv')}, category: partner }
-admin: { enabled: true, host: 127.0.0.1, port: ${adminPort} }
+${extraLists.map((l) => `  - ${l}\n`).join('')}admin: { enabled: true, host: 127.0.0.1, port: ${adminPort} }
 `;
 }
 
@@ -153,6 +153,30 @@ for (const version of haproxyVersions) {
       const removed = await admin(s, 'DELETE', `/decisions/${encodeURIComponent('127.0.0.40')}`);
       assert.equal(removed.status, 204);
       assert.equal((await from(s, '127.0.0.40')).rejected, false);
+    });
+
+    it('reloads on SIGHUP and when its configuration file changes', async () => {
+      assert.ok(s);
+      const setup = s;
+      const reloads = (): number => (setup.agent.output().match(/ reloaded /g) ?? []).length;
+      const before = reloads();
+      process.kill(setup.agent.pid, 'SIGHUP');
+      await setup.agent.waitForOutput(/reloading why=SIGHUP/);
+      const deadline = Date.now() + 5000;
+      while (reloads() === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(reloads(), before + 1, 'one reload for the signal');
+      assert.equal(setup.agent.alive(), true);
+      // The configuration changes: a new list applies without any request to reload.
+      writeFileSync(join(setup.dir, 'extra.netset'), '127.0.0.70\n');
+      const extra = `{ name: extra, format: netset, path: ${join(setup.dir, 'extra.netset')}, score: 5, category: extra }`;
+      writeFileSync(join(setup.dir, 'iprep.yaml'), agentConfig(setup.dir, Number(new URL(setup.admin).port), [extra]));
+      const until = Date.now() + 5000;
+      let verdict = await from(setup, '127.0.0.70');
+      while (!verdict.rejected && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 50));
+        verdict = await from(setup, '127.0.0.70');
+      }
+      assert.deepEqual(verdict, { rejected: true }, 'the list added to the configuration file applies');
     });
 
     it('reloads under load without losing a request', async () => {

@@ -157,6 +157,8 @@ async function runRandomAgent(config: IprepConfig, flags: CliFlags, logger: Logg
   for (const name of config.messages.length > 0 ? config.messages : [CHECK_CLIENT_IP]) agent.message(name, handler);
   await listen(agent, config, logger);
   closeOnSignals(agent, { timeout: config.agent.shutdownTimeoutMs });
+  // SIGHUP would end the process by default; random mode has nothing to reload.
+  process.on('SIGHUP', () => logger.info('SIGHUP: nothing to reload in random mode'));
 }
 
 async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): Promise<void> {

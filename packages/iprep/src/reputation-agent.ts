@@ -4,6 +4,7 @@
  * public API and the engine's pieces; nothing knows about sockets but the Agent.
  */
 import { watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { type Agent, type Logger, closeOnSignals } from 'spop';
 import { AdminServer, ReputationMetrics } from './admin/index.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
@@ -73,12 +74,13 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   };
   const onHup = (): void => reload('SIGHUP');
   process.on('SIGHUP', onHup);
-  // Editors often replace the file rather than write it: watch the directory entry, debounced.
+  // Editors often replace the file rather than write it: watch its directory for its name, debounced.
   let debounce: NodeJS.Timeout | undefined;
   const watcher =
     configPath === undefined
       ? undefined
-      : watch(configPath, () => {
+      : watch(dirname(configPath), (_event, name) => {
+          if (name !== null && name !== basename(configPath)) return;
           clearTimeout(debounce);
           debounce = setTimeout(() => reload('configuration file changed'), 300).unref();
         }).on('error', (err) => logger.warn('cannot watch the configuration file', { error: String(err) }));

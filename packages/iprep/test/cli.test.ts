@@ -193,6 +193,24 @@ describe('spoa command', () => {
     for (const pid of workerPids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} still running`);
   });
 
+  it('random mode survives SIGHUP (nothing to reload)', async () => {
+    const port = await freePort();
+    const { child, log } = await startSpoa(['-p', String(port), '-n', '1', '--host', '127.0.0.1'], 1);
+    child.kill('SIGHUP');
+    const deadline = Date.now() + 5000;
+    while (!/nothing to reload/.test(log())) {
+      assert.ok(Date.now() < deadline, `no answer to SIGHUP: ${log()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(child.exitCode, null);
+    const client = await FakeHaproxy.connect({ port });
+    await client.hello();
+    score(await client.notify(1, 1, checkClientIp('ipv4', '192.0.2.8')));
+    client.close();
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  });
+
   it('-d logs every decoded frame readably', async () => {
     const port = await freePort();
     const { child, log } = await startSpoa(['-d', '-p', String(port), '-n', '1', '--host', '127.0.0.1'], 1);
