@@ -9,7 +9,7 @@
  * count plus the previous bucket's weighted by how much of it the window
  * still covers. Counts from other agents arrive through `applyTotals`.
  */
-import { formatAddress, isIPv4Mapped, parseRange, prefixLengthOf } from '../net/address.js';
+import { formatAddress, isIPv4Mapped, parseRange, prefixLengthOf, wordAt } from '../net/address.js';
 import type { BehaviourConfig, Match } from '../types.js';
 import { ClientTable, type ClientState } from './client-table.js';
 
@@ -35,16 +35,6 @@ export interface BehaviourTrackerOptions {
 
 /** Clients whose window holds fewer messages than this are not worth a round trip to the shared counters. */
 const MIN_SHARED_COUNT = 2;
-
-/** Word of four bytes at `offset`, as an int32 (a small integer to V8). */
-function wordAt(bytes: Uint8Array, offset: number): number {
-  return (
-    ((bytes[offset] as number) << 24) |
-    ((bytes[offset + 1] as number) << 16) |
-    ((bytes[offset + 2] as number) << 8) |
-    (bytes[offset + 3] as number)
-  );
-}
 
 /** Mask of the first `bits` (0..32) bits of a word, as an int32. */
 function wordMask(bits: number): number {

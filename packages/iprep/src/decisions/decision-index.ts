@@ -10,7 +10,7 @@
  * itself for IPv4, a hash of the four masked words for IPv6, with collisions
  * chained and every candidate checked word by word.
  */
-import { isIPv4Mapped } from '../net/address.js';
+import { isIPv4Mapped, wordAt } from '../net/address.js';
 import type { Decision, DecisionChange } from '../types.js';
 import { parseDecisionTarget } from './decision.js';
 
@@ -26,16 +26,6 @@ for (let length = 0; length <= 128; length++) {
     const bits = Math.min(32, Math.max(0, length - 32 * i));
     MASKS[length * 4 + i] = bits === 0 ? 0 : -1 << (32 - bits);
   }
-}
-
-/** Big-endian 32-bit word of `bytes` at `offset`, as an int32. */
-function wordAt(bytes: Uint8Array, offset: number): number {
-  return (
-    ((bytes[offset] as number) << 24) |
-    ((bytes[offset + 1] as number) << 16) |
-    ((bytes[offset + 2] as number) << 8) |
-    (bytes[offset + 3] as number)
-  );
 }
 
 /** int32 hash of an IPv6 network (murmur3-style mixing); IPv4 networks are their own key. */

@@ -1,11 +1,9 @@
 /** Addresses as big-endian Uint32 words: one per IPv4 address, four per IPv6 address. */
+import { wordAt } from '../net/address.js';
 
 /** The big-endian Uint32 at `at` in an address's bytes. */
 export function readWord(bytes: Uint8Array, at: number): number {
-  return (
-    (((bytes[at] as number) << 24) | ((bytes[at + 1] as number) << 16) | ((bytes[at + 2] as number) << 8) | (bytes[at + 3] as number)) >>>
-    0
-  );
+  return wordAt(bytes, at) >>> 0;
 }
 
 /** Compares two `words`-word addresses as unsigned numbers. */
