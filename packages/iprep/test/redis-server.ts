@@ -25,6 +25,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Whether a server answers PING (any reply counts: a password-protected one says NOAUTH). */
 async function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -35,7 +36,7 @@ async function answersPing(port: number): Promise<boolean> {
       reply += chunk.toString();
       if (reply.includes('\r\n')) {
         socket.destroy();
-        resolve(reply.startsWith('+PONG'));
+        resolve(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
       }
     });
     socket.on('error', () => resolve(false));

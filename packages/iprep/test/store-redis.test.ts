@@ -247,6 +247,23 @@ describe('single redis server', () => {
     assert.equal(store.snapshot().length, 1, 'the last view stays readable');
   });
 
+  it('a refused connection (wrong password) shows in health, and credentials in the URL work', async () => {
+    const locked = await RedisServer.start(['--requirepass', 'sekret']);
+    const { logger, lines } = captureLogger();
+    const refused = new RedisDecisionStore({ url: locked.url, prefix: freshPrefix(), startTimeoutMs: 300, logger });
+    const admitted = new RedisDecisionStore({ url: `redis://:sekret@127.0.0.1:${locked.port}`, prefix: freshPrefix() });
+    try {
+      await refused.start();
+      assert.deepEqual(refused.health(), { kind: 'redis', up: false, detail: 'NOAUTH Authentication required.' });
+      assert.ok(lines.some((l) => l.startsWith('warn decisions: starting without redis')), lines.join('\n'));
+      await admitted.start();
+      assert.deepEqual(admitted.health(), { kind: 'redis', up: true });
+    } finally {
+      await Promise.all([refused.close(), admitted.close()]);
+      await locked.destroy();
+    }
+  });
+
   it('rejects a prefix that would break the hash tags', () => {
     assert.throws(() => createStores({ type: 'redis', prefix: 'a{b}' }), /prefix must be non-empty without braces/);
     assert.throws(() => new RedisCounterStore({ url: redis.url, prefix: '' }), /prefix must be non-empty/);

@@ -194,11 +194,14 @@ export class RedisDecisionStore implements DecisionStore {
   /** Connects and loads the shared decisions; if Redis does not answer within startTimeoutMs, goes on without it. */
   async start(): Promise<void> {
     if (this.#main) return;
-    const onError = (error: Error): void => this.#options.logger.debug('redis connection error', { error: error.message });
+    const onError = (error: Error): void => {
+      this.#health.failed(error);
+      this.#options.logger.debug('redis connection error', { error: error.message });
+    };
     const linkOptions = { ...(this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url }), onError };
     this.#main = new RedisLink({ ...linkOptions, name: connectionName(this.#options.agentId, 'decisions') });
     this.#reader = this.#main.duplicate(connectionName(this.#options.agentId, 'log'));
-    for (const link of [this.#main, this.#reader]) link.connect().catch(onError);
+    for (const link of [this.#main, this.#reader]) void link.connect();
     const synced = new Promise<void>((resolve) => (this.#firstSync = resolve));
     this.#loop = this.#follow();
     this.#pruneTimer = setInterval(() => this.#prune(), this.#options.pruneIntervalMs);
@@ -485,10 +488,7 @@ export class RedisCounterStore implements CounterStore {
     };
     const target = this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url };
     this.#link = new RedisLink({ ...target, name: connectionName(this.#options.agentId, 'counters'), onError });
-    const connected = this.#link.connect().then(
-      () => this.#health.ok(),
-      (error: unknown) => this.#options.logger.debug('redis connect ended', { error: String(error) }),
-    );
+    const connected = this.#link.connect().then(() => this.#health.ok());
     await Promise.race([connected, sleep(this.#options.startTimeoutMs, undefined, { ref: false })]);
   }
 
