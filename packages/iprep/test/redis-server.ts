@@ -16,6 +16,12 @@ function requireBinary(name: string): void {
   if (spawnSync('sh', ['-c', `command -v ${name}`]).status !== 0) throw new Error(`${name} not found: ${MISSING}`);
 }
 
+/** Throws `install redis-server (...)` when the Redis binaries the tests run are missing. */
+export function requireRedisBinaries(): void {
+  requireBinary('redis-server');
+  requireBinary('redis-cli');
+}
+
 /** A port that was free a moment ago (the OS picks it). */
 export async function freePort(): Promise<number> {
   const server = net.createServer();

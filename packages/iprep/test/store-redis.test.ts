@@ -12,8 +12,13 @@ import { createStores } from '../src/store/index.js';
 import { MemoryCounterStore } from '../src/store/memory.js';
 import { RedisCounterStore, RedisDecisionStore, type RedisStoreOptions } from '../src/store/redis.js';
 import type { DecisionChange } from '../src/types.js';
-import { CuttableProxy, RedisClusterServers, RedisServer, redisCli, waitFor } from './redis-server.js';
+import { CuttableProxy, RedisClusterServers, RedisServer, redisCli, requireRedisBinaries, waitFor } from './redis-server.js';
 import { describeCounterStoreContract, describeDecisionStoreContract, decision, FakeClock, T0 } from './store-contract.js';
+
+// Its own test, so a machine without Redis counts a failure with the fix in its message, not only cancellations.
+it('redis-server and redis-cli are installed', () => {
+  requireRedisBinaries();
+});
 
 let prefixes = 0;
 /** Each test gets its own keys. */
