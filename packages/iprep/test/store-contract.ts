@@ -172,6 +172,14 @@ export function describeCounterStoreContract(name: string, factory: CounterStore
       assert.deepEqual(await flush({ 'a:2': 1 }, 1000, start + 4000), new Map([['a:2', 1]]));
     });
 
+    it('takes fractional deltas (weighted events)', async () => {
+      const start = T0 + 14_400_000;
+      assert.deepEqual(await flush({ 'a:4': 0.5 }, 1000, start), new Map([['a:4', 0.5]]));
+      assert.deepEqual(await flush({ 'a:4': 1.25 }, 1000, start + 10), new Map([['a:4', 1.75]]));
+      // Half the window later: floor(1.75 * 0.5) of the previous bucket still counts.
+      assert.deepEqual(await flush({ 'a:4': 0.5 }, 1000, start + 1500), new Map([['a:4', 0.5]]));
+    });
+
     it('returns only the flushed keys, and nothing for an empty flush', async () => {
       const start = T0 + 10_800_000;
       await flush({ 'a:3': 1, 'b:3': 1 }, 1000, start);

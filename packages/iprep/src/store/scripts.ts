@@ -75,7 +75,8 @@ return 0
 /**
  * Adds a client's delta to its current time bucket and returns the sliding-window estimate across all
  * agents: the current bucket plus the previous one weighted by the part of it still in the window.
- * The bucket comes from Redis' clock (one clock for every agent) unless ARGV[3] gives one.
+ * The bucket comes from Redis' clock (one clock for every agent) unless ARGV[3] gives one. Deltas may
+ * be fractional (weighted events), hence INCRBYFLOAT and a text reply (an integer reply would truncate).
  * KEYS: the client's key base `<prefix>:c:{<client>}`; the buckets are `<base>:<n>`, in the same slot.
  * ARGV: delta, window ms, clock ms or ''.
  */
@@ -88,9 +89,9 @@ end
 local window = tonumber(ARGV[2])
 local bucket = math.floor(now / window)
 local current = KEYS[1] .. ':' .. bucket
-local count = redis.call('INCRBY', current, ARGV[1])
+local count = tonumber(redis.call('INCRBYFLOAT', current, ARGV[1]))
 -- Keep each bucket until the end of the next one (while it still weighs), plus a second of slack.
-redis.call('PEXPIRE', current, (bucket + 2) * window - now + 1000)
+redis.call('PEXPIRE', current, math.floor((bucket + 2) * window - now + 1000))
 local previous = tonumber(redis.call('GET', KEYS[1] .. ':' .. (bucket - 1)) or '0')
-return count + math.floor(previous * (1 - (now - bucket * window) / window))
+return tostring(count + math.floor(previous * (1 - (now - bucket * window) / window)))
 `);
