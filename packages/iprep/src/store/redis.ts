@@ -358,6 +358,12 @@ export class RedisDecisionStore implements DecisionStore {
     this.#versions.clear();
     this.#tombstones.clear();
     for (const key of next.keys()) this.#versions.set(key, id);
+    // Writes still queued (made since the replay) stay in force locally until they reach Redis.
+    for (const [key, write] of this.#pending) {
+      this.#versions.delete(key);
+      if (write.op === 'put') next.set(key, { decision: write.decision, encoded: write.encoded });
+      else next.delete(key);
+    }
     this.#lastId = id;
     this.#view.replaceAll(next);
   }
