@@ -243,6 +243,25 @@ describe('single redis server', () => {
 
   sharedRedisSuites('redis', target);
 
+  it('a closing janitor gives its lock up and another agent takes the job over', async () => {
+    const prefix = freshPrefix();
+    const clock = new FakeClock();
+    const first = new RedisDecisionStore({ url: redis.url, prefix, agentId: 'first', now: clock.now, pruneIntervalMs: 20 });
+    await first.start();
+    await waitFor('first to take the janitor lock', () => redisCli(redis.port, ['GET', `{${prefix}}:janitor`]).trim() === 'first');
+    const second = new RedisDecisionStore({ url: redis.url, prefix, agentId: 'second', now: clock.now, pruneIntervalMs: 20 });
+    try {
+      await second.start();
+      await first.close();
+      await waitFor('second to take the lock over', () => redisCli(redis.port, ['GET', `{${prefix}}:janitor`]).trim() === 'second');
+      await second.put(decision('192.0.2.95', { expiresAt: T0 + 10 }));
+      clock.advance(10);
+      await waitFor('the expired decision to leave redis', () => redisCli(redis.port, ['HLEN', `{${prefix}}:dec`]).trim() === '0');
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
+  });
+
   it('refuses writes before start and after close', async () => {
     const store = new RedisDecisionStore({ url: redis.url, prefix: freshPrefix() });
     await assert.rejects(store.put(decision('192.0.2.90')), /not started/);
