@@ -289,9 +289,11 @@ describe('single redis server', () => {
     }
   });
 
-  it('rejects a prefix that would break the hash tags', () => {
+  it('rejects a prefix that would break the hash tags, and bad numbers', () => {
     assert.throws(() => createStores({ type: 'redis', prefix: 'a{b}' }), /prefix must be non-empty without braces/);
     assert.throws(() => new RedisCounterStore({ url: redis.url, prefix: '' }), /prefix must be non-empty/);
+    assert.throws(() => new RedisDecisionStore({ commandTimeoutMs: 0 }), /commandTimeoutMs must be a positive integer, got 0/);
+    assert.throws(() => new RedisDecisionStore({ nodes: [] }), /nodes must name at least one cluster node/);
   });
 
   describe('cut-off agents (through a proxy)', () => {

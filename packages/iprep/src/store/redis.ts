@@ -8,7 +8,7 @@
  * disconnect it resumes from the last entry it read, or takes a new snapshot if the log was trimmed
  * past it. Writes that fail while Redis is down are applied locally and queued for replay.
  *
- * Counters: one key per client and time bucket, `{prefix}:c:{<client>}:<bucket>`, added to by a script
+ * Counters: one key per client and time bucket, `<prefix>:c:{<client>}:<bucket>`, added to by a script
  * that returns the sliding-window count across agents.
  */
 import { randomUUID } from 'node:crypto';
@@ -86,6 +86,11 @@ interface ResolvedOptions {
 function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   const prefix = options.prefix ?? DEFAULTS.prefix;
   if (prefix === '' || /[{}]/.test(prefix)) throw new Error(`redis store: prefix must be non-empty without braces, got ${JSON.stringify(prefix)}`);
+  if (options.nodes !== undefined && options.nodes.length === 0) throw new Error('redis store: nodes must name at least one cluster node');
+  for (const name of ['commandTimeoutMs', 'blockMs', 'maxStreamLength', 'pruneIntervalMs', 'maxReplayQueue', 'startTimeoutMs'] as const) {
+    const value = options[name];
+    if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new Error(`redis store: ${name} must be a positive integer, got ${value}`);
+  }
   return {
     url: options.url ?? DEFAULTS.url,
     nodes: options.nodes,
