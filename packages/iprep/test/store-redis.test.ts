@@ -119,6 +119,47 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       assert.deepEqual(describeChanges(seenByA), ['put ip:192.0.2.14', 'put ip:192.0.2.15', 'delete ip:192.0.2.14']);
     });
 
+    it('concurrent writes from two agents converge, and each agent\'s changes replay to its view', async () => {
+      const op = fc.record({ agent: fc.constantFrom(0, 1), host: fc.integer({ min: 1, max: 6 }), action: fc.constantFrom('deny', 'captcha', 'delete') });
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+          const prefix = freshPrefix();
+          const agents = [await agent({ prefix, agentId: 'x' }), await agent({ prefix, agentId: 'y' })];
+          const replayed = agents.map((store) => {
+            const view = new Map<string, string>();
+            store.onChange((c) => (c.op === 'put' ? view.set(c.decision.key, c.decision.action) : view.delete(c.key)));
+            return view;
+          });
+          // All writes in flight at once, as a busy agent would issue them.
+          await Promise.all(
+            ops.map(({ agent: i, host, action }) => {
+              const store = agents[i]!;
+              return action === 'delete' ? store.delete(`ip:192.0.2.${host}`) : store.put(decision(`192.0.2.${host}`, { action }));
+            }),
+          );
+          const inRedis = (): string => {
+            const lines = target().cli(['HGETALL', `{${prefix}}:dec`]).split('\n').filter((line) => line !== '');
+            const pairs: string[] = [];
+            for (let i = 0; i + 1 < lines.length; i += 2) pairs.push(`${lines[i]}=${(JSON.parse(lines[i + 1]!) as { action: string }).action}`);
+            return pairs.sort().join();
+          };
+          const viewOf = (store: RedisDecisionStore): string =>
+            store
+              .snapshot()
+              .map((d) => `${d.key}=${d.action}`)
+              .sort()
+              .join();
+          await waitFor('both views to match redis', () => viewOf(agents[0]!) === inRedis() && viewOf(agents[1]!) === inRedis());
+          for (const [i, store] of agents.entries()) {
+            const expected = new Map(store.snapshot().map((d) => [d.key, d.action]));
+            assert.deepEqual(replayed[i], expected, `agent ${i}: its onChange events rebuild its snapshot`);
+          }
+          await Promise.all(agents.map((a) => a.close()));
+        }),
+        { numRuns: 8 },
+      );
+    });
+
     it('expired decisions are deleted from redis by one janitor, and every agent hears of it', async () => {
       const prefix = freshPrefix();
       const clock = new FakeClock();
