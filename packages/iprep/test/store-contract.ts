@@ -42,13 +42,14 @@ export interface DecisionStoreHarness {
 
 export type DecisionStoreFactory = (options: { now: () => number; pruneIntervalMs: number }) => DecisionStoreHarness | Promise<DecisionStoreHarness>;
 
-function record(store: DecisionStore): DecisionChange[] {
+/** Every change the store emits from now on. */
+export function record(store: DecisionStore): DecisionChange[] {
   const changes: DecisionChange[] = [];
   store.onChange((change) => changes.push(change));
   return changes;
 }
 
-const keysOf = (store: DecisionStore): string[] => store.snapshot().map((d) => d.key).sort();
+export const keysOf = (store: DecisionStore): string[] => store.snapshot().map((d) => d.key).sort();
 
 export function describeDecisionStoreContract(name: string, factory: DecisionStoreFactory): void {
   describe(`DecisionStore contract: ${name}`, () => {

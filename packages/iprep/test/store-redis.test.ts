@@ -13,7 +13,7 @@ import { MemoryCounterStore } from '../src/store/memory.js';
 import { RedisCounterStore, RedisDecisionStore, type RedisStoreOptions } from '../src/store/redis.js';
 import type { DecisionChange } from '../src/types.js';
 import { CuttableProxy, RedisClusterServers, RedisServer, redisCli, requireRedisBinaries, waitFor } from './redis-server.js';
-import { describeCounterStoreContract, describeDecisionStoreContract, decision, FakeClock, T0 } from './store-contract.js';
+import { describeCounterStoreContract, describeDecisionStoreContract, decision, FakeClock, keysOf, record, T0 } from './store-contract.js';
 
 // Its own test, so a machine without Redis counts a failure with the fix in its message, not only cancellations.
 it('redis-server and redis-cli are installed', () => {
@@ -30,13 +30,6 @@ function captureLogger(): { logger: Logger; lines: string[] } {
   return { logger: { debug() {}, info: push('info'), warn: push('warn'), error: push('error') }, lines };
 }
 
-function record(store: RedisDecisionStore): DecisionChange[] {
-  const changes: DecisionChange[] = [];
-  store.onChange((change) => changes.push(change));
-  return changes;
-}
-
-const keysOf = (store: RedisDecisionStore): string[] => store.snapshot().map((d) => d.key).sort();
 
 
 interface Target {
