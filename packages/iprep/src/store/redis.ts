@@ -13,6 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ClientClosedError, ClientOfflineError } from 'redis';
 import type { Logger } from 'spop';
 import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
 import { decodeDecision, encodeDecision } from './codec.js';
@@ -141,8 +142,10 @@ class LinkHealth {
   failed(error: unknown): void {
     const detail = error instanceof Error ? error.message || error.name : String(error);
     if (this.#up) this.#logger.warn(`${this.#what}: redis down, serving from memory`, { error: detail });
+    // Commands refused while disconnected say only that: keep the connection error that says why.
+    const consequence = error instanceof ClientOfflineError || error instanceof ClientClosedError;
+    if (this.#up || !consequence) this.#detail = detail;
     this.#up = false;
-    this.#detail = detail;
   }
 }
 
