@@ -213,9 +213,9 @@ export class CuttableProxy {
   }
 }
 
-/** Polls `check` every 20 ms until it is true; fails with `what` after `timeoutMs`. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
+/** Polls `check` every 20 ms until it is true; fails with `what` (text, or a function describing the state) after `timeoutMs`. */
+export async function waitFor(what: string | (() => string), check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; !(await check()); await sleep(20)) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
   }
 }

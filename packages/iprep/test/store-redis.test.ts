@@ -142,7 +142,12 @@ function sharedRedisSuites(name: string, target: () => Target): void {
               .map((d) => `${d.key}=${d.action}`)
               .sort()
               .join();
-          await waitFor('both views to match redis', () => viewOf(agents[0]!) === inRedis() && viewOf(agents[1]!) === inRedis());
+          // Usually a few ms; under load, 100 ms command timeouts send writes through the replay queue.
+          await waitFor(
+            () => `both views to match redis: ${inRedis()} | ${agents.map((a) => `${viewOf(a)} ${JSON.stringify(a.health())} pending ${a.pendingWrites}`).join(' | ')}`,
+            () => viewOf(agents[0]!) === inRedis() && viewOf(agents[1]!) === inRedis(),
+            10_000,
+          );
           for (const [i, store] of agents.entries()) {
             const expected = new Map(store.snapshot().map((d) => [d.key, d.action]));
             assert.deepEqual(replayed[i], expected, `agent ${i}: its onChange events rebuild its snapshot`);
