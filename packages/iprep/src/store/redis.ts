@@ -224,9 +224,8 @@ export class RedisDecisionStore implements DecisionStore {
     this.#started();
     const write: PendingWrite = { op: 'put', decision, encoded: encodeDecision(decision) };
     try {
-      const id = await this.#writeThrough(write);
-      // Redis already held exactly this decision when there is no id: the view gets it from the log.
-      if (id !== null || this.#view.encoded(decision.key) !== write.encoded) this.#apply(write, id);
+      const { id } = await this.#writeThrough(write);
+      this.#apply(write, id);
     } catch (error) {
       this.#health.failed(error);
       this.#enqueue(write);
@@ -239,10 +238,8 @@ export class RedisDecisionStore implements DecisionStore {
     this.#started();
     const write: PendingWrite = { op: 'delete', key };
     try {
-      const id = await this.#writeThrough(write);
-      if (id === null) return this.#apply(write, null);
-      this.#apply(write, id);
-      return true;
+      const { changed, id } = await this.#writeThrough(write);
+      return this.#apply(write, id) || changed;
     } catch (error) {
       this.#health.failed(error);
       this.#enqueue(write);
@@ -293,26 +290,30 @@ export class RedisDecisionStore implements DecisionStore {
     return this.#main;
   }
 
-  /** Runs one write in Redis; resolves to its log id, or null when it changed nothing. */
-  async #write(write: PendingWrite): Promise<string | null> {
+  /**
+   * Runs one write in Redis. Resolves to its log id when it changed something; else to the log's last
+   * id, the position at which Redis already was in the state the write asked for.
+   */
+  async #write(write: PendingWrite): Promise<{ changed: boolean; id: string }> {
     const main = this.#started();
     const { hash, stream } = this.#keys;
     const { agentId, maxStreamLength, commandTimeoutMs } = this.#options;
-    const id =
+    const reply =
       write.op === 'put'
         ? await main.eval(PUT_DECISION, [hash, stream], [write.decision.key, write.encoded, String(maxStreamLength), agentId], commandTimeoutMs)
         : await main.eval(DELETE_DECISION, [hash, stream], [write.key, String(maxStreamLength), agentId], commandTimeoutMs);
     this.#health.ok();
-    return typeof id === 'string' ? id : null;
+    const [changed, id] = reply as [number, string];
+    return { changed: changed === 1, id };
   }
 
   /** A write made now: it supersedes any older write of the key still queued for replay. */
-  async #writeThrough(write: PendingWrite): Promise<string | null> {
+  async #writeThrough(write: PendingWrite): Promise<{ changed: boolean; id: string }> {
     const key = keyOf(write);
     const queued = this.#pending.get(key);
-    const id = await this.#write(write);
+    const result = await this.#write(write);
     if (queued !== undefined && this.#pending.get(key) === queued) this.#pending.delete(key);
-    return id;
+    return result;
   }
 
   /** The sync loop: replay queued writes, check the log position (or resnapshot), read the log. */
@@ -338,11 +339,11 @@ export class RedisDecisionStore implements DecisionStore {
     const replayed = this.#pending.size;
     for (const [key, write] of this.#pending) {
       // A failure throws, leaving this write and the ones after it queued.
-      const id = await this.#write(write);
+      const { id } = await this.#write(write);
       // A newer write of the key queued meanwhile stays queued and wins.
       if (this.#pending.get(key) !== write) continue;
       this.#pending.delete(key);
-      if (id !== null) this.#apply(write, id);
+      this.#apply(write, id);
     }
     this.#options.logger.info('decisions: replayed writes made while redis was down', { replayed });
   }
@@ -423,29 +424,32 @@ export class RedisDecisionStore implements DecisionStore {
     }
   }
 
-  /** Applies a write to the view: at its log id, or (null) as not yet logged. */
+  /**
+   * Applies a write to the view: as of log position `id` (see #write), or (null) as not logged yet.
+   * Returns whether the view changed.
+   */
   #apply(write: PendingWrite, id: string | null): boolean {
     const change: DecisionChange = write.op === 'put' ? { op: 'put', decision: write.decision } : write;
     const encoded = write.op === 'put' ? write.encoded : undefined;
-    if (id === null) return this.#applyUnlogged(change, encoded);
-    this.#applyLogged(id, change, encoded);
-    return true;
+    return id === null ? this.#applyUnlogged(change, encoded) : this.#applyLogged(id, change, encoded);
   }
 
-  /** Applies a change the log holds at `id`, unless the view already reflects that entry or a later one. */
-  #applyLogged(id: string, change: DecisionChange, encoded?: string): void {
+  /**
+   * Applies a change that holds as of log position `id`, unless the view already reflects that position
+   * or a later one for the key (an echo of our own write, or an entry older than what we know).
+   */
+  #applyLogged(id: string, change: DecisionChange, encoded?: string): boolean {
     const key = keyOf(change);
     const known = this.#versions.get(key) ?? this.#tombstones.get(key);
-    if (known !== undefined && compareIds(id, known) <= 0) return;
+    if (known !== undefined && compareIds(id, known) <= 0) return false;
     if (change.op === 'put') {
       this.#tombstones.delete(key);
       this.#versions.set(key, id);
-      this.#view.put(change.decision, encoded!);
-    } else {
-      this.#versions.delete(key);
-      this.#tombstones.set(key, id);
-      this.#view.delete(key);
+      return this.#view.put(change.decision, encoded!);
     }
+    this.#versions.delete(key);
+    this.#tombstones.set(key, id);
+    return this.#view.delete(key);
   }
 
   /** Applies a change the log does not (yet) hold: any later log entry for the key supersedes it. */

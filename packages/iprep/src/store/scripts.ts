@@ -7,21 +7,28 @@ import { luaScript } from './redis-link.js';
 
 /**
  * Stores a decision and logs it. KEYS: hash, stream. ARGV: key, encoded decision, stream max length,
- * agent id. Returns the log entry id, or nil when the hash already held exactly this decision.
+ * agent id. Returns {1, new log entry id}, or {0, last log entry id} when the hash already held exactly
+ * this decision: the state the caller saw is the log's at that id (a later entry may have changed it).
  */
 export const PUT_DECISION = luaScript(`
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return false end
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  return {0, last[1] and last[1][1] or '0-0'}
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'put', 'key', ARGV[1], 'd', ARGV[2], 'agent', ARGV[4])
+return {1, redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'put', 'key', ARGV[1], 'd', ARGV[2], 'agent', ARGV[4])}
 `);
 
 /**
  * Deletes a decision and logs it. KEYS: hash, stream. ARGV: key, stream max length, agent id.
- * Returns the log entry id, or nil when there was nothing to delete.
+ * Returns {1, new log entry id}, or {0, last log entry id} when there was nothing to delete.
  */
 export const DELETE_DECISION = luaScript(`
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
-return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'op', 'del', 'key', ARGV[1], 'agent', ARGV[3])
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  return {0, last[1] and last[1][1] or '0-0'}
+end
+return {1, redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'op', 'del', 'key', ARGV[1], 'agent', ARGV[3])}
 `);
 
 /**
