@@ -16,6 +16,12 @@ function requireBinary(name: string): void {
   if (spawnSync('sh', ['-c', `command -v ${name}`]).status !== 0) throw new Error(`${name} not found: ${MISSING}`);
 }
 
+/** Throws `install redis-server (...)` when the Redis binaries the tests run are missing. */
+export function requireRedisBinaries(): void {
+  requireBinary('redis-server');
+  requireBinary('redis-cli');
+}
+
 /** A port that was free a moment ago (the OS picks it). */
 export async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -25,6 +31,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Whether a server answers PING (any reply counts: a password-protected one says NOAUTH). */
 async function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -35,7 +42,7 @@ async function answersPing(port: number): Promise<boolean> {
       reply += chunk.toString();
       if (reply.includes('\r\n')) {
         socket.destroy();
-        resolve(reply.startsWith('+PONG'));
+        resolve(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
       }
     });
     socket.on('error', () => resolve(false));
@@ -206,9 +213,9 @@ export class CuttableProxy {
   }
 }
 
-/** Polls `check` every 20 ms until it is true; fails with `what` after `timeoutMs`. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
+/** Polls `check` every 20 ms until it is true; fails with `what` (text, or a function describing the state) after `timeoutMs`. */
+export async function waitFor(what: string | (() => string), check: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; !(await check()); await sleep(20)) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
   }
 }

@@ -42,13 +42,14 @@ export interface DecisionStoreHarness {
 
 export type DecisionStoreFactory = (options: { now: () => number; pruneIntervalMs: number }) => DecisionStoreHarness | Promise<DecisionStoreHarness>;
 
-function record(store: DecisionStore): DecisionChange[] {
+/** Every change the store emits from now on. */
+export function record(store: DecisionStore): DecisionChange[] {
   const changes: DecisionChange[] = [];
   store.onChange((change) => changes.push(change));
   return changes;
 }
 
-const keysOf = (store: DecisionStore): string[] => store.snapshot().map((d) => d.key).sort();
+export const keysOf = (store: DecisionStore): string[] => store.snapshot().map((d) => d.key).sort();
 
 export function describeDecisionStoreContract(name: string, factory: DecisionStoreFactory): void {
   describe(`DecisionStore contract: ${name}`, () => {
@@ -170,6 +171,14 @@ export function describeCounterStoreContract(name: string, factory: CounterStore
       assert.deepEqual(await flush({ 'a:2': 2 }, 1000, start + 2500), new Map([['a:2', 2]]));
       // Two buckets later nothing is left.
       assert.deepEqual(await flush({ 'a:2': 1 }, 1000, start + 4000), new Map([['a:2', 1]]));
+    });
+
+    it('takes fractional deltas (weighted events)', async () => {
+      const start = T0 + 14_400_000;
+      assert.deepEqual(await flush({ 'a:4': 0.5 }, 1000, start), new Map([['a:4', 0.5]]));
+      assert.deepEqual(await flush({ 'a:4': 1.25 }, 1000, start + 10), new Map([['a:4', 1.75]]));
+      // Half the window later: floor(1.75 * 0.5) of the previous bucket still counts.
+      assert.deepEqual(await flush({ 'a:4': 0.5 }, 1000, start + 1500), new Map([['a:4', 0.5]]));
     });
 
     it('returns only the flushed keys, and nothing for an empty flush', async () => {

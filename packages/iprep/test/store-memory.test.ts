@@ -88,4 +88,28 @@ describe('startCounterSync', () => {
       stop();
     }
   });
+
+  it('drops the totals of a flush still in flight when stopped', async () => {
+    let release: () => void = () => {};
+    let flushes = 0;
+    const store: CounterStore = {
+      start: async () => {},
+      close: async () => {},
+      flush: async (deltas) => {
+        flushes++;
+        await new Promise<void>((resolve) => (release = resolve));
+        return new Map(deltas);
+      },
+    };
+    let applied = 0;
+    const tracker = { takeDeltas: () => new Map([['k', 1]]), applyTotals: () => void applied++ };
+    const stop = startCounterSync(tracker, store, { windowMs: 1000, intervalMs: 5 });
+    for (let i = 0; i < 100 && flushes === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(flushes, 1, 'no second flush while the first is in flight');
+    stop();
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(applied, 0);
+  });
 });

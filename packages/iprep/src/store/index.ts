@@ -61,7 +61,8 @@ export interface CounterTracker {
 
 /**
  * Runs the counter sync loop: every intervalMs (default 1000) takes deltas, flushes them, applies the
- * totals. Returns a stop function. Errors are logged, never thrown; the hot path never waits on it.
+ * totals (a tick with no deltas does nothing). Returns a stop function; totals of a flush still in
+ * flight are dropped after it. Errors are logged, never thrown; the hot path never waits on it.
  */
 export function startCounterSync(
   tracker: CounterTracker,
@@ -70,6 +71,7 @@ export function startCounterSync(
 ): () => void {
   const now = options.now ?? Date.now;
   let running = false;
+  let stopped = false;
   const tick = async (): Promise<void> => {
     // A slow flush delays the next one rather than piling flushes up; deltas keep accumulating meanwhile.
     if (running) return;
@@ -79,7 +81,7 @@ export function startCounterSync(
       if (deltas.size === 0) return;
       const at = now();
       const totals = await store.flush(deltas, options.windowMs, at);
-      tracker.applyTotals(totals, at);
+      if (!stopped) tracker.applyTotals(totals, at);
     } catch (error) {
       options.logger?.warn('counter sync failed', { error: error instanceof Error ? error.message : String(error) });
     } finally {
@@ -88,5 +90,8 @@ export function startCounterSync(
   };
   const timer = setInterval(() => void tick(), options.intervalMs ?? 1000);
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
 }

@@ -91,6 +91,7 @@ export class MemoryCounterStore implements CounterStore {
 
   /** `flush` without the promise, for the Redis store's fallback. */
   add(deltas: ReadonlyMap<string, number>, windowMs: number, now: number): Map<string, number> {
+    if (!(windowMs > 0)) throw new RangeError(`counter window must be a positive number of ms, got ${windowMs}`);
     const bucket = Math.floor(now / windowMs);
     if (bucket > this.#sweptBucket + 1) this.#sweep(bucket);
     const weight = 1 - (now - bucket * windowMs) / windowMs;

@@ -79,17 +79,15 @@ export class RedisLink {
   }
 
   /**
-   * Connects, retrying with backoff until it succeeds or the link is closed (a server client retries
-   * by itself; a Cluster's first connect gives up when no seed node answers, so it is retried here).
+   * Connects, retrying with backoff until it succeeds or the link is closed. A server client retries
+   * socket failures by itself, but gives up on a failed handshake; a Cluster's first connect gives up
+   * when no seed node answers: both are retried here.
    */
   async connect(): Promise<void> {
-    if (this.#client) {
-      await this.#client.connect();
-      return;
-    }
+    const connection = this.#client ?? this.#cluster!;
     for (let attempt = 0; !this.#closed; attempt++) {
       try {
-        await this.#cluster!.connect();
+        await connection.connect();
         return;
       } catch (error) {
         if (this.#closed) return;

@@ -8,11 +8,12 @@
  * disconnect it resumes from the last entry it read, or takes a new snapshot if the log was trimmed
  * past it. Writes that fail while Redis is down are applied locally and queued for replay.
  *
- * Counters: one key per client and time bucket, `{prefix}:c:{<client>}:<bucket>`, added to by a script
+ * Counters: one key per client and time bucket, `<prefix>:c:{<client>}:<bucket>`, added to by a script
  * that returns the sliding-window count across agents.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ClientClosedError, ClientOfflineError } from 'redis';
 import type { Logger } from 'spop';
 import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
 import { decodeDecision, encodeDecision } from './codec.js';
@@ -86,6 +87,11 @@ interface ResolvedOptions {
 function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   const prefix = options.prefix ?? DEFAULTS.prefix;
   if (prefix === '' || /[{}]/.test(prefix)) throw new Error(`redis store: prefix must be non-empty without braces, got ${JSON.stringify(prefix)}`);
+  if (options.nodes !== undefined && options.nodes.length === 0) throw new Error('redis store: nodes must name at least one cluster node');
+  for (const name of ['commandTimeoutMs', 'blockMs', 'maxStreamLength', 'pruneIntervalMs', 'maxReplayQueue', 'startTimeoutMs'] as const) {
+    const value = options[name];
+    if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new Error(`redis store: ${name} must be a positive integer, got ${value}`);
+  }
   return {
     url: options.url ?? DEFAULTS.url,
     nodes: options.nodes,
@@ -136,8 +142,10 @@ class LinkHealth {
   failed(error: unknown): void {
     const detail = error instanceof Error ? error.message || error.name : String(error);
     if (this.#up) this.#logger.warn(`${this.#what}: redis down, serving from memory`, { error: detail });
+    // Commands refused while disconnected say only that: keep the connection error that says why.
+    const consequence = error instanceof ClientOfflineError || error instanceof ClientClosedError;
+    if (this.#up || !consequence) this.#detail = detail;
     this.#up = false;
-    this.#detail = detail;
   }
 }
 
@@ -194,11 +202,14 @@ export class RedisDecisionStore implements DecisionStore {
   /** Connects and loads the shared decisions; if Redis does not answer within startTimeoutMs, goes on without it. */
   async start(): Promise<void> {
     if (this.#main) return;
-    const onError = (error: Error): void => this.#options.logger.debug('redis connection error', { error: error.message });
+    const onError = (error: Error): void => {
+      this.#health.failed(error);
+      this.#options.logger.debug('redis connection error', { error: error.message });
+    };
     const linkOptions = { ...(this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url }), onError };
     this.#main = new RedisLink({ ...linkOptions, name: connectionName(this.#options.agentId, 'decisions') });
     this.#reader = this.#main.duplicate(connectionName(this.#options.agentId, 'log'));
-    for (const link of [this.#main, this.#reader]) link.connect().catch(onError);
+    for (const link of [this.#main, this.#reader]) void link.connect();
     const synced = new Promise<void>((resolve) => (this.#firstSync = resolve));
     this.#loop = this.#follow();
     this.#pruneTimer = setInterval(() => this.#prune(), this.#options.pruneIntervalMs);
@@ -213,9 +224,8 @@ export class RedisDecisionStore implements DecisionStore {
     this.#started();
     const write: PendingWrite = { op: 'put', decision, encoded: encodeDecision(decision) };
     try {
-      const id = await this.#writeThrough(write);
-      // Redis already held exactly this decision when there is no id: the view gets it from the log.
-      if (id !== null || this.#view.encoded(decision.key) !== write.encoded) this.#apply(write, id);
+      const { id } = await this.#writeThrough(write);
+      this.#apply(write, id);
     } catch (error) {
       this.#health.failed(error);
       this.#enqueue(write);
@@ -228,10 +238,8 @@ export class RedisDecisionStore implements DecisionStore {
     this.#started();
     const write: PendingWrite = { op: 'delete', key };
     try {
-      const id = await this.#writeThrough(write);
-      if (id === null) return this.#apply(write, null);
-      this.#apply(write, id);
-      return true;
+      const { changed, id } = await this.#writeThrough(write);
+      return this.#apply(write, id) || changed;
     } catch (error) {
       this.#health.failed(error);
       this.#enqueue(write);
@@ -282,26 +290,30 @@ export class RedisDecisionStore implements DecisionStore {
     return this.#main;
   }
 
-  /** Runs one write in Redis; resolves to its log id, or null when it changed nothing. */
-  async #write(write: PendingWrite): Promise<string | null> {
+  /**
+   * Runs one write in Redis. Resolves to its log id when it changed something; else to the log's last
+   * id, the position at which Redis already was in the state the write asked for.
+   */
+  async #write(write: PendingWrite): Promise<{ changed: boolean; id: string }> {
     const main = this.#started();
     const { hash, stream } = this.#keys;
     const { agentId, maxStreamLength, commandTimeoutMs } = this.#options;
-    const id =
+    const reply =
       write.op === 'put'
         ? await main.eval(PUT_DECISION, [hash, stream], [write.decision.key, write.encoded, String(maxStreamLength), agentId], commandTimeoutMs)
         : await main.eval(DELETE_DECISION, [hash, stream], [write.key, String(maxStreamLength), agentId], commandTimeoutMs);
     this.#health.ok();
-    return typeof id === 'string' ? id : null;
+    const [changed, id] = reply as [number, string];
+    return { changed: changed === 1, id };
   }
 
   /** A write made now: it supersedes any older write of the key still queued for replay. */
-  async #writeThrough(write: PendingWrite): Promise<string | null> {
+  async #writeThrough(write: PendingWrite): Promise<{ changed: boolean; id: string }> {
     const key = keyOf(write);
     const queued = this.#pending.get(key);
-    const id = await this.#write(write);
+    const result = await this.#write(write);
     if (queued !== undefined && this.#pending.get(key) === queued) this.#pending.delete(key);
-    return id;
+    return result;
   }
 
   /** The sync loop: replay queued writes, check the log position (or resnapshot), read the log. */
@@ -327,11 +339,11 @@ export class RedisDecisionStore implements DecisionStore {
     const replayed = this.#pending.size;
     for (const [key, write] of this.#pending) {
       // A failure throws, leaving this write and the ones after it queued.
-      const id = await this.#write(write);
+      const { id } = await this.#write(write);
       // A newer write of the key queued meanwhile stays queued and wins.
       if (this.#pending.get(key) !== write) continue;
       this.#pending.delete(key);
-      if (id !== null) this.#apply(write, id);
+      this.#apply(write, id);
     }
     this.#options.logger.info('decisions: replayed writes made while redis was down', { replayed });
   }
@@ -355,6 +367,12 @@ export class RedisDecisionStore implements DecisionStore {
     this.#versions.clear();
     this.#tombstones.clear();
     for (const key of next.keys()) this.#versions.set(key, id);
+    // Writes still queued (made since the replay) stay in force locally until they reach Redis.
+    for (const [key, write] of this.#pending) {
+      this.#versions.delete(key);
+      if (write.op === 'put') next.set(key, { decision: write.decision, encoded: write.encoded });
+      else next.delete(key);
+    }
     this.#lastId = id;
     this.#view.replaceAll(next);
   }
@@ -406,29 +424,32 @@ export class RedisDecisionStore implements DecisionStore {
     }
   }
 
-  /** Applies a write to the view: at its log id, or (null) as not yet logged. */
+  /**
+   * Applies a write to the view: as of log position `id` (see #write), or (null) as not logged yet.
+   * Returns whether the view changed.
+   */
   #apply(write: PendingWrite, id: string | null): boolean {
     const change: DecisionChange = write.op === 'put' ? { op: 'put', decision: write.decision } : write;
     const encoded = write.op === 'put' ? write.encoded : undefined;
-    if (id === null) return this.#applyUnlogged(change, encoded);
-    this.#applyLogged(id, change, encoded);
-    return true;
+    return id === null ? this.#applyUnlogged(change, encoded) : this.#applyLogged(id, change, encoded);
   }
 
-  /** Applies a change the log holds at `id`, unless the view already reflects that entry or a later one. */
-  #applyLogged(id: string, change: DecisionChange, encoded?: string): void {
+  /**
+   * Applies a change that holds as of log position `id`, unless the view already reflects that position
+   * or a later one for the key (an echo of our own write, or an entry older than what we know).
+   */
+  #applyLogged(id: string, change: DecisionChange, encoded?: string): boolean {
     const key = keyOf(change);
     const known = this.#versions.get(key) ?? this.#tombstones.get(key);
-    if (known !== undefined && compareIds(id, known) <= 0) return;
+    if (known !== undefined && compareIds(id, known) <= 0) return false;
     if (change.op === 'put') {
       this.#tombstones.delete(key);
       this.#versions.set(key, id);
-      this.#view.put(change.decision, encoded!);
-    } else {
-      this.#versions.delete(key);
-      this.#tombstones.set(key, id);
-      this.#view.delete(key);
+      return this.#view.put(change.decision, encoded!);
     }
+    this.#versions.delete(key);
+    this.#tombstones.set(key, id);
+    return this.#view.delete(key);
   }
 
   /** Applies a change the log does not (yet) hold: any later log entry for the key supersedes it. */
@@ -485,10 +506,7 @@ export class RedisCounterStore implements CounterStore {
     };
     const target = this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url };
     this.#link = new RedisLink({ ...target, name: connectionName(this.#options.agentId, 'counters'), onError });
-    const connected = this.#link.connect().then(
-      () => this.#health.ok(),
-      (error: unknown) => this.#options.logger.debug('redis connect ended', { error: String(error) }),
-    );
+    const connected = this.#link.connect().then(() => this.#health.ok());
     await Promise.race([connected, sleep(this.#options.startTimeoutMs, undefined, { ref: false })]);
   }
 

@@ -7,21 +7,28 @@ import { luaScript } from './redis-link.js';
 
 /**
  * Stores a decision and logs it. KEYS: hash, stream. ARGV: key, encoded decision, stream max length,
- * agent id. Returns the log entry id, or nil when the hash already held exactly this decision.
+ * agent id. Returns {1, new log entry id}, or {0, last log entry id} when the hash already held exactly
+ * this decision: the state the caller saw is the log's at that id (a later entry may have changed it).
  */
 export const PUT_DECISION = luaScript(`
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return false end
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  return {0, last[1] and last[1][1] or '0-0'}
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'put', 'key', ARGV[1], 'd', ARGV[2], 'agent', ARGV[4])
+return {1, redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'put', 'key', ARGV[1], 'd', ARGV[2], 'agent', ARGV[4])}
 `);
 
 /**
  * Deletes a decision and logs it. KEYS: hash, stream. ARGV: key, stream max length, agent id.
- * Returns the log entry id, or nil when there was nothing to delete.
+ * Returns {1, new log entry id}, or {0, last log entry id} when there was nothing to delete.
  */
 export const DELETE_DECISION = luaScript(`
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return false end
-return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'op', 'del', 'key', ARGV[1], 'agent', ARGV[3])
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  return {0, last[1] and last[1][1] or '0-0'}
+end
+return {1, redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'op', 'del', 'key', ARGV[1], 'agent', ARGV[3])}
 `);
 
 /**
@@ -75,7 +82,8 @@ return 0
 /**
  * Adds a client's delta to its current time bucket and returns the sliding-window estimate across all
  * agents: the current bucket plus the previous one weighted by the part of it still in the window.
- * The bucket comes from Redis' clock (one clock for every agent) unless ARGV[3] gives one.
+ * The bucket comes from Redis' clock (one clock for every agent) unless ARGV[3] gives one. Deltas may
+ * be fractional (weighted events), hence INCRBYFLOAT and a text reply (an integer reply would truncate).
  * KEYS: the client's key base `<prefix>:c:{<client>}`; the buckets are `<base>:<n>`, in the same slot.
  * ARGV: delta, window ms, clock ms or ''.
  */
@@ -88,9 +96,9 @@ end
 local window = tonumber(ARGV[2])
 local bucket = math.floor(now / window)
 local current = KEYS[1] .. ':' .. bucket
-local count = redis.call('INCRBY', current, ARGV[1])
+local count = tonumber(redis.call('INCRBYFLOAT', current, ARGV[1]))
 -- Keep each bucket until the end of the next one (while it still weighs), plus a second of slack.
-redis.call('PEXPIRE', current, (bucket + 2) * window - now + 1000)
+redis.call('PEXPIRE', current, math.floor((bucket + 2) * window - now + 1000))
 local previous = tonumber(redis.call('GET', KEYS[1] .. ':' .. (bucket - 1)) or '0')
-return count + math.floor(previous * (1 - (now - bucket * window) / window))
+return tostring(count + math.floor(previous * (1 - (now - bucket * window) / window)))
 `);
