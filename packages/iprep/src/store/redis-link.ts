@@ -29,8 +29,14 @@ const CONNECT_TIMEOUT_MS = 2000;
 
 // Built once: making a client class attaches every command to it, too slow to repeat per connection.
 const RESP2 = { RESP: 2 } as const;
-const clientFactory = RedisClient.factory(RESP2);
-const clusterFactory = RedisCluster.factory(RESP2);
+// Built on first use: building them costs about 100 ms, which agents on the memory store need not pay.
+const clientFactory = once(() => RedisClient.factory(RESP2));
+const clusterFactory = once(() => RedisCluster.factory(RESP2));
+
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => (made ??= { value: make() }).value;
+}
 
 const connectionDefaults = {
   ...RESP2, // plain arrays for stream and hash replies, the same on a server and a Cluster
@@ -40,11 +46,11 @@ const connectionDefaults = {
 } as const;
 
 function newClient(url: string | undefined, name: string) {
-  return clientFactory({ ...connectionDefaults, ...(url === undefined ? {} : { url }), name });
+  return clientFactory()({ ...connectionDefaults, ...(url === undefined ? {} : { url }), name });
 }
 
 function newCluster(nodes: readonly string[], name: string) {
-  return clusterFactory({ ...RESP2, rootNodes: nodes.map((url) => ({ url })), defaults: { ...connectionDefaults, name } });
+  return clusterFactory()({ ...RESP2, rootNodes: nodes.map((url) => ({ url })), defaults: { ...connectionDefaults, name } });
 }
 
 type Client = ReturnType<typeof newClient>;
