@@ -222,6 +222,12 @@ export interface BehaviourConfig {
   /** Optional message argument carrying an HTTP status: statuses >= 400 count `errorWeight` each. */
   readonly statusArgument?: string;
   readonly errorWeight: number;
+  /**
+   * Optional message argument carrying a rate HAProxy measured for the client (a stick table's
+   * `sc_http_req_rate`, over the same period as `windowMs`): the client's window count is taken
+   * to be at least that.
+   */
+  readonly rateArgument?: string;
   /** Most clients tracked; the least recently seen are forgotten first. */
   readonly maxClients: number;
 }

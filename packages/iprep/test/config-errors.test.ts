@@ -52,7 +52,7 @@ describe('parseConfig: invalid files', () => {
     ['thresholds: { log: 101 }', 'conf/iprep.yaml:1:20: thresholds.log must be an integer from 0 to 100, got 101'],
     ['lists: [{ name: a, path: a, max-shrink: 1.5 }]', 'conf/iprep.yaml:1:41: lists[0].max-shrink must be a number from 0 to 1, got 1.5'],
     ['behaviour: { ban-growth: 0.5 }', 'conf/iprep.yaml:1:26: behaviour.ban-growth must be a number >= 1, got 0.5'],
-    ['behaviour: { ipv6-prefix-length: 129 }', 'conf/iprep.yaml:1:34: behaviour.ipv6-prefix-length must be an integer from 1 to 128, got 129'],
+    ['behaviour: { ipv6-prefix-length: 65 }', 'conf/iprep.yaml:1:34: behaviour.ipv6-prefix-length must be an integer from 1 to 64, got 65'],
     // enums
     ['mode: fast', 'conf/iprep.yaml:1:7: mode must be one of random, reputation; got "fast"'],
     ['mode: reputaton', 'conf/iprep.yaml:1:7: mode must be one of random, reputation; got "reputaton" (did you mean reputation?)'],

@@ -100,6 +100,7 @@ describe('defaultConfig', () => {
       decayPoints: 10,
       decayIntervalMs: 60_000,
       statusArgument: 'status',
+      rateArgument: 'rate',
       errorWeight: 5,
       maxClients: 100_000,
     });

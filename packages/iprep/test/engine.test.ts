@@ -230,3 +230,29 @@ describe('reputationHandler', () => {
     assert.equal(call([{ name: '', value: { type: 'int32', value: 5 } }]), undefined);
   });
 });
+
+describe('reputationHandler feeds behaviour', () => {
+  const variables: IprepConfig['variables'] = { scope: 'sess', score: 'ip_score', action: 'ip_action', category: 'ip_category', source: 'ip_source' };
+  const setup = () => {
+    const tracker = new BehaviourTracker(behaviourConfig, { now: () => NOW });
+    const e = engine({ behaviour: tracker });
+    const handler = reputationHandler({ engine: e, variables, behaviour: tracker, statusArgument: 'status', errorWeight: 5, rateArgument: 'rate', now: () => NOW });
+    const send = (ip: string, extra: Array<{ name: string; value: { type: 'int32'; value: number } }> = []) =>
+      handler(new Message('check-client-ip', [{ name: 'ip', value: { type: 'ipv4', value: ip } }, ...extra]), undefined as never) as SetVarAction[];
+    const source = (actions: SetVarAction[]) => (actions[3]?.value.type === 'str' ? actions[3].value.value : undefined);
+    return { send, source };
+  };
+
+  it('counts error statuses with their weight', () => {
+    const { send, source } = setup();
+    assert.equal(source(send('198.51.100.20', [{ name: 'status', value: { type: 'int32', value: 404 } }])), 'default', '5 is not above the rate threshold');
+    assert.equal(source(send('198.51.100.20', [{ name: 'status', value: { type: 'int32', value: 200 } }])), 'behaviour:rate', '5 + 1 is');
+  });
+
+  it('takes a rate HAProxy measured as the lowest count of the window', () => {
+    const { send, source } = setup();
+    assert.equal(source(send('198.51.100.21', [{ name: 'rate', value: { type: 'int32', value: 3 } }])), 'default');
+    assert.equal(source(send('198.51.100.21', [{ name: 'rate', value: { type: 'int32', value: 50 } }])), 'behaviour:ban');
+    assert.equal(source(send('198.51.100.22')), 'default', 'other clients are not affected');
+  });
+});

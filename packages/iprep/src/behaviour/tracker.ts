@@ -93,8 +93,10 @@ export class BehaviourTracker {
    * Counts one message (weight default 1) from this client (4 or 16 bytes). Hot path: no
    * allocation for a client already tracked, no string building. May trigger a ban (onBan) when
    * the window count crosses banThreshold. Does nothing when behaviour is disabled.
+   * `atLeast` is a rate HAProxy measured for the client: the window count is raised to it
+   * (locally only: every agent sees HAProxy's rate, summing it across agents would count it twice).
    */
-  hit(address: Uint8Array, weight = 1, now = this.#now()): void {
+  hit(address: Uint8Array, weight = 1, now = this.#now(), atLeast = 0): void {
     if (!this.#config.enabled || !this.#locate(address)) return;
     let state = this.#clients.find(this.#family, this.#hi, this.#lo);
     if (state === undefined) state = this.#clients.add(this.#family, this.#hi, this.#lo);
@@ -102,6 +104,10 @@ export class BehaviourTracker {
     this.#roll(state, now);
     state.current += weight;
     state.pending += weight;
+    if (atLeast > 0) {
+      const count = this.#windowCount(state, now);
+      if (atLeast > count) state.current += atLeast - count;
+    }
     this.#judge(state, now);
   }
 

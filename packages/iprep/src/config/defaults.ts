@@ -55,6 +55,7 @@ export function defaultConfig(): IprepConfig {
       decayIntervalMs: 1 * MINUTE,
       statusArgument: 'status',
       errorWeight: 5,
+      rateArgument: 'rate',
       maxClients: 100_000,
     },
     decisions: { defaultDurationMs: 4 * HOUR, defaultAction: 'deny' },

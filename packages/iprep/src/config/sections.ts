@@ -223,7 +223,7 @@ function readList(s: MapReader, base: string): ListConfig {
 function readBehaviour(s: MapReader, d: IprepConfig['behaviour']): IprepConfig['behaviour'] {
   const behaviour = {
     enabled: s.boolean('enabled') ?? d.enabled,
-    ipv6PrefixLength: s.integer('ipv6-prefix-length', 1, 128) ?? d.ipv6PrefixLength,
+    ipv6PrefixLength: s.integer('ipv6-prefix-length', 1, 64) ?? d.ipv6PrefixLength,
     windowMs: s.duration('window', 1000) ?? d.windowMs,
     rateThreshold: s.integer('rate-threshold', 1) ?? d.rateThreshold,
     ratePenalty: s.integer('rate-penalty', 0, 100) ?? d.ratePenalty,
@@ -237,6 +237,7 @@ function readBehaviour(s: MapReader, d: IprepConfig['behaviour']): IprepConfig['
     // An explicit null turns the status argument off.
     statusArgument: s.isNull('status-argument') ? undefined : (s.string('status-argument', MESSAGE_NAME) ?? d.statusArgument),
     errorWeight: s.integer('error-weight', 0) ?? d.errorWeight,
+    rateArgument: s.isNull('rate-argument') ? undefined : (s.string('rate-argument', MESSAGE_NAME) ?? d.rateArgument),
     maxClients: s.integer('max-clients', 1) ?? d.maxClients,
   };
   if (behaviour.maxBanMs < behaviour.banMs) {

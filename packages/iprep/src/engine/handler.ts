@@ -23,6 +23,8 @@ export interface ReputationHandlerOptions {
   /** Argument carrying an HTTP status: statuses >= 400 count `errorWeight` instead of 1. */
   readonly statusArgument?: string | undefined;
   readonly errorWeight?: number;
+  /** Argument carrying a rate HAProxy measured for the client: its window count is at least that. */
+  readonly rateArgument?: string | undefined;
   readonly metrics?: VerdictObserver | undefined;
   /** Called with each verdict (debug logging). */
   readonly onVerdict?: ((address: string, verdict: Verdict) => void) | undefined;
@@ -37,7 +39,7 @@ const TIMED_ONE_IN = 16;
 const ADDRESS_ARGUMENT = 'ip';
 
 export function reputationHandler(options: ReputationHandlerOptions): MessageHandler {
-  const { engine, behaviour, statusArgument, metrics, onVerdict } = options;
+  const { engine, behaviour, statusArgument, rateArgument, metrics, onVerdict } = options;
   const errorWeight = options.errorWeight ?? 1;
   const now = options.now ?? Date.now;
   const answers = new VerdictActions(options.variables);
@@ -48,7 +50,9 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
     const address = clientAddress(message);
     if (address === undefined) return undefined;
     const t = now();
-    if (behaviour !== undefined) behaviour.hit(address, weightOf(message, statusArgument, errorWeight), t);
+    if (behaviour !== undefined) {
+      behaviour.hit(address, weightOf(message, statusArgument, errorWeight), t, rateOf(message, rateArgument));
+    }
     const verdict = engine.score(address, t);
     if (metrics !== undefined) metrics.observeVerdict(verdict, timed ? (performance.now() - started) / 1000 : undefined);
     if (onVerdict !== undefined) onVerdict(String(message.value(ADDRESS_ARGUMENT) ?? message.value(0)), verdict);
@@ -69,6 +73,12 @@ function weightOf(message: Message, statusArgument: string | undefined, errorWei
   if (statusArgument === undefined) return 1;
   const status = message.value(statusArgument);
   return typeof status === 'number' && status >= 400 ? errorWeight : 1;
+}
+
+function rateOf(message: Message, rateArgument: string | undefined): number {
+  if (rateArgument === undefined) return 0;
+  const rate = message.value(rateArgument);
+  return typeof rate === 'number' ? rate : 0;
 }
 
 /** Pre-encoded set-var actions for each score, action, category and source (a small, fixed set). */
