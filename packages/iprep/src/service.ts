@@ -62,7 +62,7 @@ export class IprepService implements ReputationService {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     const agentId = options.agentId ?? `${process.pid}`;
-    this.#stores = createStores(config.store, { logger: options.logger, agentId, now: this.#now });
+    this.#stores = createStores(config.store, { logger: options.logger, agentId, now: this.#now, decisionsFile: config.decisions.file });
     this.behaviour = config.behaviour.enabled
       ? new BehaviourTracker(config.behaviour, {
           now: this.#now,

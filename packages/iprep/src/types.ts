@@ -259,7 +259,15 @@ export interface IprepConfig {
   readonly allowlist: { readonly entries: readonly string[]; readonly files: readonly string[] };
   readonly lists: readonly ListConfig[];
   readonly behaviour: BehaviourConfig;
-  readonly decisions: { readonly defaultDurationMs: number; readonly defaultAction: IpAction };
+  readonly decisions: {
+    readonly defaultDurationMs: number;
+    readonly defaultAction: IpAction;
+    /**
+     * With the memory store, the file decisions are kept in across restarts (null: not kept).
+     * Default `decisions.jsonl` in the cache directory. The Redis store keeps them in Redis.
+     */
+    readonly file: string | null;
+  };
   /** Where fetched lists keep their last good copy. Default `.cache/iprep` beside the config file. */
   readonly cacheDir: string;
   readonly store:

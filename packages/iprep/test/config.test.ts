@@ -104,7 +104,7 @@ describe('defaultConfig', () => {
       errorWeight: 5,
       maxClients: 100_000,
     });
-    assert.deepEqual(d.decisions, { defaultDurationMs: 4 * 3_600_000, defaultAction: 'deny' });
+    assert.deepEqual(d.decisions, { defaultDurationMs: 4 * 3_600_000, defaultAction: 'deny', file: resolve('.cache/iprep/decisions.jsonl') });
     assert.equal(d.cacheDir, resolve('.cache/iprep'));
     assert.deepEqual(d.store, { type: 'memory' });
     assert.deepEqual(d.admin, { enabled: false, host: '127.0.0.1', port: 9090, token: undefined });
@@ -126,6 +126,7 @@ describe('parseConfig: valid files', () => {
         source: FILE,
         mode: 'reputation',
         cacheDir: '/etc/iprep/.cache/iprep',
+        decisions: { ...expected.decisions, file: '/etc/iprep/.cache/iprep/decisions.jsonl' },
         admin: { ...expected.admin, enabled: true },
       });
     }
@@ -215,7 +216,13 @@ describe('parseConfig: valid files', () => {
       },
     ],
     ['behaviour: { status-argument: null }', { 'behaviour.statusArgument': undefined }],
-    ['decisions: { default-duration: 1d, default-action: captcha }', { decisions: { defaultDurationMs: 86_400_000, defaultAction: 'captcha' } }],
+    [
+      'decisions: { default-duration: 1d, default-action: captcha }',
+      { decisions: { defaultDurationMs: 86_400_000, defaultAction: 'captcha', file: '/etc/iprep/.cache/iprep/decisions.jsonl' } },
+    ],
+    ['{ cache-dir: /var/cache/iprep, decisions: {} }', { 'decisions.file': '/var/cache/iprep/decisions.jsonl' }],
+    ['decisions: { file: state/bans.jsonl }', { 'decisions.file': '/etc/iprep/state/bans.jsonl' }],
+    ['decisions: { file: null }', { 'decisions.file': null }],
     ['cache-dir: cache', { cacheDir: '/etc/iprep/cache' }],
     ['cache-dir: /var/cache/iprep', { cacheDir: '/var/cache/iprep' }],
     ['store: { type: memory }', { store: { type: 'memory' } }],

@@ -91,6 +91,20 @@ describe('IprepService', () => {
     });
   });
 
+  it('keeps decisions across a restart (memory store, decisions file)', async () => {
+    await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service, dir) => {
+      await service.addDecision({ value: '203.0.113.77', action: 'tarpit', reason: 'kept' });
+      await service.close();
+      const again = new IprepService(await loadConfigFile(join(dir, 'iprep.yaml')), { logger: silent });
+      await again.start();
+      try {
+        assert.deepEqual(verdictOf(again, '203.0.113.77'), [20, 'tarpit', 'manual']);
+      } finally {
+        await again.close();
+      }
+    });
+  });
+
   it('writes a behaviour ban as a decision', async () => {
     await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
       const client = Uint8Array.of(198, 51, 100, 77);

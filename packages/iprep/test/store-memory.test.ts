@@ -3,7 +3,10 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { MemoryCounterStore, MemoryDecisionStore } from '../src/store/memory.js';
 import { createStores, startCounterSync } from '../src/store/index.js';
-import { describeCounterStoreContract, describeDecisionStoreContract, FakeClock, T0 } from './store-contract.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decision, describeCounterStoreContract, describeDecisionStoreContract, FakeClock, T0 } from './store-contract.js';
 import type { Logger } from 'spop';
 import type { CounterStore } from '../src/types.js';
 
@@ -111,5 +114,47 @@ describe('startCounterSync', () => {
     release();
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(applied, 0);
+  });
+});
+
+describe('MemoryDecisionStore with a file', () => {
+  it('keeps decisions across restarts, without the expired ones and the deleted ones', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'iprep-decisions-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'sub', 'decisions.jsonl');
+    const clock = new FakeClock();
+    const first = new MemoryDecisionStore({ now: clock.now, file, logger: quiet });
+    await first.start();
+    await first.put(decision('192.0.2.1'));
+    await first.put(decision('192.0.2.2', { expiresAt: T0 + 1000 }));
+    await first.put(decision('192.0.2.3'));
+    await first.delete('ip:192.0.2.3');
+    await first.close();
+    assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 2, 'one line per decision in force');
+
+    clock.advance(2000);
+    const second = new MemoryDecisionStore({ now: clock.now, file, logger: quiet });
+    await second.start();
+    assert.deepEqual(second.snapshot().map((d) => d.key), ['ip:192.0.2.1']);
+    await second.close();
+  });
+
+  it('skips a bad line with a warning naming the file and line, and starts without a file', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'iprep-decisions-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'decisions.jsonl');
+    const warnings: string[] = [];
+    const logger: Logger = { ...quiet, warn: (m) => warnings.push(m) };
+    const missing = new MemoryDecisionStore({ file, logger });
+    await missing.start();
+    assert.equal(missing.snapshot().length, 0);
+    await missing.close();
+    writeFileSync(file, `${JSON.stringify(decision('192.0.2.9'))}\nnot json\n`);
+    const store = new MemoryDecisionStore({ now: () => T0, file, logger });
+    await store.start();
+    assert.deepEqual(store.snapshot().map((d) => d.key), ['ip:192.0.2.9']);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', new RegExp(`${file.replace(/[.]/g, '\\.')}:2: skipped: not JSON`));
+    await store.close();
   });
 });

@@ -1,5 +1,5 @@
 /** Every default of the configuration, in one place (docs/configuration.md lists them too). */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { IprepConfig } from '../types.js';
 
 const SECOND = 1000;
@@ -58,9 +58,14 @@ export function defaultConfig(): IprepConfig {
       rateArgument: 'rate',
       maxClients: 100_000,
     },
-    decisions: { defaultDurationMs: 4 * HOUR, defaultAction: 'deny' },
+    decisions: defaultDecisions(resolve(DEFAULT_CACHE_DIR)),
     cacheDir: resolve(DEFAULT_CACHE_DIR),
     store: { type: 'memory' },
     admin: { enabled: false, host: '127.0.0.1', port: 9090, token: undefined },
   };
+}
+
+/** Decisions' defaults; their file lives in the cache directory. */
+export function defaultDecisions(cacheDir: string): IprepConfig['decisions'] {
+  return { defaultDurationMs: 4 * HOUR, defaultAction: 'deny', file: join(cacheDir, 'decisions.jsonl') };
 }

@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq } from 'yaml';
 import { parseAddress, parseRange } from '../net/address.js';
 import { IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
-import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig } from './defaults.js';
+import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig, defaultDecisions } from './defaults.js';
 import { formatDuration } from './duration.js';
 import type { MapReader, StringRule } from './reader.js';
 import { show } from './reader.js';
@@ -35,7 +35,8 @@ export function readConfig(root: MapReader, file: string): IprepConfig {
   const base = dirname(resolve(file));
   const defaults = defaultConfig();
   const mode = root.oneOf('mode', MODES) ?? 'reputation';
-  const config: IprepConfig = {
+  // Sections are read in the order of the documentation (unknown-key messages list them so).
+  const read = {
     source: file,
     mode,
     listen: readListen(root.map('listen'), base, defaults.listen),
@@ -47,13 +48,14 @@ export function readConfig(root: MapReader, file: string): IprepConfig {
     allowlist: readAllowlist(root, base),
     lists: readLists(root, base),
     behaviour: readBehaviour(root.map('behaviour'), defaults.behaviour),
-    decisions: readDecisions(root.map('decisions'), defaults.decisions),
+    decisions: readDecisions(root.map('decisions'), base),
     cacheDir: resolve(base, root.string('cache-dir') ?? DEFAULT_CACHE_DIR),
     store: readStore(root.map('store')),
     admin: readAdmin(root.map('admin'), base, { ...defaults.admin, enabled: mode === 'reputation' }),
   };
   root.finish();
-  return config;
+  const decisionsFile = read.decisions.file === undefined ? defaultDecisions(read.cacheDir).file : read.decisions.file;
+  return { ...read, mode, decisions: { ...read.decisions, file: decisionsFile } };
 }
 
 function readListen(s: MapReader, base: string, d: IprepConfig['listen']): IprepConfig['listen'] {
@@ -250,11 +252,13 @@ function readBehaviour(s: MapReader, d: IprepConfig['behaviour']): IprepConfig['
   return behaviour;
 }
 
-function readDecisions(s: MapReader, d: IprepConfig['decisions']): IprepConfig['decisions'] {
-  const decisions = {
-    defaultDurationMs: s.duration('default-duration', 1000) ?? d.defaultDurationMs,
-    defaultAction: s.oneOf('default-action', IP_ACTIONS) ?? d.defaultAction,
-  };
+/** The decisions section; `file` is undefined when not given (its default depends on cache-dir). */
+function readDecisions(s: MapReader, base: string): Omit<IprepConfig['decisions'], 'file'> & { file: string | null | undefined } {
+  const d = defaultDecisions(DEFAULT_CACHE_DIR);
+  const defaultDurationMs = s.duration('default-duration', 1000) ?? d.defaultDurationMs;
+  const defaultAction = s.oneOf('default-action', IP_ACTIONS) ?? d.defaultAction;
+  const file = s.isNull('file') ? null : s.string('file');
+  const decisions = { defaultDurationMs, defaultAction, file: file === undefined || file === null ? file : resolve(base, file) };
   s.finish();
   return decisions;
 }

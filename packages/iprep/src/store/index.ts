@@ -18,9 +18,12 @@ export interface Stores {
 }
 
 /** Builds (without starting) the stores the configuration names; call start() on each. */
-export function createStores(config: IprepConfig['store'], options: { logger?: Logger; agentId?: string; now?: () => number } = {}): Stores {
+export function createStores(
+  config: IprepConfig['store'],
+  options: { logger?: Logger; agentId?: string; now?: () => number; decisionsFile?: string | null } = {},
+): Stores {
   if (config.type === 'memory') {
-    const decisions = new MemoryDecisionStore({ now: options.now, logger: options.logger });
+    const decisions = new MemoryDecisionStore({ now: options.now, logger: options.logger, file: options.decisionsFile });
     const counters = new MemoryCounterStore();
     return {
       decisions,

@@ -2,10 +2,12 @@
  * The default stores: everything in this process, no runtime dependency. Also the fallback the Redis
  * stores keep for when Redis is unreachable.
  */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from 'spop';
 import type { CounterStore, Decision, DecisionChange, DecisionStore } from '../types.js';
-import { encodeDecision } from './codec.js';
-import { DecisionView } from './view.js';
+import { decodeDecision, encodeDecision } from './codec.js';
+import { DecisionView, isExpired } from './view.js';
 
 export interface MemoryDecisionStoreOptions {
   now?: () => number;
@@ -13,7 +15,15 @@ export interface MemoryDecisionStoreOptions {
   pruneIntervalMs?: number;
   /** Where a throwing onChange listener is reported. Default: a process warning. */
   logger?: Logger;
+  /**
+   * File the decisions are kept in across restarts: read by start(), rewritten (whole, atomically)
+   * shortly after each change and by close(). One JSON decision a line. Default: none.
+   */
+  file?: string | null;
 }
+
+/** Changes are written together when they come in bursts. */
+const SAVE_DELAY_MS = 100;
 
 const DEFAULT_PRUNE_INTERVAL_MS = 1000;
 
@@ -22,11 +32,18 @@ export class MemoryDecisionStore implements DecisionStore {
   readonly #now: () => number;
   readonly #pruneIntervalMs: number;
   #pruneTimer: NodeJS.Timeout | undefined;
+  readonly #file: string | null;
+  readonly #logger: Logger | undefined;
+  #saveTimer: NodeJS.Timeout | undefined;
+  #saving: Promise<void> = Promise.resolve();
+  #unsubscribe: (() => void) | undefined;
 
   constructor(options: MemoryDecisionStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#pruneIntervalMs = options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS;
+    this.#file = options.file ?? null;
     const logger = options.logger;
+    this.#logger = logger;
     this.#view = new DecisionView(this.#now, (error) => {
       if (logger) logger.error('decision listener failed', { error: String(error) });
       else process.emitWarning(`decision listener failed: ${String(error)}`);
@@ -35,6 +52,10 @@ export class MemoryDecisionStore implements DecisionStore {
 
   async start(): Promise<void> {
     if (this.#pruneTimer) return;
+    if (this.#file !== null) {
+      await this.#load(this.#file);
+      this.#unsubscribe = this.#view.onChange(() => this.#scheduleSave());
+    }
     this.#pruneTimer = setInterval(() => this.prune(), this.#pruneIntervalMs);
     this.#pruneTimer.unref();
   }
@@ -63,6 +84,61 @@ export class MemoryDecisionStore implements DecisionStore {
   async close(): Promise<void> {
     clearInterval(this.#pruneTimer);
     this.#pruneTimer = undefined;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    if (this.#saveTimer !== undefined) {
+      clearTimeout(this.#saveTimer);
+      this.#saveTimer = undefined;
+      this.#save();
+    }
+    await this.#saving;
+  }
+
+  /** Reads the decisions kept in `file`; a missing file is an empty one, a bad line is skipped with a warning. */
+  async #load(file: string): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new Error(`cannot read the decisions file ${file}: ${(err as Error).message}`);
+    }
+    const now = this.#now();
+    text.split('\n').forEach((line, i) => {
+      if (line.trim() === '') return;
+      try {
+        const decision = decodeDecision(line);
+        if (!isExpired(decision, now)) this.#view.put(decision, encodeDecision(decision));
+      } catch (err) {
+        this.#logger?.warn(`${file}:${i + 1}: skipped: ${(err as Error).message}`);
+      }
+    });
+  }
+
+  #scheduleSave(): void {
+    if (this.#saveTimer !== undefined) return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined;
+      this.#save();
+    }, SAVE_DELAY_MS).unref();
+  }
+
+  /** Writes the current decisions after any write in progress: a temporary file, then a rename. */
+  #save(): void {
+    const file = this.#file as string;
+    const text = this.#view
+      .snapshot()
+      .map((d) => `${encodeDecision(d)}\n`)
+      .join('');
+    this.#saving = this.#saving.then(async () => {
+      try {
+        await mkdir(dirname(file), { recursive: true });
+        await writeFile(`${file}.tmp`, text);
+        await rename(`${file}.tmp`, file);
+      } catch (err) {
+        this.#logger?.error('cannot write the decisions file', { file, error: (err as Error).message });
+      }
+    });
   }
 }
 
