@@ -167,6 +167,10 @@ export class IprepService implements ReputationService {
     const errors: string[] = [];
     try {
       const config = this.#options.configPath === undefined ? this.#config : await loadConfigFile(this.#options.configPath);
+      const needRestart = RESTART_SECTIONS.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.#config[key]));
+      if (needRestart.length > 0) {
+        this.#options.logger.warn('changed settings apply at the next restart', { sections: needRestart.join(',') });
+      }
       await this.#apply(config);
     } catch (err) {
       errors.push(err instanceof Error ? err.message : String(err));
@@ -256,6 +260,13 @@ export class IprepService implements ReputationService {
     this.engine.setLists(this.#lists.flatMap((slot) => (slot.compiled === undefined ? [] : [slot.compiled])));
   }
 }
+
+/**
+ * Sections a reload does not apply: they shape the sockets, the handler, the
+ * tracker or the stores, which live as long as the process. Lists, the
+ * allowlist, thresholds, special ranges and decisions' defaults do reload.
+ */
+const RESTART_SECTIONS = ['mode', 'listen', 'agent', 'messages', 'variables', 'behaviour', 'store', 'admin', 'cacheDir'] as const;
 
 /** Identifies a list source: the same configuration keeps the same source across reloads. */
 function sourceKey(config: ListConfig): string {

@@ -74,6 +74,27 @@ describe('IprepService', () => {
     });
   });
 
+  it('says which changed settings wait for a restart', async () => {
+    const warnings: string[] = [];
+    const logger = { ...silent, warn: (message: string, fields?: Record<string, unknown>) => warnings.push(`${message} ${JSON.stringify(fields)}`) };
+    const dir = mkdtempSync(join(tmpdir(), 'iprep-service-'));
+    const configPath = join(dir, 'iprep.yaml');
+    writeFileSync(join(dir, 'deny.netset'), '198.51.100.1\n');
+    writeFileSync(configPath, base);
+    const service = new IprepService(await loadConfigFile(configPath), { configPath, logger });
+    try {
+      await service.start();
+      writeFileSync(configPath, base.replace('ban-threshold: 5', 'ban-threshold: 7') + 'thresholds: { deny: 30 }\n');
+      assert.equal((await service.reload()).ok, true);
+      assert.deepEqual(warnings, ['changed settings apply at the next restart {"sections":"behaviour"}']);
+      assert.equal(service.explain('192.0.2.1').action, 'allow');
+      assert.equal(service.config.thresholds.deny, 30, 'thresholds did reload');
+    } finally {
+      await service.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('adds, applies, lists and removes decisions', async () => {
     await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
       const d = await service.addDecision({ value: '2001:0db8::0007', action: 'captcha', reason: 'test' });
