@@ -288,6 +288,36 @@ describe('ClusterStoreHost requests', () => {
     assert.equal(host.snapshot().length, 0);
   });
 
+  it('a snapshot goes out before any change that follows it, even when requests arrive in one turn', async () => {
+    const host = new ClusterStoreHost({ logger: quiet });
+    hosts.push(host);
+    await host.start();
+    const primaryEnd = new EventEmitter();
+    const sent: { type: string; id?: number; decisions?: string[] }[] = [];
+    host.attach({
+      send: (message, callback) => {
+        sent.push(message as (typeof sent)[number]);
+        callback(null);
+        return true;
+      },
+      on: (event, listener) => primaryEnd.on(event, listener),
+      off: (event, listener) => primaryEnd.off(event, listener),
+    });
+    // As when one read of the pipe holds both: the second is handled before any promise settles.
+    primaryEnd.emit('message', { tag: 'iprep-cluster-store', id: 1, type: 'subscribe' });
+    primaryEnd.emit('message', { tag: 'iprep-cluster-store', id: 2, type: 'put', decision: encodeDecision(decision('192.0.2.40')) });
+    await until('three messages', () => sent.length >= 3);
+    assert.deepEqual(
+      sent.map((m) => [m.type, m.id]),
+      [
+        ['snapshot', 1],
+        ['change', undefined],
+        ['stored', 2],
+      ],
+    );
+    assert.deepEqual(sent[0]?.decisions, []);
+  });
+
   it('a refused request rejects the worker store\'s promise with the primary\'s reason', async () => {
     const { worker } = await hostAndEnd();
     const store = new IpcDecisionStore({ channel: worker, logger: quiet });

@@ -124,7 +124,7 @@ export class ClusterStoreHost {
     const existing = this.#attached.get(channel);
     if (existing !== undefined) return existing;
     const onMessage = (message: unknown): void => {
-      if (isTagged(message)) void this.#handle(channel, message);
+      if (isTagged(message)) this.#handle(channel, message);
     };
     const detach = (): void => {
       channel.off('message', onMessage);
@@ -153,23 +153,29 @@ export class ClusterStoreHost {
     await Promise.all([this.#decisions.close(), this.#counters.close()]);
   }
 
-  async #handle(channel: IpcChannel, message: { readonly type: unknown; readonly id?: unknown }): Promise<void> {
+  #handle(channel: IpcChannel, message: { readonly type: unknown; readonly id?: unknown }): void {
     const id = message.id;
     if (typeof id !== 'number' || !Number.isSafeInteger(id)) return; // not a request (or not ours to answer)
     const reply = (body: ReplyBody): void => {
       channel.send({ tag: TAG, id, ...body }, ignoreSendError);
     };
-    try {
-      reply(await this.#answer(channel, message as Partial<ClusterStoreRequest>));
-    } catch (error) {
+    const refuse = (error: unknown): void => {
       const text = error instanceof Error ? error.message : String(error);
       this.#logger?.warn('cluster store: request refused', { type: String(message.type), error: text });
       reply({ type: 'failed', error: text });
+    };
+    try {
+      const answer = this.#answer(channel, message as Partial<ClusterStoreRequest>);
+      // Synchronous answers leave at once: nothing can slip between a snapshot and its subscription.
+      if (answer instanceof Promise) answer.then(reply, refuse);
+      else reply(answer);
+    } catch (error) {
+      refuse(error);
     }
   }
 
   /** Checks a request (it crossed a process boundary) and carries it out; throws a clear error when it is bad. */
-  async #answer(channel: IpcChannel, request: Partial<ClusterStoreRequest>): Promise<ReplyBody> {
+  #answer(channel: IpcChannel, request: Partial<ClusterStoreRequest>): ReplyBody | Promise<ReplyBody> {
     switch (request.type) {
       case 'subscribe':
         // Snapshot and subscription in one turn: every later change follows the snapshot on this channel.
@@ -177,12 +183,12 @@ export class ClusterStoreHost {
         return { type: 'snapshot', decisions: this.#decisions.snapshot().map(encodeDecision) };
       case 'put': {
         if (typeof request.decision !== 'string') throw new Error('put: decision must be a string');
-        await this.#decisions.put(decodeDecision(request.decision));
-        return { type: 'stored' };
+        // The change is applied and broadcast (to the writer too) before this resolves and replies.
+        return this.#decisions.put(decodeDecision(request.decision)).then(() => ({ type: 'stored' }));
       }
       case 'delete':
         if (typeof request.key !== 'string') throw new Error('delete: key must be a string');
-        return { type: 'deleted', removed: await this.#decisions.delete(request.key) };
+        return this.#decisions.delete(request.key).then((removed) => ({ type: 'deleted', removed }));
       case 'flush': {
         const deltas = readDeltas(request.deltas);
         const { windowMs, now } = request;
