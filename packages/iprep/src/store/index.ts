@@ -13,11 +13,15 @@ export {
   CLUSTER_STORE_ENV,
   ClusterStoreHost,
   type ClusterStoreHostOptions,
+  type ClusterStoreMessage,
+  type ClusterStoreReply,
+  type ClusterStoreRequest,
   IpcCounterStore,
   IpcDecisionStore,
   type IpcChannel,
   type IpcStoreOptions,
   hasClusterStoreHost,
+  parentChannel,
 } from './cluster.js';
 
 export { MemoryCounterStore, MemoryDecisionStore, type MemoryDecisionStoreOptions } from './memory.js';
