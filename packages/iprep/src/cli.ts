@@ -109,7 +109,6 @@ export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
   };
   // -p and --host mean TCP even when the file names a socket; --socket replaces host and port.
   const tcp = flags.port !== undefined || flags.host !== undefined;
-  // With the memory store, several workers share the primary's decisions and counters (store/cluster.ts).
   const listen = {
     host: flags.host ?? base.listen.host,
     port: flags.port ?? base.listen.port,
