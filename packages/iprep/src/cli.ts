@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { Agent, type Logger, closeOnSignals, consoleLogger, formatFrame } from 'spop';
 import { ConfigError, defaultConfig, loadConfigFile } from './config/index.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
+import type { ClusterStoreHost } from './store/cluster.js';
 import type { IprepConfig } from './types.js';
 
 export const USAGE = `Usage: spoa [-h] [-d] [-p <port>] [-n <num-workers>] [options]
@@ -119,13 +120,6 @@ export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
     maxFrameSize: flags.maxFrameSize ?? base.agent.maxFrameSize,
     shutdownTimeoutMs: flags.shutdownTimeout ?? base.agent.shutdownTimeoutMs,
   };
-  if (mode === 'reputation' && base.store.type === 'memory' && listen.workers > 1) {
-    // Decisions and behaviour counters live in each process with the memory store: one process keeps them whole.
-    if (flags.workers !== undefined) {
-      throw new UsageError('reputation mode with the memory store runs one process: use -n 1, or `store: { type: redis }` to share state between workers');
-    }
-    listen.workers = 1;
-  }
   return { ...base, mode, listen, agent, admin };
 }
 
@@ -170,15 +164,31 @@ async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): P
   await listen(agent, config, logger);
 }
 
-/** The primary process: starts the workers and restarts any that dies, until told to stop. */
-function superviseWorkers(config: IprepConfig, logger: Logger): void {
+/**
+ * The primary process: starts the workers and restarts any that dies, until told to stop. In reputation
+ * mode with the memory store it also holds the decisions and counters every worker shares.
+ */
+async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<void> {
+  let host: ClusterStoreHost | undefined;
+  let env: Record<string, string> | undefined;
+  if (config.mode === 'reputation' && config.store.type === 'memory') {
+    const { CLUSTER_STORE_ENV, ClusterStoreHost } = await import('./store/cluster.js');
+    host = new ClusterStoreHost({ decisionsFile: config.decisions.file, logger });
+    await host.start(); // before any worker asks for its snapshot
+    env = { [CLUSTER_STORE_ENV]: '1' };
+  }
   let stopping = false;
   const fork = (): void => {
-    cluster.fork();
+    const worker = cluster.fork(env);
+    host?.attach(worker);
   };
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (Object.keys(cluster.workers ?? {}).length > 0) return;
+      // Every worker is gone: write the decisions file, then leave.
+      void (host?.close() ?? Promise.resolve())
+        .catch((err: unknown) => logger.error('cannot close the shared store', { error: String(err) }))
+        .finally(() => process.exit(0));
       return;
     }
     logger.warn('worker died: restarting it', { pid: worker.process.pid, code, signal });
@@ -222,5 +232,5 @@ export async function main(argv: string[]): Promise<void> {
   const logger = consoleLogger(flags.debug ? 'debug' : 'info');
   // A single worker runs in this process; more are node:cluster workers sharing the listening socket.
   if (config.listen.workers === 1 || !cluster.isPrimary) return runAgent(config, flags, logger);
-  superviseWorkers(config, logger);
+  await superviseWorkers(config, logger);
 }

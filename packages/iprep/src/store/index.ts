@@ -1,11 +1,28 @@
 /**
- * The stores the engine uses, chosen by the configuration: in memory (default) or shared through Redis.
+ * The stores the engine uses, chosen by the configuration: in memory (default; in a cluster worker,
+ * the memory of the primary process) or shared through Redis.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'spop';
 import type { CounterStore, DecisionStore, IprepConfig, StoreHealth } from '../types.js';
+import { IpcCounterStore, IpcDecisionStore, hasClusterStoreHost } from './cluster.js';
 import { MemoryCounterStore, MemoryDecisionStore } from './memory.js';
 import { RedisCounterStore, RedisDecisionStore } from './redis.js';
+
+export {
+  CLUSTER_STORE_ENV,
+  ClusterStoreHost,
+  type ClusterStoreHostOptions,
+  type ClusterStoreMessage,
+  type ClusterStoreReply,
+  type ClusterStoreRequest,
+  IpcCounterStore,
+  IpcDecisionStore,
+  type IpcChannel,
+  type IpcStoreOptions,
+  hasClusterStoreHost,
+  parentChannel,
+} from './cluster.js';
 
 export { MemoryCounterStore, MemoryDecisionStore, type MemoryDecisionStoreOptions } from './memory.js';
 export { RedisCounterStore, RedisDecisionStore, type RedisStoreOptions } from './redis.js';
@@ -17,11 +34,31 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-/** Builds (without starting) the stores the configuration names; call start() on each. */
+/**
+ * Builds (without starting) the stores the configuration names; call start() on each. With the memory
+ * store in a cluster worker whose primary runs a ClusterStoreHost, the stores are that host's, over IPC
+ * (`decisionsFile` is then the primary's business).
+ */
 export function createStores(
   config: IprepConfig['store'],
   options: { logger?: Logger; agentId?: string; now?: () => number; decisionsFile?: string | null } = {},
 ): Stores {
+  if (config.type === 'memory' && hasClusterStoreHost()) {
+    // A cluster worker: the primary holds the memory stores (and the decisions file) for every worker.
+    const decisions = new IpcDecisionStore({ now: options.now, logger: options.logger });
+    const counters = new IpcCounterStore({ logger: options.logger });
+    return {
+      decisions,
+      counters,
+      health: () => {
+        const d = decisions.health();
+        return d.up ? counters.health() : d;
+      },
+      close: async () => {
+        await Promise.all([decisions.close(), counters.close()]);
+      },
+    };
+  }
   if (config.type === 'memory') {
     const decisions = new MemoryDecisionStore({ now: options.now, logger: options.logger, file: options.decisionsFile });
     const counters = new MemoryCounterStore();

@@ -1,0 +1,161 @@
+/**
+ * End to end: `spoa -n 2` in reputation mode with the memory store; a decision added through one
+ * worker's admin API reaches every worker through the primary, and is kept in the decisions file.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { AckFrame } from 'spop';
+import { FakeHaproxy } from 'spop/testkit';
+import type { Decision } from '../src/types.js';
+
+const bin = fileURLToPath(new URL('../bin/spoa.js', import.meta.url));
+const children = new Set<ChildProcess>();
+const pidsToStop = new Set<number>();
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const pid of pidsToStop) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Variables of an ACK by name. */
+function variables(ack: AckFrame): Map<string, unknown> {
+  const vars = new Map<string, unknown>();
+  for (const action of ack.actions) if (action.type === 'set-var') vars.set(action.name, 'value' in action.value ? action.value.value : null);
+  return vars;
+}
+
+/**
+ * Which of `pids` holds the agent end of the TCP connection whose client port is `clientPort`: its
+ * socket inode appears in /proc/net/tcp with that remote port, and among the process' descriptors.
+ */
+function ownerOf(clientPort: number, pids: readonly number[]): number | undefined {
+  const inodes = new Set<string>();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    const remote = fields[2];
+    if (remote !== undefined && parseInt(remote.split(':')[1] ?? '', 16) === clientPort) inodes.add(fields[9] ?? '');
+  }
+  return pids.find((pid) =>
+    readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
+      } catch {
+        return false; // closed meanwhile
+      }
+    }),
+  );
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('spoa -n 2 in reputation mode with the memory store', () => {
+  it('every worker applies a decision added through any of them; SIGTERM writes the file and ends every process', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'spoa-cluster-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const decisionsFile = join(dir, 'decisions.jsonl');
+    const config = join(dir, 'iprep.yaml');
+    writeFileSync(
+      config,
+      [
+        'mode: reputation',
+        `cache-dir: ${JSON.stringify(join(dir, 'cache'))}`,
+        'special: { enabled: false }',
+        'behaviour: { enabled: false }',
+        `decisions: { file: ${JSON.stringify(decisionsFile)} }`,
+        `admin: { enabled: true, host: 127.0.0.1, port: ${adminPort} }`,
+        '',
+      ].join('\n'),
+    );
+
+    const child = spawn(process.execPath, [bin, '--config', config, '-p', String(port), '-n', '2', '--host', '127.0.0.1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    let log = '';
+    child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    const workerPids = (): number[] => [...log.matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+    for (const deadline = Date.now() + 20_000; workerPids().length < 2; await sleep(20)) {
+      assert.equal(child.exitCode, null, `spoa exited: ${log}`);
+      assert.ok(Date.now() < deadline, `two workers did not start: ${log}`);
+    }
+    const pids = workerPids();
+    for (const pid of pids) pidsToStop.add(pid);
+    assert.equal(new Set(pids).size, 2, log);
+
+    const response = await fetch(`http://127.0.0.1:${adminPort}/decisions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ value: '192.0.2.7', action: 'deny' }),
+    });
+    assert.equal(response.status, 201, await response.clone().text());
+    const added = (await response.json()) as Decision;
+    assert.equal(added.key, 'ip:192.0.2.7');
+
+    // Ten connections at once: node:cluster hands them to the workers in turn; /proc tells which took each.
+    const clients = await Promise.all(Array.from({ length: 10 }, () => FakeHaproxy.connect({ port })));
+    t.after(() => {
+      for (const c of clients) c.close();
+    });
+    await Promise.all(clients.map((c) => c.hello()));
+    const owners = clients.map((c) => ownerOf(c.socket.localPort ?? -1, pids));
+    assert.deepEqual(new Set(owners), new Set(pids), `connections by worker: ${owners.join(',')}`);
+
+    // Within a second of the admin call, every worker answers with the decision.
+    const deadline = Date.now() + 1000;
+    const pending = new Set(clients);
+    for (let sid = 1; pending.size > 0; sid++) {
+      for (const client of [...pending]) {
+        const ack = await client.notify(sid, 1, [{ name: 'check-client-ip', args: [{ name: '', value: { type: 'ipv4', value: '192.0.2.7' } }] }]);
+        const vars = variables(ack);
+        if (vars.get('ip_action') === 'deny') {
+          assert.equal(vars.get('ip_score'), 0);
+          pending.delete(client);
+        }
+      }
+      assert.ok(pending.size === 0 || Date.now() < deadline, `${pending.size} connections still without the decision after 1 s`);
+      if (pending.size > 0) await sleep(20);
+    }
+    for (const c of clients) c.close();
+
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, log);
+    for (const pid of [child.pid!, ...pids]) assert.equal(running(pid), false, `process ${pid} still running`);
+    assert.ok(existsSync(decisionsFile), 'the primary wrote the decisions file');
+    const kept = readFileSync(decisionsFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Decision);
+    assert.deepEqual(kept, [added]);
+  });
+});
