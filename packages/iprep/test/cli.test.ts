@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { AckFrame } from 'spop';
+import { freePort } from 'spop/bench';
 import { FakeHaproxy } from 'spop/testkit';
 import { type CliFlags, USAGE, parseCli, resolveConfig } from '../src/cli.js';
 import { randomScoreHandler } from '../src/random-score.js';
@@ -18,14 +18,6 @@ const children = new Set<ChildProcess>();
 after(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Starts `spoa` and collects its log lines; resolves once `count` workers listen. */
 async function startSpoa(args: string[], workers: number): Promise<{ child: ChildProcess; log: () => string }> {
