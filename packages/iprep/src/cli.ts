@@ -6,7 +6,7 @@
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { Agent, type Logger, closeOnSignals, consoleLogger, formatFrame } from 'spop';
-import { ConfigError, defaultConfig, loadConfigFile } from './config/index.js';
+import { ConfigError, defaultConfig, defaultWorkers, loadConfigFile } from './config/index.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterStoreHost } from './store/cluster.js';
 import type { IprepConfig } from './types.js';
@@ -113,7 +113,8 @@ export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
     host: flags.host ?? base.listen.host,
     port: flags.port ?? base.listen.port,
     socket: flags.socket ?? (tcp ? undefined : base.listen.socket),
-    workers: flags.workers ?? base.listen.workers,
+    // Without a file the defaults are random mode's: `--mode reputation` gets reputation mode's.
+    workers: flags.workers ?? (flags.config === undefined ? defaultWorkers(mode) : base.listen.workers),
   };
   const agent = {
     ...base.agent,

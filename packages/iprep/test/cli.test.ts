@@ -72,10 +72,10 @@ describe('parseCli', () => {
     const flagged = await resolveConfig(parseCli(['-c', file, '-p', '7000', '-n', '3', '--admin-port', '0', '--mode', 'random']) as CliFlags);
     assert.deepEqual([flagged.mode, flagged.listen.port, flagged.listen.socket, flagged.listen.workers, flagged.admin.enabled], ['random', 7000, undefined, 3, false]);
   });
-  it('reputation mode with the memory store runs several workers (they share the primary\'s state)', async () => {
+  it('reputation mode runs one process unless asked for more workers (they share the primary\'s state)', async () => {
     const byDefault = await resolveConfig(parseCli(['--mode', 'reputation']) as CliFlags);
     assert.equal(byDefault.store.type, 'memory');
-    assert.equal(byDefault.listen.workers, 5, 'the default number of workers, as in random mode');
+    assert.equal(byDefault.listen.workers, 1, 'one process by default in reputation mode');
     assert.equal(byDefault.admin.enabled, true, '--mode reputation alone gets the admin API');
     const two = await resolveConfig(parseCli(['--mode', 'reputation', '-n', '2']) as CliFlags);
     assert.equal(two.listen.workers, 2);

@@ -117,7 +117,7 @@ describe('defaultConfig', () => {
 });
 
 describe('parseConfig: valid files', () => {
-  it('an empty file (or comments only) is the defaults in reputation mode, admin on', () => {
+  it('an empty file (or comments only) is the defaults in reputation mode: admin on, one worker', () => {
     for (const text of ['', '# nothing\n', '---\n', 'listen:\nlists:\n']) {
       const config = parseConfig(text, FILE);
       const expected = defaultConfig();
@@ -127,6 +127,7 @@ describe('parseConfig: valid files', () => {
         mode: 'reputation',
         cacheDir: '/etc/iprep/.cache/iprep',
         decisions: { ...expected.decisions, file: '/etc/iprep/.cache/iprep/decisions.jsonl' },
+        listen: { ...expected.listen, workers: 1 },
         admin: { ...expected.admin, enabled: true },
       });
     }

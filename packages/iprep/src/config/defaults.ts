@@ -69,3 +69,12 @@ export function defaultConfig(): IprepConfig {
 export function defaultDecisions(cacheDir: string): IprepConfig['decisions'] {
   return { defaultDurationMs: 4 * HOUR, defaultAction: 'deny', file: join(cacheDir, 'decisions.jsonl') };
 }
+
+/**
+ * Workers when none are asked for: the seed's 5 in random mode; one in reputation mode, where each
+ * worker holds its own copy of the lists and the admin API (metrics, status page) shows the worker
+ * that answered. One process gives 200,000+ verdicts a second (BENCHMARKS.md); ask for more with -n.
+ */
+export function defaultWorkers(mode: IprepConfig['mode']): number {
+  return mode === 'reputation' ? 1 : 5;
+}

@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq } from 'yaml';
 import { parseAddress, parseRange } from '../net/address.js';
 import { IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
-import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig, defaultDecisions } from './defaults.js';
+import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig, defaultDecisions, defaultWorkers } from './defaults.js';
 import { formatDuration } from './duration.js';
 import type { MapReader, StringRule } from './reader.js';
 import { show } from './reader.js';
@@ -39,7 +39,7 @@ export function readConfig(root: MapReader, file: string): IprepConfig {
   const read = {
     source: file,
     mode,
-    listen: readListen(root.map('listen'), base, defaults.listen),
+    listen: readListen(root.map('listen'), base, { ...defaults.listen, workers: defaultWorkers(mode) }),
     agent: readAgent(root.map('agent'), defaults.agent),
     messages: readMessages(root, defaults.messages),
     variables: readVariables(root.map('variables'), defaults.variables),
