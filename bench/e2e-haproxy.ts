@@ -496,6 +496,13 @@ function oursOverFloor(runs: readonly RunResult[]): number | null {
   return ours !== null && floor !== null && floor > 0 ? ours / floor : null;
 }
 
+function medianOf(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
 function haproxyVersionLine(version: HaproxyVersion): string {
   const out = spawnSync(harness.requireHaproxy(version), ['-v'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
   return out.split('\n')[0]?.trim() ?? version;
@@ -610,7 +617,13 @@ function formatTables(report: Report): string {
     }
     const ratio = v.oursOverFloor;
     const verdict = ratio === null ? '(a run scored nothing)' : `(target <= ${s.targetRatio}: ${ratio <= s.targetRatio ? 'met' : 'NOT met'})`;
-    const perRound = s.rounds > 1 ? `; by round: ${v.oursOverFloorByRound.map((x) => (x === null ? '-' : x.toFixed(2))).join(', ')}` : '';
+    // The per-round median: one run where HAProxy batched differently cannot move it alone.
+    const median = medianOf(v.oursOverFloorByRound.filter((x): x is number => x !== null));
+    const perRound =
+      s.rounds > 1
+        ? `; by round: ${v.oursOverFloorByRound.map((x) => (x === null ? '-' : x.toFixed(2))).join(', ')}` +
+          (median === undefined ? '' : `; median of rounds: ${median.toFixed(2)}`)
+        : '';
     lines.push(`ours/floor agent CPU per scored request: ${ratio === null ? '-' : ratio.toFixed(2)} ${verdict}${perRound}`);
   }
   lines.push(
