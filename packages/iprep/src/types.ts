@@ -134,6 +134,10 @@ export interface StoreHealth {
   readonly kind: 'memory' | 'redis';
   readonly up: boolean;
   readonly detail?: string;
+  /** Decision writes waiting for the shared store to answer (Redis: the replay queue). */
+  readonly pendingWrites?: number;
+  /** Decision writes dropped since start because the replay queue was full. */
+  readonly droppedWrites?: number;
 }
 
 // ---------------------------------------------------------------------------

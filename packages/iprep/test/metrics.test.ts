@@ -68,7 +68,7 @@ describe('ReputationMetrics: Prometheus text', () => {
     let agent = { connections: 3, inFlight: 17 };
     metrics.setAgentGauges(() => agent);
     metrics.setDecisionsProvider(() => 5);
-    metrics.setStoreProvider(() => ({ kind: 'redis', up: false, detail: 'ECONNREFUSED' }));
+    metrics.setStoreProvider(() => ({ kind: 'redis', up: false, detail: 'ECONNREFUSED', pendingWrites: 4, droppedWrites: 1 }));
     metrics.setListsProvider(() => [
       { name: 'spamhaus-drop', format: 'spamhaus-json', origin: '/d.json', entries: 1200, loadedAt: NOW - 90_000, lastError: null },
       { name: 'tor-exits', format: 'tor-exits', origin: 'https://x.test/t', entries: 0, loadedAt: null, lastError: 'fetch failed: 503' },
@@ -82,6 +82,8 @@ describe('ReputationMetrics: Prometheus text', () => {
     assert.equal(sample(text, 'iprep_frames_in_flight'), 17);
     assert.equal(sample(text, 'iprep_decisions'), 5);
     assert.equal(sample(text, 'iprep_store_up{kind="redis"}'), 0);
+    assert.equal(sample(text, 'iprep_store_pending_writes'), 4);
+    assert.equal(sample(text, 'iprep_store_dropped_writes'), 1);
     assert.equal(sample(text, 'iprep_list_entries{list="spamhaus-drop"}'), 1200);
     assert.equal(sample(text, 'iprep_list_entries{list="tor-exits"}'), 0);
     assert.equal(sample(text, 'iprep_list_age_seconds{list="spamhaus-drop"}'), 90);

@@ -238,7 +238,7 @@ function sharedRedisSuites(name: string, target: () => Target): void {
         await stores.decisions.put(decision('192.0.2.70'));
         assert.equal(stores.decisions.snapshot().length, 1);
         await stores.counters.flush(new Map([['x', 1]]), 1000, Date.now());
-        assert.deepEqual(stores.health(), { kind: 'redis', up: true });
+        assert.deepEqual(stores.health(), { kind: 'redis', up: true, pendingWrites: 0, droppedWrites: 0 });
       } finally {
         await stores.close();
       }

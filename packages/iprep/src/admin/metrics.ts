@@ -251,6 +251,18 @@ export class ReputationMetrics {
         if (store) storeUp.set({ kind: store.kind }, store.up ? 1 : 0);
       },
     });
+    const pendingWrites: Gauge = new Gauge({
+      name: `${prefix}store_pending_writes`,
+      help: 'Decision writes waiting for the shared store (the replay queue while Redis is unreachable)',
+      registers,
+      collect: () => pendingWrites.set(this.readStore?.().pendingWrites ?? 0),
+    });
+    const droppedWrites: Gauge = new Gauge({
+      name: `${prefix}store_dropped_writes`,
+      help: 'Decision writes dropped since start because the replay queue was full',
+      registers,
+      collect: () => droppedWrites.set(this.readStore?.().droppedWrites ?? 0),
+    });
 
     if (defaultMetrics) collectDefaultMetrics({ register: registry });
   }

@@ -85,8 +85,8 @@ export function createStores(
     counters,
     health: () => {
       const d = decisions.health();
-      if (!d.up) return d;
-      return counters.health();
+      const queue = { pendingWrites: decisions.pendingWrites, droppedWrites: decisions.droppedWrites };
+      return { ...(d.up ? counters.health() : d), ...queue };
     },
     close: async () => {
       await Promise.all([decisions.close(), counters.close()]);
