@@ -398,3 +398,14 @@ describe('list formats: round trips (fast-check)', () => {
     );
   });
 });
+
+describe('the example lists (examples/lists)', () => {
+  const dir = new URL('../../../examples/lists/', import.meta.url);
+  for (const [name, format, count] of [['allow.txt', 'netset', 3], ['drop.txt', 'netset', 3], ['scores.csv', 'csv', 3]] as const) {
+    it(`${name} parses as ${format} without a warning`, () => {
+      const parsed = parseList(format, readFileSync(new URL(name, dir), 'utf8'), name);
+      assert.deepEqual(parsed.warnings, []);
+      assert.equal(parsed.entries.length, count);
+    });
+  }
+});
