@@ -19,6 +19,9 @@ import { fileURLToPath } from 'node:url';
 /** Root of the repository (this file is test/e2e/harness.ts). */
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
+/** The `spoa` command the end-to-end tests run (packages/iprep, built by `tsc -b`). */
+export const spoaBin = join(repoRoot, 'packages/iprep/bin/spoa.js');
+
 export const haproxyVersions = ['2.6', '3.0', '3.2'] as const;
 export type HaproxyVersion = (typeof haproxyVersions)[number];
 

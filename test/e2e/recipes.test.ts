@@ -13,7 +13,6 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   type HaproxyHandle,
   type HaproxyVersion,
@@ -27,10 +26,10 @@ import {
   startHaproxy,
   startProcess,
   waitServerStatus,
+  spoaBin,
 } from './harness.js';
 
 const recipesDir = join(examplesDir, 'recipes');
-const spoaBin = fileURLToPath(new URL('../../packages/iprep/bin/spoa.js', import.meta.url));
 
 /**
  * Client addresses (all on the loopback interface), as listed in

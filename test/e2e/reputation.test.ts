@@ -11,7 +11,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   type HaproxyHandle,
   type HttpResult,
@@ -24,9 +23,9 @@ import {
   startHaproxy,
   startProcess,
   waitServerStatus,
+  spoaBin,
 } from './harness.js';
 
-const spoaBin = fileURLToPath(new URL('../../packages/iprep/bin/spoa.js', import.meta.url));
 
 const DENY_LIST = '# hand-made list\n127.0.0.10\n127.0.0.30\n';
 const SOFT_LIST = '127.0.0.16/30\n';

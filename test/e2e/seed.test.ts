@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   type HaproxyHandle,
   type HttpResult,
@@ -21,9 +20,9 @@ import {
   startHaproxy,
   startProcess,
   waitServerStatus,
+  spoaBin,
 } from './harness.js';
 
-const spoaBin = fileURLToPath(new URL('../../packages/iprep/bin/spoa.js', import.meta.url));
 
 /** Starts `spoa -d` (one process, ordered debug log: every score it gives is in the log). */
 async function startAgent(port: number, extraArgs: string[] = []): Promise<ManagedProcess> {

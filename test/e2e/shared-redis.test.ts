@@ -10,7 +10,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { RedisServer } from '../../packages/iprep/test/redis-server.js';
 import {
   type HaproxyHandle,
@@ -23,9 +22,9 @@ import {
   startHaproxy,
   startProcess,
   waitServerStatus,
+  spoaBin,
 } from './harness.js';
 
-const spoaBin = fileURLToPath(new URL('../../packages/iprep/bin/spoa.js', import.meta.url));
 
 /** Ban above 30 messages a minute: 20 requests through each of two agents only add up to it together. */
 const BAN_THRESHOLD = 30;

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Message, type SetVarAction } from 'spop';
 import { BehaviourTracker } from '../src/behaviour/index.js';
+import { defaultConfig } from '../src/config/index.js';
 import { DecisionIndex, makeDecision } from '../src/decisions/index.js';
 import { type CompiledList, ReputationEngine } from '../src/engine/engine.js';
 import { reputationHandler } from '../src/engine/handler.js';
@@ -31,20 +32,13 @@ function list(config: Partial<ListConfig> & { name: string }, lines: ReadonlyArr
   };
 }
 
+/** The defaults, with thresholds small enough to cross in a test. */
 const behaviourConfig: BehaviourConfig = {
-  enabled: true,
-  ipv6PrefixLength: 64,
-  windowMs: 60_000,
+  ...defaultConfig().behaviour,
   rateThreshold: 5,
-  ratePenalty: 30,
   banThreshold: 10,
-  banMs: 600_000,
-  banGrowth: 2,
-  maxBanMs: 86_400_000,
-  banAction: 'deny',
-  decayPoints: 10,
-  decayIntervalMs: 60_000,
-  errorWeight: 5,
+  statusArgument: undefined,
+  rateArgument: undefined,
   maxClients: 1000,
 };
 
