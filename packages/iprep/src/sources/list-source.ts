@@ -274,7 +274,15 @@ export class ListSource {
     if (validators?.etag !== undefined) headers['if-none-match'] = validators.etag;
     if (validators?.lastModified !== undefined) headers['if-modified-since'] = validators.lastModified;
     const conditional = validators?.etag !== undefined || validators?.lastModified !== undefined;
-    const signal = AbortSignal.any([AbortSignal.timeout(this.fetchTimeoutMs), this.stopSignal.signal]);
+    // Not AbortSignal.any([AbortSignal.timeout(ms), ...]): on Node 20 the timeout signal inside it can be
+    // garbage-collected before it fires (nodejs/node#57736), leaving the fetch to undici's 300 s timeout.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(timeoutError(this.fetchTimeoutMs)), this.fetchTimeoutMs);
+    const stopped = this.stopSignal.signal; // stop() replaces the controller: keep this one
+    const onStop = (): void => deadline.abort(stopped.reason);
+    if (stopped.aborted) onStop();
+    else stopped.addEventListener('abort', onStop, { once: true });
+    const signal = deadline.signal;
     try {
       const response = await this.fetch(url, { headers, signal, redirect: 'follow' });
       if (response.status === 304 && conditional) {
@@ -294,6 +302,9 @@ export class ListSource {
       };
     } catch (err) {
       throw this.error(`GET ${url}: ${describeError(err)}`, err);
+    } finally {
+      clearTimeout(timer);
+      stopped.removeEventListener('abort', onStop);
     }
   }
 
@@ -380,10 +391,17 @@ function digest(text: string): string {
   return createHash('sha256').update(text).digest('base64');
 }
 
+/** The same error AbortSignal.timeout() aborts with, so describeError() reads both alike. */
+function timeoutError(ms: number): Error {
+  const err = new Error(`timed out after ${ms} ms`);
+  err.name = 'TimeoutError';
+  return err;
+}
+
 /** fetch() hides the useful part (ECONNREFUSED, a timeout) in the cause. */
 function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  if (err.name === 'TimeoutError') return 'timed out';
+  if (err.name === 'TimeoutError') return err.message.startsWith('timed out') ? err.message : 'timed out';
   const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
   return err.message + cause;
 }
