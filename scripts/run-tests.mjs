@@ -42,9 +42,10 @@ if (files.length === 0) {
 }
 console.log(`running ${files.length} test files: ${files.map((f) => relative('.', join(root, f))).join(' ')}`);
 // E2E files start HAProxy processes and agents: one file at a time keeps them from starving each other.
+// The longest test takes about 15 s: a test that hangs fails after a minute instead of stalling the run.
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', ...extra, ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=60000', ...extra, ...files],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);
