@@ -13,7 +13,8 @@ import { type AddressFamily, type LoadResult, type LoadTarget, runLoad } from '.
 import { type TreeStats, clockTicksPerSecond, readTreeStats, treeCpuDelta } from './process-stats.js';
 
 export const USAGE: string = `Usage: spop-bench [--host H --port P | --path SOCKET | --agent "<command with {port}>"] [--floor]
-                  [-c CONNECTIONS] [-d DEPTH] [-t SECONDS] [--warmup SECONDS] [--family ipv4|ipv6|mixed] [--json]
+                  [-c CONNECTIONS] [-d DEPTH] [--rate FRAMES_PER_S] [-t SECONDS] [--warmup SECONDS]
+                  [--family ipv4|ipv6|mixed] [--json]
 
 Load generator for SPOP agents. Plays HAProxy 3.x: HELLO with pipelining, then check-client-ip
 NOTIFY frames with random source addresses; keeps C connections x D frames in flight; validates
@@ -32,7 +33,13 @@ Target (one of them, or --floor alone):
 
 Load:
   -c, --connections <n>     connections (default 1)
-  -d, --depth <n>           NOTIFY frames in flight per connection (default 1)
+  -d, --depth <n>           NOTIFY frames in flight per connection (default 1); with --rate, at most
+      --rate <n>            open loop: offer n NOTIFY frames per second in all, dealt round-robin to the
+                            connections every millisecond, instead of a new frame as soon as an ACK comes
+                            back. Latency then runs from the moment a frame was due, so a frame waiting for
+                            a busy slot counts its wait. Without it the load is a closed loop: it measures
+                            the most the target does, and latency at saturation (Little's law: connections
+                            x depth / throughput); with it, latency at a given load.
   -t, --duration <s>        measured seconds per run (default 5, at most 3600)
       --warmup <s>          seconds of load before measuring (default 1, at most 600)
       --rounds <n>          runs per target (default 1); with --floor the order is agent, floor,
@@ -63,6 +70,7 @@ export interface BenchCliOptions {
   readonly floor: boolean;
   readonly connections: number;
   readonly depth: number;
+  readonly rate: number | undefined;
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly rounds: number;
@@ -95,6 +103,7 @@ const argSpec = {
   floor: { type: 'boolean' },
   connections: { type: 'string', short: 'c' },
   depth: { type: 'string', short: 'd' },
+  rate: { type: 'string' },
   duration: { type: 'string', short: 't' },
   warmup: { type: 'string' },
   rounds: { type: 'string' },
@@ -134,6 +143,7 @@ export function parseBenchArgs(argv: string[]): BenchCliOptions | 'help' {
     floor: values.floor ?? false,
     connections: number('connections', values.connections, 1, 10_000) ?? 1,
     depth: number('depth', values.depth, 1, 100_000) ?? 1,
+    rate: number('rate', values.rate, 1, 10_000_000, false),
     durationMs: (number('duration', values.duration, 0.1, 3600, false) ?? 5) * 1000,
     warmupMs: (number('warmup', values.warmup, 0, 600, false) ?? 1) * 1000,
     rounds: number('rounds', values.rounds, 1, 100) ?? 1,
@@ -227,6 +237,7 @@ async function measure(target: Target, round: number, options: BenchCliOptions):
     target: target.connect,
     connections: options.connections,
     depth: options.depth,
+    ...(options.rate === undefined ? {} : { rate: options.rate }),
     durationMs: options.durationMs,
     warmupMs: options.warmupMs,
     family: options.family,
@@ -421,6 +432,7 @@ function header(options: BenchCliOptions): string {
   const s = (n: number): string => `${+(n / 1000).toFixed(3)} s`;
   return (
     `spop-bench: ${options.connections} connection${options.connections > 1 ? 's' : ''} x ${options.depth} in flight, ` +
+    (options.rate === undefined ? '' : `${int(options.rate)} frames/s offered, `) +
     `${options.family}, ${s(options.durationMs)} measured after ${s(options.warmupMs)} of warm-up, ` +
     `${options.rounds} round${options.rounds > 1 ? 's' : ''}`
   );
@@ -447,6 +459,17 @@ function formatReport(report: BenchReport): string {
       '',
       `note: the generator itself used >= 90% of a core in ${busy.map((b) => `${b.target} round ${b.round}`).join(', ')}: ` +
         'those figures are a lower bound set by the generator, not by the target.',
+    );
+  }
+  const rate = report.options.rate;
+  // 2% short: a window's edges cut a few frames either way.
+  const behind = rate === undefined ? [] : report.runs.filter((run) => run.result.unsent > 0 || run.result.throughput < 0.98 * rate);
+  if (behind.length > 0) {
+    lines.push(
+      '',
+      `note: the target did not keep up with ${int(rate ?? 0)} frames/s in ` +
+        `${behind.map((b) => `${b.target} round ${b.round} (${int(b.result.throughput)}/s, ${int(b.result.unsent)} dropped)`).join(', ')}: ` +
+        'its latencies include the queue that built up.',
     );
   }
   const samples = report.runs.flatMap((run) => run.result.errorSamples.map((e) => `  ${run.target} round ${run.round}: ${e}`));

@@ -48,6 +48,13 @@ export interface LoadOptions {
   readonly connections?: number;
   /** NOTIFY frames kept in flight on each connection. Default 1. */
   readonly depth?: number;
+  /**
+   * Open loop: NOTIFY frames per second offered over all connections, released on a 1 ms schedule and
+   * dealt round-robin, instead of a new frame as soon as an ACK frees a slot (closed loop, the default).
+   * A frame due on a connection whose `depth` slots are busy waits for one, and that wait counts in its
+   * latency: latency is measured from the moment the frame was due, not from when it was sent.
+   */
+  readonly rate?: number;
   /** Length of the measured window. Default 5000 ms. */
   readonly durationMs?: number;
   /** Load applied before the measured window (JIT, caches, worker start-up). Default 1000 ms. */
@@ -75,6 +82,8 @@ export interface LoadOptions {
 export interface LoadResult {
   readonly connections: number;
   readonly depth: number;
+  /** Frames per second offered (open loop), or undefined for a closed loop. */
+  readonly rate: number | undefined;
   readonly family: AddressFamily;
   /** Actual length of the warm-up, in ms. */
   readonly warmupMs: number;
@@ -101,6 +110,13 @@ export interface LoadResult {
   /** NOTIFY frames sent and valid ACKs received over the whole run. */
   readonly totalSent: number;
   readonly totalAcks: number;
+  /**
+   * Open loop only: frames that fell due but were dropped, because their connection already had
+   * BACKLOG_LIMIT frames waiting for a slot (or was lost). Above 0, the target did not keep up with `rate`;
+   * below that, `throughput` short of `rate` says the same. Frames still waiting when the window ends are
+   * neither sent nor counted here.
+   */
+  readonly unsent: number;
   /** CPU time (user + system) this process used during the measured window: tells whether the generator was the bottleneck. */
   readonly generatorCpuMs: number;
   /** The latency samples of the window, to compute other percentiles or merge runs. */
@@ -108,6 +124,8 @@ export interface LoadResult {
 }
 
 const MAX_ERROR_SAMPLES = 10;
+/** Open loop: frames a connection may have waiting for a free slot before further ones are dropped as unsent. */
+const BACKLOG_LIMIT = 4096;
 const READ_BUFFER_SIZE = 64 * 1024;
 
 /** State shared by the connections of one run. Plain fields: the hot path reads them once per frame. */
@@ -122,6 +140,7 @@ class RunState {
   totalAcks = 0;
   invalidAcks = 0;
   connectionErrors = 0;
+  unsent = 0;
   live = 0;
   readonly errorSamples: string[] = [];
   readonly histogram: LatencyHistogram;
@@ -253,6 +272,12 @@ class LoadConnection {
   /** Slots whose ACK arrived and that wait for the next batch. */
   readonly #free: Int32Array;
   #freeCount: number;
+  /** Open loop: due times of the frames waiting for a free slot, a ring; null in a closed loop. */
+  readonly #backlog: Float64Array | null;
+  #backlogHead = 0;
+  #backlogCount = 0;
+  /** Open loop: already in this tick's list of connections to flush. */
+  touched = false;
   #batch: Buffer;
   /** Every read lands in this buffer (net's `onread`): no allocation per read, no Readable stream machinery. */
   #readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
@@ -264,7 +289,15 @@ class LoadConnection {
   #onOpen: ((err?: Error) => void) | null = null;
   #onClosed: (() => void) | null = null;
 
-  constructor(run: RunState, tpl: Templates, depth: number, family: AddressFamily, capabilities: string, maxFrameSize: number) {
+  constructor(
+    run: RunState,
+    tpl: Templates,
+    depth: number,
+    family: AddressFamily,
+    capabilities: string,
+    maxFrameSize: number,
+    openLoop: boolean,
+  ) {
     this.#run = run;
     this.#tpl = tpl;
     this.#depth = depth;
@@ -278,6 +311,7 @@ class LoadConnection {
     this.#free = new Int32Array(depth);
     for (let i = 0; i < depth; i++) this.#free[i] = i;
     this.#freeCount = depth;
+    this.#backlog = openLoop ? new Float64Array(BACKLOG_LIMIT) : null;
     this.#batch = Buffer.allocUnsafeSlow(depth * tpl.maxNotifySize);
     this.#rng = randomBytes(4).readUInt32BE(0) | 1; // xorshift must not start at 0
   }
@@ -315,11 +349,27 @@ class LoadConnection {
     });
   }
 
-  /** Fills the pipeline: `depth` NOTIFY frames in one write. */
+  /** Fills the pipeline: `depth` NOTIFY frames in one write (closed loop); an open loop waits for `due`. */
   start(): void {
     if (this.#state !== ConnState.Ready) return;
     this.#state = ConnState.Running;
-    this.#flush();
+    if (this.#backlog === null) this.#flush();
+  }
+
+  /** Open loop: a frame falls due at `now`; it goes out at the next `flushDue`, or when a slot frees. */
+  due(now: number): void {
+    const backlog = this.#backlog as Float64Array;
+    if (this.#state !== ConnState.Running || this.#backlogCount === BACKLOG_LIMIT) {
+      this.#run.unsent++;
+      return;
+    }
+    backlog[(this.#backlogHead + this.#backlogCount++) % BACKLOG_LIMIT] = now;
+  }
+
+  /** Open loop: sends what is due and has a slot, in one write. */
+  flushDue(): void {
+    this.touched = false;
+    if (this.#freeCount > 0 && this.#backlogCount > 0 && this.#state === ConnState.Running) this.#flush();
   }
 
   /** Says goodbye like HAProxy (HAPROXY-DISCONNECT, then FIN), and waits for the close, at most `timeoutMs`. */
@@ -366,8 +416,10 @@ class LoadConnection {
     }
     // The parser keeps a view of an incomplete frame's bytes: the next read must not overwrite them.
     if (this.#parser.buffered > 0) this.#readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
-    // Every slot freed by this chunk is refilled in a single write.
-    if (this.#freeCount > 0 && this.#state === ConnState.Running && this.#run.sending) this.#flush();
+    // Every slot freed by this chunk is refilled in a single write (open loop: with frames already due).
+    if (this.#freeCount > 0 && this.#state === ConnState.Running && this.#run.sending && (this.#backlog === null || this.#backlogCount !== 0)) {
+      this.#flush();
+    }
     return true;
   };
 
@@ -458,23 +510,29 @@ class LoadConnection {
     this.#abort(reason);
   }
 
-  /** Sends a NOTIFY for every free slot, all in one write. */
+  /** Sends a NOTIFY for every free slot (open loop: for as many frames as are due), all in one write. */
   #flush(): void {
     const buf = this.#batch;
     const depth = this.#depth;
-    const count = this.#freeCount;
+    const backlog = this.#backlog;
+    const count = backlog === null ? this.#freeCount : Math.min(this.#freeCount, this.#backlogCount);
     let pos = 0;
     const now = performance.now(); // one clock read per batch
     for (let k = 0; k < count; k++) {
-      const slot = this.#free[k] as number;
+      const slot = this.#free[--this.#freeCount] as number;
       const generation = this.#generation[slot] as number;
       this.#generation[slot] = generation + 1;
       const sid = 2 * (generation * depth + slot) + 1;
       this.#slotSid[slot] = sid;
-      this.#sentAt[slot] = now;
+      if (backlog === null) {
+        this.#sentAt[slot] = now;
+      } else {
+        this.#sentAt[slot] = backlog[this.#backlogHead] as number; // latency runs from when the frame was due
+        this.#backlogHead = (this.#backlogHead + 1) % BACKLOG_LIMIT;
+        this.#backlogCount--;
+      }
       pos = this.#writeNotify(buf, pos, sid);
     }
-    this.#freeCount = 0;
     this.outstanding += count;
     const run = this.#run;
     run.totalSent += count;
@@ -565,6 +623,35 @@ function duration(name: string, value: number): number {
 }
 
 /**
+ * Open loop: every millisecond, the frames that fell due since the last tick are dealt round-robin to the
+ * connections, and each connection given one sends what it can in one write. A tick that comes late
+ * (timer drift, a busy generator) stamps its frames with its own time: the generator's lateness is not
+ * charged to the target.
+ */
+function startSchedule(run: RunState, conns: readonly LoadConnection[], rate: number): NodeJS.Timeout {
+  const start = performance.now();
+  const touched: LoadConnection[] = [];
+  let released = 0;
+  let next = 0;
+  return setInterval(() => {
+    if (!run.sending) return;
+    const now = performance.now();
+    const due = Math.floor(((now - start) * rate) / 1000);
+    for (; released < due; released++) {
+      const conn = conns[next] as LoadConnection;
+      next = next + 1 === conns.length ? 0 : next + 1;
+      conn.due(now);
+      if (!conn.touched) {
+        conn.touched = true;
+        touched.push(conn);
+      }
+    }
+    for (const conn of touched) conn.flushDue();
+    touched.length = 0;
+  }, 1);
+}
+
+/**
  * Runs the load: connects, completes every HELLO, applies the load for the
  * warm-up then the measured window, waits (bounded) for the frames still in
  * flight, and closes. Rejects only when the connections cannot be set up;
@@ -575,6 +662,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const depth = positiveInteger('depth', options.depth ?? 1, 1_000_000);
   const durationMs = duration('durationMs', options.durationMs ?? 5000);
   const warmupMs = duration('warmupMs', options.warmupMs ?? 1000);
+  const rate = options.rate;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0 && rate <= 10_000_000)) {
+    throw new RangeError(`rate must be a number of frames per second from 0 to 10000000: ${rate}`);
+  }
   const family = options.family ?? 'ipv4';
   if (family !== 'ipv4' && family !== 'ipv6' && family !== 'mixed') throw new RangeError(`unknown family: ${String(family)}`);
   const maxFrameSize = options.maxFrameSize ?? 16380;
@@ -582,7 +673,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const tpl = buildTemplates(options.messageName ?? 'check-client-ip', options.variable ?? 'ip_score', maxFrameSize, capabilities);
   const run = new RunState(options.latencyLimitUs ?? 1_000_000);
 
-  const conns = Array.from({ length: connections }, () => new LoadConnection(run, tpl, depth, family, capabilities, maxFrameSize));
+  const conns = Array.from(
+    { length: connections },
+    () => new LoadConnection(run, tpl, depth, family, capabilities, maxFrameSize, rate !== undefined),
+  );
   const opened = await Promise.allSettled(conns.map((c) => c.open(options.target, options.connectTimeoutMs ?? 5000)));
   const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed !== undefined) {
@@ -594,6 +688,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const allLost = (): boolean => run.live === 0;
   const warmupStart = performance.now();
   for (const c of conns) c.start();
+  const schedule = rate === undefined ? undefined : startSchedule(run, conns, rate);
   await run.waitUntil(allLost, warmupMs);
 
   const windowStart = performance.now();
@@ -607,6 +702,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const windowEnd = performance.now();
   options.onPhase?.('drain');
 
+  if (schedule !== undefined) clearInterval(schedule);
   await run.waitUntil(() => conns.every((c) => c.outstanding === 0), options.drainTimeoutMs ?? 2000);
   const unanswered = conns.reduce((n, c) => n + c.outstanding, 0);
   await Promise.all(conns.map((c) => c.close(1000)));
@@ -615,6 +711,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   return {
     connections,
     depth,
+    rate,
     family,
     warmupMs: windowStart - warmupStart,
     durationMs: measuredMs,
@@ -627,6 +724,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     unanswered,
     connectionErrors: run.connectionErrors,
     errorSamples: run.errorSamples,
+    unsent: run.unsent,
     totalSent: run.totalSent,
     totalAcks: run.totalAcks,
     generatorCpuMs: (cpu.user + cpu.system) / 1000,

@@ -1,0 +1,116 @@
+/**
+ * The load generator behind spop-bench: closed and open loops against an
+ * in-process agent, ACK validation, and the command's option parsing. These
+ * check what it counts, never how fast anything is (that is for the benchmarks).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setVar, T } from '../src/index.js';
+import { parseBenchArgs, runLoad, startFloorAgent } from '../src/bench/index.js';
+import { UsageError } from '../src/bench/cli.js';
+import { sleep, startAgent } from './agent-helpers.js';
+
+describe('runLoad: closed loop', () => {
+  it('keeps connections x depth frames in flight and validates every ACK', async (t) => {
+    const h = await startAgent(t, {}, (a) => a.message('check-client-ip', () => setVar('sess', 'ip_score', T.uint32(50))));
+    const result = await runLoad({ target: h.target, connections: 3, depth: 4, durationMs: 300, warmupMs: 100, family: 'mixed' });
+    assert.equal(result.rate, undefined);
+    assert.equal(result.errors, 0, result.errorSamples.join('\n'));
+    assert.equal(result.unsent, 0);
+    assert.ok(result.acks > 100, `only ${result.acks} ACKs`);
+    assert.equal(result.totalAcks, result.totalSent, 'every frame sent was answered');
+    assert.equal(result.latency.count, result.acks);
+    assert.ok(result.latency.p50Us > 0 && result.latency.p50Us <= result.latency.p99Us);
+  });
+
+  it('counts an ACK whose score is out of range as invalid', async (t) => {
+    const h = await startAgent(t, {}, (a) => a.message('check-client-ip', () => setVar('sess', 'ip_score', T.uint32(101))));
+    const result = await runLoad({ target: h.target, durationMs: 100, warmupMs: 0 });
+    assert.ok(result.invalidAcks > 0);
+    assert.equal(result.acks, 0);
+    assert.match(result.errorSamples[0] ?? '', /bad ACK payload/);
+  });
+
+  it('counts an ACK that sets another variable as invalid', async (t) => {
+    const floor = await startFloorAgent({ variable: 'other' });
+    t.after(() => floor.close());
+    const port = typeof floor.address === 'string' ? 0 : floor.address.port;
+    const result = await runLoad({ target: { port }, durationMs: 100, warmupMs: 0 });
+    assert.ok(result.invalidAcks > 0);
+    assert.equal(result.acks, 0);
+  });
+});
+
+describe('runLoad: open loop (rate)', () => {
+  it('offers the rate, spread over the connections, and no more', async (t) => {
+    let answered = 0;
+    const h = await startAgent(t, {}, (a) =>
+      a.message('check-client-ip', () => {
+        answered++;
+        return setVar('sess', 'ip_score', T.uint32(1));
+      }),
+    );
+    // Closed, this agent answers tens of thousands a second: an open loop holds it at the rate.
+    const result = await runLoad({ target: h.target, connections: 4, depth: 2, rate: 1000, durationMs: 1000, warmupMs: 200 });
+    assert.equal(result.rate, 1000);
+    assert.equal(result.errors, 0, result.errorSamples.join('\n'));
+    assert.equal(result.unsent, 0);
+    assert.ok(result.throughput > 900 && result.throughput < 1100, `throughput ${result.throughput}`);
+    assert.ok(result.totalSent > 1000 && result.totalSent < 1350, `sent ${result.totalSent} in 1.2 s`);
+    assert.equal(answered, result.totalSent);
+  });
+
+  it('counts the time a due frame waits for a busy slot in its latency', async (t) => {
+    // One slot, 20 ms per answer, 200 frames due a second: frames queue behind each other.
+    const h = await startAgent(t, {}, (a) =>
+      a.message('check-client-ip', async () => {
+        await sleep(20);
+        return setVar('sess', 'ip_score', T.uint32(1));
+      }),
+    );
+    const result = await runLoad({ target: h.target, connections: 1, depth: 1, rate: 200, durationMs: 500, warmupMs: 0 });
+    assert.equal(result.errors, 0, result.errorSamples.join('\n'));
+    assert.ok(result.throughput < 60, `throughput ${result.throughput}: the agent cannot answer more than 50/s`);
+    // A closed loop would report about 20 ms for every frame; the queue makes the later ones far older.
+    assert.ok(result.latency.maxUs > 150_000, `max latency ${result.latency.maxUs} µs`);
+  });
+
+  it('drops frames beyond the backlog limit and counts them', async (t) => {
+    const h = await startAgent(t, {}, (a) => a.message('check-client-ip', () => new Promise(() => {})));
+    const result = await runLoad({
+      target: h.target,
+      connections: 1,
+      depth: 1,
+      rate: 50_000,
+      durationMs: 200,
+      warmupMs: 0,
+      drainTimeoutMs: 50,
+    });
+    assert.equal(result.acks, 0);
+    assert.equal(result.unanswered, 1, 'the one frame sent was never answered');
+    assert.ok(result.unsent > 1000, `unsent ${result.unsent}: 10,000 fell due, 4,096 may wait`);
+  });
+
+  it('rejects a rate that is not a positive number', async () => {
+    await assert.rejects(runLoad({ target: { port: 1 }, rate: 0 }), /rate must be/);
+    await assert.rejects(runLoad({ target: { port: 1 }, rate: Number.NaN }), /rate must be/);
+  });
+});
+
+describe('spop-bench options', () => {
+  it('reads --rate as frames per second, absent by default', () => {
+    const parsed = parseBenchArgs(['--floor', '-c', '256', '--rate', '20000']);
+    assert.ok(parsed !== 'help');
+    assert.equal(parsed.rate, 20000);
+    assert.equal(parsed.connections, 256);
+    const closed = parseBenchArgs(['--floor']);
+    assert.ok(closed !== 'help');
+    assert.equal(closed.rate, undefined);
+  });
+
+  it('names the option and the range of a bad value', () => {
+    assert.throws(() => parseBenchArgs(['--floor', '--rate', '0']), (err: unknown) => err instanceof UsageError && /--rate must be a number from 1/.test(err.message));
+    assert.throws(() => parseBenchArgs(['--floor', '--rate', 'fast']), UsageError);
+    assert.throws(() => parseBenchArgs(['-c', '4']), /nothing to measure/);
+  });
+});
