@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { Agent, type Logger, closeOnSignals, consoleLogger, formatFrame } from 'spop';
 import { ConfigError, defaultConfig, defaultWorkers, loadConfigFile } from './config/index.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
+import type { ClusterMetricsHub } from './admin/cluster.js';
 import type { ClusterStoreHost } from './store/cluster.js';
 import type { IprepConfig } from './types.js';
 
@@ -167,21 +168,29 @@ async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): P
 
 /**
  * The primary process: starts the workers and restarts any that dies, until told to stop. In reputation
- * mode with the memory store it also holds the decisions and counters every worker shares.
+ * mode with the memory store it also holds the decisions and counters every worker shares; with the
+ * admin API it relays the figures of every worker to the one answering an admin request.
  */
 async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<void> {
   let host: ClusterStoreHost | undefined;
-  let env: Record<string, string> | undefined;
+  let metricsHub: ClusterMetricsHub | undefined;
+  const env: Record<string, string> = {};
   if (config.mode === 'reputation' && config.store.type === 'memory') {
     const { CLUSTER_STORE_ENV, ClusterStoreHost } = await import('./store/cluster.js');
     host = new ClusterStoreHost({ decisionsFile: config.decisions.file, logger });
     await host.start(); // before any worker asks for its snapshot
-    env = { [CLUSTER_STORE_ENV]: '1' };
+    env[CLUSTER_STORE_ENV] = '1';
+  }
+  if (config.mode === 'reputation' && config.admin.enabled) {
+    const { CLUSTER_METRICS_ENV, ClusterMetricsHub } = await import('./admin/cluster.js');
+    metricsHub = new ClusterMetricsHub();
+    env[CLUSTER_METRICS_ENV] = '1';
   }
   let stopping = false;
   const fork = (): void => {
     const worker = cluster.fork(env);
     host?.attach(worker);
+    metricsHub?.attach(worker);
   };
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {

@@ -6,7 +6,7 @@
 import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type Agent, type Logger, closeOnSignals } from 'spop';
-import { AdminServer, ReputationMetrics } from './admin/index.js';
+import { AdminServer, ClusterMetricsLink, ReputationMetrics, hasClusterMetricsHub } from './admin/index.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
@@ -61,6 +61,16 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   metrics.setListsProvider(() => service.lists());
   metrics.setDecisionsProvider(() => service.decisionCount());
   metrics.setStoreProvider(() => service.store());
+  // A node:cluster worker: the admin API answers for every worker, through the primary.
+  let link: ClusterMetricsLink | undefined;
+  if (hasClusterMetricsHub()) {
+    link = new ClusterMetricsLink({
+      collect: (what) => (what === 'metrics' ? metrics.registry.getMetricsAsJSON() : metrics.statusCounts()),
+      logger,
+    });
+    metrics.setPeers(link);
+    link.start();
+  }
 
   let admin: AdminServer | undefined;
   if (config.admin.enabled) {
@@ -93,6 +103,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
     clearTimeout(debounce);
     watcher?.close();
     await admin?.close();
+    link?.close();
     await service.close();
   };
   closeOnSignals(agent, {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { AckFrame } from 'spop';
 import { freePort } from 'spop/bench';
 import { FakeHaproxy } from 'spop/testkit';
+import { ownerOf, running } from './processes.js';
 import type { Decision } from '../src/types.js';
 
 const bin = fileURLToPath(new URL('../bin/spoa.js', import.meta.url));
@@ -35,37 +36,6 @@ function variables(ack: AckFrame): Map<string, unknown> {
   const vars = new Map<string, unknown>();
   for (const action of ack.actions) if (action.type === 'set-var') vars.set(action.name, 'value' in action.value ? action.value.value : null);
   return vars;
-}
-
-/**
- * Which of `pids` holds the agent end of the TCP connection whose client port is `clientPort`: its
- * socket inode appears in /proc/net/tcp with that remote port, and among the process' descriptors.
- */
-function ownerOf(clientPort: number, pids: readonly number[]): number | undefined {
-  const inodes = new Set<string>();
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    const remote = fields[2];
-    if (remote !== undefined && parseInt(remote.split(':')[1] ?? '', 16) === clientPort) inodes.add(fields[9] ?? '');
-  }
-  return pids.find((pid) =>
-    readdirSync(`/proc/${pid}/fd`).some((fd) => {
-      try {
-        return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
-      } catch {
-        return false; // closed meanwhile
-      }
-    }),
-  );
-}
-
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('spoa -n 2 in reputation mode with the memory store', () => {

@@ -159,7 +159,30 @@ describe('status page in Chromium', () => {
 
     assert.equal(await text(page, '#store'), 'memory up');
     assert.match(await text(page, '#reloads'), /^1 ok, 0 failed · last ok in 37 ms, .+ ago$/);
+    assert.doesNotMatch(await text(page, '#summary'), /worker/, 'one process: no worker count');
     await page.close();
+  });
+
+  it('with node:cluster workers: every worker’s figures, and how many answered', async () => {
+    const clustered = await startAdmin();
+    const other = new ReputationMetrics({ defaultMetrics: false });
+    other.setAgentGauges(() => ({ connections: 5, inFlight: 0 }));
+    observeTraffic(clustered.metrics);
+    observeTraffic(other);
+    let missing: number | null = 0;
+    clustered.metrics.setPeers({ gather: async () => ({ parts: [JSON.parse(JSON.stringify(other.statusCounts())) as unknown], missing }) });
+    const page = await context!.newPage();
+    try {
+      await page.goto(clustered.url);
+      await waitForText(page, '#total', '120');
+      assert.equal(await text(page, '#agent'), '7 / 3');
+      assert.match(await text(page, '#summary'), /^up \d+ s · 2 workers · 3 lists · updated /);
+      missing = 1;
+      await page.locator('#summary').filter({ hasText: '2 workers (1 did not answer)' }).waitFor({ timeout: 5000 });
+    } finally {
+      await page.close();
+      await clustered.server.close();
+    }
   });
 
   it('explains an address: the verdict and every match', async () => {

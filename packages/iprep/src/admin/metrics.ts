@@ -5,16 +5,27 @@
  * small maps; prom-client sees the counts when Prometheus scrapes (`collect`),
  * so scoring a message never hashes a label set. The same counts feed the
  * status page through `status()`.
+ *
+ * In a node:cluster worker (`setPeers`), `clusterMetrics()` and `clusterStatus()` add the other
+ * workers' figures, asked for at scrape time; each metric says how (its `aggregator`).
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { IP_ACTIONS, type ListStatus, type StoreHealth, type Verdict } from '../types.js';
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { ListStatus, StoreHealth, Verdict } from '../types.js';
+import type { WorkerPeers } from './cluster.js';
 import { FixedHistogram } from './histogram.js';
+import {
+  type AgentGauges,
+  HANDLER_SECONDS_BOUNDS,
+  HISTORY_SECONDS,
+  type ReloadSummary,
+  SCORE_BOUNDS,
+  type StatusCounts,
+  type StatusSnapshot,
+  isStatusCounts,
+  mergeStatus,
+} from './status.js';
 
-/** Agent figures read at scrape time. */
-export interface AgentGauges {
-  connections: number;
-  inFlight: number;
-}
+export type { AgentGauges, ListSnapshot, MessageSeries, NamedCount, ScoreBucket, StatusCounts, StatusSnapshot } from './status.js';
 
 export interface ReputationMetricsOptions {
   /** Prefix of every metric name except prom-client's process metrics. Default `iprep_`. */
@@ -27,17 +38,6 @@ export interface ReputationMetricsOptions {
 
 const DEFAULT_OPTIONS: Required<ReputationMetricsOptions> = { prefix: 'iprep_', defaultMetrics: true, now: Date.now };
 
-/** Handler time bounds (seconds): a table lookup takes microseconds; HAProxy's processing timeout is tens of ms. */
-const HANDLER_SECONDS_BOUNDS = [
-  0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-  0.025, 0.05, 0.1,
-];
-/** Score bounds: integer scores 0-9, 10-19, ... 80-89, and 90-100 above the last bound. */
-const SCORE_BOUNDS = [9, 19, 29, 39, 49, 59, 69, 79, 89];
-/** Messages/s on the status page is the mean over this many complete seconds. */
-const RATE_WINDOW_SECONDS = 10;
-/** Complete seconds of per-second history on the status page. */
-const HISTORY_SECONDS = 60;
 /** Per-second slots: the history plus the second in progress. */
 const RING_SLOTS = HISTORY_SECONDS + 1;
 /**
@@ -46,62 +46,6 @@ const RING_SLOTS = HISTORY_SECONDS + 1;
  */
 const MAX_SERIES = 1000;
 const OVERFLOW_LABEL = 'other';
-/** Categories and sources listed on the status page. */
-const TOP_COUNT = 10;
-
-export interface NamedCount {
-  readonly name: string;
-  readonly count: number;
-}
-
-export interface ScoreBucket {
-  /** Lowest and highest integer score of the bucket: 0-9, 10-19, ... 90-100. */
-  readonly from: number;
-  readonly to: number;
-  readonly count: number;
-}
-
-export interface ListSnapshot extends ListStatus {
-  /** Seconds since the list was loaded; null when it never was. */
-  readonly ageSeconds: number | null;
-}
-
-/** What the status page shows, as `/status.json` serves it. */
-export interface StatusSnapshot {
-  /** When it was taken (ms since the epoch). */
-  readonly time: number;
-  readonly uptimeSeconds: number;
-  readonly messages: {
-    readonly total: number;
-    /** Mean over the last 10 complete seconds. */
-    readonly perSecond: number;
-    /** Messages in each of the last 60 complete seconds, oldest first. */
-    readonly history: readonly number[];
-  };
-  readonly handler: {
-    /** Mean handler time since start, in seconds; null before the first message. */
-    readonly meanSeconds: number | null;
-    /** Upper bound of the histogram bucket holding the 99th percentile; null before the first message or above 100 ms. */
-    readonly p99Seconds: number | null;
-  };
-  /** Ten buckets, 0-9 first. */
-  readonly scores: readonly ScoreBucket[];
-  /** Every action (mildest first), with the messages that got it. */
-  readonly actions: readonly NamedCount[];
-  /** The ten most frequent deciding categories and sources, most frequent first. */
-  readonly topCategories: readonly NamedCount[];
-  readonly topSources: readonly NamedCount[];
-  readonly lists: readonly ListSnapshot[];
-  /** Null when no provider was set. */
-  readonly store: StoreHealth | null;
-  readonly decisions: number | null;
-  readonly agent: AgentGauges | null;
-  readonly reloads: {
-    readonly ok: number;
-    readonly failed: number;
-    readonly last: { readonly ok: boolean; readonly durationMs: number; readonly at: number } | null;
-  };
-}
 
 /** Messages counted for one (action, category, source). */
 class SeriesCount {
@@ -141,11 +85,14 @@ export class ReputationMetrics {
   private readDecisions: (() => number) | undefined;
   private readStore: (() => StoreHealth) | undefined;
   private readonly reloadCounts = { ok: 0, failed: 0 };
-  private lastReload: StatusSnapshot['reloads']['last'] = null;
+  private lastReload: ReloadSummary['last'] = null;
+  private readonly prefix: string;
+  private peers: WorkerPeers | undefined;
 
   constructor(options: ReputationMetricsOptions = {}) {
     const { prefix, defaultMetrics, now } = { ...DEFAULT_OPTIONS, ...options };
     this.now = now;
+    this.prefix = prefix;
     this.startedAt = now();
     this.currentSecond = Math.floor(this.startedAt / 1000);
     const registry = new Registry();
@@ -176,12 +123,14 @@ export class ReputationMetrics {
       name: `${prefix}connections`,
       help: 'Open connections from HAProxy',
       registers,
+      aggregator: 'sum',
       collect: () => connections.set(this.readAgent?.().connections ?? 0),
     });
     const inFlight: Gauge = new Gauge({
       name: `${prefix}frames_in_flight`,
       help: 'Frames received and not yet answered',
       registers,
+      aggregator: 'sum',
       collect: () => inFlight.set(this.readAgent?.().inFlight ?? 0),
     });
 
@@ -190,6 +139,8 @@ export class ReputationMetrics {
       help: 'Entries in each loaded list',
       labelNames: ['list'],
       registers,
+      // Every worker loads the same lists: their copies are not added up.
+      aggregator: 'max',
       collect: () => {
         listEntries.reset();
         for (const list of this.lists()) listEntries.set({ list: list.name }, list.entries);
@@ -200,6 +151,7 @@ export class ReputationMetrics {
       help: 'Seconds since each list was last loaded (lists never loaded are absent)',
       labelNames: ['list'],
       registers,
+      aggregator: 'max', // the stalest worker's copy
       collect: () => {
         listAge.reset();
         const now = this.now();
@@ -213,6 +165,7 @@ export class ReputationMetrics {
       help: 'Whether the last load or refresh of each list failed (1); the list keeps its last good copy',
       labelNames: ['list'],
       registers,
+      aggregator: 'max', // 1 when any worker's copy failed
       collect: () => {
         listError.reset();
         for (const list of this.lists()) listError.set({ list: list.name }, list.lastError === null ? 0 : 1);
@@ -231,6 +184,7 @@ export class ReputationMetrics {
       name: `${prefix}last_reload_duration_seconds`,
       help: 'Duration of the last reload, in seconds',
       registers,
+      aggregator: 'max',
       collect: () => reloadSeconds.set((this.lastReload?.durationMs ?? 0) / 1000),
     });
 
@@ -238,6 +192,7 @@ export class ReputationMetrics {
       name: `${prefix}decisions`,
       help: 'Decisions in force (manual and behaviour bans)',
       registers,
+      aggregator: 'max', // every worker sees the same decisions
       collect: () => decisions.set(this.readDecisions?.() ?? 0),
     });
     const storeUp = new Gauge({
@@ -245,6 +200,7 @@ export class ReputationMetrics {
       help: 'Whether the decision store is reachable (1), by kind',
       labelNames: ['kind'],
       registers,
+      aggregator: 'min', // 0 when any worker cannot reach it
       collect: () => {
         storeUp.reset();
         const store = this.readStore?.();
@@ -255,12 +211,14 @@ export class ReputationMetrics {
       name: `${prefix}store_pending_writes`,
       help: 'Decision writes waiting for the shared store (the replay queue while Redis is unreachable)',
       registers,
+      aggregator: 'sum', // each worker has its own queue
       collect: () => pendingWrites.set(this.readStore?.().pendingWrites ?? 0),
     });
     const droppedWrites: Gauge = new Gauge({
       name: `${prefix}store_dropped_writes`,
       help: 'Decision writes dropped since start because the replay queue was full',
       registers,
+      aggregator: 'sum',
       collect: () => droppedWrites.set(this.readStore?.().droppedWrites ?? 0),
     });
 
@@ -318,52 +276,81 @@ export class ReputationMetrics {
     return Math.max(0, (this.now() - this.startedAt) / 1000);
   }
 
+  /**
+   * In a node:cluster worker: where the other workers' figures come from. `clusterMetrics()` and
+   * `clusterStatus()` then cover every worker; without peers they are this process's.
+   */
+  setPeers(peers: WorkerPeers): void {
+    this.peers = peers;
+  }
+
+  /** This process's status. */
   status(): StatusSnapshot {
+    return mergeStatus([this.statusCounts()]);
+  }
+
+  /** This process's figures, in the form that adds up across workers (what another worker merges). */
+  statusCounts(): StatusCounts {
     const time = this.now();
     this.advanceTo(Math.floor(time / 1000));
-
     const history: number[] = [];
     for (let age = HISTORY_SECONDS; age >= 1; age--) {
       history.push(this.perSecond[(this.slot - age + RING_SLOTS) % RING_SLOTS] as number);
     }
-    let recent = 0;
-    for (let i = history.length - RATE_WINDOW_SECONDS; i < history.length; i++) recent += history[i] as number;
-
-    const scores: ScoreBucket[] = [];
-    for (let i = 0; i <= SCORE_BOUNDS.length; i++) {
-      scores.push({ from: i * 10, to: i === SCORE_BOUNDS.length ? 100 : i * 10 + 9, count: this.scores.counts[i] as number });
-    }
-
-    const byAction = new Map<string, number>(IP_ACTIONS.map((action) => [action, 0]));
-    const byCategory = new Map<string, number>();
-    const bySource = new Map<string, number>();
+    const series = [];
     for (const list of this.seriesBySource.values()) {
-      for (const s of list) {
-        byAction.set(s.action, (byAction.get(s.action) ?? 0) + s.count);
-        byCategory.set(s.category, (byCategory.get(s.category) ?? 0) + s.count);
-        bySource.set(s.source, (bySource.get(s.source) ?? 0) + s.count);
-      }
+      for (const s of list) series.push({ action: s.action, category: s.category, source: s.source, count: s.count });
     }
-
     const store = this.readStore?.() ?? null;
+    const agent = this.readAgent?.();
     return {
       time,
-      uptimeSeconds: this.uptimeSeconds(),
-      messages: { total: this.scores.count, perSecond: recent / RATE_WINDOW_SECONDS, history },
-      handler: this.handlerSummary(),
-      scores,
-      actions: [...byAction].map(([name, count]) => ({ name, count })),
-      topCategories: top(byCategory),
-      topSources: top(bySource),
-      lists: this.lists().map((list) => ({
-        ...list,
-        ageSeconds: list.loadedAt === null ? null : Math.max(0, (time - list.loadedAt) / 1000),
-      })),
+      startedAt: this.startedAt,
+      second: this.currentSecond,
+      history,
+      handler: { counts: [...this.handlerSeconds.counts], sum: this.handlerSeconds.sum, count: this.handlerSeconds.count },
+      scores: [...this.scores.counts],
+      series,
+      lists: this.lists(),
       store: store && { ...store },
       decisions: this.readDecisions?.() ?? null,
-      agent: this.readAgent ? { ...this.readAgent() } : null,
+      agent: agent === undefined ? null : { connections: agent.connections, inFlight: agent.inFlight },
       reloads: { ...this.reloadCounts, last: this.lastReload },
     };
+  }
+
+  /** The status of every worker (this one's lists and decisions), or of this process without peers. */
+  async clusterStatus(): Promise<StatusSnapshot> {
+    if (this.peers === undefined) return this.status();
+    const own = this.statusCounts();
+    const { parts, missing } = await this.peers.gather('status');
+    const valid = parts.filter(isStatusCounts);
+    // A part this code cannot read is a worker left out too.
+    return mergeStatus([own, ...valid], missing === null ? null : missing + parts.length - valid.length);
+  }
+
+  /**
+   * The Prometheus text of every worker, each metric merged by its aggregator (prom-client's cluster
+   * semantics), plus how many workers it covers; of this process alone, unchanged, without peers.
+   */
+  async clusterMetrics(): Promise<string> {
+    if (this.peers === undefined) return this.registry.metrics();
+    const [own, { parts, missing }] = await Promise.all([this.registry.getMetricsAsJSON(), this.peers.gather('metrics')]);
+    const valid = parts.map(metricsJson).filter((part) => part !== undefined);
+    const merged = AggregatorRegistry.aggregate([own, ...valid]);
+    const workers = new Gauge({
+      name: `${this.prefix}workers`,
+      help: 'Worker processes whose figures this answer covers',
+      registers: [merged],
+    });
+    workers.set(1 + valid.length);
+    const missingWorkers = new Gauge({
+      name: `${this.prefix}workers_missing`,
+      help: 'Worker processes left out of this answer: they did not answer in time (NaN: the primary did not answer)',
+      registers: [merged],
+    });
+    missingWorkers.set(missing === null ? Number.NaN : missing + parts.length - valid.length);
+    return merged.metrics();
   }
 
   private lists(): readonly ListStatus[] {
@@ -429,28 +416,34 @@ export class ReputationMetrics {
       for (const s of list) counter.inc({ action: s.action, category: s.category, source: s.source }, s.count);
     }
   }
-
-  private handlerSummary(): StatusSnapshot['handler'] {
-    const h = this.handlerSeconds;
-    if (h.count === 0) return { meanSeconds: null, p99Seconds: null };
-    const rank = Math.ceil(h.count * 0.99);
-    let seen = 0;
-    let p99Seconds: number | null = null;
-    for (let i = 0; i < h.bounds.length; i++) {
-      seen += h.counts[i] as number;
-      if (seen >= rank) {
-        p99Seconds = h.bounds[i] as number;
-        break;
-      }
-    }
-    return { meanSeconds: h.sum / h.count, p99Seconds };
-  }
 }
 
-function top(counts: Map<string, number>): NamedCount[] {
-  return [...counts]
-    .filter(([, count]) => count > 0)
-    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
-    .slice(0, TOP_COUNT)
-    .map(([name, count]) => ({ name, count }));
+type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+const AGGREGATORS: ReadonlySet<unknown> = new Set(['omit', 'sum', 'first', 'min', 'max', 'average']);
+
+/**
+ * Another worker's getMetricsAsJSON(), checked (it crossed a process boundary: AggregatorRegistry
+ * throws on an unknown aggregator); undefined when it is not one. JSON turned NaN and infinities into
+ * null: they come back as NaN rather than print as `+Inf`.
+ */
+function metricsJson(part: unknown): MetricsJson | undefined {
+  if (!Array.isArray(part)) return undefined;
+  const metrics: MetricsJson = [];
+  for (const metric of part as unknown[]) {
+    if (typeof metric !== 'object' || metric === null) return undefined;
+    const { name, help, type, aggregator, values } = metric as Record<string, unknown>;
+    if (typeof name !== 'string' || typeof help !== 'string' || typeof type !== 'string' || !AGGREGATORS.has(aggregator) || !Array.isArray(values)) {
+      return undefined;
+    }
+    const checked: MetricValue<string>[] = [];
+    for (const value of values as unknown[]) {
+      if (typeof value !== 'object' || value === null) return undefined;
+      const v = value as Record<string, unknown>;
+      if (typeof v.labels !== 'object' || v.labels === null || (v.metricName !== undefined && typeof v.metricName !== 'string')) return undefined;
+      checked.push({ ...v, labels: v.labels as MetricValue<string>['labels'], value: typeof v.value === 'number' ? v.value : Number.NaN });
+    }
+    metrics.push({ ...(metric as MetricsJson[number]), values: checked });
+  }
+  return metrics;
 }

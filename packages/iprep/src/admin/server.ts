@@ -90,7 +90,7 @@ export class AdminServer {
       ['/reload', { handlers: { POST: () => this.reload() } }],
       ['/lists', { handlers: { GET: () => json(200, this.service.lists()) } }],
       ['/metrics', { handlers: { GET: () => this.prometheus() } }],
-      ['/status.json', { handlers: { GET: () => json(200, this.metrics.status()) } }],
+      ['/status.json', { handlers: { GET: async () => json(200, await this.metrics.clusterStatus()) } }],
     ]);
     this.decisionRoute = { handlers: { DELETE: (_request, url) => this.removeDecision(url) } };
     this.server = createServer((request, response) => {
@@ -225,9 +225,9 @@ export class AdminServer {
     return json(result.ok ? 200 : 500, result);
   }
 
+  /** Every worker's metrics, whichever worker answers (see ReputationMetrics.clusterMetrics). */
   private async prometheus(): Promise<Reply> {
-    const registry = this.metrics.registry;
-    return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
+    return { status: 200, body: await this.metrics.clusterMetrics(), contentType: this.metrics.registry.contentType };
   }
 }
 

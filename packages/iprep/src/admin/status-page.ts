@@ -319,8 +319,16 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
 
   // -- Rendering the status snapshot ------------------------------------------------
 
+  /** The figures cover every worker: say how many, and whether some did not answer (one process: nothing). */
+  function workersText(s) {
+    if (s.workers === 1 && s.workersMissing === 0) return '';
+    var text = ' \u00b7 ' + s.workers + (s.workers === 1 ? ' worker' : ' workers');
+    if (s.workersMissing === null) return text + ' (others did not answer)';
+    return s.workersMissing > 0 ? text + ' (' + s.workersMissing + ' did not answer)' : text;
+  }
+
   function renderStatus(s) {
-    $('summary').textContent = 'up ' + duration(s.uptimeSeconds) + ' \u00b7 ' + s.lists.length + ' lists \u00b7 updated ' + new Date(s.time).toLocaleTimeString();
+    $('summary').textContent = 'up ' + duration(s.uptimeSeconds) + workersText(s) + ' \u00b7 ' + s.lists.length + ' lists \u00b7 updated ' + new Date(s.time).toLocaleTimeString();
     $('rate').textContent = rateFormat.format(s.messages.perSecond);
     $('total').textContent = numberFormat.format(s.messages.total);
     $('latency').textContent = s.handler.meanSeconds === null ? '\u2013' : seconds(s.handler.meanSeconds) + ' / ' + (s.handler.p99Seconds === null ? '> 100 ms' : '\u2264 ' + seconds(s.handler.p99Seconds));

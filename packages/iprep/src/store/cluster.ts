@@ -15,6 +15,7 @@
  */
 import cluster from 'node:cluster';
 import type { Logger } from 'spop';
+import { type IpcChannel as GenericIpcChannel, parentChannel as genericParentChannel } from '../ipc.js';
 import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
 import { decodeDecision, encodeDecision } from './codec.js';
 import { MemoryCounterStore, MemoryDecisionStore } from './memory.js';
@@ -58,15 +59,8 @@ export type ClusterStoreReply = Reply | ChangeMessage;
 
 export type ClusterStoreMessage = ClusterStoreRequest | ClusterStoreReply;
 
-/**
- * One end of an IPC channel: a cluster Worker or a ChildProcess (in the primary), or the worker's own
- * process (see `parentChannel`). `send` must call back with the error rather than emit it.
- */
-export interface IpcChannel {
-  send(message: ClusterStoreMessage, callback: (error: Error | null) => void): boolean;
-  on(event: 'message' | 'disconnect' | 'exit', listener: (message: unknown) => void): unknown;
-  off(event: 'message' | 'disconnect' | 'exit', listener: (message: unknown) => void): unknown;
-}
+/** One end of the channel the store's messages travel on (see ../ipc.ts). */
+export type IpcChannel = GenericIpcChannel<ClusterStoreMessage>;
 
 function isTagged(message: unknown): message is { readonly tag: typeof TAG; readonly type: unknown; readonly id?: unknown } {
   return typeof message === 'object' && message !== null && (message as { tag?: unknown }).tag === TAG;
@@ -228,13 +222,8 @@ function readDeltas(value: unknown): Map<string, number> {
 
 /** The worker's channel to its parent (the cluster primary, or whoever forked it). */
 export function parentChannel(): IpcChannel {
-  const send = process.send?.bind(process);
-  if (send === undefined) throw new Error('cluster store: this process has no IPC channel to a primary');
-  return {
-    send: (message, callback) => send(message, callback),
-    on: (event, listener) => process.on(event, listener),
-    off: (event, listener) => process.off(event, listener),
-  };
+  if (process.send === undefined) throw new Error('cluster store: this process has no IPC channel to a primary');
+  return genericParentChannel<ClusterStoreMessage>();
 }
 
 export interface IpcStoreOptions {
