@@ -138,6 +138,16 @@ export interface StoreHealth {
   readonly pendingWrites?: number;
   /** Decision writes dropped since start because the replay queue was full. */
   readonly droppedWrites?: number;
+  /**
+   * Time since this agent last knew its decisions were current (Redis: its last read of the change log
+   * that answered, about every second when healthy); it grows while the store is unreachable.
+   */
+  readonly syncAgeMs?: number;
+  /**
+   * Redis: how long after its write the last change in the log was applied here (from the log entry's
+   * time, on Redis' clock, to this agent's clock: a clock skew between the two hosts adds to it).
+   */
+  readonly changeLagMs?: number;
 }
 
 // ---------------------------------------------------------------------------

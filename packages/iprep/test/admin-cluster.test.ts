@@ -78,8 +78,8 @@ describe('mergeStatus: the status of several workers', () => {
     b.setListsProvider(() => [{ name: 'drop', format: 'netset', origin: '/b', entries: 99, loadedAt: second - 9000, lastError: 'stale' }]);
     a.setDecisionsProvider(() => 7);
     b.setDecisionsProvider(() => 8);
-    a.setStoreProvider(() => ({ kind: 'redis', up: true, pendingWrites: 0, droppedWrites: 1 }));
-    b.setStoreProvider(() => ({ kind: 'redis', up: false, detail: 'ECONNREFUSED', pendingWrites: 5, droppedWrites: 2 }));
+    a.setStoreProvider(() => ({ kind: 'redis', up: true, pendingWrites: 0, droppedWrites: 1, syncAgeMs: 300, changeLagMs: 40 }));
+    b.setStoreProvider(() => ({ kind: 'redis', up: false, detail: 'ECONNREFUSED', pendingWrites: 5, droppedWrites: 2, syncAgeMs: 9000, changeLagMs: 4 }));
     a.reloaded(true, 30);
     setTime(second + 200);
     b.reloaded(false, 40);
@@ -117,7 +117,11 @@ describe('mergeStatus: the status of several workers', () => {
       status.lists.map((l) => [l.origin, l.entries, l.ageSeconds]),
       [['/a', 10, 3.5]],
     );
-    assert.deepEqual(status.store, { kind: 'redis', up: false, detail: 'ECONNREFUSED', pendingWrites: 5, droppedWrites: 3 });
+    assert.deepEqual(
+      status.store,
+      { kind: 'redis', up: false, detail: 'ECONNREFUSED', pendingWrites: 5, droppedWrites: 3, syncAgeMs: 9000, changeLagMs: 40 },
+      'sync age and change lag of the stalest worker',
+    );
   });
 
   it('adds the per-second histories second by second when the workers took them in different seconds', () => {
@@ -163,7 +167,7 @@ describe('ReputationMetrics with peers', () => {
     metrics.setAgentGauges(() => ({ connections, inFlight: 1 }));
     metrics.setListsProvider(() => [{ name: 'drop', format: 'netset', origin: '/d', entries, loadedAt: NOW - entries * 1000, lastError: null }]);
     metrics.setDecisionsProvider(() => 4);
-    metrics.setStoreProvider(() => ({ kind: 'redis', up: storeUp, pendingWrites: 2, droppedWrites: 0 }));
+    metrics.setStoreProvider(() => ({ kind: 'redis', up: storeUp, pendingWrites: 2, droppedWrites: 0, syncAgeMs: storeUp ? 500 : 7000, changeLagMs: entries }));
     return metrics;
   }
 
@@ -193,6 +197,8 @@ describe('ReputationMetrics with peers', () => {
     assert.equal(sample(text, 'iprep_decisions'), 4);
     assert.equal(sample(text, 'iprep_store_up{kind="redis"}'), 0, 'down when one worker cannot reach it');
     assert.equal(sample(text, 'iprep_store_pending_writes'), 6);
+    assert.equal(sample(text, 'iprep_store_sync_age_seconds{kind="redis"}'), 7, 'the stalest worker');
+    assert.equal(sample(text, 'iprep_store_change_lag_seconds{kind="redis"}'), 0.12);
     assert.equal(sample(text, 'iprep_reloads_total{result="ok"}'), 2);
     assert.equal(sample(text, 'iprep_last_reload_duration_seconds'), 0.9);
     assert.equal(sample(text, 'iprep_workers'), 3);

@@ -68,7 +68,7 @@ describe('ReputationMetrics: Prometheus text', () => {
     let agent = { connections: 3, inFlight: 17 };
     metrics.setAgentGauges(() => agent);
     metrics.setDecisionsProvider(() => 5);
-    metrics.setStoreProvider(() => ({ kind: 'redis', up: false, detail: 'ECONNREFUSED', pendingWrites: 4, droppedWrites: 1 }));
+    metrics.setStoreProvider(() => ({ kind: 'redis', up: false, detail: 'ECONNREFUSED', pendingWrites: 4, droppedWrites: 1, syncAgeMs: 12_500, changeLagMs: 7 }));
     metrics.setListsProvider(() => [
       { name: 'spamhaus-drop', format: 'spamhaus-json', origin: '/d.json', entries: 1200, loadedAt: NOW - 90_000, lastError: null },
       { name: 'tor-exits', format: 'tor-exits', origin: 'https://x.test/t', entries: 0, loadedAt: null, lastError: 'fetch failed: 503' },
@@ -84,6 +84,8 @@ describe('ReputationMetrics: Prometheus text', () => {
     assert.equal(sample(text, 'iprep_store_up{kind="redis"}'), 0);
     assert.equal(sample(text, 'iprep_store_pending_writes'), 4);
     assert.equal(sample(text, 'iprep_store_dropped_writes'), 1);
+    assert.equal(sample(text, 'iprep_store_sync_age_seconds{kind="redis"}'), 12.5);
+    assert.equal(sample(text, 'iprep_store_change_lag_seconds{kind="redis"}'), 0.007);
     assert.equal(sample(text, 'iprep_list_entries{list="spamhaus-drop"}'), 1200);
     assert.equal(sample(text, 'iprep_list_entries{list="tor-exits"}'), 0);
     assert.equal(sample(text, 'iprep_list_age_seconds{list="spamhaus-drop"}'), 90);

@@ -163,6 +163,33 @@ describe('status page in Chromium', () => {
     await page.close();
   });
 
+  it('shows a shared store’s sync age, change lag and queued writes, and its outage', async () => {
+    const running = await startAdmin();
+    running.service.storeHealth = { kind: 'redis', up: true, syncAgeMs: 420, changeLagMs: 3, pendingWrites: 0, droppedWrites: 0 };
+    const page = await context!.newPage();
+    try {
+      await page.goto(running.url);
+      await waitForText(page, '#store', 'redis up · in sync 0.4 s ago, last change applied 3 ms after its write');
+      running.service.storeHealth = {
+        kind: 'redis',
+        up: false,
+        detail: 'connect ECONNREFUSED 127.0.0.1:6379',
+        syncAgeMs: 95_000,
+        changeLagMs: 3,
+        pendingWrites: 2,
+        droppedWrites: 1,
+      };
+      await waitForText(
+        page,
+        '#store',
+        'redis down – connect ECONNREFUSED 127.0.0.1:6379 · in sync 1 min 35 s ago, last change applied 3 ms after its write, 2 writes queued, 1 dropped',
+      );
+    } finally {
+      await page.close();
+      await running.server.close();
+    }
+  });
+
   it('with node:cluster workers: every worker’s figures, and how many answered', async () => {
     const clustered = await startAdmin();
     const other = new ReputationMetrics({ defaultMetrics: false });

@@ -79,7 +79,11 @@ function sharedRedisSuites(name: string, target: () => Target): void {
         { op: 'put', decision: x },
         { op: 'delete', key: x.key },
       ]);
-      assert.deepEqual(a.health(), { kind: 'redis', up: true });
+      const { syncAgeMs, changeLagMs, ...health } = a.health();
+      assert.deepEqual(health, { kind: 'redis', up: true });
+      // The log is read every blockMs (200 ms here); b's delete reached a within the wait above.
+      assert.ok(syncAgeMs !== undefined && syncAgeMs < 1500, `sync age ${syncAgeMs}`);
+      assert.ok(changeLagMs !== undefined && changeLagMs >= 0 && changeLagMs < 2000, `change lag ${changeLagMs}`);
     });
 
     it('a late agent starts from the snapshot; malformed data in redis is skipped with a warning', async () => {
@@ -238,7 +242,9 @@ function sharedRedisSuites(name: string, target: () => Target): void {
         await stores.decisions.put(decision('192.0.2.70'));
         assert.equal(stores.decisions.snapshot().length, 1);
         await stores.counters.flush(new Map([['x', 1]]), 1000, Date.now());
-        assert.deepEqual(stores.health(), { kind: 'redis', up: true, pendingWrites: 0, droppedWrites: 0 });
+        const { syncAgeMs, changeLagMs: _lag, ...health } = stores.health();
+        assert.deepEqual(health, { kind: 'redis', up: true, pendingWrites: 0, droppedWrites: 0 });
+        assert.ok(syncAgeMs !== undefined && syncAgeMs < 2000, `the decisions' sync age comes through: ${syncAgeMs}`);
       } finally {
         await stores.close();
       }
@@ -318,10 +324,13 @@ describe('single redis server', () => {
     const admitted = new RedisDecisionStore({ url: `redis://:sekret@127.0.0.1:${locked.port}`, prefix: freshPrefix() });
     try {
       await refused.start();
+      // Never in sync: no sync age.
       assert.deepEqual(refused.health(), { kind: 'redis', up: false, detail: 'NOAUTH Authentication required.' });
       assert.ok(lines.some((l) => l.startsWith('warn decisions: starting without redis')), lines.join('\n'));
       await admitted.start();
-      assert.deepEqual(admitted.health(), { kind: 'redis', up: true });
+      const { syncAgeMs, changeLagMs: _lag, ...health } = admitted.health();
+      assert.deepEqual(health, { kind: 'redis', up: true });
+      assert.ok(syncAgeMs !== undefined && syncAgeMs < 2000, `sync age ${syncAgeMs}`);
     } finally {
       await Promise.all([refused.close(), admitted.close()]);
       await locked.destroy();
@@ -359,6 +368,10 @@ describe('single redis server', () => {
       proxy.cut();
       await waitFor('a to notice', () => !a.health().up);
       assert.match(a.health().detail ?? '', /./);
+      // Cut off, a's view ages: nothing confirms it any more.
+      const ageAtCut = a.health().syncAgeMs ?? NaN;
+      await sleep(600);
+      assert.ok((a.health().syncAgeMs ?? NaN) >= ageAtCut + 500, `sync age ${ageAtCut} then ${a.health().syncAgeMs}`);
       await b.delete('ip:192.0.2.20');
       await b.put(decision('192.0.2.21'));
       await b.put(decision('192.0.2.22', { action: 'captcha' }));
@@ -368,6 +381,7 @@ describe('single redis server', () => {
       assert.deepEqual(keysOf(a), ['ip:192.0.2.21', 'ip:192.0.2.22']);
       assert.deepEqual(describeChanges(seenByA), ['delete ip:192.0.2.20', 'put ip:192.0.2.21', 'put ip:192.0.2.22'], 'every change made meanwhile, in order, once');
       await waitFor('a healthy again', () => a.health().up);
+      await waitFor('a in sync again', () => (a.health().syncAgeMs ?? Infinity) < 1000);
     });
 
     it('an agent whose log position was trimmed away resynchronises from a snapshot, emitting only the differences', async () => {

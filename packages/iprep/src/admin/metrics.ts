@@ -221,6 +221,31 @@ export class ReputationMetrics {
       aggregator: 'sum',
       collect: () => droppedWrites.set(this.readStore?.().droppedWrites ?? 0),
     });
+    // Labelled by kind, like store_up, so that a store without the notion (memory) shows no sample.
+    const syncAge = new Gauge({
+      name: `${prefix}store_sync_age_seconds`,
+      help: 'Time since the decisions were last known current with the shared store; about the log read interval when healthy, growing while it is unreachable',
+      labelNames: ['kind'],
+      registers,
+      aggregator: 'max', // the stalest worker
+      collect: () => {
+        syncAge.reset();
+        const store = this.readStore?.();
+        if (store?.syncAgeMs !== undefined) syncAge.set({ kind: store.kind }, store.syncAgeMs / 1000);
+      },
+    });
+    const changeLag = new Gauge({
+      name: `${prefix}store_change_lag_seconds`,
+      help: "How long after its write in the shared store the last change was applied here (from Redis' clock to this host's)",
+      labelNames: ['kind'],
+      registers,
+      aggregator: 'max',
+      collect: () => {
+        changeLag.reset();
+        const store = this.readStore?.();
+        if (store?.changeLagMs !== undefined) changeLag.set({ kind: store.kind }, store.changeLagMs / 1000);
+      },
+    });
 
     if (defaultMetrics) collectDefaultMetrics({ register: registry });
   }

@@ -196,7 +196,10 @@ function addInto(total: number[], counts: readonly number[]): void {
   for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (counts[i] as number);
 }
 
-/** The answering worker's store, or the first worker's that is down; writes waiting and dropped summed. */
+/**
+ * The answering worker's store, or the first worker's that is down; writes waiting and dropped summed;
+ * sync age and change lag of the stalest worker.
+ */
 function mergeStore(parts: readonly StatusCounts[]): StoreHealth | null {
   const stores = parts.map((part) => part.store).filter((store) => store !== null);
   const shown = stores.find((store) => !store.up) ?? stores[0];
@@ -204,6 +207,14 @@ function mergeStore(parts: readonly StatusCounts[]): StoreHealth | null {
   const merged: { -readonly [K in keyof StoreHealth]: StoreHealth[K] } = { ...shown };
   if (stores.some((store) => store.pendingWrites !== undefined)) merged.pendingWrites = stores.reduce((sum, s) => sum + (s.pendingWrites ?? 0), 0);
   if (stores.some((store) => store.droppedWrites !== undefined)) merged.droppedWrites = stores.reduce((sum, s) => sum + (s.droppedWrites ?? 0), 0);
+  const largest = (values: readonly (number | undefined)[]): number | undefined => {
+    const known = values.filter((v): v is number => v !== undefined);
+    return known.length === 0 ? undefined : Math.max(...known);
+  };
+  const syncAgeMs = largest(stores.map((s) => s.syncAgeMs));
+  if (syncAgeMs !== undefined) merged.syncAgeMs = syncAgeMs;
+  const changeLagMs = largest(stores.map((s) => s.changeLagMs));
+  if (changeLagMs !== undefined) merged.changeLagMs = changeLagMs;
   return merged;
 }
 
@@ -258,7 +269,9 @@ function isStore(value: unknown): value is StoreHealth | null {
     (value.kind === 'memory' || value.kind === 'redis') &&
     typeof value.up === 'boolean' &&
     (value.pendingWrites === undefined || isFiniteNumber(value.pendingWrites)) &&
-    (value.droppedWrites === undefined || isFiniteNumber(value.droppedWrites))
+    (value.droppedWrites === undefined || isFiniteNumber(value.droppedWrites)) &&
+    (value.syncAgeMs === undefined || isFiniteNumber(value.syncAgeMs)) &&
+    (value.changeLagMs === undefined || isFiniteNumber(value.changeLagMs))
   );
 }
 

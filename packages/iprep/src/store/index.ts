@@ -85,8 +85,12 @@ export function createStores(
     counters,
     health: () => {
       const d = decisions.health();
+      const sync = {
+        ...(d.syncAgeMs === undefined ? {} : { syncAgeMs: d.syncAgeMs }),
+        ...(d.changeLagMs === undefined ? {} : { changeLagMs: d.changeLagMs }),
+      };
       const queue = { pendingWrites: decisions.pendingWrites, droppedWrites: decisions.droppedWrites };
-      return { ...(d.up ? counters.health() : d), ...queue };
+      return { ...(d.up ? counters.health() : d), ...sync, ...queue };
     },
     close: async () => {
       await Promise.all([decisions.close(), counters.close()]);

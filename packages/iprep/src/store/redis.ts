@@ -178,6 +178,10 @@ export class RedisDecisionStore implements DecisionStore {
   readonly #tombstones = new Map<string, string>();
   /** Last log entry applied; null until the first snapshot. */
   #lastId: string | null = null;
+  /** When the view was last known current: a snapshot taken, or a read of the log answered. */
+  #syncedAt: number | null = null;
+  /** From the last change's write in Redis (its log id's time) to its application here. */
+  #changeLagMs: number | undefined;
   /** Writes to replay once Redis answers, one per key, oldest first. */
   readonly #pending = new Map<string, PendingWrite>();
   #droppedWrites = 0;
@@ -256,7 +260,13 @@ export class RedisDecisionStore implements DecisionStore {
   }
 
   health(): StoreHealth {
-    return this.#health.report();
+    const report = this.#health.report();
+    const synced = this.#syncedAt;
+    return {
+      ...report,
+      ...(synced === null ? {} : { syncAgeMs: Math.max(0, Date.now() - synced) }),
+      ...(this.#changeLagMs === undefined ? {} : { changeLagMs: this.#changeLagMs }),
+    };
   }
 
   /** Writes waiting for Redis, and writes dropped because the queue was full (for metrics). */
@@ -322,6 +332,7 @@ export class RedisDecisionStore implements DecisionStore {
       try {
         await this.#replay();
         if (this.#lastId === null || !(await this.#positionStillLogged(this.#lastId))) await this.#resnapshot();
+        this.#syncedAt = Date.now();
         this.#health.ok();
         this.#firstSync();
         failures = 0;
@@ -382,11 +393,16 @@ export class RedisDecisionStore implements DecisionStore {
     const args = ['XREAD', 'COUNT', String(READ_BATCH), 'BLOCK', String(this.#options.blockMs), 'STREAMS', stream, this.#lastId!];
     const reply = (await this.#reader!.send(stream, args, this.#options.blockMs + 1000)) as XReadReply;
     if (this.#closed) return;
+    // Wall clocks on purpose (not the injectable `now`): lag and age are about real time.
+    const readAt = Date.now();
+    this.#syncedAt = readAt;
     for (const [, entries] of reply ?? []) {
       for (const [id, fields] of entries) {
         this.#applyEntry(id, fields);
         this.#lastId = id;
       }
+      const last = entries[entries.length - 1];
+      if (last !== undefined) this.#changeLagMs = Math.max(0, readAt - Number.parseInt(last[0], 10));
     }
     for (const [key, id] of this.#tombstones) if (compareIds(id, this.#lastId!) <= 0) this.#tombstones.delete(key);
   }
