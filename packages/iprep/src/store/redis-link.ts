@@ -17,6 +17,8 @@ export interface RedisLinkOptions {
   readonly name: string;
   /** Called for every connection error (they repeat while Redis is down). */
   readonly onError: (error: Error) => void;
+  /** Called when a connection (on a Cluster: a node's) is ready again, e.g. after Redis came back. */
+  readonly onReady?: () => void;
 }
 
 /** Reconnect delay: exponential from 50 ms, capped at 2 s, with up to 25 % jitter so agents spread out. */
@@ -69,9 +71,11 @@ export class RedisLink {
       this.#cluster = newCluster(options.nodes, options.name);
       this.#cluster.on('error', onError);
       this.#cluster.on('node-error', onError);
+      if (options.onReady) this.#cluster.on('node-ready', options.onReady);
     } else {
       this.#client = newClient(options.url, options.name);
       this.#client.on('error', onError);
+      if (options.onReady) this.#client.on('ready', options.onReady);
     }
   }
 

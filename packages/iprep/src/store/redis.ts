@@ -521,7 +521,9 @@ export class RedisCounterStore implements CounterStore {
       this.#options.logger.debug('redis connection error', { error: error.message });
     };
     const target = this.#options.nodes ? { nodes: this.#options.nodes } : { url: this.#options.url };
-    this.#link = new RedisLink({ ...target, name: connectionName(this.#options.agentId, 'counters'), onError });
+    // Counters reach Redis only when a client is worth flushing: a reconnection alone must also say "up".
+    const onReady = (): void => this.#health.ok();
+    this.#link = new RedisLink({ ...target, name: connectionName(this.#options.agentId, 'counters'), onError, onReady });
     const connected = this.#link.connect().then(() => this.#health.ok());
     await Promise.race([connected, sleep(this.#options.startTimeoutMs, undefined, { ref: false })]);
   }
