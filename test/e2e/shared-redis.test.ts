@@ -3,7 +3,8 @@
  * Redis: a decision taken on one agent applies behind every HAProxy within
  * about a second, and a client's messages are counted across all the agents,
  * so spreading its requests over them does not keep it under the ban
- * threshold. Real HAProxy 2.6 and 3.2, real redis-server.
+ * threshold; Redis killed under traffic costs no request its score and no
+ * decision. Real HAProxy 2.6, 3.0 and 3.2, real redis-server.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -66,6 +67,51 @@ async function startNode(dir: string, name: string, version: HaproxyVersion, red
 
 const rejected = async (node: Node, client: string): Promise<boolean> => (await httpGet(node.frontend, '/', { localAddress: client })).rejected;
 
+async function addDecision(node: Node, value: string): Promise<void> {
+  const res = await fetch(`${node.admin}/decisions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ value, action: 'deny', reason: 'shared e2e' }),
+  });
+  assert.equal(res.status, 201, await res.text());
+}
+
+async function decisionValues(node: Node): Promise<string[]> {
+  const list = (await (await fetch(`${node.admin}/decisions`)).json()) as Array<{ value: string }>;
+  return list.map((d) => d.value).sort();
+}
+
+async function health(node: Node): Promise<{ status: string; store: { up: boolean; pendingWrites?: number } }> {
+  return (await (await fetch(`${node.admin}/health`)).json()) as { status: string; store: { up: boolean; pendingWrites?: number } };
+}
+
+/**
+ * Requests through every node in turn, each from a fresh loopback address (so that no client nears the
+ * ban threshold), until stopped; records the ones that were not answered with a score.
+ */
+function traffic(nodes: readonly Node[]): { stop(): Promise<{ requests: number; unscored: string[] }> } {
+  let running = true;
+  let requests = 0;
+  const unscored: string[] = [];
+  const loop = (async () => {
+    for (let i = 0; running; i++) {
+      const node = nodes[i % nodes.length]!;
+      const client = `127.0.${10 + Math.floor(i / 250)}.${(i % 250) + 1}`;
+      const r = await httpGet(node.frontend, '/', { localAddress: client });
+      requests++;
+      if (r.rejected) unscored.push(`${client}: rejected (${r.error})`);
+      else if (!/^\d+$/.test(String(r.headers['x-ip-score'] ?? ''))) unscored.push(`${client}: HTTP ${r.status} without x-ip-score`);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { requests, unscored };
+    },
+  };
+}
+
 async function within(ms: number, what: string, check: () => Promise<boolean>): Promise<number> {
   const start = performance.now();
   while (!(await check())) {
@@ -82,7 +128,8 @@ for (const [a, b] of [['2.6', '3.2'], ['3.2', '3.0']] as const) {
     const nodes: Node[] = [];
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'iprep-shared-'));
-      redis = await RedisServer.start();
+      // With an append-only file, as Redis holding shared bans should run: a killed server restarts with them.
+      redis = await RedisServer.start(['--appendonly', 'yes', '--appendfsync', 'always']);
       nodes.push(await startNode(dir, 'a', a, redis.url), await startNode(dir, 'b', b, redis.url));
     });
     after(async () => {
@@ -119,6 +166,42 @@ for (const [a, b] of [['2.6', '3.2'], ['3.2', '3.0']] as const) {
       await within(3000, 'the ban from the shared count', async () => (await rejected(first, client)) && (await rejected(second, client)));
       const explained = (await (await fetch(`${second.admin}/explain?ip=${client}`)).json()) as { matches: Array<{ source: string }> };
       assert.ok(explained.matches.some((m) => m.source.startsWith('behaviour')), JSON.stringify(explained));
+    });
+
+    it('Redis killed under traffic: every request is scored, and the agents converge on every decision', async () => {
+      const [first, second] = nodes as [Node, Node];
+      await addDecision(first, '127.0.0.71');
+      await within(1500, 'the decision made before the outage reaching the other agent', () => rejected(second, '127.0.0.71'));
+      const load = traffic(nodes);
+      await new Promise((r) => setTimeout(r, 300));
+
+      await redis!.stop(); // SIGKILL
+      await within(3000, 'both agents noticing the outage', async () => !(await health(first)).store.up && !(await health(second)).store.up);
+      // Decisions made while Redis is away apply at once where they were made, and wait in the replay queue.
+      await addDecision(first, '127.0.0.72');
+      await addDecision(second, '127.0.0.73');
+      assert.equal(await rejected(first, '127.0.0.72'), true);
+      assert.equal(await rejected(second, '127.0.0.73'), true);
+      assert.equal((await health(first)).status, 'degraded');
+      assert.equal((await health(second)).store.pendingWrites, 1);
+      await new Promise((r) => setTimeout(r, 1000));
+
+      await redis!.restart();
+      const all = ['127.0.0.71', '127.0.0.72', '127.0.0.73'];
+      await within(8000, 'both agents holding every decision again', async () => {
+        const [x, y] = await Promise.all([decisionValues(first), decisionValues(second)]);
+        return all.every((v) => x.includes(v) && y.includes(v));
+      });
+      const { requests, unscored } = await load.stop();
+      assert.deepEqual(unscored, [], `${unscored.length} of ${requests} requests without a score`);
+      assert.ok(requests >= 20, `only ${requests} requests during the test`);
+      for (const node of nodes) {
+        for (const ip of all) assert.equal(await rejected(node, ip), true, `${ip} behind ${node === first ? a : b}`);
+        const h = await health(node);
+        assert.equal(h.store.up, true, JSON.stringify(h));
+        assert.equal(h.store.pendingWrites, 0, 'the replay queue drained');
+      }
+      assert.deepEqual(await decisionValues(first), await decisionValues(second));
     });
   });
 }
