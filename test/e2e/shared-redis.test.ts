@@ -7,7 +7,7 @@
  * decision. Real HAProxy 2.6, 3.0 and 3.2, real redis-server.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +16,7 @@ import {
   type HaproxyHandle,
   type HaproxyVersion,
   type ManagedProcess,
+  examplesDir,
   freePort,
   httpGet,
   seedConfig,
@@ -31,14 +32,21 @@ import {
 const BAN_THRESHOLD = 30;
 const PER_AGENT = 20;
 
-function agentConfig(redisUrl: string, adminPort: number): string {
-  return `
-mode: reputation
-special: { enabled: false }
-behaviour: { window: 60s, rate-threshold: 1000, ban-threshold: ${BAN_THRESHOLD}, ban-time: 10m }
-store: { type: redis, url: ${redisUrl}, prefix: e2e }
-admin: { port: ${adminPort} }
-`;
+/**
+ * examples/shared-redis/iprep.yaml, the documented set-up, with the test's Redis, a lower ban threshold,
+ * and the special ranges off (the test's clients are loopback addresses, which they would allow).
+ * Ports come from the command line.
+ */
+function agentConfig(redisUrl: string): string {
+  let config = readFileSync(join(examplesDir, 'shared-redis', 'iprep.yaml'), 'utf8');
+  const rewrite = (pattern: RegExp, replacement: string, what: string): void => {
+    if (!pattern.test(config)) throw new Error(`examples/shared-redis/iprep.yaml no longer contains the ${what} the test rewrites`);
+    config = config.replace(pattern, replacement);
+  };
+  rewrite(/^(\s*url:\s*)redis:\/\/\S+/m, `$1${redisUrl}`, 'store `url: redis://...`');
+  rewrite(/^(\s*ban-threshold:\s*)\d+/m, `$1${BAN_THRESHOLD}`, '`ban-threshold`');
+  rewrite(/^(special:\s*\n\s*enabled:\s*)true/m, '$1false', '`special: enabled: true`');
+  return config;
 }
 
 interface Node {
@@ -51,8 +59,9 @@ interface Node {
 async function startNode(dir: string, name: string, version: HaproxyVersion, redisUrl: string): Promise<Node> {
   const [agentPort, adminPort, frontend] = await Promise.all([freePort(), freePort(), freePort()]);
   const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, agentConfig(redisUrl, adminPort));
-  const agent = startProcess(process.execPath, [spoaBin, '-c', file, '-p', String(agentPort), '-n', '1', '--host', '127.0.0.1'], {
+  writeFileSync(file, agentConfig(redisUrl));
+  const args = ['-c', file, '-p', String(agentPort), '-n', '1', '--host', '127.0.0.1', '--admin-port', String(adminPort)];
+  const agent = startProcess(process.execPath, [spoaBin, ...args], {
     name: `spoa ${name}`,
   });
   await agent.waitForOutput(/agent listening/);
