@@ -90,8 +90,13 @@ async function decisionValues(node: Node): Promise<string[]> {
   return list.map((d) => d.value).sort();
 }
 
-async function health(node: Node): Promise<{ status: string; store: { up: boolean; pendingWrites?: number } }> {
-  return (await (await fetch(`${node.admin}/health`)).json()) as { status: string; store: { up: boolean; pendingWrites?: number } };
+interface Health {
+  status: string;
+  store: { up: boolean; pendingWrites?: number; syncAgeMs?: number };
+}
+
+async function health(node: Node): Promise<Health> {
+  return (await (await fetch(`${node.admin}/health`)).json()) as Health;
 }
 
 /**
@@ -194,6 +199,8 @@ for (const [a, b] of [['2.6', '3.2'], ['3.2', '3.0']] as const) {
       assert.equal((await health(first)).status, 'degraded');
       assert.equal((await health(second)).store.pendingWrites, 1);
       await new Promise((r) => setTimeout(r, 1000));
+      const stale = (await health(first)).store.syncAgeMs ?? 0;
+      assert.ok(stale >= 1000, `a's decisions unconfirmed for ${stale} ms: the sync age shows the outage`);
 
       await redis!.restart();
       const all = ['127.0.0.71', '127.0.0.72', '127.0.0.73'];
@@ -209,6 +216,7 @@ for (const [a, b] of [['2.6', '3.2'], ['3.2', '3.0']] as const) {
         const h = await health(node);
         assert.equal(h.store.up, true, JSON.stringify(h));
         assert.equal(h.store.pendingWrites, 0, 'the replay queue drained');
+        assert.ok((h.store.syncAgeMs ?? Infinity) < 2000, `in sync again: ${h.store.syncAgeMs} ms`);
       }
       assert.deepEqual(await decisionValues(first), await decisionValues(second));
     });
