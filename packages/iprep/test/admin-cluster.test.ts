@@ -11,7 +11,7 @@ import {
   ClusterMetricsHub,
   ClusterMetricsLink,
   type ClusterMetricsMessage,
-  type FigureKind,
+  type PeerRequestKind,
   type PeerFigures,
   ReputationMetrics,
   type StatusCounts,
@@ -40,8 +40,8 @@ function overIpc<T>(value: T): unknown {
 }
 
 /** Peers answering with the given workers' parts, as the primary would relay them. */
-function peersOf(others: readonly ReputationMetrics[], extra: Partial<PeerFigures> = {}): WorkerPeers & { asked: FigureKind[] } {
-  const asked: FigureKind[] = [];
+function peersOf(others: readonly ReputationMetrics[], extra: Partial<PeerFigures> = {}): WorkerPeers & { asked: PeerRequestKind[] } {
+  const asked: PeerRequestKind[] = [];
   return {
     asked,
     async gather(what) {
@@ -278,10 +278,10 @@ function recording(): Logger & { warnings: string[] } {
 }
 
 describe('ClusterMetricsHub and ClusterMetricsLink', () => {
-  /** A hub and workers; worker i answers `part-i` (or what `collect` says). */
+  /** A hub and workers; worker i (pid 1000 + i) answers `<what>-i` (or what `collect` says). */
   function cluster(
     count: number,
-    options: { collectTimeoutMs?: number; collect?: (i: number, what: FigureKind) => unknown } = {},
+    options: { collectTimeoutMs?: number; collect?: (i: number, what: PeerRequestKind) => unknown } = {},
   ): { hub: ClusterMetricsHub; links: ClusterMetricsLink[]; exits: (() => void)[]; logger: ReturnType<typeof recording> } {
     const hub = new ClusterMetricsHub({ collectTimeoutMs: options.collectTimeoutMs ?? 200 });
     const logger = recording();
@@ -291,7 +291,9 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
       const { primaryEnd, workerEnd, exit } = channelPair();
       hub.attach(primaryEnd);
       exits.push(exit);
-      links.push(new ClusterMetricsLink({ channel: workerEnd, collect: (what) => (options.collect ? options.collect(i, what) : `${what}-${i}`), logger }));
+      links.push(
+        new ClusterMetricsLink({ channel: workerEnd, pid: 1000 + i, collect: (what) => (options.collect ? options.collect(i, what) : `${what}-${i}`), logger }),
+      );
     }
     return { hub, links, exits, logger };
   }
@@ -315,7 +317,7 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     links[0]!.start();
     await sleep(5);
     const started = Date.now();
-    assert.deepEqual(await links[0]!.gather('status'), { parts: [], missing: 0 });
+    assert.deepEqual(await links[0]!.gather('status'), { parts: [], missing: 0, left: [] });
     assert.ok(Date.now() - started < 150, 'answered at once');
     hub.close();
     links[0]!.close();
@@ -331,12 +333,12 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     const started = Date.now();
     const figures = await links[0]!.gather('metrics');
     const waited = Date.now() - started;
-    assert.deepEqual(figures, { parts: ['metrics-1'], missing: 1 });
+    assert.deepEqual(figures, { parts: ['metrics-1'], missing: 1, left: [{ pid: 1002, error: 'no answer within 100 ms' }] });
     assert.ok(waited >= 90 && waited < 280, `waited ${waited} ms`);
     assert.equal(logger.warnings.length, 1);
-    assert.match(logger.warnings[0]!, /did not answer in time .*"workers":1/);
+    assert.match(logger.warnings[0]!, /did not answer in time .*"workers":1,"left":"1002: no answer within 100 ms"/);
     await sleep(350); // the late answer arrives and changes nothing
-    assert.deepEqual(await links[1]!.gather('metrics'), { parts: ['metrics-0'], missing: 1 });
+    assert.deepEqual(await links[1]!.gather('metrics'), { parts: ['metrics-0'], missing: 1, left: [{ pid: 1002, error: 'no answer within 100 ms' }] });
     hub.close();
     for (const link of links) link.close();
   });
@@ -356,10 +358,17 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     await sleep(20);
     exits[3]!();
     const started = Date.now();
-    assert.deepEqual(await pending, { parts: ['status-1'], missing: 2 });
+    assert.deepEqual(await pending, {
+      parts: ['status-1'],
+      missing: 2,
+      left: [
+        { pid: 1002, error: 'registry failed' },
+        { pid: 1003, error: 'exited before answering' },
+      ],
+    });
     assert.ok(Date.now() - started < 1000, 'no wait for the timeout');
     // The exited worker is no longer asked.
-    assert.deepEqual(await links[1]!.gather('status'), { parts: ['status-0'], missing: 1 });
+    assert.deepEqual(await links[1]!.gather('status'), { parts: ['status-0'], missing: 1, left: [{ pid: 1002, error: 'registry failed' }] });
     hub.close();
     for (const link of links) link.close();
   });
@@ -369,7 +378,7 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     const logger = recording();
     const link = new ClusterMetricsLink({ channel: workerEnd, collect: () => 'x', timeoutMs: 50, logger });
     link.start();
-    assert.deepEqual(await link.gather('metrics'), { parts: [], missing: null });
+    assert.deepEqual(await link.gather('metrics'), { parts: [], missing: null, left: [] });
     assert.match(logger.warnings[0] ?? '', /unknown/);
     link.close();
   });
@@ -389,7 +398,7 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     raw({ tag: 'iprep-cluster-metrics', type: 'collected', id: 99, part: 'stray' });
     raw({ tag: 'iprep-cluster-metrics', type: 'gather', id: 3, what: 'status' });
     await sleep(20);
-    assert.deepEqual(replies, [{ tag: 'iprep-cluster-metrics', type: 'gathered', id: 3, parts: [], missing: 0 }]);
+    assert.deepEqual(replies, [{ tag: 'iprep-cluster-metrics', type: 'gathered', id: 3, parts: [], missing: 0, left: [] }]);
     hub.close();
   });
 });
