@@ -169,7 +169,8 @@ async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): P
 /**
  * The primary process: starts the workers and restarts any that dies, until told to stop. In reputation
  * mode with the memory store it also holds the decisions and counters every worker shares; with the
- * admin API it relays the figures of every worker to the one answering an admin request.
+ * admin API it relays the figures of every worker to the one answering an admin request, and a
+ * `POST /reload` to every worker.
  */
 async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<void> {
   let host: ClusterStoreHost | undefined;

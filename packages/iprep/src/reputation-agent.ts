@@ -6,7 +6,7 @@
 import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type Agent, type Logger, closeOnSignals } from 'spop';
-import { AdminServer, ClusterMetricsLink, ReputationMetrics, hasClusterMetricsHub } from './admin/index.js';
+import { AdminServer, ClusterMetricsLink, ReputationMetrics, hasClusterMetricsHub, workerHealth, workerReload } from './admin/index.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
@@ -61,11 +61,23 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   metrics.setListsProvider(() => service.lists());
   metrics.setDecisionsProvider(() => service.decisionCount());
   metrics.setStoreProvider(() => service.store());
-  // A node:cluster worker: the admin API answers for every worker, through the primary.
+  // A node:cluster worker: the admin API answers for every worker, and reloads them all, through the primary.
   let link: ClusterMetricsLink | undefined;
   if (hasClusterMetricsHub()) {
     link = new ClusterMetricsLink({
-      collect: (what) => (what === 'metrics' ? metrics.registry.getMetricsAsJSON() : metrics.statusCounts()),
+      collect: (what) => {
+        switch (what) {
+          case 'metrics':
+            return metrics.registry.getMetricsAsJSON();
+          case 'status':
+            return metrics.statusCounts();
+          case 'health':
+            return workerHealth(service, metrics.uptimeSeconds());
+          case 'reload':
+            logger.info('reloading', { why: 'POST /reload to another worker' });
+            return workerReload(service);
+        }
+      },
       logger,
     });
     metrics.setPeers(link);
@@ -74,7 +86,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
 
   let admin: AdminServer | undefined;
   if (config.admin.enabled) {
-    admin = new AdminServer({ service, metrics, token: config.admin.token, logger });
+    admin = new AdminServer({ service, metrics, token: config.admin.token, logger, ...(link === undefined ? {} : { peers: link }) });
     const address = await admin.listen({ host: config.admin.host, port: config.admin.port });
     logger.info('admin API listening', { address: `${address.address}:${address.port}` });
   }

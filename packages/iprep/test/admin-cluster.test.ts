@@ -1,26 +1,34 @@
 /**
- * The admin figures of several node:cluster workers, in one process: merging status counts and
- * Prometheus metrics across workers, and the primary's relay (hub and links over in-process channels).
+ * The admin API of several node:cluster workers, in one process: merging status counts, Prometheus
+ * metrics, health and reload results across workers, and the primary's relay (hub and links over
+ * in-process channels), up to an admin server answering /health and POST /reload for every worker.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { describe, it } from 'node:test';
+import { type TestContext, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from 'spop';
+import { type Logger, silentLogger } from 'spop';
 import {
+  AdminServer,
+  type ClusterHealth,
   ClusterMetricsHub,
   ClusterMetricsLink,
   type ClusterMetricsMessage,
-  type FigureKind,
+  type ClusterReloadResult,
+  type PeerRequestKind,
   type PeerFigures,
   ReputationMetrics,
   type StatusCounts,
   type WorkerPeers,
+  mergeHealth,
+  mergeReload,
   mergeStatus,
+  workerHealth,
+  workerReload,
 } from '../src/admin/index.js';
 import type { IpcChannel } from '../src/ipc.js';
-import type { IpAction, Verdict } from '../src/types.js';
-import { NOW } from './admin-fixtures.js';
+import type { IpAction, ListStatus, ReloadResult, Verdict } from '../src/types.js';
+import { FakeReputationService, NOW, request } from './admin-fixtures.js';
 
 function verdict(score: number, action: IpAction, category: string, source: string): Verdict {
   return { score, action, category, source, matches: [] };
@@ -40,8 +48,8 @@ function overIpc<T>(value: T): unknown {
 }
 
 /** Peers answering with the given workers' parts, as the primary would relay them. */
-function peersOf(others: readonly ReputationMetrics[], extra: Partial<PeerFigures> = {}): WorkerPeers & { asked: FigureKind[] } {
-  const asked: FigureKind[] = [];
+function peersOf(others: readonly ReputationMetrics[], extra: Partial<PeerFigures> = {}): WorkerPeers & { asked: PeerRequestKind[] } {
+  const asked: PeerRequestKind[] = [];
   return {
     asked,
     async gather(what) {
@@ -284,10 +292,10 @@ function recording(): Logger & { warnings: string[] } {
 }
 
 describe('ClusterMetricsHub and ClusterMetricsLink', () => {
-  /** A hub and workers; worker i answers `part-i` (or what `collect` says). */
+  /** A hub and workers; worker i (pid 1000 + i) answers `<what>-i` (or what `collect` says). */
   function cluster(
     count: number,
-    options: { collectTimeoutMs?: number; collect?: (i: number, what: FigureKind) => unknown } = {},
+    options: { collectTimeoutMs?: number; collect?: (i: number, what: PeerRequestKind) => unknown } = {},
   ): { hub: ClusterMetricsHub; links: ClusterMetricsLink[]; exits: (() => void)[]; logger: ReturnType<typeof recording> } {
     const hub = new ClusterMetricsHub({ collectTimeoutMs: options.collectTimeoutMs ?? 200 });
     const logger = recording();
@@ -297,7 +305,9 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
       const { primaryEnd, workerEnd, exit } = channelPair();
       hub.attach(primaryEnd);
       exits.push(exit);
-      links.push(new ClusterMetricsLink({ channel: workerEnd, collect: (what) => (options.collect ? options.collect(i, what) : `${what}-${i}`), logger }));
+      links.push(
+        new ClusterMetricsLink({ channel: workerEnd, pid: 1000 + i, collect: (what) => (options.collect ? options.collect(i, what) : `${what}-${i}`), logger }),
+      );
     }
     return { hub, links, exits, logger };
   }
@@ -321,7 +331,7 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     links[0]!.start();
     await sleep(5);
     const started = Date.now();
-    assert.deepEqual(await links[0]!.gather('status'), { parts: [], missing: 0 });
+    assert.deepEqual(await links[0]!.gather('status'), { parts: [], missing: 0, left: [] });
     assert.ok(Date.now() - started < 150, 'answered at once');
     hub.close();
     links[0]!.close();
@@ -337,12 +347,12 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     const started = Date.now();
     const figures = await links[0]!.gather('metrics');
     const waited = Date.now() - started;
-    assert.deepEqual(figures, { parts: ['metrics-1'], missing: 1 });
+    assert.deepEqual(figures, { parts: ['metrics-1'], missing: 1, left: [{ pid: 1002, error: 'no answer within 100 ms' }] });
     assert.ok(waited >= 90 && waited < 280, `waited ${waited} ms`);
     assert.equal(logger.warnings.length, 1);
-    assert.match(logger.warnings[0]!, /did not answer in time .*"workers":1/);
+    assert.match(logger.warnings[0]!, /did not answer in time .*"workers":1,"left":"1002: no answer within 100 ms"/);
     await sleep(350); // the late answer arrives and changes nothing
-    assert.deepEqual(await links[1]!.gather('metrics'), { parts: ['metrics-0'], missing: 1 });
+    assert.deepEqual(await links[1]!.gather('metrics'), { parts: ['metrics-0'], missing: 1, left: [{ pid: 1002, error: 'no answer within 100 ms' }] });
     hub.close();
     for (const link of links) link.close();
   });
@@ -362,10 +372,17 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     await sleep(20);
     exits[3]!();
     const started = Date.now();
-    assert.deepEqual(await pending, { parts: ['status-1'], missing: 2 });
+    assert.deepEqual(await pending, {
+      parts: ['status-1'],
+      missing: 2,
+      left: [
+        { pid: 1002, error: 'registry failed' },
+        { pid: 1003, error: 'exited before answering' },
+      ],
+    });
     assert.ok(Date.now() - started < 1000, 'no wait for the timeout');
     // The exited worker is no longer asked.
-    assert.deepEqual(await links[1]!.gather('status'), { parts: ['status-0'], missing: 1 });
+    assert.deepEqual(await links[1]!.gather('status'), { parts: ['status-0'], missing: 1, left: [{ pid: 1002, error: 'registry failed' }] });
     hub.close();
     for (const link of links) link.close();
   });
@@ -375,7 +392,7 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     const logger = recording();
     const link = new ClusterMetricsLink({ channel: workerEnd, collect: () => 'x', timeoutMs: 50, logger });
     link.start();
-    assert.deepEqual(await link.gather('metrics'), { parts: [], missing: null });
+    assert.deepEqual(await link.gather('metrics'), { parts: [], missing: null, left: [] });
     assert.match(logger.warnings[0] ?? '', /unknown/);
     link.close();
   });
@@ -395,7 +412,311 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     raw({ tag: 'iprep-cluster-metrics', type: 'collected', id: 99, part: 'stray' });
     raw({ tag: 'iprep-cluster-metrics', type: 'gather', id: 3, what: 'status' });
     await sleep(20);
-    assert.deepEqual(replies, [{ tag: 'iprep-cluster-metrics', type: 'gathered', id: 3, parts: [], missing: 0 }]);
+    assert.deepEqual(replies, [{ tag: 'iprep-cluster-metrics', type: 'gathered', id: 3, parts: [], missing: 0, left: [] }]);
     hub.close();
+  });
+});
+
+describe('the relay for health and reload', () => {
+  it('health and reload go to every other worker; a reload gets the longer wait, its own timeout bounding it still', async () => {
+    const hub = new ClusterMetricsHub({ collectTimeoutMs: 50, reloadTimeoutMs: 400 });
+    const links: ClusterMetricsLink[] = [];
+    const reloaded: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { primaryEnd, workerEnd } = channelPair();
+      hub.attach(primaryEnd);
+      const pid = 1000 + i;
+      const collect = async (what: PeerRequestKind): Promise<unknown> => {
+        if (what !== 'reload') return `${what}-${i}`;
+        // Slower than a figure may take, within the reload's wait; worker 2 never gets there.
+        await sleep(i === 2 ? 1000 : 150);
+        reloaded.push(pid);
+        return { pid, ok: true, errors: [], durationMs: 150 };
+      };
+      links.push(new ClusterMetricsLink({ channel: workerEnd, pid, collect, logger: quiet }));
+    }
+    for (const link of links) link.start();
+    await sleep(5);
+
+    assert.deepEqual(await links[0]!.gather('health'), { parts: ['health-1', 'health-2'], missing: 0, left: [] });
+    const started = Date.now();
+    const figures = await links[0]!.gather('reload');
+    const waited = Date.now() - started;
+    assert.deepEqual(figures, {
+      parts: [{ pid: 1001, ok: true, errors: [], durationMs: 150 }],
+      missing: 1,
+      left: [{ pid: 1002, error: 'no answer within 400 ms' }],
+    });
+    assert.deepEqual(reloaded, [1001], 'the asking worker is not asked: it reloads itself');
+    assert.ok(waited >= 380 && waited < 900, `waited ${waited} ms`);
+    hub.close();
+    for (const link of links) link.close();
+  });
+
+  it('a link waits for a reload no longer than its own reload timeout when the primary is silent', async () => {
+    const { workerEnd } = channelPair(); // nobody at the primary's end
+    const link = new ClusterMetricsLink({ channel: workerEnd, collect: () => 'x', timeoutMs: 20, reloadTimeoutMs: 120, logger: quiet });
+    link.start();
+    const started = Date.now();
+    assert.deepEqual(await link.gather('reload'), { parts: [], missing: null, left: [] });
+    const waited = Date.now() - started;
+    assert.ok(waited >= 110 && waited < 600, `waited ${waited} ms (not the 20 ms of a figure)`);
+    link.close();
+  });
+
+  it('a worker that joined without a pid is left out as pid null; malformed left-out entries are dropped', async () => {
+    const hub = new ClusterMetricsHub({ collectTimeoutMs: 50 });
+    const asker = channelPair();
+    const silent = channelPair();
+    hub.attach(asker.primaryEnd);
+    hub.attach(silent.primaryEnd);
+    silent.workerEnd.send({ tag: 'iprep-cluster-metrics', type: 'join' }, () => {}); // never answers
+    const link = new ClusterMetricsLink({ channel: asker.workerEnd, pid: 7, collect: () => 'x', logger: quiet });
+    link.start();
+    await sleep(5);
+    assert.deepEqual(await link.gather('health'), { parts: [], missing: 1, left: [{ pid: null, error: 'no answer within 50 ms' }] });
+    hub.close();
+    link.close();
+
+    // A gathered message from a confused primary: only well-formed entries are kept.
+    const lone = channelPair();
+    const replying = new ClusterMetricsLink({ channel: lone.workerEnd, pid: 8, collect: () => 'x', timeoutMs: 500, logger: quiet });
+    lone.primaryEnd.on('message', (message) => {
+      const { id } = message as { id?: number };
+      if (id === undefined) return;
+      const left = [{ pid: 5, error: 'gone' }, { pid: 'five', error: 'x' }, { pid: -1, error: 'x' }, { pid: 6 }, null];
+      lone.primaryEnd.send({ tag: 'iprep-cluster-metrics', type: 'gathered', id, parts: [], missing: 5, left } as unknown as ClusterMetricsMessage, () => {});
+    });
+    replying.start();
+    assert.deepEqual(await replying.gather('health'), { parts: [], missing: 5, left: [{ pid: 5, error: 'gone' }] });
+    replying.close();
+  });
+});
+
+describe('mergeHealth and mergeReload', () => {
+  const store = { kind: 'memory', up: true } as const;
+  const own = { pid: 10, status: 'ok', lists: 2, store, uptimeSeconds: 30, listErrors: [] } as const;
+
+  it('health: degraded by any worker, by one missing, by an unreadable part, or when the primary is silent', () => {
+    const peer = { ...own, pid: 11, uptimeSeconds: 90 };
+    const ok = mergeHealth(own, { parts: [overIpc(peer)], missing: 0, left: [] });
+    assert.deepEqual(ok, { status: 'ok', lists: 2, store, uptimeSeconds: 90, workers: 2, workersMissing: 0, perWorker: [own, peer] });
+
+    const down = { kind: 'redis', up: false, detail: 'ECONNREFUSED' } as const;
+    const sick = { ...peer, status: 'degraded', store: down } as const;
+    const degraded = mergeHealth(own, { parts: [sick], missing: 0, left: [] });
+    assert.equal(degraded.status, 'degraded');
+    assert.deepEqual(degraded.store, down, 'the store of the worker that cannot reach it');
+
+    const missing = mergeHealth(own, { parts: [{ pid: 12, status: 'fine' }], missing: 1, left: [{ pid: 13, error: 'no answer within 1000 ms' }] });
+    assert.equal(missing.status, 'degraded');
+    assert.equal(missing.workers, 1);
+    assert.equal(missing.workersMissing, 2);
+    assert.deepEqual(missing.perWorker.slice(1), [
+      { pid: 13, status: 'missing', error: 'no answer within 1000 ms' },
+      { pid: null, status: 'missing', error: 'unreadable answer' },
+    ]);
+
+    const silent = mergeHealth(own, { parts: [], missing: null });
+    assert.equal(silent.status, 'degraded');
+    assert.equal(silent.workersMissing, null);
+  });
+
+  it('reload: ok only when every worker reloaded, errors named by worker, unknown when the primary is silent', () => {
+    const lists = [{ name: 'drop', format: 'netset', origin: '/d', entries: 3, loadedAt: NOW, lastError: null }] as const;
+    const result = { ok: true, lists, errors: [], durationMs: 5 };
+    const peer = { pid: 11, ok: true, errors: [], durationMs: 7 };
+    assert.deepEqual(mergeReload(result, 10, { parts: [peer], missing: 0, left: [] }, 9), {
+      ok: true,
+      lists,
+      errors: [],
+      durationMs: 9,
+      workers: 2,
+      workersMissing: 0,
+      perWorker: [{ pid: 10, ok: true, errors: [], durationMs: 5 }, peer],
+    });
+
+    const failed = mergeReload(result, 10, { parts: [{ ...peer, ok: false, errors: ['drop.json:1: not JSON'] }], missing: 1, left: [{ pid: 12, error: 'exited before answering' }] }, 9);
+    assert.equal(failed.ok, false);
+    assert.deepEqual(failed.errors, ['worker 11: drop.json:1: not JSON', 'worker 12: exited before answering']);
+    assert.deepEqual(failed.perWorker[2], { pid: 12, ok: false, errors: ['exited before answering'], durationMs: null });
+
+    const silent = mergeReload(result, 10, { parts: [], missing: null }, 9);
+    assert.equal(silent.ok, false);
+    assert.match(silent.errors.join(), /primary process did not answer/);
+    assert.equal(silent.workers, 1);
+  });
+});
+
+/** A service whose reloads are counted and can be made slow. */
+class CountingService extends FakeReputationService {
+  reloads = 0;
+  reloadDelayMs = 0;
+  override async reload(): Promise<ReloadResult> {
+    this.reloads++;
+    await sleep(this.reloadDelayMs);
+    return super.reload();
+  }
+}
+
+describe('GET /health and POST /reload of a worker, over the relay', () => {
+  /**
+   * An admin server in "worker 0" and more workers (pid 1000 + i), each with its own fake service,
+   * joined through a hub as reputation-agent.ts joins them. `silent` workers never answer.
+   */
+  async function workers(
+    t: TestContext,
+    count: number,
+    options: { collectTimeoutMs?: number; reloadTimeoutMs?: number; silent?: readonly number[] } = {},
+  ): Promise<{ port: number; services: CountingService[] }> {
+    const hub = new ClusterMetricsHub({ collectTimeoutMs: options.collectTimeoutMs ?? 200, reloadTimeoutMs: options.reloadTimeoutMs ?? 1000 });
+    const services: CountingService[] = [];
+    const links: ClusterMetricsLink[] = [];
+    let server: AdminServer | undefined;
+    for (let i = 0; i < count; i++) {
+      const service = new CountingService();
+      const metrics = new ReputationMetrics({ defaultMetrics: false, now: () => NOW });
+      const pid = i === 0 ? process.pid : 1000 + i;
+      const { primaryEnd, workerEnd } = channelPair();
+      hub.attach(primaryEnd);
+      const link = new ClusterMetricsLink({
+        channel: workerEnd,
+        pid,
+        logger: quiet,
+        collect: (what) => {
+          if (options.silent?.includes(i)) return new Promise(() => {});
+          if (what === 'health') return workerHealth(service, metrics.uptimeSeconds(), pid);
+          if (what === 'reload') return workerReload(service, pid);
+          return what === 'metrics' ? metrics.registry.getMetricsAsJSON() : metrics.statusCounts();
+        },
+      });
+      link.start();
+      services.push(service);
+      links.push(link);
+      if (i === 0) server = new AdminServer({ service, metrics, logger: silentLogger, peers: link });
+    }
+    t.after(async () => {
+      await server!.close();
+      hub.close();
+      for (const link of links) link.close();
+    });
+    const { port } = await server!.listen({ host: '127.0.0.1', port: 0 });
+    await sleep(5); // the joins arrive
+    return { port, services };
+  }
+
+  it('GET /health: every worker, degraded when another worker’s store is down or a list of it failed', async (t) => {
+    const { port, services } = await workers(t, 3);
+    const ok = await request(port, '/health');
+    assert.equal(ok.status, 200);
+    const body = ok.json as ClusterHealth;
+    assert.equal(body.status, 'ok');
+    assert.equal(body.workers, 3);
+    assert.equal(body.workersMissing, 0);
+    assert.deepEqual(body.perWorker.map((w) => [w.pid, w.status]), [
+      [process.pid, 'ok'],
+      [1001, 'ok'],
+      [1002, 'ok'],
+    ]);
+    assert.deepEqual(body.perWorker[0], { pid: process.pid, status: 'ok', lists: 2, store: { kind: 'memory', up: true }, uptimeSeconds: 0, listErrors: [] });
+
+    services[2]!.storeHealth = { kind: 'redis', up: false, detail: 'connection refused' };
+    const storeDown = await request(port, '/health');
+    assert.equal(storeDown.status, 200, 'degraded is still 200');
+    assert.equal((storeDown.json as ClusterHealth).status, 'degraded');
+    assert.deepEqual((storeDown.json as ClusterHealth).store, { kind: 'redis', up: false, detail: 'connection refused' });
+    assert.equal((storeDown.json as ClusterHealth).perWorker[2]?.status, 'degraded');
+    services[2]!.storeHealth = { kind: 'memory', up: true };
+
+    services[1]!.listStatus = [{ ...services[1]!.listStatus[0]!, lastError: 'drop.json:3: not JSON' }];
+    const listFailed = (await request(port, '/health')).json as ClusterHealth;
+    assert.equal(listFailed.status, 'degraded');
+    assert.deepEqual(listFailed.perWorker[1], {
+      pid: 1001,
+      status: 'degraded',
+      lists: 1,
+      store: { kind: 'memory', up: true },
+      uptimeSeconds: 0,
+      listErrors: [{ list: 'spamhaus-drop', error: 'drop.json:3: not JSON' }],
+    });
+    assert.equal(listFailed.lists, 2, 'the answering worker’s lists');
+
+    // The answering worker's own service failing is still a 500.
+    services[0]!.listStatus = null as unknown as ListStatus[];
+    assert.equal((await request(port, '/health')).status, 500);
+  });
+
+  it('GET /health: a worker that does not answer makes it degraded, after the primary’s wait, not a hang', async (t) => {
+    const { port } = await workers(t, 3, { collectTimeoutMs: 100, silent: [2] });
+    const started = Date.now();
+    const reply = await request(port, '/health');
+    const waited = Date.now() - started;
+    assert.equal(reply.status, 200);
+    const body = reply.json as ClusterHealth;
+    assert.equal(body.status, 'degraded');
+    assert.equal(body.workers, 2);
+    assert.equal(body.workersMissing, 1);
+    assert.deepEqual(body.perWorker[2], { pid: 1002, status: 'missing', error: 'no answer within 100 ms' });
+    assert.ok(waited >= 90 && waited < 1000, `waited ${waited} ms`);
+  });
+
+  it('POST /reload: every worker reloads; 500 when one fails or does not answer in time, with who and why', async (t) => {
+    const { port, services } = await workers(t, 3, { reloadTimeoutMs: 300 });
+    const ok = await request(port, '/reload', { method: 'POST' });
+    assert.equal(ok.status, 200, ok.text);
+    const body = ok.json as ClusterReloadResult;
+    assert.deepEqual(services.map((s) => s.reloads), [1, 1, 1]);
+    assert.equal(body.ok, true);
+    assert.deepEqual(body.errors, []);
+    assert.deepEqual(body.lists, [], 'the answering worker’s ReloadResult fields');
+    assert.equal(body.workers, 3);
+    assert.equal(body.workersMissing, 0);
+    assert.deepEqual(
+      body.perWorker.map((w) => [w.pid, w.ok, w.errors, w.durationMs]),
+      [
+        [process.pid, true, [], 42],
+        [1001, true, [], 42],
+        [1002, true, [], 42],
+      ],
+    );
+
+    services[1]!.reloadResult = { ok: false, lists: [], errors: ['drop.json:1: not JSON'], durationMs: 3 };
+    services[2]!.reloadResult = new Error('config.yaml:4: lists[0].format: unknown format "xml"');
+    const failed = await request(port, '/reload', { method: 'POST' });
+    assert.equal(failed.status, 500);
+    assert.equal((failed.json as ClusterReloadResult).ok, false);
+    assert.deepEqual((failed.json as ClusterReloadResult).errors, [
+      'worker 1001: drop.json:1: not JSON',
+      'worker 1002: config.yaml:4: lists[0].format: unknown format "xml"',
+    ]);
+    services[1]!.reloadResult = { ok: true, lists: [], errors: [], durationMs: 1 };
+    services[2]!.reloadResult = { ok: true, lists: [], errors: [], durationMs: 1 };
+
+    services[2]!.reloadDelayMs = 2000;
+    const started = Date.now();
+    const slow = await request(port, '/reload', { method: 'POST' });
+    const waited = Date.now() - started;
+    assert.equal(slow.status, 500);
+    const slowBody = slow.json as ClusterReloadResult;
+    assert.equal(slowBody.workersMissing, 1);
+    assert.deepEqual(slowBody.perWorker[2], { pid: 1002, ok: false, errors: ['no answer within 300 ms'], durationMs: null });
+    assert.deepEqual(slowBody.perWorker.slice(0, 2).map((w) => w.ok), [true, true]);
+    assert.ok(waited >= 280 && waited < 1500, `waited ${waited} ms`);
+  });
+
+  it('POST /reload: requests that come while one runs share the next reload, which starts after it', async (t) => {
+    const { port, services } = await workers(t, 2);
+    for (const service of services) service.reloadDelayMs = 100;
+    const first = request(port, '/reload', { method: 'POST' });
+    await sleep(30);
+    const later = await Promise.all(Array.from({ length: 5 }, () => request(port, '/reload', { method: 'POST' })));
+    assert.equal((await first).status, 200);
+    for (const reply of later) assert.equal(reply.status, 200, reply.text);
+    assert.deepEqual(
+      services.map((s) => s.reloads),
+      [2, 2],
+      'one reload for the first request, one shared by the five that came while it ran',
+    );
+    assert.equal(new Set(later.map((reply) => reply.text)).size, 1, 'the five got the same answer');
   });
 });

@@ -1,15 +1,18 @@
 /**
- * The figures of every node:cluster worker, for the admin API of whichever worker answers: node:cluster
- * hands each admin connection to one worker, yet `/metrics` and `/status.json` must cover the agent.
- * The primary relays (`ClusterMetricsHub`); each worker answers for itself and asks for the others
- * (`ClusterMetricsLink`). Nothing happens until an admin request comes: counting stays local.
+ * Every node:cluster worker's part of an admin answer, for whichever worker answers: node:cluster
+ * hands each admin connection to one worker, yet `/metrics`, `/status.json` and `/health` must cover
+ * the agent, and `POST /reload` must reload it all. The primary relays (`ClusterMetricsHub`); each
+ * worker answers for itself and asks for the others (`ClusterMetricsLink`). Nothing happens until an
+ * admin request comes: counting stays local.
  *
  * Protocol (JSON messages tagged `tag: 'iprep-cluster-metrics'`, so other IPC traffic is left alone):
- *   worker -> primary: join                    once its figures exist: the primary asks it from then on
- *   worker -> primary: gather { id, what }     -> gathered { id, parts, missing }: the other workers' parts
+ *   worker -> primary: join { pid }            once its figures exist: the primary asks it from then on
+ *   worker -> primary: gather { id, what }     -> gathered { id, parts, missing, left }: the other workers' parts
  *   primary -> worker: collect { id, what }    -> collected { id, part } | collected { id, error }
- * `what` is `metrics` (prom-client's getMetricsAsJSON()) or `status` (ReputationMetrics.statusCounts()).
- * A worker that does not answer within the primary's timeout is left out and counted in `missing`.
+ * `what` is `metrics` (prom-client's getMetricsAsJSON()), `status` (ReputationMetrics.statusCounts()),
+ * `health` (a WorkerHealth) or `reload` (the worker reloads, then answers a WorkerReload; see workers.ts).
+ * A worker that does not answer within the primary's timeout (longer for `reload`), that fails or that
+ * exits is left out: counted in `missing`, and named in `left` with its pid and why.
  *
  * This module is loaded by the primary: it must not import prom-client or the engine.
  */
@@ -27,15 +30,31 @@ export function hasClusterMetricsHub(): boolean {
 
 const TAG = 'iprep-cluster-metrics';
 
-/** What an admin request needs from every worker. */
-export type FigureKind = 'metrics' | 'status';
-const KINDS: readonly FigureKind[] = ['metrics', 'status'];
+/** Figures an admin request needs from every worker. */
+export type FigureKind = 'metrics' | 'status' | 'health';
+/** What a worker asks of every other: their figures, or to reload and say how it went. */
+export type PeerRequestKind = FigureKind | 'reload';
+const KINDS: readonly PeerRequestKind[] = ['metrics', 'status', 'health', 'reload'];
+
+/** A worker left out of an answer, and why. */
+export interface LeftOutWorker {
+  /** Null when the worker did not say (it joined without a pid). */
+  readonly pid: number | null;
+  /** `no answer within 1000 ms`, `exited before answering`, or the worker's own error. */
+  readonly error: string;
+}
 
 export type ClusterMetricsMessage = { readonly tag: typeof TAG } & (
-  | { readonly type: 'join' }
-  | { readonly type: 'gather'; readonly id: number; readonly what: FigureKind }
-  | { readonly type: 'gathered'; readonly id: number; readonly parts: readonly unknown[]; readonly missing: number }
-  | { readonly type: 'collect'; readonly id: number; readonly what: FigureKind }
+  | { readonly type: 'join'; readonly pid?: number }
+  | { readonly type: 'gather'; readonly id: number; readonly what: PeerRequestKind }
+  | {
+      readonly type: 'gathered';
+      readonly id: number;
+      readonly parts: readonly unknown[];
+      readonly missing: number;
+      readonly left: readonly LeftOutWorker[];
+    }
+  | { readonly type: 'collect'; readonly id: number; readonly what: PeerRequestKind }
   | { readonly type: 'collected'; readonly id: number; readonly part?: unknown; readonly error?: string }
 );
 
@@ -50,18 +69,30 @@ interface Tagged {
   readonly error?: unknown;
   readonly parts?: unknown;
   readonly missing?: unknown;
+  readonly left?: unknown;
+  readonly pid?: unknown;
 }
 
 function isTagged(message: unknown): message is Tagged {
   return typeof message === 'object' && message !== null && (message as { tag?: unknown }).tag === TAG;
 }
 
-function isKind(value: unknown): value is FigureKind {
-  return KINDS.includes(value as FigureKind);
+function isKind(value: unknown): value is PeerRequestKind {
+  return KINDS.includes(value as PeerRequestKind);
 }
 
 function isId(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value);
+}
+
+function isPid(value: unknown): value is number {
+  return isId(value) && value > 0;
+}
+
+function isLeftOut(value: unknown): value is LeftOutWorker {
+  if (typeof value !== 'object' || value === null) return false;
+  const { pid, error } = value as { pid?: unknown; error?: unknown };
+  return (pid === null || isPid(pid)) && typeof error === 'string';
 }
 
 const ignoreSendError = (): void => {};
@@ -70,11 +101,14 @@ const ignoreSendError = (): void => {};
 // The primary
 
 export interface ClusterMetricsHubOptions {
-  /** How long the primary waits for each worker's part. Default 1000 ms. */
+  /** How long the primary waits for each worker's figures. Default 1000 ms. */
   readonly collectTimeoutMs?: number;
+  /** How long the primary waits for each worker's reload: longer than a list download (30 s). Default 60000 ms. */
+  readonly reloadTimeoutMs?: number;
 }
 
 const DEFAULT_COLLECT_TIMEOUT_MS = 1000;
+const DEFAULT_RELOAD_TIMEOUT_MS = 60_000;
 
 /** One worker's gather: the workers asked that have not answered yet, and the parts that came. */
 interface PendingGather {
@@ -82,23 +116,26 @@ interface PendingGather {
   readonly requestId: number;
   readonly awaiting: Set<Channel>;
   readonly parts: unknown[];
-  /** Workers that answered with an error or went away: their figures are missing too. */
-  failed: number;
+  /** Workers that answered with an error or went away: their parts are missing too. */
+  readonly left: LeftOutWorker[];
+  readonly timeoutMs: number;
   readonly timer: NodeJS.Timeout;
 }
 
 /** Runs in the primary: relays a worker's gather to every other worker that joined, and their parts back. */
 export class ClusterMetricsHub {
   readonly #collectTimeoutMs: number;
+  readonly #reloadTimeoutMs: number;
   readonly #attached = new Map<Channel, () => void>();
-  /** Workers whose figures exist: only they are asked (one still loading its lists has none yet). */
-  readonly #joined = new Set<Channel>();
+  /** Workers whose figures exist, with their pids: only they are asked (one still loading its lists has none yet). */
+  readonly #joined = new Map<Channel, number | null>();
   /** Gathers in progress, by the id of their collect requests. */
   readonly #pending = new Map<number, PendingGather>();
   #lastId = 0;
 
   constructor(options: ClusterMetricsHubOptions = {}) {
     this.#collectTimeoutMs = options.collectTimeoutMs ?? DEFAULT_COLLECT_TIMEOUT_MS;
+    this.#reloadTimeoutMs = options.reloadTimeoutMs ?? DEFAULT_RELOAD_TIMEOUT_MS;
   }
 
   /** Serves the worker at the other end of `channel` until it disconnects or exits; returns a detach function. */
@@ -113,13 +150,11 @@ export class ClusterMetricsHub {
       channel.off('disconnect', detach);
       channel.off('exit', detach);
       this.#attached.delete(channel);
+      const pid = this.#joined.get(channel) ?? null;
       this.#joined.delete(channel);
       for (const [id, gather] of [...this.#pending]) {
         if (gather.requester === channel) this.#drop(id, gather);
-        else if (gather.awaiting.delete(channel)) {
-          gather.failed++;
-          this.#finishIfDone(id, gather);
-        }
+        else this.#leaveOut(id, gather, channel, pid, 'exited before answering');
       }
     };
     channel.on('message', onMessage);
@@ -138,7 +173,7 @@ export class ClusterMetricsHub {
   #handle(channel: Channel, message: Tagged): void {
     switch (message.type) {
       case 'join':
-        this.#joined.add(channel);
+        this.#joined.set(channel, isPid(message.pid) ? message.pid : null);
         return;
       case 'gather':
         if (isId(message.id) && isKind(message.what)) this.#gather(channel, message.id, message.what);
@@ -146,9 +181,14 @@ export class ClusterMetricsHub {
       case 'collected': {
         const id = message.id;
         const gather = isId(id) ? this.#pending.get(id) : undefined;
-        if (gather === undefined || !gather.awaiting.delete(channel)) return; // late: the gather was answered
-        if (typeof message.error === 'string' || !('part' in message)) gather.failed++;
-        else gather.parts.push(message.part);
+        if (gather === undefined || !gather.awaiting.has(channel)) return; // late: the gather was answered
+        if (typeof message.error === 'string' || !('part' in message)) {
+          const error = typeof message.error === 'string' ? message.error : 'answered without its part';
+          this.#leaveOut(id as number, gather, channel, this.#joined.get(channel) ?? null, error);
+          return;
+        }
+        gather.awaiting.delete(channel);
+        gather.parts.push(message.part);
         this.#finishIfDone(id as number, gather);
         return;
       }
@@ -156,26 +196,32 @@ export class ClusterMetricsHub {
     }
   }
 
-  #gather(requester: Channel, requestId: number, what: FigureKind): void {
+  #gather(requester: Channel, requestId: number, what: PeerRequestKind): void {
     const id = ++this.#lastId;
-    const others = [...this.#joined].filter((channel) => channel !== requester);
+    const others = [...this.#joined.keys()].filter((channel) => channel !== requester);
+    const timeoutMs = what === 'reload' ? this.#reloadTimeoutMs : this.#collectTimeoutMs;
     const gather: PendingGather = {
       requester,
       requestId,
       awaiting: new Set(others),
       parts: [],
-      failed: 0,
-      timer: setTimeout(() => this.#finish(id, gather), this.#collectTimeoutMs),
+      left: [],
+      timeoutMs,
+      timer: setTimeout(() => this.#finish(id, gather), timeoutMs),
     };
     this.#pending.set(id, gather);
     for (const channel of others) {
       channel.send({ tag: TAG, type: 'collect', id, what }, (error) => {
-        if (error && gather.awaiting.delete(channel)) {
-          gather.failed++;
-          this.#finishIfDone(id, gather);
-        }
+        if (error) this.#leaveOut(id, gather, channel, this.#joined.get(channel) ?? null, `could not be asked: ${error.message}`);
       });
     }
+    this.#finishIfDone(id, gather);
+  }
+
+  /** A worker asked that will not answer: its part is missing, for the reason given. */
+  #leaveOut(id: number, gather: PendingGather, channel: Channel, pid: number | null, error: string): void {
+    if (!gather.awaiting.delete(channel)) return;
+    gather.left.push({ pid, error });
     this.#finishIfDone(id, gather);
   }
 
@@ -186,8 +232,15 @@ export class ClusterMetricsHub {
   /** Answers the requester with the parts that came; workers still awaited are missing. */
   #finish(id: number, gather: PendingGather): void {
     if (!this.#drop(id, gather)) return;
-    const missing = gather.failed + gather.awaiting.size;
-    gather.requester.send({ tag: TAG, type: 'gathered', id: gather.requestId, parts: gather.parts, missing }, ignoreSendError);
+    const silent = [...gather.awaiting].map((channel) => ({
+      pid: this.#joined.get(channel) ?? null,
+      error: `no answer within ${gather.timeoutMs} ms`,
+    }));
+    const left = [...gather.left, ...silent];
+    gather.requester.send(
+      { tag: TAG, type: 'gathered', id: gather.requestId, parts: gather.parts, missing: left.length, left },
+      ignoreSendError,
+    );
   }
 
   #drop(id: number, gather: PendingGather): boolean {
@@ -204,31 +257,41 @@ export interface PeerFigures {
   readonly parts: readonly unknown[];
   /** Workers that did not answer in time (their figures are left out); null when the primary did not answer, so the number is unknown. */
   readonly missing: number | null;
+  /** The workers left out, as the primary names them (none when it did not answer). */
+  readonly left?: readonly LeftOutWorker[];
 }
 
-/** Where the figures of the other workers come from. */
+/** Where the parts of the other workers come from. */
 export interface WorkerPeers {
-  /** Never rejects: a silent primary or worker only leaves its figures out. */
-  gather(what: FigureKind): Promise<PeerFigures>;
+  /** Never rejects: a silent primary or worker only leaves its part out. `reload` makes every other worker reload. */
+  gather(what: PeerRequestKind): Promise<PeerFigures>;
 }
 
 export interface ClusterMetricsLinkOptions {
-  /** This worker's part, as the primary asks for it. */
-  readonly collect: (what: FigureKind) => unknown;
+  /** This worker's part, as the primary asks for it (for `reload`: reload, then say how it went). */
+  readonly collect: (what: PeerRequestKind) => unknown;
   /** Default: the channel to the parent process. */
   readonly channel?: Channel;
-  /** How long a gather waits for the primary; longer than the primary's own wait for the workers. Default 2000 ms. */
+  /** How long a gather of figures waits for the primary; longer than the primary's own wait for the workers. Default 2000 ms. */
   readonly timeoutMs?: number;
+  /** How long a reload waits for the primary; likewise longer than the primary's wait. Default 65000 ms. */
+  readonly reloadTimeoutMs?: number;
+  /** Told to the primary, which names the workers it leaves out by pid. Default: this process's. */
+  readonly pid?: number;
   readonly logger?: Logger;
 }
 
 const DEFAULT_GATHER_TIMEOUT_MS = 2000;
+const DEFAULT_RELOAD_GATHER_TIMEOUT_MS = 65_000;
+const NO_PRIMARY: PeerFigures = { parts: [], missing: null, left: [] };
 
 /** Runs in each worker: answers the primary's collect requests and gathers the other workers' parts. */
 export class ClusterMetricsLink implements WorkerPeers {
-  readonly #collect: (what: FigureKind) => unknown;
+  readonly #collect: (what: PeerRequestKind) => unknown;
   readonly #channel: Channel;
   readonly #timeoutMs: number;
+  readonly #reloadTimeoutMs: number;
+  readonly #pid: number;
   readonly #logger: Logger | undefined;
   readonly #pending = new Map<number, (figures: PeerFigures) => void>();
   #lastId = 0;
@@ -238,6 +301,8 @@ export class ClusterMetricsLink implements WorkerPeers {
     this.#collect = options.collect;
     this.#channel = options.channel ?? parentChannel<ClusterMetricsMessage>();
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_GATHER_TIMEOUT_MS;
+    this.#reloadTimeoutMs = options.reloadTimeoutMs ?? DEFAULT_RELOAD_GATHER_TIMEOUT_MS;
+    this.#pid = options.pid ?? process.pid;
     this.#logger = options.logger;
   }
 
@@ -247,10 +312,10 @@ export class ClusterMetricsLink implements WorkerPeers {
     this.#started = true;
     this.#channel.on('message', this.#onMessage);
     this.#channel.on('disconnect', this.#onDisconnect);
-    this.#channel.send({ tag: TAG, type: 'join' }, ignoreSendError);
+    this.#channel.send({ tag: TAG, type: 'join', pid: this.#pid }, ignoreSendError);
   }
 
-  gather(what: FigureKind): Promise<PeerFigures> {
+  gather(what: PeerRequestKind): Promise<PeerFigures> {
     const id = ++this.#lastId;
     return new Promise<PeerFigures>((resolve) => {
       const settle = (figures: PeerFigures): void => {
@@ -260,18 +325,19 @@ export class ClusterMetricsLink implements WorkerPeers {
           this.#logger?.warn('admin: the answer leaves out workers that did not answer in time', {
             what,
             workers: figures.missing ?? 'unknown (no answer from the primary)',
+            ...(figures.left?.length ? { left: figures.left.map((w) => `${w.pid ?? '?'}: ${w.error}`).join('; ') } : {}),
           });
         }
         resolve(figures);
       };
-      const timer = setTimeout(() => settle({ parts: [], missing: null }), this.#timeoutMs);
+      const timer = setTimeout(() => settle(NO_PRIMARY), what === 'reload' ? this.#reloadTimeoutMs : this.#timeoutMs);
       this.#pending.set(id, settle);
       if (!this.#started) {
-        settle({ parts: [], missing: null });
+        settle(NO_PRIMARY);
         return;
       }
       this.#channel.send({ tag: TAG, type: 'gather', id, what }, (error) => {
-        if (error) settle({ parts: [], missing: null });
+        if (error) settle(NO_PRIMARY);
       });
     });
   }
@@ -292,13 +358,14 @@ export class ClusterMetricsLink implements WorkerPeers {
     } else if (message.type === 'gathered') {
       const parts = Array.isArray(message.parts) ? (message.parts as unknown[]) : [];
       const missing = typeof message.missing === 'number' ? message.missing : null;
-      this.#pending.get(message.id)?.({ parts, missing });
+      const left = Array.isArray(message.left) ? message.left.filter(isLeftOut) : [];
+      this.#pending.get(message.id)?.({ parts, missing, left });
     }
   };
 
   readonly #onDisconnect = (): void => this.#failAll();
 
-  #answer(id: number, what: FigureKind): void {
+  #answer(id: number, what: PeerRequestKind): void {
     const reply = (body: { part: unknown } | { error: string }): void => {
       this.#channel.send({ tag: TAG, type: 'collected', id, ...body }, ignoreSendError);
     };
@@ -311,6 +378,6 @@ export class ClusterMetricsLink implements WorkerPeers {
   }
 
   #failAll(): void {
-    for (const settle of [...this.#pending.values()]) settle({ parts: [], missing: null });
+    for (const settle of [...this.#pending.values()]) settle(NO_PRIMARY);
   }
 }

@@ -19,8 +19,24 @@ export {
   type ClusterMetricsLinkOptions,
   type ClusterMetricsMessage,
   type FigureKind,
+  type LeftOutWorker,
   type PeerFigures,
+  type PeerRequestKind,
   type WorkerPeers,
   hasClusterMetricsHub,
 } from './cluster.js';
+export {
+  AgentWorkers,
+  type AgentWorkersOptions,
+  type ClusterHealth,
+  type ClusterReloadResult,
+  type HealthReport,
+  type MissingWorkerHealth,
+  type WorkerHealth,
+  type WorkerReload,
+  mergeHealth,
+  mergeReload,
+  workerHealth,
+  workerReload,
+} from './workers.js';
 export { AdminServer, type AdminServerOptions } from './server.js';

@@ -8,9 +8,11 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import { type Logger, consoleLogger } from 'spop';
 import type { ReputationService } from '../types.js';
+import type { WorkerPeers } from './cluster.js';
 import { decisionInputFromJson } from './decision-input.js';
 import type { ReputationMetrics } from './metrics.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
+import { AgentWorkers } from './workers.js';
 
 export interface AdminServerOptions {
   service: ReputationService;
@@ -19,6 +21,12 @@ export interface AdminServerOptions {
   token?: string;
   /** Default: warnings and errors to stderr. */
   logger?: Logger;
+  /**
+   * In a node:cluster worker: the other workers, so that `/health` covers them and `POST /reload`
+   * reloads them (`/metrics` and `/status.json` cover them through `metrics.setPeers`). Without
+   * peers, both are this process's.
+   */
+  peers?: WorkerPeers;
 }
 
 /** Largest request body accepted. */
@@ -67,6 +75,7 @@ const DECISION_PREFIX = '/decisions/';
 export class AdminServer {
   private readonly service: ReputationService;
   private readonly metrics: ReputationMetrics;
+  private readonly workers: AgentWorkers;
   private readonly logger: Logger;
   /** SHA-256 of the token: comparing digests takes the same time whatever the length of the guess. */
   private readonly tokenDigest: Buffer | undefined;
@@ -77,6 +86,11 @@ export class AdminServer {
   constructor(options: AdminServerOptions) {
     this.service = options.service;
     this.metrics = options.metrics;
+    this.workers = new AgentWorkers({
+      service: options.service,
+      uptimeSeconds: () => options.metrics.uptimeSeconds(),
+      peers: options.peers,
+    });
     this.logger = options.logger ?? consoleLogger('warn');
     if (options.token !== undefined && !/^\S+$/.test(options.token)) {
       throw new TypeError('admin token must be non-empty and without spaces (it is sent as "Authorization: Bearer <token>")');
@@ -182,16 +196,9 @@ export class AdminServer {
     return match !== null && timingSafeEqual(sha256(match[1] as string), this.tokenDigest);
   }
 
-  private health(): Reply {
-    const store = this.service.store();
-    const lists = this.service.lists();
-    const degraded = !store.up || lists.some((list) => list.lastError !== null);
-    return json(200, {
-      status: degraded ? 'degraded' : 'ok',
-      lists: lists.length,
-      store,
-      uptimeSeconds: Math.round(this.metrics.uptimeSeconds()),
-    });
+  /** Degraded is still 200: the agent answers HAProxy. 500 only when this worker's service throws. */
+  private async health(): Promise<Reply> {
+    return json(200, await this.workers.health());
   }
 
   private explain(url: URL): Reply {
@@ -220,8 +227,9 @@ export class AdminServer {
     return { status: 204 };
   }
 
+  /** This process's reload, or every worker's (ok only when each reloaded). */
   private async reload(): Promise<Reply> {
-    const result = await this.service.reload();
+    const result = await this.workers.reload();
     return json(result.ok ? 200 : 500, result);
   }
 

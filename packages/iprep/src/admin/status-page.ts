@@ -516,7 +516,7 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
     button.disabled = true;
     say('reload-result', 'Reloading\u2026');
     api('/reload', { method: 'POST' }).then(function (r) {
-      say('reload-result', 'Reloaded ' + r.lists.length + ' lists in ' + r.durationMs + ' ms');
+      say('reload-result', 'Reloaded ' + r.lists.length + ' lists in ' + r.durationMs + ' ms' + (r.workers ? ' in ' + r.workers + ' workers' : ''));
     }, function (error) {
       say('reload-result', 'Reload failed: ' + error.message, true);
     }).then(function () { button.disabled = false; });
