@@ -81,7 +81,7 @@ export interface StatusSnapshot {
   readonly decisions: number | null;
   /** Summed over the workers. */
   readonly agent: AgentGauges | null;
-  /** Summed over the workers (a SIGHUP reloads each); `last` is the latest. */
+  /** Summed over the workers (a SIGHUP or POST /reload reloads each); `last` is the latest. */
   readonly reloads: ReloadSummary;
   /** Worker processes whose figures this covers: 1 without node:cluster workers. */
   readonly workers: number;
