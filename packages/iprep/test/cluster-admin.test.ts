@@ -4,58 +4,18 @@
  * both workers, whichever answers.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { AckFrame } from 'spop';
 import { freePort } from 'spop/bench';
 import { FakeHaproxy } from 'spop/testkit';
 import type { ClusterHealth, ClusterReloadResult, StatusSnapshot } from '../src/admin/index.js';
 import { ownerOf, running } from './processes.js';
-
-const bin = fileURLToPath(new URL('../bin/spoa.js', import.meta.url));
-const pidsToStop = new Set<number>();
-after(() => {
-  for (const pid of pidsToStop) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
-
-interface Answer {
-  readonly status: number;
-  readonly body: string;
-  /** The worker that answered. */
-  readonly pid: number | undefined;
-}
-
-/** One request on a new connection of its own: node:cluster hands each connection to a worker in turn. */
-function call(port: number, method: 'GET' | 'POST', path: string, workerPids: readonly number[]): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    // Keep-alive so the worker keeps its end open until /proc was read; the connection is closed after.
-    const req = request({ host: '127.0.0.1', port, method, path, agent: false, headers: { connection: 'keep-alive' } }, (response) => {
-      const pid = ownerOf(req.socket?.localPort ?? -1, workerPids);
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => {
-        req.destroy();
-        resolve({ status: response.statusCode ?? 0, body, pid });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { type WorkerAnswer, adminCall, spawnSpoaWorkers } from './spoa-workers.js';
 
 function scoreOf(ack: AckFrame): unknown {
   for (const action of ack.actions) if (action.type === 'set-var' && action.name === 'ip_score') return 'value' in action.value ? action.value.value : null;
@@ -91,21 +51,7 @@ describe('spoa -n 2: POST /reload and /health cover both workers', () => {
       );
     writeConfig([]);
 
-    const child: ChildProcess = spawn(process.execPath, [bin, '--config', config, '-p', String(port), '-n', '2', '--host', '127.0.0.1'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    pidsToStop.add(child.pid!);
-    let log = '';
-    child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    const workerPids = (): number[] => [...log.matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
-    for (const deadline = Date.now() + 20_000; workerPids().length < 2; await sleep(20)) {
-      assert.equal(child.exitCode, null, `spoa exited: ${log}`);
-      assert.ok(Date.now() < deadline, `two workers did not start: ${log}`);
-    }
-    const pids = workerPids();
-    for (const pid of pids) pidsToStop.add(pid);
-    assert.equal(new Set(pids).size, 2, log);
+    const { child, pids, log } = await spawnSpoaWorkers(['--config', config, '-p', String(port), '-n', '2', '--host', '127.0.0.1']);
 
     // Connections held by each worker: node:cluster hands them out in turn; /proc tells which took each.
     const clients = await Promise.all(Array.from({ length: 6 }, () => FakeHaproxy.connect({ port })));
@@ -127,7 +73,7 @@ describe('spoa -n 2: POST /reload and /health cover both workers', () => {
     // /health through both workers: each answer covers both.
     const healthBy = new Set<number | undefined>();
     for (let i = 0; i < 4; i++) {
-      const health = await call(adminPort, 'GET', '/health', pids);
+      const health = await adminCall(adminPort, 'GET', '/health', pids);
       assert.equal(health.status, 200, health.body);
       healthBy.add(health.pid);
       const body = JSON.parse(health.body) as ClusterHealth;
@@ -145,7 +91,7 @@ describe('spoa -n 2: POST /reload and /health cover both workers', () => {
     assert.deepEqual(await scores(), [100, 100, 100, 100, 100, 100], 'no worker reloaded by itself');
 
     // ...then one POST /reload, to whichever worker takes the connection, reloads both.
-    const reload = await call(adminPort, 'POST', '/reload', pids);
+    const reload = await adminCall(adminPort, 'POST', '/reload', pids);
     assert.equal(reload.status, 200, reload.body);
     const result = JSON.parse(reload.body) as ClusterReloadResult;
     assert.equal(result.ok, true, reload.body);
@@ -160,9 +106,9 @@ describe('spoa -n 2: POST /reload and /health cover both workers', () => {
     assert.deepEqual(await scores(), [0, 0, 0, 0, 0, 0], `the list decides on both workers' connections (owners ${owners.join(',')})`);
 
     // A reload through the other worker too: POST on new connections until the other one answers.
-    let other: Answer | undefined;
+    let other: WorkerAnswer | undefined;
     for (let i = 0; i < 6 && other === undefined; i++) {
-      const answer = await call(adminPort, 'POST', '/reload', pids);
+      const answer = await adminCall(adminPort, 'POST', '/reload', pids);
       assert.equal(answer.status, 200, answer.body);
       assert.deepEqual(new Set((JSON.parse(answer.body) as ClusterReloadResult).perWorker.map((w) => w.pid)), new Set(pids));
       if (answer.pid !== reload.pid) other = answer;
@@ -170,7 +116,7 @@ describe('spoa -n 2: POST /reload and /health cover both workers', () => {
     assert.ok(other !== undefined, `only worker ${reload.pid} answered POST /reload`);
 
     // Each worker counted its start and every reload: the same number in both.
-    const status = await call(adminPort, 'GET', '/status.json', pids);
+    const status = await adminCall(adminPort, 'GET', '/status.json', pids);
     const snapshot = JSON.parse(status.body) as StatusSnapshot;
     assert.equal(snapshot.workers, 2);
     assert.equal(snapshot.reloads.failed, 0);
@@ -179,7 +125,7 @@ describe('spoa -n 2: POST /reload and /health cover both workers', () => {
 
     // A reload that fails fails in both workers, and the answer says so for each.
     writeConfig([`{ name: extra, path: ${JSON.stringify(join(dir, 'missing.netset'))}, score: 0, category: test }`]);
-    const failed = await call(adminPort, 'POST', '/reload', pids);
+    const failed = await adminCall(adminPort, 'POST', '/reload', pids);
     assert.equal(failed.status, 500, failed.body);
     const failure = JSON.parse(failed.body) as ClusterReloadResult;
     assert.equal(failure.ok, false);
@@ -195,7 +141,7 @@ describe('spoa -n 2: POST /reload and /health cover both workers', () => {
     for (const c of clients) c.close();
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];
-    assert.equal(code, 0, log);
+    assert.equal(code, 0, log());
     for (const pid of [child.pid!, ...pids]) {
       for (const deadline = Date.now() + 5000; running(pid) && Date.now() < deadline; ) await sleep(20);
       assert.equal(running(pid), false, `process ${pid} still running`);

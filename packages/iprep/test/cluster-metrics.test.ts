@@ -4,58 +4,19 @@
  * gives it, reports the whole agent's figures.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { freePort } from 'spop/bench';
 import { FakeHaproxy } from 'spop/testkit';
 import type { StatusSnapshot } from '../src/admin/index.js';
 import { ownerOf, running } from './processes.js';
+import { adminCall, spawnSpoaWorkers } from './spoa-workers.js';
 import { RedisServer } from './redis-server.js';
-
-const bin = fileURLToPath(new URL('../bin/spoa.js', import.meta.url));
-const pidsToStop = new Set<number>();
-after(() => {
-  for (const pid of pidsToStop) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
-
-interface Answer {
-  readonly status: number;
-  readonly body: string;
-  /** The worker that answered. */
-  readonly pid: number | undefined;
-}
-
-/** GET on a new connection of its own: node:cluster hands each connection to a worker in turn. */
-function get(port: number, path: string, workerPids: readonly number[]): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    // Keep-alive so the worker keeps its end open until /proc was read; the connection is closed after.
-    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'keep-alive' } }, (response) => {
-      const pid = ownerOf(req.socket?.localPort ?? -1, workerPids);
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => {
-        req.destroy();
-        resolve({ status: response.statusCode ?? 0, body, pid });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** Sum of every series of `name` (with any labels) in the exposition text. */
 function total(text: string, name: string): number {
@@ -82,22 +43,8 @@ async function startSpoa(configLines: readonly string[], dir: string): Promise<{
       '',
     ].join('\n'),
   );
-  const child = spawn(process.execPath, [bin, '--config', config, '-p', String(port), '-n', '2', '--host', '127.0.0.1'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  pidsToStop.add(child.pid!);
-  let log = '';
-  child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-  const workerPids = (): number[] => [...log.matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
-  for (const deadline = Date.now() + 20_000; workerPids().length < 2; await sleep(20)) {
-    assert.equal(child.exitCode, null, `spoa exited: ${log}`);
-    assert.ok(Date.now() < deadline, `two workers did not start: ${log}`);
-  }
-  const pids = workerPids();
-  for (const pid of pids) pidsToStop.add(pid);
-  assert.equal(new Set(pids).size, 2, log);
-  return { child, port, adminPort, pids, log: () => log };
+  const { child, pids, log } = await spawnSpoaWorkers(['--config', config, '-p', String(port), '-n', '2', '--host', '127.0.0.1']);
+  return { child, port, adminPort, pids, log };
 }
 
 for (const store of ['memory', 'redis'] as const) {
@@ -142,7 +89,7 @@ for (const store of ['memory', 'redis'] as const) {
 
       const answeredBy = new Set<number | undefined>();
       for (let scrape = 0; scrape < 6; scrape++) {
-        const metrics = await get(spoa.adminPort, '/metrics', spoa.pids);
+        const metrics = await adminCall(spoa.adminPort, 'GET', '/metrics', spoa.pids);
         assert.equal(metrics.status, 200, metrics.body);
         answeredBy.add(metrics.pid);
         const where = `scrape ${scrape} answered by ${metrics.pid} (messages by worker: ${JSON.stringify([...sentBy])})`;
@@ -153,7 +100,7 @@ for (const store of ['memory', 'redis'] as const) {
         assert.equal(total(metrics.body, 'iprep_workers_missing'), 0, where);
         assert.equal(metrics.body.match(/^# TYPE iprep_messages_total counter$/gm)?.length, 1, 'each metric once');
 
-        const status = await get(spoa.adminPort, '/status.json', spoa.pids);
+        const status = await adminCall(spoa.adminPort, 'GET', '/status.json', spoa.pids);
         assert.equal(status.status, 200, status.body);
         answeredBy.add(status.pid);
         const snapshot = JSON.parse(status.body) as StatusSnapshot;

@@ -3,33 +3,18 @@
  * worker's admin API reaches every worker through the primary, and is kept in the decisions file.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { AckFrame } from 'spop';
 import { freePort } from 'spop/bench';
 import { FakeHaproxy } from 'spop/testkit';
 import { ownerOf, running } from './processes.js';
+import { spawnSpoaWorkers } from './spoa-workers.js';
 import type { Decision } from '../src/types.js';
-
-const bin = fileURLToPath(new URL('../bin/spoa.js', import.meta.url));
-const children = new Set<ChildProcess>();
-const pidsToStop = new Set<number>();
-after(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const pid of pidsToStop) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
 
 /** Variables of an ACK by name. */
 function variables(ack: AckFrame): Map<string, unknown> {
@@ -58,21 +43,7 @@ describe('spoa -n 2 in reputation mode with the memory store', () => {
       ].join('\n'),
     );
 
-    const child = spawn(process.execPath, [bin, '--config', config, '-p', String(port), '-n', '2', '--host', '127.0.0.1'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(child);
-    let log = '';
-    child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-    const workerPids = (): number[] => [...log.matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
-    for (const deadline = Date.now() + 20_000; workerPids().length < 2; await sleep(20)) {
-      assert.equal(child.exitCode, null, `spoa exited: ${log}`);
-      assert.ok(Date.now() < deadline, `two workers did not start: ${log}`);
-    }
-    const pids = workerPids();
-    for (const pid of pids) pidsToStop.add(pid);
-    assert.equal(new Set(pids).size, 2, log);
+    const { child, pids, log } = await spawnSpoaWorkers(['--config', config, '-p', String(port), '-n', '2', '--host', '127.0.0.1']);
 
     const response = await fetch(`http://127.0.0.1:${adminPort}/decisions`, {
       method: 'POST',
@@ -111,7 +82,7 @@ describe('spoa -n 2 in reputation mode with the memory store', () => {
 
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];
-    assert.equal(code, 0, log);
+    assert.equal(code, 0, log());
     for (const pid of [child.pid!, ...pids]) assert.equal(running(pid), false, `process ${pid} still running`);
     assert.ok(existsSync(decisionsFile), 'the primary wrote the decisions file');
     const kept = readFileSync(decisionsFile, 'utf8')
