@@ -18,7 +18,7 @@
  */
 import cluster from 'node:cluster';
 import type { Logger } from 'spop';
-import { type IpcChannel, parentChannel } from '../ipc.js';
+import { type IpcChannel, parentChannel, serveChannel } from '../ipc.js';
 
 /** Set to `1` by the primary in the environment of the workers it forks when it runs a hub. */
 export const CLUSTER_METRICS_ENV = 'IPREP_CLUSTER_METRICS';
@@ -140,28 +140,17 @@ export class ClusterMetricsHub {
 
   /** Serves the worker at the other end of `channel` until it disconnects or exits; returns a detach function. */
   attach(channel: Channel): () => void {
-    const existing = this.#attached.get(channel);
-    if (existing !== undefined) return existing;
     const onMessage = (message: unknown): void => {
       if (isTagged(message)) this.#handle(channel, message);
     };
-    const detach = (): void => {
-      channel.off('message', onMessage);
-      channel.off('disconnect', detach);
-      channel.off('exit', detach);
-      this.#attached.delete(channel);
+    return serveChannel(this.#attached, channel, onMessage, () => {
       const pid = this.#joined.get(channel) ?? null;
       this.#joined.delete(channel);
       for (const [id, gather] of [...this.#pending]) {
         if (gather.requester === channel) this.#drop(id, gather);
         else this.#leaveOut(id, gather, channel, pid, 'exited before answering');
       }
-    };
-    channel.on('message', onMessage);
-    channel.on('disconnect', detach);
-    channel.on('exit', detach);
-    this.#attached.set(channel, detach);
-    return detach;
+    });
   }
 
   /** Detaches every worker; gathers in progress are answered with what came. */

@@ -15,7 +15,7 @@
  */
 import cluster from 'node:cluster';
 import type { Logger } from 'spop';
-import { type IpcChannel as GenericIpcChannel, parentChannel as genericParentChannel } from '../ipc.js';
+import { type IpcChannel as GenericIpcChannel, parentChannel as genericParentChannel, serveChannel } from '../ipc.js';
 import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
 import { decodeDecision, encodeDecision } from './codec.js';
 import { MemoryCounterStore, MemoryDecisionStore } from './memory.js';
@@ -115,23 +115,14 @@ export class ClusterStoreHost {
 
   /** Serves the worker at the other end of `channel` until it disconnects or exits; returns a detach function. */
   attach(channel: IpcChannel): () => void {
-    const existing = this.#attached.get(channel);
-    if (existing !== undefined) return existing;
-    const onMessage = (message: unknown): void => {
-      if (isTagged(message)) this.#handle(channel, message);
-    };
-    const detach = (): void => {
-      channel.off('message', onMessage);
-      channel.off('disconnect', detach);
-      channel.off('exit', detach);
-      this.#attached.delete(channel);
-      this.#subscribers.delete(channel);
-    };
-    channel.on('message', onMessage);
-    channel.on('disconnect', detach);
-    channel.on('exit', detach);
-    this.#attached.set(channel, detach);
-    return detach;
+    return serveChannel(
+      this.#attached,
+      channel,
+      (message) => {
+        if (isTagged(message)) this.#handle(channel, message);
+      },
+      () => this.#subscribers.delete(channel),
+    );
   }
 
   /** The current decisions, as the workers see them. */
