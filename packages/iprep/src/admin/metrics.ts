@@ -195,18 +195,24 @@ export class ReputationMetrics {
       aggregator: 'max', // every worker sees the same decisions
       collect: () => decisions.set(this.readDecisions?.() ?? 0),
     });
-    const storeUp = new Gauge({
-      name: `${prefix}store_up`,
-      help: 'Whether the decision store is reachable (1), by kind',
-      labelNames: ['kind'],
-      registers,
-      aggregator: 'min', // 0 when any worker cannot reach it
-      collect: () => {
-        storeUp.reset();
-        const store = this.readStore?.();
-        if (store) storeUp.set({ kind: store.kind }, store.up ? 1 : 0);
-      },
-    });
+    // The store's state, labelled by its kind; a store without the figure (memory: no sync age) shows no sample.
+    const storeGauge = (name: string, help: string, aggregator: 'min' | 'max', read: (store: StoreHealth) => number | undefined): void => {
+      const gauge: Gauge<'kind'> = new Gauge({
+        name: `${prefix}${name}`,
+        help,
+        labelNames: ['kind'],
+        registers,
+        aggregator,
+        collect: () => {
+          gauge.reset();
+          const store = this.readStore?.();
+          const value = store === undefined ? undefined : read(store);
+          if (store !== undefined && value !== undefined) gauge.set({ kind: store.kind }, value);
+        },
+      });
+    };
+    // min: 0 when any worker cannot reach it.
+    storeGauge('store_up', 'Whether the decision store is reachable (1), by kind', 'min', (store) => (store.up ? 1 : 0));
     const pendingWrites: Gauge = new Gauge({
       name: `${prefix}store_pending_writes`,
       help: 'Decision writes waiting for the shared store (the replay queue while Redis is unreachable)',
@@ -221,31 +227,19 @@ export class ReputationMetrics {
       aggregator: 'sum',
       collect: () => droppedWrites.set(this.readStore?.().droppedWrites ?? 0),
     });
-    // Labelled by kind, like store_up, so that a store without the notion (memory) shows no sample.
-    const syncAge = new Gauge({
-      name: `${prefix}store_sync_age_seconds`,
-      help: 'Time since the decisions were last known current with the shared store; about the log read interval when healthy, growing while it is unreachable',
-      labelNames: ['kind'],
-      registers,
-      aggregator: 'max', // the stalest worker
-      collect: () => {
-        syncAge.reset();
-        const store = this.readStore?.();
-        if (store?.syncAgeMs !== undefined) syncAge.set({ kind: store.kind }, store.syncAgeMs / 1000);
-      },
-    });
-    const changeLag = new Gauge({
-      name: `${prefix}store_change_lag_seconds`,
-      help: "How long after its write in the shared store the last change was applied here (from Redis' clock to this host's)",
-      labelNames: ['kind'],
-      registers,
-      aggregator: 'max',
-      collect: () => {
-        changeLag.reset();
-        const store = this.readStore?.();
-        if (store?.changeLagMs !== undefined) changeLag.set({ kind: store.kind }, store.changeLagMs / 1000);
-      },
-    });
+    // max: the stalest worker.
+    storeGauge(
+      'store_sync_age_seconds',
+      'Time since the decisions were last known current with the shared store; about the log read interval when healthy, growing while it is unreachable',
+      'max',
+      (store) => (store.syncAgeMs === undefined ? undefined : store.syncAgeMs / 1000),
+    );
+    storeGauge(
+      'store_change_lag_seconds',
+      "How long after its write in the shared store the last change was applied here (from Redis' clock to this host's)",
+      'max',
+      (store) => (store.changeLagMs === undefined ? undefined : store.changeLagMs / 1000),
+    );
 
     if (defaultMetrics) collectDefaultMetrics({ register: registry });
   }
