@@ -6,7 +6,7 @@
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { Agent, type Logger, closeOnSignals, consoleLogger, formatFrame } from 'spop';
-import { ConfigError, defaultConfig, defaultWorkers, loadConfigFile } from './config/index.js';
+import { ConfigError, defaultConfig, defaultWorkers, readConfigFile, validateConfig } from './config/index.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
 import type { ClusterStoreHost } from './store/cluster.js';
@@ -97,7 +97,8 @@ export function parseCli(argv: string[]): CliFlags | 'help' {
 
 /** The configuration file (or the defaults) with the command line's flags on top. */
 export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
-  const base = flags.config === undefined ? defaultConfig() : await loadConfigFile(flags.config);
+  const source = flags.config === undefined ? undefined : await readConfigFile(flags.config);
+  const base = source?.config ?? defaultConfig();
   const mode = flags.mode ?? base.mode;
   // Without a file, `--mode reputation` gets the admin API a configuration file would have by default.
   let adminEnabled = flags.config === undefined ? mode === 'reputation' : base.admin.enabled;
@@ -122,7 +123,17 @@ export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
     maxFrameSize: flags.maxFrameSize ?? base.agent.maxFrameSize,
     shutdownTimeoutMs: flags.shutdownTimeout ?? base.agent.shutdownTimeoutMs,
   };
-  return { ...base, mode, listen, agent, admin };
+  const config = { ...base, mode, listen, agent, admin };
+  // The same rules as the file's, on what will run: a problem names the flag that set the value, else its line.
+  const flagOf: Readonly<Record<string, string | undefined>> = {
+    'admin.host': flags.adminHost === undefined ? undefined : '--admin-host',
+    'admin.port': flags.adminPort === undefined ? undefined : '--admin-port',
+  };
+  validateConfig(config, (setting) => {
+    const flag = flagOf[setting];
+    return flag !== undefined ? { origin: flag } : (source?.locate(setting) ?? {});
+  });
+  return config;
 }
 
 function newAgent(config: IprepConfig, logger: Logger, debug: boolean): Agent {

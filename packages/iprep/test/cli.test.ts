@@ -10,6 +10,7 @@ import type { AckFrame } from 'spop';
 import { freePort } from 'spop/bench';
 import { FakeHaproxy } from 'spop/testkit';
 import { type CliFlags, USAGE, parseCli, resolveConfig } from '../src/cli.js';
+import { ConfigError } from '../src/config/index.js';
 import { randomScoreHandler } from '../src/random-score.js';
 import { Message } from 'spop';
 
@@ -79,6 +80,34 @@ describe('parseCli', () => {
     assert.equal(byDefault.admin.enabled, true, '--mode reputation alone gets the admin API');
     const two = await resolveConfig(parseCli(['--mode', 'reputation', '-n', '2']) as CliFlags);
     assert.equal(two.listen.workers, 2);
+  });
+  it('refuses --admin-host on a non-loopback address without a token, as the file does', async () => {
+    await assert.rejects(
+      resolveConfig(parseCli(['--mode', 'reputation', '--admin-host', '0.0.0.0']) as CliFlags),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message === '--admin-host: admin.host 0.0.0.0 is reachable from other machines: set admin.token or admin.token-file',
+    );
+    // The admin API off: nothing listens there, nothing to refuse.
+    await resolveConfig(parseCli(['--mode', 'reputation', '--admin-host', '0.0.0.0', '--admin-port', '0']) as CliFlags);
+    for (const loopback of ['127.0.0.2', '::1', '::ffff:127.0.0.1', 'localhost']) {
+      const config = await resolveConfig(parseCli(['--mode', 'reputation', '--admin-host', loopback]) as CliFlags);
+      assert.equal(config.admin.host, loopback);
+    }
+  });
+  it('checks the merged configuration: a flag enabling an admin API the file left on 0.0.0.0 names the file line', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'spoa-cli-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'iprep.yaml');
+    writeFileSync(file, 'admin:\n  enabled: false\n  host: 0.0.0.0\n');
+    await resolveConfig(parseCli(['-c', file]) as CliFlags);
+    await assert.rejects(
+      resolveConfig(parseCli(['-c', file, '--admin-port', '9191']) as CliFlags),
+      (e: unknown) => e instanceof ConfigError && e.message === `${file}:3:9: admin.host 0.0.0.0 is reachable from other machines: set admin.token or admin.token-file`,
+    );
+    writeFileSync(file, 'admin: { token: s3cret }\n');
+    const withToken = await resolveConfig(parseCli(['-c', file, '--admin-host', '0.0.0.0']) as CliFlags);
+    assert.equal(withToken.admin.host, '0.0.0.0');
   });
   it('reads the seed flags and their long forms', () => {
     const o = parseCli(['-d', '-p', '9000', '-n', '2']);

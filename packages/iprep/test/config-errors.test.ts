@@ -111,6 +111,11 @@ describe('parseConfig: invalid files', () => {
     it(yaml.replace(/\n\s*/g, ' '), () => assert.equal(problemsOf(yaml), message));
   }
 
+  it('takes IPv4-mapped loopback addresses as loopback', () => {
+    assert.equal(parseConfig('admin: { host: "::ffff:127.0.0.1" }', FILE).admin.host, '::ffff:127.0.0.1');
+    assert.equal(problemsOf('admin: { host: "::ffff:192.0.2.1" }'), 'conf/iprep.yaml:1:16: admin.host ::ffff:192.0.2.1 is reachable from other machines: set admin.token or admin.token-file');
+  });
+
   it('reports a token-file it cannot read, with its absolute path', () => {
     assert.match(problemsOf('admin: { token-file: missing-token }'), /^conf\/iprep\.yaml:1:22: admin\.token-file cannot be read: ENOENT: .*conf\/missing-token/);
   });

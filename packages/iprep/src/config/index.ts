@@ -1,2 +1,12 @@
-export { ConfigError, defaultConfig, loadConfigFile, parseConfig, parseDuration, type ConfigProblem } from './load.js';
+export {
+  ConfigError,
+  defaultConfig,
+  loadConfigFile,
+  parseConfig,
+  parseDuration,
+  readConfigFile,
+  validateConfig,
+  type ConfigProblem,
+  type ConfigSource,
+} from './load.js';
 export { defaultWorkers } from './defaults.js';

@@ -1,9 +1,10 @@
 /** Loading the configuration file: YAML text in, a validated IprepConfig with defaults out. */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, parseDocument } from 'yaml';
 import type { IprepConfig } from '../types.js';
 import { type ConfigProblem, MapReader, NodeReader } from './reader.js';
 import { readConfig } from './sections.js';
+import { checkSettings } from './validate.js';
 
 export { defaultConfig } from './defaults.js';
 export { parseDuration } from './duration.js';
@@ -32,7 +33,7 @@ export class ConfigError extends Error {
 }
 
 function formatProblem(file: string, problem: ConfigProblem): string {
-  const where = problem.line === undefined ? file : `${file}:${problem.line}:${problem.column ?? 1}`;
+  const where = problem.origin ?? (problem.line === undefined ? file : `${file}:${problem.line}:${problem.column ?? 1}`);
   return `${where}: ${problem.message}`;
 }
 
@@ -43,6 +44,17 @@ function formatProblem(file: string, problem: ConfigProblem): string {
  * problem found (YAML syntax errors alone when there are any).
  */
 export function parseConfig(text: string, file: string): IprepConfig {
+  return parseConfigSource(text, file).config;
+}
+
+/** A configuration and where each of its settings was written, to report problems found after merging flags. */
+export interface ConfigSource {
+  readonly config: IprepConfig;
+  /** Line and column of a setting (`admin.host`) in the file; empty when the file does not set it. */
+  readonly locate: (setting: string) => Omit<ConfigProblem, 'message'>;
+}
+
+function parseConfigSource(text: string, file: string): ConfigSource {
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });
   const reader = new NodeReader(document, lineCounter);
@@ -53,19 +65,47 @@ export function parseConfig(text: string, file: string): IprepConfig {
   const empty = root === null || (isScalar(root) && root.value === null);
   if (!empty && !isMap(root)) reader.report(root, 'the configuration must be a map of sections (mode:, listen:, lists: ...)');
   const config = readConfig(new MapReader(reader, isMap(root) ? root : undefined, ''), file);
+  const locate = (setting: string): Omit<ConfigProblem, 'message'> => {
+    const node = document.getIn(setting.split('.'), true);
+    const offset = isNode(node) ? node.range?.[0] : undefined;
+    if (offset === undefined) return {};
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  // Rules across settings only make sense once each setting read well.
+  if (reader.problems.length === 0) {
+    for (const problem of checkSettings(config)) reader.problems.push({ ...locate(problem.setting), message: problem.message });
+  }
   throwProblems(file, reader.problems);
-  return config;
+  return { config, locate };
+}
+
+/**
+ * Checks the configuration as it will run (file, flags and defaults merged) with the same rules as the
+ * file alone; `origin` says where a setting came from (a flag such as `--admin-host`, or the file's
+ * line). Throws a ConfigError listing every problem.
+ */
+export function validateConfig(config: IprepConfig, origin: (setting: string) => Omit<ConfigProblem, 'message'>): void {
+  throwProblems(
+    config.source,
+    checkSettings(config).map((problem) => ({ ...origin(problem.setting), message: problem.message })),
+  );
 }
 
 /** Reads and parses a configuration file; a ConfigError names the file when it cannot be read. */
 export async function loadConfigFile(path: string): Promise<IprepConfig> {
+  return (await readConfigFile(path)).config;
+}
+
+/** Reads and parses a configuration file, keeping where each setting was written (see ConfigSource). */
+export async function readConfigFile(path: string): Promise<ConfigSource> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
     throw new ConfigError(path, [{ message: `cannot read the configuration: ${(e as Error).message}` }]);
   }
-  return parseConfig(text, path);
+  return parseConfigSource(text, path);
 }
 
 /** Throws a ConfigError with the problems in file order (those without a position last), if any. */

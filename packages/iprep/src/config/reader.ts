@@ -10,6 +10,8 @@ import { formatDuration, parseDuration } from './duration.js';
 export interface ConfigProblem {
   readonly line?: number;
   readonly column?: number;
+  /** Where the value came from when not the file: a flag (`--admin-host`). */
+  readonly origin?: string;
   readonly message: string;
 }
 

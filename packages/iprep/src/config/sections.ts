@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq } from 'yaml';
-import { parseAddress, parseRange } from '../net/address.js';
+import { isIPv4Mapped, parseAddress, parseRange } from '../net/address.js';
 import { IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
 import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig, defaultDecisions, defaultWorkers } from './defaults.js';
 import { formatDuration } from './duration.js';
@@ -304,9 +304,7 @@ function readAdmin(s: MapReader, base: string, d: IprepConfig['admin']): IprepCo
       s.reportAt('token-file', `admin.token-file cannot be read: ${(e as Error).message}`);
     }
   }
-  if (enabled && token === undefined && !s.has('token-file') && !isLoopback(host)) {
-    s.reportAt('host', `admin.host ${host} is reachable from other machines: set admin.token or admin.token-file`);
-  }
+  // Whether the host needs a token is checked on the merged configuration (validate.ts).
   s.finish();
   return { enabled, host, port, token };
 }
@@ -319,11 +317,12 @@ function isRedisUrl(text: string): boolean {
   return URL.canParse(text) && ['redis:', 'rediss:'].includes(new URL(text).protocol);
 }
 
-/** Loopback addresses and `localhost`: reachable from this machine only. */
-function isLoopback(host: string): boolean {
+/** Loopback addresses (IPv4-mapped ones too: `::ffff:127.0.0.1`) and `localhost`: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
   const bytes = parseAddress(host);
   if (bytes === undefined) return false;
   if (bytes.length === 4) return bytes[0] === 127;
+  if (isIPv4Mapped(bytes)) return bytes[12] === 127;
   return bytes.every((b, i) => b === (i === 15 ? 1 : 0));
 }
