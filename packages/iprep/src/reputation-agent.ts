@@ -86,7 +86,14 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
 
   let admin: AdminServer | undefined;
   if (config.admin.enabled) {
-    admin = new AdminServer({ service, metrics, token: config.admin.token, logger, ...(link === undefined ? {} : { peers: link }) });
+    admin = new AdminServer({
+      service,
+      metrics,
+      token: config.admin.token,
+      allowedHosts: config.admin.allowedHosts,
+      logger,
+      ...(link === undefined ? {} : { peers: link }),
+    });
     const address = await admin.listen({ host: config.admin.host, port: config.admin.port });
     logger.info('admin API listening', { address: `${address.address}:${address.port}` });
   }

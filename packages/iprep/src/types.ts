@@ -281,11 +281,21 @@ export interface IprepConfig {
      * Default `decisions.jsonl` in the cache directory. The Redis store keeps them in Redis.
      */
     readonly file: string | null;
+    /** Shortest prefixes `POST /decisions` accepts without `force`. Default /8 and /32. */
+    readonly minPrefixV4: number;
+    readonly minPrefixV6: number;
   };
   /** Where fetched lists keep their last good copy. Default `.cache/iprep` beside the config file. */
   readonly cacheDir: string;
   readonly store:
     | { readonly type: 'memory' }
     | { readonly type: 'redis'; readonly url?: string; readonly nodes?: readonly string[]; readonly prefix: string };
-  readonly admin: { readonly enabled: boolean; readonly host: string; readonly port: number; readonly token?: string };
+  readonly admin: {
+    readonly enabled: boolean;
+    readonly host: string;
+    readonly port: number;
+    readonly token?: string;
+    /** Host header names accepted besides the bound address and `localhost` (DNS rebinding). Default none. */
+    readonly allowedHosts: readonly string[];
+  };
 }

@@ -396,3 +396,57 @@ describe('admin server lifecycle', () => {
     }
   });
 });
+
+/** Sends `head` (request line and headers) on a raw connection; resolves with the status code. */
+async function rawStatus(port: number, host: string, head: string): Promise<number> {
+  const socket = connect({ host, port });
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => (text += chunk));
+  socket.write(`${head}\r\nconnection: close\r\n\r\n`);
+  await once(socket, 'close');
+  return Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
+}
+
+describe('admin server: the Host header (DNS rebinding)', () => {
+  it('refuses a Host that is not its address, localhost or a configured name, before auth, on every route', async () => {
+    const service = new FakeReputationService();
+    const metrics = new ReputationMetrics({ defaultMetrics: false, now: () => NOW });
+    const server = new AdminServer({ service, metrics, logger: silentLogger, allowedHosts: ['admin.internal'] });
+    const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      for (const host of ['evil.example', `evil.example:${port}`, 'localhost.evil.example', '127.0.0.1.evil.example', '[::1', 'localhost:x', '192.0.2.1']) {
+        for (const [method, path] of [['GET', '/'], ['GET', '/health'], ['GET', '/decisions'], ['POST', '/decisions'], ['GET', '/status.json'], ['GET', '/nowhere']]) {
+          const body = method === 'POST' ? '{"value":"198.51.100.9"}' : undefined;
+          const reply = await request(port, path!, { method: method!, headers: { host }, ...(body === undefined ? {} : { body }) });
+          assert.equal(reply.status, 421, `${method} ${path} Host: ${host}`);
+          assert.match(errorOf(reply.json), /is not a name of this admin API.*admin\.allowed-hosts/);
+        }
+      }
+      assert.equal(service.decisions.size, 0, 'no decision was added');
+      for (const host of ['localhost', `localhost:${port}`, 'LocalHost.', `127.0.0.1:${port}`, '127.0.0.1', `[::1]:${port}`, 'admin.internal', `ADMIN.internal:8080`]) {
+        assert.equal((await request(port, '/decisions', { headers: { host } })).status, 200, `Host: ${host}`);
+      }
+      // HTTP/1.0 without Host: not a browser, so not a rebinding.
+      assert.equal(await rawStatus(port, '127.0.0.1', 'GET /health HTTP/1.0'), 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('applies with a token too, and on IPv6 wants the address in brackets', async () => {
+    const service = new FakeReputationService();
+    const metrics = new ReputationMetrics({ defaultMetrics: false, now: () => NOW });
+    const server = new AdminServer({ service, metrics, logger: silentLogger, token: 's3cret' });
+    const { port } = await server.listen({ host: '::1', port: 0 });
+    try {
+      assert.equal(await rawStatus(port, '::1', `GET /decisions HTTP/1.1\r\nhost: evil.example\r\nauthorization: Bearer s3cret`), 421);
+      assert.equal(await rawStatus(port, '::1', `GET /health HTTP/1.1\r\nhost: evil.example`), 421);
+      assert.equal(await rawStatus(port, '::1', `GET /decisions HTTP/1.1\r\nhost: [::1]:${port}\r\nauthorization: Bearer s3cret`), 200);
+      assert.equal(await rawStatus(port, '::1', `GET /health HTTP/1.1\r\nhost: ::1`), 421, 'an IPv6 literal needs brackets');
+      assert.equal(await rawStatus(port, '::1', `GET /health HTTP/1.1\r\nhost: [2001:db8::1]`), 421);
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -106,6 +106,8 @@ describe('parseConfig: invalid files', () => {
     // admin
     ['admin: { host: 0.0.0.0 }', 'conf/iprep.yaml:1:16: admin.host 0.0.0.0 is reachable from other machines: set admin.token or admin.token-file'],
     ['admin: { token: a, token-file: b }', 'conf/iprep.yaml:1:8: admin has both token and token-file: give one'],
+    ['admin: { allowed-hosts: ["evil.example:80"] }', 'conf/iprep.yaml:1:26: admin.allowed-hosts[0] must be a host name as browsers send it in Host (letters, digits, \'-\', \'_\' and dots, no port), got "evil.example:80"'],
+    ['decisions: { min-prefix-v4: 33 }', 'conf/iprep.yaml:1:29: decisions.min-prefix-v4 must be an integer from 0 to 32, got 33'],
   ];
   for (const [yaml, message] of table) {
     it(yaml.replace(/\n\s*/g, ' '), () => assert.equal(problemsOf(yaml), message));

@@ -104,10 +104,16 @@ describe('defaultConfig', () => {
       errorWeight: 5,
       maxClients: 100_000,
     });
-    assert.deepEqual(d.decisions, { defaultDurationMs: 4 * 3_600_000, defaultAction: 'deny', file: resolve('.cache/iprep/decisions.jsonl') });
+    assert.deepEqual(d.decisions, {
+      defaultDurationMs: 4 * 3_600_000,
+      defaultAction: 'deny',
+      file: resolve('.cache/iprep/decisions.jsonl'),
+      minPrefixV4: 8,
+      minPrefixV6: 32,
+    });
     assert.equal(d.cacheDir, resolve('.cache/iprep'));
     assert.deepEqual(d.store, { type: 'memory' });
-    assert.deepEqual(d.admin, { enabled: false, host: '127.0.0.1', port: 9090, token: undefined });
+    assert.deepEqual(d.admin, { enabled: false, host: '127.0.0.1', port: 9090, token: undefined, allowedHosts: [] });
   });
 
   it('returns a fresh object each time', () => {
@@ -219,7 +225,7 @@ describe('parseConfig: valid files', () => {
     ['behaviour: { status-argument: null }', { 'behaviour.statusArgument': undefined }],
     [
       'decisions: { default-duration: 1d, default-action: captcha }',
-      { decisions: { defaultDurationMs: 86_400_000, defaultAction: 'captcha', file: '/etc/iprep/.cache/iprep/decisions.jsonl' } },
+      { decisions: { defaultDurationMs: 86_400_000, defaultAction: 'captcha', file: '/etc/iprep/.cache/iprep/decisions.jsonl', minPrefixV4: 8, minPrefixV6: 32 } },
     ],
     ['{ cache-dir: /var/cache/iprep, decisions: {} }', { 'decisions.file': '/var/cache/iprep/decisions.jsonl' }],
     ['decisions: { file: state/bans.jsonl }', { 'decisions.file': '/etc/iprep/state/bans.jsonl' }],
@@ -230,7 +236,9 @@ describe('parseConfig: valid files', () => {
     ['store: { type: redis }', { store: { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: 'iprep' } }],
     ['store: { type: redis, url: "rediss://:pw@r:6380/2", prefix: "a:b" }', { store: { type: 'redis', url: 'rediss://:pw@r:6380/2', prefix: 'a:b' } }],
     ['store: { type: redis, nodes: [redis://h1:7000, redis://h2:7000] }', { store: { type: 'redis', nodes: ['redis://h1:7000', 'redis://h2:7000'], prefix: 'iprep' } }],
-    ['admin: { host: ::1, port: 9191, token: s3cret }', { admin: { enabled: true, host: '::1', port: 9191, token: 's3cret' } }],
+    ['admin: { host: ::1, port: 9191, token: s3cret }', { admin: { enabled: true, host: '::1', port: 9191, token: 's3cret', allowedHosts: [] } }],
+    ['admin: { allowed-hosts: [Admin.Example.org., iprep-admin] }', { 'admin.allowedHosts': ['admin.example.org', 'iprep-admin'] }],
+    ['decisions: { min-prefix-v4: 16, min-prefix-v6: 0 }', { 'decisions.minPrefixV4': 16, 'decisions.minPrefixV6': 0 }],
     ['admin: { host: 0.0.0.0, token: s3cret }', { 'admin.host': '0.0.0.0' }],
     ['admin: { enabled: false, host: 0.0.0.0 }', { 'admin.enabled': false }],
     ['admin: { host: localhost }', { 'admin.host': 'localhost', 'admin.token': undefined }],
@@ -283,7 +291,7 @@ describe('loadConfigFile', () => {
     assert.equal(config.lists.find((l) => l.name === 'local-drop')?.path, join(dir, 'lists/drop.txt'));
     assert.equal(config.cacheDir, join(dir, '.cache/iprep'));
     assert.deepEqual(config.store, { type: 'memory' });
-    assert.deepEqual(config.admin, { enabled: true, host: '127.0.0.1', port: 9090, token: undefined });
+    assert.deepEqual(config.admin, { enabled: true, host: '127.0.0.1', port: 9090, token: undefined, allowedHosts: [] });
   });
 
   it('reads a file from disk', async () => {

@@ -10,6 +10,7 @@ import { type Logger, consoleLogger } from 'spop';
 import type { ReputationService } from '../types.js';
 import type { WorkerPeers } from './cluster.js';
 import { decisionInputFromJson } from './decision-input.js';
+import { HostCheck } from './host-check.js';
 import type { ReputationMetrics } from './metrics.js';
 import { STATUS_PAGE_HTML } from './status-page.js';
 import { AgentWorkers } from './workers.js';
@@ -27,6 +28,11 @@ export interface AdminServerOptions {
    * peers, both are this process's.
    */
   peers?: WorkerPeers;
+  /**
+   * Host names (besides its address and `localhost`) a request's Host header may give; any other is
+   * refused with 421, whatever the route and the token (see host-check.ts).
+   */
+  allowedHosts?: readonly string[];
 }
 
 /** Largest request body accepted. */
@@ -82,6 +88,9 @@ export class AdminServer {
   private readonly server: Server;
   private readonly routes: ReadonlyMap<string, Route>;
   private readonly decisionRoute: Route;
+  private readonly allowedHosts: readonly string[];
+  /** Set once listening: it needs the bound address. */
+  private hostCheck: HostCheck | undefined;
 
   constructor(options: AdminServerOptions) {
     this.service = options.service;
@@ -96,6 +105,7 @@ export class AdminServer {
       throw new TypeError('admin token must be non-empty and without spaces (it is sent as "Authorization: Bearer <token>")');
     }
     this.tokenDigest = options.token === undefined ? undefined : sha256(options.token);
+    this.allowedHosts = options.allowedHosts ?? [];
     this.routes = new Map<string, Route>([
       ['/', { open: true, handlers: { GET: () => ({ status: 200, body: STATUS_PAGE_HTML, contentType: PAGE_TYPE, headers: PAGE_HEADERS }) } }],
       ['/health', { open: true, handlers: { GET: () => this.health() } }],
@@ -124,7 +134,9 @@ export class AdminServer {
       this.server.listen({ host: options.host, port: options.port }, () => {
         this.server.off('error', onError);
         this.server.on('error', (error) => this.logger.error('admin: server error', { error }));
-        resolve(this.server.address() as AddressInfo);
+        const address = this.server.address() as AddressInfo;
+        this.hostCheck = new HostCheck(address.address, this.allowedHosts);
+        resolve(address);
       });
     });
   }
@@ -158,6 +170,13 @@ export class AdminServer {
     const route = path.startsWith(DECISION_PREFIX) ? this.decisionRoute : this.routes.get(path);
     const method = request.method === 'HEAD' ? 'GET' : (request.method ?? '');
     const open = route?.open === true && method === 'GET';
+    const host = request.headers.host;
+    if (this.hostCheck?.allows(host) !== true) {
+      throw new HttpError(
+        421,
+        `Host ${JSON.stringify(String(host).slice(0, 100))} is not a name of this admin API: use its address or localhost, or add the name to admin.allowed-hosts`,
+      );
+    }
     if (!open && !this.authorized(request)) {
       throw new HttpError(401, 'missing or wrong bearer token (send "Authorization: Bearer <token>")', {
         'www-authenticate': 'Bearer realm="iprep"',

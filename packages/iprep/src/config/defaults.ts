@@ -61,13 +61,13 @@ export function defaultConfig(): IprepConfig {
     decisions: defaultDecisions(resolve(DEFAULT_CACHE_DIR)),
     cacheDir: resolve(DEFAULT_CACHE_DIR),
     store: { type: 'memory' },
-    admin: { enabled: false, host: '127.0.0.1', port: 9090, token: undefined },
+    admin: { enabled: false, host: '127.0.0.1', port: 9090, token: undefined, allowedHosts: [] },
   };
 }
 
 /** Decisions' defaults; their file lives in the cache directory. */
 export function defaultDecisions(cacheDir: string): IprepConfig['decisions'] {
-  return { defaultDurationMs: 4 * HOUR, defaultAction: 'deny', file: join(cacheDir, 'decisions.jsonl') };
+  return { defaultDurationMs: 4 * HOUR, defaultAction: 'deny', file: join(cacheDir, 'decisions.jsonl'), minPrefixV4: 8, minPrefixV6: 32 };
 }
 
 /**

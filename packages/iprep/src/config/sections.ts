@@ -28,6 +28,10 @@ const LIST_NAME: StringRule = {
 };
 const CATEGORY: StringRule = { pattern: /^\S+$/, expected: 'a category without spaces' };
 const REDIS_PREFIX: StringRule = { pattern: /^[A-Za-z0-9:_.-]+$/, expected: "a key prefix of letters, digits, ':', '_', '.' and '-'" };
+const HOST_NAME: StringRule = {
+  pattern: /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/,
+  expected: 'a host name as browsers send it in Host (letters, digits, \'-\', \'_\' and dots, no port)',
+};
 const ALLOWLIST_ENTRY: StringRule = { pattern: /\S/, expected: 'an address, a CIDR prefix or a range, or {file: <path>}' };
 
 /** Reads the whole file; `root` is its top-level map, `file` the path it came from. */
@@ -258,7 +262,9 @@ function readDecisions(s: MapReader, base: string): Omit<IprepConfig['decisions'
   const defaultDurationMs = s.duration('default-duration', 1000) ?? d.defaultDurationMs;
   const defaultAction = s.oneOf('default-action', IP_ACTIONS) ?? d.defaultAction;
   const file = s.isNull('file') ? null : s.string('file');
-  const decisions = { defaultDurationMs, defaultAction, file: file === undefined || file === null ? file : resolve(base, file) };
+  const minPrefixV4 = s.integer('min-prefix-v4', 0, 32) ?? d.minPrefixV4;
+  const minPrefixV6 = s.integer('min-prefix-v6', 0, 128) ?? d.minPrefixV6;
+  const decisions = { defaultDurationMs, defaultAction, file: file === undefined || file === null ? file : resolve(base, file), minPrefixV4, minPrefixV6 };
   s.finish();
   return decisions;
 }
@@ -305,8 +311,12 @@ function readAdmin(s: MapReader, base: string, d: IprepConfig['admin']): IprepCo
     }
   }
   // Whether the host needs a token is checked on the merged configuration (validate.ts).
+  const allowedHosts = s.seq('allowed-hosts').flatMap((node, i) => {
+    const name = s.reader.string(node, `admin.allowed-hosts[${i}]`, HOST_NAME);
+    return name === undefined ? [] : [name.toLowerCase().replace(/\.$/, '')];
+  });
   s.finish();
-  return { enabled, host, port, token };
+  return { enabled, host, port, token, allowedHosts };
 }
 
 function isHttpUrl(text: string): boolean {
