@@ -119,7 +119,13 @@ export class IprepService implements ReputationService {
     const { decisions } = this.#config;
     const decision = makeDecision(
       input,
-      { action: decisions.defaultAction, durationMs: decisions.defaultDurationMs, origin: 'api' },
+      {
+        action: decisions.defaultAction,
+        durationMs: decisions.defaultDurationMs,
+        origin: 'api',
+        minPrefixV4: decisions.minPrefixV4,
+        minPrefixV6: decisions.minPrefixV6,
+      },
       this.#now(),
     );
     await this.#stores.decisions.put(decision);

@@ -178,6 +178,8 @@ export interface DecisionInput {
   readonly reason?: string;
   /** Duration in ms; absent: the configured default; null: never expires. */
   readonly durationMs?: number | null;
+  /** Accept a prefix shorter than decisions.min-prefix-v4/-v6 (`0.0.0.0/0` denies everyone). */
+  readonly force?: boolean;
 }
 
 export interface ReputationService {

@@ -107,6 +107,9 @@ describe('parseConfig: invalid files', () => {
     ['admin: { host: 0.0.0.0 }', 'conf/iprep.yaml:1:16: admin.host 0.0.0.0 is reachable from other machines: set admin.token or admin.token-file'],
     ['admin: { token: a, token-file: b }', 'conf/iprep.yaml:1:8: admin has both token and token-file: give one'],
     ['admin: { allowed-hosts: ["evil.example:80"] }', 'conf/iprep.yaml:1:26: admin.allowed-hosts[0] must be a host name as browsers send it in Host (letters, digits, \'-\', \'_\' and dots, no port), got "evil.example:80"'],
+    ['decisions: { default-duration: 300000000w }', 'conf/iprep.yaml:1:32: decisions.default-duration: not a duration: "300000000w" (use e.g. 500ms, 30s, 10m, 1h, 7d, 1h30m, or a number of milliseconds)'],
+    ['decisions: { default-duration: 400d }', 'conf/iprep.yaml:1:32: decisions.default-duration: duration "400d" is longer than 365d, the longest accepted'],
+    ['behaviour: { max-ban-time: 1e300 }', 'conf/iprep.yaml:1:28: behaviour.max-ban-time: duration 1e+300 is longer than 365d, the longest accepted'],
     ['decisions: { min-prefix-v4: 33 }', 'conf/iprep.yaml:1:29: decisions.min-prefix-v4 must be an integer from 0 to 32, got 33'],
   ];
   for (const [yaml, message] of table) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { DecisionIndex, banDecision, decisionKey, makeDecision, parseDecisionTarget } from '../src/decisions/index.js';
+import { DecisionIndex, banDecision, decisionKey, describeTarget, makeDecision, parseDecisionTarget } from '../src/decisions/index.js';
 import { parseAddress } from '../src/net/address.js';
 import type { Decision, DecisionInput, IpAction } from '../src/types.js';
 
@@ -23,14 +23,14 @@ describe('makeDecision', () => {
     const cases: [string, string, 'ip' | 'range', string][] = [
       ['192.0.2.1', 'ip:192.0.2.1', 'ip', '192.0.2.1'],
       [' 192.0.2.1/32 ', 'ip:192.0.2.1', 'ip', '192.0.2.1'],
-      ['192.0.2.77/24', 'range:192.0.2.0/24', 'range', '192.0.2.0/24'],
+      ['192.0.2.0/24', 'range:192.0.2.0/24', 'range', '192.0.2.0/24'],
       ['2001:0db8::0001', 'ip:2001:db8::1', 'ip', '2001:db8::1'],
       ['2001:DB8:0:0:0:0:0:1/128', 'ip:2001:db8::1', 'ip', '2001:db8::1'],
-      ['2001:db8:1:2:3::/64', 'range:2001:db8:1:2::/64', 'range', '2001:db8:1:2::/64'],
+      ['2001:db8:1:2::/64', 'range:2001:db8:1:2::/64', 'range', '2001:db8:1:2::/64'],
       ['::ffff:192.0.2.1', 'ip:192.0.2.1', 'ip', '192.0.2.1'],
       ['::ffff:198.51.100.0/120', 'range:198.51.100.0/24', 'range', '198.51.100.0/24'],
-      ['0.0.0.0/0', 'range:0.0.0.0/0', 'range', '0.0.0.0/0'],
-      ['::/0', 'range:::/0', 'range', '::/0'],
+      ['10.0.0.0/8', 'range:10.0.0.0/8', 'range', '10.0.0.0/8'],
+      ['2001:db8::/32', 'range:2001:db8::/32', 'range', '2001:db8::/32'],
     ];
     for (const [value, key, scope, canonical] of cases) {
       const d = decision(value);
@@ -93,6 +93,50 @@ describe('makeDecision', () => {
   });
 });
 
+describe('makeDecision: what one request may cover', () => {
+  it('refuses prefixes shorter than the minimum unless forced', () => {
+    for (const value of ['0.0.0.0/0', '128.0.0.0/1', '10.0.0.0/7', '::/0', '2000::/3', '2001:db8::/31', '::ffff:0.0.0.0/96']) {
+      assert.throws(
+        () => decision(value),
+        (err: unknown) => err instanceof TypeError && /shorter than the minimum .* "force": true/.test(err.message),
+        value,
+      );
+      assert.equal(decision(value, { force: true }).value, decisionKey(value).replace(/^range:/, ''), `${value} forced`);
+    }
+    const strict = { ...DEFAULTS, minPrefixV4: 24, minPrefixV6: 48 };
+    assert.throws(() => makeDecision({ value: '192.0.0.0/16' }, strict, NOW), /IPv4 prefix \/16 is shorter than the minimum \/24/);
+    assert.throws(() => makeDecision({ value: '2001:db8::/32' }, strict, NOW), /IPv6 prefix \/32 is shorter than the minimum \/48/);
+    assert.equal(makeDecision({ value: '192.0.2.0/24' }, strict, NOW).value, '192.0.2.0/24');
+    const open = { ...DEFAULTS, minPrefixV4: 0, minPrefixV6: 0 };
+    assert.equal(makeDecision({ value: '0.0.0.0/0' }, open, NOW).value, '0.0.0.0/0');
+  });
+
+  it('refuses a prefix with host bits set, naming the network meant', () => {
+    const cases: [string, string][] = [
+      ['1.2.3.77/24', '1.2.3.0/24'],
+      ['2001:db8:1:2:3::/64', '2001:db8:1:2::/64'],
+      ['::ffff:198.51.100.7/120', '198.51.100.0/24'],
+    ];
+    for (const [value, network] of cases) {
+      assert.throws(
+        () => decision(value),
+        (err: unknown) => err instanceof TypeError && err.message.includes(`host bits set`) && err.message.includes(`did you mean ${network}?`),
+        value,
+      );
+    }
+  });
+
+  it('caps durations, and refuses control characters in the reason', () => {
+    assert.throws(() => decision('192.0.2.1', { durationMs: 1e300 }), /bad decision duration .*at most 365d/);
+    assert.throws(() => decision('192.0.2.1', { durationMs: 366 * 86_400_000 }), /at most 365d/);
+    assert.equal(decision('192.0.2.1', { durationMs: 365 * 86_400_000 }).expiresAt, NOW + 365 * 86_400_000);
+    for (const reason of ['a\u001b[31mred', 'two\nlines', 'nul\u0000', 'del\u007f', 'c1\u0085', 'sep\u2028', 'bidi\u202e']) {
+      assert.throws(() => decision('192.0.2.1', { reason }), /bad decision reason: .*control characters/, JSON.stringify(reason));
+    }
+    assert.equal(decision('192.0.2.1', { reason: 'Überprüft: ssh brute force — 3× (tab-free)' }).reason, 'Überprüft: ssh brute force — 3× (tab-free)');
+  });
+});
+
 describe('banDecision', () => {
   it('turns a behaviour ban into a decision ending when the ban ends', () => {
     const v6 = banDecision({ key: '2001:db8:1:2::/64', value: '2001:db8:1:2::/64', until: NOW + 600_000, count: 612, offences: 2 }, 'deny', 'agent:a1', NOW);
@@ -129,7 +173,7 @@ describe('DecisionIndex', () => {
     const index = new DecisionIndex();
     const exact = decision('2001:db8::1', { durationMs: 1000 });
     const range = decision('2001:db8::/32', { durationMs: 5000 });
-    const forever = decision('::/0', { action: 'log', durationMs: null });
+    const forever = decision('::/0', { action: 'log', durationMs: null, force: true });
     index.replaceAll([exact, range, forever]);
     const a = addr('2001:db8::1');
     assert.equal(index.lookup(a, NOW), exact);
@@ -217,7 +261,9 @@ describe('DecisionIndex', () => {
         const index = new DecisionIndex();
         const model = new Map<string, Decision>();
         for (const [i, { target: [bytes, length], expiry, put }] of specs.entries()) {
-          const d = makeDecision({ value: `${textOf(bytes)}/${length}`, reason: String(i), durationMs: expiry === null ? null : 2000 + expiry }, DEFAULTS, NOW - 2000);
+          // Any prefix, as a store may hold: the network itself, forced past the minimum prefix.
+          const value = describeTarget(parseDecisionTarget(`${textOf(bytes)}/${length}`)).value;
+          const d = makeDecision({ value, reason: String(i), durationMs: expiry === null ? null : 2000 + expiry, force: true }, DEFAULTS, NOW - 2000);
           if (put || !model.has(d.key)) {
             index.apply({ op: 'put', decision: d });
             model.set(d.key, d);

@@ -112,6 +112,20 @@ describe('IprepService', () => {
     });
   });
 
+  it('refuses decisions wider than decisions.min-prefix-v4/-v6 unless forced, and keeps the verdict of everyone else', async () => {
+    const yaml = () => `${base}decisions: { min-prefix-v4: 16, min-prefix-v6: 48 }\n`;
+    await withService(yaml, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
+      for (const value of ['0.0.0.0/0', '10.0.0.0/8', '::/0', '2001:db8::/32']) {
+        await assert.rejects(service.addDecision({ value }), /is shorter than the minimum/, value);
+      }
+      await assert.rejects(service.addDecision({ value: '203.0.113.77/24' }), /did you mean 203\.0\.113\.0\/24\?/);
+      assert.equal(service.listDecisions().length, 0);
+      assert.deepEqual(verdictOf(service, '192.0.2.1'), [100, 'allow', 'default']);
+      await service.addDecision({ value: '10.0.0.0/8', action: 'log', force: true });
+      assert.deepEqual(verdictOf(service, '10.1.2.3'), [80, 'log', 'manual']);
+    });
+  });
+
   it('keeps decisions across a restart (memory store, decisions file)', async () => {
     await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service, dir) => {
       await service.addDecision({ value: '203.0.113.77', action: 'tarpit', reason: 'kept' });

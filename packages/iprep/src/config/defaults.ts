@@ -65,9 +65,13 @@ export function defaultConfig(): IprepConfig {
   };
 }
 
+/** Shortest prefixes a decision request may name without `force`: a /8 of IPv4, a /32 of IPv6 (an RIR allocation). */
+export const DEFAULT_MIN_PREFIX_V4 = 8;
+export const DEFAULT_MIN_PREFIX_V6 = 32;
+
 /** Decisions' defaults; their file lives in the cache directory. */
 export function defaultDecisions(cacheDir: string): IprepConfig['decisions'] {
-  return { defaultDurationMs: 4 * HOUR, defaultAction: 'deny', file: join(cacheDir, 'decisions.jsonl'), minPrefixV4: 8, minPrefixV6: 32 };
+  return { defaultDurationMs: 4 * HOUR, defaultAction: 'deny', file: join(cacheDir, 'decisions.jsonl'), minPrefixV4: DEFAULT_MIN_PREFIX_V4, minPrefixV6: DEFAULT_MIN_PREFIX_V6 };
 }
 
 /**

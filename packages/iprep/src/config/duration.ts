@@ -10,12 +10,29 @@ const PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*/y;
 export const DURATION_HINT = 'use e.g. 500ms, 30s, 10m, 1h, 7d, 1h30m, or a number of milliseconds';
 
 /**
+ * Longest duration anywhere (configuration, admin API): 365 days. Far beyond any ban or refresh, and far
+ * below what a Date holds (`300000000w` made dates that /explain could not print).
+ */
+export const MAX_DURATION_MS = 365 * 86_400_000;
+
+/**
  * Milliseconds of a duration: a number of milliseconds (a finite number >= 0,
  * or a string of digits), or amounts with units `d`, `h`, `m`, `s`, `ms`, largest
  * first (`1h30m`, `1.5s`). Fractions of a millisecond are rounded.
- * Throws a TypeError on anything else.
+ * Throws a TypeError on anything else, or longer than MAX_DURATION_MS.
  */
 export function parseDuration(value: string | number): number {
+  return capped(value, parseAnyDuration(value));
+}
+
+function capped(value: string | number, ms: number): number {
+  if (ms > MAX_DURATION_MS) {
+    throw new TypeError(`duration ${JSON.stringify(value)} is longer than ${formatDuration(MAX_DURATION_MS)}, the longest accepted`);
+  }
+  return ms;
+}
+
+function parseAnyDuration(value: string | number): number {
   if (typeof value === 'number') {
     if (Number.isFinite(value) && value >= 0) return Math.round(value);
     throw new TypeError(`not a duration: ${String(value)} (${DURATION_HINT})`);

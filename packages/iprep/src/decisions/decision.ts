@@ -3,7 +3,9 @@
  * canonical key and value text, so one target has exactly one key everywhere
  * (stores, indexes, other agents).
  */
-import { formatAddress, isIPv4Mapped, parseRange, prefixLengthOf } from '../net/address.js';
+import { MAX_DURATION_MS, formatDuration } from '../config/duration.js';
+import { DEFAULT_MIN_PREFIX_V4, DEFAULT_MIN_PREFIX_V6 } from '../config/defaults.js';
+import { formatAddress, isIPv4Mapped, parseAddress, parseRange, prefixLengthOf } from '../net/address.js';
 import { IP_ACTIONS, type Decision, type DecisionInput, type DecisionScope, type IpAction } from '../types.js';
 import type { BanEvent } from '../behaviour/tracker.js';
 
@@ -19,6 +21,11 @@ export const DEFAULT_DECISION_SCORES: Readonly<Record<IpAction, number>> = {
 const DEFAULT_CATEGORY = 'manual';
 const CATEGORY_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 const MAX_REASON_LENGTH = 256;
+/**
+ * Characters a reason may not hold: C0 and C1 controls (terminal escapes, newlines that forge log lines),
+ * line and paragraph separators, and bidirectional overrides that make text read other than it is.
+ */
+const REASON_FORBIDDEN = /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
 
 /** What a decision covers: the network start (4 or 16 bytes) and its prefix length. */
 export interface DecisionTarget {
@@ -50,6 +57,23 @@ export function parseDecisionTarget(value: string): DecisionTarget {
   return { address: range.start, prefixLength };
 }
 
+/**
+ * The target of a decision a client asks for: as parseDecisionTarget, but a prefix with host bits set
+ * (`1.2.3.77/24`) is refused rather than widened, naming the network it would cover.
+ */
+export function parseRequestedTarget(value: string): DecisionTarget {
+  const target = parseDecisionTarget(value);
+  const slash = value.indexOf('/');
+  const written = slash < 0 ? undefined : parseAddress(value.slice(0, slash));
+  const start = written === undefined ? undefined : parseRange(value).start;
+  if (written !== undefined && start !== undefined && written.some((byte, i) => byte !== start[i])) {
+    throw new TypeError(
+      `bad decision value ${JSON.stringify(value)}: host bits set after the /${prefixLengthOf(parseRange(value))} prefix; did you mean ${describeTarget(target).value}?`,
+    );
+  }
+  return target;
+}
+
 /** Scope, canonical value and key of a target: a full-length prefix is an `ip` decision. */
 export function describeTarget(target: DecisionTarget): { scope: DecisionScope; value: string; key: string } {
   const address = formatAddress(target.address);
@@ -70,11 +94,21 @@ export function decisionKey(value: string): string {
  */
 export function makeDecision(
   input: DecisionInput,
-  defaults: { action: IpAction; durationMs: number; origin: string },
+  defaults: { action: IpAction; durationMs: number; origin: string; minPrefixV4?: number; minPrefixV6?: number },
   now: number,
 ): Decision {
   if (typeof input !== 'object' || input === null) throw new TypeError('decision input must be an object');
-  const { scope, value, key } = describeTarget(parseDecisionTarget(input.value));
+  const target = parseRequestedTarget(input.value);
+  // A whole-Internet decision denies everyone: only when the request says so.
+  const ipv4 = target.address.length === 4;
+  const minimum = ipv4 ? (defaults.minPrefixV4 ?? DEFAULT_MIN_PREFIX_V4) : (defaults.minPrefixV6 ?? DEFAULT_MIN_PREFIX_V6);
+  if (target.prefixLength < minimum && input.force !== true) {
+    throw new TypeError(
+      `bad decision value ${JSON.stringify(input.value)}: the IPv${ipv4 ? 4 : 6} prefix /${target.prefixLength} is shorter than the minimum /${minimum} ` +
+        `(decisions.min-prefix-v${ipv4 ? 4 : 6}); send "force": true to cover that many addresses`,
+    );
+  }
+  const { scope, value, key } = describeTarget(target);
   const action = input.action ?? defaults.action;
   if (!(IP_ACTIONS as readonly unknown[]).includes(action)) {
     throw new TypeError(`bad decision action ${JSON.stringify(action)}: expected one of ${IP_ACTIONS.join(', ')}`);
@@ -88,12 +122,12 @@ export function makeDecision(
     throw new TypeError(`bad decision category ${JSON.stringify(category)}: expected 1..64 of A-Z a-z 0-9 _ . : -`);
   }
   const reason = input.reason ?? '';
-  if (typeof reason !== 'string' || reason.length > MAX_REASON_LENGTH) {
-    throw new TypeError(`bad decision reason: expected a string of at most ${MAX_REASON_LENGTH} characters`);
-  }
+  checkReason(reason);
   const durationMs = input.durationMs === undefined ? defaults.durationMs : input.durationMs;
-  if (durationMs !== null && (typeof durationMs !== 'number' || !Number.isFinite(durationMs) || durationMs <= 0)) {
-    throw new TypeError(`bad decision duration ${JSON.stringify(durationMs)}: expected milliseconds > 0, or null for never`);
+  if (durationMs !== null && (typeof durationMs !== 'number' || !Number.isFinite(durationMs) || durationMs <= 0 || durationMs > MAX_DURATION_MS)) {
+    throw new TypeError(
+      `bad decision duration ${JSON.stringify(durationMs)}: expected milliseconds > 0 and at most ${formatDuration(MAX_DURATION_MS)}, or null for never`,
+    );
   }
   return {
     key,
@@ -107,6 +141,16 @@ export function makeDecision(
     createdAt: now,
     expiresAt: durationMs === null ? null : now + durationMs,
   };
+}
+
+/** Throws a TypeError unless `reason` is a string of at most MAX_REASON_LENGTH characters, without control characters. */
+export function checkReason(reason: unknown): asserts reason is string {
+  if (typeof reason !== 'string' || reason.length > MAX_REASON_LENGTH) {
+    throw new TypeError(`bad decision reason: expected a string of at most ${MAX_REASON_LENGTH} characters`);
+  }
+  if (REASON_FORBIDDEN.test(reason)) {
+    throw new TypeError('bad decision reason: control characters (newlines, escapes, bidirectional overrides) are not allowed');
+  }
 }
 
 /** The decision for a behaviour ban (category 'behaviour', origin given). */
