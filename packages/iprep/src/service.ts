@@ -56,6 +56,8 @@ export class IprepService implements ReputationService {
   #stopSync: (() => void) | undefined;
   #unsubscribe: (() => void) | undefined;
   #reloading: Promise<ReloadResult> | undefined;
+  /** Why the last reload failed, until one succeeds: /health is degraded meanwhile. */
+  #reloadError: string | null = null;
 
   constructor(config: IprepConfig, options: IprepServiceOptions) {
     this.#config = config;
@@ -154,6 +156,10 @@ export class IprepService implements ReputationService {
     return this.#reloading;
   }
 
+  reloadError(): string | null {
+    return this.#reloadError;
+  }
+
   lists(): readonly ListStatus[] {
     return this.#lists.map((slot) => slot.source.status());
   }
@@ -183,6 +189,8 @@ export class IprepService implements ReputationService {
     }
     const durationMs = this.#now() - started;
     const ok = errors.length === 0;
+    // Bounded: it travels to other workers and into every /health answer.
+    this.#reloadError = ok ? null : truncate(errors.join('; '), MAX_RELOAD_ERROR_LENGTH);
     if (ok) this.#options.logger.info('reloaded', { lists: this.#lists.length, durationMs });
     else this.#options.logger.error('reload failed: keeping the previous state', { error: errors.join('; ') });
     this.#options.onReload?.(ok, durationMs);
@@ -273,6 +281,13 @@ export class IprepService implements ReputationService {
  * allowlist, thresholds, special ranges and decisions' defaults do reload.
  */
 const RESTART_SECTIONS = ['mode', 'listen', 'agent', 'messages', 'variables', 'behaviour', 'store', 'admin', 'cacheDir'] as const;
+
+/** Longest reload error kept for /health; the log has the whole of it. */
+const MAX_RELOAD_ERROR_LENGTH = 2000;
+
+function truncate(text: string, length: number): string {
+  return text.length <= length ? text : `${text.slice(0, length - 1)}…`;
+}
 
 /** Identifies a list source: the same configuration keeps the same source across reloads. */
 function sourceKey(config: ListConfig): string {

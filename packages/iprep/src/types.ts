@@ -189,6 +189,8 @@ export interface ReputationService {
   listDecisions(): readonly Decision[];
   removeDecision(keyOrValue: string): Promise<boolean>;
   reload(): Promise<ReloadResult>;
+  /** The error of the last reload when it failed; null once one succeeds (or before any ran). */
+  reloadError(): string | null;
   lists(): readonly ListStatus[];
   store(): StoreHealth;
 }

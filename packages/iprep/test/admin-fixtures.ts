@@ -25,6 +25,8 @@ export class FakeReputationService implements ReputationService {
   ];
   storeHealth: StoreHealth = { kind: 'memory', up: true };
   reloadResult: ReloadResult | Error = { ok: true, lists: [], errors: [], durationMs: 42 };
+  /** What reloadError() answers: the last failed reload's error. */
+  lastReloadError: string | null = null;
   /** Calls made, for assertions: `explain 192.0.2.1`, `remove ip:192.0.2.1`. */
   readonly calls: string[] = [];
 
@@ -82,6 +84,10 @@ export class FakeReputationService implements ReputationService {
 
   lists(): readonly ListStatus[] {
     return this.listStatus;
+  }
+
+  reloadError(): string | null {
+    return this.lastReloadError;
   }
 
   store(): StoreHealth {

@@ -48,6 +48,17 @@ describe('admin server without a token', () => {
     const listFailed = await request(ctx.port, '/health');
     assert.deepEqual(listFailed.json, { status: 'degraded', lists: 1, store: { kind: 'memory', up: true }, uptimeSeconds: 0 });
 
+    ctx.service.lastReloadError = 'iprep.yaml:3:5: thresholds.deny must be an integer from 0 to 100, got 300';
+    const reloadFailed = await request(ctx.port, '/health');
+    assert.deepEqual(reloadFailed.json, {
+      status: 'degraded',
+      lists: 1,
+      store: { kind: 'memory', up: true },
+      uptimeSeconds: 0,
+      reloadError: 'iprep.yaml:3:5: thresholds.deny must be an integer from 0 to 100, got 300',
+    });
+    ctx.service.lastReloadError = null;
+
     ctx.service.listStatus = null as unknown as typeof saved; // lists() now breaks the service
     const broken = await request(ctx.port, '/health');
     assert.equal(broken.status, 500);

@@ -138,6 +138,33 @@ describe('spoa -n 2: POST /reload and /health cover both workers', () => {
     assert.deepEqual(new Set(failure.errors.map((e) => /^worker (\d+): /.exec(e)?.[1])), new Set(pids.map(String)));
     assert.deepEqual(await scores(), [0, 0, 0, 0, 0, 0], 'the previous lists stay');
 
+    // The failure stays in /health, through either worker, until a reload succeeds.
+    const healthOf = async (): Promise<ClusterHealth & { reloadError?: string }> => {
+      const health = await adminCall(adminPort, 'GET', '/health', pids);
+      assert.equal(health.status, 200, health.body);
+      return JSON.parse(health.body) as ClusterHealth & { reloadError?: string };
+    };
+    for (let i = 0; i < 4; i++) {
+      const health = await healthOf();
+      assert.equal(health.status, 'degraded', JSON.stringify(health));
+      assert.match(health.reloadError ?? '', /missing\.netset/, JSON.stringify(health));
+      for (const worker of health.perWorker) assert.match((worker as { reloadError?: string }).reloadError ?? '', /missing\.netset/);
+    }
+    // SIGHUP to the primary reloads every worker: a good configuration clears it, a broken one sets it.
+    const healthUntil = async (status: 'ok' | 'degraded'): Promise<ClusterHealth & { reloadError?: string }> => {
+      for (const deadline = Date.now() + 10_000; ; await sleep(50)) {
+        const health = await healthOf();
+        if (health.status === status && health.perWorker.every((w) => w.status === status)) return health;
+        assert.ok(Date.now() < deadline, `not ${status}: ${JSON.stringify(health)}`);
+      }
+    };
+    writeConfig([`{ name: extra, path: ${JSON.stringify(listFile)}, score: 0, category: test }`]);
+    child.kill('SIGHUP');
+    assert.equal((await healthUntil('ok')).reloadError, undefined);
+    writeFileSync(realConfig, 'thresholds: { deny: 300 }\n', { flag: 'a' });
+    child.kill('SIGHUP');
+    assert.match((await healthUntil('degraded')).reloadError ?? '', /thresholds\.deny must be an integer from 0 to 100, got 300/);
+
     for (const c of clients) c.close();
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];

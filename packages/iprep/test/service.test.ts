@@ -56,6 +56,7 @@ describe('IprepService', () => {
       write('deny.netset', '198.51.100.2\n');
       const ok = await service.reload();
       assert.equal(ok.ok, true, ok.errors.join());
+      assert.equal(service.reloadError(), null);
       assert.deepEqual(verdictOf(service, '198.51.100.1'), [100, 'allow', 'default']);
       assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny']);
 
@@ -64,6 +65,7 @@ describe('IprepService', () => {
       assert.equal(broken.ok, false);
       assert.match(broken.errors[0] ?? '', /iprep\.yaml:\d+:\d+: .*100/);
       assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny'], 'the previous state stays');
+      assert.match(service.reloadError() ?? '', /iprep\.yaml:\d+:\d+: .*100/, 'the failure stays visible');
 
       write('iprep.yaml', `${base}  - { name: more, path: missing.netset, penalty: 10 }\n`);
       const missing = await service.reload();
@@ -71,6 +73,11 @@ describe('IprepService', () => {
       assert.match(missing.errors[0] ?? '', /missing\.netset/);
       assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny']);
       assert.deepEqual(service.lists().map((l) => l.name), ['deny']);
+      assert.match(service.reloadError() ?? '', /missing\.netset/);
+
+      write('iprep.yaml', base);
+      assert.equal((await service.reload()).ok, true);
+      assert.equal(service.reloadError(), null, 'a reload that succeeds clears it');
     });
   });
 

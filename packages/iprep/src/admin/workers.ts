@@ -8,12 +8,17 @@ import type { LeftOutWorker, PeerFigures, WorkerPeers } from './cluster.js';
 
 /** `/health` of one process. */
 export interface HealthReport {
-  /** Degraded: the store is down or a list failed (with workers: in any worker, or a worker did not answer). */
+  /**
+   * Degraded: the store is down, a list failed, or the last reload failed (with workers: in any worker,
+   * or a worker did not answer).
+   */
   readonly status: 'ok' | 'degraded';
   /** Lists loaded. */
   readonly lists: number;
   readonly store: StoreHealth;
   readonly uptimeSeconds: number;
+  /** Why the last reload failed (SIGHUP, POST /reload, a changed file), until one succeeds; absent when it did not. */
+  readonly reloadError?: string;
 }
 
 /** One worker's health, as it answers another worker. */
@@ -65,19 +70,22 @@ export function workerHealth(service: ReputationService, uptimeSeconds: number, 
   const store = service.store();
   const lists = service.lists();
   const listErrors = lists.flatMap((list) => (list.lastError === null ? [] : [{ list: list.name, error: list.lastError }]));
+  const reloadError = service.reloadError();
   return {
     pid,
-    status: !store.up || listErrors.length > 0 ? 'degraded' : 'ok',
+    status: !store.up || listErrors.length > 0 || reloadError !== null ? 'degraded' : 'ok',
     lists: lists.length,
     store,
     uptimeSeconds: Math.round(uptimeSeconds),
+    ...(reloadError === null ? {} : { reloadError }),
     listErrors,
   };
 }
 
 /** The one-process `/health` body: a worker's health without the fields only several workers need. */
 export function healthReport(health: WorkerHealth): HealthReport {
-  return { status: health.status, lists: health.lists, store: health.store, uptimeSeconds: health.uptimeSeconds };
+  const { status, lists, store, uptimeSeconds, reloadError } = health;
+  return { status, lists, store, uptimeSeconds, ...(reloadError === undefined ? {} : { reloadError }) };
 }
 
 /** Runs this process's reload and tells how it went, as another worker asks for it. */
@@ -99,7 +107,8 @@ async function settledReload(service: ReputationService): Promise<ReloadResult> 
 
 /**
  * The agent's health from the answering worker's and the others' (`figures`): degraded when any
- * worker is, or is missing; the store shown is the first one down, else the answering worker's.
+ * worker is, or is missing; the store shown is the first one down, else the answering worker's; the
+ * reload error the first worker's that has one.
  */
 export function mergeHealth(own: WorkerHealth, figures: PeerFigures): ClusterHealth {
   const answered = [own, ...figures.parts.filter(isWorkerHealth)];
@@ -110,11 +119,13 @@ export function mergeHealth(own: WorkerHealth, figures: PeerFigures): ClusterHea
   ];
   const workersMissing = figures.missing === null ? null : figures.missing + unreadable;
   const degraded = workersMissing !== 0 || answered.some((worker) => worker.status !== 'ok');
+  const reloadError = answered.find((worker) => worker.reloadError !== undefined)?.reloadError;
   return {
     status: degraded ? 'degraded' : 'ok',
     lists: own.lists,
     store: answered.find((worker) => !worker.store.up)?.store ?? own.store,
     uptimeSeconds: Math.max(...answered.map((worker) => worker.uptimeSeconds)),
+    ...(reloadError === undefined ? {} : { reloadError }),
     workers: answered.length,
     workersMissing,
     perWorker: [...answered, ...missing],
@@ -254,6 +265,7 @@ export function isWorkerHealth(value: unknown): value is WorkerHealth {
     typeof store.kind === 'string' &&
     typeof store.up === 'boolean' &&
     isFiniteNumber(value.uptimeSeconds) &&
+    (value.reloadError === undefined || typeof value.reloadError === 'string') &&
     Array.isArray(listErrors) &&
     listErrors.every((item) => isRecord(item) && typeof item.list === 'string' && typeof item.error === 'string')
   );
