@@ -49,7 +49,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
     behaviour: service.behaviour,
     statusArgument: config.behaviour.statusArgument,
     errorWeight: config.behaviour.errorWeight,
-    rateArgument: config.behaviour.rateArgument,
+    rate: config.behaviour.rateArgument === undefined ? undefined : { argument: config.behaviour.rateArgument, max: config.behaviour.maxRate },
     metrics,
     onVerdict: options.debug
       ? (ip, v) => logger.debug('scored', { ip, score: v.score, action: v.action, category: v.category, source: v.source })

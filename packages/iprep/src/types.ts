@@ -243,9 +243,11 @@ export interface BehaviourConfig {
   /**
    * Optional message argument carrying a rate HAProxy measured for the client (a stick table's
    * `sc_http_req_rate`, over the same period as `windowMs`): the client's window count is taken
-   * to be at least that.
+   * to be at least that. Off by default: whoever reaches the SPOP port could claim any rate.
    */
   readonly rateArgument?: string;
+  /** The most a rate argument counts for; default `banThreshold`, so that one message cannot ban. */
+  readonly maxRate: number;
   /** Most clients tracked; the least recently seen are forgotten first. */
   readonly maxClients: number;
 }

@@ -22,6 +22,7 @@ const BASE: BehaviourConfig = {
   decayPoints: 10,
   decayIntervalMs: 5 * SECOND,
   errorWeight: 5,
+  maxRate: 50,
   maxClients: 1000,
 };
 

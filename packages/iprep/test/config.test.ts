@@ -102,7 +102,8 @@ describe('defaultConfig', () => {
       decayPoints: 10,
       decayIntervalMs: 60_000,
       statusArgument: 'status',
-      rateArgument: 'rate',
+      rateArgument: undefined,
+      maxRate: 600,
       errorWeight: 5,
       maxClients: 100_000,
     });
@@ -225,6 +226,9 @@ describe('parseConfig: valid files', () => {
       },
     ],
     ['behaviour: { status-argument: null }', { 'behaviour.statusArgument': undefined }],
+    ['behaviour: { rate-argument: rate }', { 'behaviour.rateArgument': 'rate', 'behaviour.maxRate': 600 }],
+    ['behaviour: { rate-argument: rate, ban-threshold: 50 }', { 'behaviour.maxRate': 50 }],
+    ['behaviour: { rate-argument: rate, max-rate: 100 }', { 'behaviour.maxRate': 100 }],
     [
       'decisions: { default-duration: 1d, default-action: captcha }',
       { decisions: { defaultDurationMs: 86_400_000, defaultAction: 'captcha', file: '/etc/iprep/.cache/iprep/decisions.jsonl', minPrefixV4: 8, minPrefixV6: 32 } },

@@ -227,10 +227,11 @@ describe('reputationHandler', () => {
 
 describe('reputationHandler feeds behaviour', () => {
   const variables: IprepConfig['variables'] = { scope: 'sess', score: 'ip_score', action: 'ip_action', category: 'ip_category', source: 'ip_source' };
-  const setup = () => {
+  /** `rate` null: no rate argument configured. */
+  const setup = (rate: { argument: string; max: number } | null = { argument: 'rate', max: 10 }) => {
     const tracker = new BehaviourTracker(behaviourConfig, { now: () => NOW });
     const e = engine({ behaviour: tracker });
-    const handler = reputationHandler({ engine: e, variables, behaviour: tracker, statusArgument: 'status', errorWeight: 5, rateArgument: 'rate', now: () => NOW });
+    const handler = reputationHandler({ engine: e, variables, behaviour: tracker, statusArgument: 'status', errorWeight: 5, rate: rate ?? undefined, now: () => NOW });
     const send = (ip: string, extra: Array<{ name: string; value: { type: 'int32'; value: number } }> = []) =>
       handler(new Message('check-client-ip', [{ name: 'ip', value: { type: 'ipv4', value: ip } }, ...extra]), undefined as never) as SetVarAction[];
     const source = (actions: SetVarAction[]) => (actions[3]?.value.type === 'str' ? actions[3].value.value : undefined);
@@ -243,10 +244,18 @@ describe('reputationHandler feeds behaviour', () => {
     assert.equal(source(send('198.51.100.20', [{ name: 'status', value: { type: 'int32', value: 200 } }])), 'behaviour:rate', '5 + 1 is');
   });
 
-  it('takes a rate HAProxy measured as the lowest count of the window', () => {
+  it('takes a rate HAProxy measured as the lowest count of the window, capped', () => {
     const { send, source } = setup();
     assert.equal(source(send('198.51.100.21', [{ name: 'rate', value: { type: 'int32', value: 3 } }])), 'default');
-    assert.equal(source(send('198.51.100.21', [{ name: 'rate', value: { type: 'int32', value: 50 } }])), 'behaviour:ban');
+    assert.equal(source(send('198.51.100.21', [{ name: 'rate', value: { type: 'int32', value: 50 } }])), 'behaviour:rate', 'counted as 10: not above the ban threshold');
     assert.equal(source(send('198.51.100.22')), 'default', 'other clients are not affected');
+    // One message cannot ban, whatever rate it claims.
+    assert.equal(source(send('198.51.100.23', [{ name: 'rate', value: { type: 'int32', value: 1_000_000 } }])), 'behaviour:rate');
+    assert.equal(source(send('198.51.100.24', [{ name: 'rate', value: { type: 'int32', value: -5 } }])), 'default');
+  });
+
+  it('ignores a rate argument unless it is configured', () => {
+    const { send, source } = setup(null);
+    assert.equal(source(send('198.51.100.25', [{ name: 'rate', value: { type: 'int32', value: 1_000_000 } }])), 'default');
   });
 });

@@ -55,7 +55,9 @@ export function defaultConfig(): IprepConfig {
       decayIntervalMs: 1 * MINUTE,
       statusArgument: 'status',
       errorWeight: 5,
-      rateArgument: 'rate',
+      // Opt-in: a rate argument is believed, so whoever can send messages could claim any rate.
+      rateArgument: undefined,
+      maxRate: 600,
       maxClients: 100_000,
     },
     decisions: defaultDecisions(resolve(DEFAULT_CACHE_DIR)),

@@ -244,6 +244,7 @@ function readBehaviour(s: MapReader, d: IprepConfig['behaviour']): IprepConfig['
     statusArgument: s.isNull('status-argument') ? undefined : (s.string('status-argument', MESSAGE_NAME) ?? d.statusArgument),
     errorWeight: s.integer('error-weight', 0) ?? d.errorWeight,
     rateArgument: s.isNull('rate-argument') ? undefined : (s.string('rate-argument', MESSAGE_NAME) ?? d.rateArgument),
+    maxRate: s.integer('max-rate', 1), // default: the ban threshold, below
     maxClients: s.integer('max-clients', 1) ?? d.maxClients,
   };
   if (behaviour.maxBanMs < behaviour.banMs) {
@@ -253,7 +254,7 @@ function readBehaviour(s: MapReader, d: IprepConfig['behaviour']): IprepConfig['
     );
   }
   s.finish();
-  return behaviour;
+  return { ...behaviour, maxRate: behaviour.maxRate ?? behaviour.banThreshold };
 }
 
 /** The decisions section; `file` is undefined when not given (its default depends on cache-dir). */

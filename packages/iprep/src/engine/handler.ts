@@ -23,8 +23,11 @@ export interface ReputationHandlerOptions {
   /** Argument carrying an HTTP status: statuses >= 400 count `errorWeight` instead of 1. */
   readonly statusArgument?: string | undefined;
   readonly errorWeight?: number;
-  /** Argument carrying a rate HAProxy measured for the client: its window count is at least that. */
-  readonly rateArgument?: string | undefined;
+  /**
+   * Argument carrying a rate HAProxy measured for the client: its window count is at least that, up
+   * to `max` (so that one message, from whoever reaches the port, cannot claim a ban). Absent: ignored.
+   */
+  readonly rate?: { readonly argument: string; readonly max: number } | undefined;
   readonly metrics?: VerdictObserver | undefined;
   /** Called with each verdict (debug logging). */
   readonly onVerdict?: ((address: string, verdict: Verdict) => void) | undefined;
@@ -39,7 +42,7 @@ const TIMED_ONE_IN = 16;
 const ADDRESS_ARGUMENT = 'ip';
 
 export function reputationHandler(options: ReputationHandlerOptions): MessageHandler {
-  const { engine, behaviour, statusArgument, rateArgument, metrics, onVerdict } = options;
+  const { engine, behaviour, statusArgument, rate, metrics, onVerdict } = options;
   const errorWeight = options.errorWeight ?? 1;
   const now = options.now ?? Date.now;
   const answers = new VerdictActions(options.variables);
@@ -51,7 +54,7 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
     if (address === undefined) return undefined;
     const t = now();
     if (behaviour !== undefined) {
-      behaviour.hit(address, weightOf(message, statusArgument, errorWeight), t, rateOf(message, rateArgument));
+      behaviour.hit(address, weightOf(message, statusArgument, errorWeight), t, rate === undefined ? 0 : rateOf(message, rate.argument, rate.max));
     }
     const verdict = engine.score(address, t);
     if (metrics !== undefined) metrics.observeVerdict(verdict, timed ? (performance.now() - started) / 1000 : undefined);
@@ -75,10 +78,9 @@ function weightOf(message: Message, statusArgument: string | undefined, errorWei
   return typeof status === 'number' && status >= 400 ? errorWeight : 1;
 }
 
-function rateOf(message: Message, rateArgument: string | undefined): number {
-  if (rateArgument === undefined) return 0;
-  const rate = message.value(rateArgument);
-  return typeof rate === 'number' ? rate : 0;
+function rateOf(message: Message, argument: string, max: number): number {
+  const rate = message.value(argument);
+  return typeof rate === 'number' && rate > 0 ? Math.min(rate, max) : 0;
 }
 
 /** Pre-encoded set-var actions for each score, action, category and source (a small, fixed set). */
