@@ -147,6 +147,16 @@ describe('decisions and behaviour', () => {
     assert.deepEqual(brief(e.score(ip('203.0.113.5'), NOW + 1001)), [70, 'log', 'scanners', 'scanners']);
   });
 
+  it('explains a decision stored with an expiry past what a date can hold (written before durations were capped)', () => {
+    const decisions = new DecisionIndex();
+    const e = engine({ decisions });
+    const stored = makeDecision({ value: '203.0.113.6' }, { action: 'deny', durationMs: 1000, origin: 'api' }, NOW);
+    decisions.apply({ op: 'put', decision: { ...stored, expiresAt: 181_441_796_301_064_060 } });
+    const verdict = e.explain('203.0.113.6', NOW);
+    assert.equal(verdict.action, 'deny');
+    assert.match(verdict.matches[0]?.detail ?? '', /until 181441796301064060 ms since 1970/);
+  });
+
   it('behaviour penalties and bans apply', () => {
     const tracker = new BehaviourTracker(behaviourConfig, { now: () => NOW });
     const e = engine({ behaviour: tracker });

@@ -160,7 +160,7 @@ export class ReputationEngine {
   #decisionMatch(d: Decision): Match {
     let match = this.#decisionMatches.get(d);
     if (match === undefined) {
-      const until = d.expiresAt === null ? 'never expires' : `until ${new Date(d.expiresAt).toISOString()}`;
+      const until = d.expiresAt === null ? 'never expires' : `until ${dateText(d.expiresAt)}`;
       match = {
         kind: 'decision',
         source: d.origin === 'behaviour' ? 'behaviour:ban' : 'manual',
@@ -199,3 +199,8 @@ function entryDetail(entry: ListEntry): string {
   return entry.note ? `${range} ${entry.note}` : range;
 }
 
+/** ISO text of a time, or its milliseconds when past what a Date holds (a decision stored before durations were capped). */
+function dateText(ms: number): string {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? `${ms} ms since 1970` : date.toISOString();
+}
