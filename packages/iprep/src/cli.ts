@@ -173,7 +173,9 @@ async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): P
   // Loaded only in reputation mode: the random agent stays as light as the seed.
   const { runReputationAgent } = await import('./reputation-agent.js');
   const agent = newAgent(config, logger, flags.debug);
-  await runReputationAgent(agent, config, { configPath: flags.config, logger, debug: flags.debug });
+  // A reload reads the file again with the flags on top, checked as at the start.
+  const loadConfig = flags.config === undefined ? undefined : () => resolveConfig(flags);
+  await runReputationAgent(agent, config, { configPath: flags.config, loadConfig, logger, debug: flags.debug });
   await listen(agent, config, logger);
 }
 

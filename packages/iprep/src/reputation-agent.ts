@@ -13,6 +13,8 @@ import type { IprepConfig } from './types.js';
 
 export interface ReputationAgentOptions {
   readonly configPath?: string | undefined;
+  /** What a reload reads (see IprepServiceOptions.loadConfig). */
+  readonly loadConfig?: (() => Promise<IprepConfig>) | undefined;
   readonly logger: Logger;
   readonly debug?: boolean;
 }
@@ -32,10 +34,11 @@ export interface ReputationAgent {
  * on SIGTERM/SIGINT. The caller then makes the agent listen.
  */
 export async function runReputationAgent(agent: Agent, config: IprepConfig, options: ReputationAgentOptions): Promise<ReputationAgent> {
-  const { logger, configPath } = options;
+  const { logger, configPath, loadConfig } = options;
   const metrics = new ReputationMetrics();
   const service = new IprepService(config, {
     configPath,
+    loadConfig,
     logger,
     onReload: (ok, durationMs) => metrics.reloaded(ok, durationMs),
   });

@@ -29,6 +29,11 @@ import type {
 export interface IprepServiceOptions {
   /** The file `config` came from: reloads read it again. */
   readonly configPath?: string | undefined;
+  /**
+   * What a reload reads instead of `configPath` alone: the file with the command line on top, checked
+   * merged (cli.ts resolveConfig), so that a reload holds the configuration to the rules the start did.
+   */
+  readonly loadConfig?: (() => Promise<IprepConfig>) | undefined;
   readonly logger: Logger;
   /** Names this agent in the decisions it writes (`agent:<id>`). */
   readonly agentId?: string;
@@ -178,7 +183,8 @@ export class IprepService implements ReputationService {
     const started = this.#now();
     const errors: string[] = [];
     try {
-      const config = this.#options.configPath === undefined ? this.#config : await loadConfigFile(this.#options.configPath);
+      const { configPath, loadConfig } = this.#options;
+      const config = loadConfig !== undefined ? await loadConfig() : configPath === undefined ? this.#config : await loadConfigFile(configPath);
       const needRestart = RESTART_SECTIONS.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.#config[key]));
       if (needRestart.length > 0) {
         this.#options.logger.warn('changed settings apply at the next restart', { sections: needRestart.join(',') });

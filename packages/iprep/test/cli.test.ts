@@ -105,6 +105,10 @@ describe('parseCli', () => {
       resolveConfig(parseCli(['-c', file, '--admin-port', '9191']) as CliFlags),
       (e: unknown) => e instanceof ConfigError && e.message === `${file}:3:9: admin.host 0.0.0.0 is reachable from other machines: set admin.token or admin.token-file`,
     );
+    // The merged configuration is what runs: a flag may also make a file's setting safe.
+    writeFileSync(file, 'admin: { host: 0.0.0.0 }\n');
+    const onLoopback = await resolveConfig(parseCli(['-c', file, '--admin-host', '127.0.0.1']) as CliFlags);
+    assert.equal(onLoopback.admin.host, '127.0.0.1');
     writeFileSync(file, 'admin: { token: s3cret }\n');
     const withToken = await resolveConfig(parseCli(['-c', file, '--admin-host', '0.0.0.0']) as CliFlags);
     assert.equal(withToken.admin.host, '0.0.0.0');

@@ -81,6 +81,27 @@ describe('IprepService', () => {
     });
   });
 
+  it('reloads through loadConfig when given (the file with the command line on top, checked merged)', async () => {
+    await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (first, dir) => {
+      const configPath = join(dir, 'iprep.yaml');
+      let loads = 0;
+      const loadConfig = async () => {
+        loads++;
+        const config = await loadConfigFile(configPath);
+        return { ...config, thresholds: { ...config.thresholds, deny: 30 } };
+      };
+      const service = new IprepService(first.config, { configPath, loadConfig, logger: silent });
+      await service.start();
+      try {
+        assert.equal((await service.reload()).ok, true);
+        assert.equal(loads, 1);
+        assert.equal(service.config.thresholds.deny, 30);
+      } finally {
+        await service.close();
+      }
+    });
+  });
+
   it('says which changed settings wait for a restart', async () => {
     const warnings: string[] = [];
     const logger = { ...silent, warn: (message: string, fields?: Record<string, unknown>) => warnings.push(`${message} ${JSON.stringify(fields)}`) };

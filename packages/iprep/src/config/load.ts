@@ -54,7 +54,8 @@ export interface ConfigSource {
   readonly locate: (setting: string) => Omit<ConfigProblem, 'message'>;
 }
 
-function parseConfigSource(text: string, file: string): ConfigSource {
+/** `checked` false leaves out the rules across settings, for a caller that checks the merged configuration. */
+function parseConfigSource(text: string, file: string, checked = true): ConfigSource {
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });
   const reader = new NodeReader(document, lineCounter);
@@ -73,7 +74,7 @@ function parseConfigSource(text: string, file: string): ConfigSource {
     return { line, column: col };
   };
   // Rules across settings only make sense once each setting read well.
-  if (reader.problems.length === 0) {
+  if (checked && reader.problems.length === 0) {
     for (const problem of checkSettings(config)) reader.problems.push({ ...locate(problem.setting), message: problem.message });
   }
   throwProblems(file, reader.problems);
@@ -94,18 +95,26 @@ export function validateConfig(config: IprepConfig, origin: (setting: string) =>
 
 /** Reads and parses a configuration file; a ConfigError names the file when it cannot be read. */
 export async function loadConfigFile(path: string): Promise<IprepConfig> {
-  return (await readConfigFile(path)).config;
+  return (await readConfigText(path, true)).config;
 }
 
-/** Reads and parses a configuration file, keeping where each setting was written (see ConfigSource). */
+/**
+ * Reads and parses a configuration file, keeping where each setting was written (see ConfigSource),
+ * without the rules across settings: the caller puts the command line on top, then checks the
+ * merged configuration with validateConfig.
+ */
 export async function readConfigFile(path: string): Promise<ConfigSource> {
+  return readConfigText(path, false);
+}
+
+async function readConfigText(path: string, checked: boolean): Promise<ConfigSource> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
     throw new ConfigError(path, [{ message: `cannot read the configuration: ${(e as Error).message}` }]);
   }
-  return parseConfigSource(text, path);
+  return parseConfigSource(text, path, checked);
 }
 
 /** Throws a ConfigError with the problems in file order (those without a position last), if any. */
