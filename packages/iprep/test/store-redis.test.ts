@@ -146,7 +146,7 @@ function sharedRedisSuites(name: string, target: () => Target): void {
               .map((d) => `${d.key}=${d.action}`)
               .sort()
               .join();
-          // Usually a few ms; under load, 100 ms command timeouts send writes through the replay queue.
+          // Usually a few ms; under load, command timeouts send writes through the replay queue.
           await waitFor(
             () => `both views to match redis: ${inRedis()} | ${agents.map((a) => `${viewOf(a)} ${JSON.stringify(a.health())} pending ${a.pendingWrites}`).join(' | ')}`,
             () => viewOf(agents[0]!) === inRedis() && viewOf(agents[1]!) === inRedis(),
@@ -449,6 +449,51 @@ describe('single redis server', () => {
       } finally {
         process.off('unhandledRejection', onUnhandled);
         await Promise.all([a.close(), b.close(), counters.close()]);
+        await server.destroy();
+      }
+    });
+
+    it('a frozen redis (SIGSTOP, connections open): writes answer within the command timeout, health degrades, all replays after SIGCONT', async () => {
+      const server = await RedisServer.start();
+      const prefix = freshPrefix();
+      const commandTimeoutMs = 300;
+      const maxSyncAgeMs = 1000;
+      const options = { url: server.url, prefix, blockMs: 200, commandTimeoutMs, maxSyncAgeMs };
+      const a = new RedisDecisionStore({ ...options, agentId: 'a' });
+      const counters = new RedisCounterStore({ ...options, now: () => T0 });
+      try {
+        await Promise.all([a.start(), counters.start()]);
+        assert.equal(await a.put(decision('192.0.2.100')), undefined, 'stored in redis: nothing pending');
+        assert.equal(a.health().up, true);
+
+        server.pause();
+        const frozenAt = Date.now();
+        const queued = decision('192.0.2.101', { action: 'captcha' });
+        const outcome = await Promise.race([a.put(queued), sleep(5000).then(() => 'no answer within 5 s')]);
+        const putMs = Date.now() - frozenAt;
+        assert.equal(outcome, 'pending', 'the put answers, saying the write waits for redis');
+        assert.ok(putMs < commandTimeoutMs + 400, `put answered in ${putMs} ms`);
+        assert.deepEqual(keysOf(a), ['ip:192.0.2.100', 'ip:192.0.2.101'], 'applied locally at once');
+        assert.equal(a.pendingWrites, 1);
+        const deleted = await Promise.race([a.delete('ip:192.0.2.100'), sleep(5000).then(() => 'no answer within 5 s')]);
+        assert.equal(deleted, true);
+        const flushed = await Promise.race([counters.flush(new Map([['k', 2]]), 60_000, T0), sleep(5000).then(() => 'no answer within 5 s')]);
+        assert.deepEqual(flushed, new Map([['k', 2]]), 'counters answer with local counts');
+
+        await waitFor(() => `health to degrade: ${JSON.stringify(a.health())}`, () => !a.health().up, maxSyncAgeMs + 1500);
+        const degradedMs = Date.now() - frozenAt;
+        assert.ok(degradedMs <= maxSyncAgeMs + 1500, `degraded after ${degradedMs} ms`);
+        assert.equal(counters.health().up, false);
+
+        server.resume();
+        await waitFor(() => `the replay: ${JSON.stringify(a.health())} pending ${a.pendingWrites}`, () => a.pendingWrites === 0 && a.health().up, 8000);
+        assert.match(redisCli(server.port, ['HGET', `{${prefix}}:dec`, 'ip:192.0.2.101']), /captcha/);
+        assert.equal(redisCli(server.port, ['HEXISTS', `{${prefix}}:dec`, 'ip:192.0.2.100']).trim(), '0');
+        assert.deepEqual(keysOf(a), ['ip:192.0.2.101']);
+        await waitFor('counters up again', async () => (await counters.flush(new Map([['k', 1]]), 60_000, T0)) && counters.health().up, 8000);
+      } finally {
+        server.resume();
+        await Promise.all([a.close(), counters.close()]);
         await server.destroy();
       }
     });

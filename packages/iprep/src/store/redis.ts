@@ -18,7 +18,7 @@ import type { Logger } from 'spop';
 import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
 import { decodeDecision, encodeDecision } from './codec.js';
 import { MemoryCounterStore } from './memory.js';
-import { backoffMs, RedisLink } from './redis-link.js';
+import { backoffMs, RedisLink, RedisTimeoutError } from './redis-link.js';
 import { COUNT_IN_WINDOW, DELETE_DECISION, JANITOR_ROUND, PUT_DECISION, RELEASE_JANITOR, SNAPSHOT_DECISIONS } from './scripts.js';
 import { DecisionView } from './view.js';
 
@@ -32,8 +32,13 @@ export interface RedisStoreOptions {
   /** Names this agent in the log and the janitor lock. Default: a random id. */
   agentId?: string;
   logger?: Logger;
-  /** Longest wait for one command before it counts as failed. Default 100 ms. */
+  /**
+   * Longest wait for one command before it counts as failed: a write then applies locally and waits in
+   * the replay queue. Default 1000 ms.
+   */
   commandTimeoutMs?: number;
+  /** Health says down when the decisions were last known current longer ago than this. Default 5000 ms; more than blockMs. */
+  maxSyncAgeMs?: number;
   /** How long one XREAD waits for changes. Default 1000 ms. */
   blockMs?: number;
   /** Approximate length the change log is trimmed to (XADD MAXLEN ~). Default 100000. */
@@ -51,7 +56,8 @@ export interface RedisStoreOptions {
 const DEFAULTS = {
   url: 'redis://localhost:6379',
   prefix: 'iprep',
-  commandTimeoutMs: 100,
+  commandTimeoutMs: 1000,
+  maxSyncAgeMs: 5000,
   blockMs: 1000,
   maxStreamLength: 100_000,
   pruneIntervalMs: 1000,
@@ -76,6 +82,7 @@ interface ResolvedOptions {
   readonly agentId: string;
   readonly logger: Logger;
   readonly commandTimeoutMs: number;
+  readonly maxSyncAgeMs: number;
   readonly blockMs: number;
   readonly maxStreamLength: number;
   readonly now: (() => number) | undefined;
@@ -88,10 +95,14 @@ function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   const prefix = options.prefix ?? DEFAULTS.prefix;
   if (prefix === '' || /[{}]/.test(prefix)) throw new Error(`redis store: prefix must be non-empty without braces, got ${JSON.stringify(prefix)}`);
   if (options.nodes !== undefined && options.nodes.length === 0) throw new Error('redis store: nodes must name at least one cluster node');
-  for (const name of ['commandTimeoutMs', 'blockMs', 'maxStreamLength', 'pruneIntervalMs', 'maxReplayQueue', 'startTimeoutMs'] as const) {
+  for (const name of ['commandTimeoutMs', 'maxSyncAgeMs', 'blockMs', 'maxStreamLength', 'pruneIntervalMs', 'maxReplayQueue', 'startTimeoutMs'] as const) {
     const value = options[name];
     if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new Error(`redis store: ${name} must be a positive integer, got ${value}`);
   }
+  const blockMs = options.blockMs ?? DEFAULTS.blockMs;
+  const maxSyncAgeMs = options.maxSyncAgeMs ?? DEFAULTS.maxSyncAgeMs;
+  // A healthy agent confirms its view about every blockMs: a smaller limit would report it down.
+  if (maxSyncAgeMs <= blockMs) throw new Error(`redis store: maxSyncAgeMs (${maxSyncAgeMs}) must be more than blockMs (${blockMs})`);
   return {
     url: options.url ?? DEFAULTS.url,
     nodes: options.nodes,
@@ -99,7 +110,8 @@ function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     agentId: options.agentId ?? randomUUID(),
     logger: options.logger ?? silentLogger,
     commandTimeoutMs: options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs,
-    blockMs: options.blockMs ?? DEFAULTS.blockMs,
+    maxSyncAgeMs,
+    blockMs,
     maxStreamLength: options.maxStreamLength ?? DEFAULTS.maxStreamLength,
     now: options.now,
     pruneIntervalMs: options.pruneIntervalMs ?? DEFAULTS.pruneIntervalMs,
@@ -186,6 +198,8 @@ export class RedisDecisionStore implements DecisionStore {
   readonly #pending = new Map<string, PendingWrite>();
   #droppedWrites = 0;
   #janitorCursor = '0';
+  /** A janitor round in flight: the next waits for it (a frozen Redis must not pile rounds up). */
+  #janitorRunning = false;
   #pruneTimer: NodeJS.Timeout | undefined;
   #loop: Promise<void> | undefined;
   #closed = false;
@@ -223,8 +237,11 @@ export class RedisDecisionStore implements DecisionStore {
     if (!this.#health.up) this.#options.logger.warn('decisions: starting without redis', { error: this.#health.report().detail });
   }
 
-  /** Writes through to Redis; while Redis is down, applies the decision locally and queues it for replay. */
-  async put(decision: Decision): Promise<void> {
+  /**
+   * Writes through to Redis. When Redis is down or does not answer within commandTimeoutMs, applies the
+   * decision locally, queues it for replay and resolves to `'pending'`.
+   */
+  async put(decision: Decision): Promise<void | 'pending'> {
     this.#started();
     const write: PendingWrite = { op: 'put', decision, encoded: encodeDecision(decision) };
     try {
@@ -234,6 +251,7 @@ export class RedisDecisionStore implements DecisionStore {
       this.#health.failed(error);
       this.#enqueue(write);
       this.#apply(write, null);
+      return 'pending';
     }
   }
 
@@ -260,11 +278,15 @@ export class RedisDecisionStore implements DecisionStore {
   }
 
   health(): StoreHealth {
-    const report = this.#health.report();
     const synced = this.#syncedAt;
+    const syncAgeMs = synced === null ? undefined : Math.max(0, Date.now() - synced);
+    const { maxSyncAgeMs } = this.#options;
+    // Connected is not enough: a frozen server keeps its connections open and answers nothing.
+    const stale = this.#health.up && syncAgeMs !== undefined && syncAgeMs > maxSyncAgeMs;
+    const report = stale ? { kind: 'redis' as const, up: false, detail: `decisions not confirmed by redis for ${syncAgeMs} ms (more than ${maxSyncAgeMs} ms)` } : this.#health.report();
     return {
       ...report,
-      ...(synced === null ? {} : { syncAgeMs: Math.max(0, Date.now() - synced) }),
+      ...(syncAgeMs === undefined ? {} : { syncAgeMs }),
       ...(this.#changeLagMs === undefined ? {} : { changeLagMs: this.#changeLagMs }),
     };
   }
@@ -391,7 +413,7 @@ export class RedisDecisionStore implements DecisionStore {
   async #readLog(): Promise<void> {
     const { stream } = this.#keys;
     const args = ['XREAD', 'COUNT', String(READ_BATCH), 'BLOCK', String(this.#options.blockMs), 'STREAMS', stream, this.#lastId!];
-    const reply = (await this.#reader!.send(stream, args, this.#options.blockMs + 1000)) as XReadReply;
+    const reply = (await this.#reader!.send(stream, args, this.#options.blockMs + this.#options.commandTimeoutMs)) as XReadReply;
     if (this.#closed) return;
     // Wall clocks on purpose (not the injectable `now`): lag and age are about real time.
     const readAt = Date.now();
@@ -489,7 +511,8 @@ export class RedisDecisionStore implements DecisionStore {
   /** Forgets expired decisions locally (emitting deletes) and, if this agent is the janitor, in Redis. */
   #prune(): void {
     for (const key of this.#view.expiredKeys(this.#now())) this.#applyUnlogged({ op: 'delete', key });
-    if (!this.#main?.ready) return;
+    if (!this.#main?.ready || this.#janitorRunning) return;
+    this.#janitorRunning = true;
     const { hash, stream, lock } = this.#keys;
     const { agentId, maxStreamLength, commandTimeoutMs } = this.#options;
     const args = [agentId, String(JANITOR_LOCK_MS), this.#janitorCursor, String(JANITOR_BATCH), String(this.#now()), String(maxStreamLength)];
@@ -498,7 +521,10 @@ export class RedisDecisionStore implements DecisionStore {
       .then((reply) => {
         if (Array.isArray(reply)) this.#janitorCursor = String(reply[0]);
       })
-      .catch((error: unknown) => this.#options.logger.debug('janitor round failed', { error: String(error) }));
+      .catch((error: unknown) => this.#options.logger.debug('janitor round failed', { error: String(error) }))
+      .finally(() => {
+        this.#janitorRunning = false;
+      });
   }
 }
 
@@ -533,6 +559,11 @@ export class RedisCounterStore implements CounterStore {
     const totals = this.#local.add(deltas, windowMs, now);
     const link = this.#link;
     if (!link?.ready || deltas.size === 0) return totals;
+    if (link.unanswered > 0) {
+      // The last flush's commands outlived their timeout: Redis is stuck; sending more would pile them up.
+      this.#health.failed(new RedisTimeoutError(`redis has not answered ${link.unanswered} counter commands`));
+      return totals;
+    }
     const clock = this.#options.now ? String(Math.floor(now)) : '';
     const window = String(windowMs);
     const keys = [...deltas.keys()];
