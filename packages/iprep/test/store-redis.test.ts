@@ -26,7 +26,7 @@ const freshPrefix = (): string => `t${process.pid}x${prefixes++}`;
 
 function captureLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
-  const push = (level: string) => (message: string) => lines.push(`${level} ${message}`);
+  const push = (level: string) => (message: string, fields?: object) => lines.push(`${level} ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`);
   return { logger: { debug() {}, info: push('info'), warn: push('warn'), error: push('error') }, lines };
 }
 
@@ -99,6 +99,44 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       await a.put(decision('192.0.2.13'));
       await waitFor('the late agent to get the put after the bad entry', () => late.snapshot().length === 2);
       assert.ok(lines.some((l) => l.includes('malformed change log entry')), lines.join('\n'));
+    });
+
+    it('decisions in redis that disagree with their key, are too broad, too big or absurd are skipped with a warning', async () => {
+      const prefix = freshPrefix();
+      const a = await agent({ prefix });
+      const json = (value: string, overrides: Record<string, unknown> = {}): string =>
+        JSON.stringify({ ...decision(value), ...overrides });
+      const bad: [field: string, text: string, why: RegExp][] = [
+        // The field names one address, the stored decision covers the whole Internet.
+        ['ip:192.0.2.50', json('192.0.2.50', { scope: 'range', value: '0.0.0.0/0' }), /disagree/],
+        ['ip:192.0.2.51', json('192.0.2.51', { value: '192.0.2.52' }), /disagree/],
+        ['ip:192.0.2.53', json('192.0.2.53', { value: '192.0.2.053' }), /value/],
+        ['range:0.0.0.0/0', json('0.0.0.0/0', { key: 'range:0.0.0.0/0', scope: 'range' }), /broad/],
+        ['range:2000::/3', json('2000::/3', { key: 'range:2000::/3', scope: 'range' }), /broad/],
+        ['ip:192.0.2.54', json('192.0.2.54', { expiresAt: 1e300 }), /expiresAt/],
+        ['ip:192.0.2.55', json('192.0.2.55', { expiresAt: T0 - 1 }), /expiresAt/],
+        ['ip:192.0.2.56', json('192.0.2.56', { createdAt: -1 }), /createdAt/],
+        ['ip:192.0.2.57', json('192.0.2.57', { score: 1000 }), /score/],
+        ['ip:192.0.2.58', json('192.0.2.58', { category: 'x\r\nSet-Cookie: a=b' }), /category/],
+        ['ip:192.0.2.59', json('192.0.2.59', { reason: 'x'.repeat(100_000) }), /longer than/],
+      ];
+      for (const [field, text] of bad) target().cli(['HSET', `{${prefix}}:dec`, field, text]);
+      await a.put(decision('192.0.2.60'));
+      const { logger, lines } = captureLogger();
+      const late = await agent({ prefix, logger });
+      assert.deepEqual(keysOf(late), ['ip:192.0.2.60'], 'only the sound decision is loaded');
+      for (const [field, , why] of bad) {
+        assert.ok(lines.some((l) => l.includes('skipped an invalid decision') && l.includes(field) && why.test(l)), `${field} ${why}:\n${lines.join('\n')}`);
+      }
+      // The same through the change log.
+      lines.length = 0;
+      for (const [field, text] of bad.slice(0, 4)) target().cli(['XADD', `{${prefix}}:decstream`, '*', 'op', 'put', 'key', field, 'd', text, 'agent', 'x']);
+      await a.put(decision('192.0.2.61'));
+      await waitFor('the late agent to get the sound put after the bad entries', () => late.snapshot().length === 2);
+      assert.deepEqual(keysOf(late), ['ip:192.0.2.60', 'ip:192.0.2.61']);
+      assert.equal(lines.filter((l) => l.includes('skipped an invalid decision')).length, 4, lines.join('\n'));
+      // This agent does not write what it would not read.
+      await assert.rejects(a.put(decision('0.0.0.0/0', { key: 'range:0.0.0.0/0', scope: 'range' })), /broad/);
     });
 
     it('an agent whose connections are killed resumes from its log position', async () => {

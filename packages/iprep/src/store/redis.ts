@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ClientClosedError, ClientOfflineError } from 'redis';
 import type { Logger } from 'spop';
 import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
+import { parseDecisionTarget } from '../decisions/decision.js';
 import { decodeDecision, encodeDecision } from './codec.js';
 import { MemoryCounterStore } from './memory.js';
 import { backoffMs, RedisLink, RedisTimeoutError } from './redis-link.js';
@@ -74,6 +75,21 @@ const JANITOR_LOCK_MS = 60_000;
 const SNAPSHOT_TIMEOUT_MS = 5000;
 
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * The widest ranges a decision shared through Redis may cover. Redis is trusted only as much as every
+ * agent that can write to it: one `0.0.0.0/0 deny` there would turn every agent against all its users,
+ * and nothing legitimate needs such a decision (wide ranges belong in lists, which each agent loads).
+ */
+export const WIDEST_SHARED_PREFIX = { ipv4: 8, ipv6: 16 } as const;
+
+/** Why a decision is too broad to share, or undefined. Its value is canonical (decodeDecision checked it). */
+function tooBroad(decision: Decision): string | undefined {
+  const { address, prefixLength } = parseDecisionTarget(decision.value);
+  const widest = address.length === 4 ? WIDEST_SHARED_PREFIX.ipv4 : WIDEST_SHARED_PREFIX.ipv6;
+  if (prefixLength >= widest) return undefined;
+  return `${decision.value} is too broad to share: a shared decision covers at most a /${widest} (${address.length === 4 ? 'IPv4' : 'IPv6'})`;
+}
 
 interface ResolvedOptions {
   readonly url: string;
@@ -243,6 +259,8 @@ export class RedisDecisionStore implements DecisionStore {
    */
   async put(decision: Decision): Promise<void | 'pending'> {
     this.#started();
+    const broad = tooBroad(decision);
+    if (broad !== undefined) throw new TypeError(broad);
     const write: PendingWrite = { op: 'put', decision, encoded: encodeDecision(decision) };
     try {
       const { id } = await this.#writeThrough(write);
@@ -455,6 +473,8 @@ export class RedisDecisionStore implements DecisionStore {
     try {
       const decision = decodeDecision(encoded);
       if (decision.key !== key) throw new Error(`its key is ${JSON.stringify(decision.key)}`);
+      const broad = tooBroad(decision);
+      if (broad !== undefined) throw new Error(broad);
       return decision;
     } catch (error) {
       this.#options.logger.warn('decisions: skipped an invalid decision in redis', { key, error: (error as Error).message });
