@@ -246,6 +246,33 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       }
     });
 
+    it('garbage in one counter bucket does not put the counter store down; the bucket is overwritten', async () => {
+      const prefix = freshPrefix();
+      const now = T0 + 90_000_000;
+      const windowMs = 60_000;
+      const bucket = Math.floor(now / windowMs);
+      const { logger, lines } = captureLogger();
+      const store = new RedisCounterStore({ ...target().connection, prefix, now: () => now, logger });
+      const base = (client: string): string => `${prefix}:c:{${client}}`;
+      target().cli(['SET', `${base('ip:192.0.2.81')}:${bucket}`, 'garbage']);
+      target().cli(['HSET', `${base('ip:192.0.2.82')}:${bucket}`, 'field', 'value']);
+      target().cli(['SET', `${base('ip:192.0.2.83')}:${bucket - 1}`, 'not a number']);
+      target().cli(['SET', `${base('ip:192.0.2.84')}:${bucket - 1}`, 'inf']);
+      target().cli(['HSET', `${base('ip:192.0.2.85')}:${bucket - 1}`, 'field', 'value']);
+      try {
+        await store.start();
+        const keys = ['ip:192.0.2.80', 'ip:192.0.2.81', 'ip:192.0.2.82', 'ip:192.0.2.83', 'ip:192.0.2.84', 'ip:192.0.2.85'];
+        const first = await store.flush(new Map(keys.map((k, i) => [k, i + 1])), windowMs, now);
+        assert.deepEqual([...first.values()], [1, 2, 3, 4, 5, 6], 'garbage counts as nothing');
+        assert.deepEqual(store.health(), { kind: 'redis', up: true }, lines.join('\n'));
+        const second = await store.flush(new Map(keys.map((k) => [k, 10])), windowMs, now);
+        assert.deepEqual([...second.values()], [11, 12, 13, 14, 15, 16], 'the repaired buckets count from there');
+        assert.equal(target().cli(['GET', `${base('ip:192.0.2.81')}:${bucket}`]).trim(), '12');
+      } finally {
+        await store.close();
+      }
+    });
+
     it('computes the same sliding window as the memory store (Lua against TypeScript)', async () => {
       const step = fc.record({ advance: fc.integer({ min: 0, max: 1500 }), key: fc.constantFrom('a', 'b'), delta: fc.integer({ min: 0, max: 40 }) });
       let now = T0;

@@ -554,6 +554,7 @@ export class RedisCounterStore implements CounterStore {
   /** Local counts: the answer while Redis is down. */
   readonly #local = new MemoryCounterStore();
   #link: RedisLink | undefined;
+  #partialWarnedAt = -Infinity;
 
   constructor(options: RedisStoreOptions) {
     this.#options = resolveOptions(options);
@@ -592,12 +593,26 @@ export class RedisCounterStore implements CounterStore {
       keys.map((key) => link.eval(COUNT_IN_WINDOW, [`${this.#options.prefix}:c:{${key}}`], [String(deltas.get(key)), window, clock], this.#options.commandTimeoutMs)),
     );
     let failure: unknown;
+    let answered = 0;
+    let failed = 0;
     replies.forEach((reply, i) => {
-      if (reply.status === 'fulfilled') totals.set(keys[i]!, Number(reply.value));
-      else failure ??= reply.reason;
+      const total = reply.status === 'fulfilled' ? Number(reply.value) : NaN;
+      // Anything but a count keeps the local one: a reply from Redis never becomes NaN in a verdict.
+      if (Number.isFinite(total) && total >= 0) {
+        totals.set(keys[i]!, total);
+        answered++;
+        return;
+      }
+      failed++;
+      failure ??= reply.status === 'rejected' ? reply.reason : new Error(`redis answered ${JSON.stringify(String(reply.value).slice(0, 40))}, not a count`);
     });
-    if (failure === undefined) this.#health.ok();
+    // One client's bad key says nothing about Redis: down only when no key got an answer.
+    if (answered > 0 || failure === undefined) this.#health.ok();
     else this.#health.failed(failure);
+    if (answered > 0 && failed > 0 && Date.now() - this.#partialWarnedAt >= 60_000) {
+      this.#partialWarnedAt = Date.now(); // at most once a minute: a flush runs every second
+      this.#options.logger.warn('counters: some clients kept their local counts', { failed, error: failure instanceof Error ? failure.message : String(failure) });
+    }
     return totals;
   }
 

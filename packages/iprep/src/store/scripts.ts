@@ -96,9 +96,21 @@ end
 local window = tonumber(ARGV[2])
 local bucket = math.floor(now / window)
 local current = KEYS[1] .. ':' .. bucket
-local count = tonumber(redis.call('INCRBYFLOAT', current, ARGV[1]))
+-- Anything else than a count in a bucket (written by hand, another program) counts as nothing: the
+-- current bucket is overwritten, the previous one ignored, so one bad key cannot fail every flush.
+local function count_in(reply)
+  local n = type(reply) == 'string' and tonumber(reply) or nil
+  if n == nil or n ~= n or n < 0 or n == math.huge then return nil end
+  return n
+end
+local added = redis.pcall('INCRBYFLOAT', current, ARGV[1])
+local count = count_in(added)
+if count == nil then
+  redis.call('DEL', current)
+  count = tonumber(redis.call('INCRBYFLOAT', current, ARGV[1]))
+end
 -- Keep each bucket until the end of the next one (while it still weighs), plus a second of slack.
 redis.call('PEXPIRE', current, math.floor((bucket + 2) * window - now + 1000))
-local previous = tonumber(redis.call('GET', KEYS[1] .. ':' .. (bucket - 1)) or '0')
+local previous = count_in(redis.pcall('GET', KEYS[1] .. ':' .. (bucket - 1))) or 0
 return tostring(count + math.floor(previous * (1 - (now - bucket * window) / window)))
 `);
