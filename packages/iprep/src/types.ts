@@ -302,6 +302,8 @@ export interface IprepConfig {
         readonly commandTimeoutMs?: number;
         /** Health is degraded when the decisions were last confirmed by Redis longer ago than this. */
         readonly maxSyncAgeMs?: number;
+        /** Most decisions an agent holds from Redis (a snapshot loads that many; the log adds none beyond). */
+        readonly maxDecisions?: number;
       };
   readonly admin: { readonly enabled: boolean; readonly host: string; readonly port: number; readonly token?: string };
 }

@@ -4,10 +4,12 @@
  * away). Fails if redis-server is missing.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import type { Logger } from 'spop';
+import { encodeDecision } from '../src/store/codec.js';
 import { createStores } from '../src/store/index.js';
 import { MemoryCounterStore } from '../src/store/memory.js';
 import { RedisCounterStore, RedisDecisionStore, type RedisStoreOptions } from '../src/store/redis.js';
@@ -317,6 +319,19 @@ function sharedRedisSuites(name: string, target: () => Target): void {
   });
 }
 
+/** Writes `count` decisions (10.x.y.z) straight into the hash of `prefix`, as redis-cli --pipe does. */
+function fillDecisions(port: number, prefix: string, count: number): void {
+  const hash = `{${prefix}}:dec`;
+  const bulk = (text: string): string => `$${Buffer.byteLength(text)}\r\n${text}\r\n`;
+  const commands: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const d = decision(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+    commands.push(`*4\r\n${bulk('HSET')}${bulk(hash)}${bulk(d.key)}${bulk(encodeDecision(d))}`);
+  }
+  const result = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--pipe'], { input: commands.join(''), encoding: 'utf8', timeout: 60_000 });
+  if (result.status !== 0) throw new Error(`redis-cli --pipe failed: ${result.stderr || result.stdout}`);
+}
+
 function describeChanges(changes: readonly DecisionChange[]): string[] {
   return changes.map((c) => (c.op === 'put' ? `put ${c.decision.key}` : `delete ${c.key}`));
 }
@@ -369,6 +384,55 @@ describe('single redis server', () => {
       await waitFor('the expired decision to leave redis', () => redisCli(redis.port, ['HLEN', `{${prefix}}:dec`]).trim() === '0');
     } finally {
       await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  it('loading 100,000 decisions never stalls the event loop for long (the snapshot is read and applied in pages)', async () => {
+    const prefix = freshPrefix();
+    const count = 100_000;
+    fillDecisions(redis.port, prefix, count);
+    let last = performance.now();
+    let longest = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 1);
+    const store = new RedisDecisionStore({ url: redis.url, prefix, startTimeoutMs: 30_000 });
+    try {
+      await store.start();
+      await sleep(20); // the ticker measures a stall once it runs again
+      assert.equal(store.snapshot().length, count);
+      // Before paging: about a second in one piece. A loaded machine adds its own hiccups, hence the slack.
+      assert.ok(longest < 200, `longest event-loop stall ${Math.round(longest)} ms`);
+    } finally {
+      clearInterval(ticker);
+      await store.close();
+      redisCli(redis.port, ['DEL', `{${prefix}}:dec`, `{${prefix}}:decstream`]);
+    }
+  });
+
+  it('holds at most maxDecisions: a bigger hash loads that many, with a warning, and the log adds no new keys past it', async () => {
+    const prefix = freshPrefix();
+    fillDecisions(redis.port, prefix, 30);
+    const { logger, lines } = captureLogger();
+    const capped = new RedisDecisionStore({ url: redis.url, prefix, blockMs: 200, maxDecisions: 20, logger });
+    const writer = new RedisDecisionStore({ url: redis.url, prefix, blockMs: 200 });
+    try {
+      await Promise.all([capped.start(), writer.start()]);
+      assert.equal(capped.snapshot().length, 20);
+      assert.ok(lines.some((l) => l.includes('more decisions than max')), lines.join('\n'));
+      const kept = capped.snapshot()[0]!;
+      await writer.put(decision('198.51.100.200'));
+      await writer.put({ ...kept, action: 'captcha' });
+      await waitFor('the change to a held decision', () => capped.snapshot().find((d) => d.key === kept.key)?.action === 'captcha');
+      assert.equal(capped.snapshot().length, 20);
+      assert.ok(!keysOf(capped).includes('ip:198.51.100.200'), 'no new key past the limit');
+      await writer.delete(kept.key);
+      await writer.put(decision('198.51.100.201'));
+      await waitFor('room made by a delete to be used', () => keysOf(capped).includes('ip:198.51.100.201'));
+    } finally {
+      await Promise.all([capped.close(), writer.close()]);
     }
   });
 

@@ -266,7 +266,7 @@ function readDecisions(s: MapReader, base: string): Omit<IprepConfig['decisions'
 function readStore(s: MapReader): IprepConfig['store'] {
   const type = s.oneOf('type', STORE_TYPES) ?? 'memory';
   if (type === 'memory') {
-    for (const key of ['url', 'nodes', 'prefix', 'command-timeout', 'max-sync-age']) {
+    for (const key of ['url', 'nodes', 'prefix', 'command-timeout', 'max-sync-age', 'max-decisions']) {
       if (s.has(key)) s.reportAt(key, `${s.what(key)} applies to store type redis only`);
     }
     s.finish();
@@ -287,6 +287,7 @@ function readStore(s: MapReader): IprepConfig['store'] {
   const timing = {
     commandTimeoutMs: s.duration('command-timeout', 10, 60_000) ?? REDIS_DEFAULTS.commandTimeoutMs,
     maxSyncAgeMs: s.duration('max-sync-age', 2000, MAX_TIMER_MS) ?? REDIS_DEFAULTS.maxSyncAgeMs,
+    maxDecisions: s.integer('max-decisions', 1, 10_000_000) ?? REDIS_DEFAULTS.maxDecisions,
   };
   s.finish();
   if (s.has('nodes')) return { type, nodes, prefix, ...timing };

@@ -3,8 +3,8 @@
  * Redis carries the changes between agents, and an agent keeps serving when Redis is away.
  *
  * Decisions: a hash `{prefix}:dec` (field = decision key, value = JSON) and a change log, the stream
- * `{prefix}:decstream`, both written by one Lua script per change. An agent snapshots the hash together
- * with the log position, then follows the log with XREAD BLOCK on its own connection; after a
+ * `{prefix}:decstream`, both written by one Lua script per change. An agent takes the log position,
+ * reads the hash in pages, then follows the log with XREAD BLOCK on its own connection; after a
  * disconnect it resumes from the last entry it read, or takes a new snapshot if the log was trimmed
  * past it. Writes that fail while Redis is down are applied locally and queued for replay.
  *
@@ -12,7 +12,7 @@
  * that returns the sliding-window count across agents.
  */
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { ClientClosedError, ClientOfflineError } from 'redis';
 import type { Logger } from 'spop';
 import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
@@ -20,7 +20,7 @@ import { parseDecisionTarget } from '../decisions/decision.js';
 import { decodeDecision, encodeDecision } from './codec.js';
 import { MemoryCounterStore } from './memory.js';
 import { backoffMs, RedisLink, RedisTimeoutError } from './redis-link.js';
-import { COUNT_IN_WINDOW, DELETE_DECISION, JANITOR_ROUND, PUT_DECISION, RELEASE_JANITOR, SNAPSHOT_DECISIONS } from './scripts.js';
+import { COUNT_IN_WINDOW, DELETE_DECISION, JANITOR_ROUND, PUT_DECISION, RELEASE_JANITOR, SNAPSHOT_POSITION } from './scripts.js';
 import { DecisionView } from './view.js';
 
 export interface RedisStoreOptions {
@@ -52,6 +52,8 @@ export interface RedisStoreOptions {
   maxReplayQueue?: number;
   /** Longest time start() waits for Redis before going on without it. Default 2000 ms. */
   startTimeoutMs?: number;
+  /** Most decisions held: a snapshot loads that many, the log adds no new key beyond. Default 200000. */
+  maxDecisions?: number;
 }
 
 const DEFAULTS = {
@@ -64,15 +66,16 @@ const DEFAULTS = {
   pruneIntervalMs: 1000,
   maxReplayQueue: 10_000,
   startTimeoutMs: 2000,
+  maxDecisions: 200_000,
 } as const;
 
-/** Log entries read per XREAD. */
+/** Log entries read per XREAD (decoded in one go: a few ms). */
 const READ_BATCH = 1000;
+/** Hash fields asked for per HSCAN of a snapshot, and view changes applied between two yields to the event loop. */
+const SNAPSHOT_PAGE = 500;
 /** Hash fields the janitor examines per round. */
 const JANITOR_BATCH = 1000;
 const JANITOR_LOCK_MS = 60_000;
-/** A snapshot carries the whole hash: more time than a single command. */
-const SNAPSHOT_TIMEOUT_MS = 5000;
 
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -105,13 +108,14 @@ interface ResolvedOptions {
   readonly pruneIntervalMs: number;
   readonly maxReplayQueue: number;
   readonly startTimeoutMs: number;
+  readonly maxDecisions: number;
 }
 
 function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   const prefix = options.prefix ?? DEFAULTS.prefix;
   if (prefix === '' || /[{}]/.test(prefix)) throw new Error(`redis store: prefix must be non-empty without braces, got ${JSON.stringify(prefix)}`);
   if (options.nodes !== undefined && options.nodes.length === 0) throw new Error('redis store: nodes must name at least one cluster node');
-  for (const name of ['commandTimeoutMs', 'maxSyncAgeMs', 'blockMs', 'maxStreamLength', 'pruneIntervalMs', 'maxReplayQueue', 'startTimeoutMs'] as const) {
+  for (const name of ['commandTimeoutMs', 'maxSyncAgeMs', 'blockMs', 'maxStreamLength', 'pruneIntervalMs', 'maxReplayQueue', 'startTimeoutMs', 'maxDecisions'] as const) {
     const value = options[name];
     if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new Error(`redis store: ${name} must be a positive integer, got ${value}`);
   }
@@ -133,6 +137,7 @@ function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     pruneIntervalMs: options.pruneIntervalMs ?? DEFAULTS.pruneIntervalMs,
     maxReplayQueue: options.maxReplayQueue ?? DEFAULTS.maxReplayQueue,
     startTimeoutMs: options.startTimeoutMs ?? DEFAULTS.startTimeoutMs,
+    maxDecisions: options.maxDecisions ?? DEFAULTS.maxDecisions,
   };
 }
 
@@ -213,6 +218,8 @@ export class RedisDecisionStore implements DecisionStore {
   /** Writes to replay once Redis answers, one per key, oldest first. */
   readonly #pending = new Map<string, PendingWrite>();
   #droppedWrites = 0;
+  /** Decisions from the log not held because the view was full (maxDecisions). */
+  #skippedForSize = 0;
   #janitorCursor = '0';
   /** A janitor round in flight: the next waits for it (a frozen Redis must not pile rounds up). */
   #janitorRunning = false;
@@ -405,27 +412,61 @@ export class RedisDecisionStore implements DecisionStore {
     return Array.isArray(found) && found.length > 0;
   }
 
+  /**
+   * Reads the whole hash in pages after taking the log position (see SNAPSHOT_POSITION), then makes the
+   * view match it, yielding to the event loop between pages: 100,000 decisions in one piece stalled
+   * the agent's answers to HAProxy for most of a second.
+   */
   async #resnapshot(): Promise<void> {
-    const reply = await this.#main!.eval(SNAPSHOT_DECISIONS, [this.#keys.hash, this.#keys.stream], [this.#options.agentId], SNAPSHOT_TIMEOUT_MS);
-    const [id, flat] = reply as [string, string[]];
+    const main = this.#main!;
+    const { hash, stream } = this.#keys;
+    const { agentId, commandTimeoutMs, maxDecisions, logger } = this.#options;
+    const [id, held] = (await main.eval(SNAPSHOT_POSITION, [hash, stream], [agentId], commandTimeoutMs)) as [string, number];
     const next = new Map<string, { decision: Decision; encoded: string }>();
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const key = flat[i]!;
-      const decision = this.#decode(key, flat[i + 1]!);
-      if (decision) next.set(key, { decision, encoded: encodeDecision(decision) });
-    }
-    if (this.#lastId !== null) this.#options.logger.warn('decisions: change log position lost, resynchronised from a snapshot', { decisions: next.size });
+    let truncated = false;
+    let cursor = '0';
+    do {
+      const [nextCursor, flat] = (await main.send(hash, ['HSCAN', hash, cursor, 'COUNT', String(SNAPSHOT_PAGE)], commandTimeoutMs)) as [string, string[]];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const key = flat[i]!;
+        if (next.size >= maxDecisions && !next.has(key)) {
+          truncated = true;
+          break;
+        }
+        const decision = this.#decode(key, flat[i + 1]!);
+        if (decision) next.set(key, { decision, encoded: encodeDecision(decision) });
+      }
+      cursor = String(nextCursor);
+      await yieldToEventLoop();
+      if (this.#closed) return;
+    } while (cursor !== '0' && !truncated);
+    if (truncated) logger.warn('decisions: redis holds more decisions than max-decisions, loaded only that many', { held, maxDecisions });
+    if (this.#lastId !== null) logger.warn('decisions: change log position lost, resynchronised from a snapshot', { decisions: next.size });
     this.#versions.clear();
     this.#tombstones.clear();
-    for (const key of next.keys()) this.#versions.set(key, id);
-    // Writes still queued (made since the replay) stay in force locally until they reach Redis.
-    for (const [key, write] of this.#pending) {
-      this.#versions.delete(key);
-      if (write.op === 'put') next.set(key, { decision: write.decision, encoded: write.encoded });
-      else next.delete(key);
-    }
+    for (const key of next.keys()) if (!this.#pending.has(key)) this.#versions.set(key, id);
     this.#lastId = id;
-    this.#view.replaceAll(next);
+    await this.#replaceView(next, id);
+  }
+
+  /**
+   * Makes the view match a snapshot taken at log position `id`, a page at a time. A key written
+   * meanwhile (its version is no longer `id`, or it waits for replay) keeps the newer state.
+   */
+  async #replaceView(next: ReadonlyMap<string, { decision: Decision; encoded: string }>, id: string): Promise<void> {
+    let done = 0;
+    const pause = async (): Promise<void> => {
+      if (++done % SNAPSHOT_PAGE === 0) await yieldToEventLoop();
+    };
+    for (const key of [...this.#view.keys()]) {
+      if (!next.has(key) && !this.#versions.has(key) && !this.#pending.has(key)) this.#view.delete(key);
+      await pause();
+    }
+    for (const [key, { decision, encoded }] of next) {
+      if (this.#closed) return;
+      if (this.#versions.get(key) === id && !this.#pending.has(key)) this.#view.put(decision, encoded);
+      await pause();
+    }
   }
 
   async #readLog(): Promise<void> {
@@ -500,6 +541,12 @@ export class RedisDecisionStore implements DecisionStore {
     const key = keyOf(change);
     const known = this.#versions.get(key) ?? this.#tombstones.get(key);
     if (known !== undefined && compareIds(id, known) <= 0) return false;
+    if (change.op === 'put' && this.#view.size >= this.#options.maxDecisions && this.#view.encoded(key) === undefined) {
+      if (this.#skippedForSize++ % 1000 === 0) {
+        this.#options.logger.warn('decisions: more decisions than max-decisions, new ones from redis skipped', { maxDecisions: this.#options.maxDecisions, skipped: this.#skippedForSize });
+      }
+      return false;
+    }
     if (change.op === 'put') {
       this.#tombstones.delete(key);
       this.#versions.set(key, id);

@@ -32,12 +32,14 @@ return {1, redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'op', 'del',
 `);
 
 /**
- * The whole hash and the log position it corresponds to, in one atomic step (so following the log
- * from that id neither misses nor repeats a change). An empty log gets a marker entry, so that every
- * reader position is a real entry whose disappearance shows the log was trimmed past it.
- * KEYS: hash, stream. ARGV: agent id. Returns {id, {field, value, ...}}.
+ * The log position a snapshot starts from, and the number of decisions held. The hash is then read
+ * in pages (HSCAN) after this id: a change made meanwhile is both in the pages or not, and in the log
+ * after the id, so following the log from it misses nothing (an entry seen twice changes nothing).
+ * An empty log gets a marker entry, so that every reader position is a real entry whose
+ * disappearance shows the log was trimmed past it.
+ * KEYS: hash, stream. ARGV: agent id. Returns {id, number of fields}.
  */
-export const SNAPSHOT_DECISIONS = luaScript(`
+export const SNAPSHOT_POSITION = luaScript(`
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local id
 if #last == 0 then
@@ -45,7 +47,7 @@ if #last == 0 then
 else
   id = last[1][1]
 end
-return {id, redis.call('HGETALL', KEYS[1])}
+return {id, redis.call('HLEN', KEYS[1])}
 `);
 
 /**
