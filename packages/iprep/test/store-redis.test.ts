@@ -248,6 +248,24 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       }
     });
 
+    it('a flush of 25,000 clients (more than a connection leaves unanswered) gets every count from redis', async () => {
+      const prefix = freshPrefix();
+      const clock = () => T0 + 90_000_000;
+      const a = new RedisCounterStore({ ...target().connection, prefix, now: clock });
+      const b = new RedisCounterStore({ ...target().connection, prefix, now: clock });
+      try {
+        await Promise.all([a.start(), b.start()]);
+        const keys = Array.from({ length: 25_000 }, (_, i) => `ip:10.1.${i >> 8}.${i & 255}`);
+        await a.flush(new Map(keys.map((k) => [k, 1])), 60_000, clock());
+        const totals = await b.flush(new Map(keys.map((k) => [k, 2])), 60_000, clock());
+        const local = keys.filter((k) => totals.get(k) !== 3);
+        assert.equal(local.length, 0, `${local.length} clients kept their local count`);
+        assert.equal(b.health().up, true);
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
     it('garbage in one counter bucket does not put the counter store down; the bucket is overwritten', async () => {
       const prefix = freshPrefix();
       const now = T0 + 90_000_000;

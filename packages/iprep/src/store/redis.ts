@@ -69,6 +69,10 @@ const DEFAULTS = {
   maxDecisions: 200_000,
 } as const;
 
+/** Counter keys per flush batch: what one flush may leave unanswered (a connection refuses more than MAX_UNANSWERED). */
+const FLUSH_BATCH = 1000;
+/** A flush (every second) that has not finished within this (or the command timeout) leaves the rest to local counts. */
+const FLUSH_MAX_MS = 5000;
 /** Log entries read per XREAD (decoded in one go: a few ms). */
 const READ_BATCH = 1000;
 /** Hash fields asked for per HSCAN of a snapshot, and view changes applied between two yields to the event loop. */
@@ -635,24 +639,40 @@ export class RedisCounterStore implements CounterStore {
     const clock = this.#options.now ? String(Math.floor(now)) : '';
     const window = String(windowMs);
     const keys = [...deltas.keys()];
-    // One script call per key, sent together: the client pipelines them (per node on a Cluster).
-    const replies = await Promise.allSettled(
-      keys.map((key) => link.eval(COUNT_IN_WINDOW, [`${this.#options.prefix}:c:{${key}}`], [String(deltas.get(key)), window, clock], this.#options.commandTimeoutMs)),
-    );
+    const { commandTimeoutMs, prefix } = this.#options;
+    const deadline = Date.now() + Math.max(FLUSH_MAX_MS, commandTimeoutMs);
     let failure: unknown;
     let answered = 0;
     let failed = 0;
-    replies.forEach((reply, i) => {
-      const total = reply.status === 'fulfilled' ? Number(reply.value) : NaN;
-      // Anything but a count keeps the local one: a reply from Redis never becomes NaN in a verdict.
-      if (Number.isFinite(total) && total >= 0) {
-        totals.set(keys[i]!, total);
-        answered++;
-        return;
+    for (let start = 0; start < keys.length; start += FLUSH_BATCH) {
+      if (start > 0 && Date.now() > deadline) {
+        failed += keys.length - start;
+        failure ??= new RedisTimeoutError(`counter flush not done within ${Math.max(FLUSH_MAX_MS, commandTimeoutMs)} ms`);
+        break;
       }
-      failed++;
-      failure ??= reply.status === 'rejected' ? reply.reason : new Error(`redis answered ${JSON.stringify(String(reply.value).slice(0, 40))}, not a count`);
-    });
+      const batch = keys.slice(start, start + FLUSH_BATCH);
+      // One script call per key, a batch sent together: the client pipelines them (per node on a Cluster).
+      const replies = await Promise.allSettled(
+        batch.map((key) => link.eval(COUNT_IN_WINDOW, [`${prefix}:c:{${key}}`], [String(deltas.get(key)), window, clock], commandTimeoutMs)),
+      );
+      const answeredBefore = answered;
+      replies.forEach((reply, i) => {
+        const total = reply.status === 'fulfilled' ? Number(reply.value) : NaN;
+        // Anything but a count keeps the local one: a reply from Redis never becomes NaN in a verdict.
+        if (Number.isFinite(total) && total >= 0) {
+          totals.set(batch[i]!, total);
+          answered++;
+          return;
+        }
+        failed++;
+        failure ??= reply.status === 'rejected' ? reply.reason : new Error(`redis answered ${JSON.stringify(String(reply.value).slice(0, 40))}, not a count`);
+      });
+      if (answered === answeredBefore) {
+        // Not one answer in this batch: Redis is away or stuck; the rest keep their local counts.
+        failed += keys.length - start - batch.length;
+        break;
+      }
+    }
     // One client's bad key says nothing about Redis: down only when no key got an answer.
     if (answered > 0 || failure === undefined) this.#health.ok();
     else this.#health.failed(failure);
