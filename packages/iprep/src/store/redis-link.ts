@@ -158,11 +158,13 @@ export class RedisLink {
   async eval(script: LuaScript, keys: readonly string[], args: readonly string[], timeoutMs: number): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...args];
     const first = keys[0] ?? '';
+    const deadline = Date.now() + timeoutMs;
     try {
       return await this.send(first, ['EVALSHA', script.sha1, ...tail], timeoutMs);
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return await this.send(first, ['EVAL', script.source, ...tail], timeoutMs);
+      // The retry shares the caller's time: the whole call stays within timeoutMs.
+      return await this.send(first, ['EVAL', script.source, ...tail], Math.max(1, deadline - Date.now()));
     }
   }
 
