@@ -14,6 +14,7 @@ import { ListSource } from './sources/index.js';
 import { type Stores, createStores, startCounterSync } from './store/index.js';
 import { compileTable } from './table/index.js';
 import type {
+  AddedDecision,
   Decision,
   DecisionInput,
   IprepConfig,
@@ -122,7 +123,7 @@ export class IprepService implements ReputationService {
     return this.engine.explain(address, this.#now());
   }
 
-  async addDecision(input: DecisionInput): Promise<Decision> {
+  async addDecision(input: DecisionInput): Promise<AddedDecision> {
     const { decisions } = this.#config;
     const decision = makeDecision(
       input,
@@ -135,10 +136,11 @@ export class IprepService implements ReputationService {
       },
       this.#now(),
     );
-    await this.#stores.decisions.put(decision);
+    // Answers within the store's command timeout: a shared store that does not answer leaves it pending.
+    const outcome = await this.#stores.decisions.put(decision);
     // The store's change event updates the index; apply now too so the next request sees it.
     this.#index.apply({ op: 'put', decision });
-    return decision;
+    return outcome === 'pending' ? { ...decision, stored: 'pending' } : decision;
   }
 
   listDecisions(): readonly Decision[] {

@@ -111,7 +111,11 @@ export type DecisionChange = { readonly op: 'put'; readonly decision: Decision }
  */
 export interface DecisionStore {
   start(): Promise<void>;
-  put(decision: Decision): Promise<void>;
+  /**
+   * Resolves once the write is in force locally and in the shared store; or with `'pending'` when the
+   * shared store did not answer in time: in force locally, queued for replay (Redis only).
+   */
+  put(decision: Decision): Promise<void | 'pending'>;
   delete(key: string): Promise<boolean>;
   snapshot(): readonly Decision[];
   onChange(listener: (change: DecisionChange) => void): () => void;
@@ -182,10 +186,13 @@ export interface DecisionInput {
   readonly force?: boolean;
 }
 
+/** A decision just added; `stored: 'pending'` when the shared store did not confirm it in time (in force here, queued for replay). */
+export type AddedDecision = Decision & { readonly stored?: 'pending' };
+
 export interface ReputationService {
   /** Every match and the final verdict for one address (text); throws TypeError on a bad address. */
   explain(address: string): Verdict;
-  addDecision(input: DecisionInput): Promise<Decision>;
+  addDecision(input: DecisionInput): Promise<AddedDecision>;
   listDecisions(): readonly Decision[];
   removeDecision(keyOrValue: string): Promise<boolean>;
   reload(): Promise<ReloadResult>;
@@ -295,7 +302,18 @@ export interface IprepConfig {
   readonly cacheDir: string;
   readonly store:
     | { readonly type: 'memory' }
-    | { readonly type: 'redis'; readonly url?: string; readonly nodes?: readonly string[]; readonly prefix: string };
+    | {
+        readonly type: 'redis';
+        readonly url?: string;
+        readonly nodes?: readonly string[];
+        readonly prefix: string;
+        /** Longest wait for one Redis command; a write not answered in time applies locally and waits for replay. */
+        readonly commandTimeoutMs?: number;
+        /** Health is degraded when the decisions were last confirmed by Redis longer ago than this. */
+        readonly maxSyncAgeMs?: number;
+        /** Most decisions an agent holds from Redis (a snapshot loads that many; the log adds none beyond). */
+        readonly maxDecisions?: number;
+      };
   readonly admin: {
     readonly enabled: boolean;
     readonly host: string;

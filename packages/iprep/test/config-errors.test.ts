@@ -102,6 +102,10 @@ describe('parseConfig: invalid files', () => {
     ['store: { type: redis, url: "redis://a", nodes: ["redis://b"] }', 'conf/iprep.yaml:1:8: store has both url (one server) and nodes (a cluster): give one'],
     ['store: { type: redis, nodes: [] }', 'conf/iprep.yaml:1:30: store.nodes must list at least one cluster node'],
     ['store: { type: redis, nodes: ["redis://a", "b:7000"] }', 'conf/iprep.yaml:1:44: store.nodes[1] must be a redis:// or rediss:// URL, got "b:7000"'],
+    ['store: { command-timeout: 1s }', 'conf/iprep.yaml:1:27: store.command-timeout applies to store type redis only'],
+    ['store: { type: redis, command-timeout: 2m }', 'conf/iprep.yaml:1:40: store.command-timeout must be from 10ms to 1m, got "2m"'],
+    ['store: { type: redis, max-decisions: 0 }', 'conf/iprep.yaml:1:38: store.max-decisions must be an integer from 1 to 10000000, got 0'],
+    ['store: { type: redis, max-sync-age: 1s }', 'conf/iprep.yaml:1:37: store.max-sync-age must be from 2s to 24d, got "1s"'],
     ['store: { type: redis, prefix: "a b" }', 'conf/iprep.yaml:1:31: store.prefix must be a key prefix of letters, digits, \':\', \'_\', \'.\' and \'-\', got "a b"'],
     // admin
     ['admin: { host: 0.0.0.0 }', 'conf/iprep.yaml:1:16: admin.host 0.0.0.0 is reachable from other machines: set admin.token or admin.token-file'],

@@ -50,11 +50,28 @@ async function answersPing(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Servers still running: killed (by pid) if the test process ends without stopping them, e.g. when
+ * the test runner stops a file that timed out (SIGTERM), which would leave a paused server behind.
+ */
+const running = new Set<ChildProcess>();
+const killRunning = (): void => {
+  for (const child of running) child.kill('SIGKILL');
+};
+process.once('exit', killRunning);
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killRunning();
+    process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+  });
+}
+
 export class RedisServer {
   readonly port: number;
   readonly dir: string;
   readonly #extraArgs: readonly string[];
   #process: ChildProcess | undefined;
+  #paused = false;
 
   private constructor(port: number, dir: string, extraArgs: readonly string[]) {
     this.port = port;
@@ -86,6 +103,8 @@ export class RedisServer {
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     this.#process = child;
+    running.add(child);
+    child.once('exit', () => running.delete(child));
     for (const deadline = Date.now() + 5000; Date.now() < deadline; await sleep(20)) {
       if (child.exitCode !== null) break;
       if (await answersPing(this.port)) return;
@@ -94,7 +113,22 @@ export class RedisServer {
     throw new Error(`redis-server on port ${this.port} did not start: ${stderr.trim() || 'no answer to PING'}`);
   }
 
+  /** Freezes the server (SIGSTOP to its pid): connections stay open and nothing answers, as a hung Redis. */
+  pause(): void {
+    if (!this.#process?.pid) throw new Error('redis-server is not running');
+    process.kill(this.#process.pid, 'SIGSTOP');
+    this.#paused = true;
+  }
+
+  /** Lets a paused server go on (SIGCONT); does nothing when it is not paused. */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.#process?.pid) process.kill(this.#process.pid, 'SIGCONT');
+  }
+
   async stop(): Promise<void> {
+    this.resume();
     const child = this.#process;
     if (!child) return;
     this.#process = undefined;

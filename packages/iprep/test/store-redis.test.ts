@@ -4,10 +4,12 @@
  * away). Fails if redis-server is missing.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import type { Logger } from 'spop';
+import { encodeDecision } from '../src/store/codec.js';
 import { createStores } from '../src/store/index.js';
 import { MemoryCounterStore } from '../src/store/memory.js';
 import { RedisCounterStore, RedisDecisionStore, type RedisStoreOptions } from '../src/store/redis.js';
@@ -26,7 +28,7 @@ const freshPrefix = (): string => `t${process.pid}x${prefixes++}`;
 
 function captureLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
-  const push = (level: string) => (message: string) => lines.push(`${level} ${message}`);
+  const push = (level: string) => (message: string, fields?: object) => lines.push(`${level} ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`);
   return { logger: { debug() {}, info: push('info'), warn: push('warn'), error: push('error') }, lines };
 }
 
@@ -101,6 +103,44 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       assert.ok(lines.some((l) => l.includes('malformed change log entry')), lines.join('\n'));
     });
 
+    it('decisions in redis that disagree with their key, are too broad, too big or absurd are skipped with a warning', async () => {
+      const prefix = freshPrefix();
+      const a = await agent({ prefix });
+      const json = (value: string, overrides: Record<string, unknown> = {}): string =>
+        JSON.stringify({ ...decision(value), ...overrides });
+      const bad: [field: string, text: string, why: RegExp][] = [
+        // The field names one address, the stored decision covers the whole Internet.
+        ['ip:192.0.2.50', json('192.0.2.50', { scope: 'range', value: '0.0.0.0/0' }), /disagree/],
+        ['ip:192.0.2.51', json('192.0.2.51', { value: '192.0.2.52' }), /disagree/],
+        ['ip:192.0.2.53', json('192.0.2.53', { value: '192.0.2.053' }), /value/],
+        ['range:0.0.0.0/0', json('0.0.0.0/0', { key: 'range:0.0.0.0/0', scope: 'range' }), /broad/],
+        ['range:2000::/3', json('2000::/3', { key: 'range:2000::/3', scope: 'range' }), /broad/],
+        ['ip:192.0.2.54', json('192.0.2.54', { expiresAt: 1e300 }), /expiresAt/],
+        ['ip:192.0.2.55', json('192.0.2.55', { expiresAt: T0 - 1 }), /expiresAt/],
+        ['ip:192.0.2.56', json('192.0.2.56', { createdAt: -1 }), /createdAt/],
+        ['ip:192.0.2.57', json('192.0.2.57', { score: 1000 }), /score/],
+        ['ip:192.0.2.58', json('192.0.2.58', { category: 'x\r\nSet-Cookie: a=b' }), /category/],
+        ['ip:192.0.2.59', json('192.0.2.59', { reason: 'x'.repeat(100_000) }), /longer than/],
+      ];
+      for (const [field, text] of bad) target().cli(['HSET', `{${prefix}}:dec`, field, text]);
+      await a.put(decision('192.0.2.60'));
+      const { logger, lines } = captureLogger();
+      const late = await agent({ prefix, logger });
+      assert.deepEqual(keysOf(late), ['ip:192.0.2.60'], 'only the sound decision is loaded');
+      for (const [field, , why] of bad) {
+        assert.ok(lines.some((l) => l.includes('skipped an invalid decision') && l.includes(field) && why.test(l)), `${field} ${why}:\n${lines.join('\n')}`);
+      }
+      // The same through the change log.
+      lines.length = 0;
+      for (const [field, text] of bad.slice(0, 4)) target().cli(['XADD', `{${prefix}}:decstream`, '*', 'op', 'put', 'key', field, 'd', text, 'agent', 'x']);
+      await a.put(decision('192.0.2.61'));
+      await waitFor('the late agent to get the sound put after the bad entries', () => late.snapshot().length === 2);
+      assert.deepEqual(keysOf(late), ['ip:192.0.2.60', 'ip:192.0.2.61']);
+      assert.equal(lines.filter((l) => l.includes('skipped an invalid decision')).length, 4, lines.join('\n'));
+      // This agent does not write what it would not read.
+      await assert.rejects(a.put(decision('0.0.0.0/0', { key: 'range:0.0.0.0/0', scope: 'range' })), /broad/);
+    });
+
     it('an agent whose connections are killed resumes from its log position', async () => {
       const prefix = freshPrefix();
       const a = await agent({ prefix, agentId: `killed${prefix}` });
@@ -146,7 +186,7 @@ function sharedRedisSuites(name: string, target: () => Target): void {
               .map((d) => `${d.key}=${d.action}`)
               .sort()
               .join();
-          // Usually a few ms; under load, 100 ms command timeouts send writes through the replay queue.
+          // Usually a few ms; under load, command timeouts send writes through the replay queue.
           await waitFor(
             () => `both views to match redis: ${inRedis()} | ${agents.map((a) => `${viewOf(a)} ${JSON.stringify(a.health())} pending ${a.pendingWrites}`).join(' | ')}`,
             () => viewOf(agents[0]!) === inRedis() && viewOf(agents[1]!) === inRedis(),
@@ -208,6 +248,51 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       }
     });
 
+    it('a flush of 25,000 clients (more than a connection leaves unanswered) gets every count from redis', async () => {
+      const prefix = freshPrefix();
+      const clock = () => T0 + 90_000_000;
+      const a = new RedisCounterStore({ ...target().connection, prefix, now: clock });
+      const b = new RedisCounterStore({ ...target().connection, prefix, now: clock });
+      try {
+        await Promise.all([a.start(), b.start()]);
+        const keys = Array.from({ length: 25_000 }, (_, i) => `ip:10.1.${i >> 8}.${i & 255}`);
+        await a.flush(new Map(keys.map((k) => [k, 1])), 60_000, clock());
+        const totals = await b.flush(new Map(keys.map((k) => [k, 2])), 60_000, clock());
+        const local = keys.filter((k) => totals.get(k) !== 3);
+        assert.equal(local.length, 0, `${local.length} clients kept their local count`);
+        assert.equal(b.health().up, true);
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
+    it('garbage in one counter bucket does not put the counter store down; the bucket is overwritten', async () => {
+      const prefix = freshPrefix();
+      const now = T0 + 90_000_000;
+      const windowMs = 60_000;
+      const bucket = Math.floor(now / windowMs);
+      const { logger, lines } = captureLogger();
+      const store = new RedisCounterStore({ ...target().connection, prefix, now: () => now, logger });
+      const base = (client: string): string => `${prefix}:c:{${client}}`;
+      target().cli(['SET', `${base('ip:192.0.2.81')}:${bucket}`, 'garbage']);
+      target().cli(['HSET', `${base('ip:192.0.2.82')}:${bucket}`, 'field', 'value']);
+      target().cli(['SET', `${base('ip:192.0.2.83')}:${bucket - 1}`, 'not a number']);
+      target().cli(['SET', `${base('ip:192.0.2.84')}:${bucket - 1}`, 'inf']);
+      target().cli(['HSET', `${base('ip:192.0.2.85')}:${bucket - 1}`, 'field', 'value']);
+      try {
+        await store.start();
+        const keys = ['ip:192.0.2.80', 'ip:192.0.2.81', 'ip:192.0.2.82', 'ip:192.0.2.83', 'ip:192.0.2.84', 'ip:192.0.2.85'];
+        const first = await store.flush(new Map(keys.map((k, i) => [k, i + 1])), windowMs, now);
+        assert.deepEqual([...first.values()], [1, 2, 3, 4, 5, 6], 'garbage counts as nothing');
+        assert.deepEqual(store.health(), { kind: 'redis', up: true }, lines.join('\n'));
+        const second = await store.flush(new Map(keys.map((k) => [k, 10])), windowMs, now);
+        assert.deepEqual([...second.values()], [11, 12, 13, 14, 15, 16], 'the repaired buckets count from there');
+        assert.equal(target().cli(['GET', `${base('ip:192.0.2.81')}:${bucket}`]).trim(), '12');
+      } finally {
+        await store.close();
+      }
+    });
+
     it('computes the same sliding window as the memory store (Lua against TypeScript)', async () => {
       const step = fc.record({ advance: fc.integer({ min: 0, max: 1500 }), key: fc.constantFrom('a', 'b'), delta: fc.integer({ min: 0, max: 40 }) });
       let now = T0;
@@ -250,6 +335,19 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       }
     });
   });
+}
+
+/** Writes `count` decisions (10.x.y.z) straight into the hash of `prefix`, as redis-cli --pipe does. */
+function fillDecisions(port: number, prefix: string, count: number): void {
+  const hash = `{${prefix}}:dec`;
+  const bulk = (text: string): string => `$${Buffer.byteLength(text)}\r\n${text}\r\n`;
+  const commands: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const d = decision(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+    commands.push(`*4\r\n${bulk('HSET')}${bulk(hash)}${bulk(d.key)}${bulk(encodeDecision(d))}`);
+  }
+  const result = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--pipe'], { input: commands.join(''), encoding: 'utf8', timeout: 60_000 });
+  if (result.status !== 0) throw new Error(`redis-cli --pipe failed: ${result.stderr || result.stdout}`);
 }
 
 function describeChanges(changes: readonly DecisionChange[]): string[] {
@@ -304,6 +402,55 @@ describe('single redis server', () => {
       await waitFor('the expired decision to leave redis', () => redisCli(redis.port, ['HLEN', `{${prefix}}:dec`]).trim() === '0');
     } finally {
       await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  it('loading 100,000 decisions never stalls the event loop for long (the snapshot is read and applied in pages)', async () => {
+    const prefix = freshPrefix();
+    const count = 100_000;
+    fillDecisions(redis.port, prefix, count);
+    let last = performance.now();
+    let longest = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 1);
+    const store = new RedisDecisionStore({ url: redis.url, prefix, startTimeoutMs: 30_000 });
+    try {
+      await store.start();
+      await sleep(20); // the ticker measures a stall once it runs again
+      assert.equal(store.snapshot().length, count);
+      // Before paging: about a second in one piece. A loaded machine adds its own hiccups, hence the slack.
+      assert.ok(longest < 200, `longest event-loop stall ${Math.round(longest)} ms`);
+    } finally {
+      clearInterval(ticker);
+      await store.close();
+      redisCli(redis.port, ['DEL', `{${prefix}}:dec`, `{${prefix}}:decstream`]);
+    }
+  });
+
+  it('holds at most maxDecisions: a bigger hash loads that many, with a warning, and the log adds no new keys past it', async () => {
+    const prefix = freshPrefix();
+    fillDecisions(redis.port, prefix, 30);
+    const { logger, lines } = captureLogger();
+    const capped = new RedisDecisionStore({ url: redis.url, prefix, blockMs: 200, maxDecisions: 20, logger });
+    const writer = new RedisDecisionStore({ url: redis.url, prefix, blockMs: 200 });
+    try {
+      await Promise.all([capped.start(), writer.start()]);
+      assert.equal(capped.snapshot().length, 20);
+      assert.ok(lines.some((l) => l.includes('more decisions than max')), lines.join('\n'));
+      const kept = capped.snapshot()[0]!;
+      await writer.put(decision('198.51.100.200'));
+      await writer.put({ ...kept, action: 'captcha' });
+      await waitFor('the change to a held decision', () => capped.snapshot().find((d) => d.key === kept.key)?.action === 'captcha');
+      assert.equal(capped.snapshot().length, 20);
+      assert.ok(!keysOf(capped).includes('ip:198.51.100.200'), 'no new key past the limit');
+      await writer.delete(kept.key);
+      await writer.put(decision('198.51.100.201'));
+      await waitFor('room made by a delete to be used', () => keysOf(capped).includes('ip:198.51.100.201'));
+    } finally {
+      await Promise.all([capped.close(), writer.close()]);
     }
   });
 
@@ -449,6 +596,51 @@ describe('single redis server', () => {
       } finally {
         process.off('unhandledRejection', onUnhandled);
         await Promise.all([a.close(), b.close(), counters.close()]);
+        await server.destroy();
+      }
+    });
+
+    it('a frozen redis (SIGSTOP, connections open): writes answer within the command timeout, health degrades, all replays after SIGCONT', async () => {
+      const server = await RedisServer.start();
+      const prefix = freshPrefix();
+      const commandTimeoutMs = 300;
+      const maxSyncAgeMs = 1000;
+      const options = { url: server.url, prefix, blockMs: 200, commandTimeoutMs, maxSyncAgeMs };
+      const a = new RedisDecisionStore({ ...options, agentId: 'a' });
+      const counters = new RedisCounterStore({ ...options, now: () => T0 });
+      try {
+        await Promise.all([a.start(), counters.start()]);
+        assert.equal(await a.put(decision('192.0.2.100')), undefined, 'stored in redis: nothing pending');
+        assert.equal(a.health().up, true);
+
+        server.pause();
+        const frozenAt = Date.now();
+        const queued = decision('192.0.2.101', { action: 'captcha' });
+        const outcome = await Promise.race([a.put(queued), sleep(5000).then(() => 'no answer within 5 s')]);
+        const putMs = Date.now() - frozenAt;
+        assert.equal(outcome, 'pending', 'the put answers, saying the write waits for redis');
+        assert.ok(putMs < commandTimeoutMs + 400, `put answered in ${putMs} ms`);
+        assert.deepEqual(keysOf(a), ['ip:192.0.2.100', 'ip:192.0.2.101'], 'applied locally at once');
+        assert.equal(a.pendingWrites, 1);
+        const deleted = await Promise.race([a.delete('ip:192.0.2.100'), sleep(5000).then(() => 'no answer within 5 s')]);
+        assert.equal(deleted, true);
+        const flushed = await Promise.race([counters.flush(new Map([['k', 2]]), 60_000, T0), sleep(5000).then(() => 'no answer within 5 s')]);
+        assert.deepEqual(flushed, new Map([['k', 2]]), 'counters answer with local counts');
+
+        await waitFor(() => `health to degrade: ${JSON.stringify(a.health())}`, () => !a.health().up, maxSyncAgeMs + 1500);
+        const degradedMs = Date.now() - frozenAt;
+        assert.ok(degradedMs <= maxSyncAgeMs + 1500, `degraded after ${degradedMs} ms`);
+        assert.equal(counters.health().up, false);
+
+        server.resume();
+        await waitFor(() => `the replay: ${JSON.stringify(a.health())} pending ${a.pendingWrites}`, () => a.pendingWrites === 0 && a.health().up, 8000);
+        assert.match(redisCli(server.port, ['HGET', `{${prefix}}:dec`, 'ip:192.0.2.101']), /captcha/);
+        assert.equal(redisCli(server.port, ['HEXISTS', `{${prefix}}:dec`, 'ip:192.0.2.100']).trim(), '0');
+        assert.deepEqual(keysOf(a), ['ip:192.0.2.101']);
+        await waitFor('counters up again', async () => (await counters.flush(new Map([['k', 1]]), 60_000, T0)) && counters.health().up, 8000);
+      } finally {
+        server.resume();
+        await Promise.all([a.close(), counters.close()]);
         await server.destroy();
       }
     });

@@ -21,7 +21,7 @@ export const LIST_DEFAULTS = {
   maxShrink: 0.5,
 } as const;
 
-export const REDIS_DEFAULTS = { url: 'redis://127.0.0.1:6379', prefix: 'iprep' } as const;
+export const REDIS_DEFAULTS = { url: 'redis://127.0.0.1:6379', prefix: 'iprep', commandTimeoutMs: 1 * SECOND, maxSyncAgeMs: 5 * SECOND, maxDecisions: 200_000 } as const;
 
 /**
  * The configuration without a file: random mode, as the original agent.

@@ -273,7 +273,7 @@ function readDecisions(s: MapReader, base: string): Omit<IprepConfig['decisions'
 function readStore(s: MapReader): IprepConfig['store'] {
   const type = s.oneOf('type', STORE_TYPES) ?? 'memory';
   if (type === 'memory') {
-    for (const key of ['url', 'nodes', 'prefix']) {
+    for (const key of ['url', 'nodes', 'prefix', 'command-timeout', 'max-sync-age', 'max-decisions']) {
       if (s.has(key)) s.reportAt(key, `${s.what(key)} applies to store type redis only`);
     }
     s.finish();
@@ -290,9 +290,15 @@ function readStore(s: MapReader): IprepConfig['store'] {
   if (s.has('url') && s.has('nodes')) s.report('store has both url (one server) and nodes (a cluster): give one');
   if (s.has('nodes') && nodes.length === 0) s.reportAt('nodes', 'store.nodes must list at least one cluster node');
   const prefix = s.string('prefix', REDIS_PREFIX) ?? REDIS_DEFAULTS.prefix;
+  // The change log is read in 1 s blocks: a smaller max-sync-age would call a healthy agent stale.
+  const timing = {
+    commandTimeoutMs: s.duration('command-timeout', 10, 60_000) ?? REDIS_DEFAULTS.commandTimeoutMs,
+    maxSyncAgeMs: s.duration('max-sync-age', 2000, MAX_TIMER_MS) ?? REDIS_DEFAULTS.maxSyncAgeMs,
+    maxDecisions: s.integer('max-decisions', 1, 10_000_000) ?? REDIS_DEFAULTS.maxDecisions,
+  };
   s.finish();
-  if (s.has('nodes')) return { type, nodes, prefix };
-  return { type, url: url ?? REDIS_DEFAULTS.url, prefix };
+  if (s.has('nodes')) return { type, nodes, prefix, ...timing };
+  return { type, url: url ?? REDIS_DEFAULTS.url, prefix, ...timing };
 }
 
 function readAdmin(s: MapReader, base: string, d: IprepConfig['admin']): IprepConfig['admin'] {

@@ -73,6 +73,9 @@ export function createStores(
   }
   const shared = {
     prefix: config.prefix,
+    commandTimeoutMs: config.commandTimeoutMs,
+    maxSyncAgeMs: config.maxSyncAgeMs,
+    maxDecisions: config.maxDecisions,
     ...(config.nodes && config.nodes.length > 0 ? { nodes: config.nodes } : { url: config.url }),
     logger: options.logger,
     agentId: options.agentId ?? randomUUID(), // one id for both stores' connections

@@ -29,6 +29,14 @@ export function backoffMs(attempt: number): number {
 
 const CONNECT_TIMEOUT_MS = 2000;
 
+/** Most commands one connection leaves unanswered before it refuses more (a frozen server answers none). */
+export const MAX_UNANSWERED = 10_000;
+
+/** Redis did not answer in time (or too many commands are still unanswered). */
+export class RedisTimeoutError extends Error {
+  override readonly name = 'RedisTimeoutError';
+}
+
 // Built once: making a client class attaches every command to it, too slow to repeat per connection.
 const RESP2 = { RESP: 2 } as const;
 // Built on first use: building them costs about 100 ms, which agents on the memory store need not pay.
@@ -63,6 +71,7 @@ export class RedisLink {
   readonly #client: Client | undefined;
   readonly #cluster: Cluster | undefined;
   #closed = false;
+  #unanswered = 0;
 
   constructor(options: RedisLinkOptions) {
     this.#options = options;
@@ -107,21 +116,55 @@ export class RedisLink {
     }
   }
 
-  /** Sends one command; `key` routes it on a Cluster. */
+  /** Commands sent and not answered yet (their callers may have given up on them). */
+  get unanswered(): number {
+    return this.#unanswered;
+  }
+
+  /**
+   * Sends one command; `key` routes it on a Cluster. Rejects with a RedisTimeoutError when Redis has
+   * not answered within `timeoutMs`: the client's own timeout covers only the wait to be written, so a
+   * frozen server (SIGSTOP, connection open) would leave the caller waiting forever. Refuses at once
+   * while MAX_UNANSWERED commands are still unanswered, so a frozen server cannot pile them up.
+   */
   send(key: string, args: readonly string[], timeoutMs: number): Promise<unknown> {
-    if (this.#client) return this.#client.sendCommand([...args], { timeout: timeoutMs });
-    return this.#cluster!.sendCommand(key, false, [...args], { timeout: timeoutMs });
+    if (this.#unanswered >= MAX_UNANSWERED) {
+      return Promise.reject(new RedisTimeoutError(`redis: ${this.#unanswered} commands unanswered, ${args[0]} not sent`));
+    }
+    const sent = this.#client
+      ? this.#client.sendCommand([...args], { timeout: timeoutMs })
+      : this.#cluster!.sendCommand(key, false, [...args], { timeout: timeoutMs });
+    this.#unanswered++;
+    const settled = (): void => {
+      this.#unanswered--;
+    };
+    sent.then(settled, settled);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new RedisTimeoutError(`redis did not answer ${args[0]} within ${timeoutMs} ms`)), timeoutMs);
+      sent.then(
+        (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
   }
 
   /** Runs a script by its digest, loading it on the first NOSCRIPT (and on servers that lost it). */
   async eval(script: LuaScript, keys: readonly string[], args: readonly string[], timeoutMs: number): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...args];
     const first = keys[0] ?? '';
+    const deadline = Date.now() + timeoutMs;
     try {
       return await this.send(first, ['EVALSHA', script.sha1, ...tail], timeoutMs);
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return await this.send(first, ['EVAL', script.source, ...tail], timeoutMs);
+      // The retry shares the caller's time: the whole call stays within timeoutMs.
+      return await this.send(first, ['EVAL', script.source, ...tail], Math.max(1, deadline - Date.now()));
     }
   }
 

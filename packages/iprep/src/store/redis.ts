@@ -3,8 +3,8 @@
  * Redis carries the changes between agents, and an agent keeps serving when Redis is away.
  *
  * Decisions: a hash `{prefix}:dec` (field = decision key, value = JSON) and a change log, the stream
- * `{prefix}:decstream`, both written by one Lua script per change. An agent snapshots the hash together
- * with the log position, then follows the log with XREAD BLOCK on its own connection; after a
+ * `{prefix}:decstream`, both written by one Lua script per change. An agent takes the log position,
+ * reads the hash in pages, then follows the log with XREAD BLOCK on its own connection; after a
  * disconnect it resumes from the last entry it read, or takes a new snapshot if the log was trimmed
  * past it. Writes that fail while Redis is down are applied locally and queued for replay.
  *
@@ -12,14 +12,15 @@
  * that returns the sliding-window count across agents.
  */
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { ClientClosedError, ClientOfflineError } from 'redis';
 import type { Logger } from 'spop';
 import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
+import { parseDecisionTarget } from '../decisions/decision.js';
 import { decodeDecision, encodeDecision } from './codec.js';
 import { MemoryCounterStore } from './memory.js';
-import { backoffMs, RedisLink } from './redis-link.js';
-import { COUNT_IN_WINDOW, DELETE_DECISION, JANITOR_ROUND, PUT_DECISION, RELEASE_JANITOR, SNAPSHOT_DECISIONS } from './scripts.js';
+import { backoffMs, RedisLink, RedisTimeoutError } from './redis-link.js';
+import { COUNT_IN_WINDOW, DELETE_DECISION, JANITOR_ROUND, PUT_DECISION, RELEASE_JANITOR, SNAPSHOT_POSITION } from './scripts.js';
 import { DecisionView } from './view.js';
 
 export interface RedisStoreOptions {
@@ -32,8 +33,13 @@ export interface RedisStoreOptions {
   /** Names this agent in the log and the janitor lock. Default: a random id. */
   agentId?: string;
   logger?: Logger;
-  /** Longest wait for one command before it counts as failed. Default 100 ms. */
+  /**
+   * Longest wait for one command before it counts as failed: a write then applies locally and waits in
+   * the replay queue. Default 1000 ms.
+   */
   commandTimeoutMs?: number;
+  /** Health says down when the decisions were last known current longer ago than this. Default 5000 ms; more than blockMs. */
+  maxSyncAgeMs?: number;
   /** How long one XREAD waits for changes. Default 1000 ms. */
   blockMs?: number;
   /** Approximate length the change log is trimmed to (XADD MAXLEN ~). Default 100000. */
@@ -46,28 +52,51 @@ export interface RedisStoreOptions {
   maxReplayQueue?: number;
   /** Longest time start() waits for Redis before going on without it. Default 2000 ms. */
   startTimeoutMs?: number;
+  /** Most decisions held: a snapshot loads that many, the log adds no new key beyond. Default 200000. */
+  maxDecisions?: number;
 }
 
 const DEFAULTS = {
   url: 'redis://localhost:6379',
   prefix: 'iprep',
-  commandTimeoutMs: 100,
+  commandTimeoutMs: 1000,
+  maxSyncAgeMs: 5000,
   blockMs: 1000,
   maxStreamLength: 100_000,
   pruneIntervalMs: 1000,
   maxReplayQueue: 10_000,
   startTimeoutMs: 2000,
+  maxDecisions: 200_000,
 } as const;
 
-/** Log entries read per XREAD. */
+/** Counter keys per flush batch: what one flush may leave unanswered (a connection refuses more than MAX_UNANSWERED). */
+const FLUSH_BATCH = 1000;
+/** A flush (every second) that has not finished within this (or the command timeout) leaves the rest to local counts. */
+const FLUSH_MAX_MS = 5000;
+/** Log entries read per XREAD (decoded in one go: a few ms). */
 const READ_BATCH = 1000;
+/** Hash fields asked for per HSCAN of a snapshot, and view changes applied between two yields to the event loop. */
+const SNAPSHOT_PAGE = 500;
 /** Hash fields the janitor examines per round. */
 const JANITOR_BATCH = 1000;
 const JANITOR_LOCK_MS = 60_000;
-/** A snapshot carries the whole hash: more time than a single command. */
-const SNAPSHOT_TIMEOUT_MS = 5000;
 
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * The widest ranges a decision shared through Redis may cover. Redis is trusted only as much as every
+ * agent that can write to it: one `0.0.0.0/0 deny` there would turn every agent against all its users,
+ * and nothing legitimate needs such a decision (wide ranges belong in lists, which each agent loads).
+ */
+export const WIDEST_SHARED_PREFIX = { ipv4: 8, ipv6: 16 } as const;
+
+/** Why a decision is too broad to share, or undefined. Its value is canonical (decodeDecision checked it). */
+function tooBroad(decision: Decision): string | undefined {
+  const { address, prefixLength } = parseDecisionTarget(decision.value);
+  const widest = address.length === 4 ? WIDEST_SHARED_PREFIX.ipv4 : WIDEST_SHARED_PREFIX.ipv6;
+  if (prefixLength >= widest) return undefined;
+  return `${decision.value} is too broad to share: a shared decision covers at most a /${widest} (${address.length === 4 ? 'IPv4' : 'IPv6'})`;
+}
 
 interface ResolvedOptions {
   readonly url: string;
@@ -76,22 +105,28 @@ interface ResolvedOptions {
   readonly agentId: string;
   readonly logger: Logger;
   readonly commandTimeoutMs: number;
+  readonly maxSyncAgeMs: number;
   readonly blockMs: number;
   readonly maxStreamLength: number;
   readonly now: (() => number) | undefined;
   readonly pruneIntervalMs: number;
   readonly maxReplayQueue: number;
   readonly startTimeoutMs: number;
+  readonly maxDecisions: number;
 }
 
 function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   const prefix = options.prefix ?? DEFAULTS.prefix;
   if (prefix === '' || /[{}]/.test(prefix)) throw new Error(`redis store: prefix must be non-empty without braces, got ${JSON.stringify(prefix)}`);
   if (options.nodes !== undefined && options.nodes.length === 0) throw new Error('redis store: nodes must name at least one cluster node');
-  for (const name of ['commandTimeoutMs', 'blockMs', 'maxStreamLength', 'pruneIntervalMs', 'maxReplayQueue', 'startTimeoutMs'] as const) {
+  for (const name of ['commandTimeoutMs', 'maxSyncAgeMs', 'blockMs', 'maxStreamLength', 'pruneIntervalMs', 'maxReplayQueue', 'startTimeoutMs', 'maxDecisions'] as const) {
     const value = options[name];
     if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new Error(`redis store: ${name} must be a positive integer, got ${value}`);
   }
+  const blockMs = options.blockMs ?? DEFAULTS.blockMs;
+  const maxSyncAgeMs = options.maxSyncAgeMs ?? DEFAULTS.maxSyncAgeMs;
+  // A healthy agent confirms its view about every blockMs: a smaller limit would report it down.
+  if (maxSyncAgeMs <= blockMs) throw new Error(`redis store: maxSyncAgeMs (${maxSyncAgeMs}) must be more than blockMs (${blockMs})`);
   return {
     url: options.url ?? DEFAULTS.url,
     nodes: options.nodes,
@@ -99,12 +134,14 @@ function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
     agentId: options.agentId ?? randomUUID(),
     logger: options.logger ?? silentLogger,
     commandTimeoutMs: options.commandTimeoutMs ?? DEFAULTS.commandTimeoutMs,
-    blockMs: options.blockMs ?? DEFAULTS.blockMs,
+    maxSyncAgeMs,
+    blockMs,
     maxStreamLength: options.maxStreamLength ?? DEFAULTS.maxStreamLength,
     now: options.now,
     pruneIntervalMs: options.pruneIntervalMs ?? DEFAULTS.pruneIntervalMs,
     maxReplayQueue: options.maxReplayQueue ?? DEFAULTS.maxReplayQueue,
     startTimeoutMs: options.startTimeoutMs ?? DEFAULTS.startTimeoutMs,
+    maxDecisions: options.maxDecisions ?? DEFAULTS.maxDecisions,
   };
 }
 
@@ -185,7 +222,11 @@ export class RedisDecisionStore implements DecisionStore {
   /** Writes to replay once Redis answers, one per key, oldest first. */
   readonly #pending = new Map<string, PendingWrite>();
   #droppedWrites = 0;
+  /** Decisions from the log not held because the view was full (maxDecisions). */
+  #skippedForSize = 0;
   #janitorCursor = '0';
+  /** A janitor round in flight: the next waits for it (a frozen Redis must not pile rounds up). */
+  #janitorRunning = false;
   #pruneTimer: NodeJS.Timeout | undefined;
   #loop: Promise<void> | undefined;
   #closed = false;
@@ -223,9 +264,14 @@ export class RedisDecisionStore implements DecisionStore {
     if (!this.#health.up) this.#options.logger.warn('decisions: starting without redis', { error: this.#health.report().detail });
   }
 
-  /** Writes through to Redis; while Redis is down, applies the decision locally and queues it for replay. */
-  async put(decision: Decision): Promise<void> {
+  /**
+   * Writes through to Redis. When Redis is down or does not answer within commandTimeoutMs, applies the
+   * decision locally, queues it for replay and resolves to `'pending'`.
+   */
+  async put(decision: Decision): Promise<void | 'pending'> {
     this.#started();
+    const broad = tooBroad(decision);
+    if (broad !== undefined) throw new TypeError(broad);
     const write: PendingWrite = { op: 'put', decision, encoded: encodeDecision(decision) };
     try {
       const { id } = await this.#writeThrough(write);
@@ -234,6 +280,7 @@ export class RedisDecisionStore implements DecisionStore {
       this.#health.failed(error);
       this.#enqueue(write);
       this.#apply(write, null);
+      return 'pending';
     }
   }
 
@@ -260,11 +307,15 @@ export class RedisDecisionStore implements DecisionStore {
   }
 
   health(): StoreHealth {
-    const report = this.#health.report();
     const synced = this.#syncedAt;
+    const syncAgeMs = synced === null ? undefined : Math.max(0, Date.now() - synced);
+    const { maxSyncAgeMs } = this.#options;
+    // Connected is not enough: a frozen server keeps its connections open and answers nothing.
+    const stale = this.#health.up && syncAgeMs !== undefined && syncAgeMs > maxSyncAgeMs;
+    const report = stale ? { kind: 'redis' as const, up: false, detail: `decisions not confirmed by redis for ${syncAgeMs} ms (more than ${maxSyncAgeMs} ms)` } : this.#health.report();
     return {
       ...report,
-      ...(synced === null ? {} : { syncAgeMs: Math.max(0, Date.now() - synced) }),
+      ...(syncAgeMs === undefined ? {} : { syncAgeMs }),
       ...(this.#changeLagMs === undefined ? {} : { changeLagMs: this.#changeLagMs }),
     };
   }
@@ -365,33 +416,67 @@ export class RedisDecisionStore implements DecisionStore {
     return Array.isArray(found) && found.length > 0;
   }
 
+  /**
+   * Reads the whole hash in pages after taking the log position (see SNAPSHOT_POSITION), then makes the
+   * view match it, yielding to the event loop between pages: 100,000 decisions in one piece stalled
+   * the agent's answers to HAProxy for most of a second.
+   */
   async #resnapshot(): Promise<void> {
-    const reply = await this.#main!.eval(SNAPSHOT_DECISIONS, [this.#keys.hash, this.#keys.stream], [this.#options.agentId], SNAPSHOT_TIMEOUT_MS);
-    const [id, flat] = reply as [string, string[]];
+    const main = this.#main!;
+    const { hash, stream } = this.#keys;
+    const { agentId, commandTimeoutMs, maxDecisions, logger } = this.#options;
+    const [id, held] = (await main.eval(SNAPSHOT_POSITION, [hash, stream], [agentId], commandTimeoutMs)) as [string, number];
     const next = new Map<string, { decision: Decision; encoded: string }>();
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const key = flat[i]!;
-      const decision = this.#decode(key, flat[i + 1]!);
-      if (decision) next.set(key, { decision, encoded: encodeDecision(decision) });
-    }
-    if (this.#lastId !== null) this.#options.logger.warn('decisions: change log position lost, resynchronised from a snapshot', { decisions: next.size });
+    let truncated = false;
+    let cursor = '0';
+    do {
+      const [nextCursor, flat] = (await main.send(hash, ['HSCAN', hash, cursor, 'COUNT', String(SNAPSHOT_PAGE)], commandTimeoutMs)) as [string, string[]];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const key = flat[i]!;
+        if (next.size >= maxDecisions && !next.has(key)) {
+          truncated = true;
+          break;
+        }
+        const decision = this.#decode(key, flat[i + 1]!);
+        if (decision) next.set(key, { decision, encoded: encodeDecision(decision) });
+      }
+      cursor = String(nextCursor);
+      await yieldToEventLoop();
+      if (this.#closed) return;
+    } while (cursor !== '0' && !truncated);
+    if (truncated) logger.warn('decisions: redis holds more decisions than max-decisions, loaded only that many', { held, maxDecisions });
+    if (this.#lastId !== null) logger.warn('decisions: change log position lost, resynchronised from a snapshot', { decisions: next.size });
     this.#versions.clear();
     this.#tombstones.clear();
-    for (const key of next.keys()) this.#versions.set(key, id);
-    // Writes still queued (made since the replay) stay in force locally until they reach Redis.
-    for (const [key, write] of this.#pending) {
-      this.#versions.delete(key);
-      if (write.op === 'put') next.set(key, { decision: write.decision, encoded: write.encoded });
-      else next.delete(key);
-    }
+    for (const key of next.keys()) if (!this.#pending.has(key)) this.#versions.set(key, id);
     this.#lastId = id;
-    this.#view.replaceAll(next);
+    await this.#replaceView(next, id);
+  }
+
+  /**
+   * Makes the view match a snapshot taken at log position `id`, a page at a time. A key written
+   * meanwhile (its version is no longer `id`, or it waits for replay) keeps the newer state.
+   */
+  async #replaceView(next: ReadonlyMap<string, { decision: Decision; encoded: string }>, id: string): Promise<void> {
+    let done = 0;
+    const pause = async (): Promise<void> => {
+      if (++done % SNAPSHOT_PAGE === 0) await yieldToEventLoop();
+    };
+    for (const key of [...this.#view.keys()]) {
+      if (!next.has(key) && !this.#versions.has(key) && !this.#pending.has(key)) this.#view.delete(key);
+      await pause();
+    }
+    for (const [key, { decision, encoded }] of next) {
+      if (this.#closed) return;
+      if (this.#versions.get(key) === id && !this.#pending.has(key)) this.#view.put(decision, encoded);
+      await pause();
+    }
   }
 
   async #readLog(): Promise<void> {
     const { stream } = this.#keys;
     const args = ['XREAD', 'COUNT', String(READ_BATCH), 'BLOCK', String(this.#options.blockMs), 'STREAMS', stream, this.#lastId!];
-    const reply = (await this.#reader!.send(stream, args, this.#options.blockMs + 1000)) as XReadReply;
+    const reply = (await this.#reader!.send(stream, args, this.#options.blockMs + this.#options.commandTimeoutMs)) as XReadReply;
     if (this.#closed) return;
     // Wall clocks on purpose (not the injectable `now`): lag and age are about real time.
     const readAt = Date.now();
@@ -433,6 +518,8 @@ export class RedisDecisionStore implements DecisionStore {
     try {
       const decision = decodeDecision(encoded);
       if (decision.key !== key) throw new Error(`its key is ${JSON.stringify(decision.key)}`);
+      const broad = tooBroad(decision);
+      if (broad !== undefined) throw new Error(broad);
       return decision;
     } catch (error) {
       this.#options.logger.warn('decisions: skipped an invalid decision in redis', { key, error: (error as Error).message });
@@ -458,6 +545,12 @@ export class RedisDecisionStore implements DecisionStore {
     const key = keyOf(change);
     const known = this.#versions.get(key) ?? this.#tombstones.get(key);
     if (known !== undefined && compareIds(id, known) <= 0) return false;
+    if (change.op === 'put' && this.#view.size >= this.#options.maxDecisions && this.#view.encoded(key) === undefined) {
+      if (this.#skippedForSize++ % 1000 === 0) {
+        this.#options.logger.warn('decisions: more decisions than max-decisions, new ones from redis skipped', { maxDecisions: this.#options.maxDecisions, skipped: this.#skippedForSize });
+      }
+      return false;
+    }
     if (change.op === 'put') {
       this.#tombstones.delete(key);
       this.#versions.set(key, id);
@@ -489,7 +582,8 @@ export class RedisDecisionStore implements DecisionStore {
   /** Forgets expired decisions locally (emitting deletes) and, if this agent is the janitor, in Redis. */
   #prune(): void {
     for (const key of this.#view.expiredKeys(this.#now())) this.#applyUnlogged({ op: 'delete', key });
-    if (!this.#main?.ready) return;
+    if (!this.#main?.ready || this.#janitorRunning) return;
+    this.#janitorRunning = true;
     const { hash, stream, lock } = this.#keys;
     const { agentId, maxStreamLength, commandTimeoutMs } = this.#options;
     const args = [agentId, String(JANITOR_LOCK_MS), this.#janitorCursor, String(JANITOR_BATCH), String(this.#now()), String(maxStreamLength)];
@@ -498,7 +592,10 @@ export class RedisDecisionStore implements DecisionStore {
       .then((reply) => {
         if (Array.isArray(reply)) this.#janitorCursor = String(reply[0]);
       })
-      .catch((error: unknown) => this.#options.logger.debug('janitor round failed', { error: String(error) }));
+      .catch((error: unknown) => this.#options.logger.debug('janitor round failed', { error: String(error) }))
+      .finally(() => {
+        this.#janitorRunning = false;
+      });
   }
 }
 
@@ -508,6 +605,7 @@ export class RedisCounterStore implements CounterStore {
   /** Local counts: the answer while Redis is down. */
   readonly #local = new MemoryCounterStore();
   #link: RedisLink | undefined;
+  #partialWarnedAt = -Infinity;
 
   constructor(options: RedisStoreOptions) {
     this.#options = resolveOptions(options);
@@ -533,20 +631,55 @@ export class RedisCounterStore implements CounterStore {
     const totals = this.#local.add(deltas, windowMs, now);
     const link = this.#link;
     if (!link?.ready || deltas.size === 0) return totals;
+    if (link.unanswered > 0) {
+      // The last flush's commands outlived their timeout: Redis is stuck; sending more would pile them up.
+      this.#health.failed(new RedisTimeoutError(`redis has not answered ${link.unanswered} counter commands`));
+      return totals;
+    }
     const clock = this.#options.now ? String(Math.floor(now)) : '';
     const window = String(windowMs);
     const keys = [...deltas.keys()];
-    // One script call per key, sent together: the client pipelines them (per node on a Cluster).
-    const replies = await Promise.allSettled(
-      keys.map((key) => link.eval(COUNT_IN_WINDOW, [`${this.#options.prefix}:c:{${key}}`], [String(deltas.get(key)), window, clock], this.#options.commandTimeoutMs)),
-    );
+    const { commandTimeoutMs, prefix } = this.#options;
+    const deadline = Date.now() + Math.max(FLUSH_MAX_MS, commandTimeoutMs);
     let failure: unknown;
-    replies.forEach((reply, i) => {
-      if (reply.status === 'fulfilled') totals.set(keys[i]!, Number(reply.value));
-      else failure ??= reply.reason;
-    });
-    if (failure === undefined) this.#health.ok();
+    let answered = 0;
+    let failed = 0;
+    for (let start = 0; start < keys.length; start += FLUSH_BATCH) {
+      if (start > 0 && Date.now() > deadline) {
+        failed += keys.length - start;
+        failure ??= new RedisTimeoutError(`counter flush not done within ${Math.max(FLUSH_MAX_MS, commandTimeoutMs)} ms`);
+        break;
+      }
+      const batch = keys.slice(start, start + FLUSH_BATCH);
+      // One script call per key, a batch sent together: the client pipelines them (per node on a Cluster).
+      const replies = await Promise.allSettled(
+        batch.map((key) => link.eval(COUNT_IN_WINDOW, [`${prefix}:c:{${key}}`], [String(deltas.get(key)), window, clock], commandTimeoutMs)),
+      );
+      const answeredBefore = answered;
+      replies.forEach((reply, i) => {
+        const total = reply.status === 'fulfilled' ? Number(reply.value) : NaN;
+        // Anything but a count keeps the local one: a reply from Redis never becomes NaN in a verdict.
+        if (Number.isFinite(total) && total >= 0) {
+          totals.set(batch[i]!, total);
+          answered++;
+          return;
+        }
+        failed++;
+        failure ??= reply.status === 'rejected' ? reply.reason : new Error(`redis answered ${JSON.stringify(String(reply.value).slice(0, 40))}, not a count`);
+      });
+      if (answered === answeredBefore) {
+        // Not one answer in this batch: Redis is away or stuck; the rest keep their local counts.
+        failed += keys.length - start - batch.length;
+        break;
+      }
+    }
+    // One client's bad key says nothing about Redis: down only when no key got an answer.
+    if (answered > 0 || failure === undefined) this.#health.ok();
     else this.#health.failed(failure);
+    if (answered > 0 && failed > 0 && Date.now() - this.#partialWarnedAt >= 60_000) {
+      this.#partialWarnedAt = Date.now(); // at most once a minute: a flush runs every second
+      this.#options.logger.warn('counters: some clients kept their local counts', { failed, error: failure instanceof Error ? failure.message : String(failure) });
+    }
     return totals;
   }
 

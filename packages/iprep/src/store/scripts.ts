@@ -32,12 +32,14 @@ return {1, redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'op', 'del',
 `);
 
 /**
- * The whole hash and the log position it corresponds to, in one atomic step (so following the log
- * from that id neither misses nor repeats a change). An empty log gets a marker entry, so that every
- * reader position is a real entry whose disappearance shows the log was trimmed past it.
- * KEYS: hash, stream. ARGV: agent id. Returns {id, {field, value, ...}}.
+ * The log position a snapshot starts from, and the number of decisions held. The hash is then read
+ * in pages (HSCAN) after this id: a change made meanwhile is both in the pages or not, and in the log
+ * after the id, so following the log from it misses nothing (an entry seen twice changes nothing).
+ * An empty log gets a marker entry, so that every reader position is a real entry whose
+ * disappearance shows the log was trimmed past it.
+ * KEYS: hash, stream. ARGV: agent id. Returns {id, number of fields}.
  */
-export const SNAPSHOT_DECISIONS = luaScript(`
+export const SNAPSHOT_POSITION = luaScript(`
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local id
 if #last == 0 then
@@ -45,7 +47,7 @@ if #last == 0 then
 else
   id = last[1][1]
 end
-return {id, redis.call('HGETALL', KEYS[1])}
+return {id, redis.call('HLEN', KEYS[1])}
 `);
 
 /**
@@ -96,9 +98,21 @@ end
 local window = tonumber(ARGV[2])
 local bucket = math.floor(now / window)
 local current = KEYS[1] .. ':' .. bucket
-local count = tonumber(redis.call('INCRBYFLOAT', current, ARGV[1]))
+-- Anything else than a count in a bucket (written by hand, another program) counts as nothing: the
+-- current bucket is overwritten, the previous one ignored, so one bad key cannot fail every flush.
+local function count_in(reply)
+  local n = type(reply) == 'string' and tonumber(reply) or nil
+  if n == nil or n ~= n or n < 0 or n == math.huge then return nil end
+  return n
+end
+local added = redis.pcall('INCRBYFLOAT', current, ARGV[1])
+local count = count_in(added)
+if count == nil then
+  redis.call('DEL', current)
+  count = tonumber(redis.call('INCRBYFLOAT', current, ARGV[1]))
+end
 -- Keep each bucket until the end of the next one (while it still weighs), plus a second of slack.
 redis.call('PEXPIRE', current, math.floor((bucket + 2) * window - now + 1000))
-local previous = tonumber(redis.call('GET', KEYS[1] .. ':' .. (bucket - 1)) or '0')
+local previous = count_in(redis.pcall('GET', KEYS[1] .. ':' .. (bucket - 1))) or 0
 return tostring(count + math.floor(previous * (1 - (now - bucket * window) / window)))
 `);

@@ -31,6 +31,15 @@ export class DecisionView {
     return this.#entries.get(key)?.encoded;
   }
 
+  /** Decisions held, expired ones included until pruned. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#entries.keys();
+  }
+
   /** Stores a decision; returns false (and emits nothing) when the view already held the same one. */
   put(decision: Decision, encoded: string): boolean {
     if (this.#entries.get(decision.key)?.encoded === encoded) return false;
