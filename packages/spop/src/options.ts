@@ -52,6 +52,14 @@ export interface AgentOptions {
    */
   maxBufferedBytes?: number;
   /**
+   * Milliseconds a connection may hold a partial frame without completing
+   * any frame; then AGENT-DISCONNECT status 2. HAProxy writes each frame
+   * whole, so only a stalled or hostile peer keeps one hanging, and its bytes
+   * from `maxBufferedBytes`. Not counted while the agent itself stops
+   * reading (back-pressure). Default 10000.
+   */
+  partialFrameTimeout?: number;
+  /**
    * Decides at accept whether a TCP peer may talk to the agent (SPOP has no
    * authentication: whoever reaches the port can ask for, and with a
    * reputation agent influence, verdicts). Refused peers are closed at once,
@@ -98,6 +106,7 @@ export const defaultAgentOptions: Readonly<Omit<ResolvedAgentOptions, 'logger' |
   maxConnections: 1000,
   idleTimeout: 30_000,
   maxBufferedBytes: 32 << 20,
+  partialFrameTimeout: 10_000,
   peerLogLimit: { lines: 10, intervalMs: 10_000 },
 };
 
@@ -118,6 +127,10 @@ export function resolveAgentOptions(options: AgentOptions = {}): ResolvedAgentOp
   if (!(handlerTimeout > 0)) throw new RangeError(`handlerTimeout must be > 0: ${handlerTimeout}`);
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be an integer >= 1: ${maxConnections}`);
   if (!(idleTimeout >= 0) || idleTimeout > MAX_TIMER_MS) throw new RangeError(`idleTimeout must be from 0 to ${MAX_TIMER_MS}: ${idleTimeout}`);
+  const { partialFrameTimeout } = resolved;
+  if (!(partialFrameTimeout > 0) || partialFrameTimeout > MAX_TIMER_MS) {
+    throw new RangeError(`partialFrameTimeout must be from 1 to ${MAX_TIMER_MS}: ${partialFrameTimeout}`);
+  }
   if (given.maxBufferedBytes === undefined) resolved.maxBufferedBytes = Math.max(resolved.maxBufferedBytes, maxFrameSize + 4);
   if (!Number.isInteger(resolved.maxBufferedBytes) || resolved.maxBufferedBytes < maxFrameSize + 4) {
     throw new RangeError(`maxBufferedBytes must hold one whole frame (maxFrameSize + 4 = ${maxFrameSize + 4}): ${resolved.maxBufferedBytes}`);

@@ -166,6 +166,34 @@ describe('maxBufferedBytes: partial frames across all connections', () => {
   });
 });
 
+describe('partialFrameTimeout', () => {
+  it('cuts a connection whose partial frame stays incomplete, with DISCONNECT status 2, and frees its bytes', async (t) => {
+    const h = await startAgent(t, { partialFrameTimeout: 150 });
+    const c = await h.ready();
+    assert.equal((await c.notify(1, 1, [msg('m')])).type, 'ack', 'a connection in use (the idle timeout does not apply)');
+    c.send(partialFrame(1000, 500));
+    await until(() => h.agent.stats.partialFrameBytes > 0, 'the partial frame is held');
+    await expectDisconnect(c, Status.TIMEOUT, 3000);
+    assert.equal(h.agent.stats.partialFrameTimeouts, 1);
+    await until(() => h.agent.stats.partialFrameBytes === 0, 'its bytes are given back');
+  });
+
+  it('does not cut a connection whose split frames keep completing', async (t) => {
+    const h = await startAgent(t, { partialFrameTimeout: 200 });
+    const c = await h.ready();
+    // NOTIFY frames written so that every write ends inside the next frame: a partial frame is always held.
+    const frame = Buffer.from([0, 0, 0, 7, 3, 0, 0, 0, 1, 0, 1]);
+    const stream = Buffer.concat(Array.from({ length: 60 }, () => frame));
+    for (let i = 0; i < stream.length; i += 7) {
+      c.send(stream.subarray(i, i + 7));
+      await sleep(10);
+    }
+    await until(() => h.agent.stats.acks === 60, 'every NOTIFY answered');
+    assert.equal(c.ended, false);
+    assert.equal(h.agent.stats.partialFrameTimeouts, 0);
+  });
+});
+
 describe('maxFrameSize bound', () => {
   it('refuses values above what HAProxy can ever announce', () => {
     assert.throws(() => resolveAgentOptions({ maxFrameSize: MAX_MAX_FRAME_SIZE + 1 }), RangeError);

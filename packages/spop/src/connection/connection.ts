@@ -78,6 +78,10 @@ export class SpopConnection {
   #inFlight = 0;
   /** Set by the first NOTIFY: from then on the connection is HAProxy's to keep idle. */
   #notified = false;
+  /** Frames received, and their count when the partial-frame timer was armed: progress means no cut. */
+  #frames = 0;
+  #framesAtArm = 0;
+  #partialTimer: NodeJS.Timeout | undefined;
   /** Async NOTIFY calls still running, to abort them if the connection goes. */
   readonly #pending = new Set<NotifyCall>();
   #fragments: Fragments | undefined;
@@ -134,6 +138,7 @@ export class SpopConnection {
       this.#parser.push(chunk, this.#sink);
       // Not when the frame just handled closed us: #end() keeps the socket reading.
       if (this.#parser.paused && this.state !== 'closing') this.#socket.pause();
+      this.#watchPartialFrame();
     } catch (err) {
       this.#protocolError(err);
     } finally {
@@ -142,9 +147,32 @@ export class SpopConnection {
     }
   }
 
+  /** Arms the partial-frame timer when bytes of an incomplete frame are held (one check per chunk). */
+  #watchPartialFrame(): void {
+    if (this.#partialTimer !== undefined || this.#parser.held === 0 || this.#parser.paused) return;
+    this.#framesAtArm = this.#frames;
+    this.#partialTimer = setTimeout(() => this.#partialFrameTimerFired(), this.#options.partialFrameTimeout);
+    this.#partialTimer.unref();
+  }
+
+  #partialFrameTimerFired(): void {
+    this.#partialTimer = undefined;
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    if (this.#frames !== this.#framesAtArm) return this.#watchPartialFrame(); // frames keep completing
+    if (this.#parser.held === 0 || this.#parser.paused) return; // re-armed by the next chunk if needed
+    this.#host.stats.partialFrameTimeouts++;
+    this.#host.peerLog.warn('partial frame not completed in time: closing', {
+      connection: this.info.id,
+      remote: this.info.remoteAddress,
+      partialFrameTimeoutMs: this.#options.partialFrameTimeout,
+    });
+    this.#disconnect(Status.TIMEOUT, statusMessage(Status.TIMEOUT));
+  }
+
   /** Handles one frame; returns false to stop reading (back-pressure or a state change). */
   #onFrame(buf: Buffer, start: number, end: number): boolean {
     const head = readFrameHead(this.#reader, buf, start, end, this.#head);
+    this.#frames++;
     this.#options.onFrame?.('in', decodeFrame(buf.subarray(start, end)), this.info.id);
     switch (this.#state) {
       case 'hello':
@@ -452,6 +480,7 @@ export class SpopConnection {
     try {
       this.#parser.resume(this.#sink);
       if (!this.#parser.paused) this.#socket.resume();
+      this.#watchPartialFrame();
     } catch (err) {
       this.#protocolError(err);
     } finally {
@@ -540,6 +569,7 @@ export class SpopConnection {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#timer);
+    clearTimeout(this.#partialTimer);
     this.#parser.release();
     this.#dropFragments();
     const lost = new Error('connection closed');

@@ -29,6 +29,8 @@ export class AgentStats {
   partialFrameBytes = 0;
   /** Connections closed because their partial frame would have exceeded `maxBufferedBytes`. */
   bufferLimitDisconnects = 0;
+  /** Connections cut for holding a partial frame longer than `partialFrameTimeout`. */
+  partialFrameTimeouts = 0;
 
   snapshot(): Readonly<Record<Exclude<keyof AgentStats, 'snapshot'>, number>> {
     return { ...this } ;
