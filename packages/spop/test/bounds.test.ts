@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FrameParser, MAX_MAX_FRAME_SIZE, SpopError, Status, resolveAgentOptions } from '../src/index.js';
+import { FrameFlags, FrameParser, FrameType, MAX_MAX_FRAME_SIZE, SpopError, Status, resolveAgentOptions } from '../src/index.js';
 import { FakeHaproxy } from '../src/testkit/index.js';
 import {
   capturingLogger,
@@ -14,6 +14,7 @@ import {
   expectDisconnect,
   int,
   msg,
+  rawFrame,
   sleep,
   startAgent,
   until,
@@ -158,6 +159,21 @@ describe('maxBufferedBytes: partial frames across all connections', () => {
     const ack = await c.waitForAck(5, 1);
     assert.equal(ack.type, 'ack');
     await until(() => h.agent.stats.partialFrameBytes === 0, 'nothing held once the frame is delivered');
+  });
+
+  it('fragmented NOTIFY payloads count too, and are given back when they end', async (t) => {
+    const maxFrameSize = 256;
+    const h = await startAgent(t, { maxFrameSize, maxBufferedBytes: 500, fragmentation: true });
+    const a = await h.ready({ maxFrameSize });
+    const piece = Buffer.alloc(200, 0);
+    a.send(rawFrame(FrameType.NOTIFY, 0, 1, 1, piece));
+    a.send(rawFrame(FrameType.UNSET, 0, 1, 1, piece));
+    await until(() => h.agent.stats.partialFrameBytes === 400, 'two fragments held');
+    a.send(rawFrame(FrameType.UNSET, FrameFlags.ABORT, 1, 1));
+    await until(() => h.agent.stats.partialFrameBytes === 0, 'an aborted NOTIFY gives its bytes back');
+    for (let i = 0; i < 3; i++) a.send(rawFrame(i === 0 ? FrameType.NOTIFY : FrameType.UNSET, 0, 2, 1, piece));
+    await expectDisconnect(a, Status.RESOURCE_ALLOCATION);
+    await until(() => h.agent.stats.partialFrameBytes === 0, 'a closed connection gives its fragments back');
   });
 
   it('must hold at least one whole frame', () => {
