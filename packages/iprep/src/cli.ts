@@ -5,8 +5,11 @@
  */
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
-import { Agent, type Logger, closeOnSignals, consoleLogger, formatFrame } from 'spop';
+import { Agent, type Logger, MAX_MAX_FRAME_SIZE, closeOnSignals, consoleLogger, formatFrame } from 'spop';
 import { ConfigError, defaultConfig, defaultWorkers, readConfigFile, validateConfig } from './config/index.js';
+import { MAX_CONNECTIONS } from './config/sections.js';
+import { parseRange } from './net/address.js';
+import { allowFromFilter, isLoopbackHost } from './net/peer-filter.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
 import type { ClusterStoreHost } from './store/cluster.js';
@@ -23,9 +26,11 @@ Without a configuration file the score is random, as in HAProxy's reference agen
   -n, --num-workers <n>      worker processes sharing the port (default 5); dead workers are restarted
   -c, --config <file>        YAML configuration (reputation mode: lists, allowlist, behaviour, admin API)
       --mode <mode>          random or reputation (default: reputation with --config, else random)
-      --host <address>       address to listen on (default: all addresses)
+      --host <address>       address to listen on (default 127.0.0.1; elsewhere, give --allow-from)
+      --allow-from <list>    addresses/CIDRs of the peers (HAProxy) served, comma-separated (default: all)
+      --max-connections <n>  SPOP connections served at once, per process (default 1000)
       --socket <path>        listen on a Unix socket instead of TCP
-      --max-frame-size <n>   largest frame accepted (default 65532; HAProxy's smaller value wins)
+      --max-frame-size <n>   largest frame accepted, 256..268435436 (default 65532; HAProxy's smaller value wins)
       --shutdown-timeout <ms> time in-flight requests get on SIGTERM/SIGINT (default 5000)
       --admin-host <address> admin API address (default 127.0.0.1)
       --admin-port <port>    admin API port (default 9090; 0 disables it)
@@ -41,6 +46,8 @@ export interface CliFlags {
   readonly socket?: string | undefined;
   readonly workers?: number | undefined;
   readonly maxFrameSize?: number | undefined;
+  readonly allowFrom?: readonly string[] | undefined;
+  readonly maxConnections?: number | undefined;
   readonly shutdownTimeout?: number | undefined;
   readonly adminHost?: string | undefined;
   readonly adminPort?: number | undefined;
@@ -53,6 +60,20 @@ function integer(name: string, text: string | undefined, min: number, max: numbe
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`${name} must be an integer from ${min} to ${max}: ${text}`);
   return n;
+}
+
+/** `--allow-from a,b --allow-from c`: every entry an address, a CIDR prefix or a range. */
+function addressList(name: string, texts: readonly string[] | undefined): string[] | undefined {
+  if (texts === undefined) return undefined;
+  const entries = texts.flatMap((t) => t.split(',')).map((e) => e.trim()).filter((e) => e !== '');
+  for (const entry of entries) {
+    try {
+      parseRange(entry);
+    } catch (e) {
+      throw new UsageError(`${name}: ${(e as Error).message}`);
+    }
+  }
+  return entries;
 }
 
 export function parseCli(argv: string[]): CliFlags | 'help' {
@@ -70,6 +91,8 @@ export function parseCli(argv: string[]): CliFlags | 'help' {
       host: { type: 'string' },
       socket: { type: 'string' },
       'max-frame-size': { type: 'string' },
+      'allow-from': { type: 'string', multiple: true },
+      'max-connections': { type: 'string' },
       'shutdown-timeout': { type: 'string' },
       'admin-host': { type: 'string' },
       'admin-port': { type: 'string' },
@@ -88,7 +111,9 @@ export function parseCli(argv: string[]): CliFlags | 'help' {
     host: values.host,
     socket: values.socket,
     workers: integer('num-workers', values['num-workers'], 1, 256),
-    maxFrameSize: integer('max-frame-size', values['max-frame-size'], 256, 0xffffffff),
+    maxFrameSize: integer('max-frame-size', values['max-frame-size'], 256, MAX_MAX_FRAME_SIZE),
+    allowFrom: addressList('allow-from', values['allow-from']),
+    maxConnections: integer('max-connections', values['max-connections'], 1, MAX_CONNECTIONS),
     shutdownTimeout: integer('shutdown-timeout', values['shutdown-timeout'], 0, 3_600_000),
     adminHost: values['admin-host'],
     adminPort: integer('admin-port', values['admin-port'], 0, 65535),
@@ -117,6 +142,9 @@ export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
     socket: flags.socket ?? (tcp ? undefined : base.listen.socket),
     // Without a file the defaults are random mode's: `--mode reputation` gets reputation mode's.
     workers: flags.workers ?? (flags.config === undefined ? defaultWorkers(mode) : base.listen.workers),
+    allowFrom: flags.allowFrom ?? base.listen.allowFrom,
+    maxConnections: flags.maxConnections ?? base.listen.maxConnections,
+    idleTimeoutMs: base.listen.idleTimeoutMs,
   };
   const agent = {
     ...base.agent,
@@ -142,6 +170,9 @@ function newAgent(config: IprepConfig, logger: Logger, debug: boolean): Agent {
     maxFrameSize: config.agent.maxFrameSize,
     maxInFlight: config.agent.maxInFlight,
     handlerTimeout: config.agent.handlerTimeoutMs,
+    maxConnections: config.listen.maxConnections,
+    idleTimeout: config.listen.idleTimeoutMs,
+    allowConnection: config.listen.allowFrom.length > 0 ? allowFromFilter(config.listen.allowFrom) : undefined,
     onFrame: debug
       ? (direction, frame, connection) => logger.debug(`${direction === 'in' ? '<-' : '->'} ${formatFrame(frame)}`, { connection })
       : undefined,
@@ -153,6 +184,11 @@ async function listen(agent: Agent, config: IprepConfig, logger: Logger): Promis
   const address = await agent.listen(socket !== undefined ? { path: socket } : { port, host });
   const where = typeof address === 'string' ? address : `${address.address}:${address.port}`;
   logger.info('agent listening', { address: where, pid: process.pid, mode: config.mode });
+  if (typeof address !== 'string' && !isLoopbackHost(address.address) && config.listen.allowFrom.length === 0) {
+    logger.warn('SPOP port reachable from other machines without listen.allow-from: whoever reaches it gets verdicts and feeds the behaviour counters', {
+      address: where,
+    });
+  }
 }
 
 async function runRandomAgent(config: IprepConfig, flags: CliFlags, logger: Logger): Promise<void> {

@@ -259,11 +259,21 @@ export interface BehaviourConfig {
   readonly maxClients: number;
 }
 
+/** Who may use the SPOP port and how much of it (`listen.allow-from`, `max-connections`, `idle-timeout`). */
+export interface IprepListenBounds {
+  /** Addresses, CIDR prefixes or ranges of the peers served; empty: every peer (of a loopback port, by default). */
+  readonly allowFrom: readonly string[];
+  /** Connections served at once, per process. */
+  readonly maxConnections: number;
+  /** A connection that sent its HELLO and no NOTIFY is closed after this; 0 never. */
+  readonly idleTimeoutMs: number;
+}
+
 export interface IprepConfig {
   /** File the configuration came from (for messages), or `<defaults>`. */
   readonly source: string;
   readonly mode: 'random' | 'reputation';
-  readonly listen: { readonly host?: string; readonly port: number; readonly socket?: string; readonly workers: number };
+  readonly listen: { readonly host?: string; readonly port: number; readonly socket?: string; readonly workers: number } & IprepListenBounds;
   readonly agent: {
     readonly maxFrameSize?: number;
     readonly maxInFlight: number;

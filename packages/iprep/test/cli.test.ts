@@ -57,7 +57,7 @@ describe('parseCli', () => {
     assert.ok(flags !== 'help');
     const config = await resolveConfig(flags);
     assert.equal(config.mode, 'random');
-    assert.deepEqual(config.listen, { host: undefined, port: 12345, socket: undefined, workers: 5 });
+    assert.deepEqual(config.listen, { host: '127.0.0.1', port: 12345, socket: undefined, workers: 5, allowFrom: [], maxConnections: 1000, idleTimeoutMs: 30000 });
     assert.equal(config.agent.shutdownTimeoutMs, 5000);
     assert.equal(config.admin.enabled, false);
     assert.deepEqual(config.messages, ['check-client-ip']);
@@ -130,6 +130,17 @@ describe('parseCli', () => {
     assert.throws(() => parseCli(['-p', '1x']), /port/);
     assert.throws(() => parseCli(['--bogus']), /bogus/);
     assert.throws(() => parseCli(['--mode', 'fancy']), /mode must be random or reputation: fancy/);
+    assert.throws(() => parseCli(['--max-frame-size', '4294967295']), /max-frame-size must be an integer from 256 to 268435436: 4294967295/);
+    assert.throws(() => parseCli(['--max-connections', '0']), /max-connections must be an integer from 1 to 1000000: 0/);
+    assert.throws(() => parseCli(['--allow-from', '10.0.0.0/8,nope']), /allow-from: not an address or prefix: "nope"/);
+  });
+  it('--allow-from and --max-connections replace the file\'s values', async () => {
+    const flags = parseCli(['--allow-from', '10.0.0.0/8, 192.0.2.7', '--allow-from', '::1', '--max-connections', '64', '--host', '0.0.0.0']);
+    assert.ok(flags !== 'help');
+    const config = await resolveConfig(flags);
+    assert.deepEqual(config.listen.allowFrom, ['10.0.0.0/8', '192.0.2.7', '::1']);
+    assert.equal(config.listen.maxConnections, 64);
+    assert.equal(config.listen.host, '0.0.0.0');
   });
 });
 

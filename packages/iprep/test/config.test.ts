@@ -80,7 +80,7 @@ describe('defaultConfig', () => {
     const d = defaultConfig();
     assert.equal(d.source, '<defaults>');
     assert.equal(d.mode, 'random');
-    assert.deepEqual(d.listen, { host: undefined, port: 12345, socket: undefined, workers: 5 });
+    assert.deepEqual(d.listen, { host: '127.0.0.1', port: 12345, socket: undefined, workers: 5, allowFrom: [], maxConnections: 1000, idleTimeoutMs: 30000 });
     assert.deepEqual(d.agent, { maxFrameSize: undefined, maxInFlight: 20, handlerTimeoutMs: 1000, shutdownTimeoutMs: 5000 });
     assert.deepEqual(d.messages, ['check-client-ip']);
     assert.deepEqual(d.variables, { scope: 'sess', score: 'ip_score', action: 'ip_action', category: 'ip_category', source: 'ip_source' });
@@ -148,7 +148,14 @@ describe('parseConfig: valid files', () => {
     ['mode: reputation', { mode: 'reputation', 'admin.enabled': true }],
     ['listen: { host: 0.0.0.0, port: 12346, workers: 2 }', { 'listen.host': '0.0.0.0', 'listen.port': 12346, 'listen.workers': 2, 'listen.socket': undefined }],
     ['listen: { host: "::" }', { 'listen.host': '::', 'listen.port': 12345 }],
-    ['listen: { socket: /run/spoa.sock }', { 'listen.socket': '/run/spoa.sock', 'listen.host': undefined }],
+    ['listen: { socket: /run/spoa.sock }', { 'listen.socket': '/run/spoa.sock' }],
+    ['listen: {}', { 'listen.host': '127.0.0.1', 'listen.allowFrom': [], 'listen.maxConnections': 1000, 'listen.idleTimeoutMs': 30000 }],
+    [
+      'listen: { host: 0.0.0.0, allow-from: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32"], max-connections: 50, idle-timeout: 2m }',
+      { 'listen.allowFrom': ['10.0.0.0/8', '192.0.2.7', '2001:db8::/32'], 'listen.maxConnections': 50, 'listen.idleTimeoutMs': 120000 },
+    ],
+    ['listen: { idle-timeout: 0 }', { 'listen.idleTimeoutMs': 0 }],
+    ['agent: { max-frame-size: 268435436 }', { 'agent.maxFrameSize': 268435436 }],
     ['listen: { socket: run/spoa.sock }', { 'listen.socket': '/etc/iprep/run/spoa.sock' }],
     ['listen: { port: 0 }', { 'listen.port': 0 }],
     [
@@ -288,7 +295,7 @@ describe('loadConfigFile', () => {
     const dir = resolve(EXAMPLE, '..');
     assert.equal(config.mode, 'reputation');
     assert.equal(config.source, EXAMPLE);
-    assert.equal(config.listen.host, '0.0.0.0');
+    assert.equal(config.listen.host, '127.0.0.1');
     assert.equal(config.agent.maxFrameSize, 16380);
     assert.deepEqual(config.allowlist.files, [join(dir, 'lists/allow.txt')]);
     assert.equal(config.allowlist.entries.length, 3);

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq } from 'yaml';
+import { MAX_MAX_FRAME_SIZE } from 'spop';
 import { isIPv4Mapped, parseAddress, parseRange } from '../net/address.js';
 import { IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
 import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig, defaultDecisions, defaultWorkers } from './defaults.js';
@@ -71,13 +72,47 @@ function readListen(s: MapReader, base: string, d: IprepConfig['listen']): Iprep
     if (s.has('port')) s.reportAt('socket', 'listen.socket and listen.port exclude each other: give one');
   }
   const workers = s.integer('workers', 1, 256) ?? d.workers;
+  const allowFrom = readAllowFrom(s);
+  if (socket !== undefined && s.has('allow-from')) {
+    s.reportAt('allow-from', 'listen.allow-from applies to TCP only: a Unix socket is guarded by its file permissions');
+  }
+  const maxConnections = s.integer('max-connections', 1, MAX_CONNECTIONS) ?? d.maxConnections;
+  const idleTimeoutMs = s.duration('idle-timeout', 0, MAX_TIMER_MS) ?? d.idleTimeoutMs;
   s.finish();
-  return { host, port: port ?? d.port, socket: socket === undefined ? undefined : resolve(base, socket), workers };
+  return {
+    host: host ?? d.host,
+    port: port ?? d.port,
+    socket: socket === undefined ? undefined : resolve(base, socket),
+    workers,
+    allowFrom,
+    maxConnections,
+    idleTimeoutMs,
+  };
+}
+
+/** Most SPOP connections a process may be told to serve (file descriptors run out long before). */
+export const MAX_CONNECTIONS = 1_000_000;
+
+/** `listen.allow-from`: addresses, CIDR prefixes or ranges, checked as the allowlist's are. */
+function readAllowFrom(s: MapReader): string[] {
+  const entries: string[] = [];
+  s.seq('allow-from').forEach((node, i) => {
+    const what = `listen.allow-from[${i}]`;
+    const entry = s.reader.string(node, what, ALLOWLIST_ENTRY);
+    if (entry === undefined) return;
+    try {
+      parseRange(entry);
+      entries.push(entry.trim());
+    } catch (e) {
+      s.reader.report(node, `${what}: ${(e as Error).message}`);
+    }
+  });
+  return entries;
 }
 
 function readAgent(s: MapReader, d: IprepConfig['agent']): IprepConfig['agent'] {
   const agent = {
-    maxFrameSize: s.integer('max-frame-size', 256, 0xffff_ffff) ?? d.maxFrameSize,
+    maxFrameSize: s.integer('max-frame-size', 256, MAX_MAX_FRAME_SIZE) ?? d.maxFrameSize,
     maxInFlight: s.integer('max-in-flight', 1) ?? d.maxInFlight,
     handlerTimeoutMs: s.duration('handler-timeout', 1, MAX_TIMER_MS) ?? d.handlerTimeoutMs,
     shutdownTimeoutMs: s.duration('shutdown-timeout', 0, MAX_TIMER_MS) ?? d.shutdownTimeoutMs,

@@ -12,6 +12,7 @@
 import type { Socket } from 'node:net';
 import {
   type Action,
+  type ByteBudget,
   type FrameHead,
   FrameFlags,
   FrameParser,
@@ -27,6 +28,7 @@ import {
   statusMessage,
 } from '../codec/index.js';
 import type { ConnectionInfo, HandlerResult, MessageHandler } from '../handler/types.js';
+import type { RateLimitedLog } from '../logger.js';
 import type { ResolvedAgentOptions } from '../options.js';
 import { type Negotiated, agentHelloKv, disconnectKv, negotiate, readDisconnect, readHaproxyHello } from './hello.js';
 import { NotifyCall } from './notify-call.js';
@@ -39,6 +41,10 @@ export interface ConnectionHost {
   readonly options: ResolvedAgentOptions;
   readonly handlers: ReadonlyMap<string, MessageHandler>;
   readonly stats: AgentStats;
+  /** Shared by all connections: bytes they may hold in partial frames and fragmented NOTIFY. */
+  readonly partialFrameBudget: ByteBudget;
+  /** Warnings a peer can provoke at will go through it. */
+  readonly peerLog: RateLimitedLog;
   /** With `async`, an ACK whose connection died may go out on another one of the same engine. */
   rerouteAck?(from: SpopConnection, call: NotifyCall, results: HandlerResult[]): boolean;
   onClose(connection: SpopConnection): void;
@@ -70,6 +76,12 @@ export class SpopConnection {
   readonly #writer = new Writer(2048); // under 4 KiB: carved from Node's shared pool, not a buffer per connection
   readonly #sink = (buf: Buffer, start: number, end: number): boolean => this.#onFrame(buf, start, end);
   #inFlight = 0;
+  /** Set by the first NOTIFY: from then on the connection is HAProxy's to keep idle. */
+  #notified = false;
+  /** Frames received, and their count when the partial-frame timer was armed: progress means no cut. */
+  #frames = 0;
+  #framesAtArm = 0;
+  #partialTimer: NodeJS.Timeout | undefined;
   /** Async NOTIFY calls still running, to abort them if the connection goes. */
   readonly #pending = new Set<NotifyCall>();
   #fragments: Fragments | undefined;
@@ -84,7 +96,7 @@ export class SpopConnection {
     this.#socket = socket;
     this.#host = host;
     this.#options = host.options;
-    this.#parser = new FrameParser(host.options.maxFrameSize);
+    this.#parser = new FrameParser(host.options.maxFrameSize, host.partialFrameBudget);
     this.info = {
       id,
       remoteAddress: socket.remoteAddress,
@@ -126,6 +138,7 @@ export class SpopConnection {
       this.#parser.push(chunk, this.#sink);
       // Not when the frame just handled closed us: #end() keeps the socket reading.
       if (this.#parser.paused && this.state !== 'closing') this.#socket.pause();
+      this.#watchPartialFrame();
     } catch (err) {
       this.#protocolError(err);
     } finally {
@@ -134,9 +147,32 @@ export class SpopConnection {
     }
   }
 
+  /** Arms the partial-frame timer when bytes of an incomplete frame are held (one check per chunk). */
+  #watchPartialFrame(): void {
+    if (this.#partialTimer !== undefined || this.#parser.held === 0 || this.#parser.paused) return;
+    this.#framesAtArm = this.#frames;
+    this.#partialTimer = setTimeout(() => this.#partialFrameTimerFired(), this.#options.partialFrameTimeout);
+    this.#partialTimer.unref();
+  }
+
+  #partialFrameTimerFired(): void {
+    this.#partialTimer = undefined;
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    if (this.#frames !== this.#framesAtArm) return this.#watchPartialFrame(); // frames keep completing
+    if (this.#parser.held === 0 || this.#parser.paused) return; // re-armed by the next chunk if needed
+    this.#host.stats.partialFrameTimeouts++;
+    this.#host.peerLog.warn('partial frame not completed in time: closing', {
+      connection: this.info.id,
+      remote: this.info.remoteAddress,
+      partialFrameTimeoutMs: this.#options.partialFrameTimeout,
+    });
+    this.#disconnect(Status.TIMEOUT, statusMessage(Status.TIMEOUT));
+  }
+
   /** Handles one frame; returns false to stop reading (back-pressure or a state change). */
   #onFrame(buf: Buffer, start: number, end: number): boolean {
     const head = readFrameHead(this.#reader, buf, start, end, this.#head);
+    this.#frames++;
     this.#options.onFrame?.('in', decodeFrame(buf.subarray(start, end)), this.info.id);
     switch (this.#state) {
       case 'hello':
@@ -176,6 +212,10 @@ export class SpopConnection {
       return;
     }
     this.#state = 'ready';
+    if (this.#options.idleTimeout > 0) {
+      this.#timer = setTimeout(() => this.#idleTimedOut(), this.#options.idleTimeout);
+      this.#timer.unref();
+    }
     this.#options.logger.debug('connection ready', {
       connection: this.info.id,
       engineId: hello.engineId,
@@ -187,6 +227,10 @@ export class SpopConnection {
   #onReadyStateFrame(head: FrameHead, end: number): void {
     switch (head.typeId) {
       case FrameType.NOTIFY:
+        if (!this.#notified) {
+          this.#notified = true;
+          clearTimeout(this.#timer);
+        }
         return this.#onNotify(head, end);
       case FrameType.UNSET:
         return this.#onFragment(head, end);
@@ -209,6 +253,7 @@ export class SpopConnection {
       if (this.#fragments) throw new SpopError(Status.INTERLACED_FRAMES, 'new fragmented NOTIFY before the last one ended');
       // Copy: the chunk the payload sits in will not outlive this call for long.
       const payload = Buffer.from(this.#reader.bytes(end - this.#reader.pos));
+      this.#takeFragmentBytes(payload.length);
       this.#fragments = { streamId: head.streamId, frameId: head.frameId, chunks: [payload], size: payload.length };
       return;
     }
@@ -226,27 +271,45 @@ export class SpopConnection {
     }
     if ((head.flags & FrameFlags.ABORT) !== 0) {
       // HAProxy gave up on this NOTIFY (2.6): forget it, no ACK is expected.
-      this.#fragments = undefined;
+      this.#dropFragments();
       this.#options.logger.debug('fragmented NOTIFY aborted', { connection: this.info.id });
       return;
     }
     const payload = Buffer.from(this.#reader.bytes(end - this.#reader.pos));
-    fragments.size += payload.length;
-    if (fragments.size > this.#options.maxReassembledSize) {
+    if (fragments.size + payload.length > this.#options.maxReassembledSize) {
       throw new SpopError(Status.FRAME_TOO_BIG, `fragmented NOTIFY above ${this.#options.maxReassembledSize} bytes`);
     }
+    this.#takeFragmentBytes(payload.length);
+    fragments.size += payload.length;
     fragments.chunks.push(payload);
     if ((head.flags & FrameFlags.FIN) === 0) return;
-    this.#fragments = undefined;
+    // Pieces kept in a list and joined once: reassembly copies each byte twice, whatever their number.
     const whole = Buffer.concat(fragments.chunks, fragments.size);
+    this.#dropFragments();
     this.#dispatch(fragments.streamId, fragments.frameId, this.#reader.reset(whole).messages());
+  }
+
+  #takeFragmentBytes(bytes: number): void {
+    if (!this.#host.partialFrameBudget.take(bytes)) {
+      throw new SpopError(Status.RESOURCE_ALLOCATION, 'fragmented NOTIFY payloads of all connections would exceed their budget');
+    }
+  }
+
+  /** Forgets a fragmented NOTIFY and gives its bytes back. */
+  #dropFragments(): void {
+    const fragments = this.#fragments;
+    if (fragments === undefined) return;
+    this.#fragments = undefined;
+    // `size` counts exactly the bytes taken from the budget.
+    this.#host.partialFrameBudget.give(fragments.size);
   }
 
   #onHaproxyDisconnect(): void {
     const { status, message } = readDisconnect(this.#reader.kvList());
     this.#host.stats.haproxyDisconnects++;
-    const log = status === Status.NORMAL || status === Status.TIMEOUT ? 'debug' : 'warn';
-    this.#options.logger[log]('HAProxy disconnected', { connection: this.info.id, status, message });
+    const fields = { connection: this.info.id, status, message };
+    if (status === Status.NORMAL || status === Status.TIMEOUT) this.#options.logger.debug('HAProxy disconnected', fields);
+    else this.#host.peerLog.warn('HAProxy disconnected', fields);
     this.#disconnect(Status.NORMAL, statusMessage(Status.NORMAL));
   }
 
@@ -417,6 +480,7 @@ export class SpopConnection {
     try {
       this.#parser.resume(this.#sink);
       if (!this.#parser.paused) this.#socket.resume();
+      this.#watchPartialFrame();
     } catch (err) {
       this.#protocolError(err);
     } finally {
@@ -434,8 +498,18 @@ export class SpopConnection {
       this.#disconnect(Status.UNKNOWN, statusMessage(Status.UNKNOWN));
       return;
     }
+    if (err.status === Status.RESOURCE_ALLOCATION) {
+      this.#host.stats.bufferLimitDisconnects++;
+      this.#host.peerLog.warn('partial-frame budget exhausted: disconnecting', {
+        connection: this.info.id,
+        remote: this.info.remoteAddress,
+        maxBufferedBytes: this.#options.maxBufferedBytes,
+      });
+      this.#disconnect(err.status, err.message);
+      return;
+    }
     this.#host.stats.protocolErrors++;
-    this.#options.logger.warn('protocol error: disconnecting', {
+    this.#host.peerLog.warn('protocol error: disconnecting', {
       connection: this.info.id,
       remote: this.info.remoteAddress,
       status: err.status,
@@ -468,23 +542,36 @@ export class SpopConnection {
 
   #helloTimedOut(): void {
     if (this.#state !== 'hello') return;
-    this.#options.logger.warn('no HELLO received in time: closing', { connection: this.info.id });
+    this.#host.stats.helloTimeouts++;
+    this.#host.peerLog.warn('no HELLO received in time: closing', { connection: this.info.id, remote: this.info.remoteAddress });
+    this.#disconnect(Status.TIMEOUT, statusMessage(Status.TIMEOUT));
+  }
+
+  #idleTimedOut(): void {
+    if (this.#state !== 'ready' || this.#notified) return;
+    this.#host.stats.idleTimeouts++;
+    this.#host.peerLog.info('no NOTIFY since HELLO: closing idle connection', {
+      connection: this.info.id,
+      remote: this.info.remoteAddress,
+      idleTimeoutMs: this.#options.idleTimeout,
+    });
     this.#disconnect(Status.TIMEOUT, statusMessage(Status.TIMEOUT));
   }
 
   #onSocketError(err: NodeJS.ErrnoException): void {
     const gone = err.code !== undefined && PEER_GONE.has(err.code);
-    this.#options.logger[gone ? 'debug' : 'warn']('connection error', {
-      connection: this.info.id,
-      code: err.code,
-      error: err.message,
-    });
+    const fields = { connection: this.info.id, code: err.code, error: err.message };
+    if (gone) this.#options.logger.debug('connection error', fields);
+    else this.#host.peerLog.warn('connection error', fields);
   }
 
   #onClose(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#timer);
+    clearTimeout(this.#partialTimer);
+    this.#parser.release();
+    this.#dropFragments();
     const lost = new Error('connection closed');
     for (const call of this.#pending) {
       call.abort(lost);

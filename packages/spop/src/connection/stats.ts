@@ -19,6 +19,18 @@ export class AgentStats {
   protocolErrors = 0;
   /** Connections whose HAProxy sent a HAPROXY-DISCONNECT. */
   haproxyDisconnects = 0;
+  /** Connections closed at accept: beyond `maxConnections`, or refused by `allowConnection`. */
+  refusedConnections = 0;
+  deniedConnections = 0;
+  /** Connections cut for sending no HELLO in time, or no NOTIFY within `idleTimeout` after it. */
+  helloTimeouts = 0;
+  idleTimeouts = 0;
+  /** Bytes held now in partial frames across connections (at most `maxBufferedBytes`). */
+  partialFrameBytes = 0;
+  /** Connections closed because their partial frame would have exceeded `maxBufferedBytes`. */
+  bufferLimitDisconnects = 0;
+  /** Connections cut for holding a partial frame longer than `partialFrameTimeout`. */
+  partialFrameTimeouts = 0;
 
   snapshot(): Readonly<Record<Exclude<keyof AgentStats, 'snapshot'>, number>> {
     return { ...this } ;

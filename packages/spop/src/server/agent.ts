@@ -5,6 +5,8 @@
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import { SpopConnection, type ConnectionHost } from '../connection/connection.js';
 import { AgentStats } from '../connection/stats.js';
+import type { ByteBudget } from '../codec/index.js';
+import { RateLimitedLog } from '../logger.js';
 import type { NotifyCall } from '../connection/notify-call.js';
 import type { HandlerResult, MessageHandler } from '../handler/types.js';
 import { type AgentOptions, type ResolvedAgentOptions, resolveAgentOptions } from '../options.js';
@@ -18,9 +20,34 @@ export interface CloseOptions {
   timeout?: number;
 }
 
+/** The budget of partial-frame bytes shared by an agent's connections, kept in its stats. */
+class PartialFrameBudget implements ByteBudget {
+  readonly #limit: number;
+  readonly #stats: AgentStats;
+
+  constructor(limit: number, stats: AgentStats) {
+    this.#limit = limit;
+    this.#stats = stats;
+  }
+
+  take(bytes: number): boolean {
+    if (this.#stats.partialFrameBytes + bytes > this.#limit) return false;
+    this.#stats.partialFrameBytes += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.#stats.partialFrameBytes -= bytes;
+  }
+}
+
 export class Agent implements ConnectionHost {
   readonly options: ResolvedAgentOptions;
   readonly stats = new AgentStats();
+  /** @internal */
+  readonly partialFrameBudget: ByteBudget;
+  /** @internal */
+  readonly peerLog: RateLimitedLog;
   readonly #handlers = new Map<string, MessageHandler>();
   readonly #connections = new Set<SpopConnection>();
   #server: Server | undefined;
@@ -29,6 +56,8 @@ export class Agent implements ConnectionHost {
 
   constructor(options: AgentOptions = {}) {
     this.options = resolveAgentOptions(options);
+    this.partialFrameBudget = new PartialFrameBudget(this.options.maxBufferedBytes, this.stats);
+    this.peerLog = new RateLimitedLog(this.options.logger, this.options.peerLogLimit);
   }
 
   get handlers(): ReadonlyMap<string, MessageHandler> {
@@ -47,14 +76,46 @@ export class Agent implements ConnectionHost {
     return this.#connections;
   }
 
-  /** Serves one accepted socket (for servers you create yourself, or tests). */
-  handle(socket: Socket): SpopConnection {
+  /**
+   * Serves one accepted socket (for servers you create yourself, or tests).
+   * A peer `allowConnection` refuses, or one beyond `maxConnections`, is
+   * closed at once: undefined is returned.
+   */
+  handle(socket: Socket): SpopConnection | undefined {
+    if (!this.#allowed(socket)) {
+      this.stats.deniedConnections++;
+      this.peerLog.warn('connection refused: peer not allowed', { remote: socket.remoteAddress });
+      socket.destroy();
+      return undefined;
+    }
+    if (this.#connections.size >= this.options.maxConnections) {
+      this.stats.refusedConnections++;
+      this.peerLog.warn('connection refused: max-connections reached', {
+        remote: socket.remoteAddress,
+        maxConnections: this.options.maxConnections,
+      });
+      socket.destroy();
+      return undefined;
+    }
     const connection = new SpopConnection(socket, this, this.#nextConnectionId++);
     this.#connections.add(connection);
     this.stats.connections++;
     this.stats.connectionsTotal++;
     if (this.#closing) void connection.shutdown(0);
     return connection;
+  }
+
+  #allowed(socket: Socket): boolean {
+    const allow = this.options.allowConnection;
+    const { remoteAddress: address, remoteFamily: family, remotePort: port } = socket;
+    // No address: a Unix-socket peer (guarded by file permissions), or a TCP peer already gone.
+    if (allow === undefined || address === undefined || family === undefined || port === undefined) return true;
+    try {
+      return allow({ address, family, port }) === true;
+    } catch (err) {
+      this.peerLog.warn('allowConnection failed: peer refused', { error: err instanceof Error ? err.message : String(err) });
+      return false;
+    }
   }
 
   /** @internal called by a connection once its socket is closed. */
