@@ -7,7 +7,7 @@
  * not compared: a proxy or a port mapping may change it. A request without Host (HTTP/1.0) is not a
  * browser's, and passes.
  */
-import { formatAddress, isIPv4Mapped, parseAddress } from '../net/address.js';
+import { formatAddress, isLoopbackAddress, parseAddress, unmapIPv4 } from '../net/address.js';
 
 /** Host header: `name`, `a.b.c.d` or `[v6]`, then an optional `:port`. */
 const HOST_HEADER = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9._-]+))(?::\d{1,5})?$/;
@@ -18,7 +18,8 @@ export class HostCheck {
 
   /** `boundAddress`: the address the server listens on, as `server.address()` gives it. */
   constructor(boundAddress: string, allowedNames: readonly string[] = []) {
-    this.#bound = asIPv4(parseAddress(boundAddress));
+    const bound = parseAddress(boundAddress);
+    this.#bound = bound === undefined ? undefined : unmapIPv4(bound);
     this.#names = new Set(['localhost', ...allowedNames.map(normalName)]);
   }
 
@@ -40,11 +41,11 @@ export class HostCheck {
   }
 
   #addressAllowed(bytes: Uint8Array): boolean {
-    const address = asIPv4(bytes) as Uint8Array;
+    const address = unmapIPv4(bytes);
     const bound = this.#bound;
     if (bound === undefined) return false;
     if (bound.every((b) => b === 0)) return true;
-    if (isLoopback(bound)) return isLoopback(address);
+    if (isLoopbackAddress(bound)) return isLoopbackAddress(address);
     return address.length === bound.length && address.every((b, i) => b === bound[i]);
   }
 }
@@ -52,12 +53,4 @@ export class HostCheck {
 /** `Example.ORG.` -> `example.org`: DNS names are case-insensitive, and a final dot names the same host. */
 function normalName(name: string): string {
   return name.toLowerCase().replace(/\.$/, '');
-}
-
-function asIPv4(bytes: Uint8Array | undefined): Uint8Array | undefined {
-  return bytes !== undefined && isIPv4Mapped(bytes) ? bytes.slice(12) : bytes;
-}
-
-function isLoopback(bytes: Uint8Array): boolean {
-  return bytes.length === 4 ? bytes[0] === 127 : bytes.every((b, i) => b === (i === 15 ? 1 : 0));
 }

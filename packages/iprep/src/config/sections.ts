@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq } from 'yaml';
 import { MAX_MAX_FRAME_SIZE } from 'spop';
-import { isIPv4Mapped, parseAddress, parseRange } from '../net/address.js';
+import { parseAddress, parseRange } from '../net/address.js';
 import { IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
 import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig, defaultDecisions, defaultWorkers } from './defaults.js';
 import { formatDuration } from './duration.js';
@@ -369,12 +369,3 @@ function isRedisUrl(text: string): boolean {
   return URL.canParse(text) && ['redis:', 'rediss:'].includes(new URL(text).protocol);
 }
 
-/** Loopback addresses (IPv4-mapped ones too: `::ffff:127.0.0.1`) and `localhost`: reachable from this machine only. */
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  const bytes = parseAddress(host);
-  if (bytes === undefined) return false;
-  if (bytes.length === 4) return bytes[0] === 127;
-  if (isIPv4Mapped(bytes)) return bytes[12] === 127;
-  return bytes.every((b, i) => b === (i === 15 ? 1 : 0));
-}

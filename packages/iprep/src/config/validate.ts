@@ -4,7 +4,7 @@
  * `checkSettings`, so a flag cannot get past a rule the file is held to.
  */
 import type { IprepConfig } from '../types.js';
-import { isLoopback } from './sections.js';
+import { isLoopbackHost } from '../net/address.js';
 
 /** A problem with the merged configuration, at the setting (its YAML path, `admin.host`) to change. */
 export interface SettingProblem {
@@ -16,7 +16,7 @@ export interface SettingProblem {
 export function checkSettings(config: IprepConfig): SettingProblem[] {
   const problems: SettingProblem[] = [];
   const { admin } = config;
-  if (admin.enabled && admin.token === undefined && !isLoopback(admin.host)) {
+  if (admin.enabled && admin.token === undefined && !isLoopbackHost(admin.host)) {
     problems.push({
       setting: 'admin.host',
       message: `admin.host ${admin.host} is reachable from other machines: set admin.token or admin.token-file`,

@@ -117,3 +117,21 @@ export function isIPv4Mapped(bytes: Uint8Array): boolean {
   for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
   return bytes[10] === 0xff && bytes[11] === 0xff;
 }
+
+/** The IPv4 address inside an IPv4-mapped one (a view, not a copy); any other address as it is. */
+export function unmapIPv4(bytes: Uint8Array): Uint8Array {
+  return isIPv4Mapped(bytes) ? bytes.subarray(12) : bytes;
+}
+
+/** True for addresses only this machine reaches: 127.0.0.0/8 and ::1, IPv4-mapped ones included. */
+export function isLoopbackAddress(bytes: Uint8Array): boolean {
+  const address = unmapIPv4(bytes);
+  return address.length === 4 ? address[0] === 127 : address.every((b, i) => b === (i === 15 ? 1 : 0));
+}
+
+/** `isLoopbackAddress` for text, `localhost` included; a host name or bad text is not loopback. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  const bytes = parseAddress(host);
+  return bytes !== undefined && isLoopbackAddress(bytes);
+}

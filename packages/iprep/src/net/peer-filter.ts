@@ -6,7 +6,9 @@
  * listens elsewhere.
  */
 import type { PeerAddress } from 'spop';
-import { type IpRange, compareAddress, isIPv4Mapped, parseAddress, parseRange } from './address.js';
+import { type IpRange, compareAddress, parseAddress, parseRange, unmapIPv4 } from './address.js';
+
+export { isLoopbackHost } from './address.js';
 
 /**
  * The agent's `allowConnection` for a list of addresses, CIDR prefixes and
@@ -21,19 +23,9 @@ export function allowFromFilter(entries: readonly string[]): (peer: PeerAddress)
   };
 }
 
-/** True for addresses only this machine reaches: 127.0.0.0/8, ::1, their IPv4-mapped form, `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost') return true;
-  const bytes = peerBytes(host);
-  if (bytes === undefined) return false;
-  if (bytes.length === 4) return bytes[0] === 127;
-  return bytes.every((b, i) => b === (i === 15 ? 1 : 0));
-}
-
 function peerBytes(address: string): Uint8Array | undefined {
   const bytes = parseAddress(address);
-  if (bytes === undefined) return undefined;
-  return isIPv4Mapped(bytes) ? bytes.subarray(12) : bytes;
+  return bytes === undefined ? undefined : unmapIPv4(bytes);
 }
 
 function contains(range: IpRange, bytes: Uint8Array): boolean {
