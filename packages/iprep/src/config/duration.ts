@@ -65,7 +65,7 @@ function badDuration(value: string): TypeError {
   return new TypeError(`not a duration: ${JSON.stringify(value)} (${DURATION_HINT})`);
 }
 
-/** The shortest text parseDuration reads back as `ms` (an integer >= 0): `1h30m`, `500ms`, `0s`. */
+/** The text parseDuration reads back as `ms` (an integer >= 0), in days at most: `1h30m`, `500ms`, `14d`, `0s`. */
 export function formatDuration(ms: number): string {
   if (ms === 0) return '0s';
   let rest = ms;
