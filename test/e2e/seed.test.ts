@@ -128,7 +128,7 @@ async function tearDown(s: Setup | undefined): Promise<void> {
 
 /**
  * Requests that may meet a cold agent connection: 3.2 was seen dropping the
- * first NOTIFY of a fresh connection (spop-reference §10.1), so they are not
+ * first NOTIFY of a fresh connection (docs/protocol.md §9.1), so they are not
  * counted.
  */
 async function warmUp(port: number, opts: Parameters<typeof httpGet>[2] = {}): Promise<void> {
@@ -269,7 +269,7 @@ for (const version of haproxyVersions) {
       // ...and HAProxy applied every one of those ACKs: none came too late.
       assert.equal(done.filter((d) => d.scored).length, acks, 'every ACK sent was applied by HAProxy');
       // A request that waited for the processing timeout is one whose NOTIFY never reached
-      // the agent: HAProxy retries a gone agent until that timeout (spop-reference §10.3).
+      // the agent: HAProxy retries a gone agent until that timeout (docs/protocol.md §9.3).
       const slow = done.filter((d) => d.ms >= processingMs);
       assert.deepEqual(slow.filter((d) => d.scored), [], 'no request the agent answered waited');
       const inFlightAtStop = done.filter((d) => d.startedBeforeStop && !d.scored);

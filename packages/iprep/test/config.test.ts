@@ -25,6 +25,9 @@ describe('parseDuration', () => {
     ['10m', 600_000],
     ['1h', 3_600_000],
     ['7d', 604_800_000],
+    ['1w', 604_800_000],
+    ['2w3d', 1_468_800_000],
+    ['52w1d', 365 * 86_400_000],
     ['1h30m', 5_400_000],
     ['1d2h3m4s5ms', 93_784_005],
     ['1h 30m', 5_400_000],
@@ -40,7 +43,7 @@ describe('parseDuration', () => {
     it(`${JSON.stringify(text)} is ${ms} ms`, () => assert.equal(parseDuration(text), ms));
   }
 
-  const invalid: (string | number)[] = ['', ' ', 's', '10x', '1H', '-1s', '1m1h', '1s1s', '1h30', 'ms', '1.s', '5 seconds', -1, Number.NaN, Number.POSITIVE_INFINITY];
+  const invalid: (string | number)[] = ['', ' ', 's', '10x', '1H', '-1s', '1m1h', '1s1s', '1d1w', '1w1w', '1W', '1h30', 'ms', '1.s', '5 seconds', -1, Number.NaN, Number.POSITIVE_INFINITY];
   for (const value of invalid) {
     it(`${JSON.stringify(value)} is not a duration`, () => {
       assert.throws(() => parseDuration(value), (e: unknown) => e instanceof TypeError && /not a duration/.test(e.message));
@@ -55,6 +58,7 @@ describe('parseDuration', () => {
 
   it('reads back what a compound of units writes', () => {
     const units = [
+      ['w', 604_800_000],
       ['d', 86_400_000],
       ['h', 3_600_000],
       ['m', 60_000],

@@ -4,12 +4,12 @@
  * through the raw `bytes` views the decoder keeps for strings and addresses).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { Reader, Status, decodeFrame, encodeFrame, encodeTypedData } from '../src/codec/index.js';
 import { assertSpopError, bodyOf, fromHex, normalise, normaliseData, toHex } from './helpers.js';
-import { invalidBodies, referenceVectors, typedDataVectors, vectors } from './vectors.js';
+import { int64Vectors, invalidBodies, referenceVectors, typedDataVectors, varintVectors, vectors } from './vectors.js';
 
 describe('vector table', () => {
   it('has unique names and unique hex', () => {
@@ -24,23 +24,40 @@ describe('vector table', () => {
     }
   });
 
-  // Guards against a vector of §13 being forgotten: every backticked hex string
-  // there that is a whole frame (LENGTH matches) must be in the table.
-  const reference = new URL('../../../../shared/spop-reference.md', import.meta.url);
-  // In CI the reference must be there (../shared beside the clone); elsewhere its absence is said, not hidden.
-  const absent = !existsSync(reference) && !process.env.CI && `${fileURLToPath(reference)} absent: this check needs ../shared beside the repository`;
-  it('holds every whole frame of spop-reference.md §13', { skip: absent }, () => {
-    assert.ok(existsSync(reference), `${fileURLToPath(reference)} is missing: CI puts ../shared beside the clone`);
-    const text = readFileSync(reference, 'utf8');
-    const section = text.slice(text.indexOf('## 13. Test vectors'), text.indexOf('## 14.'));
+  // Guards against a vector of docs/protocol.md being forgotten: every backticked
+  // hex string of its test vectors (§11) that is a whole frame (LENGTH matches)
+  // must be in the table, and so must every varint of its examples (§3.4).
+  const protocol = readFileSync(fileURLToPath(new URL('../../../docs/protocol.md', import.meta.url)), 'utf8');
+
+  /** The text of the section whose heading starts with `heading`, up to the next heading of its level or above. */
+  function section(heading: string): string {
+    const start = protocol.indexOf(`\n${heading}`);
+    assert.ok(start >= 0, `docs/protocol.md has no section "${heading}"`);
+    const level = heading.slice(0, heading.indexOf(' ') + 1);
+    const next = protocol.slice(start + 1).search(new RegExp(`\\n#{2,${level.length - 1}} `));
+    return next < 0 ? protocol.slice(start) : protocol.slice(start, start + 1 + next);
+  }
+
+  it('holds every whole frame of docs/protocol.md §11', () => {
     const frames = new Set<string>();
-    for (const [, quoted] of section.matchAll(/`([0-9a-f ]+)`/g)) {
+    for (const [, quoted] of section('## 11. ').matchAll(/`([0-9a-f ]+)`/g)) {
       const hex = quoted!.replace(/ /g, '');
       if (hex.length >= 22 && parseInt(hex.slice(0, 8), 16) * 2 === hex.length - 8) frames.add(hex);
     }
-    assert.ok(frames.size >= 26, `only ${frames.size} frames found in §13`);
+    assert.ok(frames.size >= 26, `only ${frames.size} frames found in §11`);
     const table = new Set(referenceVectors.map((v) => v.hex));
-    for (const hex of frames) assert.ok(table.has(hex), `§13 frame missing from the table: ${hex}`);
+    for (const hex of frames) assert.ok(table.has(hex), `§11 frame missing from the table: ${hex}`);
+  });
+
+  it('holds every varint of docs/protocol.md §3.4', () => {
+    const rows = [...section('### 3.4 ').matchAll(/^\| ([^|]+) \| `([0-9a-f ]+)` \|/gm)];
+    assert.ok(rows.length >= 25, `only ${rows.length} varints found in §3.4`);
+    // int64Vectors are typed data: the varint follows the type byte 04.
+    const table = new Set([...varintVectors.map((v) => v.hex), ...int64Vectors.map((v) => v.hex.slice(2))]);
+    for (const [, value, quoted] of rows) {
+      const hex = quoted!.replace(/ /g, '');
+      assert.ok(table.has(hex), `§3.4 varint missing from the table: ${value!.trim()} = ${hex}`);
+    }
   });
 });
 
@@ -73,7 +90,7 @@ describe('typed data vectors', () => {
 });
 
 describe('decoded values', () => {
-  /** The IPv4 and the STR argument of the two-message NOTIFY of §13.6, as decoded. */
+  /** The IPv4 and the STR argument of the two-message NOTIFY of docs/protocol.md §11.4, as decoded. */
   function decodedArgs() {
     const twoMessages = vectors.find((v) => v.name.includes('two messages'))!;
     const body = bodyOf(fromHex(twoMessages.hex));

@@ -1,6 +1,6 @@
 /**
  * What goes wrong: failing and slow handlers, broken framing, fragmentation,
- * oversize ACKs, status codes (spop-reference §2, §8, §14).
+ * oversize ACKs, status codes (docs/protocol.md §2, §8, §10).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';

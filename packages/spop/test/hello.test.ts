@@ -1,6 +1,6 @@
 /**
  * HELLO negotiation: the pure functions of connection/hello.ts, then the
- * handshake over a socket (spop-reference §6, §8, §9).
+ * handshake over a socket (docs/protocol.md §6, §7.4, §8).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';

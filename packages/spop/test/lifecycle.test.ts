@@ -1,7 +1,7 @@
 /**
  * Connection and agent lifecycle: graceful close, refused connections, Unix
  * sockets, resets, hello timeout, HAPROXY-DISCONNECT with work in flight
- * (spop-reference §8, §10, §14.14).
+ * (docs/protocol.md §8, §9, §10.14).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -1,7 +1,7 @@
 /**
  * NOTIFY -> ACK: id rules, message order, handler results, every typed value
  * through setVar, scopes; then pipelining, back-pressure and ACK batching
- * (spop-reference §5, §7, §14.3).
+ * (docs/protocol.md §5, §7, §10.3).
  */
 import assert from 'node:assert/strict';
 import { type Socket, createServer } from 'node:net';

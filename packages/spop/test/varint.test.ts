@@ -1,5 +1,5 @@
 /**
- * SPOP varints (spop-reference §3): the §3.4 table both ways, the §3.3 size
+ * SPOP varints (docs/protocol.md §3): the §3.4 table both ways, the §3.3 size
  * boundaries, and rejection of truncated, over-long and out-of-range input.
  */
 import assert from 'node:assert/strict';

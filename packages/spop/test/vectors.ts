@@ -3,10 +3,11 @@
  * is the whole frame on the wire (length prefix included) and `frame` the
  * object form the decoder returns and the encoder takes.
  *
- * Every hex string of spop-reference.md §13 is here, verbatim (that section is
- * authoritative: each vector was cross-checked against HAProxy itself). The
+ * Every frame of docs/protocol.md §11 is here, verbatim (that section is
+ * authoritative: each vector was cross-checked against HAProxy itself; a test
+ * checks that none is missing). The
  * extra vectors (typed data of every kind in a SET-VAR for every scope, raw
- * frames, 64-bit ids) were computed by hand with the §3.1 algorithm and an
+ * frames, 64-bit ids) were computed by hand with the algorithm of docs/protocol.md §3.1 and an
  * independent encoder, never with the code under test.
  */
 import { type Action, type Frame, type KvEntry, type TypedData, type VarScope, FrameFlags } from '../src/codec/index.js';
@@ -81,60 +82,60 @@ const capabilities = (list: string): KvEntry => ['capabilities', T.str(list)];
 const engineId: KvEntry = ['engine-id', T.str('c0f397ef-7909-40f6-a287-2e2f29cd5288')];
 
 // ---------------------------------------------------------------------------
-// spop-reference.md §13, verbatim
+// docs/protocol.md §11, verbatim
 
 export const referenceVectors: readonly Vector[] = [
-  // 13.1 (also the first vector of 13.6)
+  // 11.1 (also the first vector of 11.4)
   {
-    name: '13.1 seed NOTIFY check-client-ip, unnamed IPv4 arg, sid 20 fid 1',
+    name: '11.1 seed NOTIFY check-client-ip, unnamed IPv4 arg, sid 20 fid 1',
     hex: '0000001e030000000114010f636865636b2d636c69656e742d69700100067f000001',
     frame: notify(20, 1, msg('check-client-ip', ['', T.ipv4('127.0.0.1')])),
   },
-  // 13.2 - 13.4
+  // 11.2
   {
-    name: '13.2 HAPROXY-HELLO from 2.6 (pipelining,async)',
+    name: '11.2 HAPROXY-HELLO from 2.6 (pipelining,async)',
     hex: '000000810100000001000012737570706f727465642d76657273696f6e730803322e300e6d61782d6672616d652d73697a6503fcf0060c6361706162696c69746965730810706970656c696e696e672c6173796e6309656e67696e652d6964082463306633393765662d373930392d343066362d613238372d326532663239636435323838',
     frame: kvFrame('haproxy-hello', [versions, maxFrameSize(16380), capabilities('pipelining,async'), engineId]),
   },
   {
-    name: '13.3 HAPROXY-HELLO from 3.x (pipelining)',
+    name: '11.2 HAPROXY-HELLO from 3.x (pipelining)',
     hex: '0000007b0100000001000012737570706f727465642d76657273696f6e730803322e300e6d61782d6672616d652d73697a6503fcf0060c6361706162696c6974696573080a706970656c696e696e6709656e67696e652d6964082463306633393765662d373930392d343066362d613238372d326532663239636435323838',
     frame: kvFrame('haproxy-hello', [versions, maxFrameSize(16380), capabilities('pipelining'), engineId]),
   },
   {
-    name: '13.4 HAPROXY-HELLO health check (empty capabilities, healthcheck BOOL true)',
+    name: '11.2 HAPROXY-HELLO health check (empty capabilities, healthcheck BOOL true)',
     hex: '0000004e0100000001000012737570706f727465642d76657273696f6e730803322e300e6d61782d6672616d652d73697a6503fcf0060c6361706162696c697469657308000b6865616c7468636865636b11',
     frame: kvFrame('haproxy-hello', [versions, maxFrameSize(16380), capabilities(''), ['healthcheck', T.bool(true)]]),
   },
-  // 13.5
+  // 11.3
   {
-    name: '13.5 AGENT-HELLO minimal (no capabilities)',
+    name: '11.3 AGENT-HELLO minimal (no capabilities)',
     hex: '00000036650000000100000776657273696f6e0803322e300e6d61782d6672616d652d73697a6503fcf0060c6361706162696c69746965730800',
     frame: kvFrame('agent-hello', [version, maxFrameSize(16380), capabilities('')]),
   },
   {
-    name: '13.5 AGENT-HELLO announcing pipelining',
+    name: '11.3 AGENT-HELLO announcing pipelining',
     hex: '00000040650000000100000776657273696f6e0803322e300e6d61782d6672616d652d73697a6503fcf0060c6361706162696c6974696573080a706970656c696e696e67',
     frame: kvFrame('agent-hello', [version, maxFrameSize(16380), capabilities('pipelining')]),
   },
   {
-    name: '13.5 AGENT-HELLO pipelining with max-frame-size 1024',
+    name: '11.3 AGENT-HELLO pipelining with max-frame-size 1024',
     hex: '0000003f650000000100000776657273696f6e0803322e300e6d61782d6672616d652d73697a6503f0310c6361706162696c6974696573080a706970656c696e696e67',
     frame: kvFrame('agent-hello', [version, maxFrameSize(1024), capabilities('pipelining')]),
   },
-  // 13.6
+  // 11.4
   {
-    name: '13.6 NOTIFY named arg ip=192.168.1.10, 3.x ids sid 1 fid 1',
+    name: '11.4 NOTIFY named arg ip=192.168.1.10, 3.x ids sid 1 fid 1',
     hex: '00000020030000000101010f636865636b2d636c69656e742d69700102697006c0a8010a',
     frame: notify(1, 1, msg('check-client-ip', ['ip', T.ipv4('192.168.1.10')])),
   },
   {
-    name: '13.6 NOTIFY IPv6 2001:db8::1, sid 3',
+    name: '11.4 NOTIFY IPv6 2001:db8::1, sid 3',
     hex: '0000002c030000000103010f636865636b2d636c69656e742d6970010269700720010db8000000000000000000000001',
     frame: notify(3, 1, msg('check-client-ip', ['ip', T.ipv6('2001:db8::1')])),
   },
   {
-    name: '13.6 NOTIFY two messages (str, int64, bool false, null)',
+    name: '11.4 NOTIFY two messages (str, int64, bool false, null)',
     hex: '00000048030000000114010f636865636b2d636c69656e742d69700100067f0000010b6c6f672d7265717565737404066d6574686f64080347455404706f727404f0ea0203746c7301017800',
     frame: notify(
       20,
@@ -144,84 +145,84 @@ export const referenceVectors: readonly Vector[] = [
     ),
   },
   {
-    name: '13.6 NOTIFY real 2.6.12 capture, first stream (sid 0), ip + mode',
+    name: '11.4 NOTIFY real 2.6.12 capture, first stream (sid 0), ip + mode',
     hex: '0000002e030000000100010f636865636b2d636c69656e742d697002026970067f000001046d6f646508072f6e6f726d616c',
     frame: notify(0, 1, msg('check-client-ip', ['ip', T.ipv4('127.0.0.1')], ['mode', T.str('/normal')])),
   },
   {
-    name: '13.6 NOTIFY real 2.6.12 capture, response event (fid 2, status INT64 200)',
+    name: '11.4 NOTIFY real 2.6.12 capture, response event (fid 2, status INT64 200)',
     hex: '000000280300000001000208726573702d6d736702046d6f646508072f6e6f726d616c0673746174757304c8',
     frame: notify(0, 2, msg('resp-msg', ['mode', T.str('/normal')], ['status', T.int64(200)])),
   },
   {
-    name: '13.6 NOTIFY same request captured from 3.2.0/HEAD (sid 1 fid 1)',
+    name: '11.4 NOTIFY same request captured from 3.2.0/HEAD (sid 1 fid 1)',
     hex: '0000002e030000000101010f636865636b2d636c69656e742d697002026970067f000001046d6f646508072f6e6f726d616c',
     frame: notify(1, 1, msg('check-client-ip', ['ip', T.ipv4('127.0.0.1')], ['mode', T.str('/normal')])),
   },
-  // 13.7
+  // 11.5
   {
-    name: '13.7 ACK sess.ip_score = UINT32 42',
+    name: '11.5 ACK sess.ip_score = UINT32 42',
     hex: '00000015670000000114010103010869705f73636f7265032a',
     frame: ack(20, 1, setVar('sess', 'ip_score', T.uint32(42))),
   },
   {
-    name: '13.7 ACK txn.ip_score = INT64 42',
+    name: '11.5 ACK txn.ip_score = INT64 42',
     hex: '00000015670000000114010103020869705f73636f7265042a',
     frame: ack(20, 1, setVar('txn', 'ip_score', T.int64(42))),
   },
   {
-    name: '13.7 ACK txn.delta = INT64 -1 (10-byte varint)',
+    name: '11.5 ACK txn.delta = INT64 -1 (10-byte varint)',
     hex: '0000001b670000000114010103020564656c746104fff0fefefefefefefe0e',
     frame: ack(20, 1, setVar('txn', 'delta', T.int64(-1))),
   },
   {
-    name: '13.7 ACK UNSET-VAR txn.ip_score',
+    name: '11.5 ACK UNSET-VAR txn.ip_score',
     hex: '00000013670000000114010202020869705f73636f7265',
     frame: ack(20, 1, unsetVar('txn', 'ip_score')),
   },
   {
-    name: '13.7 empty ACK',
+    name: '11.5 empty ACK',
     hex: '0000000767000000011401',
     frame: ack(20, 1),
   },
   {
-    name: '13.7 real ACK from issue #2490 (sid 249011, txn.allowed = true)',
+    name: '11.5 real ACK from issue #2490 (sid 249011, txn.allowed = true)',
     hex: '000000156700000001f3bc780101030207616c6c6f77656411',
     frame: ack(249011, 1, setVar('txn', 'allowed', T.bool(true))),
   },
-  // 13.8
+  // 11.6
   {
-    name: '13.8 HAPROXY-DISCONNECT status 0 normal',
+    name: '11.6 HAPROXY-DISCONNECT status 0 normal',
     hex: '00000025020000000100000b7374617475732d636f64650300076d65737361676508066e6f726d616c',
     frame: disconnect('haproxy-disconnect', 0, 'normal'),
   },
   {
-    name: '13.8 HAPROXY-DISCONNECT status 2 a timeout occurred',
+    name: '11.6 HAPROXY-DISCONNECT status 2 a timeout occurred',
     hex: '00000031020000000100000b7374617475732d636f64650302076d6573736167650812612074696d656f7574206f63637572726564',
     frame: disconnect('haproxy-disconnect', 2, 'a timeout occurred'),
   },
   {
-    name: '13.8 AGENT-DISCONNECT status 0 normal',
+    name: '11.6 AGENT-DISCONNECT status 0 normal',
     hex: '00000025660000000100000b7374617475732d636f64650300076d65737361676508066e6f726d616c',
     frame: disconnect('agent-disconnect', 0, 'normal'),
   },
   {
-    name: '13.8 AGENT-DISCONNECT status 4 invalid frame received',
+    name: '11.6 AGENT-DISCONNECT status 4 invalid frame received',
     hex: '00000035660000000100000b7374617475732d636f64650304076d6573736167650816696e76616c6964206672616d65207265636569766564',
     frame: disconnect('agent-disconnect', 4, 'invalid frame received'),
   },
   {
-    name: '13.8 live HAPROXY-DISCONNECT status 8 unsupported version',
+    name: '11.6 live HAPROXY-DISCONNECT status 8 unsupported version',
     hex: '00000032020000000100000b7374617475732d636f64650308076d6573736167650813756e737570706f727465642076657273696f6e',
     frame: disconnect('haproxy-disconnect', 8, 'unsupported version'),
   },
   {
-    name: '13.8 live HAPROXY-DISCONNECT status 3 frame is too big',
+    name: '11.6 live HAPROXY-DISCONNECT status 3 frame is too big',
     hex: '0000002f020000000100000b7374617475732d636f64650303076d65737361676508106672616d6520697320746f6f20626967',
     frame: disconnect('haproxy-disconnect', 3, 'frame is too big'),
   },
   {
-    name: '13.8 live HAPROXY-DISCONNECT status 5 version value not found',
+    name: '11.6 live HAPROXY-DISCONNECT status 5 version value not found',
     hex: '00000036020000000100000b7374617475732d636f64650305076d657373616765081776657273696f6e2076616c7565206e6f7420666f756e64',
     frame: disconnect('haproxy-disconnect', 5, 'version value not found'),
   },
@@ -338,7 +339,7 @@ export const extraVectors: readonly Vector[] = [...setVarVectors, ...otherVector
 export const vectors: readonly Vector[] = [...referenceVectors, ...extraVectors];
 
 // ---------------------------------------------------------------------------
-// Varints (spop-reference §3.4)
+// Varints (docs/protocol.md §3.4)
 
 /** The §3.4 table: value and encoding. Values above 2^53-1 are bigints. */
 export const varintVectors: readonly { readonly value: number | bigint; readonly hex: string }[] = [

@@ -19,6 +19,7 @@
 import cluster from 'node:cluster';
 import type { Logger } from 'spop';
 import { type IpcChannel, parentChannel, serveChannel } from '../ipc.js';
+import { isPid } from './guards.js';
 
 /** Set to `1` by the primary in the environment of the workers it forks when it runs a hub. */
 export const CLUSTER_METRICS_ENV = 'IPREP_CLUSTER_METRICS';
@@ -83,10 +84,6 @@ function isKind(value: unknown): value is PeerRequestKind {
 
 function isId(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value);
-}
-
-function isPid(value: unknown): value is number {
-  return isId(value) && value > 0;
 }
 
 function isLeftOut(value: unknown): value is LeftOutWorker {

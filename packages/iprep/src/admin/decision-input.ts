@@ -2,36 +2,25 @@
  * The body of `POST /decisions`, checked field by field so a client learns
  * exactly what is wrong, before the service applies its own checks.
  */
-import { MAX_DURATION_MS, formatDuration } from '../config/duration.js';
+import { MAX_DURATION_MS, formatDuration, parseDuration } from '../config/duration.js';
 import { checkReason } from '../decisions/decision.js';
 import { IP_ACTIONS, type DecisionInput, type IpAction } from '../types.js';
 
 const FIELDS = ['value', 'action', 'score', 'category', 'reason', 'duration', 'durationMs', 'force'] as const;
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
 /**
- * Milliseconds of a duration such as `90s`, `10m`, `1h30m`, `2d` or `500ms` (units ms, s, m, h, d, w),
- * at most MAX_DURATION_MS (365 days). Throws a TypeError naming the problem.
+ * Milliseconds of the `duration` field: the configuration's parser (same units, forms, cap and errors,
+ * named after the field), and more than zero, since a decision of no time would be no decision.
  */
-export function parseDuration(text: string): number {
-  const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/y;
-  const t = text.trim();
-  let ms = 0;
-  while (part.lastIndex < t.length) {
-    const at = part.lastIndex;
-    const match = part.exec(t);
-    if (match === null) {
-      throw new TypeError(`duration "${text}": expected a number and a unit (ms, s, m, h, d, w) at "${t.slice(at)}"`);
-    }
-    ms += Number(match[1]) * (UNIT_MS[match[2] as string] as number);
+function decisionDuration(text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (error) {
+    throw new TypeError(`"duration": ${(error as Error).message}`);
   }
-  if (!(ms > 0)) throw new TypeError(`duration "${text}": must be positive, e.g. "10m"`);
-  // The configuration's longest duration (config/duration.ts), so that both parsers agree.
-  if (!(ms <= MAX_DURATION_MS)) {
-    throw new TypeError(`duration "${text}": longer than ${formatDuration(MAX_DURATION_MS)}, the longest accepted (or null: never expires)`);
-  }
-  return Math.round(ms);
+  if (ms === 0) throw new TypeError(`"duration" must be positive, e.g. "10m", got ${JSON.stringify(text)} (or null: never expires)`);
+  return ms;
 }
 
 /** Checks a parsed JSON body and returns the decision it asks for; throws a TypeError naming the field. */
@@ -73,7 +62,7 @@ export function decisionInputFromJson(body: unknown): DecisionInput {
   if (category !== undefined) input.category = category;
   if (reason !== undefined) input.reason = reason;
   if (force !== undefined) input.force = force;
-  if (typeof duration === 'string') input.durationMs = parseDuration(duration);
+  if (typeof duration === 'string') input.durationMs = decisionDuration(duration);
   else if (duration === null) input.durationMs = null;
   else if (durationMs !== undefined) input.durationMs = durationMs as number | null;
   return input;

@@ -4,6 +4,7 @@
  * `mergeStatus`, its own first. One process is the case of one part.
  */
 import { IP_ACTIONS, type ListStatus, type StoreHealth } from '../types.js';
+import { isFiniteNumber, isRecord } from './guards.js';
 
 /** Handler time bounds (seconds): a table lookup takes microseconds; HAProxy's processing timeout is tens of ms. */
 export const HANDLER_SECONDS_BOUNDS: readonly number[] = [
@@ -239,14 +240,6 @@ function top(counts: Map<string, number>): NamedCount[] {
 
 // ---------------------------------------------------------------------------
 // Checking another worker's counts (they crossed a process boundary)
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isFiniteNumber(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value);
-}
 
 function isCounts(value: unknown, length: number): boolean {
   return Array.isArray(value) && value.length === length && value.every(isFiniteNumber);

@@ -5,6 +5,7 @@
  */
 import type { ReloadResult, ReputationService, StoreHealth } from '../types.js';
 import type { LeftOutWorker, PeerFigures, WorkerPeers } from './cluster.js';
+import { isFiniteNumber, isPid, isRecord, isStrings } from './guards.js';
 
 /** `/health` of one process. */
 export interface HealthReport {
@@ -236,22 +237,6 @@ function safeLists(service: ReputationService): ReloadResult['lists'] {
 
 // ---------------------------------------------------------------------------
 // Checking another worker's part (it crossed a process boundary)
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isPid(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
-}
-
-function isFiniteNumber(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value);
-}
-
-function isStrings(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item) => typeof item === 'string');
-}
 
 /** Whether `value` is a WorkerHealth as this code reads it (the store: its kind and whether it is up). */
 export function isWorkerHealth(value: unknown): value is WorkerHealth {

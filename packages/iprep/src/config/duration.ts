@@ -1,11 +1,16 @@
-/** Durations as the configuration writes them: `500ms`, `30s`, `10m`, `1h`, `7d`, `1h30m`, or milliseconds. */
+/**
+ * Durations, the one parser of the configuration and of the admin API: `500ms`, `30s`, `10m`, `1h`, `7d`,
+ * `2w`, `1h30m`, or milliseconds.
+ */
 
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 type Unit = keyof typeof UNIT_MS;
 /** Units from largest to smallest: a compound duration names each at most once, in this order. */
-const UNIT_ORDER: readonly Unit[] = ['d', 'h', 'm', 's', 'ms'];
+const UNIT_ORDER: readonly Unit[] = ['w', 'd', 'h', 'm', 's', 'ms'];
+/** Units formatDuration writes: days at most, so that the cap reads `365d`, not `52w1d`. */
+const FORMAT_UNITS: readonly Unit[] = ['d', 'h', 'm', 's', 'ms'];
 /** One `<amount><unit>` part; `ms` before `m` and `s` so that `500ms` is not read as `500m` + `s`. */
-const PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*/y;
+const PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*/y;
 
 export const DURATION_HINT = 'use e.g. 500ms, 30s, 10m, 1h, 7d, 1h30m, or a number of milliseconds';
 
@@ -17,8 +22,8 @@ export const MAX_DURATION_MS = 365 * 86_400_000;
 
 /**
  * Milliseconds of a duration: a number of milliseconds (a finite number >= 0,
- * or a string of digits), or amounts with units `d`, `h`, `m`, `s`, `ms`, largest
- * first (`1h30m`, `1.5s`). Fractions of a millisecond are rounded.
+ * or a string of digits), or amounts with units `w`, `d`, `h`, `m`, `s`, `ms`, largest
+ * first, each once (`1h30m`, `1w2d`, `1.5s`, `1h 30m`). Fractions of a millisecond are rounded.
  * Throws a TypeError on anything else, or longer than MAX_DURATION_MS.
  */
 export function parseDuration(value: string | number): number {
@@ -60,12 +65,12 @@ function badDuration(value: string): TypeError {
   return new TypeError(`not a duration: ${JSON.stringify(value)} (${DURATION_HINT})`);
 }
 
-/** The shortest text parseDuration reads back as `ms` (an integer >= 0): `1h30m`, `500ms`, `0s`. */
+/** The text parseDuration reads back as `ms` (an integer >= 0), in days at most: `1h30m`, `500ms`, `14d`, `0s`. */
 export function formatDuration(ms: number): string {
   if (ms === 0) return '0s';
   let rest = ms;
   let text = '';
-  for (const unit of UNIT_ORDER) {
+  for (const unit of FORMAT_UNITS) {
     const amount = Math.floor(rest / UNIT_MS[unit]);
     if (amount > 0) text += `${amount}${unit}`;
     rest -= amount * UNIT_MS[unit];

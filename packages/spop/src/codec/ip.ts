@@ -1,6 +1,6 @@
 /**
  * IP address text <-> network-order bytes. Node has no inet_ntop for a Buffer,
- * and HAProxy sends addresses as raw bytes (spop-reference §4, §14.7).
+ * and HAProxy sends addresses as raw bytes (docs/protocol.md §4.4, §10.7).
  */
 import { isIPv4, isIPv6 } from 'node:net';
 

@@ -1,5 +1,5 @@
 /**
- * SPOP status codes (spop-reference §8) and the error type every decoder throws.
+ * SPOP status codes (docs/protocol.md §8) and the error type every decoder throws.
  *
  * A decoding failure always carries the status code the agent must put in its
  * AGENT-DISCONNECT, so the connection layer never has to guess.
@@ -51,7 +51,7 @@ export function statusMessage(code: number): string {
 /**
  * Codes an agent may send. 14..98 are excluded on purpose: HAProxy 2.6 looks
  * them up in its message table, finds NULL and crashes when answering a
- * health check (spop-reference §8).
+ * health check (docs/protocol.md §8.3).
  */
 export function isSendableStatus(code: number): code is StatusCode {
   return Number.isInteger(code) && ((code >= 0 && code <= 13) || code === 99);

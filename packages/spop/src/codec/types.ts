@@ -3,7 +3,7 @@
  * plain objects that the encoder and decoder turn into bytes and back.
  */
 
-/** Typed-data type ids (low nibble of the type byte, spop-reference §4). */
+/** Typed-data type ids (low nibble of the type byte, docs/protocol.md §4.2). */
 export const DataType = {
   NULL: 0,
   BOOL: 1,
@@ -38,7 +38,7 @@ export type BinData = { readonly type: 'bin'; readonly value: Uint8Array };
 export type TypedData = NullData | BoolData | Int32Data | Int64Data | IpData | StrData | BinData;
 export type TypedDataType = TypedData['type'];
 
-/** Variable scopes, as the raw byte of SET-VAR / UNSET-VAR (spop-reference §5). */
+/** Variable scopes, as the raw byte of SET-VAR / UNSET-VAR (docs/protocol.md §5.4). */
 export const Scope = { proc: 0, sess: 1, txn: 2, req: 3, res: 4 } as const;
 export type VarScope = keyof typeof Scope;
 
@@ -60,7 +60,7 @@ export type SpoeMessage = { readonly name: string; readonly args: readonly Messa
 /** A key/value pair of HELLO and DISCONNECT payloads, in wire order. */
 export type KvEntry = readonly [key: string, value: TypedData];
 
-/** Frame types (spop-reference §2.2). */
+/** Frame types (docs/protocol.md §2.3). */
 export const FrameType = {
   UNSET: 0,
   HAPROXY_HELLO: 1,

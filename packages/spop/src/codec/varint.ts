@@ -1,5 +1,5 @@
 /**
- * SPOP variable-length integers (spop-reference §3): the "Peers" encoding.
+ * SPOP variable-length integers (docs/protocol.md §3): the "Peers" encoding.
  *
  * Not LEB128: the first byte carries 4 bits when >= 240, and continuation
  * bytes are *added* with their high bit, so masking with 0x7f is wrong.

@@ -1,5 +1,5 @@
 /**
- * HELLO negotiation (spop-reference §6): what HAProxy offered, what we
+ * HELLO negotiation (docs/protocol.md §6): what HAProxy offered, what we
  * answer. Pure functions, so every rule is testable without a socket.
  */
 import { type KvEntry, type TypedData, SpopError, Status } from '../codec/index.js';
