@@ -12,7 +12,9 @@
  * `what` is `metrics` (prom-client's getMetricsAsJSON()), `status` (ReputationMetrics.statusCounts()),
  * `health` (a WorkerHealth) or `reload` (the worker reloads, then answers a WorkerReload; see workers.ts).
  * A worker that does not answer within the primary's timeout (longer for `reload`), that fails or that
- * exits is left out: counted in `missing`, and named in `left` with its pid and why.
+ * exits is left out: counted in `missing`, and named in `left` with its pid and why. Both sides ask
+ * through a RequestClient (../cluster/): at most 1000 gathers of one worker, and 1000 collects to one
+ * worker, wait at once; one more is answered at once without those parts.
  *
  * This module is loaded by the primary: it must not import prom-client or the engine.
  */
@@ -86,7 +88,6 @@ function isLeftOut(value: unknown): value is LeftOutWorker {
   const { pid, error } = value as { pid?: unknown; error?: unknown };
   return (pid === null || isPid(pid)) && typeof error === 'string';
 }
-
 
 /** The requests each side makes of the other, and their replies as they arrive. */
 type CollectBody = { readonly type: 'collect'; readonly what: PeerRequestKind };
