@@ -12,6 +12,7 @@ import { parseRange } from './net/address.js';
 import { allowFromFilter, isLoopbackHost } from './net/peer-filter.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
+import { setWorkerFlag } from './cluster/index.js';
 import type { ClusterStoreHost } from './store/cluster.js';
 import type { IprepConfig } from './types.js';
 
@@ -229,12 +230,12 @@ async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<vo
     const { CLUSTER_STORE_ENV, ClusterStoreHost } = await import('./store/cluster.js');
     host = new ClusterStoreHost({ decisionsFile: config.decisions.file, logger });
     await host.start(); // before any worker asks for its snapshot
-    env[CLUSTER_STORE_ENV] = '1';
+    setWorkerFlag(env, CLUSTER_STORE_ENV);
   }
   if (config.mode === 'reputation' && config.admin.enabled) {
     const { CLUSTER_METRICS_ENV, ClusterMetricsHub } = await import('./admin/cluster.js');
     metricsHub = new ClusterMetricsHub();
-    env[CLUSTER_METRICS_ENV] = '1';
+    setWorkerFlag(env, CLUSTER_METRICS_ENV);
   }
   let stopping = false;
   const fork = (): void => {

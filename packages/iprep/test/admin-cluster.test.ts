@@ -4,7 +4,6 @@
  * in-process channels), up to an admin server answering /health and POST /reload for every worker.
  */
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { type TestContext, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Logger, silentLogger } from 'spop';
@@ -26,9 +25,10 @@ import {
   workerHealth,
   workerReload,
 } from '../src/admin/index.js';
-import type { IpcChannel } from '../src/ipc.js';
+import { channelPair } from '../src/cluster/index.js';
 import type { IpAction, ListStatus, ReloadResult, Verdict } from '../src/types.js';
 import { FakeReputationService, NOW, request } from './admin-fixtures.js';
+import { waitFor } from './redis-server.js';
 
 function verdict(score: number, action: IpAction, category: string, source: string): Verdict {
   return { score, action, category, source, matches: [] };
@@ -262,27 +262,6 @@ describe('ReputationMetrics with peers', () => {
 // ---------------------------------------------------------------------------
 // The relay through the primary
 
-type Channel = IpcChannel<ClusterMetricsMessage>;
-
-/** Two ends of an in-process channel: JSON copies, delivered in order on a later turn, like IPC. */
-function channelPair(): { primaryEnd: Channel; workerEnd: Channel; exit: () => void } {
-  const primary = new EventEmitter();
-  const worker = new EventEmitter();
-  const end = (self: EventEmitter, other: EventEmitter): Channel => ({
-    send: (message, callback) => {
-      const copy = overIpc(message);
-      setImmediate(() => {
-        other.emit('message', copy);
-        callback(null);
-      });
-      return true;
-    },
-    on: (event, listener) => self.on(event, listener),
-    off: (event, listener) => self.off(event, listener),
-  });
-  return { primaryEnd: end(primary, worker), workerEnd: end(worker, primary), exit: () => primary.emit('exit') };
-}
-
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** A logger keeping its warnings. */
@@ -302,7 +281,7 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     const links: ClusterMetricsLink[] = [];
     const exits: (() => void)[] = [];
     for (let i = 0; i < count; i++) {
-      const { primaryEnd, workerEnd, exit } = channelPair();
+      const { primaryEnd, workerEnd, exit } = channelPair<ClusterMetricsMessage>();
       hub.attach(primaryEnd);
       exits.push(exit);
       links.push(
@@ -388,7 +367,7 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
   });
 
   it('without an answer from the primary, a gather resolves with no parts and an unknown number missing', async () => {
-    const { workerEnd } = channelPair(); // nobody at the primary's end
+    const { workerEnd } = channelPair<ClusterMetricsMessage>(); // nobody at the primary's end
     const logger = recording();
     const link = new ClusterMetricsLink({ channel: workerEnd, collect: () => 'x', timeoutMs: 50, logger });
     link.start();
@@ -397,9 +376,60 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     link.close();
   });
 
+  it('a gather never rejects: a message the channel cannot take leaves the others out as unknown', async () => {
+    const { workerEnd } = channelPair<ClusterMetricsMessage>();
+    const throwing = {
+      ...workerEnd,
+      send: (): boolean => {
+        throw new TypeError('Converting circular structure to JSON');
+      },
+    };
+    const link = new ClusterMetricsLink({ channel: throwing, collect: () => 'x', timeoutMs: 5000, logger: quiet });
+    link.start();
+    const started = Date.now();
+    assert.deepEqual(await link.gather('status'), { parts: [], missing: null, left: [] });
+    assert.ok(Date.now() - started < 1000, 'at once, not after the timeout');
+    link.close();
+  });
+
+  it('a worker that cannot be asked is left out at once, with the reason', async () => {
+    const hub = new ClusterMetricsHub({ collectTimeoutMs: 5000 });
+    const asker = channelPair<ClusterMetricsMessage>();
+    const broken = channelPair<ClusterMetricsMessage>();
+    hub.attach(asker.primaryEnd);
+    hub.attach({
+      ...broken.primaryEnd,
+      send: (_message, callback) => {
+        setImmediate(() => callback(new Error('write EPIPE')));
+        return false;
+      },
+    });
+    broken.workerEnd.send({ tag: 'iprep-cluster-metrics', type: 'join', pid: 9 }, () => {});
+    const link = new ClusterMetricsLink({ channel: asker.workerEnd, pid: 7, collect: () => 'x', logger: quiet });
+    link.start();
+    await sleep(5);
+    const started = Date.now();
+    assert.deepEqual(await link.gather('health'), { parts: [], missing: 1, left: [{ pid: 9, error: 'could not be asked: write EPIPE' }] });
+    assert.ok(Date.now() - started < 1000);
+    hub.close();
+    link.close();
+  });
+
+  it('a silent primary holds at most 1000 gathers of a worker: one more resolves without the others at once', async () => {
+    const { workerEnd } = channelPair<ClusterMetricsMessage>(); // nobody at the primary's end
+    const link = new ClusterMetricsLink({ channel: workerEnd, collect: () => 'x', timeoutMs: 10_000, logger: quiet });
+    link.start();
+    const waiting = Array.from({ length: 1000 }, () => link.gather('metrics'));
+    const started = Date.now();
+    assert.deepEqual(await link.gather('metrics'), { parts: [], missing: null, left: [] });
+    assert.ok(Date.now() - started < 1000, 'at once, not after the timeout');
+    link.close();
+    assert.equal((await Promise.all(waiting)).filter((f) => f.missing === null).length, 1000, 'close resolves them all');
+  });
+
   it('leaves other IPC messages alone and ignores malformed ones', async () => {
     const hub = new ClusterMetricsHub({ collectTimeoutMs: 100 });
-    const { primaryEnd, workerEnd } = channelPair();
+    const { primaryEnd, workerEnd } = channelPair<ClusterMetricsMessage>();
     hub.attach(primaryEnd);
     const replies: unknown[] = [];
     workerEnd.on('message', (message) => replies.push(message));
@@ -411,6 +441,8 @@ describe('ClusterMetricsHub and ClusterMetricsLink', () => {
     raw({ tag: 'iprep-cluster-metrics', type: 'gather', id: 2, what: 'secrets' });
     raw({ tag: 'iprep-cluster-metrics', type: 'collected', id: 99, part: 'stray' });
     raw({ tag: 'iprep-cluster-metrics', type: 'gather', id: 3, what: 'status' });
+    // Messages are handled in order: once the last one is answered, the others were dropped (or answered).
+    await waitFor('the answer to gather 3', () => replies.length > 0);
     await sleep(20);
     assert.deepEqual(replies, [{ tag: 'iprep-cluster-metrics', type: 'gathered', id: 3, parts: [], missing: 0, left: [] }]);
     hub.close();
@@ -423,7 +455,7 @@ describe('the relay for health and reload', () => {
     const links: ClusterMetricsLink[] = [];
     const reloaded: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const { primaryEnd, workerEnd } = channelPair();
+      const { primaryEnd, workerEnd } = channelPair<ClusterMetricsMessage>();
       hub.attach(primaryEnd);
       const pid = 1000 + i;
       const collect = async (what: PeerRequestKind): Promise<unknown> => {
@@ -454,7 +486,7 @@ describe('the relay for health and reload', () => {
   });
 
   it('a link waits for a reload no longer than its own reload timeout when the primary is silent', async () => {
-    const { workerEnd } = channelPair(); // nobody at the primary's end
+    const { workerEnd } = channelPair<ClusterMetricsMessage>(); // nobody at the primary's end
     const link = new ClusterMetricsLink({ channel: workerEnd, collect: () => 'x', timeoutMs: 20, reloadTimeoutMs: 120, logger: quiet });
     link.start();
     const started = Date.now();
@@ -466,8 +498,8 @@ describe('the relay for health and reload', () => {
 
   it('a worker that joined without a pid is left out as pid null; malformed left-out entries are dropped', async () => {
     const hub = new ClusterMetricsHub({ collectTimeoutMs: 50 });
-    const asker = channelPair();
-    const silent = channelPair();
+    const asker = channelPair<ClusterMetricsMessage>();
+    const silent = channelPair<ClusterMetricsMessage>();
     hub.attach(asker.primaryEnd);
     hub.attach(silent.primaryEnd);
     silent.workerEnd.send({ tag: 'iprep-cluster-metrics', type: 'join' }, () => {}); // never answers
@@ -479,7 +511,7 @@ describe('the relay for health and reload', () => {
     link.close();
 
     // A gathered message from a confused primary: only well-formed entries are kept.
-    const lone = channelPair();
+    const lone = channelPair<ClusterMetricsMessage>();
     const replying = new ClusterMetricsLink({ channel: lone.workerEnd, pid: 8, collect: () => 'x', timeoutMs: 500, logger: quiet });
     lone.primaryEnd.on('message', (message) => {
       const { id } = message as { id?: number };
@@ -577,7 +609,7 @@ describe('GET /health and POST /reload of a worker, over the relay', () => {
       const service = new CountingService();
       const metrics = new ReputationMetrics({ defaultMetrics: false, now: () => NOW });
       const pid = i === 0 ? process.pid : 1000 + i;
-      const { primaryEnd, workerEnd } = channelPair();
+      const { primaryEnd, workerEnd } = channelPair<ClusterMetricsMessage>();
       hub.attach(primaryEnd);
       const link = new ClusterMetricsLink({
         channel: workerEnd,

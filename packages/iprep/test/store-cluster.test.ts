@@ -8,31 +8,14 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'spop';
-import { ClusterStoreHost, IpcCounterStore, IpcDecisionStore, type IpcChannel } from '../src/store/cluster.js';
+import { channelPair } from '../src/cluster/index.js';
+import { ClusterStoreHost, IpcCounterStore, IpcDecisionStore, type ClusterStoreMessage, type IpcChannel } from '../src/store/cluster.js';
 import { encodeDecision } from '../src/store/codec.js';
 import type { Decision, DecisionChange } from '../src/types.js';
 import { decision, describeCounterStoreContract, describeDecisionStoreContract, T0 } from './store-contract.js';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const workerScript = fileURLToPath(new URL('./fixtures/cluster-store-worker.ts', import.meta.url));
-
-/** Two ends of an in-process channel: JSON copies, delivered in order on a later turn, like IPC. */
-function channelPair(): [IpcChannel, IpcChannel] {
-  const ends = [new EventEmitter(), new EventEmitter()] as const;
-  const end = (self: EventEmitter, other: EventEmitter): IpcChannel => ({
-    send: (message, callback) => {
-      const copy: unknown = JSON.parse(JSON.stringify(message));
-      setImmediate(() => {
-        other.emit('message', copy);
-        callback(null);
-      });
-      return true;
-    },
-    on: (event, listener) => self.on(event, listener),
-    off: (event, listener) => self.off(event, listener),
-  });
-  return [end(ends[0], ends[1]), end(ends[1], ends[0])];
-}
 
 const hosts: ClusterStoreHost[] = [];
 after(async () => {
@@ -44,7 +27,7 @@ describeDecisionStoreContract('cluster (IPC to the primary)', async ({ now, prun
   const host = new ClusterStoreHost({ now, pruneIntervalMs, logger: quiet });
   hosts.push(host);
   await host.start();
-  const [primaryEnd, workerEnd] = channelPair();
+  const { primaryEnd, workerEnd } = channelPair<ClusterStoreMessage>();
   host.attach(primaryEnd);
   return { store: new IpcDecisionStore({ channel: workerEnd, now, logger: quiet }), settle: async () => {} };
 });
@@ -53,7 +36,7 @@ describeCounterStoreContract('cluster (IPC to the primary)', async () => {
   const host = new ClusterStoreHost({ logger: quiet });
   hosts.push(host);
   await host.start();
-  const [primaryEnd, workerEnd] = channelPair();
+  const { primaryEnd, workerEnd } = channelPair<ClusterStoreMessage>();
   host.attach(primaryEnd);
   return new IpcCounterStore({ channel: workerEnd });
 });
@@ -248,7 +231,7 @@ describe('ClusterStoreHost requests', () => {
     const host = new ClusterStoreHost({ logger: quiet });
     hosts.push(host);
     await host.start();
-    const [primaryEnd, worker] = channelPair();
+    const { primaryEnd, workerEnd: worker } = channelPair<ClusterStoreMessage>();
     host.attach(primaryEnd);
     const replies: unknown[] = [];
     worker.on('message', (m) => replies.push(m));
@@ -316,6 +299,36 @@ describe('ClusterStoreHost requests', () => {
       ],
     );
     assert.deepEqual(sent[0]?.decisions, []);
+  });
+
+  it('a stuck primary holds at most 10,000 requests of a store: one more fails at once, and close fails them all', async () => {
+    const { workerEnd } = channelPair<ClusterStoreMessage>(); // nobody at the primary's end
+    const store = new IpcCounterStore({ channel: workerEnd, requestTimeoutMs: 10_000 });
+    const flush = (): Promise<string> =>
+      store.flush(new Map([['a', 1]]), 1000, T0).then(
+        () => 'answered',
+        (error: Error) => error.message,
+      );
+    const waiting = Array.from({ length: 10_000 }, flush);
+    const started = Date.now();
+    assert.equal(await flush(), 'cluster store: 10000 requests already wait for the primary: flush refused');
+    assert.ok(Date.now() - started < 1000, 'refused at once, not after the timeout');
+    assert.deepEqual(store.health(), { kind: 'memory', up: true, detail: 'shared by the primary process' }, 'a refusal here is not an outage');
+    await store.close();
+    assert.deepEqual(new Set(await Promise.all(waiting)), new Set(['cluster store: closed before the primary answered']));
+  });
+
+  it('requests waiting fail at once when the channel to the primary closes, and health says so', async () => {
+    const pair = channelPair<ClusterStoreMessage>(); // nobody answers
+    const store = new IpcCounterStore({ channel: pair.workerEnd, requestTimeoutMs: 10_000 });
+    const waiting = store.flush(new Map([['a', 1]]), 1000, T0);
+    await sleep(5);
+    const started = Date.now();
+    pair.disconnect();
+    await assert.rejects(waiting, /^Error: cluster store: the channel to the primary closed$/);
+    assert.ok(Date.now() - started < 1000);
+    assert.deepEqual(store.health(), { kind: 'memory', up: false, detail: 'cluster store: the channel to the primary closed' });
+    await store.close();
   });
 
   it('a refused request rejects the worker store\'s promise with the primary\'s reason', async () => {

@@ -12,13 +12,25 @@
  * `what` is `metrics` (prom-client's getMetricsAsJSON()), `status` (ReputationMetrics.statusCounts()),
  * `health` (a WorkerHealth) or `reload` (the worker reloads, then answers a WorkerReload; see workers.ts).
  * A worker that does not answer within the primary's timeout (longer for `reload`), that fails or that
- * exits is left out: counted in `missing`, and named in `left` with its pid and why.
+ * exits is left out: counted in `missing`, and named in `left` with its pid and why. Both sides ask
+ * through a RequestClient (../cluster/): at most 1000 gathers of one worker, and 1000 collects to one
+ * worker, wait at once; one more is answered at once without those parts.
  *
  * This module is loaded by the primary: it must not import prom-client or the engine.
  */
-import cluster from 'node:cluster';
 import type { Logger } from 'spop';
-import { type IpcChannel, parentChannel, serveChannel } from '../ipc.js';
+import {
+  type ClusterRequestError,
+  type IpcChannel,
+  RequestClient,
+  type TaggedMessage,
+  hasWorkerFlag,
+  isRequestId,
+  isTagged,
+  parentChannel,
+  sendMessage,
+  serveChannel,
+} from '../cluster/index.js';
 import { isPid } from './guards.js';
 
 /** Set to `1` by the primary in the environment of the workers it forks when it runs a hub. */
@@ -26,7 +38,7 @@ export const CLUSTER_METRICS_ENV = 'IPREP_CLUSTER_METRICS';
 
 /** True in a cluster worker whose primary runs a ClusterMetricsHub. */
 export function hasClusterMetricsHub(): boolean {
-  return cluster.isWorker && process.env[CLUSTER_METRICS_ENV] === '1';
+  return hasWorkerFlag(CLUSTER_METRICS_ENV);
 }
 
 const TAG = 'iprep-cluster-metrics';
@@ -61,29 +73,11 @@ export type ClusterMetricsMessage = { readonly tag: typeof TAG } & (
 
 type Channel = IpcChannel<ClusterMetricsMessage>;
 
-interface Tagged {
-  readonly tag: typeof TAG;
-  readonly type?: unknown;
-  readonly id?: unknown;
-  readonly what?: unknown;
-  readonly part?: unknown;
-  readonly error?: unknown;
-  readonly parts?: unknown;
-  readonly missing?: unknown;
-  readonly left?: unknown;
-  readonly pid?: unknown;
-}
-
-function isTagged(message: unknown): message is Tagged {
-  return typeof message === 'object' && message !== null && (message as { tag?: unknown }).tag === TAG;
-}
+/** A reply as it arrives: tagged, every other field still to be checked. */
+type Arrived<Type extends string> = TaggedMessage<typeof TAG> & { readonly type: Type };
 
 function isKind(value: unknown): value is PeerRequestKind {
   return KINDS.includes(value as PeerRequestKind);
-}
-
-function isId(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value);
 }
 
 function isLeftOut(value: unknown): value is LeftOutWorker {
@@ -92,7 +86,10 @@ function isLeftOut(value: unknown): value is LeftOutWorker {
   return (pid === null || isPid(pid)) && typeof error === 'string';
 }
 
-const ignoreSendError = (): void => {};
+/** The requests each side makes of the other, and their replies as they arrive. */
+type CollectBody = { readonly type: 'collect'; readonly what: PeerRequestKind };
+type GatherBody = { readonly type: 'gather'; readonly what: PeerRequestKind };
+type Collector = RequestClient<CollectBody, Arrived<'collected'>, typeof TAG>;
 
 // ---------------------------------------------------------------------------
 // The primary
@@ -116,7 +113,19 @@ interface PendingGather {
   /** Workers that answered with an error or went away: their parts are missing too. */
   readonly left: LeftOutWorker[];
   readonly timeoutMs: number;
-  readonly timer: NodeJS.Timeout;
+}
+
+/** Why a worker asked for its part gave none, in the words of LeftOutWorker.error. */
+function leftOutReason(error: ClusterRequestError, timeoutMs: number): string {
+  switch (error.reason) {
+    case 'timeout':
+      return `no answer within ${timeoutMs} ms`;
+    case 'disconnected':
+    case 'closed':
+      return 'exited before answering';
+    default:
+      return `could not be asked: ${error.cause instanceof Error ? error.cause.message : error.message}`;
+  }
 }
 
 /** Runs in the primary: relays a worker's gather to every other worker that joined, and their parts back. */
@@ -126,9 +135,10 @@ export class ClusterMetricsHub {
   readonly #attached = new Map<Channel, () => void>();
   /** Workers whose figures exist, with their pids: only they are asked (one still loading its lists has none yet). */
   readonly #joined = new Map<Channel, number | null>();
-  /** Gathers in progress, by the id of their collect requests. */
-  readonly #pending = new Map<number, PendingGather>();
-  #lastId = 0;
+  /** How each attached worker is asked for its part. */
+  readonly #collectors = new Map<Channel, Collector>();
+  /** Gathers in progress. */
+  readonly #gathers = new Set<PendingGather>();
 
   constructor(options: ClusterMetricsHubOptions = {}) {
     this.#collectTimeoutMs = options.collectTimeoutMs ?? DEFAULT_COLLECT_TIMEOUT_MS;
@@ -137,101 +147,96 @@ export class ClusterMetricsHub {
 
   /** Serves the worker at the other end of `channel` until it disconnects or exits; returns a detach function. */
   attach(channel: Channel): () => void {
+    const existing = this.#attached.get(channel);
+    if (existing !== undefined) return existing;
+    const collector: Collector = new RequestClient<CollectBody, Arrived<'collected'>, typeof TAG>({
+      channel,
+      tag: TAG,
+      replyTypes: ['collected'],
+      timeoutMs: this.#collectTimeoutMs,
+      subject: 'cluster metrics',
+      peer: 'the worker',
+    });
+    collector.listen();
+    this.#collectors.set(channel, collector);
     const onMessage = (message: unknown): void => {
-      if (isTagged(message)) this.#handle(channel, message);
+      if (isTagged(message, TAG)) this.#handle(channel, message);
     };
     return serveChannel(this.#attached, channel, onMessage, () => {
       const pid = this.#joined.get(channel) ?? null;
       this.#joined.delete(channel);
-      for (const [id, gather] of [...this.#pending]) {
-        if (gather.requester === channel) this.#drop(id, gather);
-        else this.#leaveOut(id, gather, channel, pid, 'exited before answering');
+      this.#collectors.delete(channel);
+      for (const gather of [...this.#gathers]) {
+        if (gather.requester === channel) this.#gathers.delete(gather); // nobody left to answer
+        else this.#leaveOut(gather, channel, pid, 'exited before answering');
       }
+      collector.close();
     });
   }
 
   /** Detaches every worker; gathers in progress are answered with what came. */
   close(): void {
-    for (const [id, gather] of [...this.#pending]) this.#finish(id, gather);
+    for (const gather of [...this.#gathers]) this.#finish(gather);
     for (const detach of [...this.#attached.values()]) detach();
   }
 
-  #handle(channel: Channel, message: Tagged): void {
+  #handle(channel: Channel, message: TaggedMessage): void {
     switch (message.type) {
       case 'join':
-        this.#joined.set(channel, isPid(message.pid) ? message.pid : null);
+        this.#joined.set(channel, isPid(message['pid']) ? message['pid'] : null);
         return;
       case 'gather':
-        if (isId(message.id) && isKind(message.what)) this.#gather(channel, message.id, message.what);
+        if (isRequestId(message.id) && isKind(message['what'])) this.#gather(channel, message.id, message['what']);
         return;
-      case 'collected': {
-        const id = message.id;
-        const gather = isId(id) ? this.#pending.get(id) : undefined;
-        if (gather === undefined || !gather.awaiting.has(channel)) return; // late: the gather was answered
-        if (typeof message.error === 'string' || !('part' in message)) {
-          const error = typeof message.error === 'string' ? message.error : 'answered without its part';
-          this.#leaveOut(id as number, gather, channel, this.#joined.get(channel) ?? null, error);
-          return;
-        }
-        gather.awaiting.delete(channel);
-        gather.parts.push(message.part);
-        this.#finishIfDone(id as number, gather);
-        return;
-      }
-      default:
+      default: // replies to the collects are the collector's
     }
   }
 
   #gather(requester: Channel, requestId: number, what: PeerRequestKind): void {
-    const id = ++this.#lastId;
     const others = [...this.#joined.keys()].filter((channel) => channel !== requester);
     const timeoutMs = what === 'reload' ? this.#reloadTimeoutMs : this.#collectTimeoutMs;
-    const gather: PendingGather = {
-      requester,
-      requestId,
-      awaiting: new Set(others),
-      parts: [],
-      left: [],
-      timeoutMs,
-      timer: setTimeout(() => this.#finish(id, gather), timeoutMs),
-    };
-    this.#pending.set(id, gather);
+    const gather: PendingGather = { requester, requestId, awaiting: new Set(others), parts: [], left: [], timeoutMs };
+    this.#gathers.add(gather);
     for (const channel of others) {
-      channel.send({ tag: TAG, type: 'collect', id, what }, (error) => {
-        if (error) this.#leaveOut(id, gather, channel, this.#joined.get(channel) ?? null, `could not be asked: ${error.message}`);
-      });
+      const collector = this.#collectors.get(channel);
+      if (collector === undefined) continue;
+      collector.request({ type: 'collect', what }, (reply) => reply, { timeoutMs }).then(
+        (reply) => {
+          if (typeof reply['error'] === 'string' || !('part' in reply)) {
+            const error = typeof reply['error'] === 'string' ? reply['error'] : 'answered without its part';
+            this.#leaveOut(gather, channel, this.#joined.get(channel) ?? null, error);
+          } else if (gather.awaiting.delete(channel)) {
+            gather.parts.push(reply['part']);
+            this.#finishIfDone(gather);
+          }
+        },
+        (error: ClusterRequestError) => this.#leaveOut(gather, channel, this.#joined.get(channel) ?? null, leftOutReason(error, timeoutMs)),
+      );
     }
-    this.#finishIfDone(id, gather);
+    this.#finishIfDone(gather);
   }
 
   /** A worker asked that will not answer: its part is missing, for the reason given. */
-  #leaveOut(id: number, gather: PendingGather, channel: Channel, pid: number | null, error: string): void {
+  #leaveOut(gather: PendingGather, channel: Channel, pid: number | null, error: string): void {
     if (!gather.awaiting.delete(channel)) return;
     gather.left.push({ pid, error });
-    this.#finishIfDone(id, gather);
+    this.#finishIfDone(gather);
   }
 
-  #finishIfDone(id: number, gather: PendingGather): void {
-    if (gather.awaiting.size === 0) this.#finish(id, gather);
+  #finishIfDone(gather: PendingGather): void {
+    if (gather.awaiting.size === 0) this.#finish(gather);
   }
 
   /** Answers the requester with the parts that came; workers still awaited are missing. */
-  #finish(id: number, gather: PendingGather): void {
-    if (!this.#drop(id, gather)) return;
+  #finish(gather: PendingGather): void {
+    if (!this.#gathers.delete(gather)) return;
     const silent = [...gather.awaiting].map((channel) => ({
       pid: this.#joined.get(channel) ?? null,
       error: `no answer within ${gather.timeoutMs} ms`,
     }));
+    gather.awaiting.clear();
     const left = [...gather.left, ...silent];
-    gather.requester.send(
-      { tag: TAG, type: 'gathered', id: gather.requestId, parts: gather.parts, missing: left.length, left },
-      ignoreSendError,
-    );
-  }
-
-  #drop(id: number, gather: PendingGather): boolean {
-    clearTimeout(gather.timer);
-    return this.#pending.delete(id);
+    sendMessage(gather.requester, { tag: TAG, type: 'gathered', id: gather.requestId, parts: gather.parts, missing: left.length, left });
   }
 }
 
@@ -271,16 +276,25 @@ const DEFAULT_GATHER_TIMEOUT_MS = 2000;
 const DEFAULT_RELOAD_GATHER_TIMEOUT_MS = 65_000;
 const NO_PRIMARY: PeerFigures = { parts: [], missing: null, left: [] };
 
+/** The primary's answer to a gather, checked: what is malformed counts as unknown or is dropped. */
+function readFigures(reply: Arrived<'gathered'>): PeerFigures {
+  const { parts, missing, left } = reply;
+  return {
+    parts: Array.isArray(parts) ? (parts as unknown[]) : [],
+    missing: typeof missing === 'number' ? missing : null,
+    left: Array.isArray(left) ? left.filter(isLeftOut) : [],
+  };
+}
+
 /** Runs in each worker: answers the primary's collect requests and gathers the other workers' parts. */
 export class ClusterMetricsLink implements WorkerPeers {
   readonly #collect: (what: PeerRequestKind) => unknown;
   readonly #channel: Channel;
+  readonly #primary: RequestClient<GatherBody, Arrived<'gathered'>, typeof TAG>;
   readonly #timeoutMs: number;
   readonly #reloadTimeoutMs: number;
   readonly #pid: number;
   readonly #logger: Logger | undefined;
-  readonly #pending = new Map<number, (figures: PeerFigures) => void>();
-  #lastId = 0;
   #started = false;
 
   constructor(options: ClusterMetricsLinkOptions) {
@@ -290,70 +304,51 @@ export class ClusterMetricsLink implements WorkerPeers {
     this.#reloadTimeoutMs = options.reloadTimeoutMs ?? DEFAULT_RELOAD_GATHER_TIMEOUT_MS;
     this.#pid = options.pid ?? process.pid;
     this.#logger = options.logger;
+    this.#primary = new RequestClient<GatherBody, Arrived<'gathered'>, typeof TAG>({
+      channel: this.#channel,
+      tag: TAG,
+      replyTypes: ['gathered'],
+      timeoutMs: this.#timeoutMs,
+      subject: 'cluster metrics',
+      onMessage: (message) => {
+        if (message.type === 'collect' && isRequestId(message.id) && isKind(message['what'])) this.#answer(message.id, message['what']);
+      },
+    });
   }
 
   /** Listens, then tells the primary this worker's figures can be asked for. */
   start(): void {
     if (this.#started) return;
     this.#started = true;
-    this.#channel.on('message', this.#onMessage);
-    this.#channel.on('disconnect', this.#onDisconnect);
-    this.#channel.send({ tag: TAG, type: 'join', pid: this.#pid }, ignoreSendError);
+    this.#primary.listen();
+    sendMessage(this.#channel, { tag: TAG, type: 'join', pid: this.#pid });
   }
 
-  gather(what: PeerRequestKind): Promise<PeerFigures> {
-    const id = ++this.#lastId;
-    return new Promise<PeerFigures>((resolve) => {
-      const settle = (figures: PeerFigures): void => {
-        clearTimeout(timer);
-        if (!this.#pending.delete(id)) return;
-        if (figures.missing !== 0) {
-          this.#logger?.warn('admin: the answer leaves out workers that did not answer in time', {
-            what,
-            workers: figures.missing ?? 'unknown (no answer from the primary)',
-            ...(figures.left?.length ? { left: figures.left.map((w) => `${w.pid ?? '?'}: ${w.error}`).join('; ') } : {}),
-          });
-        }
-        resolve(figures);
-      };
-      const timer = setTimeout(() => settle(NO_PRIMARY), what === 'reload' ? this.#reloadTimeoutMs : this.#timeoutMs);
-      this.#pending.set(id, settle);
-      if (!this.#started) {
-        settle(NO_PRIMARY);
-        return;
-      }
-      this.#channel.send({ tag: TAG, type: 'gather', id, what }, (error) => {
-        if (error) settle(NO_PRIMARY);
+  async gather(what: PeerRequestKind): Promise<PeerFigures> {
+    const figures = this.#started
+      ? await this.#primary
+          .request({ type: 'gather', what }, readFigures, { timeoutMs: what === 'reload' ? this.#reloadTimeoutMs : this.#timeoutMs })
+          .catch(() => NO_PRIMARY)
+      : NO_PRIMARY;
+    if (figures.missing !== 0) {
+      this.#logger?.warn('admin: the answer leaves out workers that did not answer in time', {
+        what,
+        workers: figures.missing ?? 'unknown (no answer from the primary)',
+        ...(figures.left?.length ? { left: figures.left.map((w) => `${w.pid ?? '?'}: ${w.error}`).join('; ') } : {}),
       });
-    });
+    }
+    return figures;
   }
 
   /** Stops listening; gathers still waiting resolve without the other workers. */
   close(): void {
-    this.#failAll();
-    if (!this.#started) return;
     this.#started = false;
-    this.#channel.off('message', this.#onMessage);
-    this.#channel.off('disconnect', this.#onDisconnect);
+    this.#primary.close();
   }
-
-  readonly #onMessage = (message: unknown): void => {
-    if (!isTagged(message) || !isId(message.id)) return;
-    if (message.type === 'collect' && isKind(message.what)) {
-      this.#answer(message.id, message.what);
-    } else if (message.type === 'gathered') {
-      const parts = Array.isArray(message.parts) ? (message.parts as unknown[]) : [];
-      const missing = typeof message.missing === 'number' ? message.missing : null;
-      const left = Array.isArray(message.left) ? message.left.filter(isLeftOut) : [];
-      this.#pending.get(message.id)?.({ parts, missing, left });
-    }
-  };
-
-  readonly #onDisconnect = (): void => this.#failAll();
 
   #answer(id: number, what: PeerRequestKind): void {
     const reply = (body: { part: unknown } | { error: string }): void => {
-      this.#channel.send({ tag: TAG, type: 'collected', id, ...body }, ignoreSendError);
+      sendMessage(this.#channel, { tag: TAG, type: 'collected', id, ...body });
     };
     Promise.resolve()
       .then(() => this.#collect(what))
@@ -361,9 +356,5 @@ export class ClusterMetricsLink implements WorkerPeers {
         (part) => reply({ part }),
         (error: unknown) => reply({ error: error instanceof Error ? error.message : String(error) }),
       );
-  }
-
-  #failAll(): void {
-    for (const settle of [...this.#pending.values()]) settle(NO_PRIMARY);
   }
 }

@@ -13,9 +13,18 @@
  * Primary to every subscribed worker: change { op: 'put', decision } | change { op: 'delete', key }.
  * Decisions travel in their canonical encoding (codec.ts), checked on arrival.
  */
-import cluster from 'node:cluster';
 import type { Logger } from 'spop';
-import { type IpcChannel as GenericIpcChannel, parentChannel as genericParentChannel, serveChannel } from '../ipc.js';
+import {
+  type IpcChannel as GenericIpcChannel,
+  RequestClient,
+  type TaggedMessage,
+  parentChannel as genericParentChannel,
+  hasWorkerFlag,
+  isRequestId,
+  isTagged,
+  sendMessage,
+  serveChannel,
+} from '../cluster/index.js';
 import type { CounterStore, Decision, DecisionChange, DecisionStore, StoreHealth } from '../types.js';
 import { decodeDecision, encodeDecision } from './codec.js';
 import { MemoryCounterStore, MemoryDecisionStore } from './memory.js';
@@ -26,7 +35,7 @@ export const CLUSTER_STORE_ENV = 'IPREP_CLUSTER_STORE';
 
 /** True in a cluster worker whose primary runs a ClusterStoreHost (so a worker never waits for a missing host). */
 export function hasClusterStoreHost(): boolean {
-  return cluster.isWorker && process.env[CLUSTER_STORE_ENV] === '1';
+  return hasWorkerFlag(CLUSTER_STORE_ENV);
 }
 
 const TAG = 'iprep-cluster-store';
@@ -59,14 +68,8 @@ export type ClusterStoreReply = Reply | ChangeMessage;
 
 export type ClusterStoreMessage = ClusterStoreRequest | ClusterStoreReply;
 
-/** One end of the channel the store's messages travel on (see ../ipc.ts). */
+/** One end of the channel the store's messages travel on (see ../cluster/channel.ts). */
 export type IpcChannel = GenericIpcChannel<ClusterStoreMessage>;
-
-function isTagged(message: unknown): message is { readonly tag: typeof TAG; readonly type: unknown; readonly id?: unknown } {
-  return typeof message === 'object' && message !== null && (message as { tag?: unknown }).tag === TAG;
-}
-
-const ignoreSendError = (): void => {};
 
 // ---------------------------------------------------------------------------
 // The primary
@@ -119,7 +122,7 @@ export class ClusterStoreHost {
       this.#attached,
       channel,
       (message) => {
-        if (isTagged(message)) this.#handle(channel, message);
+        if (isTagged(message, TAG)) this.#handle(channel, message);
       },
       () => this.#subscribers.delete(channel),
     );
@@ -138,11 +141,11 @@ export class ClusterStoreHost {
     await Promise.all([this.#decisions.close(), this.#counters.close()]);
   }
 
-  #handle(channel: IpcChannel, message: { readonly type: unknown; readonly id?: unknown }): void {
+  #handle(channel: IpcChannel, message: TaggedMessage): void {
     const id = message.id;
-    if (typeof id !== 'number' || !Number.isSafeInteger(id)) return; // not a request (or not ours to answer)
+    if (!isRequestId(id)) return; // not a request (or not ours to answer)
     const reply = (body: ReplyBody): void => {
-      channel.send({ tag: TAG, id, ...body }, ignoreSendError);
+      sendMessage(channel, { tag: TAG, id, ...body });
     };
     const refuse = (error: unknown): void => {
       const text = error instanceof Error ? error.message : String(error);
@@ -192,7 +195,7 @@ export class ClusterStoreHost {
       change.op === 'put'
         ? { tag: TAG, type: 'change', op: 'put', decision: encodeDecision(change.decision) }
         : { tag: TAG, type: 'change', op: 'delete', key: change.key };
-    for (const channel of this.#subscribers) channel.send(message, ignoreSendError);
+    for (const channel of this.#subscribers) sendMessage(channel, message);
   }
 }
 
@@ -228,109 +231,36 @@ export interface IpcStoreOptions {
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 2000;
+/**
+ * Requests of one store waiting for the primary at most; more fail at once. Room for a burst of bans
+ * (one put each) while the primary is busy; a stuck primary holds this many, not all of them.
+ */
+const MAX_PENDING_STORE_REQUESTS = 10_000;
+const REPLY_TYPES: readonly Reply['type'][] = ['snapshot', 'stored', 'deleted', 'totals', 'failed'];
 
-/** Request ids are unique within the process, so several stores may share one channel. */
-let lastRequestId = 0;
+/** One store's requests to the primary, and the changes it hears. */
+type HostLink = RequestClient<RequestBody, Reply, typeof TAG>;
 
-interface PendingRequest {
-  /** Runs synchronously when the reply arrives, before any later message is handled. */
-  readonly accept: (reply: Reply) => void;
-  readonly fail: (error: Error) => void;
-  readonly timer: NodeJS.Timeout;
+function hostLink(channel: IpcChannel, timeoutMs: number, onChange: (message: ChangeMessage) => void = () => {}): HostLink {
+  return new RequestClient<RequestBody, Reply, typeof TAG>({
+    channel,
+    tag: TAG,
+    replyTypes: REPLY_TYPES,
+    timeoutMs,
+    maxPending: MAX_PENDING_STORE_REQUESTS,
+    subject: 'cluster store',
+    onMessage: (message) => {
+      if (message.type === 'change') onChange(message as unknown as ChangeMessage);
+    },
+  });
 }
 
-/** One store's requests to the primary: ids, replies, timeouts, and the changes it hears. */
-class HostLink {
-  readonly #channel: IpcChannel;
-  readonly #timeoutMs: number;
-  readonly #onChange: (message: ChangeMessage) => void;
-  readonly #pending = new Map<number, PendingRequest>();
-  #listening = false;
-  /** Why the last request failed, until one succeeds (health). */
-  #lastError: string | undefined;
-
-  constructor(channel: IpcChannel, timeoutMs: number, onChange: (message: ChangeMessage) => void = () => {}) {
-    this.#channel = channel;
-    this.#timeoutMs = timeoutMs;
-    this.#onChange = onChange;
-  }
-
-  get lastError(): string | undefined {
-    return this.#lastError;
-  }
-
-  /** Sends a request; `accept` turns the reply into the result (or throws) as soon as it arrives. */
-  request<T>(body: RequestBody, accept: (reply: Reply) => T): Promise<T> {
-    this.#listen();
-    const id = ++lastRequestId;
-    return new Promise<T>((resolve, reject) => {
-      const fail = (error: Error): void => {
-        clearTimeout(this.#pending.get(id)?.timer);
-        if (this.#pending.delete(id)) reject(error);
-      };
-      /** The primary cannot be reached: health says so until an answer comes. */
-      const unreachable = (reason: string): void => {
-        this.#lastError = reason;
-        fail(new Error(reason));
-      };
-      const timer = setTimeout(() => unreachable(`cluster store: no answer from the primary to ${body.type} within ${this.#timeoutMs} ms`), this.#timeoutMs);
-      this.#pending.set(id, {
-        accept: (reply) => {
-          this.#lastError = undefined;
-          if (reply.type === 'failed') throw new Error(`cluster store: the primary refused ${body.type}: ${reply.error}`);
-          resolve(accept(reply));
-        },
-        fail,
-        timer,
-      });
-      this.#channel.send({ tag: TAG, id, ...body }, (error) => {
-        if (error) unreachable(`cluster store: cannot send ${body.type} to the primary: ${error.message}`);
-      });
-    });
-  }
-
-  /** Stops listening; requests still waiting fail. */
-  close(): void {
-    this.#failAll('cluster store: closed before the primary answered');
-    if (!this.#listening) return;
-    this.#listening = false;
-    this.#channel.off('message', this.#onMessage);
-    this.#channel.off('disconnect', this.#onDisconnect);
-  }
-
-  #listen(): void {
-    if (this.#listening) return;
-    this.#listening = true;
-    this.#channel.on('message', this.#onMessage);
-    this.#channel.on('disconnect', this.#onDisconnect);
-  }
-
-  readonly #onMessage = (message: unknown): void => {
-    if (!isTagged(message)) return;
-    if (message.type === 'change') {
-      this.#onChange(message as ChangeMessage);
-      return;
-    }
-    const id = message.id;
-    const pending = typeof id === 'number' ? this.#pending.get(id) : undefined;
-    if (pending === undefined) return; // another store's request, or one that already timed out
-    clearTimeout(pending.timer);
-    try {
-      pending.accept(message as Reply);
-      this.#pending.delete(id as number);
-    } catch (error) {
-      pending.fail(error instanceof Error ? error : new Error(String(error)));
-    }
-  };
-
-  readonly #onDisconnect = (): void => {
-    this.#lastError = 'cluster store: the channel to the primary closed';
-    this.#failAll(this.#lastError);
-  };
-
-  #failAll(reason: string): void {
-    for (const pending of [...this.#pending.values()]) pending.fail(new Error(reason));
-  }
+/** Sends a request; `accept` turns the reply into the result (or throws) as soon as it arrives; a refusal rejects with its reason. */
+function request<T>(link: HostLink, body: RequestBody, accept: (reply: Exclude<Reply, { type: 'failed' }>) => T): Promise<T> {
+  return link.request(body, (reply) => {
+    if (reply.type === 'failed') throw new Error(`cluster store: the primary refused ${body.type}: ${reply.error}`);
+    return accept(reply);
+  });
 }
 
 function unexpected(reply: Reply, wanted: string): Error {
@@ -355,7 +285,7 @@ export class IpcDecisionStore implements DecisionStore {
       if (logger) logger.error('decision listener failed', { error: String(error) });
       else process.emitWarning(`decision listener failed: ${String(error)}`);
     });
-    this.#link = new HostLink(options.channel ?? parentChannel(), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, (message) =>
+    this.#link = hostLink(options.channel ?? parentChannel(), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, (message) =>
       this.#applyChange(message),
     );
   }
@@ -363,7 +293,7 @@ export class IpcDecisionStore implements DecisionStore {
   /** Subscribes: the primary's decisions now, then every change after them. */
   async start(): Promise<void> {
     if (this.#subscribed) return;
-    await this.#link.request({ type: 'subscribe' }, (reply) => {
+    await request(this.#link, { type: 'subscribe' }, (reply) => {
       if (reply.type !== 'snapshot') throw unexpected(reply, 'a snapshot');
       const next = new Map<string, { decision: Decision; encoded: string }>();
       for (const encoded of reply.decisions) {
@@ -376,13 +306,13 @@ export class IpcDecisionStore implements DecisionStore {
   }
 
   async put(decision: Decision): Promise<void> {
-    await this.#link.request({ type: 'put', decision: encodeDecision(decision) }, (reply) => {
+    await request(this.#link, { type: 'put', decision: encodeDecision(decision) }, (reply) => {
       if (reply.type !== 'stored') throw unexpected(reply, 'stored');
     });
   }
 
   async delete(key: string): Promise<boolean> {
-    return this.#link.request({ type: 'delete', key }, (reply) => {
+    return request(this.#link, { type: 'delete', key }, (reply) => {
       if (reply.type !== 'deleted') throw unexpected(reply, 'deleted');
       return reply.removed;
     });
@@ -431,13 +361,13 @@ export class IpcCounterStore implements CounterStore {
   readonly #link: HostLink;
 
   constructor(options: IpcStoreOptions = {}) {
-    this.#link = new HostLink(options.channel ?? parentChannel(), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    this.#link = hostLink(options.channel ?? parentChannel(), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
   }
 
   async start(): Promise<void> {}
 
   flush(deltas: ReadonlyMap<string, number>, windowMs: number, now: number): Promise<Map<string, number>> {
-    return this.#link.request({ type: 'flush', deltas: [...deltas], windowMs, now }, (reply) => {
+    return request(this.#link, { type: 'flush', deltas: [...deltas], windowMs, now }, (reply) => {
       if (reply.type !== 'totals') throw unexpected(reply, 'totals');
       return new Map(reply.totals);
     });
