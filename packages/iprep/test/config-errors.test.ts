@@ -30,8 +30,8 @@ describe('parseConfig: invalid files', () => {
     ['agent: { maxFrameSize: 1024 }', 'conf/iprep.yaml:1:10: unknown key agent.maxFrameSize (did you mean agent.max-frame-size?)'],
     ['behaviour: { ban_time: 1h }', 'conf/iprep.yaml:1:14: unknown key behaviour.ban_time (did you mean behaviour.ban-time?)'],
     ['listen: { color: red }', 'conf/iprep.yaml:1:11: unknown key listen.color (known keys: host, port, socket, workers)'],
-    ['lists: [{ name: a, path: a, weight: 3 }]', 'conf/iprep.yaml:1:29: unknown key lists[0].weight (known keys: name, format, path, url, refresh, score, penalty, category, action, min-entries, max-shrink)'],
-    ['colour: red', 'conf/iprep.yaml:1:1: unknown key colour (known keys: mode, listen, agent, messages, variables, thresholds, special, allowlist, lists, behaviour, decisions, cache-dir, store, admin)'],
+    ['lists: [{ name: a, path: a, weight: 3 }]', 'conf/iprep.yaml:1:29: unknown key lists[0].weight (known keys: name, format, path, url, refresh, score, penalty, category, action, min-entries, max-shrink, max-bytes, max-entries)'],
+    ['colour: red', 'conf/iprep.yaml:1:1: unknown key colour (known keys: mode, listen, agent, messages, variables, thresholds, special, allowlist, list-defaults, lists, wait-for-lists, behaviour, decisions, cache-dir, store, admin)'],
     // wrong types
     ['listen: 12345', 'conf/iprep.yaml:1:9: listen must be a map of keys, got 12345'],
     ['listen: { port: "12345" }', 'conf/iprep.yaml:1:17: listen.port must be an integer from 0 to 65535, got "12345"'],

@@ -42,7 +42,7 @@ function netset(count: number, prefix = '192.0.2'): string {
   return '# test list\n' + Array.from({ length: count }, (_, i) => `${prefix}.${i}`).join('\n') + '\n';
 }
 
-const ranges = (list: LoadedList | undefined): string[] => (list?.entries ?? []).map((e) => formatRange(e.range));
+const ranges = (list: LoadedList | undefined): string[] => [...(list?.entries ?? [])].map((e) => formatRange(e.range));
 
 interface LogLine {
   level: string;
@@ -147,7 +147,7 @@ describe('ListSource: URL lists', () => {
     const cacheDir = path.join(await tempDir(), 'cache', 'nested');
     const source = makeSource(listConfig({ url }), { cacheDir, now: () => 1_795_939_200_000 });
     assert.equal(source.current(), undefined);
-    assert.deepEqual(source.status(), { name: 'test-list', format: 'netset', origin: url, entries: 0, loadedAt: null, lastError: null });
+    assert.deepEqual(source.status(), { name: 'test-list', format: 'netset', origin: url, entries: 0, loadedAt: null, lastError: null, loading: true });
 
     const list = await source.load();
     assert.deepEqual(ranges(list), ['192.0.2.0', '192.0.2.1', '192.0.2.2']);
@@ -161,6 +161,7 @@ describe('ListSource: URL lists', () => {
       entries: 3,
       loadedAt: 1_795_939_200_000,
       lastError: null,
+      loading: false,
     });
 
     assert.equal(server.requests.length, 1);
@@ -322,7 +323,7 @@ describe('ListSource: URL lists', () => {
     const down = stopped.url; // nothing listens there any more
     const cacheDir = await tempDir();
     const cache = new ListCache(cacheDir, 'test-list');
-    await cache.write(netset(5), { url: `${url}?elsewhere`, fetchedAt: 1 });
+    await cache.write([new TextEncoder().encode(netset(5))], { url: `${url}?elsewhere`, fetchedAt: 1 });
     await assert.rejects(makeSource(listConfig({ url: down }), { cacheDir }).load(), /no last good copy/);
 
     await writeFile(cache.metaPath, '{not json');
@@ -332,7 +333,7 @@ describe('ListSource: URL lists', () => {
 
     // A good fetch rewrites the cache for the new URL.
     await makeSource(listConfig({ url }), { cacheDir }).load();
-    assert.equal((await cache.read())?.meta.url, url);
+    assert.equal((await cache.read(2 ** 20))?.meta.url, url);
   });
 
   it('gives up on a fetch after fetchTimeoutMs, even when the GC runs meanwhile', { timeout: 10_000 }, async () => {

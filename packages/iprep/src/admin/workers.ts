@@ -8,18 +8,24 @@ import type { LeftOutWorker, PeerFigures, WorkerPeers } from './cluster.js';
 
 /** `/health` of one process. */
 export interface HealthReport {
-  /** Degraded: the store is down or a list failed (with workers: in any worker, or a worker did not answer). */
+  /**
+   * Degraded: the store is down, a list failed, or a list still loading has no copy yet (with
+   * workers: in any worker, or a worker did not answer).
+   */
   readonly status: 'ok' | 'degraded';
   /** Lists loaded. */
   readonly lists: number;
   readonly store: StoreHealth;
   readonly uptimeSeconds: number;
+  /** The lists whose last load or update failed. */
+  readonly listErrors?: readonly { readonly list: string; readonly error: string }[];
+  /** The URL lists whose first fetch is still running (the agent answers without them, or with their cached copy). */
+  readonly listsLoading?: readonly string[];
 }
 
 /** One worker's health, as it answers another worker. */
 export interface WorkerHealth extends HealthReport {
   readonly pid: number;
-  /** The lists whose last load or update failed. */
   readonly listErrors: readonly { readonly list: string; readonly error: string }[];
 }
 
@@ -65,19 +71,30 @@ export function workerHealth(service: ReputationService, uptimeSeconds: number, 
   const store = service.store();
   const lists = service.lists();
   const listErrors = lists.flatMap((list) => (list.lastError === null ? [] : [{ list: list.name, error: list.lastError }]));
+  const loading = lists.filter((list) => list.loading === true);
+  const empty = loading.some((list) => list.loadedAt === null);
   return {
     pid,
-    status: !store.up || listErrors.length > 0 ? 'degraded' : 'ok',
+    status: !store.up || listErrors.length > 0 || empty ? 'degraded' : 'ok',
     lists: lists.length,
     store,
     uptimeSeconds: Math.round(uptimeSeconds),
     listErrors,
+    ...(loading.length === 0 ? {} : { listsLoading: loading.map((list) => list.name) }),
   };
 }
 
 /** The one-process `/health` body: a worker's health without the fields only several workers need. */
 export function healthReport(health: WorkerHealth): HealthReport {
-  return { status: health.status, lists: health.lists, store: health.store, uptimeSeconds: health.uptimeSeconds };
+  const { status, lists, store, uptimeSeconds, listErrors, listsLoading } = health;
+  return {
+    status,
+    lists,
+    store,
+    uptimeSeconds,
+    ...(listErrors.length === 0 ? {} : { listErrors }),
+    ...(listsLoading === undefined ? {} : { listsLoading }),
+  };
 }
 
 /** Runs this process's reload and tells how it went, as another worker asks for it. */

@@ -135,9 +135,10 @@ export class ReputationEngine {
       const slot = lists[i] as ListSlot;
       const index = slot.compiled.table.lookup(address);
       if (index < 0) continue;
-      const entry = slot.compiled.list.entries[index] as ListEntry;
-      const match = entry.score === undefined ? slot.match : entryMatch(slot, entry.score);
-      out.push(detail ? { ...match, detail: entryDetail(entry) } : match);
+      const entries = slot.compiled.list.entries;
+      const score = entries.scoreAt(index);
+      const match = score < 0 ? slot.match : entryMatch(slot, score);
+      out.push(detail ? { ...match, detail: entryDetail(entries.at(index) as ListEntry) } : match);
     }
 
     const behaviour = this.#behaviour?.evaluate(address, now);
