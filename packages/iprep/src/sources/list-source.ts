@@ -401,7 +401,7 @@ export class ListSource {
     const list: LoadedList = {
       name: this.config.name,
       entries,
-      table: IntervalTable.fromData(result.table),
+      table: IntervalTable.fromFlattened(result.table),
       loadedAt: from.loadedAt,
       origin: from.origin,
       warnings: result.warnings,
