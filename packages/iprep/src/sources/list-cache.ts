@@ -96,7 +96,7 @@ export async function readBoundedFile(file: string, maxBytes: number): Promise<L
   const { size } = await stat(file);
   if (size > maxBytes) throw new BodyTooLargeError(`${file}: ${tooLargeMessage('the file', size, maxBytes)}`);
   try {
-    return await readListBody(createReadStream(file, { highWaterMark: 2 ** 20 }), maxBytes, 'the file');
+    return await readListBody(createReadStream(file, { highWaterMark: 2 ** 18 }), maxBytes, 'the file');
   } catch (err) {
     if (err instanceof BodyTooLargeError) throw new BodyTooLargeError(`${file}: ${err.message}`);
     throw err;
