@@ -51,6 +51,10 @@ describe('parseConfig: invalid files', () => {
     ['agent: { max-in-flight: 0 }', 'conf/iprep.yaml:1:25: agent.max-in-flight must be an integer >= 1, got 0'],
     ['thresholds: { log: 101 }', 'conf/iprep.yaml:1:20: thresholds.log must be an integer from 0 to 100, got 101'],
     ['lists: [{ name: a, path: a, max-shrink: 1.5 }]', 'conf/iprep.yaml:1:41: lists[0].max-shrink must be a number from 0 to 1, got 1.5'],
+    ['lists: [{ name: a, path: a, max-bytes: 1TB }]', 'conf/iprep.yaml:1:40: lists[0].max-bytes must be a size from 1B to 512MiB (use e.g. 512KiB, 64MiB, 1GiB, 10MB, or a number of bytes), got "1TB"'],
+    ['list-defaults: { max-bytes: lots }', 'conf/iprep.yaml:1:29: list-defaults.max-bytes must be a size from 1B to 512MiB (use e.g. 512KiB, 64MiB, 1GiB, 10MB, or a number of bytes), got "lots"'],
+    ['list-defaults: { max-entries: 0 }', 'conf/iprep.yaml:1:31: list-defaults.max-entries must be an integer >= 1, got 0'],
+    ['wait-for-lists: yes', 'conf/iprep.yaml:1:17: wait-for-lists must be true or false, got "yes"'],
     ['behaviour: { ban-growth: 0.5 }', 'conf/iprep.yaml:1:26: behaviour.ban-growth must be a number >= 1, got 0.5'],
     ['behaviour: { ipv6-prefix-length: 65 }', 'conf/iprep.yaml:1:34: behaviour.ipv6-prefix-length must be an integer from 1 to 64, got 65'],
     // enums
