@@ -333,11 +333,11 @@ async function compileList(config: ListConfig, list: LoadedList): Promise<Compil
   return { config, list, table: list.table };
 }
 
+/** The configured entries compiled here (a configuration file holds few); each file keeps the table it was loaded with. */
 async function compileAllowlist(entries: readonly string[], files: readonly LoadedList[]): Promise<CompiledAllowlist> {
   const ranges: IpRange[] = entries.map((text) => parseRange(text));
-  for (const file of files) for (const entry of file.entries) ranges.push(entry.range);
   const table = await compileTable(ranges.map((range, value) => ({ range, value })));
-  return { ranges, table };
+  return { ranges, table, files };
 }
 
 /** An allowlist file is read like a netset list, watched for changes like any list file. */

@@ -99,6 +99,21 @@ describe('IprepService', () => {
     }
   });
 
+  it('allowlist files keep the table they were loaded with (no entry objects on the main thread), and reload', async () => {
+    const yaml = () => `${base}allowlist:\n  - 192.0.2.10\n  - file: allow.txt\n`;
+    const allow = Array.from({ length: 20_000 }, (_, i) => `10.9.${i >> 8}.${i & 255}`).join('\n') + '\n198.51.100.1\n';
+    await withService(yaml, { 'deny.netset': '198.51.100.1\n', 'allow.txt': allow }, async (service, _dir, write) => {
+      assert.deepEqual(verdictOf(service, '198.51.100.1'), [100, 'allow', 'allowlist'], 'the file beats the deny list');
+      assert.deepEqual(verdictOf(service, '192.0.2.10'), [100, 'allow', 'allowlist']);
+      assert.equal(service.explain('10.9.3.7').matches[0]?.detail, '10.9.3.7');
+      assert.equal(service.engine.allowlist.files?.[0]?.entries.length, 20_001);
+      write('allow.txt', '203.0.113.0/24\n');
+      assert.equal((await service.reload()).ok, true);
+      assert.deepEqual(verdictOf(service, '198.51.100.1'), [0, 'deny', 'deny']);
+      assert.equal(service.explain('203.0.113.9').matches[0]?.detail, '203.0.113.0/24');
+    });
+  });
+
   it('adds, applies, lists and removes decisions', async () => {
     await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
       const d = await service.addDecision({ value: '2001:0db8::0007', action: 'captcha', reason: 'test' });
