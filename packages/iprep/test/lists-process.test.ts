@@ -139,9 +139,11 @@ describe('spoa with lists of real sizes', () => {
     }
   });
 
-  it('swaps a million-line list under load without pausing the answers', { timeout: 120_000 }, async () => {
+  it('swaps a million-line list under load without pausing the answers', { timeout: 120_000 }, async (t) => {
     const list = join(dir, 'million.netset');
     writeFileSync(list, addresses(1_000_000, 0x01000000));
+    // Made now: building it during the measurement would pause this process, not the agent.
+    const next = addresses(1_000_000, 0x20000000);
     const port = await freePort();
     const config = writeConfig('million.yaml', `lists:\n  - { name: big, path: ${list}, penalty: 10 }\nadmin: { enabled: false }\n`);
     const spoa = await spawnSpoaWorkers(['-c', config, '-n', '1', '-p', String(port)], 1);
@@ -164,7 +166,7 @@ describe('spoa with lists of real sizes', () => {
       })();
       const swapped = (async () => {
         await sleep(1_500);
-        await writeFile(list, addresses(1_000_000, 0x20000000));
+        await writeFile(list, next);
         for (const deadline = Date.now() + 60_000; !/list updated/.test(spoa.log()) && Date.now() < deadline; ) await sleep(50);
         await sleep(500);
         done = true;
@@ -172,11 +174,13 @@ describe('spoa with lists of real sizes', () => {
       const load = await runLoad({ target: { port }, rate: 1000, connections: 2, depth: 8, durationMs: 5_000, warmupMs: 500 });
       await swapped;
       const longest = await probe;
+      t.diagnostic(`longest answer during the swap ${longest.toFixed(1)} ms; p99 under load ${load.latency.p99Us} µs`);
       assert.match(spoa.log(), /list updated list=big entries=1000000/);
       assert.equal(load.errors, 0);
-      // Before: 4-5 s with the list parsed and compiled on the main thread. A busy 2-core machine adds tens of ms of noise.
-      assert.ok(longest < 500, `an answer waited ${longest.toFixed(0)} ms during the swap`);
-      assert.ok(load.latency.maxUs < 500_000, `max latency under load ${load.latency.maxUs} µs`);
+      // Before: 4-5 s, the list parsed and compiled on the main thread; now tens of ms. The bound leaves
+      // room for a 2-core machine overloaded by other work.
+      assert.ok(longest < 1_000, `an answer waited ${longest.toFixed(0)} ms during the swap`);
+      assert.ok(load.latency.maxUs < 1_000_000, `max latency under load ${load.latency.maxUs} µs`);
     } finally {
       process.kill(pid, 'SIGTERM');
     }
