@@ -35,6 +35,7 @@ Without a configuration file the score is random, as in HAProxy's reference agen
       --shutdown-timeout <ms> time in-flight requests get on SIGTERM/SIGINT (default 5000)
       --admin-host <address> admin API address (default 127.0.0.1)
       --admin-port <port>    admin API port (default 9090; 0 disables it)
+      --wait-for-lists       listen only once every list loaded (default: at once, URL lists load in the background)
 `;
 
 /** The command line as given: undefined where a flag is absent, so the configuration file can fill it. */
@@ -52,6 +53,8 @@ export interface CliFlags {
   readonly shutdownTimeout?: number | undefined;
   readonly adminHost?: string | undefined;
   readonly adminPort?: number | undefined;
+  /** True when the flag was given; the file decides otherwise. */
+  readonly waitForLists?: boolean | undefined;
 }
 
 export class UsageError extends Error {}
@@ -97,6 +100,7 @@ export function parseCli(argv: string[]): CliFlags | 'help' {
       'shutdown-timeout': { type: 'string' },
       'admin-host': { type: 'string' },
       'admin-port': { type: 'string' },
+      'wait-for-lists': { type: 'boolean' },
     },
   });
   if (values.help) return 'help';
@@ -118,6 +122,7 @@ export function parseCli(argv: string[]): CliFlags | 'help' {
     shutdownTimeout: integer('shutdown-timeout', values['shutdown-timeout'], 0, 3_600_000),
     adminHost: values['admin-host'],
     adminPort: integer('admin-port', values['admin-port'], 0, 65535),
+    waitForLists: values['wait-for-lists'],
   };
 }
 
@@ -152,7 +157,7 @@ export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
     maxFrameSize: flags.maxFrameSize ?? base.agent.maxFrameSize,
     shutdownTimeoutMs: flags.shutdownTimeout ?? base.agent.shutdownTimeoutMs,
   };
-  const config = { ...base, mode, listen, agent, admin };
+  const config = { ...base, mode, listen, agent, admin, waitForLists: flags.waitForLists ?? base.waitForLists };
   // The same rules as the file's, on what will run: a problem names the flag that set the value, else its line.
   const flagOf: Readonly<Record<string, string | undefined>> = {
     'admin.host': flags.adminHost === undefined ? undefined : '--admin-host',

@@ -89,7 +89,11 @@ export class IprepService implements ReputationService {
     return this.#config;
   }
 
-  /** Loads everything; throws when a list or the allowlist cannot be loaded at all. */
+  /**
+   * Loads what is at hand (list files, the allowlist, decisions, the last good copies of URL lists)
+   * and throws when a list file or the allowlist cannot be loaded at all. URL lists are fetched in
+   * the background and swapped in as they come, unless `waitForLists` asks to wait for them.
+   */
   async start(): Promise<void> {
     const decisions = this.#stores.decisions;
     await decisions.start();
@@ -211,6 +215,9 @@ export class IprepService implements ReputationService {
    * configuration is unchanged are kept (files are re-read if they changed,
    * URLs keep their copy and schedule); a URL list that cannot be had at all
    * is left out, reported in its status, until its next refresh succeeds.
+   * New URL lists start with their last good copy on disk, if any, and are
+   * fetched in the background (unless `waitForLists`): a slow feed never
+   * holds up the answers.
    */
   async #apply(config: IprepConfig): Promise<void> {
     const logger = this.#options.logger;
@@ -218,7 +225,8 @@ export class IprepService implements ReputationService {
     const previous = new Map(this.#lists.map((slot) => [sourceKey(slot.source.config), slot]));
     const kept = new Set<ListSlot>();
     const fresh: ListSource[] = [];
-    const allowSources = config.allowlist.files.map((path) => new ListSource(allowlistFileConfig(path), sourceOptions));
+    const background = new Set<ListSource>();
+    const allowSources = config.allowlist.files.map((path) => new ListSource(allowlistFileConfig(path, config.listDefaults), sourceOptions));
     try {
       // Each slot with what it will hold: kept slots are only changed once everything loaded.
       const loaded = await Promise.all(
@@ -230,7 +238,8 @@ export class IprepService implements ReputationService {
           }
           const source = new ListSource(listConfig, sourceOptions);
           fresh.push(source);
-          const list = await loadNew(source, logger);
+          if (listConfig.url !== undefined && !config.waitForLists) background.add(source);
+          const list = background.has(source) ? await source.loadCached() : await loadNew(source, logger);
           return [{ source, compiled: undefined }, list === undefined ? undefined : await compileList(listConfig, list)];
         }),
       );
@@ -252,6 +261,7 @@ export class IprepService implements ReputationService {
     }
     for (const slot of this.#lists) {
       if (fresh.includes(slot.source)) slot.source.start((list) => void this.#listUpdated(slot, list));
+      if (background.has(slot.source)) void this.#loadInBackground(slot);
     }
     for (const source of this.#allowSources) source.start(() => void this.#allowlistUpdated());
   }
@@ -269,6 +279,22 @@ export class IprepService implements ReputationService {
       this.#options.logger.error('list update failed: keeping the previous copy', { list: list.name, error: String(err) });
       this.#options.onReload?.(false, this.#now() - started);
     }
+  }
+
+  /** A URL list's first fetch, after the service answers with what it had: swapped in when it brings something new. */
+  async #loadInBackground(slot: ListSlot): Promise<void> {
+    const cached = slot.source.current();
+    let list: LoadedList;
+    try {
+      list = await slot.source.load();
+    } catch (err) {
+      this.#options.logger.error('list unavailable: answering without it until a refresh succeeds', {
+        list: slot.source.config.name,
+        error: String(err),
+      });
+      return;
+    }
+    if (list !== cached) await this.#listUpdated(slot, list);
   }
 
   async #allowlistUpdated(): Promise<void> {
@@ -331,19 +357,19 @@ async function recompile(slot: ListSlot, list: LoadedList | undefined): Promise<
   return compileList(slot.source.config, list);
 }
 
+/** The list's table was compiled with its entries (off the main thread when big): nothing left to do but pair them. */
 async function compileList(config: ListConfig, list: LoadedList): Promise<CompiledList> {
-  const table = await compileTable(list.entries.map((entry, value) => ({ range: entry.range, value })));
-  return { config, list, table };
+  return { config, list, table: list.table };
 }
 
+/** The configured entries compiled here (a configuration file holds few); each file keeps the table it was loaded with. */
 async function compileAllowlist(entries: readonly string[], files: readonly LoadedList[]): Promise<CompiledAllowlist> {
   const ranges: IpRange[] = entries.map((text) => parseRange(text));
-  for (const file of files) for (const entry of file.entries) ranges.push(entry.range);
   const table = await compileTable(ranges.map((range, value) => ({ range, value })));
-  return { ranges, table };
+  return { ranges, table, files };
 }
 
 /** An allowlist file is read like a netset list, watched for changes like any list file. */
-function allowlistFileConfig(path: string): ListConfig {
-  return { name: `allowlist:${path}`, format: 'netset', path, refreshMs: 3_600_000, category: 'allowlisted', minEntries: 0, maxShrink: 1 };
+function allowlistFileConfig(path: string, limits: IprepConfig['listDefaults']): ListConfig {
+  return { name: `allowlist:${path}`, format: 'netset', path, refreshMs: 3_600_000, category: 'allowlisted', minEntries: 0, maxShrink: 1, ...limits };
 }

@@ -5,6 +5,7 @@
  * engine/), so they can be read, tested and replaced separately.
  */
 import type { IpRange } from './net/address.js';
+import type { IntervalTable } from './table/interval-table.js';
 
 // ---------------------------------------------------------------------------
 // Verdicts
@@ -66,10 +67,20 @@ export const LIST_FORMATS = [
 ] as const;
 export type ListFormat = (typeof LIST_FORMATS)[number];
 
+/** A list's entries: packed in typed arrays when loaded (sources/list-entries.ts), built as objects on demand. */
+export interface ListEntries extends Iterable<ListEntry> {
+  readonly length: number;
+  at(index: number): ListEntry | undefined;
+  /** The entry's own score (CSV lists), -1 when it has none: what the hot path reads, without building the entry. */
+  scoreAt(index: number): number;
+}
+
 /** A loaded list: its entries and where they came from. */
 export interface LoadedList {
   readonly name: string;
-  readonly entries: readonly ListEntry[];
+  readonly entries: ListEntries;
+  /** Entry indexes by address, compiled with the entries (off the main thread for big lists). */
+  readonly table: IntervalTable;
   /** When the content was fetched or read (ms since epoch). */
   readonly loadedAt: number;
   /** Where it came from: a path, a URL, or the last-good cache copy of a URL. */
@@ -164,6 +175,8 @@ export interface ListStatus {
   readonly entries: number;
   readonly loadedAt: number | null;
   readonly lastError: string | null;
+  /** True while a URL list's first fetch runs (the agent already answers without it, or with its cached copy). */
+  readonly loading?: boolean;
 }
 
 export interface ReloadResult {
@@ -223,6 +236,10 @@ export interface ListConfig {
   readonly minEntries: number;
   /** Largest accepted shrink, as a fraction of the last good copy's entries (0..1). Default 0.5. */
   readonly maxShrink: number;
+  /** Largest body (download, file or cached copy) read, in bytes. Default `listDefaults.maxBytes`. */
+  readonly maxBytes?: number;
+  /** Most entries a copy may have. Default `listDefaults.maxEntries`. */
+  readonly maxEntries?: number;
 }
 
 export interface BehaviourConfig {
@@ -295,6 +312,10 @@ export interface IprepConfig {
   /** Addresses or CIDRs that always win (score 100, allow), and list files of them. */
   readonly allowlist: { readonly entries: readonly string[]; readonly files: readonly string[] };
   readonly lists: readonly ListConfig[];
+  /** Bounds of every list (and allowlist file) that does not set its own. */
+  readonly listDefaults: { readonly maxBytes: number; readonly maxEntries: number };
+  /** Start answering only once every list had its first load (else URL lists load in the background). */
+  readonly waitForLists: boolean;
   readonly behaviour: BehaviourConfig;
   readonly decisions: {
     readonly defaultDurationMs: number;

@@ -46,13 +46,39 @@ describe('admin server without a token', () => {
     const saved = ctx.service.listStatus;
     ctx.service.listStatus = [{ ...saved[0]!, lastError: 'drop.json:3: not JSON' }];
     const listFailed = await request(ctx.port, '/health');
-    assert.deepEqual(listFailed.json, { status: 'degraded', lists: 1, store: { kind: 'memory', up: true }, uptimeSeconds: 0 });
+    assert.deepEqual(listFailed.json, {
+      status: 'degraded',
+      lists: 1,
+      store: { kind: 'memory', up: true },
+      uptimeSeconds: 0,
+      listErrors: [{ list: saved[0]!.name, error: 'drop.json:3: not JSON' }],
+    });
 
+    // A URL list still fetching at start: degraded while it has no copy at all, ok with its cached copy.
+    ctx.service.listStatus = [saved[0]!, { ...saved[1]!, entries: 0, loadedAt: null, loading: true }];
+    const loading = await request(ctx.port, '/health');
+    assert.deepEqual(loading.json, {
+      status: 'degraded',
+      lists: 2,
+      store: { kind: 'memory', up: true },
+      uptimeSeconds: 0,
+      listsLoading: [saved[1]!.name],
+    });
+    ctx.service.listStatus = [saved[0]!, { ...saved[1]!, loading: true }];
+    assert.deepEqual((await request(ctx.port, '/health')).json, {
+      status: 'ok',
+      lists: 2,
+      store: { kind: 'memory', up: true },
+      uptimeSeconds: 0,
+      listsLoading: [saved[1]!.name],
+    });
+
+    ctx.service.listStatus = saved;
     ctx.service.lastReloadError = 'iprep.yaml:3:5: thresholds.deny must be an integer from 0 to 100, got 300';
     const reloadFailed = await request(ctx.port, '/health');
     assert.deepEqual(reloadFailed.json, {
       status: 'degraded',
-      lists: 1,
+      lists: 2,
       store: { kind: 'memory', up: true },
       uptimeSeconds: 0,
       reloadError: 'iprep.yaml:3:5: thresholds.deny must be an integer from 0 to 100, got 300',

@@ -72,6 +72,8 @@ describe('parseCli', () => {
     assert.deepEqual([fromFile.listen.socket, fromFile.listen.workers, fromFile.admin.port], [join(dir, 'spoa.sock'), 2, 9191]);
     const flagged = await resolveConfig(parseCli(['-c', file, '-p', '7000', '-n', '3', '--admin-port', '0', '--mode', 'random']) as CliFlags);
     assert.deepEqual([flagged.mode, flagged.listen.port, flagged.listen.socket, flagged.listen.workers, flagged.admin.enabled], ['random', 7000, undefined, 3, false]);
+    assert.equal(fromFile.waitForLists, false, 'URL lists load in the background by default');
+    assert.equal((await resolveConfig(parseCli(['-c', file, '--wait-for-lists']) as CliFlags)).waitForLists, true);
   });
   it('reputation mode runs one process unless asked for more workers (they share the primary\'s state)', async () => {
     const byDefault = await resolveConfig(parseCli(['--mode', 'reputation']) as CliFlags);

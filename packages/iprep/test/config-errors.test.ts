@@ -30,8 +30,8 @@ describe('parseConfig: invalid files', () => {
     ['agent: { maxFrameSize: 1024 }', 'conf/iprep.yaml:1:10: unknown key agent.maxFrameSize (did you mean agent.max-frame-size?)'],
     ['behaviour: { ban_time: 1h }', 'conf/iprep.yaml:1:14: unknown key behaviour.ban_time (did you mean behaviour.ban-time?)'],
     ['listen: { color: red }', 'conf/iprep.yaml:1:11: unknown key listen.color (known keys: host, port, socket, workers, allow-from, max-connections, idle-timeout)'],
-    ['lists: [{ name: a, path: a, weight: 3 }]', 'conf/iprep.yaml:1:29: unknown key lists[0].weight (known keys: name, format, path, url, refresh, score, penalty, category, action, min-entries, max-shrink)'],
-    ['colour: red', 'conf/iprep.yaml:1:1: unknown key colour (known keys: mode, listen, agent, messages, variables, thresholds, special, allowlist, lists, behaviour, decisions, cache-dir, store, admin)'],
+    ['lists: [{ name: a, path: a, weight: 3 }]', 'conf/iprep.yaml:1:29: unknown key lists[0].weight (known keys: name, format, path, url, refresh, score, penalty, category, action, min-entries, max-shrink, max-bytes, max-entries)'],
+    ['colour: red', 'conf/iprep.yaml:1:1: unknown key colour (known keys: mode, listen, agent, messages, variables, thresholds, special, allowlist, list-defaults, lists, wait-for-lists, behaviour, decisions, cache-dir, store, admin)'],
     // wrong types
     ['listen: 12345', 'conf/iprep.yaml:1:9: listen must be a map of keys, got 12345'],
     ['listen: { port: "12345" }', 'conf/iprep.yaml:1:17: listen.port must be an integer from 0 to 65535, got "12345"'],
@@ -57,6 +57,10 @@ describe('parseConfig: invalid files', () => {
     ['agent: { max-in-flight: 0 }', 'conf/iprep.yaml:1:25: agent.max-in-flight must be an integer >= 1, got 0'],
     ['thresholds: { log: 101 }', 'conf/iprep.yaml:1:20: thresholds.log must be an integer from 0 to 100, got 101'],
     ['lists: [{ name: a, path: a, max-shrink: 1.5 }]', 'conf/iprep.yaml:1:41: lists[0].max-shrink must be a number from 0 to 1, got 1.5'],
+    ['lists: [{ name: a, path: a, max-bytes: 1TB }]', 'conf/iprep.yaml:1:40: lists[0].max-bytes must be a size from 1B to 512MiB (use e.g. 512KiB, 64MiB, 1GiB, 10MB, or a number of bytes), got "1TB"'],
+    ['list-defaults: { max-bytes: lots }', 'conf/iprep.yaml:1:29: list-defaults.max-bytes must be a size from 1B to 512MiB (use e.g. 512KiB, 64MiB, 1GiB, 10MB, or a number of bytes), got "lots"'],
+    ['list-defaults: { max-entries: 0 }', 'conf/iprep.yaml:1:31: list-defaults.max-entries must be an integer >= 1, got 0'],
+    ['wait-for-lists: yes', 'conf/iprep.yaml:1:17: wait-for-lists must be true or false, got "yes"'],
     ['behaviour: { ban-growth: 0.5 }', 'conf/iprep.yaml:1:26: behaviour.ban-growth must be a number >= 1, got 0.5'],
     ['behaviour: { ipv6-prefix-length: 65 }', 'conf/iprep.yaml:1:34: behaviour.ipv6-prefix-length must be an integer from 1 to 64, got 65'],
     // enums

@@ -198,11 +198,13 @@ describe('parseConfig: valid files', () => {
           action: undefined,
           minEntries: 1,
           maxShrink: 0.5,
+          maxBytes: 64 * 2 ** 20,
+          maxEntries: 2_000_000,
         },
       },
     ],
     [
-      'lists:\n  - { name: mine, path: lists/drop.txt, score: 0, category: manual, action: deny, min-entries: 5, max-shrink: 0.1, format: csv }',
+      'lists:\n  - { name: mine, path: lists/drop.txt, score: 0, category: manual, action: deny, min-entries: 5, max-shrink: 0.1, format: csv, max-bytes: 1.5MiB, max-entries: 10 }',
       {
         'lists.0': {
           name: 'mine',
@@ -216,7 +218,19 @@ describe('parseConfig: valid files', () => {
           action: 'deny',
           minEntries: 5,
           maxShrink: 0.1,
+          maxBytes: 1.5 * 2 ** 20,
+          maxEntries: 10,
         },
+      },
+    ],
+    [
+      'list-defaults: { max-bytes: 8MiB, max-entries: 1000 }\nwait-for-lists: true\nlists:\n  - { name: a, path: a.txt }\n  - { name: b, path: b.txt, max-bytes: 4096 }',
+      {
+        listDefaults: { maxBytes: 8 * 2 ** 20, maxEntries: 1000 },
+        waitForLists: true,
+        'lists.0.maxBytes': 8 * 2 ** 20,
+        'lists.0.maxEntries': 1000,
+        'lists.1.maxBytes': 4096,
       },
     ],
     ['lists: [{ name: p, path: p.txt }]', { 'lists.0.minEntries': 0, 'lists.0.penalty': 50 }],
@@ -377,7 +391,7 @@ describe('docs/configuration.md', () => {
     assert.deepEqual([...documented.keys()], topLevel);
     for (const section of topLevel) {
       const keys = documented.get(section);
-      if (['mode', 'messages', 'cache-dir'].includes(section)) assert.deepEqual(keys, [section]);
+      if (['mode', 'messages', 'cache-dir', 'wait-for-lists'].includes(section)) assert.deepEqual(keys, [section]);
       else if (section === 'allowlist') assert.deepEqual(keys, ['file']);
       else if (section === 'lists') assert.deepEqual(keys, accepted('lists: [{ name: a, path: a, x-unknown: 1 }]'));
       else if (section === 'store') assert.deepEqual(keys, ['type', ...accepted('store: { type: redis, x-unknown: 1 }').filter((k) => k !== 'type')]);

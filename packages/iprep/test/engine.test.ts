@@ -13,6 +13,7 @@ import { type CompiledList, ReputationEngine } from '../src/engine/engine.js';
 import { reputationHandler } from '../src/engine/handler.js';
 import { combine, thresholdAction } from '../src/engine/verdict.js';
 import { formatAddress, parseAddress, parseRange } from '../src/net/address.js';
+import { PackedListEntries } from '../src/sources/index.js';
 import { IntervalTable } from '../src/table/index.js';
 import type { BehaviourConfig, IprepConfig, ListConfig, ListEntry } from '../src/types.js';
 
@@ -25,10 +26,11 @@ function list(config: Partial<ListConfig> & { name: string }, lines: ReadonlyArr
     typeof line === 'string' ? { range: parseRange(line) } : { range: parseRange(line[0]), score: line[1], note: 'csv' },
   );
   const full: ListConfig = { format: 'netset', refreshMs: 3_600_000, category: config.name, minEntries: 0, maxShrink: 1, ...config };
+  const table = IntervalTable.compile(entries.map((e, value) => ({ range: e.range, value })));
   return {
     config: full,
-    list: { name: full.name, entries, loadedAt: NOW, origin: 'test', warnings: [] },
-    table: IntervalTable.compile(entries.map((e, value) => ({ range: e.range, value }))),
+    list: { name: full.name, entries: PackedListEntries.from(entries), table, loadedAt: NOW, origin: 'test', warnings: [] },
+    table,
   };
 }
 

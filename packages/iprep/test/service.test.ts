@@ -7,7 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { consoleLogger } from 'spop';
 import { loadConfigFile } from '../src/config/index.js';
 import { IprepService } from '../src/service.js';
@@ -123,6 +127,21 @@ describe('IprepService', () => {
     }
   });
 
+  it('allowlist files keep the table they were loaded with (no entry objects on the main thread), and reload', async () => {
+    const yaml = () => `${base}allowlist:\n  - 192.0.2.10\n  - file: allow.txt\n`;
+    const allow = Array.from({ length: 20_000 }, (_, i) => `10.9.${i >> 8}.${i & 255}`).join('\n') + '\n198.51.100.1\n';
+    await withService(yaml, { 'deny.netset': '198.51.100.1\n', 'allow.txt': allow }, async (service, _dir, write) => {
+      assert.deepEqual(verdictOf(service, '198.51.100.1'), [100, 'allow', 'allowlist'], 'the file beats the deny list');
+      assert.deepEqual(verdictOf(service, '192.0.2.10'), [100, 'allow', 'allowlist']);
+      assert.equal(service.explain('10.9.3.7').matches[0]?.detail, '10.9.3.7');
+      assert.equal(service.engine.allowlist.files?.[0]?.entries.length, 20_001);
+      write('allow.txt', '203.0.113.0/24\n');
+      assert.equal((await service.reload()).ok, true);
+      assert.deepEqual(verdictOf(service, '198.51.100.1'), [0, 'deny', 'deny']);
+      assert.equal(service.explain('203.0.113.9').matches[0]?.detail, '203.0.113.0/24');
+    });
+  });
+
   it('adds, applies, lists and removes decisions', async () => {
     await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
       const d = await service.addDecision({ value: '2001:0db8::0007', action: 'captcha', reason: 'test' });
@@ -183,12 +202,61 @@ describe('IprepService', () => {
   it('starts without a URL list it cannot fetch, and says so', async () => {
     const yaml = (dir: string) => `${base}  - { name: remote, url: http://127.0.0.1:9/list, format: netset, penalty: 20 }\ncache-dir: ${join(dir, 'cache')}\n`;
     await withService(yaml, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
+      for (let i = 0; i < 200 && service.lists().find((l) => l.name === 'remote')?.loading === true; i++) await sleep(10);
       const remote = service.lists().find((l) => l.name === 'remote');
       assert.ok(remote);
       assert.equal(remote.entries, 0);
+      assert.equal(remote.loading, false);
       assert.match(remote.lastError ?? '', /.+/);
       assert.deepEqual(verdictOf(service, '198.51.100.1'), [0, 'deny', 'deny'], 'the other lists work');
     });
+  });
+
+  it('starts at once with a URL list that hangs, answers from the rest, and swaps the list in when it comes', async () => {
+    let answer: ((body: string) => void) | undefined;
+    const server = createServer((_req, res) => {
+      answer = (body) => res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/slow.netset`;
+    const yaml = (dir: string) => `${base}  - { name: slow, url: ${url}, score: 0, action: deny }\ncache-dir: ${join(dir, 'cache')}\n`;
+    try {
+      const started = Date.now();
+      await withService(yaml, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
+        assert.ok(Date.now() - started < 2_000, 'start() did not wait for the URL');
+        assert.deepEqual(verdictOf(service, '198.51.100.1'), [0, 'deny', 'deny'], 'the file list answers at once');
+        assert.deepEqual(verdictOf(service, '203.0.113.7'), [100, 'allow', 'default']);
+        const slow = service.lists().find((l) => l.name === 'slow');
+        assert.deepEqual([slow?.loading, slow?.entries, slow?.loadedAt], [true, 0, null]);
+
+        for (let i = 0; i < 200 && answer === undefined; i++) await sleep(10);
+        answer?.('203.0.113.7\n');
+        for (let i = 0; i < 200 && verdictOf(service, '203.0.113.7')[0] !== 0; i++) await sleep(10);
+        assert.deepEqual(verdictOf(service, '203.0.113.7'), [0, 'deny', 'slow'], 'swapped in once fetched');
+        assert.equal(service.lists().find((l) => l.name === 'slow')?.loading, false);
+      });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('waits for a URL list with waitForLists (wait-for-lists: true)', async () => {
+    const server = createServer((_req, res) => void setTimeout(() => res.writeHead(200).end('203.0.113.8\n'), 300));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/slow.netset`;
+    const yaml = (dir: string) => `${base}  - { name: slow, url: ${url}, score: 0 }\ncache-dir: ${join(dir, 'cache')}\nwait-for-lists: true\n`;
+    try {
+      await withService(yaml, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
+        assert.deepEqual(verdictOf(service, '203.0.113.8'), [0, 'deny', 'slow'], 'loaded before start() returned');
+        assert.equal(service.lists().find((l) => l.name === 'slow')?.loading, false);
+      });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('fails to start when a list file is missing', async () => {

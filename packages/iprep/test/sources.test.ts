@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -42,7 +42,7 @@ function netset(count: number, prefix = '192.0.2'): string {
   return '# test list\n' + Array.from({ length: count }, (_, i) => `${prefix}.${i}`).join('\n') + '\n';
 }
 
-const ranges = (list: LoadedList | undefined): string[] => (list?.entries ?? []).map((e) => formatRange(e.range));
+const ranges = (list: LoadedList | undefined): string[] => [...(list?.entries ?? [])].map((e) => formatRange(e.range));
 
 interface LogLine {
   level: string;
@@ -147,7 +147,7 @@ describe('ListSource: URL lists', () => {
     const cacheDir = path.join(await tempDir(), 'cache', 'nested');
     const source = makeSource(listConfig({ url }), { cacheDir, now: () => 1_795_939_200_000 });
     assert.equal(source.current(), undefined);
-    assert.deepEqual(source.status(), { name: 'test-list', format: 'netset', origin: url, entries: 0, loadedAt: null, lastError: null });
+    assert.deepEqual(source.status(), { name: 'test-list', format: 'netset', origin: url, entries: 0, loadedAt: null, lastError: null, loading: true });
 
     const list = await source.load();
     assert.deepEqual(ranges(list), ['192.0.2.0', '192.0.2.1', '192.0.2.2']);
@@ -161,6 +161,7 @@ describe('ListSource: URL lists', () => {
       entries: 3,
       loadedAt: 1_795_939_200_000,
       lastError: null,
+      loading: false,
     });
 
     assert.equal(server.requests.length, 1);
@@ -322,7 +323,7 @@ describe('ListSource: URL lists', () => {
     const down = stopped.url; // nothing listens there any more
     const cacheDir = await tempDir();
     const cache = new ListCache(cacheDir, 'test-list');
-    await cache.write(netset(5), { url: `${url}?elsewhere`, fetchedAt: 1 });
+    await cache.write([new TextEncoder().encode(netset(5))], { url: `${url}?elsewhere`, fetchedAt: 1 });
     await assert.rejects(makeSource(listConfig({ url: down }), { cacheDir }).load(), /no last good copy/);
 
     await writeFile(cache.metaPath, '{not json');
@@ -332,7 +333,7 @@ describe('ListSource: URL lists', () => {
 
     // A good fetch rewrites the cache for the new URL.
     await makeSource(listConfig({ url }), { cacheDir }).load();
-    assert.equal((await cache.read())?.meta.url, url);
+    assert.equal((await cache.read(2 ** 20))?.meta.url, url);
   });
 
   it('gives up on a fetch after fetchTimeoutMs, even when the GC runs meanwhile', { timeout: 10_000 }, async () => {
@@ -479,5 +480,138 @@ describe('ListSource: file lists', () => {
     await sleep(500);
     assert.equal(updates.length, 0);
     assert.equal((await source.refresh())?.entries.length, 4, 'refresh() still reads it');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Bounds: size, entries, and the main thread
+
+/** Serves `/` as an endless (or `bytes`-long) stream of netset lines made on the fly; counts what it wrote. */
+async function streamingServer(options: { bytes?: number; contentLength?: number }): Promise<{ url: string; written: () => number; close: () => Promise<void> }> {
+  const block = Buffer.from(netset(250, '198.51.100').repeat(64)); // ~240 KB, repeated
+  let written = 0;
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', ...(options.contentLength === undefined ? {} : { 'content-length': String(options.contentLength) }) });
+    let left = options.bytes ?? Infinity;
+    let open = true;
+    res.on('close', () => (open = false));
+    const pump = (): void => {
+      while (open && left > 0) {
+        const chunk = left >= block.length ? block : block.subarray(0, left);
+        left -= chunk.length;
+        written += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      if (open) res.end();
+    };
+    pump();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/big.netset`,
+    written: () => written,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('ListSource: bounds', () => {
+  it('refuses a download whose Content-Length is over max-bytes before reading it', { timeout: 20_000 }, async () => {
+    const stream = await streamingServer({ contentLength: 3 * 2 ** 30 });
+    try {
+      const source = makeSource(listConfig({ url: stream.url, maxBytes: 2 ** 20 }), { cacheDir: await tempDir() });
+      const started = Date.now();
+      await assert.rejects(
+        source.load(),
+        /^Error: list test-list: GET http:.*: the body is 3221225472 bytes, more than 1 MiB \(1048576 bytes\): raise max-bytes \(of the list, or list-defaults\.max-bytes\) to accept it; no last good copy in /,
+      );
+      assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+      assert.match(source.status().lastError ?? '', /more than 1 MiB/);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it('cuts off an endless download without Content-Length as soon as it passes max-bytes', { timeout: 20_000 }, async () => {
+    const stream = await streamingServer({});
+    try {
+      const source = makeSource(listConfig({ url: stream.url, maxBytes: 2 ** 20 }), { cacheDir: await tempDir(), fetchTimeoutMs: 15_000 });
+      const started = Date.now();
+      await assert.rejects(source.load(), /the body is more than 1 MiB \(1048576 bytes\): raise max-bytes .*; no last good copy in /);
+      assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`);
+      await sleep(200);
+      const written = stream.written();
+      await sleep(300);
+      assert.equal(stream.written(), written, 'the server stopped writing: the connection was closed');
+      assert.ok(written < 64 * 2 ** 20, `the server wrote ${written} bytes`);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it('refuses a file over max-bytes from its size, before reading it', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'huge.netset');
+    await writeFile(file, netset(3));
+    await truncate(file, 3 * 2 ** 30); // sparse: 3 GiB on paper, nothing on disk
+    const source = makeSource(listConfig({ path: file, minEntries: 0, maxBytes: 2 ** 20 }), { cacheDir: dir });
+    const started = Date.now();
+    await assert.rejects(source.load(), /^Error: list test-list: .*huge\.netset: the file is 3221225472 bytes, more than 1 MiB \(1048576 bytes\): raise max-bytes/);
+    assert.ok(Date.now() - started < 1_000);
+  });
+
+  it('ignores a cached copy over max-bytes, saying so', async () => {
+    const { url } = await startServer(netset(200));
+    const cacheDir = await tempDir();
+    await makeSource(listConfig({ url }), { cacheDir }).load();
+    const stopped = await startServer('');
+    await stopped.server.close();
+    const logger = recordingLogger();
+    const cold = makeSource(listConfig({ url, maxBytes: 1000 }), { cacheDir, logger });
+    assert.equal(await cold.loadCached(), undefined);
+    assert.ok(logger.lines.some((l) => l.level === 'warn' && /the cached copy is unusable: .*more than 1000 bytes/.test(l.message)), JSON.stringify(logger.lines));
+  });
+
+  it('refuses a copy with more entries than max-entries, and keeps the last good copy', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'list.netset');
+    await writeFile(file, netset(5));
+    const source = makeSource(listConfig({ path: file, maxEntries: 5 }), { cacheDir: dir, watch: false });
+    const good = await source.load();
+    await writeFile(file, netset(6));
+    await assert.rejects(source.refresh(), /^Error: list test-list: .*list\.netset: more than 5 entries \(max-entries\)$/);
+    assert.equal(source.current(), good);
+  });
+
+  it('parses and compiles a big list in a worker thread: the event loop keeps turning', { timeout: 60_000 }, async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'big.netset');
+    const lines: string[] = [];
+    for (let i = 0; i < 300_000; i++) lines.push(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+    lines.push('2001:db8::/32 # and one IPv6 prefix', 'not_an_address');
+    await writeFile(file, lines.join('\n') + '\n');
+    const source = makeSource(listConfig({ path: file }), { cacheDir: dir, watch: false });
+    let longest = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 1);
+    try {
+      const list = await source.load();
+      assert.equal(list.entries.length, 300_001);
+      assert.deepEqual(list.warnings, [`${file}:300002: not an address or prefix: "not_an_address"`]);
+      assert.equal(list.table.lookup(Uint8Array.of(10, 4, 147, 223)), 0x493df, 'entry 299,999 is 10.4.147.223');
+      assert.equal(formatRange(list.entries.at(list.table.lookup(Uint8Array.of(10, 1, 0, 7)))!.range), '10.1.0.7');
+      assert.equal(formatRange(list.entries.at(300_000)!.range), '2001:db8::/32');
+    } finally {
+      clearInterval(ticker);
+    }
+    // Parsing 300,000 lines on the main thread took ~1 s; the worker thread leaves it a few ms of bookkeeping.
+    assert.ok(longest < 150, `the event loop paused for ${longest.toFixed(0)} ms`);
   });
 });

@@ -364,7 +364,7 @@ export const STATUS_PAGE_HTML = String.raw`<!doctype html>
         cell(l.name),
         cell(l.format),
         cell(numberFormat.format(l.entries), 'num'),
-        cell(l.ageSeconds === null ? 'never' : duration(l.ageSeconds) + ' ago'),
+        cell((l.ageSeconds === null ? 'never' : duration(l.ageSeconds) + ' ago') + (l.loading ? ', loading' : '')),
         cell(l.origin, 'wrap'),
         l.lastError === null ? cell('\u2013', 'muted') : cell(l.lastError, 'error wrap'),
       ]);

@@ -10,8 +10,8 @@ import { isFiniteNumber, isPid, isRecord, isStrings } from './guards.js';
 /** `/health` of one process. */
 export interface HealthReport {
   /**
-   * Degraded: the store is down, a list failed, or the last reload failed (with workers: in any worker,
-   * or a worker did not answer).
+   * Degraded: the store is down, a list failed, a list still loading has no copy yet, or the last
+   * reload failed (with workers: in any worker, or a worker did not answer).
    */
   readonly status: 'ok' | 'degraded';
   /** Lists loaded. */
@@ -20,12 +20,15 @@ export interface HealthReport {
   readonly uptimeSeconds: number;
   /** Why the last reload failed (SIGHUP, POST /reload, a changed file), until one succeeds; absent when it did not. */
   readonly reloadError?: string;
+  /** The lists whose last load or update failed. */
+  readonly listErrors?: readonly { readonly list: string; readonly error: string }[];
+  /** The URL lists whose first fetch is still running (the agent answers without them, or with their cached copy). */
+  readonly listsLoading?: readonly string[];
 }
 
 /** One worker's health, as it answers another worker. */
 export interface WorkerHealth extends HealthReport {
   readonly pid: number;
-  /** The lists whose last load or update failed. */
   readonly listErrors: readonly { readonly list: string; readonly error: string }[];
 }
 
@@ -72,21 +75,32 @@ export function workerHealth(service: ReputationService, uptimeSeconds: number, 
   const lists = service.lists();
   const listErrors = lists.flatMap((list) => (list.lastError === null ? [] : [{ list: list.name, error: list.lastError }]));
   const reloadError = service.reloadError();
+  const loading = lists.filter((list) => list.loading === true);
+  const empty = loading.some((list) => list.loadedAt === null);
   return {
     pid,
-    status: !store.up || listErrors.length > 0 || reloadError !== null ? 'degraded' : 'ok',
+    status: !store.up || listErrors.length > 0 || empty || reloadError !== null ? 'degraded' : 'ok',
     lists: lists.length,
     store,
     uptimeSeconds: Math.round(uptimeSeconds),
     ...(reloadError === null ? {} : { reloadError }),
     listErrors,
+    ...(loading.length === 0 ? {} : { listsLoading: loading.map((list) => list.name) }),
   };
 }
 
 /** The one-process `/health` body: a worker's health without the fields only several workers need. */
 export function healthReport(health: WorkerHealth): HealthReport {
-  const { status, lists, store, uptimeSeconds, reloadError } = health;
-  return { status, lists, store, uptimeSeconds, ...(reloadError === undefined ? {} : { reloadError }) };
+  const { status, lists, store, uptimeSeconds, reloadError, listErrors, listsLoading } = health;
+  return {
+    status,
+    lists,
+    store,
+    uptimeSeconds,
+    ...(reloadError === undefined ? {} : { reloadError }),
+    ...(listErrors.length === 0 ? {} : { listErrors }),
+    ...(listsLoading === undefined ? {} : { listsLoading }),
+  };
 }
 
 /** Runs this process's reload and tells how it went, as another worker asks for it. */

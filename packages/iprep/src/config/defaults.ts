@@ -19,6 +19,10 @@ export const LIST_DEFAULTS = {
   minEntriesUrl: 1,
   minEntriesPath: 0,
   maxShrink: 0.5,
+  /** A list body (download, file, cached copy) is read up to this size: FireHOL level 4 is a few MB. */
+  maxBytes: 64 * 2 ** 20,
+  /** Entries of one list: geo and ASN tables are under a million ranges. */
+  maxEntries: 2_000_000,
 } as const;
 
 export const REDIS_DEFAULTS = { url: 'redis://127.0.0.1:6379', prefix: 'iprep', commandTimeoutMs: 1 * SECOND, maxSyncAgeMs: 5 * SECOND, maxDecisions: 200_000 } as const;
@@ -41,6 +45,8 @@ export function defaultConfig(): IprepConfig {
     special: { enabled: true, internalAction: 'allow', bogonScore: 10 },
     allowlist: { entries: [], files: [] },
     lists: [],
+    listDefaults: { maxBytes: LIST_DEFAULTS.maxBytes, maxEntries: LIST_DEFAULTS.maxEntries },
+    waitForLists: false,
     behaviour: {
       enabled: true,
       ipv6PrefixLength: 64,

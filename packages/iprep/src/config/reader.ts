@@ -4,6 +4,7 @@
  * so that one pass reports every problem of the file, not just the first.
  */
 import { type Document, type LineCounter, type Node, type YAMLMap, isAlias, isMap, isScalar, isSeq } from 'yaml';
+import { BYTE_SIZE_HINT, formatByteSize, parseByteSize } from './byte-size.js';
 import { formatDuration, parseDuration } from './duration.js';
 
 /** One problem of a configuration file; line and column are 1-based. */
@@ -110,6 +111,18 @@ export class NodeReader {
       return undefined;
     }
     return ms;
+  }
+
+  /** A size in bytes (see parseByteSize), from min to max. */
+  bytes(node: Node | undefined, what: string, min: number, max: number): number | undefined {
+    const value = this.scalar(node, what, 'a size');
+    if (value === undefined) return undefined;
+    const size = parseByteSize(value);
+    if (size === undefined || size < min || size > max) {
+      this.report(node, `${what} must be a size from ${formatByteSize(min)} to ${formatByteSize(max)} (${BYTE_SIZE_HINT}), got ${show(value)}`);
+      return undefined;
+    }
+    return size;
   }
 
   /** One of the allowed words, with a suggestion for a near miss. */
@@ -236,6 +249,9 @@ export class MapReader {
   }
   duration(key: string, min: number, max?: number): number | undefined {
     return this.reader.duration(this.get(key), this.what(key), min, max);
+  }
+  bytes(key: string, min: number, max: number): number | undefined {
+    return this.reader.bytes(this.get(key), this.what(key), min, max);
   }
   oneOf<T extends string>(key: string, allowed: readonly T[]): T | undefined {
     return this.reader.oneOf(this.get(key), this.what(key), allowed);

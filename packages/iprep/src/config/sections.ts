@@ -40,6 +40,7 @@ export function readConfig(root: MapReader, file: string): IprepConfig {
   const base = dirname(resolve(file));
   const defaults = defaultConfig();
   const mode = root.oneOf('mode', MODES) ?? 'reputation';
+  let listDefaults: IprepConfig['listDefaults'];
   // Sections are read in the order of the documentation (unknown-key messages list them so).
   const read = {
     source: file,
@@ -51,7 +52,9 @@ export function readConfig(root: MapReader, file: string): IprepConfig {
     thresholds: readThresholds(root.map('thresholds'), defaults.thresholds),
     special: readSpecial(root.map('special'), defaults.special),
     allowlist: readAllowlist(root, base),
-    lists: readLists(root, base),
+    listDefaults: (listDefaults = readListDefaults(root.map('list-defaults'), defaults.listDefaults)),
+    lists: readLists(root, base, listDefaults),
+    waitForLists: root.boolean('wait-for-lists') ?? defaults.waitForLists,
     behaviour: readBehaviour(root.map('behaviour'), defaults.behaviour),
     decisions: readDecisions(root.map('decisions'), base),
     cacheDir: resolve(base, root.string('cache-dir') ?? DEFAULT_CACHE_DIR),
@@ -212,12 +215,24 @@ function readAllowlist(root: MapReader, base: string): IprepConfig['allowlist'] 
   return { entries, files };
 }
 
-function readLists(root: MapReader, base: string): readonly ListConfig[] {
+/** Largest `max-bytes`: V8 cannot make a string of more than 512 MiB from a body. */
+const MAX_LIST_BYTES = 512 * 2 ** 20;
+
+function readListDefaults(s: MapReader, d: IprepConfig['listDefaults']): IprepConfig['listDefaults'] {
+  const limits = {
+    maxBytes: s.bytes('max-bytes', 1, MAX_LIST_BYTES) ?? d.maxBytes,
+    maxEntries: s.integer('max-entries', 1) ?? d.maxEntries,
+  };
+  s.finish();
+  return limits;
+}
+
+function readLists(root: MapReader, base: string, limits: IprepConfig['listDefaults']): readonly ListConfig[] {
   const firstIndexOfName = new Map<string, number>();
   return root.seq('lists').flatMap((node, i) => {
     const item = root.reader.requiredMap(node, `lists[${i}]`);
     if (item === undefined) return [];
-    const list = readList(item, base);
+    const list = readList(item, base, limits);
     const first = firstIndexOfName.get(list.name);
     if (first !== undefined) item.reportAt('name', `lists[${i}].name ${show(list.name)} is already the name of lists[${first}]`);
     else if (list.name !== '') firstIndexOfName.set(list.name, i);
@@ -225,7 +240,7 @@ function readLists(root: MapReader, base: string): readonly ListConfig[] {
   });
 }
 
-function readList(s: MapReader, base: string): ListConfig {
+function readList(s: MapReader, base: string, limits: IprepConfig['listDefaults']): ListConfig {
   const name = s.string('name', LIST_NAME);
   if (!s.has('name')) s.report(`${s.path} needs a name`);
   const format = s.oneOf('format', LIST_FORMATS) ?? LIST_DEFAULTS.format;
@@ -245,6 +260,8 @@ function readList(s: MapReader, base: string): ListConfig {
   const action = s.oneOf('action', IP_ACTIONS);
   const minEntries = s.integer('min-entries', 0);
   const maxShrink = s.number('max-shrink', 0, 1);
+  const maxBytes = s.bytes('max-bytes', 1, MAX_LIST_BYTES);
+  const maxEntries = s.integer('max-entries', 1);
   s.finish();
   return {
     name: name ?? '',
@@ -258,6 +275,8 @@ function readList(s: MapReader, base: string): ListConfig {
     action,
     minEntries: minEntries ?? (s.has('url') ? LIST_DEFAULTS.minEntriesUrl : LIST_DEFAULTS.minEntriesPath),
     maxShrink: maxShrink ?? LIST_DEFAULTS.maxShrink,
+    maxBytes: maxBytes ?? limits.maxBytes,
+    maxEntries: maxEntries ?? limits.maxEntries,
   };
 }
 

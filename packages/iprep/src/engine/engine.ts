@@ -18,10 +18,12 @@ export interface CompiledList {
   readonly table: IntervalTable;
 }
 
-/** Addresses that always win, compiled like a list. */
+/** Addresses that always win: the configured ones compiled like a list, and allowlist files with their own tables. */
 export interface CompiledAllowlist {
   readonly ranges: readonly IpRange[];
   readonly table: IntervalTable;
+  /** Allowlist files as loaded (parsed and compiled off the main thread when big), consulted after `table`. */
+  readonly files?: readonly LoadedList[];
 }
 
 export type EngineConfig = Pick<IprepConfig, 'thresholds' | 'special'>;
@@ -109,10 +111,20 @@ export class ReputationEngine {
     // HAProxy may hand an IPv4 client over as ::ffff:a.b.c.d: judge it as IPv4.
     const address = isIPv4Mapped(input) ? input.subarray(12) : input;
 
-    const allowed = this.#allow.table.lookup(address);
+    const allow = this.#allow;
+    const allowed = allow.table.lookup(address);
     if (allowed >= 0) {
-      out.push(detail ? { ...ALLOW_MATCH, detail: formatRange(this.#allow.ranges[allowed] as IpRange) } : ALLOW_MATCH);
+      out.push(detail ? { ...ALLOW_MATCH, detail: formatRange(allow.ranges[allowed] as IpRange) } : ALLOW_MATCH);
       if (!detail) return;
+    } else if (allow.files !== undefined) {
+      for (let i = 0; i < allow.files.length; i++) {
+        const file = allow.files[i] as LoadedList;
+        const index = file.table.lookup(address);
+        if (index < 0) continue;
+        out.push(detail ? { ...ALLOW_MATCH, detail: formatRange((file.entries.at(index) as ListEntry).range) } : ALLOW_MATCH);
+        if (!detail) return;
+        break;
+      }
     }
 
     const decision = this.#decisions.lookup(address, now);
@@ -135,9 +147,10 @@ export class ReputationEngine {
       const slot = lists[i] as ListSlot;
       const index = slot.compiled.table.lookup(address);
       if (index < 0) continue;
-      const entry = slot.compiled.list.entries[index] as ListEntry;
-      const match = entry.score === undefined ? slot.match : entryMatch(slot, entry.score);
-      out.push(detail ? { ...match, detail: entryDetail(entry) } : match);
+      const entries = slot.compiled.list.entries;
+      const score = entries.scoreAt(index);
+      const match = score < 0 ? slot.match : entryMatch(slot, score);
+      out.push(detail ? { ...match, detail: entryDetail(entries.at(index) as ListEntry) } : match);
     }
 
     const behaviour = this.#behaviour?.evaluate(address, now);

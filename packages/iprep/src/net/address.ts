@@ -3,6 +3,7 @@
  * bytes (4 for IPv4, 16 for IPv6), never strings or bigints on the hot path.
  * Text is parsed here, off the hot path (lists, config, the admin API).
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import { formatIPv4, formatIPv6, parseIP } from 'spop';
 
 export type IpFamily = 4 | 6;
@@ -16,8 +17,11 @@ export interface IpRange {
 
 /** Bytes of an address (4 or 16), or undefined when the text is not one. */
 export function parseAddress(text: string): Uint8Array | undefined {
+  const t = text.trim();
+  // Checked first so that a bad address costs no thrown error: lists may hold a million of them.
+  if (!isIPv4(t) && !(isIPv6(t) && !t.includes('%'))) return undefined;
   try {
-    return parseIP(text.trim());
+    return parseIP(t);
   } catch {
     return undefined;
   }
@@ -66,25 +70,32 @@ export function prefixRange(address: Uint8Array, prefixLength: number): IpRange 
  * Throws a TypeError naming the problem.
  */
 export function parseRange(text: string): IpRange {
+  const range = readRange(text);
+  if (typeof range === 'string') throw new TypeError(range);
+  return range;
+}
+
+/** parseRange without throwing: the range, or the problem as text (list parsers skip bad lines by the million). */
+export function readRange(text: string): IpRange | string {
   const t = text.trim();
   const dash = t.indexOf('-');
   if (dash > 0) {
     const start = parseAddress(t.slice(0, dash));
     const end = parseAddress(t.slice(dash + 1));
-    if (start === undefined || end === undefined) throw new TypeError(`not an address range: ${JSON.stringify(t)}`);
-    if (start.length !== end.length) throw new TypeError(`range mixes IPv4 and IPv6: ${JSON.stringify(t)}`);
-    if (compareAddress(start, end) > 0) throw new TypeError(`range ends before it starts: ${JSON.stringify(t)}`);
+    if (start === undefined || end === undefined) return `not an address range: ${JSON.stringify(t)}`;
+    if (start.length !== end.length) return `range mixes IPv4 and IPv6: ${JSON.stringify(t)}`;
+    if (compareAddress(start, end) > 0) return `range ends before it starts: ${JSON.stringify(t)}`;
     return { family: start.length === 4 ? 4 : 6, start, end };
   }
   const slash = t.indexOf('/');
   const address = parseAddress(slash < 0 ? t : t.slice(0, slash));
-  if (address === undefined) throw new TypeError(`not an address or prefix: ${JSON.stringify(t)}`);
+  if (address === undefined) return `not an address or prefix: ${JSON.stringify(t)}`;
   const bits = address.length * 8;
   let prefixLength = bits;
   if (slash >= 0) {
     const p = t.slice(slash + 1);
     prefixLength = Number(p);
-    if (!/^\d{1,3}$/.test(p) || prefixLength > bits) throw new TypeError(`bad prefix length /${p} in ${JSON.stringify(t)}`);
+    if (!/^\d{1,3}$/.test(p) || prefixLength > bits) return `bad prefix length /${p} in ${JSON.stringify(t)}`;
   }
   return prefixRange(address, prefixLength);
 }

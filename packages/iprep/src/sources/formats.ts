@@ -7,7 +7,7 @@
  * is expected, or not one valid entry among its data lines (an HTML error page, the
  * wrong format configured). Those throw ListFormatError.
  */
-import { type IpRange, parseAddress, parseRange, prefixRange } from '../net/address.js';
+import { type IpRange, parseAddress, prefixRange, readRange } from '../net/address.js';
 import type { ListEntry, ListFormat } from '../types.js';
 
 /** A list that cannot be used at all; the message names the origin (and line when relevant). */
@@ -23,27 +23,63 @@ export interface ParsedList {
 /** Warnings kept per list; a garbage file of a million lines must not make a million strings. */
 export const MAX_WARNINGS = 100;
 
+/** Where parsed entries go: an array (parseList), or typed arrays built in a worker thread (list-job.ts). */
+export interface EntrySink {
+  /** Entries added so far. */
+  readonly length: number;
+  add(range: IpRange, score: number | undefined, note: string | undefined): void;
+}
+
+/** What parsing into a sink found besides the entries. */
+export interface ParseReport {
+  readonly warnings: string[];
+  /** Data items skipped as invalid (warnings keep the first MAX_WARNINGS of them). */
+  readonly invalid: number;
+}
+
 /** Parses one list. See the module comment for what is skipped and what throws. */
 export function parseList(format: ListFormat, text: string, origin: string): ParsedList {
+  const entries: ListEntry[] = [];
+  const sink: EntrySink = {
+    get length() {
+      return entries.length;
+    },
+    add(range, score, note) {
+      const entry: { range: IpRange; score?: number; note?: string } = { range };
+      if (score !== undefined) entry.score = score;
+      if (note) entry.note = note;
+      entries.push(entry);
+    },
+  };
+  const { warnings } = parseListInto(format, text, origin, sink);
+  return { entries, warnings };
+}
+
+/**
+ * Parses one list into `sink`, stopping with a ListFormatError past `maxEntries` entries.
+ * A bad line is skipped without an exception: one thrown error per line would cost seconds
+ * for a garbage download of a million lines.
+ */
+export function parseListInto(format: ListFormat, text: string, origin: string, sink: EntrySink, maxEntries = Infinity): ParseReport {
   const parser = PARSERS[format] as (typeof PARSERS)[ListFormat] | undefined;
   if (parser === undefined) throw new ListFormatError(`${origin}: unknown list format ${JSON.stringify(format)}`);
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  return parser(body, origin);
+  return parser(body, new Collector(origin, sink, maxEntries));
 }
 
-const PARSERS: Record<ListFormat, (text: string, origin: string) => ParsedList> = {
-  netset: (text, origin) => parseLines(text, origin, netsetLine),
-  csv: (text, origin) => parseLines(text, origin, csvLineParser()),
+const PARSERS: Record<ListFormat, (text: string, out: Collector) => ParseReport> = {
+  netset: (text, out) => parseLines(text, out, netsetLine),
+  csv: (text, out) => parseLines(text, out, csvLineParser()),
   'spamhaus-json': parseSpamhausJson,
-  'spamhaus-text': (text, origin) => parseLines(text, origin, spamhausTextLine),
-  'tor-exits': (text, origin) => parseLines(text, origin, torLineParser()),
-  'aws-json': (text, origin) =>
-    parsePrefixDocument(text, origin, 'an AWS ip-ranges.json', [
+  'spamhaus-text': (text, out) => parseLines(text, out, spamhausTextLine),
+  'tor-exits': (text, out) => parseLines(text, out, torLineParser()),
+  'aws-json': (text, out) =>
+    parsePrefixDocument(text, out, 'an AWS ip-ranges.json', [
       { array: 'prefixes', keys: ['ip_prefix'], noteKeys: ['region', 'service'], required: true },
       { array: 'ipv6_prefixes', keys: ['ipv6_prefix'], noteKeys: ['region', 'service'], required: false },
     ]),
-  'gcp-json': (text, origin) =>
-    parsePrefixDocument(text, origin, 'a Google cloud.json / goog.json', [
+  'gcp-json': (text, out) =>
+    parsePrefixDocument(text, out, 'a Google cloud.json / goog.json', [
       { array: 'prefixes', keys: ['ipv4Prefix', 'ipv6Prefix'], noteKeys: ['scope', 'service'], required: true },
     ]),
 };
@@ -52,17 +88,23 @@ const PARSERS: Record<ListFormat, (text: string, origin: string) => ParsedList> 
 // Collecting entries and warnings
 
 class Collector {
-  readonly entries: ListEntry[] = [];
   readonly warnings: string[] = [];
   /** Data items seen (valid or not): comments, blank lines and headers are not data. */
   items = 0;
   private invalid = 0;
 
-  constructor(readonly origin: string) {}
+  constructor(
+    readonly origin: string,
+    private readonly sink: EntrySink,
+    private readonly maxEntries: number,
+  ) {}
 
-  add(entry: ListEntry): void {
+  add(entry: Entry): void {
     this.items++;
-    this.entries.push(entry);
+    if (this.sink.length >= this.maxEntries) {
+      throw new ListFormatError(`${this.origin}: more than ${this.maxEntries} entries (max-entries)`);
+    }
+    this.sink.add(entry.range, entry.score, entry.note);
   }
 
   skip(where: string | number, problem: string): void {
@@ -71,8 +113,8 @@ class Collector {
     if (this.invalid <= MAX_WARNINGS) this.warnings.push(`${this.origin}:${where}: ${problem}`);
   }
 
-  finish(): ParsedList {
-    if (this.entries.length === 0 && this.items > 0) {
+  finish(): ParseReport {
+    if (this.sink.length === 0 && this.items > 0) {
       throw new ListFormatError(
         `${this.origin}: no valid entry in ${this.items} data ${this.items === 1 ? 'item' : 'items'}; first problem: ${this.warnings[0] as string}`,
       );
@@ -80,36 +122,48 @@ class Collector {
     if (this.invalid > MAX_WARNINGS) {
       this.warnings.push(`${this.origin}: ${this.invalid - MAX_WARNINGS} more invalid items not listed`);
     }
-    return { entries: this.entries, warnings: this.warnings };
+    return { warnings: this.warnings, invalid: this.invalid };
   }
+}
+
+/** An entry as a parser finds it. */
+interface Entry {
+  readonly range: IpRange;
+  readonly score?: number | undefined;
+  readonly note?: string | undefined;
 }
 
 /** What one line is: an entry, a problem (the line is skipped with a warning), or not data (null). */
-type LineResult = ListEntry | string | null;
+type LineResult = Entry | string | null;
 type LineParser = (line: string) => LineResult;
 
-function parseLines(text: string, origin: string, parseLine: LineParser): ParsedList {
-  const out = new Collector(origin);
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const result = parseLine((lines[i] as string).trim());
-    if (result === null) continue;
-    if (typeof result === 'string') out.skip(i + 1, result);
-    else out.add(result);
+/** Calls `each` with every line (without its CR LF or LF) and its 1-based number, without splitting the text into an array. */
+function forEachLine(text: string, each: (line: string, number: number) => void): void {
+  let start = 0;
+  for (let number = 1; start <= text.length; number++) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const stop = end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end;
+    each(text.slice(start, stop), number);
+    start = end + 1;
   }
+}
+
+function parseLines(text: string, out: Collector, parseLine: LineParser): ParseReport {
+  forEachLine(text, (line, number) => {
+    const result = parseLine(line.trim());
+    if (result === null) return;
+    if (typeof result === 'string') out.skip(number, result);
+    else out.add(result);
+  });
   return out.finish();
 }
 
-/** An entry, or the TypeError message of parseRange as the problem. */
-function rangeEntry(text: string, note?: string, score?: number): ListEntry | string {
-  try {
-    const entry: { range: IpRange; score?: number; note?: string } = { range: parseRange(text) };
-    if (score !== undefined) entry.score = score;
-    if (note) entry.note = note;
-    return entry;
-  } catch (err) {
-    return (err as Error).message;
-  }
+/** An entry, or the problem readRange found. */
+function rangeEntry(text: string, note?: string, score?: number): Entry | string {
+  const range = readRange(text);
+  if (typeof range === 'string') return range;
+  return { range, score, note: note || undefined };
 }
 
 function isBlankOrComment(line: string): boolean {
@@ -208,48 +262,52 @@ function torLineParser(): LineParser {
   };
 }
 
-function torAddress(text: string, note: string | undefined): ListEntry | string {
+function torAddress(text: string, note: string | undefined): Entry | string {
   const bytes = parseAddress(text);
   if (bytes === undefined) return `not an address: ${JSON.stringify(text)}`;
-  const range = prefixRange(bytes, bytes.length * 8);
-  return note ? { range, note } : { range };
+  return { range: prefixRange(bytes, bytes.length * 8), note: note || undefined };
 }
 
 // ---------------------------------------------------------------------------
 // JSON formats
 
 /** Spamhaus DROP JSON lines: `{"cidr":...,"sblid":...,"rir":...}`, then `{"type":"metadata",...,"records":N}`. */
-function parseSpamhausJson(text: string, origin: string): ParsedList {
-  const out = new Collector(origin);
+function parseSpamhausJson(text: string, out: Collector): ParseReport {
+  const origin = out.origin;
   let metadata: { line: number; records: unknown } | undefined;
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    if (line === '') continue;
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch {
-      out.skip(i + 1, `not a JSON object: ${JSON.stringify(line.length > 60 ? line.slice(0, 60) + '...' : line)}`);
-      continue;
-    }
-    if (!isObject(record)) {
-      out.skip(i + 1, 'not a JSON object');
+  forEachLine(text, (raw, number) => {
+    const line = raw.trim();
+    if (line === '') return;
+    // Only what may be an object or array goes to JSON.parse, which throws on anything else.
+    const record = line.startsWith('{') || line.startsWith('[') ? parseJson(line) : undefined;
+    if (record === undefined) {
+      out.skip(number, `not a JSON object: ${JSON.stringify(line.length > 60 ? line.slice(0, 60) + '...' : line)}`);
+    } else if (!isObject(record)) {
+      out.skip(number, 'not a JSON object');
     } else if (record['type'] === 'metadata') {
-      metadata = { line: i + 1, records: record['records'] };
+      metadata = { line: number, records: record['records'] };
     } else if (typeof record['cidr'] !== 'string') {
-      out.skip(i + 1, 'no "cidr" string');
+      out.skip(number, 'no "cidr" string');
     } else {
       const entry = rangeEntry(record['cidr'], typeof record['sblid'] === 'string' ? record['sblid'] : undefined);
-      if (typeof entry === 'string') out.skip(i + 1, entry);
+      if (typeof entry === 'string') out.skip(number, entry);
       else out.add(entry);
     }
-  }
+  });
   // A count that disagrees with the lines present means a truncated or mangled download.
   if (metadata !== undefined && typeof metadata.records === 'number' && metadata.records !== out.items) {
     throw new ListFormatError(`${origin}:${metadata.line}: the metadata says ${metadata.records} records, the file has ${out.items}`);
   }
   return out.finish();
+}
+
+/** The value of a JSON text, or undefined when it is not JSON (only lines that look like objects get here). */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 interface PrefixArray {
@@ -263,7 +321,8 @@ interface PrefixArray {
 }
 
 /** A JSON document of prefix objects (AWS ip-ranges.json, Google cloud.json / goog.json). */
-function parsePrefixDocument(text: string, origin: string, what: string, arrays: PrefixArray[]): ParsedList {
+function parsePrefixDocument(text: string, out: Collector, what: string, arrays: PrefixArray[]): ParseReport {
+  const origin = out.origin;
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -271,7 +330,6 @@ function parsePrefixDocument(text: string, origin: string, what: string, arrays:
     throw new ListFormatError(`${origin}: not a JSON document (${(err as Error).message})`);
   }
   if (!isObject(doc)) throw new ListFormatError(`${origin}: not ${what} document (not a JSON object)`);
-  const out = new Collector(origin);
   for (const spec of arrays) {
     const items = doc[spec.array];
     if (items === undefined && !spec.required) continue;

@@ -5,8 +5,13 @@
  * not there.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { type ListBody, BodyTooLargeError, readListBody, tooLargeMessage } from './list-body.js';
+
+/** The metadata file is a few hundred bytes; anything much larger is not ours. */
+const MAX_METADATA_BYTES = 64 * 1024;
 
 export interface CacheMetadata {
   readonly url: string;
@@ -17,7 +22,7 @@ export interface CacheMetadata {
 }
 
 export interface CachedCopy {
-  readonly body: string;
+  readonly body: ListBody;
   readonly meta: CacheMetadata;
 }
 
@@ -35,24 +40,28 @@ export class ListCache {
     this.metaPath = `${base}.meta.json`;
   }
 
-  /** The stored copy; undefined when there is none. Throws (naming the file) when it is unreadable or malformed. */
-  async read(): Promise<CachedCopy | undefined> {
-    let metaText: string;
-    let body: string;
+  /**
+   * The stored copy; undefined when there is none. Throws (naming the file) when it is unreadable,
+   * malformed, or its body is larger than `maxBytes` (checked before reading it).
+   */
+  async read(maxBytes: number): Promise<CachedCopy | undefined> {
+    let meta: CacheMetadata;
+    let body: ListBody;
     try {
-      metaText = await readFile(this.metaPath, 'utf8');
-      body = await readFile(this.bodyPath, 'utf8');
+      if ((await stat(this.metaPath)).size > MAX_METADATA_BYTES) throw new Error(`${this.metaPath}: larger than ${MAX_METADATA_BYTES} bytes`);
+      meta = parseMetadata(await readFile(this.metaPath, 'utf8'), this.metaPath);
+      body = await readBoundedFile(this.bodyPath, maxBytes);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    return { body, meta: parseMetadata(metaText, this.metaPath) };
+    return { body, meta };
   }
 
-  async write(body: string, meta: CacheMetadata): Promise<void> {
+  async write(body: readonly Uint8Array[], meta: CacheMetadata): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     await writeAtomically(this.bodyPath, body);
-    await writeAtomically(this.metaPath, JSON.stringify(meta, null, 2) + '\n');
+    await writeAtomically(this.metaPath, [new TextEncoder().encode(JSON.stringify(meta, null, 2) + '\n')]);
   }
 }
 
@@ -82,10 +91,32 @@ function parseMetadata(text: string, file: string): CacheMetadata {
   };
 }
 
-async function writeAtomically(file: string, content: string): Promise<void> {
+/** A file's bytes, when it is not larger than `maxBytes`: its size is checked first, and counted while reading (it may grow). */
+export async function readBoundedFile(file: string, maxBytes: number): Promise<ListBody> {
+  const { size } = await stat(file);
+  if (size > maxBytes) throw new BodyTooLargeError(`${file}: ${tooLargeMessage('the file', size, maxBytes)}`);
+  try {
+    return await readListBody(createReadStream(file, { highWaterMark: 2 ** 18 }), maxBytes, 'the file');
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) throw new BodyTooLargeError(`${file}: ${err.message}`);
+    throw err;
+  }
+}
+
+async function writeAtomically(file: string, blocks: readonly Uint8Array[]): Promise<void> {
   const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await writeFile(temp, content);
+    if (blocks.length === 0) await writeFile(temp, '');
+    else {
+      const handle = await open(temp, 'w');
+      try {
+        for (const block of blocks) {
+          for (let at = 0; at < block.byteLength; ) at += (await handle.write(block, at)).bytesWritten;
+        }
+      } finally {
+        await handle.close();
+      }
+    }
     await rename(temp, file);
   } catch (err) {
     await unlink(temp).catch(() => undefined);

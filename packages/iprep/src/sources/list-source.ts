@@ -2,19 +2,25 @@
  * One configured list, from a file or a URL, kept current.
  *
  * A new copy only replaces the last good one after it parses and passes the sanity
- * checks (minEntries, maxShrink); otherwise the last good copy stays in service and
- * the failure is reported through status().lastError and the logger. URL lists are
- * fetched with conditional GETs and their last good copy is kept on disk, so an agent
- * that starts without network still has its lists.
+ * checks (maxBytes, maxEntries, minEntries, maxShrink); otherwise the last good copy
+ * stays in service and the failure is reported through status().lastError and the
+ * logger. URL lists are fetched with conditional GETs and their last good copy is kept
+ * on disk, so an agent that starts without network still has its lists.
+ *
+ * Bodies are streamed with a byte limit (Content-Length and file sizes are checked
+ * first), and parsed and compiled by one job that runs in a worker thread when the body
+ * is not small: the main thread only moves buffers and swaps a reference.
  */
-import { createHash } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Logger, silentLogger } from 'spop';
+import { LIST_DEFAULTS } from '../config/defaults.js';
+import { IntervalTable } from '../table/interval-table.js';
 import type { ListConfig, ListStatus, LoadedList } from '../types.js';
-import { parseList } from './formats.js';
-import { ListCache } from './list-cache.js';
+import { type ListBody, BodyTooLargeError, readListBody, tooLargeMessage } from './list-body.js';
+import { ListCache, readBoundedFile } from './list-cache.js';
+import { compileListBody } from './list-compiler.js';
+import { PackedListEntries } from './list-entries.js';
 
 export interface ListSourceOptions {
   /** Where URL lists keep their last good copy (created when first needed). */
@@ -28,6 +34,8 @@ export interface ListSourceOptions {
   watch?: boolean;
   /** How long one fetch may take, body included (ms). Default 30 s. */
   fetchTimeoutMs?: number;
+  /** Bodies from this many bytes on are parsed in a worker thread. Default 64 KiB. */
+  workerThresholdBytes?: number;
 }
 
 const DEFAULTS = {
@@ -49,13 +57,13 @@ interface Validators {
 
 interface GoodCopy {
   list: LoadedList;
-  /** Digest of the raw text, to tell an unchanged file or body from a new one. */
+  /** Digest of the raw bytes, to tell an unchanged file or body from a new one. */
   readonly digest: string;
   validators: Validators;
 }
 
 /** A fetched body with its validators; `not-modified` after a 304. */
-type FetchResult = { readonly text: string; readonly validators: Validators } | 'not-modified';
+type FetchResult = { readonly body: ListBody; readonly validators: Validators } | 'not-modified';
 
 /** What start() set up; callbacks from an older start() see a different object and do nothing. */
 interface Running {
@@ -71,9 +79,14 @@ export class ListSource {
   private readonly now: () => number;
   private readonly watchFiles: boolean;
   private readonly fetchTimeoutMs: number;
+  private readonly workerThresholdBytes: number | undefined;
+  private readonly maxBytes: number;
+  private readonly maxEntries: number;
   private readonly cache: ListCache;
   private good: GoodCopy | undefined;
   private lastError: string | null = null;
+  /** Until the first load() settles, the list is loading. */
+  private loading = true;
   /** load() and refresh() run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
   private running: Running | undefined;
@@ -90,6 +103,9 @@ export class ListSource {
     this.now = options.now ?? Date.now;
     this.watchFiles = options.watch ?? DEFAULTS.watch;
     this.fetchTimeoutMs = options.fetchTimeoutMs ?? DEFAULTS.fetchTimeoutMs;
+    this.workerThresholdBytes = options.workerThresholdBytes;
+    this.maxBytes = config.maxBytes ?? LIST_DEFAULTS.maxBytes;
+    this.maxEntries = config.maxEntries ?? LIST_DEFAULTS.maxEntries;
     this.cache = new ListCache(options.cacheDir, config.name);
   }
 
@@ -109,7 +125,21 @@ export class ListSource {
       } catch (err) {
         this.lastError = (err as Error).message;
         throw err;
+      } finally {
+        this.loading = false;
       }
+    });
+  }
+
+  /**
+   * A URL list's last good copy from disk, without fetching (undefined when there is none or it is
+   * unusable): what the agent can answer with at once while load() fetches. Files: undefined.
+   */
+  loadCached(): Promise<LoadedList | undefined> {
+    return this.serialize(async () => {
+      const url = this.config.url;
+      if (url !== undefined && this.good === undefined) await this.restoreFromCache(url);
+      return this.good?.list;
     });
   }
 
@@ -168,6 +198,7 @@ export class ListSource {
       entries: list?.entries.length ?? 0,
       loadedAt: list?.loadedAt ?? null,
       lastError: this.lastError,
+      loading: this.loading,
     };
   }
 
@@ -177,15 +208,15 @@ export class ListSource {
   /** The file as a new good copy, or undefined when its content is the one in service. */
   private async readChangedFile(): Promise<LoadedList | undefined> {
     const file = this.config.path as string;
-    let text: string;
+    let body: ListBody;
     try {
-      text = await readFile(file, 'utf8');
+      body = await readBoundedFile(file, this.maxBytes);
     } catch (err) {
+      if (err instanceof BodyTooLargeError) throw this.error(err.message, err);
       throw this.error(`cannot read ${file}: ${(err as Error).message}`, err);
     }
-    const textDigest = digest(text);
-    if (this.good?.digest === textDigest) return undefined;
-    return this.accept(text, textDigest, { origin: file, parseOrigin: file, loadedAt: this.now(), validators: {} });
+    if (this.good?.digest === body.digest) return undefined;
+    return (await this.accept(body, { origin: file, parseOrigin: file, loadedAt: this.now(), validators: {} })).list;
   }
 
   /** Watches the directory, not the file: editors that save by renaming a new file over the old one replace its inode. */
@@ -230,14 +261,14 @@ export class ListSource {
   /** Makes the copy on disk the good one, when it is for this URL and still passes the checks. */
   private async restoreFromCache(url: string): Promise<void> {
     try {
-      const copy = await this.cache.read();
+      const copy = await this.cache.read(this.maxBytes);
       if (copy === undefined) return;
       if (copy.meta.url !== url) {
         this.logger.info(`list ${this.config.name}: the cached copy is of another URL, ignored`, { cached: copy.meta.url });
         return;
       }
       const { etag, lastModified } = copy.meta;
-      this.accept(copy.body, digest(copy.body), {
+      await this.accept(copy.body, {
         origin: `${this.cache.bodyPath} (last good copy of ${url})`,
         parseOrigin: this.cache.bodyPath,
         loadedAt: copy.meta.fetchedAt,
@@ -253,11 +284,10 @@ export class ListSource {
     const result = await this.get(url, this.good?.validators);
     const good = this.good;
     if (result !== 'not-modified') {
-      const textDigest = digest(result.text);
-      if (good?.digest !== textDigest) {
+      if (good?.digest !== result.body.digest) {
         const loadedAt = this.now();
-        const list = this.accept(result.text, textDigest, { origin: url, parseOrigin: url, loadedAt, validators: result.validators });
-        await this.cache.write(result.text, { url, ...result.validators, fetchedAt: loadedAt }).catch((err: Error) => {
+        const { list, body } = await this.accept(result.body, { origin: url, parseOrigin: url, loadedAt, validators: result.validators });
+        await this.cache.write(body, { url, ...result.validators, fetchedAt: loadedAt }).catch((err: Error) => {
           this.logger.warn(`list ${this.config.name}: cannot save the last good copy: ${err.message}`, { list: this.config.name });
         });
         return list;
@@ -293,14 +323,22 @@ export class ListSource {
         await response.body?.cancel();
         throw new Error(`HTTP ${response.status} ${response.statusText}`.trimEnd());
       }
-      const text = await response.text();
+      // Refused before reading a byte when the server says it is too large; counted as it streams otherwise.
+      const declared = Number(response.headers.get('content-length') ?? NaN);
+      if (declared > this.maxBytes) {
+        await response.body?.cancel();
+        throw new BodyTooLargeError(tooLargeMessage('the body', declared, this.maxBytes));
+      }
+      const body = response.body === null ? await readListBody([], this.maxBytes, 'the body') : await readListBody(response.body, this.maxBytes, 'the body');
       const etag = response.headers.get('etag');
       const lastModified = response.headers.get('last-modified');
       return {
-        text,
+        body,
         validators: { ...(etag === null ? {} : { etag }), ...(lastModified === null ? {} : { lastModified }) },
       };
     } catch (err) {
+      // Whatever is left of the download goes: an oversized body is not read to its end.
+      deadline.abort(err);
       throw this.error(`GET ${url}: ${describeError(err)}`, err);
     } finally {
       clearTimeout(timer);
@@ -335,19 +373,22 @@ export class ListSource {
     }
   }
 
-  /** Parses a copy and makes it the good one if it passes the sanity checks; throws (naming the list) otherwise. */
-  private accept(
-    text: string,
-    textDigest: string,
+  /**
+   * Parses and compiles a copy (in a worker thread unless small) and makes it the good one if it
+   * passes the sanity checks; throws (naming the list) otherwise. Gives the body back (its blocks
+   * went to the worker thread and returned) for the cache.
+   */
+  private async accept(
+    body: ListBody,
     from: { origin: string; parseOrigin: string; loadedAt: number; validators: Validators },
-  ): LoadedList {
-    let parsed;
-    try {
-      parsed = parseList(this.config.format, text, from.parseOrigin);
-    } catch (err) {
-      throw this.error((err as Error).message, err);
-    }
-    const count = parsed.entries.length;
+  ): Promise<{ list: LoadedList; body: readonly Uint8Array[] }> {
+    const result = await compileListBody(
+      { format: this.config.format, origin: from.parseOrigin, body: body.blocks, maxEntries: this.maxEntries },
+      this.workerThresholdBytes === undefined ? {} : { workerThresholdBytes: this.workerThresholdBytes },
+    );
+    if (!result.ok) throw this.error(result.error);
+    const entries = new PackedListEntries(result.entries);
+    const count = entries.length;
     if (count < this.config.minEntries) {
       throw this.error(`${from.parseOrigin}: ${count} entries, fewer than the ${this.config.minEntries} required (minEntries)`);
     }
@@ -359,21 +400,22 @@ export class ListSource {
     }
     const list: LoadedList = {
       name: this.config.name,
-      entries: parsed.entries,
+      entries,
+      table: IntervalTable.fromFlattened(result.table),
       loadedAt: from.loadedAt,
       origin: from.origin,
-      warnings: parsed.warnings,
+      warnings: result.warnings,
     };
-    this.good = { list, digest: textDigest, validators: from.validators };
+    this.good = { list, digest: body.digest, validators: from.validators };
     this.logger.info(`list ${this.config.name}: ${count} entries loaded`, { list: this.config.name, origin: from.origin });
-    if (parsed.warnings.length > 0) {
+    if (result.warnings.length > 0) {
       this.logger.warn(`list ${this.config.name}: invalid items skipped`, {
         list: this.config.name,
-        warnings: parsed.warnings.length,
-        first: parsed.warnings[0],
+        warnings: result.warnings.length,
+        first: result.warnings[0],
       });
     }
-    return list;
+    return { list, body: result.body };
   }
 
   private serialize<T>(task: () => Promise<T>): Promise<T> {
@@ -385,10 +427,6 @@ export class ListSource {
   private error(problem: string, cause?: unknown): Error {
     return new Error(`list ${this.config.name}: ${problem}`, cause === undefined ? undefined : { cause });
   }
-}
-
-function digest(text: string): string {
-  return createHash('sha256').update(text).digest('base64');
 }
 
 /** The same error AbortSignal.timeout() aborts with, so describeError() reads both alike. */

@@ -29,7 +29,7 @@ export async function compileTable(entries: readonly TableEntry[], options: Comp
 
 function flattenInWorker(packed: PackedEntries): Promise<IntervalTableData> {
   return new Promise((resolve, reject) => {
-    const worker = startWorker({ workerData: packed, transferList: packedTransferList(packed) });
+    const worker = startWorker(new URL('./compile-worker.js', import.meta.url), { workerData: packed, transferList: packedTransferList(packed) });
     let settled = false;
     worker.once('message', (data: IntervalTableData) => {
       settled = true;
@@ -46,14 +46,15 @@ function flattenInWorker(packed: PackedEntries): Promise<IntervalTableData> {
 }
 
 /**
- * Compiled JS runs compile-worker.js. Under tsx (tests, benches) only the .ts
- * source exists, and on Node 20 a worker thread does not inherit tsx's loader
- * hooks, so the worker registers them before importing its entry.
+ * A worker thread running `entry` (a .js module beside this one). Under tsx
+ * (tests, benches) only the .ts source exists, and on Node 20 a worker thread
+ * does not inherit tsx's loader hooks, so the worker registers them before
+ * importing its entry.
  */
-function startWorker(options: WorkerOptions): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./compile-worker.js', import.meta.url), options);
+export function startWorker(entry: URL, options: WorkerOptions): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(entry, options);
   const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./compile-worker.ts', import.meta.url).href;
-  const code = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
+  const source = entry.href.replace(/\.js$/, '.ts');
+  const code = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(source)}); });`;
   return new Worker(code, { ...options, eval: true });
 }

@@ -78,6 +78,15 @@ export class IntervalTable {
   }
 
   /**
+   * Wraps arrays that flattenEntries made (in a worker thread of this process) without checking
+   * them again: they are sorted and disjoint by construction, and checking a million intervals
+   * would pause the main thread for tens of ms, the very pause the worker thread is there to avoid.
+   */
+  static fromFlattened(data: IntervalTableData): IntervalTable {
+    return new IntervalTable(data);
+  }
+
+  /**
    * The table's own arrays, not copies. Transferring their buffers
    * (`intervalTableTransferList`) detaches them: the table is then unusable.
    */

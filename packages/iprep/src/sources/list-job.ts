@@ -1,0 +1,63 @@
+/**
+ * The heavy part of loading a list, as one job for a worker thread: decode the body, parse it
+ * line by line, pack the entries into typed arrays and flatten them into a lookup table. Pure
+ * and synchronous; its result is plain data whose buffers are transferred back. A list that
+ * cannot be used is a result with an error, not an exception crossing threads.
+ */
+import type { IntervalTableData } from '../table/interval-table.js';
+import { flattenEntries } from '../table/flatten.js';
+import { intervalTableTransferList } from '../table/interval-table.js';
+import type { ListFormat } from '../types.js';
+import { parseListInto } from './formats.js';
+import { PackedListBuilder, type PackedListData, packedListTransferList } from './list-entries.js';
+
+export interface ListJob {
+  readonly format: ListFormat;
+  /** Names the list's source in warnings and errors: a path or a URL. */
+  readonly origin: string;
+  /** The raw body, in blocks (each owning its buffer, so that they can be transferred). */
+  readonly body: readonly Uint8Array[];
+  readonly maxEntries: number;
+}
+
+export type ListJobResult =
+  | {
+      readonly ok: true;
+      readonly entries: PackedListData;
+      readonly table: IntervalTableData;
+      /** The first MAX_WARNINGS problems, `origin:line: problem`, and a count of the others. */
+      readonly warnings: readonly string[];
+      readonly body: readonly Uint8Array[];
+    }
+  | { readonly ok: false; readonly error: string; readonly body: readonly Uint8Array[] };
+
+export function runListJob(job: ListJob): ListJobResult {
+  try {
+    const decoder = new TextDecoder();
+    let text = '';
+    for (const block of job.body) text += decoder.decode(block, { stream: true });
+    text += decoder.decode();
+    const builder = new PackedListBuilder();
+    const { warnings } = parseListInto(job.format, text, job.origin, builder, job.maxEntries);
+    text = '';
+    const entries = builder.finish();
+    const table = flattenEntries({ v4: entries.v4, v6: entries.v6 });
+    return { ok: true, entries, table, warnings, body: job.body };
+  } catch (err) {
+    // A ListFormatError names the origin; anything else (out of memory for a string) gets it here.
+    const message = err instanceof Error ? err.message : String(err);
+    return { ok: false, error: message.startsWith(job.origin) ? message : `${job.origin}: ${message}`, body: job.body };
+  }
+}
+
+/** The buffers to transfer with a job (its body). */
+export function listJobTransferList(job: Pick<ListJob, 'body'>): ArrayBuffer[] {
+  return job.body.map((block) => block.buffer as ArrayBuffer);
+}
+
+/** The buffers to transfer with a result: the body back, and the entries and table. */
+export function listJobResultTransferList(result: ListJobResult): ArrayBuffer[] {
+  const body = listJobTransferList(result);
+  if (!result.ok) return body;
+  return body.concat(packedListTransferList(result.entries), intervalTableTransferList(result.table));
+}
