@@ -15,8 +15,7 @@ import { realpathSync } from 'node:fs';
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DataType, FrameFlags, FrameType, Writer, decodeFrame, encodeFrame } from '../codec/index.js';
-import { disconnectKv } from '../connection/hello.js';
+import { DataType, FrameFlags, FrameType, Writer, decodeFrame, disconnectKv, encodeFrame } from '../codec/index.js';
 
 export interface FloorAgentOptions {
   /** TCP port; 0 (the default) picks a free one. Ignored with `path`. */

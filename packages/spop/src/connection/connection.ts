@@ -22,15 +22,19 @@ import {
   SpopError,
   Status,
   Writer,
+  agentHelloKv,
   decodeFrame,
+  disconnectKv,
   isSendableStatus,
+  readDisconnect,
   readFrameHead,
+  readHaproxyHello,
   statusMessage,
 } from '../codec/index.js';
 import type { ConnectionInfo, HandlerResult, MessageHandler } from '../handler/types.js';
 import type { RateLimitedLog } from '../logger.js';
 import type { ResolvedAgentOptions } from '../options.js';
-import { type Negotiated, agentHelloKv, disconnectKv, negotiate, readDisconnect, readHaproxyHello } from './hello.js';
+import { type Negotiated, negotiate } from './hello.js';
 import { NotifyCall } from './notify-call.js';
 import type { AgentStats } from './stats.js';
 
