@@ -44,7 +44,8 @@ import { availableParallelism, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type TreeStats, freePort, readProcessStats, readTreeStats, treeCpuDelta } from 'spop/bench';
+import { type TreeStats, readProcessStats, readTreeStats, treeCpuDelta } from 'spop/bench';
+import { freePort } from 'spop/testkit';
 import type { HaproxyHandle, HaproxyVersion, ManagedProcess } from '../test/e2e/harness.js';
 
 /** test/e2e/harness.ts, loaded at the end of this file (see why there); every process is started and tracked through it. */

@@ -1,1 +1,2 @@
 export { FakeHaproxy, type ConnectTarget } from './fake-haproxy.js';
+export { freePort } from './free-port.js';
