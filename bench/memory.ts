@@ -6,7 +6,7 @@
  *   node --import tsx bench/memory.ts soak [--minutes 10] [-c 4] [-d 20]
  */
 import { parseArgs } from 'node:util';
-import { runLoad, spawnAgent } from 'spop/bench';
+import { runLoad, spawnAgent } from 'spop-bench';
 import { FakeHaproxy, freePort } from 'spop/testkit';
 
 const { values, positionals } = parseArgs({

@@ -33,7 +33,7 @@ import {
   readFrameHead,
   versionNumber,
   writeVarint,
-} from '../codec/index.js';
+} from 'spop';
 import { type LatencySummary, LatencyHistogram } from './histogram.js';
 
 /** Where the agent listens. */

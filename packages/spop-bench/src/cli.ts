@@ -7,7 +7,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort } from '../testkit/index.js';
+import { freePort } from 'spop/testkit';
 import { type SpawnedAgent, spawnAgent, splitCommand } from './agent-process.js';
 import { type LatencySummary, LatencyHistogram } from './histogram.js';
 import { type AddressFamily, type LoadResult, type LoadTarget, runLoad } from './load.js';

@@ -1,6 +1,6 @@
 /**
- * spop/bench: load generation and measurement for SPOP agents (the library
- * behind the `spop-bench` command).
+ * spop-bench: load generation and measurement for SPOP agents (the library
+ * behind the `spop-bench` command), on the public API of spop.
  */
 export {
   runLoad,
