@@ -1,5 +1,5 @@
 /**
- * The handshake payloads (spop-reference §6), both sides: the key/value lists
+ * The handshake payloads, both sides: the key/value lists
  * of HAPROXY-HELLO, AGENT-HELLO and DISCONNECT, written and read. Which offer
  * to accept is the agent's policy (connection/hello.ts); these only say what
  * the keys mean, so a client (test kit, load generator) speaks HAProxy's side
