@@ -8,7 +8,7 @@
  * three configurations behind an identical frontend:
  *   baseline  no SPOE filter: what HAProxy and wrk cost on their own;
  *   ours      the filter, with `spoa -n 1` (packages/iprep) as the agent;
- *   floor     the filter, with the floor agent (packages/spop/dist/bench/floor-agent.js),
+ *   floor     the filter, with the floor agent (packages/spop-bench/dist/floor-agent.js),
  *             the least work a Node agent can do per NOTIFY.
  * Each gets a fresh HAProxy and a fresh agent, a warm-up, then a measured wrk
  * run; `--rounds N` repeats the three, in alternating order. Reported: requests/s, the share of responses carrying the score, CPU
@@ -44,7 +44,8 @@ import { availableParallelism, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type TreeStats, freePort, readProcessStats, readTreeStats, treeCpuDelta } from 'spop/bench';
+import { type TreeStats, readProcessStats, readTreeStats, treeCpuDelta } from 'spop-bench';
+import { freePort } from 'spop/testkit';
 import type { HaproxyHandle, HaproxyVersion, ManagedProcess } from '../test/e2e/harness.js';
 
 /** test/e2e/harness.ts, loaded at the end of this file (see why there); every process is started and tracked through it. */
@@ -52,7 +53,7 @@ let harness: typeof import('../test/e2e/harness.js');
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const oursBin = join(repoRoot, 'packages/iprep/bin/spoa.js');
-const floorBin = join(repoRoot, 'packages/spop/dist/bench/floor-agent.js');
+const floorBin = join(repoRoot, 'packages/spop-bench/dist/floor-agent.js');
 
 /** Agent CPU per scored request, ours / floor, that the issue asks us to stay under. */
 const TARGET_RATIO = 1.5;

@@ -15,7 +15,8 @@ import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, runLoad, spawnAgent } from 'spop/bench';
+import { runLoad, spawnAgent } from 'spop-bench';
+import { freePort } from 'spop/testkit';
 import { FakeHaproxy } from 'spop/testkit';
 
 const { values, positionals } = parseArgs({

@@ -6,8 +6,8 @@
  *   node --import tsx bench/memory.ts soak [--minutes 10] [-c 4] [-d 20]
  */
 import { parseArgs } from 'node:util';
-import { freePort, runLoad, spawnAgent } from 'spop/bench';
-import { FakeHaproxy } from 'spop/testkit';
+import { runLoad, spawnAgent } from 'spop-bench';
+import { FakeHaproxy, freePort } from 'spop/testkit';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type BenchReport, parseBenchArgs, runBench } from 'spop/bench';
+import { type BenchReport, parseBenchArgs, runBench } from 'spop-bench';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '4' }, prefixes: { type: 'string', default: '100000' } } });
 const seconds = Number(values.seconds);

@@ -12,7 +12,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type BenchReport, parseBenchArgs, runBench } from 'spop/bench';
+import { type BenchReport, parseBenchArgs, runBench } from 'spop-bench';
 
 const { values } = parseArgs({
   options: {

@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from 'spop/bench';
-import { FakeHaproxy } from 'spop/testkit';
+import { FakeHaproxy, freePort } from 'spop/testkit';
 import { allowFromFilter, isLoopbackHost } from '../src/net/peer-filter.js';
 import { spawnSpoaWorkers } from './spoa-workers.js';
 

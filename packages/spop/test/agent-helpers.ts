@@ -13,6 +13,7 @@ import {
   type DisconnectFrame,
   type Frame,
   type FrameId,
+  type HelloOptions,
   type Logger,
   type SpoeMessage,
   type TypedData,
@@ -23,7 +24,7 @@ import {
   decodeFrame,
   isSendableStatus,
 } from '../src/index.js';
-import { FakeHaproxy, type ConnectTarget, type HelloOptions } from '../src/testkit/index.js';
+import { FakeHaproxy, type ConnectTarget } from '../src/testkit/index.js';
 
 // ---- logging -----------------------------------------------------------------
 

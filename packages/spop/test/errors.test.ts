@@ -12,12 +12,12 @@ import {
   Status,
   T,
   encodeFrame,
+  haproxyHelloKv,
   isSendableStatus,
   setVar,
   statusMessage,
   unsetVar,
 } from '../src/index.js';
-import { haproxyHelloKv } from '../src/testkit/index.js';
 import {
   type Deferred,
   capturingLogger,

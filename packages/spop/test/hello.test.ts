@@ -13,12 +13,13 @@ import {
   Status,
   Writer,
   encodeFrame,
+  haproxyHelloKv,
   negotiate,
   readHaproxyHello,
   resolveAgentOptions,
   versionNumber,
 } from '../src/index.js';
-import { type FakeHaproxy, haproxyHelloKv } from '../src/testkit/index.js';
+import type { FakeHaproxy } from '../src/testkit/index.js';
 import {
   expectDisconnect,
   kvObject,

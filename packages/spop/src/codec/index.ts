@@ -7,3 +7,4 @@ export { Writer, encodeFrame, encodeTypedData, preEncode } from './encoder.js';
 export { type ByteBudget, FrameParser, type FrameSink } from './parser.js';
 export { formatFrame, formatTypedData } from './format.js';
 export { Message } from './message.js';
+export * from './handshake.js';

@@ -22,21 +22,28 @@ import {
   SpopError,
   Status,
   Writer,
+  agentHelloKv,
   decodeFrame,
+  disconnectKv,
   isSendableStatus,
+  readDisconnect,
   readFrameHead,
+  readHaproxyHello,
   statusMessage,
 } from '../codec/index.js';
 import type { ConnectionInfo, HandlerResult, MessageHandler } from '../handler/types.js';
 import type { RateLimitedLog } from '../logger.js';
 import type { ResolvedAgentOptions } from '../options.js';
-import { type Negotiated, agentHelloKv, disconnectKv, negotiate, readDisconnect, readHaproxyHello } from './hello.js';
+import { type Negotiated, negotiate } from './hello.js';
 import { NotifyCall } from './notify-call.js';
 import type { AgentStats } from './stats.js';
 
 export type ConnectionState = 'hello' | 'ready' | 'draining' | 'closing' | 'closed';
 
-/** What a connection needs from the agent that owns it. */
+/**
+ * What a connection needs from the agent that owns it. The agent hands each
+ * connection a private object, so none of this is part of the agent's API.
+ */
 export interface ConnectionHost {
   readonly options: ResolvedAgentOptions;
   readonly handlers: ReadonlyMap<string, MessageHandler>;
@@ -45,8 +52,8 @@ export interface ConnectionHost {
   readonly partialFrameBudget: ByteBudget;
   /** Warnings a peer can provoke at will go through it. */
   readonly peerLog: RateLimitedLog;
-  /** With `async`, an ACK whose connection died may go out on another one of the same engine. */
-  rerouteAck?(from: SpopConnection, call: NotifyCall, results: HandlerResult[]): boolean;
+  /** With `async`, another ready connection of the same engine, for an ACK whose connection died. */
+  rerouteTarget?(from: SpopConnection): SpopConnection | undefined;
   onClose(connection: SpopConnection): void;
 }
 
@@ -389,8 +396,8 @@ export class SpopConnection {
     this.#inFlight--;
     this.#host.stats.inFlight--;
     if (this.#state === 'ready' || this.#state === 'draining') {
-      this.writeAck(call, results);
-    } else if (!(this.#negotiated?.async && this.#host.rerouteAck?.(this, call, results))) {
+      this.#writeAck(call, results);
+    } else if (!(this.#negotiated?.async && this.#rerouteAck(call, results))) {
       return; // the connection is gone: HAProxy will time this NOTIFY out
     }
     if (this.#state === 'draining') {
@@ -400,12 +407,20 @@ export class SpopConnection {
     }
   }
 
+  /** With `async` (HAProxy 2.6), an ACK may go back on any connection of the same engine. */
+  #rerouteAck(call: NotifyCall, results: HandlerResult[]): boolean {
+    const other = this.#host.rerouteTarget?.(this);
+    if (other === undefined) return false;
+    other.#writeAck(call, results);
+    return true;
+  }
+
   /**
    * Encodes an ACK. Actions that fail to encode (a bad value from a handler)
    * are left out; an ACK over the negotiated size goes out empty, since
    * HAProxy 3.x wedges the connection on an oversize frame.
    */
-  writeAck(call: NotifyCall, results: HandlerResult[]): void {
+  #writeAck(call: NotifyCall, results: HandlerResult[]): void {
     const w = this.#writer;
     const mark = w.length;
     const start = w.beginFrame(FrameType.ACK, FrameFlags.FIN, call.streamId, call.frameId);

@@ -1,3 +1,3 @@
-export { SpopConnection, type ConnectionState, type ConnectionHost } from './connection.js';
+export { SpopConnection, type ConnectionState } from './connection.js';
 export { AgentStats } from './stats.js';
 export * from './hello.js';

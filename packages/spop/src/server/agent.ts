@@ -7,8 +7,7 @@ import { SpopConnection, type ConnectionHost } from '../connection/connection.js
 import { AgentStats } from '../connection/stats.js';
 import type { ByteBudget } from '../codec/index.js';
 import { RateLimitedLog } from '../logger.js';
-import type { NotifyCall } from '../connection/notify-call.js';
-import type { HandlerResult, MessageHandler } from '../handler/types.js';
+import type { MessageHandler } from '../handler/types.js';
 import { type AgentOptions, type ResolvedAgentOptions, resolveAgentOptions } from '../options.js';
 
 export type ListenOptions =
@@ -41,27 +40,30 @@ class PartialFrameBudget implements ByteBudget {
   }
 }
 
-export class Agent implements ConnectionHost {
+export class Agent {
   readonly options: ResolvedAgentOptions;
   readonly stats = new AgentStats();
-  /** @internal */
-  readonly partialFrameBudget: ByteBudget;
-  /** @internal */
-  readonly peerLog: RateLimitedLog;
   readonly #handlers = new Map<string, MessageHandler>();
   readonly #connections = new Set<SpopConnection>();
+  /** What the agent's connections see of it: shared with them, kept out of the agent's API. */
+  readonly #host: ConnectionHost;
+  readonly #peerLog: RateLimitedLog;
   #server: Server | undefined;
   #nextConnectionId = 1;
   #closing: Promise<void> | undefined;
 
   constructor(options: AgentOptions = {}) {
     this.options = resolveAgentOptions(options);
-    this.partialFrameBudget = new PartialFrameBudget(this.options.maxBufferedBytes, this.stats);
-    this.peerLog = new RateLimitedLog(this.options.logger, this.options.peerLogLimit);
-  }
-
-  get handlers(): ReadonlyMap<string, MessageHandler> {
-    return this.#handlers;
+    this.#peerLog = new RateLimitedLog(this.options.logger, this.options.peerLogLimit);
+    this.#host = {
+      options: this.options,
+      handlers: this.#handlers,
+      stats: this.stats,
+      partialFrameBudget: new PartialFrameBudget(this.options.maxBufferedBytes, this.stats),
+      peerLog: this.#peerLog,
+      rerouteTarget: (from) => this.#rerouteTarget(from),
+      onClose: (connection) => this.#onClose(connection),
+    };
   }
 
   /** Registers the handler of a SPOE message (`spoe-message <name>`); messages without one get an empty ACK. */
@@ -84,20 +86,20 @@ export class Agent implements ConnectionHost {
   handle(socket: Socket): SpopConnection | undefined {
     if (!this.#allowed(socket)) {
       this.stats.deniedConnections++;
-      this.peerLog.warn('connection refused: peer not allowed', { remote: socket.remoteAddress });
+      this.#peerLog.warn('connection refused: peer not allowed', { remote: socket.remoteAddress });
       socket.destroy();
       return undefined;
     }
     if (this.#connections.size >= this.options.maxConnections) {
       this.stats.refusedConnections++;
-      this.peerLog.warn('connection refused: max-connections reached', {
+      this.#peerLog.warn('connection refused: max-connections reached', {
         remote: socket.remoteAddress,
         maxConnections: this.options.maxConnections,
       });
       socket.destroy();
       return undefined;
     }
-    const connection = new SpopConnection(socket, this, this.#nextConnectionId++);
+    const connection = new SpopConnection(socket, this.#host, this.#nextConnectionId++);
     this.#connections.add(connection);
     this.stats.connections++;
     this.stats.connectionsTotal++;
@@ -113,31 +115,27 @@ export class Agent implements ConnectionHost {
     try {
       return allow({ address, family, port }) === true;
     } catch (err) {
-      this.peerLog.warn('allowConnection failed: peer refused', { error: err instanceof Error ? err.message : String(err) });
+      this.#peerLog.warn('allowConnection failed: peer refused', { error: err instanceof Error ? err.message : String(err) });
       return false;
     }
   }
 
-  /** @internal called by a connection once its socket is closed. */
-  onClose(connection: SpopConnection): void {
+  /** Called by a connection once its socket is closed. */
+  #onClose(connection: SpopConnection): void {
     if (this.#connections.delete(connection)) this.stats.connections--;
   }
 
   /**
    * With `async` (HAProxy 2.6), an ACK may go back on any connection of the
-   * same engine: used when the NOTIFY's own connection died meanwhile.
-   * @internal
+   * same engine: the one to use when the NOTIFY's own connection died meanwhile.
    */
-  rerouteAck(from: SpopConnection, call: NotifyCall, results: HandlerResult[]): boolean {
+  #rerouteTarget(from: SpopConnection): SpopConnection | undefined {
     const engineId = from.info.engineId;
-    if (engineId === undefined) return false;
+    if (engineId === undefined) return undefined;
     for (const c of this.#connections) {
-      if (c !== from && c.state === 'ready' && c.info.engineId === engineId && c.info.capabilities.includes('async')) {
-        c.writeAck(call, results);
-        return true;
-      }
+      if (c !== from && c.state === 'ready' && c.info.engineId === engineId && c.info.capabilities.includes('async')) return c;
     }
-    return false;
+    return undefined;
   }
 
   /** Listens on TCP (`port`, `host`) or a Unix socket (`path`). Resolves with the bound address. */

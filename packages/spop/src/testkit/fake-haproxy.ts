@@ -8,36 +8,17 @@ import {
   type AckFrame,
   type Frame,
   type FrameId,
-  type KvEntry,
+  type HelloOptions,
   type SpoeMessage,
   FrameFlags,
   FrameParser,
   decodeFrame,
+  disconnectKv,
   encodeFrame,
+  haproxyHelloKv,
 } from '../codec/index.js';
-import { disconnectKv } from '../connection/hello.js';
 
 export type ConnectTarget = { port: number; host?: string } | { path: string };
-
-export interface HelloOptions {
-  supportedVersions?: string;
-  maxFrameSize?: number;
-  capabilities?: string;
-  engineId?: string;
-  healthcheck?: boolean;
-}
-
-/** The HAPROXY-HELLO payload HAProxy would send (2.6 defaults unless told otherwise). */
-export function haproxyHelloKv(o: HelloOptions = {}): KvEntry[] {
-  const kv: KvEntry[] = [
-    ['supported-versions', { type: 'str', value: o.supportedVersions ?? '2.0' }],
-    ['max-frame-size', { type: 'uint32', value: o.maxFrameSize ?? 16380 }],
-    ['capabilities', { type: 'str', value: o.capabilities ?? (o.healthcheck ? '' : 'pipelining,async') }],
-  ];
-  if (!o.healthcheck) kv.push(['engine-id', { type: 'str', value: o.engineId ?? 'c0f397ef-7909-40f6-a287-2e2f29cd5288' }]);
-  else kv.push(['healthcheck', { type: 'bool', value: true }]);
-  return kv;
-}
 
 export class FakeHaproxy {
   readonly socket: Socket;

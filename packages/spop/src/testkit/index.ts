@@ -1,1 +1,2 @@
-export { FakeHaproxy, haproxyHelloKv, type ConnectTarget, type HelloOptions } from './fake-haproxy.js';
+export { FakeHaproxy, type ConnectTarget } from './fake-haproxy.js';
+export { freePort } from './free-port.js';

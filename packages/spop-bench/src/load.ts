@@ -13,25 +13,28 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
+  type AgentHello,
   type FrameHead,
   type KvEntry,
-  type TypedData,
   ActionType,
   DataType,
   FrameFlags,
   FrameParser,
   FrameType,
   Reader,
+  SPOP_VERSION,
   Writer,
   decodeFrame,
+  disconnectKv,
   encodeFrame,
   formatFrame,
+  haproxyHelloKv,
+  readAgentHello,
   readFrameHead,
+  versionNumber,
   writeVarint,
-} from '../codec/index.js';
-import { haproxyHelloKv } from '../testkit/fake-haproxy.js';
+} from 'spop';
 import { type LatencySummary, LatencyHistogram } from './histogram.js';
-import { disconnectKv } from '../connection/hello.js';
 
 /** Where the agent listens. */
 export type LoadTarget = { readonly host?: string; readonly port: number } | { readonly path: string };
@@ -589,16 +592,15 @@ function checkAgentHello(
   capabilities: string,
 ): string | undefined {
   if ((flags & FrameFlags.FIN) === 0) return 'no FIN flag';
-  const get = (key: string): TypedData | undefined => kv.find(([k]) => k === key)?.[1];
-  const version = get('version');
-  if (version?.type !== 'str' || !/^\s*2\.0+\s*$/.test(version.value)) return 'version is not 2.0';
-  const size = get('max-frame-size');
-  const isInt = size?.type === 'int32' || size?.type === 'uint32' || size?.type === 'int64' || size?.type === 'uint64';
-  const sizeValue = isInt ? Number(size.value) : NaN;
-  if (!(sizeValue >= 256 && sizeValue <= maxFrameSize)) return `max-frame-size not an integer in [256, ${maxFrameSize}]`;
-  const caps = get('capabilities');
-  const agentCaps = caps?.type === 'str' ? caps.value.split(',').map((c) => c.trim()) : [];
-  if (depth > 1 && !(capabilities.split(',').map((c) => c.trim()).includes('pipelining') && agentCaps.includes('pipelining'))) {
+  let hello: AgentHello;
+  try {
+    hello = readAgentHello(kv);
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  if (versionNumber(hello.version) !== versionNumber(SPOP_VERSION)) return `version is not ${SPOP_VERSION}`;
+  if (!(hello.maxFrameSize >= 256 && hello.maxFrameSize <= maxFrameSize)) return `max-frame-size not an integer in [256, ${maxFrameSize}]`;
+  if (depth > 1 && !(capabilities.split(',').map((c) => c.trim()).includes('pipelining') && hello.capabilities.includes('pipelining'))) {
     return 'pipelining not negotiated, so only depth 1 is possible';
   }
   return undefined;

@@ -8,15 +8,14 @@
  * real agent as a ratio of it: absolute figures drift on a shared machine,
  * ratios much less.
  *
- * Also a command: `node dist/bench/floor-agent.js --port N [--host H]`
+ * Also a command: `node dist/floor-agent.js --port N [--host H]`
  * prints `listening <port>` on stdout once it accepts connections.
  */
 import { realpathSync } from 'node:fs';
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DataType, FrameFlags, FrameType, Writer, decodeFrame, encodeFrame } from '../codec/index.js';
-import { disconnectKv } from '../connection/hello.js';
+import { DataType, FrameFlags, FrameType, Writer, decodeFrame, disconnectKv, encodeFrame } from 'spop';
 
 export interface FloorAgentOptions {
   /** TCP port; 0 (the default) picks a free one. Ignored with `path`. */

@@ -5,14 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setVar, T } from '../src/index.js';
-import { parseBenchArgs, runLoad, startFloorAgent } from '../src/bench/index.js';
-import { UsageError } from '../src/bench/cli.js';
-import { sleep, startAgent } from './agent-helpers.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { setVar, T } from 'spop';
+import { parseBenchArgs, runLoad, startFloorAgent } from '../src/index.js';
+import { UsageError } from '../src/cli.js';
+import { startAgent } from './agent.js';
 
 describe('runLoad: closed loop', () => {
   it('keeps connections x depth frames in flight and validates every ACK', async (t) => {
-    const h = await startAgent(t, {}, (a) => a.message('check-client-ip', () => setVar('sess', 'ip_score', T.uint32(50))));
+    const h = await startAgent(t, (a) => a.message('check-client-ip', () => setVar('sess', 'ip_score', T.uint32(50))));
     const result = await runLoad({ target: h.target, connections: 3, depth: 4, durationMs: 300, warmupMs: 100, family: 'mixed' });
     assert.equal(result.rate, undefined);
     assert.equal(result.errors, 0, result.errorSamples.join('\n'));
@@ -24,7 +25,7 @@ describe('runLoad: closed loop', () => {
   });
 
   it('counts an ACK whose score is out of range as invalid', async (t) => {
-    const h = await startAgent(t, {}, (a) => a.message('check-client-ip', () => setVar('sess', 'ip_score', T.uint32(101))));
+    const h = await startAgent(t, (a) => a.message('check-client-ip', () => setVar('sess', 'ip_score', T.uint32(101))));
     const result = await runLoad({ target: h.target, durationMs: 100, warmupMs: 0 });
     assert.ok(result.invalidAcks > 0);
     assert.equal(result.acks, 0);
@@ -44,7 +45,7 @@ describe('runLoad: closed loop', () => {
 describe('runLoad: open loop (rate)', () => {
   it('offers the rate, spread over the connections, and no more', async (t) => {
     let answered = 0;
-    const h = await startAgent(t, {}, (a) =>
+    const h = await startAgent(t, (a) =>
       a.message('check-client-ip', () => {
         answered++;
         return setVar('sess', 'ip_score', T.uint32(1));
@@ -62,7 +63,7 @@ describe('runLoad: open loop (rate)', () => {
 
   it('counts the time a due frame waits for a busy slot in its latency', async (t) => {
     // One slot, 20 ms per answer, 200 frames due a second: frames queue behind each other.
-    const h = await startAgent(t, {}, (a) =>
+    const h = await startAgent(t, (a) =>
       a.message('check-client-ip', async () => {
         await sleep(20);
         return setVar('sess', 'ip_score', T.uint32(1));
@@ -76,7 +77,7 @@ describe('runLoad: open loop (rate)', () => {
   });
 
   it('drops frames beyond the backlog limit and counts them', async (t) => {
-    const h = await startAgent(t, {}, (a) => a.message('check-client-ip', () => new Promise(() => {})));
+    const h = await startAgent(t, (a) => a.message('check-client-ip', () => new Promise(() => {})));
     const result = await runLoad({
       target: h.target,
       connections: 1,

@@ -7,7 +7,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type SpawnedAgent, freePort, spawnAgent, splitCommand } from './agent-process.js';
+import { freePort } from 'spop/testkit';
+import { type SpawnedAgent, spawnAgent, splitCommand } from './agent-process.js';
 import { type LatencySummary, LatencyHistogram } from './histogram.js';
 import { type AddressFamily, type LoadResult, type LoadTarget, runLoad } from './load.js';
 import { type TreeStats, clockTicksPerSecond, readTreeStats, treeCpuDelta } from './process-stats.js';

@@ -1,6 +1,6 @@
 /**
- * spop/bench: load generation and measurement for SPOP agents (the library
- * behind the `spop-bench` command).
+ * spop-bench: load generation and measurement for SPOP agents (the library
+ * behind the `spop-bench` command), on the public API of spop.
  */
 export {
   runLoad,
@@ -22,7 +22,7 @@ export {
   type TreeStats,
 } from './process-stats.js';
 export { startFloorAgent, type FloorAgent, type FloorAgentOptions } from './floor-agent.js';
-export { spawnAgent, freePort, splitCommand, type SpawnedAgent, type SpawnAgentOptions } from './agent-process.js';
+export { spawnAgent, splitCommand, type SpawnedAgent, type SpawnAgentOptions } from './agent-process.js';
 export {
   runBench,
   parseBenchArgs,

@@ -7,24 +7,8 @@
  * found through /proc and signalled one by one.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { type ProcessStats, type TreeStats, processTree, readProcessStats, readTreeStats } from './process-stats.js';
-
-/** A port no one listens on right now: bind port 0 and let the kernel choose. Never 12345 (the spoa default). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, host, () => {
-        const address = server.address();
-        const p = typeof address === 'object' && address !== null ? address.port : 0;
-        server.close(() => resolve(p));
-      });
-    });
-    if (port !== 12345 && port !== 0) return port;
-  }
-}
 
 /**
  * Splits a command line into argv like a POSIX shell would for simple
