@@ -199,7 +199,8 @@ describe('runCheck', () => {
 
   async function run(argv: string[]): Promise<{ code: number; output: string }> {
     let output = '';
-    const code = await runCheck(argv, { write: (t) => void (output += t) }, {});
+    const write = (t: string): void => void (output += t);
+    const code = await runCheck(argv, { out: { write }, err: { write } }, {});
     return { code, output };
   }
 

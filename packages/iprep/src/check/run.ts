@@ -40,8 +40,14 @@ interface Output {
   write(text: string): void;
 }
 
+/** Where the findings (out) and a usage error (err) are written. */
+export interface CheckOutput {
+  readonly out: Output;
+  readonly err: Output;
+}
+
 /** Runs `spoa check` with `argv` (the words after `check`); resolves to the exit status. */
-export async function runCheck(argv: string[], out: Output = process.stdout, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runCheck(argv: string[], io: CheckOutput = { out: process.stdout, err: process.stderr }, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -56,11 +62,11 @@ export async function runCheck(argv: string[], out: Output = process.stdout, env
       },
     }));
   } catch (e) {
-    out.write(`spoa check: ${(e as Error).message}\n\n${CHECK_USAGE}`);
+    io.err.write(`spoa check: ${(e as Error).message}\n\n${CHECK_USAGE}`);
     return 2;
   }
   if (values.help) {
-    out.write(CHECK_USAGE);
+    io.out.write(CHECK_USAGE);
     return 0;
   }
   const findings: Finding[] = [];
@@ -76,7 +82,7 @@ export async function runCheck(argv: string[], out: Output = process.stdout, env
   } else if (haproxyBin !== undefined) {
     findings.push({ severity: 'warning', where: haproxyBin, message: '--haproxy-bin without --haproxy: nothing for it to check' });
   }
-  return report(findings, out);
+  return report(findings, io.out);
 }
 
 /** The configuration as the agent would run it, or undefined with its problems added. */
