@@ -175,6 +175,7 @@ describe('checkHaproxySetup', () => {
     assertFinding(check({ cwd: '/' }), 'error', `${CFG}:7`, /not in the working directory \(\/\).*beside haproxy\.cfg.*run haproxy from \/etc\/haproxy/);
     assertFinding(check({ files: { [SPOE]: undefined as unknown as string } }), 'error', `${CFG}:7`, /cannot read the SPOE file spoe-iprep\.conf/);
     assertFinding(check({ cfg: GOOD_CFG.replace('engine ip-reputation', 'engine other') }), 'error', SPOE, /no \[other\] scope/);
+    assertFinding(check({ cfg: GOOD_CFG.replace('config spoe-iprep.conf', 'config "${SPOE_FILE}"') }), 'note', `${CFG}:7`, /environment variable: not checked/);
   });
 
   it('SPOE timeouts: missing or tight is a warning; a handler timeout longer than HAProxy waits, a note', () => {

@@ -7,7 +7,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isLoopbackHost } from '../net/address.js';
 import type { IprepConfig } from '../types.js';
-import { type ConfigLine, type Section, linesStarting, parseHaproxyConfig, parseHaproxyTime, parseSpoeConfig, spoeScopes } from './haproxy-config.js';
+import { type ConfigLine, MAX_CONFIG_BYTES, type Section, linesStarting, parseHaproxyConfig, parseHaproxyTime, parseSpoeConfig, spoeScopes } from './haproxy-config.js';
 
 /** error: HAProxy and the agent do not work together (exit 1); warning: likely wrong; note: worth knowing. */
 export type Severity = 'error' | 'warning' | 'note';
@@ -50,7 +50,7 @@ export function checkHaproxySetup(input: HaproxyCheckInput): Finding[] {
   const add = (severity: Severity, where: string, message: string): void => void findings.push({ severity, where, message });
   const text = input.readText(haproxyFile);
   if (text === undefined) {
-    add('error', haproxyFile, 'cannot read the HAProxy configuration');
+    add('error', haproxyFile, `cannot read the HAProxy configuration (missing, unreadable, or over ${MAX_CONFIG_BYTES / 1024 / 1024} MiB)`);
     return findings;
   }
   const sections = parseHaproxyConfig(text, haproxyFile);
@@ -67,6 +67,10 @@ export function checkHaproxySetup(input: HaproxyCheckInput): Finding[] {
     const spoeName = optionValue(line.words, 'config');
     if (spoeName === undefined) {
       add('error', at(section, line), '`filter spoe` without `config <file>`');
+      continue;
+    }
+    if (spoeName.includes('$')) {
+      add('note', at(section, line), `SPOE file ${spoeName} uses an environment variable: not checked`);
       continue;
     }
     const spoe = readSpoeFile(input, spoeName, at(section, line), add);
