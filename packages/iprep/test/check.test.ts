@@ -220,6 +220,17 @@ describe('runCheck', () => {
     assert.match(output, new RegExp(`^error: ${file}:3:3: unknown key listen.prot`, 'm'));
   });
 
+  it('a HAProxy binary that does not run is one error, and no haproxy -c is tried', async () => {
+    const cfg = join(dir, 'haproxy.cfg');
+    // The defaults: random mode, which sets ip_score alone.
+    writeFileSync(cfg, GOOD_CFG.replace('spoe-iprep.conf', join(dir, 'spoe.conf')).replace('var(sess.iprep.ip_action) -m str deny', 'var(sess.iprep.ip_score) -m int lt 20'));
+    writeFileSync(join(dir, 'spoe.conf'), GOOD_SPOE);
+    const { code, output } = await run(['--haproxy', cfg, '--haproxy-bin', join(dir, 'no-such-haproxy')]);
+    assert.equal(code, 1, output);
+    assert.match(output, /^error: .*no-such-haproxy: cannot run `.*no-such-haproxy -v`: spawn .* ENOENT$/m);
+    assert.match(output, /^problems found: 1 error\(s\)/m);
+  });
+
   it('loads list files dry: counts entries, reports bad lines, fails an unreadable one', async () => {
     writeFileSync(join(dir, 'drop.netset'), '192.0.2.0/24\nnot-an-address\n198.51.100.7\n');
     const file = join(dir, 'lists.yaml');

@@ -78,7 +78,8 @@ export async function runCheck(argv: string[], io: CheckOutput = { out: process.
     if (config !== undefined) {
       findings.push(...checkHaproxySetup({ config, haproxyFile: values.haproxy, cwd: process.cwd(), version, readText: readSmallFile }));
     }
-    if (haproxyBin !== undefined) await haproxyCheck(haproxyBin, values.haproxy, findings);
+    // A binary that cannot tell its version cannot check either: one error, one timeout at most.
+    if (haproxyBin !== undefined && version !== undefined) await haproxyCheck(haproxyBin, values.haproxy, findings);
   } else if (haproxyBin !== undefined) {
     findings.push({ severity: 'warning', where: haproxyBin, message: '--haproxy-bin without --haproxy: nothing for it to check' });
   }
