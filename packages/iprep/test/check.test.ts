@@ -133,6 +133,10 @@ describe('checkHaproxySetup', () => {
     assertFinding(typo, 'error', `${CFG}:8`, /sess\.iprep\.ip_actoin is not a variable the agent sets: it sets sess\.iprep\.ip_score, sess\.iprep\.ip_action/);
     assertFinding(check({ cfg: GOOD_CFG.replace('sess.iprep.ip_action', 'txn.iprep.ip_action') }), 'error', `${CFG}:8`, /scope sess/);
     assertFinding(check({ cfg: GOOD_CFG.replace(/^ {4}http-request deny.*$/m, '') }), 'warning', CFG, /no rule reads the agent's variables \(sess\.iprep\.\*\)/);
+    // Variables HAProxy sets itself under the prefix, in txn scope.
+    const onError = GOOD_SPOE.replace('    option var-prefix iprep\n', '    option var-prefix iprep\n    option set-on-error err\n');
+    assert.deepEqual(lines(check({ spoe: onError, cfg: GOOD_CFG.replace('    http-request deny', '    http-request set-header x-spoe-error %[var(txn.iprep.err)]\n    http-request deny') })), []);
+    assertFinding(check({ cfg: GOOD_CFG.replace('    http-request deny', '    http-request set-header x-spoe-error %[var(txn.iprep.err)]\n    http-request deny') }), 'error', `${CFG}:8`, /txn\.iprep\.err is not a variable the agent sets/);
     // Random mode sets ip_score alone.
     assertFinding(check({ config: defaultConfig() }), 'error', `${CFG}:8`, /sess\.iprep\.ip_action is not a variable the agent sets: it sets sess\.iprep\.ip_score$/);
     // Without var-prefix, HAProxy prefixes with the agent's name.

@@ -61,7 +61,8 @@ export function checkHaproxySetup(input: HaproxyCheckInput): Finding[] {
   );
   if (filters.length === 0) add('error', haproxyFile, 'no `filter spoe` line: HAProxy never asks the agent anything');
 
-  const prefixes = new Set<string>();
+  /** Each agent's variable prefix, with the names HAProxy itself sets there (`option set-on-error err`: txn.<prefix>.err). */
+  const prefixes = new Map<string, Set<string>>();
   for (const { section, line } of filters) {
     const engine = optionValue(line.words, 'engine');
     const spoeName = optionValue(line.words, 'config');
@@ -85,7 +86,12 @@ export function checkHaproxySetup(input: HaproxyCheckInput): Finding[] {
     if (agents.length === 0) add('error', spoe.path, `no spoe-agent${engine === undefined ? '' : ` in [${engine}]`}`);
     for (const agent of agents) {
       const prefix = linesStarting(agent, 'option', 'var-prefix')[0]?.words[2] ?? agent.name;
-      prefixes.add(prefix);
+      const own = prefixes.get(prefix) ?? new Set<string>();
+      for (const option of ['set-on-error', 'set-process-time', 'set-total-time']) {
+        const name = linesStarting(agent, 'option', option)[0]?.words[2];
+        if (name !== undefined) own.add(name);
+      }
+      prefixes.set(prefix, own);
       checkAgent({ input, sections, spoeSections, agent, engine, add, at });
     }
   }
@@ -235,7 +241,7 @@ function fetchName(expression: string): string {
 }
 
 /** The variables the agent sets, as HAProxy names them: `sess.iprep.ip_score`. */
-function checkVariables(config: IprepConfig, sections: readonly Section[], prefixes: ReadonlySet<string>, add: Add): void {
+function checkVariables(config: IprepConfig, sections: readonly Section[], prefixes: ReadonlyMap<string, ReadonlySet<string>>, add: Add): void {
   const { scope } = config.variables;
   const { score, action, category, source } = config.variables;
   // Random mode sets the score alone.
@@ -246,9 +252,10 @@ function checkVariables(config: IprepConfig, sections: readonly Section[], prefi
       for (const word of line.words) {
         for (const match of word.matchAll(/\((proc|sess|txn|req|res)\.([A-Za-z0-9_.-]+)/g)) {
           const [varScope, varName] = [match[1]!, match[2]!];
-          const prefix = [...prefixes].find((p) => varName.startsWith(`${p}.`));
+          const prefix = [...prefixes.keys()].find((p) => varName.startsWith(`${p}.`));
           if (prefix === undefined) continue;
           const name = varName.slice(prefix.length + 1);
+          if (prefixes.get(prefix)?.has(name) === true && varScope === 'txn') continue;
           const ours = names.map((n) => `${scope}.${prefix}.${n}`).join(', ');
           if (!names.includes(name)) {
             add('error', `${section.file}:${line.line}`, `${varScope}.${varName} is not a variable the agent sets: it sets ${ours}`);
@@ -263,7 +270,7 @@ function checkVariables(config: IprepConfig, sections: readonly Section[], prefi
   }
   const file = sections[0]?.file;
   if (!used && prefixes.size > 0 && file !== undefined) {
-    add('warning', file, `no rule reads the agent's variables (${[...prefixes].map((p) => `${scope}.${p}.*`).join(', ')}): the verdicts are not used`);
+    add('warning', file, `no rule reads the agent's variables (${[...prefixes.keys()].map((p) => `${scope}.${p}.*`).join(', ')}): the verdicts are not used`);
   }
 }
 
