@@ -46,25 +46,23 @@ export interface CheckOutput {
   readonly err: Output;
 }
 
+const CHECK_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  config: { type: 'string', short: 'c' },
+  haproxy: { type: 'string' },
+  'haproxy-bin': { type: 'string' },
+} as const;
+
 /** Runs `spoa check` with `argv` (the words after `check`); resolves to the exit status. */
 export async function runCheck(argv: string[], io: CheckOutput = { out: process.stdout, err: process.stderr }, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let values;
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof CHECK_OPTIONS; strict: true; allowPositionals: false }>>;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        config: { type: 'string', short: 'c' },
-        haproxy: { type: 'string' },
-        'haproxy-bin': { type: 'string' },
-      },
-    }));
+    parsed = parseArgs({ args: argv, options: CHECK_OPTIONS, strict: true, allowPositionals: false });
   } catch (e) {
     io.err.write(`spoa check: ${(e as Error).message}\n\n${CHECK_USAGE}`);
     return 2;
   }
+  const { values } = parsed;
   if (values.help) {
     io.out.write(CHECK_USAGE);
     return 0;
