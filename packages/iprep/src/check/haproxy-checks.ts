@@ -292,11 +292,12 @@ function checkBackend(context: AgentContext): void {
   const defaults = sections.slice(0, index).filter((s) => s.kind === 'defaults').at(-1);
   const setting = (...keywords: string[]): ConfigLine | undefined => linesStarting(backend, ...keywords).at(-1) ?? (defaults && linesStarting(defaults, ...keywords).at(-1));
   const mode = setting('mode')?.words[1] ?? 'tcp';
+  const modeOrigin = linesStarting(backend, 'mode').length > 0 ? '' : ' (from defaults)';
   const spopMode = input.version === undefined || input.version.major > 3 || (input.version.major === 3 && input.version.minor >= 1);
   if (mode === 'spop' && !spopMode) {
     add('error', at(backend), `backend ${name} is in mode spop, which HAProxy ${input.version?.major}.${input.version?.minor} does not have (3.1+): use mode tcp`);
   } else if (mode !== 'tcp' && mode !== 'spop') {
-    add('error', at(backend), `backend ${name} is in mode ${mode}${setting('mode') && !linesStarting(backend, 'mode').length ? ' (from defaults)' : ''}: the agent's backend must be mode tcp${spopMode ? ' or mode spop (3.1+)' : ''}`);
+    add('error', at(backend), `backend ${name} is in mode ${mode}${modeOrigin}: the agent's backend must be mode tcp${spopMode ? ' or mode spop (3.1+)' : ''}`);
   }
   const servers = linesStarting(backend, 'server');
   if (servers.length === 0) {
