@@ -36,6 +36,10 @@ Without a configuration file the score is random, as in HAProxy's reference agen
       --admin-host <address> admin API address (default 127.0.0.1)
       --admin-port <port>    admin API port (default 9090; 0 disables it)
       --wait-for-lists       listen only once every list loaded (default: at once, URL lists load in the background)
+
+Commands:
+  spoa check [--config <file>] [--haproxy <haproxy.cfg>] [--haproxy-bin <path>]
+                             check the configuration, and that HAProxy's fits it, without starting
 `;
 
 /** The command line as given: undefined where a flag is absent, so the configuration file can fill it. */
@@ -277,7 +281,20 @@ async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<vo
   for (let i = 0; i < config.listen.workers; i++) fork();
 }
 
+/**
+ * Subcommands: the first word of the command line, when it is one of these; anything else runs the agent.
+ * Each resolves to the process's exit status, and is loaded only when asked for.
+ */
+const SUBCOMMANDS: ReadonlyMap<string, (argv: string[]) => Promise<number>> = new Map([
+  ['check', async (argv: string[]) => (await import('./check/run.js')).runCheck(argv)],
+]);
+
 export async function main(argv: string[]): Promise<void> {
+  const subcommand = argv[0] === undefined ? undefined : SUBCOMMANDS.get(argv[0]);
+  if (subcommand !== undefined) {
+    process.exitCode = await subcommand(argv.slice(1));
+    return;
+  }
   let flags: CliFlags | 'help';
   let config: IprepConfig;
   try {

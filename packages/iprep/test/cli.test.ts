@@ -189,6 +189,22 @@ describe('spoa command', () => {
     assert.doesNotMatch(r.stderr, /Usage:/, 'a configuration problem is not a usage problem');
   });
 
+  it('check is a subcommand: its own usage, exit 0 when fine, 2 on a bad option; other words are still refused', () => {
+    assert.match(USAGE, /spoa check \[--config <file>\] \[--haproxy <haproxy.cfg>\]/);
+    const help = spawnSync(process.execPath, [bin, 'check', '-h'], { encoding: 'utf8' });
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^Usage: spoa check/);
+    const fine = spawnSync(process.execPath, [bin, 'check'], { encoding: 'utf8', env: { ...process.env, HAPROXY_BIN: '' } });
+    assert.equal(fine.status, 0, fine.stderr);
+    assert.equal(fine.stdout, 'ok: 0 error(s), 0 warning(s)\n');
+    const bad = spawnSync(process.execPath, [bin, 'check', '--port', '1'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /Usage: spoa check/);
+    const other = spawnSync(process.execPath, [bin, 'chek'], { encoding: 'utf8' });
+    assert.equal(other.status, 2);
+    assert.match(other.stderr, /Unexpected argument 'chek'/);
+  });
+
   it('a bad option exits 2 with the reason and the usage', () => {
     const r = spawnSync(process.execPath, [bin, '-n', 'many'], { encoding: 'utf8' });
     assert.equal(r.status, 2);

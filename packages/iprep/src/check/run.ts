@@ -1,0 +1,180 @@
+/**
+ * `spoa check [--config iprep.yaml] [--haproxy haproxy.cfg] [--haproxy-bin <path>]`: validates the
+ * agent's configuration without starting anything (the loading and merged validation the agent runs,
+ * plus a dry load of its list files), and, given HAProxy's configuration, whether it fits the agent
+ * (haproxy-checks.ts), running `haproxy -c` when a binary is given.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { resolveConfig } from '../cli.js';
+import { ConfigError } from '../config/index.js';
+import { parseList } from '../sources/index.js';
+import type { IprepConfig } from '../types.js';
+import { MAX_CONFIG_BYTES } from './haproxy-config.js';
+import { type Finding, type HaproxyVersion, type Severity, checkHaproxySetup } from './haproxy-checks.js';
+
+export const CHECK_USAGE = `Usage: spoa check [--config <file>] [--haproxy <haproxy.cfg>] [--haproxy-bin <path>]
+
+Checks the agent's configuration (and its list files) without starting the agent, and, with
+--haproxy, that HAProxy's configuration and SPOE file fit it: messages and arguments, variable
+names, groups never sent, the agent's backend, SPOE timeouts. Run it from HAProxy's working
+directory: HAProxy resolves the SPOE file's relative path there.
+
+  -c, --config <file>        the agent's YAML configuration (default: the defaults, random mode)
+      --haproxy <file>       HAProxy's configuration (haproxy.cfg)
+      --haproxy-bin <path>   also run \`<path> -c -f <haproxy.cfg>\` (default: $HAPROXY_BIN)
+  -h, --help                 show this help
+
+Exit status: 0 fine (warnings and notes printed), 1 problems found, 2 usage.
+`;
+
+/** Longest wait for `haproxy -v` / `haproxy -c`. */
+export const HAPROXY_CHECK_TIMEOUT_MS = 10_000;
+
+/** Findings printed per list file; the count says how many more there were. */
+const LIST_WARNINGS_SHOWN = 5;
+
+interface Output {
+  write(text: string): void;
+}
+
+/** Where the findings (out) and a usage error (err) are written. */
+export interface CheckOutput {
+  readonly out: Output;
+  readonly err: Output;
+}
+
+const CHECK_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  config: { type: 'string', short: 'c' },
+  haproxy: { type: 'string' },
+  'haproxy-bin': { type: 'string' },
+} as const;
+
+/** Runs `spoa check` with `argv` (the words after `check`); resolves to the exit status. */
+export async function runCheck(argv: string[], io: CheckOutput = { out: process.stdout, err: process.stderr }, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof CHECK_OPTIONS; strict: true; allowPositionals: false }>>;
+  try {
+    parsed = parseArgs({ args: argv, options: CHECK_OPTIONS, strict: true, allowPositionals: false });
+  } catch (e) {
+    io.err.write(`spoa check: ${(e as Error).message}\n\n${CHECK_USAGE}`);
+    return 2;
+  }
+  const { values } = parsed;
+  if (values.help) {
+    io.out.write(CHECK_USAGE);
+    return 0;
+  }
+  const findings: Finding[] = [];
+  const config = await checkAgentConfig(values.config, findings);
+  if (config !== undefined) await checkLists(config, findings);
+  const haproxyBin = values['haproxy-bin'] ?? (env['HAPROXY_BIN'] || undefined);
+  if (values.haproxy !== undefined) {
+    const version = haproxyBin === undefined ? undefined : await haproxyVersion(haproxyBin, findings);
+    if (config !== undefined) {
+      findings.push(...checkHaproxySetup({ config, haproxyFile: values.haproxy, cwd: process.cwd(), version, readText: readSmallFile }));
+    }
+    // A binary that cannot tell its version cannot check either: one error, one timeout at most.
+    if (haproxyBin !== undefined && version !== undefined) await haproxyCheck(haproxyBin, values.haproxy, findings);
+  } else if (haproxyBin !== undefined) {
+    findings.push({ severity: 'warning', where: haproxyBin, message: '--haproxy-bin without --haproxy: nothing for it to check' });
+  }
+  return report(findings, io.out);
+}
+
+/** The configuration as the agent would run it, or undefined with its problems added. */
+async function checkAgentConfig(path: string | undefined, findings: Finding[]): Promise<IprepConfig | undefined> {
+  try {
+    return await resolveConfig({ debug: false, config: path });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const line of err.message.split('\n')) {
+      const colon = line.indexOf(': ');
+      findings.push({ severity: 'error', where: colon < 0 ? err.file : line.slice(0, colon), message: colon < 0 ? line : line.slice(colon + 2) });
+    }
+    return undefined;
+  }
+}
+
+/** Parses every list and allowlist file as the agent would, counting entries; URL lists are fetched at start, not here. */
+async function checkLists(config: IprepConfig, findings: Finding[]): Promise<void> {
+  if (config.mode !== 'reputation') return;
+  const files = [
+    ...config.lists.map((list) => ({ name: list.name, format: list.format, path: list.path, minEntries: list.minEntries })),
+    ...config.allowlist.files.map((path) => ({ name: `allowlist:${path}`, format: 'netset' as const, path, minEntries: 0 })),
+  ];
+  for (const file of files) {
+    if (file.path === undefined) continue;
+    let text: string;
+    try {
+      text = await readFile(file.path, 'utf8');
+    } catch (e) {
+      findings.push({ severity: 'error', where: file.path, message: `list ${file.name}: cannot read it: ${(e as Error).message}` });
+      continue;
+    }
+    try {
+      const { entries, warnings } = parseList(file.format, text, file.path);
+      for (const warning of warnings.slice(0, LIST_WARNINGS_SHOWN)) findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: skipped ${warning}` });
+      if (warnings.length > LIST_WARNINGS_SHOWN) findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: ${warnings.length - LIST_WARNINGS_SHOWN} more bad lines` });
+      const severity: Severity = entries.length < file.minEntries ? 'error' : 'note';
+      findings.push({ severity, where: file.path, message: `list ${file.name}: ${entries.length} entries${severity === 'error' ? `, fewer than min-entries ${file.minEntries}` : ''}` });
+    } catch (e) {
+      findings.push({ severity: 'error', where: file.path, message: `list ${file.name}: ${(e as Error).message}` });
+    }
+  }
+}
+
+/** A configuration file's text, or undefined when it cannot be read or is too large to be one. */
+function readSmallFile(path: string): string | undefined {
+  try {
+    if (statSync(path).size > MAX_CONFIG_BYTES) return undefined;
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function run(bin: string, args: readonly string[]): Promise<{ code: number | null; output: string; error?: string }> {
+  return new Promise((resolve) => {
+    execFile(bin, args, { timeout: HAPROXY_CHECK_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      const output = `${stdout}${stderr}`.trim();
+      if (err === null) return resolve({ code: 0, output });
+      const code = typeof err.code === 'number' ? err.code : null;
+      resolve({ code, output, error: code === null ? (err.killed ? `no answer in ${HAPROXY_CHECK_TIMEOUT_MS}ms` : err.message) : undefined });
+    });
+  });
+}
+
+/** `haproxy -v`: `HAProxy version 3.2.26-1 ...`. */
+async function haproxyVersion(bin: string, findings: Finding[]): Promise<HaproxyVersion | undefined> {
+  const { output, error } = await run(bin, ['-v']);
+  const match = /version (\d+)\.(\d+)/.exec(output);
+  if (match === null) {
+    findings.push({ severity: 'error', where: bin, message: `cannot run \`${bin} -v\`: ${error ?? output.split('\n')[0] ?? ''}` });
+    return undefined;
+  }
+  findings.push({ severity: 'note', where: bin, message: `HAProxy ${match[1]}.${match[2]}` });
+  return { major: Number(match[1]), minor: Number(match[2]) };
+}
+
+/** `haproxy -c -f haproxy.cfg`, from this working directory (HAProxy resolves the SPOE file there). */
+async function haproxyCheck(bin: string, haproxyFile: string, findings: Finding[]): Promise<void> {
+  const { code, output, error } = await run(bin, ['-c', '-f', haproxyFile]);
+  const lines = output.split('\n').filter((l) => /\[(ALERT|WARNING)\]/.test(l));
+  if (code === 0) {
+    for (const line of lines) findings.push({ severity: 'warning', where: `${bin} -c`, message: line.trim() });
+  } else {
+    const detail = error ?? (lines.length > 0 ? lines.map((l) => l.trim()).join('\n  ') : output);
+    findings.push({ severity: 'error', where: `${bin} -c`, message: `HAProxy rejects the configuration (exit ${code ?? 'none'}):\n  ${detail}` });
+  }
+}
+
+function report(findings: readonly Finding[], out: Output): number {
+  for (const f of findings) out.write(`${f.severity}: ${f.where}: ${f.message}\n`);
+  const count = (severity: Severity): number => findings.filter((f) => f.severity === severity).length;
+  const errors = count('error');
+  out.write(`${errors === 0 ? 'ok' : 'problems found'}: ${errors} error(s), ${count('warning')} warning(s)\n`);
+  return errors === 0 ? 0 : 1;
+}
