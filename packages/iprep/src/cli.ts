@@ -1,7 +1,7 @@
 /**
  * spoa [-h] [-d] [-p <port>] [-n <num-workers>]: HAProxy's reference
  * "random IP reputation" agent, built on the spop library, with a real
- * reputation mode (`--config <file>`).
+ * reputation mode (`--config <file>`), and subcommands (`spoa <command> ...`).
  */
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
@@ -13,6 +13,7 @@ import { allowFromFilter, isLoopbackHost } from './net/peer-filter.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
 import type { ClusterStoreHost } from './store/cluster.js';
+import type { OperatorCommandName } from './ctl/index.js';
 import type { IprepConfig } from './types.js';
 
 export const USAGE = `Usage: spoa [-h] [-d] [-p <port>] [-n <num-workers>] [options]
@@ -34,7 +35,57 @@ Without a configuration file the score is random, as in HAProxy's reference agen
       --shutdown-timeout <ms> time in-flight requests get on SIGTERM/SIGINT (default 5000)
       --admin-host <address> admin API address (default 127.0.0.1)
       --admin-port <port>    admin API port (default 9090; 0 disables it)
+
+Commands (spoa help <command>, or spoa <command> -h, for each one's options):
+  spoa decisions list|add|delete|import   the decisions in force; add, delete, import a file of them
+  spoa explain <address>                  the verdict for an address, and why
+  spoa lists                              the loaded lists
+  spoa reload                             reload the configuration and lists in every worker
+  spoa status                             a summary: throughput, verdicts, lists, store, workers
+They talk to a running agent's admin API: --admin <host:port>, --token-file <file> (or SPOA_ADMIN,
+SPOA_TOKEN, or -c <config>). Exit codes: 0 ok, 1 the agent said no, 2 usage, 3 agent unreachable.
 `;
+
+/** A subcommand: its usage text, and a run that returns the exit code. Loaded only when used. */
+interface Subcommand {
+  usage(): Promise<string>;
+  run(argv: readonly string[]): Promise<number>;
+}
+
+function operatorCommand(name: OperatorCommandName): Subcommand {
+  return {
+    usage: async () => (await import('./ctl/index.js')).commandUsage(name),
+    run: async (argv) => (await import('./ctl/index.js')).runOperatorCommand(name, argv),
+  };
+}
+
+/** `spoa <word> ...`: the first word names a subcommand; without one, spoa runs the agent. */
+const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
+  decisions: operatorCommand('decisions'),
+  explain: operatorCommand('explain'),
+  lists: operatorCommand('lists'),
+  reload: operatorCommand('reload'),
+  status: operatorCommand('status'),
+};
+
+function subcommand(word: string | undefined): Subcommand | undefined {
+  return word !== undefined && Object.hasOwn(SUBCOMMANDS, word) ? SUBCOMMANDS[word] : undefined;
+}
+
+/** Runs `spoa <subcommand> ...` or `spoa help <subcommand>`; undefined when argv names none. */
+async function runSubcommand(argv: readonly string[]): Promise<number | undefined> {
+  const [first, ...rest] = argv;
+  if (first === 'help') {
+    const named = subcommand(rest[0]);
+    if (rest.length === 1 && named !== undefined) {
+      process.stdout.write(await named.usage());
+      return 0;
+    }
+    process.stderr.write(`spoa help: name one of ${Object.keys(SUBCOMMANDS).join(', ')}\n`);
+    return 2;
+  }
+  return subcommand(first)?.run(rest);
+}
 
 /** The command line as given: undefined where a flag is absent, so the configuration file can fill it. */
 export interface CliFlags {
@@ -272,6 +323,11 @@ async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<vo
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const exitCode = await runSubcommand(argv);
+  if (exitCode !== undefined) {
+    process.exitCode = exitCode;
+    return;
+  }
   let flags: CliFlags | 'help';
   let config: IprepConfig;
   try {
