@@ -24,11 +24,9 @@ export function paintAction(paint: Paint, action: string): string {
 
 /** Control characters (from a decision's reason, a list's error...) shown escaped, so that they cannot drive the terminal. */
 export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-// eslint-disable-next-line no-control-regex
 const ESCAPES = /\x1b\[[0-9;]*m/g;
 
 /** Columns padded to their widest cell (colour codes not counted); the last column is not padded. */
