@@ -1,5 +1,7 @@
 /** The operator commands' parts that need no agent: import parsing, formatting, target and client bounds. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,13 +13,14 @@ import { expiresIn, printable, shortDuration, table, useColour } from '../src/ct
 import { ImportFileError, csvCells, formatOfPath, parseImport } from '../src/ctl/import-file.js';
 import { type CommandIo, runOperatorCommand } from '../src/ctl/index.js';
 import { TargetError, parseAdminAddress, resolveTarget } from '../src/ctl/target.js';
+import { spoaBin } from './spoa-workers.js';
 
 describe('import parsing', () => {
   it('CSV: RFC 4180 quoting, a header in any order, empty cells absent, "never"', () => {
     assert.deepEqual(csvCells('a,"b, c","say ""hi""",'), ['a', 'b, c', 'say "hi"', '']);
     assert.throws(() => csvCells('a,"b'), /unterminated/);
     assert.throws(() => csvCells('a,b"c'), /quote inside/);
-    const { rows, problems } = parseImport('reason,value,duration\n"x, y",192.0.2.1,never\n,192.0.2.2,\n', 'csv');
+    const { rows, problems: { kept: problems } } = parseImport('reason,value,duration\n"x, y",192.0.2.1,never\n,192.0.2.2,\n', 'csv');
     assert.deepEqual(problems, []);
     assert.deepEqual(
       rows.map((r) => [r.where, r.body]),
@@ -30,7 +33,7 @@ describe('import parsing', () => {
 
   it('CSV without a header is value,action,duration,reason; bad lines are reported, not fatal', () => {
     const text = '192.0.2.1,deny,1h,scan\n192.0.2.2,eat,1h\n192.0.2.3,deny,soon\n"open\n10.0.0.1,deny,1h,x,extra\n2001:db8::/32,captcha\n';
-    const { rows, problems } = parseImport(text, 'csv');
+    const { rows, problems: { kept: problems } } = parseImport(text, 'csv');
     assert.deepEqual(rows.map((r) => r.body.value), ['192.0.2.1', '2001:db8::/32']);
     assert.deepEqual(problems.map((p) => p.where), ['line 2', 'line 3', 'line 4', 'line 5']);
     assert.match(problems[0]!.message, /"action" must be one of/);
@@ -44,7 +47,7 @@ describe('import parsing', () => {
   });
 
   it('plain: one value a line, comments and blank lines skipped, bad addresses named; defaults applied', () => {
-    const { rows, problems } = parseImport('# feed\n192.0.2.1  # noisy\n\n999.1.1.1\n', 'plain', { action: 'tarpit', duration: '1h' });
+    const { rows, problems: { kept: problems } } = parseImport('# feed\n192.0.2.1  # noisy\n\n999.1.1.1\n', 'plain', { action: 'tarpit', duration: '1h' });
     assert.deepEqual(rows, [{ where: 'line 2', body: { value: '192.0.2.1', action: 'tarpit', duration: '1h' } }]);
     assert.deepEqual(problems.map((p) => p.where), ['line 4']);
     assert.match(problems[0]!.message, /999\.1\.1\.1/);
@@ -53,12 +56,20 @@ describe('import parsing', () => {
   it('JSON: an array of values and objects (items numbered), or JSON Lines (lines numbered)', () => {
     const array = parseImport('["192.0.2.1", {"value": "192.0.2.2", "action": "deny", "duration": "2h"}, {"value": "192.0.2.3", "colour": 1}, 7]', 'json');
     assert.deepEqual(array.rows.map((r) => [r.where, r.body.value]), [['item 1', '192.0.2.1'], ['item 2', '192.0.2.2']]);
-    assert.deepEqual(array.problems.map((p) => p.where), ['item 3', 'item 4']);
-    assert.match(array.problems[0]!.message, /unknown field "colour"/);
+    assert.deepEqual(array.problems.kept.map((p) => p.where), ['item 3', 'item 4']);
+    assert.match(array.problems.kept[0]!.message, /unknown field "colour"/);
     const lines = parseImport('{"value": "192.0.2.1"}\n{oops\n\n"192.0.2.4"\n', 'json');
     assert.deepEqual(lines.rows.map((r) => [r.where, r.body.value]), [['line 1', '192.0.2.1'], ['line 4', '192.0.2.4']]);
-    assert.deepEqual(lines.problems.map((p) => p.where), ['line 2']);
+    assert.deepEqual(lines.problems.kept.map((p) => p.where), ['line 2']);
     assert.throws(() => parseImport('[1, 2', 'json'), ImportFileError);
+  });
+
+  it('bounded: more than 1,000,000 lines is refused whole; garbage keeps 1000 messages and counts the rest', () => {
+    assert.throws(() => parseImport('192.0.2.1\n'.repeat(1_000_000), 'plain'), (e: unknown) => e instanceof ImportFileError && /more than 1000000 lines/.test(e.message));
+    const garbage = parseImport('x\n'.repeat(200_000), 'plain');
+    assert.equal(garbage.rows.length, 0);
+    assert.equal(garbage.problems.count, 200_000);
+    assert.equal(garbage.problems.kept.length, 1000);
   });
 
   it('the format follows the extension', () => {
@@ -155,6 +166,18 @@ describe('AdminClient bounds', () => {
     });
     await assert.rejects(new AdminClient({ host: '127.0.0.1', port, token: 's3cret' }).addDecision({ value: 'x' }), (e: unknown) => e instanceof AgentRefusedError && e.status === 400 && /must be an address/.test(e.message) && !e.message.includes('s3cret'));
     assert.deepEqual(seen, { authorization: 'Bearer s3cret', host: `127.0.0.1:${port}` });
+  });
+
+  it('output into a pipe closed early (| head) ends the command quietly, without a stack trace', async () => {
+    const lists = JSON.stringify(Array.from({ length: 20_000 }, (_, i) => ({ name: `l${i}`, format: 'netset', origin: '/x', entries: i, loadedAt: 0, lastError: null })));
+    const port = await serve((_req, res) => res.end(lists));
+    const child = spawn(process.execPath, [spoaBin, 'lists', '--json', '--admin', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.equal(stderr, '');
+    assert.equal(code, 0);
   });
 
   it('a command against a non-JSON answer exits 1 with a message, it does not crash', async () => {

@@ -6,7 +6,7 @@ import { AgentRefusedError } from './client.js';
 import type { CommandContext, OperatorCommand } from './command.js';
 import { CommandUsageError, EXIT, stringOption } from './command.js';
 import { expiresIn, paintAction, printable, table } from './format.js';
-import { IMPORT_FORMATS, type ImportDefaults, type ImportFormat, type ImportProblem, MAX_IMPORT_BYTES, formatOfPath, parseImport } from './import-file.js';
+import { IMPORT_FORMATS, type ImportDefaults, type ImportFormat, MAX_IMPORT_BYTES, MAX_IMPORT_LINES, formatOfPath, parseImport } from './import-file.js';
 
 /** Imported decisions sent at once: enough to keep the agent busy, few enough not to queue behind HAProxy's traffic. */
 export const IMPORT_CONCURRENCY = 8;
@@ -33,7 +33,7 @@ import    decisions from a file (- reads standard input), ${IMPORT_CONCURRENCY} 
           The format follows the extension (.csv, .json, .jsonl; else plain) unless --format says.
           --action, --duration, --reason, --force apply to lines that do not say. Bad lines are
           reported with their number and skipped; exit 1 when any was refused.
-          At most ${MAX_IMPORT_BYTES / 1024 / 1024} MiB and 1000000 decisions per file.
+          At most ${MAX_IMPORT_BYTES / 1024 / 1024} MiB and ${MAX_IMPORT_LINES} lines per file.
 `;
 
 function durationFlag(values: CommandContext['values']): string | null | undefined {
@@ -143,8 +143,7 @@ async function importFile({ client, positionals, values, out, err, readStdin }: 
   if (reason !== undefined) defaults.reason = reason;
   if (values['force'] === true) defaults.force = true;
 
-  const { rows, problems: parsed } = parseImport(await readImport(path, readStdin), format, defaults);
-  const refused: ImportProblem[] = [...parsed];
+  const { rows, problems: refused } = parseImport(await readImport(path, readStdin), format, defaults);
   let added = 0;
   let pending = 0;
   let done = 0;
@@ -167,7 +166,7 @@ async function importFile({ client, positionals, values, out, err, readStdin }: 
           stopped = true;
           throw e;
         }
-        refused.push({ where: row.where, message: e.message });
+        refused.add(row.where, e.message);
       }
       done++;
       if (done % 100 === 0) report();
@@ -177,11 +176,11 @@ async function importFile({ client, positionals, values, out, err, readStdin }: 
   if (progress && rows.length > 0) err(`\rimporting: ${done}/${rows.length}\n`);
 
   const lineNumber = (where: string): number => Number(/\d+/.exec(where)?.[0] ?? 0);
-  refused.sort((a, b) => lineNumber(a.where) - lineNumber(b.where));
-  out(`added ${added}, refused ${refused.length}${pending > 0 ? ` (${pending} not yet confirmed by the shared store)` : ''}\n`);
-  for (const problem of refused.slice(0, MAX_PROBLEMS_SHOWN)) out(`  ${problem.where}: ${printable(problem.message)}\n`);
-  if (refused.length > MAX_PROBLEMS_SHOWN) out(`  ... and ${refused.length - MAX_PROBLEMS_SHOWN} more\n`);
-  return refused.length > 0 ? EXIT.refused : EXIT.ok;
+  const shown = [...refused.kept].sort((a, b) => lineNumber(a.where) - lineNumber(b.where)).slice(0, MAX_PROBLEMS_SHOWN);
+  out(`added ${added}, refused ${refused.count}${pending > 0 ? ` (${pending} not yet confirmed by the shared store)` : ''}\n`);
+  for (const problem of shown) out(`  ${problem.where}: ${printable(problem.message)}\n`);
+  if (refused.count > shown.length) out(`  ... and ${refused.count - shown.length} more\n`);
+  return refused.count > 0 ? EXIT.refused : EXIT.ok;
 }
 
 /** Progress goes to standard error, and only when it is a terminal. */

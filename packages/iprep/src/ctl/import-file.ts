@@ -11,9 +11,11 @@ import type { DecisionBody } from './client.js';
 export const IMPORT_FORMATS = ['plain', 'csv', 'json'] as const;
 export type ImportFormat = (typeof IMPORT_FORMATS)[number];
 
-/** Largest file read, and most decisions in one import: beyond, split the file. */
+/** Largest file read, and most lines (or JSON array items) in one import: beyond, split the file. */
 export const MAX_IMPORT_BYTES = 64 * 1024 * 1024;
-export const MAX_IMPORT_DECISIONS = 1_000_000;
+export const MAX_IMPORT_LINES = 1_000_000;
+/** Problems kept with their text; beyond, only counted (a file of garbage must not fill memory with messages). */
+export const MAX_PROBLEMS_KEPT = 1000;
 
 /** CSV columns; without a header line they are value,action,duration,reason. */
 const CSV_COLUMNS = ['value', 'action', 'duration', 'reason', 'score', 'category', 'force'] as const;
@@ -31,9 +33,20 @@ export interface ImportProblem {
   readonly message: string;
 }
 
+/** Bad lines: the first MAX_PROBLEMS_KEPT with their reason, all of them counted. */
+export class ImportProblems {
+  readonly kept: ImportProblem[] = [];
+  count = 0;
+
+  add(where: string, message: string): void {
+    this.count++;
+    if (this.kept.length < MAX_PROBLEMS_KEPT) this.kept.push({ where, message });
+  }
+}
+
 export interface ParsedImport {
   readonly rows: readonly ImportRow[];
-  readonly problems: readonly ImportProblem[];
+  readonly problems: ImportProblems;
 }
 
 /** Defaults of every decision of the file (flags): a field the file gives wins. */
@@ -52,14 +65,17 @@ export function formatOfPath(path: string): ImportFormat {
 
 export function parseImport(text: string, format: ImportFormat, defaults: ImportDefaults = {}): ParsedImport {
   if (Buffer.byteLength(text) > MAX_IMPORT_BYTES) throw new ImportFileError(`the file is larger than ${MAX_IMPORT_BYTES} bytes: split it`);
+  // Counted before splitting: a file of empty lines would otherwise make millions of strings first.
+  for (let i = text.indexOf('\n'), n = 1; i !== -1; i = text.indexOf('\n', i + 1)) {
+    if (++n > MAX_IMPORT_LINES) throw new ImportFileError(`more than ${MAX_IMPORT_LINES} lines: split the file`);
+  }
   const rows: ImportRow[] = [];
-  const problems: ImportProblem[] = [];
+  const problems = new ImportProblems();
   const add = (where: string, item: unknown): void => {
-    if (rows.length >= MAX_IMPORT_DECISIONS) throw new ImportFileError(`more than ${MAX_IMPORT_DECISIONS} decisions: split the file`);
     try {
       rows.push({ where, body: checkedBody(item, defaults) });
     } catch (e) {
-      problems.push({ where, message: (e as Error).message });
+      problems.add(where, (e as Error).message);
     }
   };
   const lines = text.split(/\r?\n/);
@@ -82,6 +98,7 @@ export function parseImport(text: string, format: ImportFormat, defaults: Import
           throw new ImportFileError(`not a JSON array: ${(e as Error).message}`);
         }
         if (!Array.isArray(items)) throw new ImportFileError('not a JSON array');
+        if (items.length > MAX_IMPORT_LINES) throw new ImportFileError(`more than ${MAX_IMPORT_LINES} items: split the file`);
         items.forEach((item, i) => add(`item ${i + 1}`, item));
         break;
       }
@@ -91,7 +108,7 @@ export function parseImport(text: string, format: ImportFormat, defaults: Import
         try {
           item = JSON.parse(line);
         } catch (e) {
-          problems.push({ where: `line ${i + 1}`, message: `not JSON: ${(e as Error).message}` });
+          problems.add(`line ${i + 1}`, `not JSON: ${(e as Error).message}`);
           return;
         }
         add(`line ${i + 1}`, item);
@@ -117,7 +134,7 @@ function checkedBody(item: unknown, defaults: ImportDefaults): DecisionBody {
   return { ...(body as unknown as DecisionBody), value };
 }
 
-function parseCsv(lines: readonly string[], add: (where: string, item: unknown) => void, problems: ImportProblem[]): void {
+function parseCsv(lines: readonly string[], add: (where: string, item: unknown) => void, problems: ImportProblems): void {
   let columns: readonly CsvColumn[] | undefined;
   lines.forEach((line, i) => {
     const where = `line ${i + 1}`;
@@ -126,7 +143,7 @@ function parseCsv(lines: readonly string[], add: (where: string, item: unknown) 
     try {
       cells = csvCells(line);
     } catch (e) {
-      problems.push({ where, message: (e as Error).message });
+      problems.add(where, (e as Error).message);
       return;
     }
     if (columns === undefined) {
@@ -140,7 +157,7 @@ function parseCsv(lines: readonly string[], add: (where: string, item: unknown) 
       columns = HEADERLESS;
     }
     if (cells.length > columns.length) {
-      problems.push({ where, message: `${cells.length} fields, more than the ${columns.length} columns (${columns.join(',')})` });
+      problems.add(where, `${cells.length} fields, more than the ${columns.length} columns (${columns.join(',')})`);
       return;
     }
     const fields: Record<string, unknown> = {};

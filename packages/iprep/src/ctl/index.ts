@@ -55,6 +55,16 @@ export async function readProcessStdin(maxBytes: number): Promise<string> {
 
 const processIo: CommandIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, readStdin: readProcessStdin };
 
+/** `spoa decisions list | head`: the reader has what it wanted; end without a stack trace. */
+function endQuietlyOnClosedPipe(): void {
+  const onError = (err: NodeJS.ErrnoException): void => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  };
+  process.stdout.on('error', onError);
+  process.stderr.on('error', onError);
+}
+
 function commandOf(name: OperatorCommandName, io: CommandIo): OperatorCommand {
   switch (name) {
     case 'decisions':
@@ -77,6 +87,7 @@ export function commandUsage(name: OperatorCommandName): string {
 /** Runs `spoa <name> <argv...>` and returns its exit code; it never throws. */
 export async function runOperatorCommand(name: OperatorCommandName, argv: readonly string[], io: CommandIo = processIo): Promise<number> {
   const command = commandOf(name, io);
+  if (io === processIo) endQuietlyOnClosedPipe();
   const err = (text: string): void => void io.stderr.write(text);
   try {
     const { values, positionals } = parseArgs({
