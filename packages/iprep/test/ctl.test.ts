@@ -180,6 +180,18 @@ describe('AdminClient bounds', () => {
     assert.equal(code, 0);
   });
 
+  it('usage mistakes exit 2 before any request: --parallel out of range, an unknown --format, two targets', async () => {
+    let err = '';
+    const io: CommandIo = { stdout: { write: () => true }, stderr: { write: (t: string) => (err += t) }, env: {}, readStdin: async () => '192.0.2.1\n' };
+    const agent = ['--admin', '127.0.0.1:1'];
+    assert.equal(await runOperatorCommand('decisions', ['import', '-', '--parallel', '0', ...agent], io), 2);
+    assert.match(err, /--parallel must be an integer from 1 to 32/);
+    assert.equal(await runOperatorCommand('decisions', ['import', '-', '--format', 'xml', ...agent], io), 2);
+    assert.equal(await runOperatorCommand('decisions', ['add', '192.0.2.1', '--action', 'ban', ...agent], io), 2);
+    assert.equal(await runOperatorCommand('lists', ['--token', 'a', '--token-file', 'b', ...agent], io), 2);
+    assert.doesNotMatch(err, /cannot reach/);
+  });
+
   it('a command against a non-JSON answer exits 1 with a message, it does not crash', async () => {
     const port = await serve((_req, res) => res.end('<html>'));
     let out = '';

@@ -8,8 +8,9 @@ import { CommandUsageError, EXIT, stringOption } from './command.js';
 import { expiresIn, paintAction, printable, table } from './format.js';
 import { IMPORT_FORMATS, type ImportDefaults, type ImportFormat, MAX_IMPORT_BYTES, MAX_IMPORT_LINES, formatOfPath, parseImport } from './import-file.js';
 
-/** Imported decisions sent at once: enough to keep the agent busy, few enough not to queue behind HAProxy's traffic. */
+/** Imported decisions sent at once by default (--parallel), and the most allowed. */
 export const IMPORT_CONCURRENCY = 8;
+export const MAX_IMPORT_CONCURRENCY = 32;
 /** Refusals printed one by one; beyond, only counted. */
 const MAX_PROBLEMS_SHOWN = 50;
 
@@ -18,13 +19,15 @@ const USAGE = `Usage:
   spoa decisions add <address|cidr> [--action <action>] [--duration <d>] [--reason <text>] [--score <0..100>] [--force]
   spoa decisions delete <address|cidr|key>
   spoa decisions import <file|-> [--format plain|csv|json] [--action <a>] [--duration <d>] [--reason <text>] [--force]
+                                 [--parallel <n>]
 
 list      the decisions in force: value, action, score, time left, origin, reason
           (--value: those whose value contains the text; --origin, --action: equal to)
 add       a decision; --duration like 10m, 1h30m, 7d, or "never" (default: decisions.default-duration);
           --force accepts a prefix shorter than decisions.min-prefix-v4/-v6
 delete    a decision by its value (192.0.2.1, 10.0.0.0/8) or key (ip:192.0.2.1)
-import    decisions from a file (- reads standard input), ${IMPORT_CONCURRENCY} at a time, with progress on a terminal:
+import    decisions from a file (- reads standard input), --parallel at a time (default ${IMPORT_CONCURRENCY}, at most
+          ${MAX_IMPORT_CONCURRENCY}), with progress on a terminal:
           plain   one address or CIDR a line, # comments
           csv     value,action,duration,reason (or a header naming value, action, duration, reason,
                   score, category, force in any order); "quoted, fields" as in RFC 4180
@@ -143,6 +146,11 @@ async function importFile({ client, positionals, values, out, err, readStdin }: 
   if (reason !== undefined) defaults.reason = reason;
   if (values['force'] === true) defaults.force = true;
 
+  const parallelText = stringOption(values, 'parallel');
+  const parallel = parallelText === undefined ? IMPORT_CONCURRENCY : Number(parallelText);
+  if (!/^\d+$/.test(parallelText ?? '1') || !(parallel >= 1 && parallel <= MAX_IMPORT_CONCURRENCY)) {
+    throw new CommandUsageError(`--parallel must be an integer from 1 to ${MAX_IMPORT_CONCURRENCY}: ${parallelText}`);
+  }
   const { rows, problems: refused } = parseImport(await readImport(path, readStdin), format, defaults);
   let added = 0;
   let pending = 0;
@@ -172,7 +180,7 @@ async function importFile({ client, positionals, values, out, err, readStdin }: 
       if (done % 100 === 0) report();
     }
   };
-  await Promise.all(Array.from({ length: Math.min(IMPORT_CONCURRENCY, rows.length) }, sender));
+  await Promise.all(Array.from({ length: Math.min(parallel, rows.length) }, sender));
   if (progress && rows.length > 0) err(`\rimporting: ${done}/${rows.length}\n`);
 
   const lineNumber = (where: string): number => Number(/\d+/.exec(where)?.[0] ?? 0);
@@ -196,6 +204,7 @@ export function decisionsCommand(progress: boolean): OperatorCommand {
       score: { type: 'string' },
       force: { type: 'boolean' },
       format: { type: 'string' },
+      parallel: { type: 'string' },
     },
     async run(context) {
       const [sub, ...rest] = context.positionals;
