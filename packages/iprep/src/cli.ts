@@ -72,10 +72,14 @@ function subcommand(word: string | undefined): Subcommand | undefined {
   return word !== undefined && Object.hasOwn(SUBCOMMANDS, word) ? SUBCOMMANDS[word] : undefined;
 }
 
-/** Runs `spoa <subcommand> ...` or `spoa help <subcommand>`; undefined when argv names none. */
+/** Runs `spoa <subcommand> ...`, `spoa help` or `spoa help <subcommand>`; undefined when argv names none. */
 async function runSubcommand(argv: readonly string[]): Promise<number | undefined> {
   const [first, ...rest] = argv;
   if (first === 'help') {
+    if (rest.length === 0) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
     const named = subcommand(rest[0]);
     if (rest.length === 1 && named !== undefined) {
       process.stdout.write(await named.usage());

@@ -173,5 +173,11 @@ describe('spoa <command>: configuration, token and errors', () => {
     assert.match(help.stdout, /spoa decisions import/);
     assert.match((await spoa(['explain', '-h'])).stdout, /spoa explain <address>/);
     assert.match((await spoa(['-h'])).stdout, /decisions/);
+    const overview = await spoa(['help']);
+    assert.equal(overview.code, 0);
+    assert.match(overview.stdout, /^Usage: spoa \[-h\]/);
+    const unknown = await spoa(['help', 'frobnicate']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /decisions, explain, lists, reload, status/);
   });
 });
