@@ -129,6 +129,14 @@ describe('target: flags > environment > configuration > defaults', () => {
     await assert.rejects(resolveTarget({ token: 'a', tokenFile: 'b' }, {}), TargetError);
     await assert.rejects(resolveTarget({ tokenFile: join(dir, 'missing') }, {}), /cannot be read/);
   });
+
+  it('a configuration whose admin API is off (enabled: false, or port 0) is an error naming it, not a connection to port 0', async () => {
+    const off = join(dir, 'off.yaml');
+    writeFileSync(off, 'mode: reputation\nadmin: { port: 0 }\n');
+    await assert.rejects(resolveTarget({ config: off }, {}), (e: unknown) => e instanceof TargetError && /does not enable the admin API/.test(e.message));
+    writeFileSync(off, 'mode: reputation\nadmin: { enabled: false }\n');
+    await assert.rejects(resolveTarget({ config: off }, {}), TargetError);
+  });
 });
 
 describe('AdminClient bounds', () => {
@@ -190,6 +198,20 @@ describe('AdminClient bounds', () => {
     assert.equal(await runOperatorCommand('decisions', ['add', '192.0.2.1', '--action', 'ban', ...agent], io), 2);
     assert.equal(await runOperatorCommand('lists', ['--token', 'a', '--token-file', 'b', ...agent], io), 2);
     assert.doesNotMatch(err, /cannot reach/);
+    assert.match(err, /warning: --token shows in the process list; prefer --token-file or SPOA_TOKEN/);
+  });
+
+  it('colour on a terminal, none with NO_COLOR', async () => {
+    const decisions = JSON.stringify([{ key: 'ip:192.0.2.1', scope: 'ip', value: '192.0.2.1', action: 'deny', score: 0, category: 'manual', reason: 'r', origin: 'api', createdAt: 0, expiresAt: null }]);
+    const port = await serve((_req, res) => res.end(decisions));
+    const run = async (env: NodeJS.ProcessEnv): Promise<string> => {
+      let out = '';
+      const io: CommandIo = { stdout: { write: (t: string) => (out += t), isTTY: true }, stderr: { write: () => true }, env, readStdin: async () => '' };
+      assert.equal(await runOperatorCommand('decisions', ['list', '--admin', `127.0.0.1:${port}`], io), 0);
+      return out;
+    };
+    assert.match(await run({}), /\x1b\[31mdeny\x1b\[0m/);
+    assert.doesNotMatch(await run({ NO_COLOR: '1' }), /\x1b/);
   });
 
   it('a command against a non-JSON answer exits 1 with a message, it does not crash', async () => {

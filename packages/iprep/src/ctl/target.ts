@@ -63,8 +63,9 @@ export async function resolveTarget(flags: TargetFlags, env: NodeJS.ProcessEnv):
         : fromFile !== undefined
           ? { host: reachable(fromFile.host), port: fromFile.port }
           : DEFAULT_ADMIN;
-  if (fromFile !== undefined && !fromFile.enabled && flags.admin === undefined && envAdmin === undefined) {
-    throw new TargetError(`${flags.config} does not enable the admin API (admin.enabled: false): the commands need it`);
+  if (fromFile !== undefined && (!fromFile.enabled || fromFile.port === 0) && flags.admin === undefined && envAdmin === undefined) {
+    const why = fromFile.port === 0 ? 'admin.port: 0' : 'admin.enabled: false';
+    throw new TargetError(`${flags.config} does not enable the admin API (${why}): the commands need it`);
   }
   let token: string | undefined;
   if (flags.token !== undefined) token = flags.token;
