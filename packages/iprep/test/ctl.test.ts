@@ -158,6 +158,17 @@ describe('AdminClient bounds', () => {
     assert.ok(Date.now() - started < 2000);
   });
 
+  it('an agent that trickles its answer: unreachable once the whole request took longer than the timeout', async () => {
+    const port = await serve((_req, res) => {
+      res.write('[');
+      const timer = setInterval(() => res.write(' '), 50);
+      setTimeout(() => (clearInterval(timer), res.end(']')), 3000);
+    });
+    const started = Date.now();
+    await assert.rejects(new AdminClient({ host: '127.0.0.1', port }, { timeoutMs: 300 }).lists(), AgentUnreachableError);
+    assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
+  });
+
   it('an answer larger than the bound is refused, not held', async () => {
     const port = await serve((_req, res) => {
       res.write('[' + '{"a":1},'.repeat(10_000));

@@ -129,7 +129,7 @@ export class AdminClient {
     if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
     if (payload !== undefined) headers['content-type'] = 'application/json';
     return new Promise((resolve, reject) => {
-      const req = request({ host, port, method, path, headers, timeout: timeoutMs }, (response) => {
+      const req = request({ host, port, method, path, headers }, (response) => {
         const chunks: Buffer[] = [];
         let size = 0;
         response.on('data', (chunk: Buffer) => {
@@ -141,7 +141,7 @@ export class AdminClient {
           }
           chunks.push(chunk);
         });
-        response.on('error', (err) => reject(this.#unreachable(err)));
+        response.on('error', (err) => reject(this.#unreachable(err, timeoutMs)));
         response.on('end', () => {
           const status = response.statusCode ?? 0;
           const text = Buffer.concat(chunks).toString('utf8');
@@ -158,7 +158,9 @@ export class AdminClient {
           reject(new AgentRefusedError(refusal(status, parsed), status));
         });
       });
-      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+      // The whole exchange, not only each silence: an agent trickling bytes is cut off too.
+      const deadline = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })), timeoutMs);
+      req.on('close', () => clearTimeout(deadline));
       req.on('error', (err) => reject(this.#unreachable(err, timeoutMs)));
       req.end(payload);
     });
