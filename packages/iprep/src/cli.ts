@@ -1,7 +1,7 @@
 /**
  * spoa [-h] [-d] [-p <port>] [-n <num-workers>]: HAProxy's reference
  * "random IP reputation" agent, built on the spop library, with a real
- * reputation mode (`--config <file>`).
+ * reputation mode (`--config <file>`), and subcommands (`spoa <command> ...`).
  */
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
@@ -14,6 +14,7 @@ import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
 import { setWorkerFlag } from './cluster/index.js';
 import type { ClusterStoreHost } from './store/cluster.js';
+import type { OperatorCommandName } from './ctl/index.js';
 import type { IprepConfig } from './types.js';
 
 export const USAGE = `Usage: spoa [-h] [-d] [-p <port>] [-n <num-workers>] [options]
@@ -37,10 +38,67 @@ Without a configuration file the score is random, as in HAProxy's reference agen
       --admin-port <port>    admin API port (default 9090; 0 disables it)
       --wait-for-lists       listen only once every list loaded (default: at once, URL lists load in the background)
 
-Commands:
+Commands (spoa help <command>, or spoa <command> -h, for each one's options):
   spoa check [--config <file>] [--haproxy <haproxy.cfg>] [--haproxy-bin <path>]
-                             check the configuration, and that HAProxy's fits it, without starting
+                                          check the configuration, and that HAProxy's fits it, without starting
+  spoa decisions list|add|delete|import   the decisions in force; add, delete, import a file of them
+  spoa explain <address>                  the verdict for an address, and why
+  spoa lists                              the loaded lists
+  spoa reload                             reload the configuration and lists in every worker
+  spoa status                             a summary: throughput, verdicts, lists, store, workers
+All but check talk to a running agent's admin API: --admin <host:port>, --token-file <file> (or
+SPOA_ADMIN, SPOA_TOKEN, or -c <config>). Exit codes: 0 ok, 1 the agent said no (check: problems
+found), 2 usage, 3 agent unreachable.
 `;
+
+/** A subcommand: its usage text, and a run that returns the exit code. Loaded only when used. */
+interface Subcommand {
+  usage(): Promise<string>;
+  run(argv: readonly string[]): Promise<number>;
+}
+
+function operatorCommand(name: OperatorCommandName): Subcommand {
+  return {
+    usage: async () => (await import('./ctl/index.js')).commandUsage(name),
+    run: async (argv) => (await import('./ctl/index.js')).runOperatorCommand(name, argv),
+  };
+}
+
+/** `spoa <word> ...`: the first word names a subcommand; without one, spoa runs the agent. */
+const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
+  check: {
+    usage: async () => (await import('./check/run.js')).CHECK_USAGE,
+    run: async (argv) => (await import('./check/run.js')).runCheck([...argv]),
+  },
+  decisions: operatorCommand('decisions'),
+  explain: operatorCommand('explain'),
+  lists: operatorCommand('lists'),
+  reload: operatorCommand('reload'),
+  status: operatorCommand('status'),
+};
+
+function subcommand(word: string | undefined): Subcommand | undefined {
+  return word !== undefined && Object.hasOwn(SUBCOMMANDS, word) ? SUBCOMMANDS[word] : undefined;
+}
+
+/** Runs `spoa <subcommand> ...`, `spoa help` or `spoa help <subcommand>`; undefined when argv names none. */
+async function runSubcommand(argv: readonly string[]): Promise<number | undefined> {
+  const [first, ...rest] = argv;
+  if (first === 'help') {
+    if (rest.length === 0) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const named = subcommand(rest[0]);
+    if (rest.length === 1 && named !== undefined) {
+      process.stdout.write(await named.usage());
+      return 0;
+    }
+    process.stderr.write(`spoa help: name one of ${Object.keys(SUBCOMMANDS).join(', ')}\n`);
+    return 2;
+  }
+  return subcommand(first)?.run(rest);
+}
 
 /** The command line as given: undefined where a flag is absent, so the configuration file can fill it. */
 export interface CliFlags {
@@ -281,18 +339,10 @@ async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<vo
   for (let i = 0; i < config.listen.workers; i++) fork();
 }
 
-/**
- * Subcommands: the first word of the command line, when it is one of these; anything else runs the agent.
- * Each resolves to the process's exit status, and is loaded only when asked for.
- */
-const SUBCOMMANDS: ReadonlyMap<string, (argv: string[]) => Promise<number>> = new Map([
-  ['check', async (argv: string[]) => (await import('./check/run.js')).runCheck(argv)],
-]);
-
 export async function main(argv: string[]): Promise<void> {
-  const subcommand = argv[0] === undefined ? undefined : SUBCOMMANDS.get(argv[0]);
-  if (subcommand !== undefined) {
-    process.exitCode = await subcommand(argv.slice(1));
+  const exitCode = await runSubcommand(argv);
+  if (exitCode !== undefined) {
+    process.exitCode = exitCode;
     return;
   }
   let flags: CliFlags | 'help';

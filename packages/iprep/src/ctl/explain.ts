@@ -1,0 +1,35 @@
+/** `spoa explain <address>`: the verdict for an address, and every match behind it, deciding one first. */
+import type { OperatorCommand } from './command.js';
+import { CommandUsageError, EXIT } from './command.js';
+import { paintAction, printable } from './format.js';
+
+export const explainCommand: OperatorCommand = {
+  usage: `Usage: spoa explain <address> [--json]
+
+The verdict the agent gives <address> (score, action, category, source) and every match that applies,
+the deciding one first.
+`,
+  options: {},
+  async run({ client, positionals, values, out, paint }) {
+    const [address, ...extra] = positionals;
+    if (address === undefined || extra.length > 0) throw new CommandUsageError('explain takes one address');
+    const verdict = await client.explain(address);
+    if (values['json'] === true) {
+      out(JSON.stringify(verdict, null, 2) + '\n');
+      return EXIT.ok;
+    }
+    out(`${printable(address)}: score ${verdict.score}, ${paintAction(paint, String(verdict.action))}`);
+    out(` (category ${printable(String(verdict.category))}, source ${printable(String(verdict.source))})\n`);
+    const matches = Array.isArray(verdict.matches) ? verdict.matches : [];
+    if (matches.length === 0) out('  nothing matched: the default score applies\n');
+    matches.forEach((match, i) => {
+      const effect =
+        match.score !== undefined ? `score ${match.score}` : match.penalty !== undefined ? `-${match.penalty} points` : 'no score';
+      const action = match.action === undefined ? '' : `, ${paintAction(paint, match.action)}`;
+      const detail = match.detail === undefined ? '' : `: ${printable(match.detail)}`;
+      const line = `${i === 0 ? '→' : ' '} ${match.kind} ${printable(match.source)} [${printable(match.category)}] ${effect}${action}${detail}`;
+      out(`  ${i === 0 ? paint(line, 'bold') : line}\n`);
+    });
+    return EXIT.ok;
+  },
+};
