@@ -170,6 +170,21 @@ describe('startProcess', () => {
     assert.equal(pidAlive(childPid), false);
   });
 
+  it('gives the output since a mark, even once older output was dropped to bound memory', async () => {
+    // 300 numbered lines of 10 characters, then "done": 3005 characters through a cap of 1000.
+    const script = "for (let i = 0; i < 300; i++) process.stdout.write(String(i).padStart(9, '0') + '\\n'); setTimeout(() => console.log('done'), 50)";
+    const child = startProcess(process.execPath, ['-e', script], { name: 'chatty', maxOutputChars: 1000 });
+    await child.waitForOutput(/done/);
+    await child.exited;
+    assert.equal(child.outputLength(), 3005, 'every character received is counted');
+    assert.ok(child.output().length <= 1000, 'the output kept is bounded');
+    const since = child.outputSince(2500); // after line 249
+    assert.equal(since.length, 505);
+    assert.ok(since.startsWith('000000250\n000000251\n'), since.slice(0, 30));
+    assert.equal(child.outputSince(2990), '000000299\ndone\n');
+    assert.throws(() => child.outputSince(1000), /dropped/, 'a mark before what was kept is an error, not a shifted answer');
+  });
+
   it('gives free ports that can be listened on', async () => {
     const port = await freePort();
     assert.ok(port > 0);
