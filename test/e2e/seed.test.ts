@@ -179,9 +179,12 @@ for (const version of haproxyVersions) {
   describe(`HAProxy ${version}, IPv6 clients`, { timeout: 60_000 }, () => {
     let s: Setup | undefined;
     let port6: number;
+    // What is tested here is the address family; the seed's 15 ms, which a loaded machine misses
+    // now and then, is tested above. 500 ms leaves no room for a late answer.
+    const processingMs = 500;
     before(async () => {
       port6 = await freePort();
-      s = await setUp(version, { frontend: [`bind [::1]:${port6}`] });
+      s = await setUp(version, { frontend: [`bind [::1]:${port6}`], spoe: { processingTimeout: `${processingMs}ms` } });
     });
     after(() => tearDown(s));
 
@@ -189,7 +192,7 @@ for (const version of haproxyVersions) {
       const { agent } = s!;
       await warmUp(port6, { host: '::1', family: 6 });
       const { rejected, passed } = await checkScores(agent, 20, (i) => httpGet(port6, `/v6-${i}`, { host: '::1', family: 6 }), '::1');
-      assert.ok(rejected + passed > 0, 'HAProxy applied the scores');
+      assert.equal(rejected + passed, 20, 'HAProxy applied every score');
       assert.match(agent.output(), /check-client-ip\(ipv6:::1\)/);
     });
   });
