@@ -128,7 +128,7 @@ export interface ManagedProcess {
    * over a shifted window would be wrong without saying so.
    */
   outputSince(mark: number): string;
-  /** Waits until the output matches; rejects at the deadline or if the process exits first. */
+  /** Waits until the output matches; rejects at the deadline (default 30 s) or if the process exits first. */
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** SIGTERM, then SIGKILL if still alive (or, for a group, any member) after graceMs; resolves once exited. Idempotent. */
   stop(graceMs?: number): Promise<ExitInfo>;
@@ -233,7 +233,9 @@ export function startProcess(cmd: string, args: readonly string[], opts: StartPr
       if (mark < dropped) throw new Error(`${name}: ${dropped - mark} characters of the output since mark ${mark} were dropped (maxOutputChars ${maxOutputChars})`);
       return out.slice(mark - dropped);
     },
-    waitForOutput(pattern, timeoutMs = 5_000) {
+    // Generous: on a loaded 2-core machine the agent alone takes over a second to start, and the
+    // deadline only bounds a wait for something that must come (an exit ends the wait at once).
+    waitForOutput(pattern, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => finish(new Error(`${name}: no output matching ${pattern} within ${timeoutMs} ms; output:\n${out}`)), timeoutMs);
         const finish = (result: RegExpMatchArray | Error): void => {
