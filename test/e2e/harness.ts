@@ -567,8 +567,10 @@ export async function waitServerStatus(
     try {
       rows = await showStat(handle);
     } catch (err) {
-      // HAProxy may accept on its frontend a moment before its stats socket exists.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || Date.now() >= deadline) throw err;
+      // HAProxy may accept on its frontend a moment before its stats socket exists (ENOENT), or
+      // accepts on it (ECONNREFUSED: seen on a loaded machine).
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() >= deadline) throw err;
       await delay(50);
       continue;
     }
