@@ -42,10 +42,12 @@ if (files.length === 0) {
 }
 console.log(`running ${files.length} test files: ${files.map((f) => relative('.', join(root, f))).join(' ')}`);
 // E2E files start HAProxy processes and agents: one file at a time keeps them from starving each other.
-// The longest test takes about 15 s: a test that hangs fails after a minute instead of stalling the run.
+// Node 20 applies --test-timeout to each test FILE as a whole, not to each test: seed.test.ts takes
+// 30 s to a minute on a loaded 2-core machine, so a minute failed it now and then. Five minutes per
+// file; a hanging e2e test still fails sooner, at its describe's own timeout.
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=60000', ...extra, ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=300000', ...extra, ...files],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

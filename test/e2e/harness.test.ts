@@ -4,7 +4,9 @@
  * rejected connections, and leaves no process behind once stopped.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -168,6 +170,44 @@ describe('startProcess', () => {
     assert.equal(pidAlive(parent.pid), false);
     assert.equal(pidAlive(-parent.pid), false);
     assert.equal(pidAlive(childPid), false);
+  });
+
+  it('gives the output since a mark, even once older output was dropped to bound memory', async () => {
+    // 300 numbered lines of 10 characters, then "done": 3005 characters through a cap of 1000.
+    const script = "for (let i = 0; i < 300; i++) process.stdout.write(String(i).padStart(9, '0') + '\\n'); setTimeout(() => console.log('done'), 50)";
+    const child = startProcess(process.execPath, ['-e', script], { name: 'chatty', maxOutputChars: 1000 });
+    await child.waitForOutput(/done/);
+    await child.exited;
+    assert.equal(child.outputLength(), 3005, 'every character received is counted');
+    assert.ok(child.output().length <= 1000, 'the output kept is bounded');
+    const since = child.outputSince(2500); // after line 249
+    assert.equal(since.length, 505);
+    assert.ok(since.startsWith('000000250\n000000251\n'), since.slice(0, 30));
+    assert.equal(child.outputSince(2990), '000000299\ndone\n');
+    assert.throws(() => child.outputSince(1000), /dropped/, 'a mark before what was kept is an error, not a shifted answer');
+  });
+
+  it('waits for a stats socket that exists but does not accept yet (ECONNREFUSED), as HAProxy starting up', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'stats-sock-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'stats.sock');
+    // A socket file nobody listens on: its process was killed before it could remove it.
+    const holder = startProcess(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => console.log('listening'))`]);
+    await holder.waitForOutput(/listening/);
+    await holder.stop(0);
+    assert.ok(existsSync(path), 'the socket file stays');
+    const stats = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => socket.end('# pxname,svname,status\nbe,srv,UP\n'));
+    });
+    t.after(() => stats.close());
+    setTimeout(() => {
+      rmSync(path, { force: true });
+      stats.listen(path);
+    }, 300);
+    const handle = { version: '3.2', statsSocket: path, output: () => '' } as unknown as HaproxyHandle;
+    const row = await waitServerStatus(handle, 'be', 'srv', 'UP', 5_000);
+    assert.equal(row.status, 'UP');
   });
 
   it('gives free ports that can be listened on', async () => {

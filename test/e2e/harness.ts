@@ -119,9 +119,16 @@ export interface ManagedProcess {
   exitInfo(): ExitInfo | undefined;
   /** True until the process (with processGroup: every process of its group) is gone. */
   alive(): boolean;
-  /** Everything written on stdout and stderr so far, interleaved as received. */
+  /** Everything written on stdout and stderr so far, interleaved as received (the last `maxOutputChars` of it). */
   output(): string;
-  /** Waits until the output matches; rejects at the deadline or if the process exits first. */
+  /** Characters received so far, those dropped from `output()` included: a mark for `outputSince`. */
+  outputLength(): number;
+  /**
+   * What was received after `mark` (an `outputLength()`). Throws if part of it was dropped: a count
+   * over a shifted window would be wrong without saying so.
+   */
+  outputSince(mark: number): string;
+  /** Waits until the output matches; rejects at the deadline (default 30 s) or if the process exits first. */
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** SIGTERM, then SIGKILL if still alive (or, for a group, any member) after graceMs; resolves once exited. Idempotent. */
   stop(graceMs?: number): Promise<ExitInfo>;
@@ -137,10 +144,12 @@ export interface StartProcessOptions {
    * processes it forks (e.g. the agent's cluster workers) are stopped with it.
    */
   processGroup?: boolean;
+  /** Output kept (`output()`), the latest; default 1 MiB. */
+  maxOutputChars?: number;
 }
 
-/** Output kept per process: enough for any diagnosis, bounded for chatty agents under load. */
-const maxOutputChars = 1 << 20;
+/** Output kept per process by default: enough for any diagnosis, bounded for chatty agents under load. */
+const defaultMaxOutputChars = 1 << 20;
 
 const running = new Set<ManagedProcess>();
 const tempDirs = new Set<string>();
@@ -161,13 +170,18 @@ export function startProcess(cmd: string, args: readonly string[], opts: StartPr
   }
   const pid = child.pid;
   const target = processGroup ? -pid : pid;
+  const maxOutputChars = opts.maxOutputChars ?? defaultMaxOutputChars;
   let out = '';
+  let dropped = 0; // characters received and no longer in `out`
   let exit: ExitInfo | undefined;
   let reaped = false; // set on 'exit', before the output is complete
   const watchers = new Set<() => void>();
   const append = (chunk: Buffer): void => {
     out += chunk.toString('utf8');
-    if (out.length > maxOutputChars) out = out.slice(-maxOutputChars);
+    if (out.length > maxOutputChars) {
+      dropped += out.length - maxOutputChars;
+      out = out.slice(-maxOutputChars);
+    }
     for (const watch of watchers) watch();
   };
   child.stdout?.on('data', append);
@@ -214,7 +228,14 @@ export function startProcess(cmd: string, args: readonly string[], opts: StartPr
     // signalled once reaped, since its pid may have been reused.
     alive: () => (processGroup ? pidAlive(-pid) : !reaped),
     output: () => out,
-    waitForOutput(pattern, timeoutMs = 5_000) {
+    outputLength: () => dropped + out.length,
+    outputSince(mark) {
+      if (mark < dropped) throw new Error(`${name}: ${dropped - mark} characters of the output since mark ${mark} were dropped (maxOutputChars ${maxOutputChars})`);
+      return out.slice(mark - dropped);
+    },
+    // Generous: on a loaded 2-core machine the agent alone takes over a second to start, and the
+    // deadline only bounds a wait for something that must come (an exit ends the wait at once).
+    waitForOutput(pattern, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => finish(new Error(`${name}: no output matching ${pattern} within ${timeoutMs} ms; output:\n${out}`)), timeoutMs);
         const finish = (result: RegExpMatchArray | Error): void => {
@@ -546,8 +567,10 @@ export async function waitServerStatus(
     try {
       rows = await showStat(handle);
     } catch (err) {
-      // HAProxy may accept on its frontend a moment before its stats socket exists.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || Date.now() >= deadline) throw err;
+      // HAProxy may accept on its frontend a moment before its stats socket exists (ENOENT), or
+      // accepts on it (ECONNREFUSED: seen on a loaded machine).
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() >= deadline) throw err;
       await delay(50);
       continue;
     }

@@ -74,11 +74,11 @@ async function startAgent(): Promise<AgentUnderTest> {
   await agent.waitForOutput(/agent listening/);
   return {
     port,
-    mark: () => agent.output().length,
+    mark: () => agent.outputLength(),
     async notifies(address, since) {
       await delay(200); // the log comes through a pipe, after HAProxy's response
       const notify = new RegExp(`<- NOTIFY .*check-client-ip\\((?:\\w+=)?ipv[46]:${address.replace(/\./g, '\\.')}\\)`, 'g');
-      return agent.output().slice(since).match(notify)?.length ?? 0;
+      return agent.outputSince(since).match(notify)?.length ?? 0;
     },
     async stop() {
       await agent.stop();

@@ -28,14 +28,30 @@ import {
 async function startAgent(port: number, extraArgs: string[] = []): Promise<ManagedProcess> {
   const agent = startProcess(process.execPath, [spoaBin, '-d', '-p', String(port), '-n', '1', '--host', '127.0.0.1', ...extraArgs], {
     name: 'spoa',
+    // About 300 characters of log per request: room for every request a test sends, on any machine.
+    maxOutputChars: 64 << 20,
   });
   await agent.waitForOutput(/agent listening/);
   return agent;
 }
 
-/** Scores the agent logged, in order: `scored ip=<address> score=<n>`. */
+/**
+ * Scores the agent logged, in order: `scored ip=<address> score=<n>`. Read from the start of its
+ * output: should the harness have dropped some of it (a very chatty run), this throws rather than
+ * count a shifted window.
+ */
 function scoresLogged(agent: ManagedProcess): Array<{ ip: string; score: number }> {
-  return [...agent.output().matchAll(/scored ip=(\S+) score=(\d+)/g)].map((m) => ({ ip: m[1]!, score: Number(m[2]) }));
+  return [...agent.outputSince(0).matchAll(/scored ip=(\S+) score=(\d+)/g)].map((m) => ({ ip: m[1]!, score: Number(m[2]) }));
+}
+
+/**
+ * The NOTIFY frames the agent read, or the ACK frames it sent, in a stretch of its debug log, each
+ * as `connection/stream-id/frame-id`: an ACK answers the NOTIFY with the same three.
+ */
+function framesLogged(log: string, frame: 'NOTIFY' | 'ACK'): string[] {
+  const direction = frame === 'NOTIFY' ? '<-' : '->';
+  const line = new RegExp(`${direction} ${frame} flags=\\S+ sid=(\\d+) fid=(\\d+) .*connection=(\\d+)$`, 'gm');
+  return [...log.matchAll(line)].map((m) => `${m[3]}/${m[1]}/${m[2]}`);
 }
 
 /**
@@ -163,9 +179,12 @@ for (const version of haproxyVersions) {
   describe(`HAProxy ${version}, IPv6 clients`, { timeout: 60_000 }, () => {
     let s: Setup | undefined;
     let port6: number;
+    // What is tested here is the address family; the seed's 15 ms, which a loaded machine misses
+    // now and then, is tested above. 500 ms leaves no room for a late answer.
+    const processingMs = 500;
     before(async () => {
       port6 = await freePort();
-      s = await setUp(version, { frontend: [`bind [::1]:${port6}`] });
+      s = await setUp(version, { frontend: [`bind [::1]:${port6}`], spoe: { processingTimeout: `${processingMs}ms` } });
     });
     after(() => tearDown(s));
 
@@ -173,7 +192,7 @@ for (const version of haproxyVersions) {
       const { agent } = s!;
       await warmUp(port6, { host: '::1', family: 6 });
       const { rejected, passed } = await checkScores(agent, 20, (i) => httpGet(port6, `/v6-${i}`, { host: '::1', family: 6 }), '::1');
-      assert.ok(rejected + passed > 0, 'HAProxy applied the scores');
+      assert.equal(rejected + passed, 20, 'HAProxy applied every score');
       assert.match(agent.output(), /check-client-ip\(ipv6:::1\)/);
     });
   });
@@ -238,7 +257,7 @@ for (const version of haproxyVersions) {
     it('answers or fails fast every request it had received, and stops at once', async () => {
       const { port, agent } = s!;
       await warmUp(port);
-      const mark = agent.output().length;
+      const mark = agent.outputLength();
       let stopAt = Infinity;
       const done: Array<{ ms: number; scored: boolean; startedBeforeStop: boolean }> = [];
       let running = true;
@@ -259,15 +278,16 @@ for (const version of haproxyVersions) {
 
       assert.equal(exit.code, 0, `agent exit ${JSON.stringify(exit)}`);
       assert.ok(stoppedMs < 1000, `the agent stopped in ${stoppedMs.toFixed(0)} ms`);
-      const log = agent.output().slice(mark);
+      const log = agent.outputSince(mark);
       assert.match(log, /-> AGENT-DISCONNECT .*status-code=uint32:0 message=str:"normal"/);
-      // Every NOTIFY the agent read was answered before it left...
-      const notifies = (log.match(/<- NOTIFY/g) ?? []).length;
-      const acks = (log.match(/-> ACK/g) ?? []).length;
-      assert.ok(notifies >= 5, `traffic ran (${notifies} NOTIFY)`);
-      assert.equal(acks, notifies, 'every NOTIFY received got its ACK');
+      // Every NOTIFY the agent read was answered, once, before it left, and it sent no other ACK: the
+      // frames are matched by connection, stream-id and frame-id, not only counted.
+      const notifies = framesLogged(log, 'NOTIFY').sort();
+      const acks = framesLogged(log, 'ACK').sort();
+      assert.ok(notifies.length >= 5, `traffic ran (${notifies.length} NOTIFY)`);
+      assert.deepEqual(acks, notifies, 'each NOTIFY received got one ACK, and each ACK answered a NOTIFY received');
       // ...and HAProxy applied every one of those ACKs: none came too late.
-      assert.equal(done.filter((d) => d.scored).length, acks, 'every ACK sent was applied by HAProxy');
+      assert.equal(done.filter((d) => d.scored).length, acks.length, 'every ACK sent was applied by HAProxy');
       // A request that waited for the processing timeout is one whose NOTIFY never reached
       // the agent: HAProxy retries a gone agent until that timeout (docs/protocol.md §9.3).
       const slow = done.filter((d) => d.ms >= processingMs);

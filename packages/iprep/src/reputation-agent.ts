@@ -61,6 +61,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   for (const name of config.messages) agent.message(name, handler);
 
   metrics.setAgentGauges(() => ({ connections: agent.stats.connections, inFlight: agent.stats.inFlight }));
+  metrics.setAgentCounters(() => agent.stats);
   metrics.setListsProvider(() => service.lists());
   metrics.setDecisionsProvider(() => service.decisionCount());
   metrics.setStoreProvider(() => service.store());

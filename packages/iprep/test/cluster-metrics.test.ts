@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,3 +131,50 @@ for (const store of ['memory', 'redis'] as const) {
     });
   });
 }
+
+describe('spoa -n 2: connections refused at the SPOP port show in /metrics', () => {
+  it('counts the connections beyond listen.max-connections, summed over the workers, whichever answers', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'spoa-cluster-refused-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const spoa = await startSpoa(['listen: { max-connections: 1 }'], dir);
+    t.after(() => {
+      if (spoa.child.exitCode === null) spoa.child.kill('SIGTERM');
+    });
+
+    // Six at once: node:cluster hands them to the workers in turn, each keeps one and refuses the rest.
+    const sockets = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const socket = connect(spoa.port, '127.0.0.1');
+        socket.on('error', () => {});
+        let closed = false;
+        socket.once('close', () => (closed = true));
+        await once(socket, 'connect');
+        return { socket, closed: () => closed };
+      }),
+    );
+    t.after(() => {
+      for (const s of sockets) s.socket.destroy();
+    });
+    // A refused socket is closed at accept; a kept one waits for its HELLO (10 s).
+    for (const deadline = Date.now() + 5000; sockets.filter((s) => s.closed()).length < 4 && Date.now() < deadline; ) await sleep(20);
+    await sleep(200);
+    const refused = sockets.filter((s) => s.closed()).length;
+    // Each worker keeps one: 4 refused, or 5 should node:cluster have given one worker all six.
+    assert.ok(refused === 4 || refused === 5, `${refused} refused: ${spoa.log()}`);
+
+    for (let scrape = 0; scrape < 2; scrape++) {
+      const metrics = await adminCall(spoa.adminPort, 'GET', '/metrics', spoa.pids);
+      assert.equal(metrics.status, 200, metrics.body);
+      assert.match(metrics.body, /^# TYPE iprep_connections_refused_total counter$/m);
+      assert.equal(total(metrics.body, 'iprep_connections_refused_total'), refused, `scrape ${scrape} answered by ${metrics.pid}`);
+      assert.equal(total(metrics.body, 'iprep_connections_total'), 6 - refused, 'the connections the workers kept');
+      assert.equal(total(metrics.body, 'iprep_connections_denied_total'), 0);
+      assert.equal(total(metrics.body, 'iprep_connections'), 6 - refused);
+    }
+
+    for (const s of sockets) s.socket.destroy();
+    spoa.child.kill('SIGTERM');
+    const [code] = (await once(spoa.child, 'exit')) as [number | null];
+    assert.equal(code, 0, spoa.log());
+  });
+});

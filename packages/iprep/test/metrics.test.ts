@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { register as globalRegistry } from 'prom-client';
+import { AgentStats } from 'spop';
 import { ReputationMetrics } from '../src/admin/index.js';
 import type { IpAction, Verdict } from '../src/types.js';
 import { NOW } from './admin-fixtures.js';
@@ -102,6 +103,63 @@ describe('ReputationMetrics: Prometheus text', () => {
     assert.equal(sample(text, 'iprep_connections'), 1);
     assert.equal(sample(text, 'iprep_frames_in_flight'), 0);
     assert.equal(sample(text, 'iprep_list_age_seconds{list="spamhaus-drop"}'), 100);
+  });
+
+  it("exposes the SPOP library's connection counters, read at scrape time", async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    const stats = new AgentStats();
+    metrics.setAgentCounters(() => stats);
+    Object.assign(stats, {
+      connectionsTotal: 9,
+      healthChecks: 2,
+      notifies: 40,
+      acks: 39,
+      unknownMessages: 1,
+      handlerErrors: 3,
+      handlerTimeouts: 4,
+      oversizedAcks: 5,
+      protocolErrors: 6,
+      haproxyDisconnects: 7,
+      refusedConnections: 8,
+      deniedConnections: 10,
+      helloTimeouts: 11,
+      idleTimeouts: 12,
+      partialFrameBytes: 4096,
+      bufferLimitDisconnects: 13,
+      partialFrameTimeouts: 14,
+    });
+    let text = await metrics.registry.metrics();
+    const expected: Array<[string, number, 'counter' | 'gauge']> = [
+      ['iprep_connections_total', 9, 'counter'],
+      ['iprep_health_checks_total', 2, 'counter'],
+      ['iprep_notify_frames_total', 40, 'counter'],
+      ['iprep_ack_frames_total', 39, 'counter'],
+      ['iprep_unknown_messages_total', 1, 'counter'],
+      ['iprep_handler_errors_total', 3, 'counter'],
+      ['iprep_handler_timeouts_total', 4, 'counter'],
+      ['iprep_oversized_acks_total', 5, 'counter'],
+      ['iprep_protocol_errors_total', 6, 'counter'],
+      ['iprep_haproxy_disconnects_total', 7, 'counter'],
+      ['iprep_connections_refused_total', 8, 'counter'],
+      ['iprep_connections_denied_total', 10, 'counter'],
+      ['iprep_hello_timeouts_total', 11, 'counter'],
+      ['iprep_idle_timeouts_total', 12, 'counter'],
+      ['iprep_partial_frame_bytes', 4096, 'gauge'],
+      ['iprep_buffer_limit_disconnects_total', 13, 'counter'],
+      ['iprep_partial_frame_timeouts_total', 14, 'counter'],
+    ];
+    for (const [name, value, type] of expected) {
+      assert.equal(sample(text, name), value, name);
+      assert.match(text, new RegExp(`^# TYPE ${name} ${type}$`, 'm'));
+    }
+    stats.refusedConnections++;
+    stats.partialFrameBytes = 0;
+    text = await metrics.registry.metrics();
+    assert.equal(sample(text, 'iprep_connections_refused_total'), 9, 'counted since the last scrape');
+    assert.equal(sample(text, 'iprep_partial_frame_bytes'), 0);
+    // Without the provider, every series is there at zero.
+    const bare = await new ReputationMetrics({ defaultMetrics: false }).registry.metrics();
+    for (const [name] of expected) assert.equal(sample(bare, name), 0, name);
   });
 
   it('starts every series at zero without providers, and has no process metrics when asked not to', async () => {

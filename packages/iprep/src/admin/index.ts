@@ -1,5 +1,6 @@
 /** The admin HTTP server, Prometheus metrics and the live status page. */
 export {
+  type AgentCounters,
   type AgentGauges,
   type ListSnapshot,
   type MessageSeries,

@@ -10,6 +10,7 @@
  * workers' figures, asked for at scrape time; each metric says how (its `aggregator`).
  */
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { AgentStats } from 'spop';
 import type { ListStatus, StoreHealth, Verdict } from '../types.js';
 import type { WorkerPeers } from './cluster.js';
 import { FixedHistogram } from './histogram.js';
@@ -35,6 +36,33 @@ export interface ReputationMetricsOptions {
   /** Clock in ms since the epoch. Default `Date.now`. */
   now?: () => number;
 }
+
+/** The SPOP library's counters (its `AgentStats`) published as metrics: what HAProxy and other peers did to the port. */
+export type AgentCounters = Readonly<Pick<AgentStats, (typeof AGENT_COUNTERS)[number][0]>>;
+
+/**
+ * Field of `AgentStats`, metric name after the prefix, help, type. Counters end in `_total`; every one is
+ * summed across workers (each worker counts its own connections).
+ */
+const AGENT_COUNTERS = [
+  ['connectionsTotal', 'connections_total', 'Connections from HAProxy accepted (health checks included)', 'counter'],
+  ['healthChecks', 'health_checks_total', 'SPOP health checks answered', 'counter'],
+  ['notifies', 'notify_frames_total', 'NOTIFY frames received', 'counter'],
+  ['acks', 'ack_frames_total', 'ACK frames sent', 'counter'],
+  ['unknownMessages', 'unknown_messages_total', 'Messages with no handler, answered without actions', 'counter'],
+  ['handlerErrors', 'handler_errors_total', 'Messages whose handler failed, answered without actions', 'counter'],
+  ['handlerTimeouts', 'handler_timeouts_total', 'Messages whose handler did not answer within agent.handler-timeout', 'counter'],
+  ['oversizedAcks', 'oversized_acks_total', 'ACKs whose actions did not fit the negotiated frame size, sent empty', 'counter'],
+  ['protocolErrors', 'protocol_errors_total', 'Connections closed because the peer broke the protocol', 'counter'],
+  ['haproxyDisconnects', 'haproxy_disconnects_total', 'Connections HAProxy ended with a HAPROXY-DISCONNECT', 'counter'],
+  ['refusedConnections', 'connections_refused_total', 'Connections closed at accept: listen.max-connections reached', 'counter'],
+  ['deniedConnections', 'connections_denied_total', 'Connections closed at accept: peer not in listen.allow-from', 'counter'],
+  ['helloTimeouts', 'hello_timeouts_total', 'Connections cut for sending no HAPROXY-HELLO in time', 'counter'],
+  ['idleTimeouts', 'idle_timeouts_total', 'Connections cut for sending no NOTIFY within listen.idle-timeout after the HELLO', 'counter'],
+  ['partialFrameBytes', 'partial_frame_bytes', 'Bytes held now in frames not yet complete, across connections', 'gauge'],
+  ['bufferLimitDisconnects', 'buffer_limit_disconnects_total', 'Connections cut because their partial frame would have exceeded the buffer budget', 'counter'],
+  ['partialFrameTimeouts', 'partial_frame_timeouts_total', 'Connections cut for holding a partial frame too long', 'counter'],
+] as const satisfies ReadonlyArray<readonly [keyof AgentStats, string, string, 'counter' | 'gauge']>;
 
 const DEFAULT_OPTIONS: Required<ReputationMetricsOptions> = { prefix: 'iprep_', defaultMetrics: true, now: Date.now };
 
@@ -81,6 +109,7 @@ export class ReputationMetrics {
   private ticking = false;
 
   private readAgent: (() => AgentGauges) | undefined;
+  private readAgentCounters: (() => AgentCounters) | undefined;
   private readLists: (() => readonly ListStatus[]) | undefined;
   private readDecisions: (() => number) | undefined;
   private readStore: (() => StoreHealth) | undefined;
@@ -133,6 +162,24 @@ export class ReputationMetrics {
       aggregator: 'sum',
       collect: () => inFlight.set(this.readAgent?.().inFlight ?? 0),
     });
+    for (const [field, name, help, type] of AGENT_COUNTERS) {
+      const read = (): number => this.readAgentCounters?.()[field] ?? 0;
+      if (type === 'counter') {
+        // The library keeps the totals: each scrape publishes them as they are.
+        const counter: Counter = new Counter({
+          name: `${prefix}${name}`,
+          help,
+          registers,
+          aggregator: 'sum',
+          collect: () => {
+            counter.reset();
+            counter.inc(read());
+          },
+        });
+      } else {
+        const gauge: Gauge = new Gauge({ name: `${prefix}${name}`, help, registers, aggregator: 'sum', collect: () => gauge.set(read()) });
+      }
+    }
 
     const listEntries = new Gauge({
       name: `${prefix}list_entries`,
@@ -269,6 +316,11 @@ export class ReputationMetrics {
 
   setAgentGauges(read: () => AgentGauges): void {
     this.readAgent = read;
+  }
+
+  /** Where the SPOP connection counters come from: the agent's `stats`, read at scrape time. */
+  setAgentCounters(read: () => AgentCounters): void {
+    this.readAgentCounters = read;
   }
 
   setListsProvider(read: () => readonly ListStatus[]): void {
