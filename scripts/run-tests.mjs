@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const suites = {
-  unit: ['packages/spop/test', 'packages/spop-bench/test', 'packages/iprep/test'],
+  unit: ['packages/spop/test', 'packages/spop-bench/test', 'packages/iprep/test', 'test/scripts'],
   e2e: ['test/e2e'],
 };
 

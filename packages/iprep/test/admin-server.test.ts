@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { silentLogger } from 'spop';
 import { AdminServer, ReputationMetrics } from '../src/admin/index.js';
+import { readStatusPage } from '../src/admin/status-page.js';
 import { FakeReputationService, NOW, request } from './admin-fixtures.js';
 
 /** An admin server on a free loopback port with a fresh fake service. */
@@ -16,6 +23,8 @@ async function start(token?: string): Promise<{ server: AdminServer; service: Fa
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   return { server, service, metrics, port };
 }
+
+const STATUS_PAGE_ASSETS = fileURLToPath(new URL('../src/admin/status-page/', import.meta.url));
 
 function errorOf(json: unknown): string {
   assert.equal(typeof json, 'object');
@@ -260,6 +269,23 @@ describe('admin server without a token', () => {
     assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
     assert.match(String(page.headers['content-security-policy']), /default-src 'none'/);
     assert.match(page.text, /^<!doctype html>/i);
+
+    // It is index.html with style.css and app.js inlined: one document, nothing else to fetch (the icon is data:).
+    const read = (name: string): string => readFileSync(join(STATUS_PAGE_ASSETS, name), 'utf8');
+    const styles = [...page.text.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((m) => m[1]!);
+    const scripts = [...page.text.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]!);
+    assert.deepEqual(styles, [`\n${read('style.css')}`]);
+    assert.deepEqual(scripts, [`\n${read('app.js')}`]);
+    const outlined = page.text.replace(/<style>[\s\S]*?<\/style>/, '<link rel="stylesheet" href="style.css">').replace(/<script>[\s\S]*?<\/script>/, '<script src="app.js"></script>');
+    assert.equal(outlined, read('index.html'));
+    assert.doesNotMatch(page.text, /\s(?:src|href)\s*=\s*"(?!data:)/);
+
+    // The policy allows that style and that script only, by their hashes: no other inline code runs.
+    const csp = String(page.headers['content-security-policy']);
+    const hash = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+    assert.ok(csp.includes(`script-src ${hash(scripts[0]!)};`), csp);
+    assert.ok(csp.includes(`style-src ${hash(styles[0]!)};`), csp);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
   });
 
   it('unknown routes get 404, wrong methods 405 with Allow', async () => {
@@ -485,5 +511,46 @@ describe('admin server: the Host header (DNS rebinding)', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('status page assets', () => {
+  let folder: string;
+  before(() => {
+    folder = mkdtempSync(join(tmpdir(), 'iprep-status-page-'));
+  });
+  after(() => rmSync(folder, { recursive: true, force: true }));
+
+  /** A copy of the assets, changed by `change`, read as the server would. */
+  function readChanged(name: string, change: (dir: string) => void): () => unknown {
+    const dir = join(folder, name);
+    cpSync(STATUS_PAGE_ASSETS, dir, { recursive: true });
+    change(dir);
+    return () => readStatusPage(dir);
+  }
+
+  it('refuse to start on an asset missing, one that would end its element early, or anything left to fetch', () => {
+    assert.throws(readChanged('missing', (dir) => unlinkSync(join(dir, 'app.js'))), /status page: .*app\.js.*ENOENT/);
+    assert.throws(
+      readChanged('early-end', (dir) => writeFileSync(join(dir, 'style.css'), 'body { color: red; }\n</style><script>alert(1)</script>\n')),
+      /status page: style\.css holds "<\/style": it would end its element early/,
+    );
+    assert.throws(
+      readChanged('remote', (dir) => writeFileSync(join(dir, 'index.html'), readFileSync(join(dir, 'index.html'), 'utf8').replace('</body>', '<script src="https://example.test/x.js"></script></body>'))),
+      /status page: index\.html refers to <script src="https:\/\/example\.test\/x\.js">: the page must stand alone/,
+    );
+    assert.throws(
+      readChanged('twice', (dir) => writeFileSync(join(dir, 'index.html'), readFileSync(join(dir, 'index.html'), 'utf8').replace('</body>', '<script src="app.js"></script></body>'))),
+      /status page: index\.html must include app\.js once, not 2 times/,
+    );
+  });
+
+  it('are in the package npm publishes', () => {
+    const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+    const pack = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts', '--workspace', 'packages/iprep'], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(pack.status, 0, pack.stderr);
+    const [packed] = JSON.parse(pack.stdout) as [{ files: { path: string }[] }];
+    const paths = packed.files.map((file) => file.path);
+    for (const asset of ['index.html', 'style.css', 'app.js']) assert.ok(paths.includes(`src/admin/status-page/${asset}`), `${asset} is not packed`);
   });
 });

@@ -12,7 +12,7 @@ import type { WorkerPeers } from './cluster.js';
 import { decisionInputFromJson } from './decision-input.js';
 import { HostCheck } from './host-check.js';
 import type { ReputationMetrics } from './metrics.js';
-import { STATUS_PAGE_HTML } from './status-page.js';
+import { statusPage } from './status-page.js';
 import { AgentWorkers } from './workers.js';
 
 export interface AdminServerOptions {
@@ -40,13 +40,8 @@ const MAX_BODY_BYTES = 64 * 1024;
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
-/** The page is self-contained: inline style and script, requests to this server only. */
+/** The page is self-contained: inline style and script (allowed by their hashes), requests to this server only. */
 const PAGE_TYPE = 'text/html; charset=utf-8';
-const PAGE_HEADERS = {
-  'content-security-policy':
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  'referrer-policy': 'no-referrer',
-} as const;
 
 /** A failure with its status, answered as `{ "error": message }`. */
 class HttpError extends Error {
@@ -106,8 +101,11 @@ export class AdminServer {
     }
     this.tokenDigest = options.token === undefined ? undefined : sha256(options.token);
     this.allowedHosts = options.allowedHosts ?? [];
+    // Read now, so that a missing or broken asset stops the start rather than a request.
+    const page = statusPage();
+    const pageHeaders = { 'content-security-policy': page.contentSecurityPolicy, 'referrer-policy': 'no-referrer' };
     this.routes = new Map<string, Route>([
-      ['/', { open: true, handlers: { GET: () => ({ status: 200, body: STATUS_PAGE_HTML, contentType: PAGE_TYPE, headers: PAGE_HEADERS }) } }],
+      ['/', { open: true, handlers: { GET: () => ({ status: 200, body: page.html, contentType: PAGE_TYPE, headers: pageHeaders }) } }],
       ['/health', { open: true, handlers: { GET: () => this.health() } }],
       ['/explain', { handlers: { GET: (_request, url) => this.explain(url) } }],
       ['/decisions', { handlers: { GET: () => json(200, this.service.listDecisions()), POST: (request) => this.addDecision(request) } }],

@@ -3,528 +3,71 @@
  * and script, nothing fetched from elsewhere) that polls `/status.json` every
  * second and calls the admin API for explain, decisions and reload.
  *
+ * It is written as files in status-page/: index.html, which links style.css and
+ * includes app.js (plain browser script) so that it opens as it is in a browser,
+ * and this module inlines both into it. The files are read once, when the first
+ * admin server is made, from the package's own src/admin/status-page/ (shipped
+ * with the package): this module is two folders below the package root whether
+ * it runs from src/ (tsx) or from dist/, so the page served is always the one
+ * edited, with no copy to make at build time nor to go stale.
+ *
  * Everything the server sends back (list names, sources, errors) is put in the
  * page as text, never as markup. The script asks for the bearer token when the
  * API answers 401 and keeps it in sessionStorage.
  */
-export const STATUS_PAGE_HTML = String.raw`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>IP reputation agent</title>
-<link rel="icon" href="data:,">
-<style>
-  :root {
-    color-scheme: light dark;
-    --bg: #f6f7f9; --card: #fff; --text: #1d2430; --muted: #5b6472; --line: #dde1e7; --accent: #2563eb;
-    --bar: #e8ebf0; --ok: #15803d; --bad: #b91c1c; --warn: #b45309;
-    --allow: #16a34a; --log: #2563eb; --captcha: #d97706; --tarpit: #ea580c; --deny: #dc2626;
-  }
-  @media (prefers-color-scheme: dark) {
-    :root {
-      --bg: #11151c; --card: #1a2029; --text: #e6e9ee; --muted: #9aa4b2; --line: #2c3440; --accent: #60a5fa;
-      --bar: #262e3a; --ok: #4ade80; --bad: #f87171; --warn: #fbbf24;
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface StatusPage {
+  readonly html: string;
+  /** Allows the page's inline style and script by their hashes, requests to the server it came from, nothing else. */
+  readonly contentSecurityPolicy: string;
+}
+
+const ASSETS = fileURLToPath(new URL('../../src/admin/status-page/', import.meta.url));
+
+/** The two tags index.html includes its assets with; each is replaced by the inline element. */
+const INCLUDES = [
+  { tag: (name: string) => `<link rel="stylesheet" href="${name}">`, file: 'style.css', element: 'style' },
+  { tag: (name: string) => `<script src="${name}"></script>`, file: 'app.js', element: 'script' },
+] as const;
+
+let loaded: StatusPage | undefined;
+
+/** The page from the package's own assets, read on first use and kept. Throws if they are missing or unfit. */
+export function statusPage(): StatusPage {
+  loaded ??= readStatusPage(ASSETS);
+  return loaded;
+}
+
+/** Reads index.html, style.css and app.js from `folder` and makes them one document. */
+export function readStatusPage(folder: string): StatusPage {
+  const read = (file: string): string => {
+    try {
+      return readFileSync(join(folder, file), 'utf8');
+    } catch (error) {
+      throw new Error(`status page: cannot read ${join(folder, file)}: ${(error as Error).message}`);
     }
+  };
+  let html = read('index.html');
+  const hashes: Record<(typeof INCLUDES)[number]['element'], string> = { style: '', script: '' };
+  for (const { tag, file, element } of INCLUDES) {
+    const parts = html.split(tag(file));
+    if (parts.length !== 2) throw new Error(`status page: index.html must include ${file} once, not ${parts.length - 1} times`);
+    const text = `\n${read(file)}`;
+    // Inline, the text ends at the first closing tag of its element, whatever follows.
+    if (text.toLowerCase().includes(`</${element}`)) throw new Error(`status page: ${file} holds "</${element}": it would end its element early`);
+    html = `${parts[0]}<${element}>${text}</${element}>${parts[1]}`;
+    hashes[element] = `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
   }
-  * { box-sizing: border-box; }
-  body { margin: 0; background: var(--bg); color: var(--text); font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-  header { display: flex; flex-wrap: wrap; align-items: baseline; gap: .5rem 1.5rem; padding: 1rem 1.5rem; border-bottom: 1px solid var(--line); background: var(--card); }
-  h1 { font-size: 1.25rem; margin: 0; }
-  h2 { font-size: 1rem; margin: 0 0 .75rem; }
-  main { display: grid; grid-template-columns: repeat(auto-fit, minmax(17rem, 1fr)); gap: 1rem; padding: 1rem 1.5rem 2rem; }
-  section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 1rem; min-width: 0; overflow-x: auto; position: relative; }
-  .wide { grid-column: 1 / -1; }
-  .muted, .note { color: var(--muted); }
-  .note { font-size: .85rem; }
-  #connection { margin-left: auto; font-size: .9rem; }
-  #connection::before { content: "\25CF"; margin-right: .35rem; }
-  #connection.live::before { color: var(--ok); }
-  #connection.offline::before { color: var(--bad); }
-  .figures { display: flex; flex-wrap: wrap; gap: 1rem 2.5rem; margin-bottom: .75rem; }
-  .figure { font-size: 2rem; font-weight: 600; font-variant-numeric: tabular-nums; }
-  .figures dt { color: var(--muted); font-size: .85rem; }
-  .figures dd { margin: 0; }
-  .figures.state { align-items: flex-end; gap: .75rem 2rem; }
-  svg#sparkline { display: block; width: 100%; height: 90px; background: var(--bar); border-radius: 4px; }
-  #spark-area { fill: var(--accent); opacity: .18; }
-  #spark-line { fill: none; stroke: var(--accent); stroke-width: 2; vector-effect: non-scaling-stroke; }
-  .axis { display: flex; justify-content: space-between; font-size: .8rem; color: var(--muted); }
-  table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
-  th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-  th { font-size: .8rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); font-weight: 600; }
-  td.num, th.num { text-align: right; }
-  td.wrap { overflow-wrap: anywhere; }
-  .bar { position: relative; height: .9rem; min-width: 4rem; background: var(--bar); border-radius: 3px; overflow: hidden; }
-  .bar > span { position: absolute; inset: 0 auto 0 0; background: var(--accent); border-radius: 3px; }
-  .action { display: inline-block; padding: 0 .45rem; border-radius: 999px; color: #fff; font-size: .85rem; font-weight: 600; }
-  .action.allow { background: var(--allow); } .action.log { background: var(--log); } .action.captcha { background: var(--captcha); }
-  .action.tarpit { background: var(--tarpit); } .action.deny { background: var(--deny); }
-  .up { color: var(--ok); font-weight: 600; } .down { color: var(--bad); font-weight: 600; }
-  .error { color: var(--bad); }
-  form { display: flex; flex-wrap: wrap; gap: .5rem .75rem; align-items: flex-end; margin-bottom: .75rem; }
-  form div { display: flex; flex-direction: column; gap: .2rem; }
-  label { font-size: .85rem; color: var(--muted); }
-  input, select, button { font: inherit; padding: .35rem .55rem; border: 1px solid var(--line); border-radius: 6px; background: var(--card); color: var(--text); }
-  input:focus-visible, select:focus-visible, button:focus-visible { outline: 2px solid var(--accent); outline-offset: 1px; }
-  button { background: var(--accent); border-color: var(--accent); color: #fff; cursor: pointer; }
-  button.secondary { background: transparent; color: var(--accent); }
-  #token-form { padding: 1rem 1.5rem; margin: 0; background: var(--card); border-bottom: 1px solid var(--line); }
-  #token-form[hidden] { display: none; }
-  .verdict { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: baseline; margin: .5rem 0; }
-  .verdict .figure { font-size: 1.6rem; }
-  .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
-</style>
-</head>
-<body>
-<header>
-  <h1>IP reputation agent</h1>
-  <span id="summary" class="muted">Connecting&hellip;</span>
-  <span id="connection" role="status">connecting</span>
-</header>
-<form id="token-form" hidden>
-  <div>
-    <label for="token">Admin token</label>
-    <input id="token" name="token" type="password" autocomplete="current-password" required>
-  </div>
-  <button type="submit">Use token</button>
-  <p class="note" id="token-help">This agent requires its admin token (kept in this tab only).</p>
-</form>
-<main>
-  <section class="wide" aria-labelledby="throughput-title">
-    <h2 id="throughput-title">Throughput</h2>
-    <dl class="figures">
-      <div><dt>Messages per second <span class="note">(last 10 s)</span></dt><dd class="figure" id="rate">&ndash;</dd></div>
-      <div><dt>Messages since start</dt><dd class="figure" id="total">&ndash;</dd></div>
-      <div><dt>Handler time <span class="note">(mean / p99)</span></dt><dd class="figure" id="latency">&ndash;</dd></div>
-      <div><dt>HAProxy connections / frames in flight</dt><dd class="figure" id="agent">&ndash;</dd></div>
-    </dl>
-    <svg id="sparkline" viewBox="0 0 600 90" preserveAspectRatio="none" role="img" aria-labelledby="sparkline-title">
-      <title id="sparkline-title">Messages per second over the last 60 seconds</title>
-      <path id="spark-area" d=""></path>
-      <polyline id="spark-line" points=""></polyline>
-    </svg>
-    <div class="axis" aria-hidden="true"><span>60 s ago</span><span id="spark-peak"></span><span>now</span></div>
-  </section>
-
-  <section aria-labelledby="scores-title">
-    <h2 id="scores-title">Score distribution</h2>
-    <table id="scores">
-      <thead><tr><th scope="col">Score</th><th scope="col" class="num">Messages</th><th scope="col">Share</th></tr></thead>
-      <tbody></tbody>
-    </table>
-  </section>
-
-  <section aria-labelledby="actions-title">
-    <h2 id="actions-title">Actions</h2>
-    <table id="actions">
-      <thead><tr><th scope="col">Action</th><th scope="col" class="num">Messages</th><th scope="col">Share</th></tr></thead>
-      <tbody></tbody>
-    </table>
-  </section>
-
-  <section aria-labelledby="categories-title">
-    <h2 id="categories-title">Top categories</h2>
-    <table id="categories">
-      <thead><tr><th scope="col">Category</th><th scope="col" class="num">Messages</th></tr></thead>
-      <tbody></tbody>
-    </table>
-  </section>
-
-  <section aria-labelledby="sources-title">
-    <h2 id="sources-title">Top sources</h2>
-    <table id="sources">
-      <thead><tr><th scope="col">Source</th><th scope="col" class="num">Messages</th></tr></thead>
-      <tbody></tbody>
-    </table>
-  </section>
-
-  <section class="wide" aria-labelledby="lists-title">
-    <h2 id="lists-title">Lists and decision store</h2>
-    <dl class="figures state">
-      <div><dt>Decision store</dt><dd id="store">&ndash;</dd></div>
-      <div><dt>Decisions in force</dt><dd id="decision-count">&ndash;</dd></div>
-      <div><dt>Reloads</dt><dd id="reloads">&ndash;</dd></div>
-      <div><dt>Uptime</dt><dd id="uptime">&ndash;</dd></div>
-      <div><button type="button" id="reload" class="secondary">Reload lists</button> <span id="reload-result" role="status"></span></div>
-    </dl>
-    <table id="lists">
-      <thead><tr><th scope="col">List</th><th scope="col">Format</th><th scope="col" class="num">Entries</th><th scope="col">Loaded</th><th scope="col">Origin</th><th scope="col">Last error</th></tr></thead>
-      <tbody></tbody>
-    </table>
-  </section>
-
-  <section class="wide" aria-labelledby="explain-title">
-    <h2 id="explain-title">Explain an address</h2>
-    <form id="explain-form">
-      <div>
-        <label for="explain-ip">IP address</label>
-        <input id="explain-ip" name="ip" required placeholder="192.0.2.1 or 2001:db8::1" autocomplete="off" spellcheck="false">
-      </div>
-      <button type="submit">Explain</button>
-    </form>
-    <div id="explain-result" aria-live="polite"></div>
-  </section>
-
-  <section class="wide" aria-labelledby="decisions-title">
-    <h2 id="decisions-title">Decisions</h2>
-    <form id="decision-form">
-      <div>
-        <label for="decision-value">Address or CIDR</label>
-        <input id="decision-value" name="value" required placeholder="198.51.100.7" autocomplete="off" spellcheck="false">
-      </div>
-      <div>
-        <label for="decision-action">Action</label>
-        <select id="decision-action" name="action">
-          <option>deny</option><option>tarpit</option><option>captcha</option><option>log</option><option>allow</option>
-        </select>
-      </div>
-      <div>
-        <label for="decision-duration">Duration</label>
-        <input id="decision-duration" name="duration" placeholder="default, or 10m, 4h, 7d" size="18" autocomplete="off">
-      </div>
-      <div>
-        <label for="decision-reason">Reason</label>
-        <input id="decision-reason" name="reason" size="24" autocomplete="off">
-      </div>
-      <button type="submit">Add decision</button>
-      <span id="decision-message" role="status"></span>
-    </form>
-    <table id="decisions">
-      <thead><tr><th scope="col">Key</th><th scope="col">Action</th><th scope="col" class="num">Score</th><th scope="col">Category</th><th scope="col">Reason</th><th scope="col">Origin</th><th scope="col">Expires</th><th scope="col"><span class="sr-only">Remove</span></th></tr></thead>
-      <tbody></tbody>
-    </table>
-  </section>
-</main>
-<script>
-(function () {
-  'use strict';
-  var TOKEN_KEY = 'iprep-admin-token';
-  var POLL_MS = 1000;
-  var DECISIONS_EVERY = 5; // polls between two reloads of the decisions table
-  var token = sessionStorage.getItem(TOKEN_KEY) || '';
-  var waitingForToken = false;
-  var polls = 0;
-  var numberFormat = new Intl.NumberFormat('en');
-  var rateFormat = new Intl.NumberFormat('en', { maximumFractionDigits: 1 });
-
-  function $(id) { return document.getElementById(id); }
-
-  /** An element with text or child nodes; text is always set as text. */
-  function el(tag, options, children) {
-    var node = document.createElement(tag);
-    options = options || {};
-    if (options.className) node.className = options.className;
-    if (options.text !== undefined) node.textContent = String(options.text);
-    if (options.title) node.title = options.title;
-    if (options.label) node.setAttribute('aria-label', options.label);
-    (children || []).forEach(function (child) { node.appendChild(child); });
-    return node;
-  }
-
-  function cell(content, className) {
-    if (content instanceof Node) return el('td', { className: className }, [content]);
-    return el('td', { className: className, text: content === null || content === undefined ? '' : content });
-  }
-
-  function row(cells) { return el('tr', {}, cells); }
-
-  function rowHeader(text) {
-    var th = el('th', { text: text });
-    th.scope = 'row';
-    return th;
-  }
-
-  function fillTable(id, rows, emptyText, columns) {
-    var body = $(id).tBodies[0];
-    if (rows.length === 0) {
-      var empty = el('td', { className: 'muted', text: emptyText });
-      empty.colSpan = columns;
-      rows = [row([empty])];
-    }
-    body.replaceChildren.apply(body, rows);
-  }
-
-  function bar(share, color) {
-    var fill = el('span');
-    fill.style.width = (share * 100).toFixed(1) + '%';
-    if (color) fill.style.background = color;
-    return el('div', { className: 'bar', title: (share * 100).toFixed(1) + '%' }, [fill]);
-  }
-
-  /** A value after its muted name: "category hijacked". */
-  function labelled(name, value) {
-    return el('span', {}, [el('span', { className: 'muted', text: name + ' ' }), el('strong', { text: value })]);
-  }
-
-  function actionBadge(action) { return el('span', { className: 'action ' + action, text: action }); }
-
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined) return 'never';
-    seconds = Math.max(0, Math.round(seconds));
-    if (seconds < 60) return seconds + ' s';
-    var minutes = Math.floor(seconds / 60);
-    if (minutes < 60) return minutes + ' min ' + (seconds % 60) + ' s';
-    var hours = Math.floor(minutes / 60);
-    if (hours < 48) return hours + ' h ' + (minutes % 60) + ' min';
-    return Math.floor(hours / 24) + ' d ' + (hours % 24) + ' h';
-  }
-
-  // " · in sync 0.4 s ago, last change applied 3 ms after its write, 2 writes queued": what a shared store adds.
-  function storeSync(st) {
-    var parts = [];
-    if (st.syncAgeMs !== undefined) parts.push('in sync ' + (st.syncAgeMs < 10000 ? (st.syncAgeMs / 1000).toFixed(1) + ' s' : duration(st.syncAgeMs / 1000)) + ' ago');
-    if (st.changeLagMs !== undefined) parts.push('last change applied ' + numberFormat.format(Math.round(st.changeLagMs)) + ' ms after its write');
-    if (st.pendingWrites) parts.push(numberFormat.format(st.pendingWrites) + ' writes queued');
-    if (st.droppedWrites) parts.push(numberFormat.format(st.droppedWrites) + ' dropped');
-    return parts.length === 0 ? '' : ' \u00b7 ' + parts.join(', ');
-  }
-
-  function seconds(value) {
-    if (value === null || value === undefined) return '\u2013';
-    if (value < 0.001) return rateFormat.format(value * 1e6) + ' \u00b5s';
-    if (value < 1) return rateFormat.format(value * 1e3) + ' ms';
-    return rateFormat.format(value) + ' s';
-  }
-
-  /** Calls the admin API; resolves with the parsed body, rejects with the server's error message. */
-  function api(path, options) {
-    options = options || {};
-    var headers = {};
-    if (token) headers.Authorization = 'Bearer ' + token;
-    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
-    return fetch(path, {
-      method: options.method || 'GET',
-      headers: headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-      cache: 'no-store',
-    }).then(function (response) {
-      if (response.status === 401) {
-        askForToken();
-        throw new Error('the admin token is missing or wrong');
-      }
-      if (response.status === 204) return null;
-      return response.json().then(function (body) {
-        if (response.ok) return body;
-        var message = (body && body.error) || (body && body.errors && body.errors.join('; ')) || 'HTTP ' + response.status;
-        throw new Error(message);
-      }, function () { throw new Error('HTTP ' + response.status + ' (not JSON)'); });
-    });
-  }
-
-  function askForToken() {
-    waitingForToken = true;
-    $('token-help').textContent = token ? 'The token was refused; enter it again.' : 'This agent requires its admin token (kept in this tab only).';
-    $('token-form').hidden = false;
-    setConnection('offline', 'token needed');
-    $('token').focus();
-  }
-
-  function setConnection(state, text) {
-    var node = $('connection');
-    if (node.textContent === text) return; // a live region: announce changes only
-    node.className = state;
-    node.textContent = text;
-  }
-
-  // -- Rendering the status snapshot ------------------------------------------------
-
-  /** The figures cover every worker: say how many, and whether some did not answer (one process: nothing). */
-  function workersText(s) {
-    if (s.workers === 1 && s.workersMissing === 0) return '';
-    var text = ' \u00b7 ' + s.workers + (s.workers === 1 ? ' worker' : ' workers');
-    if (s.workersMissing === null) return text + ' (others did not answer)';
-    return s.workersMissing > 0 ? text + ' (' + s.workersMissing + ' did not answer)' : text;
-  }
-
-  function renderStatus(s) {
-    $('summary').textContent = 'up ' + duration(s.uptimeSeconds) + workersText(s) + ' \u00b7 ' + s.lists.length + ' lists \u00b7 updated ' + new Date(s.time).toLocaleTimeString();
-    $('rate').textContent = rateFormat.format(s.messages.perSecond);
-    $('total').textContent = numberFormat.format(s.messages.total);
-    $('latency').textContent = s.handler.meanSeconds === null ? '\u2013' : seconds(s.handler.meanSeconds) + ' / ' + (s.handler.p99Seconds === null ? '> 100 ms' : '\u2264 ' + seconds(s.handler.p99Seconds));
-    $('agent').textContent = s.agent ? s.agent.connections + ' / ' + s.agent.inFlight : '\u2013';
-    renderSparkline(s.messages.history);
-
-    var scored = s.scores.reduce(function (sum, b) { return sum + b.count; }, 0) || 1;
-    fillTable('scores', s.scores.map(function (b) {
-      var hue = Math.round((b.from + b.to) / 2 * 1.2); // red (bad) to green (trusted)
-      return row([rowHeader(b.from + '\u2013' + b.to), cell(numberFormat.format(b.count), 'num'), cell(bar(b.count / scored, 'hsl(' + hue + ' 70% 45%)'))]);
-    }), 'No messages yet', 3);
-
-    var acted = s.actions.reduce(function (sum, a) { return sum + a.count; }, 0) || 1;
-    fillTable('actions', s.actions.map(function (a) {
-      return row([cell(actionBadge(a.name)), cell(numberFormat.format(a.count), 'num'), cell(bar(a.count / acted, 'var(--' + a.name + ', var(--accent))'))]);
-    }), 'No messages yet', 3);
-
-    fillTable('categories', s.topCategories.map(function (c) { return row([cell(c.name, 'wrap'), cell(numberFormat.format(c.count), 'num')]); }), 'No messages yet', 2);
-    fillTable('sources', s.topSources.map(function (c) { return row([cell(c.name, 'wrap'), cell(numberFormat.format(c.count), 'num')]); }), 'No messages yet', 2);
-
-    fillTable('lists', s.lists.map(function (l) {
-      return row([
-        cell(l.name),
-        cell(l.format),
-        cell(numberFormat.format(l.entries), 'num'),
-        cell((l.ageSeconds === null ? 'never' : duration(l.ageSeconds) + ' ago') + (l.loading ? ', loading' : '')),
-        cell(l.origin, 'wrap'),
-        l.lastError === null ? cell('\u2013', 'muted') : cell(l.lastError, 'error wrap'),
-      ]);
-    }), 'No lists configured', 6);
-
-    var store = $('store');
-    if (s.store) {
-      store.replaceChildren(
-        document.createTextNode(s.store.kind + ' '),
-        el('span', { className: s.store.up ? 'up' : 'down', text: s.store.up ? 'up' : 'down' }),
-        document.createTextNode((s.store.detail ? ' \u2013 ' + s.store.detail : '') + storeSync(s.store)));
-    } else {
-      store.textContent = '\u2013';
-    }
-    $('decision-count').textContent = s.decisions === null ? '\u2013' : numberFormat.format(s.decisions);
-    var last = s.reloads.last;
-    $('reloads').textContent = s.reloads.ok + ' ok, ' + s.reloads.failed + ' failed' +
-      (last ? ' \u00b7 last ' + (last.ok ? 'ok' : 'failed') + ' in ' + last.durationMs + ' ms, ' + duration((s.time - last.at) / 1000) + ' ago' : '');
-    $('uptime').textContent = duration(s.uptimeSeconds);
-  }
-
-  function renderSparkline(history) {
-    var width = 600, height = 90, top = 6;
-    var peak = Math.max.apply(null, history.concat([1]));
-    var step = width / (history.length - 1);
-    var points = history.map(function (v, i) {
-      return (i * step).toFixed(1) + ',' + (height - (v / peak) * (height - top)).toFixed(1);
-    });
-    $('spark-line').setAttribute('points', points.join(' '));
-    $('spark-area').setAttribute('d', 'M0,' + height + ' L' + points.join(' L') + ' L' + width + ',' + height + ' Z');
-    var now = history[history.length - 1];
-    $('spark-peak').textContent = 'peak ' + numberFormat.format(Math.max.apply(null, history)) + '/s';
-    $('sparkline-title').textContent = 'Messages per second over the last 60 seconds: peak ' + Math.max.apply(null, history) + ', last second ' + now;
-  }
-
-  function renderDecisions(decisions) {
-    fillTable('decisions', decisions.map(function (d) {
-      var remove = el('button', { className: 'secondary', text: 'Remove', label: 'Remove decision ' + d.key });
-      remove.type = 'button';
-      remove.addEventListener('click', function () {
-        remove.disabled = true;
-        api('/decisions/' + encodeURIComponent(d.key), { method: 'DELETE' })
-          .then(loadDecisions)
-          .then(function () { say('decision-message', 'Removed ' + d.key); })
-          .catch(function (error) { remove.disabled = false; say('decision-message', error.message, true); });
-      });
-      return row([
-        cell(d.key, 'wrap'), cell(actionBadge(d.action)), cell(d.score, 'num'), cell(d.category), cell(d.reason, 'wrap'), cell(d.origin),
-        cell(d.expiresAt === null ? 'never' : new Date(d.expiresAt).toLocaleString()), cell(remove),
-      ]);
-    }), 'No decisions', 8);
-  }
-
-  function say(id, text, isError) {
-    var node = $(id);
-    node.textContent = text;
-    node.className = isError ? 'error' : 'muted';
-  }
-
-  // -- Polling ----------------------------------------------------------------------
-
-  function loadDecisions() {
-    return api('/decisions').then(renderDecisions);
-  }
-
-  function poll() {
-    if (waitingForToken) return;
-    var loads = [api('/status.json').then(renderStatus)];
-    if (polls % DECISIONS_EVERY === 0) loads.push(loadDecisions());
-    polls++;
-    Promise.all(loads).then(function () {
-      setConnection('live', 'live');
-    }, function (error) {
-      if (!waitingForToken) setConnection('offline', 'offline: ' + error.message);
-    }).then(function () {
-      if (!waitingForToken) setTimeout(poll, POLL_MS);
-    });
-  }
-
-  // -- Forms ------------------------------------------------------------------------
-
-  $('token-form').addEventListener('submit', function (event) {
-    event.preventDefault();
-    token = $('token').value.trim();
-    sessionStorage.setItem(TOKEN_KEY, token);
-    $('token').value = '';
-    $('token-form').hidden = true;
-    waitingForToken = false;
-    polls = 0;
-    poll();
-  });
-
-  $('explain-form').addEventListener('submit', function (event) {
-    event.preventDefault();
-    var address = $('explain-ip').value.trim();
-    var out = $('explain-result');
-    out.replaceChildren(el('p', { className: 'muted', text: 'Looking up ' + address + '\u2026' }));
-    api('/explain?ip=' + encodeURIComponent(address)).then(function (v) {
-      var summary = el('div', { className: 'verdict' }, [
-        el('span', { className: 'figure', text: v.score }),
-        actionBadge(v.action),
-        labelled('category', v.category),
-        labelled('source', v.source),
-      ]);
-      summary.id = 'verdict';
-      var heading = el('h3', { className: 'sr-only', text: 'Verdict for ' + address });
-      if (v.matches.length === 0) {
-        out.replaceChildren(heading, summary, el('p', { className: 'muted', text: 'No list, decision or rule matches ' + address + ': default verdict.' }));
-        return;
-      }
-      var table = el('table', {}, [
-        el('caption', { className: 'sr-only', text: 'Every match for ' + address + ', deciding one first' }),
-        el('thead', {}, [row(['Kind', 'Source', 'Category', 'Score', 'Penalty', 'Action', 'Detail'].map(function (h) {
-          var th = el('th', { text: h, className: h === 'Score' || h === 'Penalty' ? 'num' : '' });
-          th.scope = 'col';
-          return th;
-        }))]),
-        el('tbody', {}, v.matches.map(function (m) {
-          return row([
-            cell(m.kind), cell(m.source, 'wrap'), cell(m.category, 'wrap'),
-            cell(m.score === undefined ? '' : m.score, 'num'), cell(m.penalty === undefined ? '' : '\u2212' + m.penalty, 'num'),
-            cell(m.action ? actionBadge(m.action) : ''), cell(m.detail || '', 'wrap'),
-          ]);
-        })),
-      ]);
-      table.id = 'matches';
-      out.replaceChildren(heading, summary, table);
-    }, function (error) {
-      out.replaceChildren(el('p', { className: 'error', text: error.message }));
-      out.firstChild.setAttribute('role', 'alert');
-    });
-  });
-
-  $('decision-form').addEventListener('submit', function (event) {
-    event.preventDefault();
-    var body = { value: $('decision-value').value.trim(), action: $('decision-action').value };
-    var durationText = $('decision-duration').value.trim();
-    var reason = $('decision-reason').value.trim();
-    if (durationText) body.duration = durationText;
-    if (reason) body.reason = reason;
-    api('/decisions', { method: 'POST', body: body }).then(function (d) {
-      $('decision-value').value = '';
-      return loadDecisions().then(function () { say('decision-message', 'Added ' + d.key); });
-    }).catch(function (error) { say('decision-message', error.message, true); });
-  });
-
-  $('reload').addEventListener('click', function () {
-    var button = $('reload');
-    button.disabled = true;
-    say('reload-result', 'Reloading\u2026');
-    api('/reload', { method: 'POST' }).then(function (r) {
-      say('reload-result', 'Reloaded ' + r.lists.length + ' lists in ' + r.durationMs + ' ms' + (r.workers ? ' in ' + r.workers + ' workers' : ''));
-    }, function (error) {
-      say('reload-result', 'Reload failed: ' + error.message, true);
-    }).then(function () { button.disabled = false; });
-  });
-
-  poll();
-})();
-</script>
-</body>
-</html>
-`;
+  const outside = /<script\b[^>]*\bsrc\s*=[^>]*>|<link\b[^>]*\bstylesheet\b[^>]*>/i.exec(html);
+  if (outside !== null) throw new Error(`status page: index.html refers to ${outside[0]}: the page must stand alone`);
+  return {
+    html,
+    contentSecurityPolicy:
+      `default-src 'none'; script-src ${hashes.script}; style-src ${hashes.style}; connect-src 'self'; img-src data:; ` +
+      "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  };
+}

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { resolveConfig } from '../cli.js';
+import { resolveConfig } from '../config/flags.js';
 import { ConfigError } from '../config/index.js';
 import { parseList } from '../sources/index.js';
 import type { IprepConfig } from '../types.js';

@@ -8,7 +8,7 @@
  * address. The same code handles both families, with `w` 1 or 4.
  */
 import { formatAddress } from '../net/address.js';
-import type { FamilyIntervals, IntervalTableData, TableEntry } from './interval-table.js';
+import type { FamilyIntervals, IntervalTableData, TableEntry } from './layout.js';
 import { compareWords, readWord } from './words.js';
 
 /** The entries of one family, in input order (a later entry wins ties). */

@@ -7,30 +7,12 @@
  * (big-endian word order). Lookups are a binary search over the starts, with
  * no allocation.
  */
-import type { IpRange } from '../net/address.js';
 import { familyBuffers, flattenEntries, packEntries } from './flatten.js';
+import type { FamilyIntervals, IntervalTableData, TableEntry } from './layout.js';
 import { compareWords, readWord } from './words.js';
 
-export interface TableEntry {
-  readonly range: IpRange;
-  /** An integer >= 0 (at most 2^31 - 1), typically an index into the caller's metadata. */
-  readonly value: number;
-}
-
-/** The intervals of one family: `starts` and `ends` hold 1 (IPv4) or 4 (IPv6) words per interval, inclusive. */
-export interface FamilyIntervals {
-  readonly starts: Uint32Array;
-  readonly ends: Uint32Array;
-  readonly values: Int32Array;
-}
-
-/** A table as plain typed arrays, to send to or from a worker thread. */
-export interface IntervalTableData {
-  /** Entries the table was compiled from. */
-  readonly size: number;
-  readonly v4: FamilyIntervals;
-  readonly v6: FamilyIntervals;
-}
+// Defined in layout.ts (shared with flatten.ts) and exported here too, with the table they describe.
+export type { FamilyIntervals, IntervalTableData, TableEntry } from './layout.js';
 
 export class IntervalTable {
   /** Entries compiled (both families). */
