@@ -51,6 +51,8 @@ export interface StartProcessOptions {
 const maxOutputChars = 1 << 20;
 
 const tracked = new Set<ManagedProcess>();
+/** Processes not started here (e.g. an agent's cluster workers), killed by pid at the end all the same. */
+const pidsToKill = new Set<number>();
 const tempDirs = new Set<string>();
 
 export function startProcess(cmd: string, args: readonly string[], opts: StartProcessOptions = {}): ManagedProcess {
@@ -206,8 +208,18 @@ function signalPid(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/**
+ * Kills `pid` (SIGKILL) when the test file ends or the Node process exits, if it still runs then:
+ * for processes started some other way, such as the workers an agent forks.
+ */
+export function killAtEnd(pid: number): void {
+  pidsToKill.add(pid);
+}
+
 /** Stops every process still running and removes the temporary directories. */
 export async function stopAll(): Promise<void> {
+  for (const pid of pidsToKill) signalPid(pid, 'SIGKILL');
+  pidsToKill.clear();
   await Promise.all([...tracked].map((p) => p.stop()));
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   tempDirs.clear();
@@ -226,6 +238,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 
 function killAllNow(): void {
+  for (const pid of pidsToKill) signalPid(pid, 'SIGKILL');
   for (const p of tracked) {
     if (p.alive()) signalPid(p.processGroup ? -p.pid : p.pid, 'SIGKILL');
   }
