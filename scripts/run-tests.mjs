@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const suites = {
-  unit: ['packages/spop/test', 'packages/spop-bench/test', 'packages/iprep/test/unit'],
+  unit: ['packages/spop/test', 'packages/spop-bench/test', 'packages/test-support/test', 'packages/iprep/test/unit'],
   process: ['packages/iprep/test/process'],
   e2e: ['test/e2e'],
 };
