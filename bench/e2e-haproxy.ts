@@ -34,7 +34,7 @@
  *   not "a shared machine descheduled someone for 20 ms". `timeout hello`
  *   1 s for the same reason (2.6 opens SPOE connections while under load).
  *
- * Every process (HAProxy, agents, wrk) is started through test/e2e/harness.ts,
+ * Every process (HAProxy, agents, wrk) is started through test-support,
  * bound to 127.0.0.1 on free ports, stopped by pid, and killed if this
  * script is interrupted.
  */
@@ -46,10 +46,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type TreeStats, readProcessStats, readTreeStats, treeCpuDelta } from 'spop-bench';
 import { freePort } from 'spop/testkit';
-import type { HaproxyHandle, HaproxyVersion, ManagedProcess } from '../test/e2e/harness.js';
+import type { HaproxyHandle, HaproxyVersion, ManagedProcess } from 'test-support';
 
-/** test/e2e/harness.ts, loaded at the end of this file (see why there); every process is started and tracked through it. */
-let harness: typeof import('../test/e2e/harness.js');
+/** test-support, loaded at the end of this file (see why there); every process is started and tracked through it. */
+let harness: typeof import('test-support');
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 const oursBin = join(repoRoot, 'packages/iprep/bin/spoa.js');
@@ -670,10 +670,10 @@ async function run(): Promise<void> {
 }
 
 /*
- * Importing test/e2e/harness.ts registers a node:test `after` hook, which starts
+ * Importing test-support registers a node:test `after` hook, which starts
  * node:test's reporter on stdout: "TAP version 13" would precede the tables or
  * the JSON. So this script runs itself again with that reporter sent to
- * /dev/null, and loads the harness only in that second run. (Here, at the end,
+ * /dev/null, and loads test-support only in that second run. (Here, at the end,
  * because the run needs every declaration above to be initialized.)
  */
 
@@ -687,6 +687,6 @@ if (!process.execArgv.includes(SILENT_REPORTER)) {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => child.kill(signal));
   child.on('exit', (code, signal) => process.exit(code ?? (signal !== null ? 1 : 0)));
 } else {
-  harness = await import('../test/e2e/harness.js');
+  harness = await import('test-support');
   await run();
 }

@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, spawnAgent } from 'spop-bench';
-import { freePort } from 'spop/testkit';
+import { freePort } from 'test-support/ports';
+import { delay as sleep } from 'test-support/wait';
 import { FakeHaproxy } from 'spop/testkit';
 
 const { values, positionals } = parseArgs({
@@ -34,7 +35,6 @@ const { values, positionals } = parseArgs({
 });
 const spoa = resolve(values.root, 'packages/iprep/bin/spoa.js');
 const dir = mkdtempSync(join(tmpdir(), 'iprep-bench-lists-'));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
 
 /** `count` distinct IPv4 /32s from `first` (a 32-bit number), one per line. */

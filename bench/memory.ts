@@ -7,7 +7,8 @@
  */
 import { parseArgs } from 'node:util';
 import { runLoad, spawnAgent } from 'spop-bench';
-import { FakeHaproxy, freePort } from 'spop/testkit';
+import { FakeHaproxy } from 'spop/testkit';
+import { freePort } from 'test-support/ports';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Runs the test suites with Node's own runner. Node 20's --test does not expand
 // globs nor find .ts files, so the files are listed here.
-// Usage: node scripts/run-tests.mjs [unit|e2e|all] [extra node --test flags]
+// Usage: node scripts/run-tests.mjs [unit|process|e2e|all] [extra node --test flags]
+// unit: in one process; process: tests that start `spoa`, redis-server, a browser or forked
+// workers; e2e: against real HAProxy.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -9,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const suites = {
-  unit: ['packages/spop/test', 'packages/spop-bench/test', 'packages/iprep/test', 'test/scripts'],
+  unit: ['packages/spop/test', 'packages/spop-bench/test', 'packages/test-support/test', 'packages/iprep/test/unit', 'test/scripts'],
+  process: ['packages/iprep/test/process'],
   e2e: ['test/e2e'],
 };
 
@@ -30,9 +33,9 @@ function findTests(dir) {
 }
 
 const [which = 'all', ...extra] = process.argv.slice(2);
-const dirs = which === 'all' ? [...suites.unit, ...suites.e2e] : suites[which];
+const dirs = which === 'all' ? [...suites.unit, ...suites.process, ...suites.e2e] : suites[which];
 if (!dirs) {
-  console.error(`unknown suite ${which}: use unit, e2e or all`);
+  console.error(`unknown suite ${which}: use unit, process, e2e or all`);
   process.exit(2);
 }
 const files = dirs.flatMap(findTests);

@@ -8,7 +8,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type HaproxyVersion, examplesDir, haproxyVersions, repoRoot, requireHaproxy, spoaBin, startProcess } from './harness.js';
+import { type HaproxyVersion, examplesDir, haproxyVersions, repoRoot, requireHaproxy, spoaBin, startProcess } from 'test-support';
 
 const recipesDir = join(examplesDir, 'recipes');
 const env = { ...process.env, IPREP_CAPTCHA_KEY: 'a-test-key', HAPROXY_BIN: '' };

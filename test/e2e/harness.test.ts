@@ -1,5 +1,5 @@
 /**
- * Tests of the e2e harness itself, against every HAProxy version, without SPOE:
+ * Tests of test-support's HAProxy and process handling, against every HAProxy version, without SPOE:
  * HAProxy starts, serves, reports server health over its stats socket, closes
  * rejected connections, and leaves no process behind once stopped.
  */
@@ -22,7 +22,7 @@ import {
   startHaproxy,
   startProcess,
   waitServerStatus,
-} from './harness.js';
+} from 'test-support';
 
 /** A TCP listener standing for a healthy server, so TCP health checks pass. */
 async function listen(): Promise<net.Server> {

@@ -27,7 +27,7 @@ import {
   startProcess,
   waitServerStatus,
   spoaBin,
-} from './harness.js';
+} from 'test-support';
 
 const recipesDir = join(examplesDir, 'recipes');
 

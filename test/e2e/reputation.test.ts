@@ -24,7 +24,7 @@ import {
   startProcess,
   waitServerStatus,
   spoaBin,
-} from './harness.js';
+} from 'test-support';
 
 
 const DENY_LIST = '# hand-made list\n127.0.0.10\n127.0.0.30\n';

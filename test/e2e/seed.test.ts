@@ -21,7 +21,7 @@ import {
   startProcess,
   waitServerStatus,
   spoaBin,
-} from './harness.js';
+} from 'test-support';
 
 
 /** Starts `spoa -d` (one process, ordered debug log: every score it gives is in the log). */

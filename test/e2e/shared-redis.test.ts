@@ -11,11 +11,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { RedisServer } from '../../packages/iprep/test/redis-server.js';
 import {
   type HaproxyHandle,
   type HaproxyVersion,
   type ManagedProcess,
+  RedisServer,
   examplesDir,
   freePort,
   httpGet,
@@ -25,7 +25,7 @@ import {
   startProcess,
   waitServerStatus,
   spoaBin,
-} from './harness.js';
+} from 'test-support';
 
 
 /** Ban above 30 messages a minute: 20 requests through each of two agents only add up to it together. */

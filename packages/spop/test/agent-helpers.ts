@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
+import { waitFor } from 'test-support/wait';
 import {
   Agent,
   type AgentOptions,
@@ -96,13 +97,9 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, label: string): 
   }
 }
 
-/** Polls `cond` until true. */
-export async function until(cond: () => boolean, label: string, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for: ${label}`);
-    await sleep(2);
-  }
+/** Polls `cond` every 2 ms until true (test-support's waitFor, with this file's argument order). */
+export function until(cond: () => boolean, label: string, ms = 2000): Promise<void> {
+  return waitFor(label, cond, ms, 2);
 }
 
 // ---- frames ------------------------------------------------------------------

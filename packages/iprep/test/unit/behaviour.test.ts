@@ -1,0 +1,343 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { BehaviourTracker, type BanEvent } from '../../src/behaviour/index.js';
+import { parseAddress } from '../../src/net/address.js';
+import type { BehaviourConfig } from '../../src/types.js';
+
+const SECOND = 1000;
+/** Start of a window bucket (buckets are aligned on the epoch), so tests know where boundaries fall. */
+const T0 = 1_800_000_000_000;
+
+const BASE: BehaviourConfig = {
+  enabled: true,
+  ipv6PrefixLength: 64,
+  windowMs: 10 * SECOND,
+  rateThreshold: 10,
+  ratePenalty: 30,
+  banThreshold: 50,
+  banMs: 60 * SECOND,
+  banGrowth: 2,
+  maxBanMs: 300 * SECOND,
+  banAction: 'deny',
+  decayPoints: 10,
+  decayIntervalMs: 5 * SECOND,
+  errorWeight: 5,
+  maxRate: 50,
+  maxClients: 1000,
+};
+
+/** A tracker on a fake clock, recording its bans. */
+function setup(overrides: Partial<BehaviourConfig> = {}) {
+  const clock = { now: T0 };
+  const bans: BanEvent[] = [];
+  const tracker = new BehaviourTracker({ ...BASE, ...overrides }, { now: () => clock.now, onBan: (ban) => bans.push(ban) });
+  return { tracker, clock, bans };
+}
+
+function addr(text: string): Uint8Array {
+  const bytes = parseAddress(text);
+  assert.ok(bytes, `test address ${text}`);
+  return bytes;
+}
+
+function hits(tracker: BehaviourTracker, address: Uint8Array, count: number): void {
+  for (let i = 0; i < count; i++) tracker.hit(address);
+}
+
+describe('BehaviourTracker window and rate penalty', () => {
+  it('gives the penalty only once the window count exceeds rateThreshold', () => {
+    const { tracker, clock } = setup();
+    const a = addr('192.0.2.1');
+    clock.now = T0 + 1000;
+    hits(tracker, a, 10);
+    assert.equal(tracker.evaluate(a), undefined, 'at the threshold');
+    tracker.hit(a);
+    assert.deepEqual(tracker.evaluate(a), {
+      kind: 'behaviour',
+      source: 'behaviour:rate',
+      category: 'behaviour',
+      penalty: 30,
+      detail: '11 messages in the window',
+    });
+    assert.equal(tracker.evaluate(addr('192.0.2.2')), undefined, 'another client');
+  });
+
+  it('slides: the previous bucket counts in proportion to the overlap', () => {
+    const { tracker, clock } = setup();
+    const a = addr('192.0.2.1');
+    clock.now = T0 + 9000; // late in bucket 0
+    hits(tracker, a, 10);
+    clock.now = T0 + 15_000; // half-way through bucket 1: 10 * 0.5 = 5 remain
+    hits(tracker, a, 5);
+    assert.equal(tracker.evaluate(a), undefined, '5 + 5 = 10 is not above 10');
+    tracker.hit(a);
+    assert.equal(tracker.evaluate(a)?.penalty, 30, '5 + 6 = 11');
+
+    const b = addr('192.0.2.2');
+    clock.now = T0 + 30_000;
+    hits(tracker, b, 10);
+    clock.now = T0 + 50_000; // two buckets later: nothing of the old bucket is left
+    hits(tracker, b, 10);
+    assert.equal(tracker.evaluate(b), undefined);
+  });
+
+  it('weights count like that many messages', () => {
+    const { tracker, clock } = setup();
+    const a = addr('192.0.2.1');
+    clock.now = T0;
+    tracker.hit(a, BASE.errorWeight);
+    tracker.hit(a, BASE.errorWeight);
+    assert.equal(tracker.evaluate(a), undefined);
+    tracker.hit(a);
+    assert.equal(tracker.evaluate(a)?.penalty, 30);
+  });
+
+  it('decays the penalty by decayPoints per decayIntervalMs, to nothing', () => {
+    const { tracker, clock } = setup();
+    const a = addr('198.51.100.7');
+    clock.now = T0;
+    hits(tracker, a, 11);
+    const given = clock.now;
+    const penaltyAt = (t: number) => tracker.evaluate(a, given + t)?.penalty;
+    assert.equal(penaltyAt(0), 30);
+    assert.equal(penaltyAt(4999), 30);
+    assert.equal(penaltyAt(5000), 20);
+    assert.equal(penaltyAt(10_000), 10);
+    assert.equal(penaltyAt(14_999), 10);
+    assert.equal(penaltyAt(15_000), undefined);
+    assert.equal(penaltyAt(60_000), undefined);
+  });
+
+  it('keeps the full penalty while the client stays above the threshold', () => {
+    const { tracker, clock } = setup();
+    const a = addr('198.51.100.7');
+    for (let t = 0; t < 30_000; t += 500) {
+      clock.now = T0 + t;
+      hits(tracker, a, 2); // 40 per 10 s window
+    }
+    assert.equal(tracker.evaluate(a)?.penalty, 30);
+    assert.equal(tracker.evaluate(a, clock.now + 5000)?.penalty, 20);
+  });
+});
+
+describe('BehaviourTracker bans', () => {
+  it('bans above banThreshold, once per ban, with the ban as the match', () => {
+    const { tracker, clock, bans } = setup();
+    const a = addr('203.0.113.9');
+    clock.now = T0 + 100;
+    hits(tracker, a, 50);
+    assert.equal(bans.length, 0);
+    tracker.hit(a);
+    assert.deepEqual(bans, [{ key: '203.0.113.9', value: '203.0.113.9', until: T0 + 100 + 60_000, count: 51, offences: 1 }]);
+    hits(tracker, a, 100);
+    assert.equal(bans.length, 1, 'no second event during the ban');
+    assert.deepEqual(tracker.evaluate(a), {
+      kind: 'behaviour',
+      source: 'behaviour:ban',
+      category: 'behaviour',
+      action: 'deny',
+      score: 0,
+      detail: `until ${new Date(T0 + 100 + 60_000).toISOString()}`,
+    });
+    // Once the ban is over and the client has calmed down, only the decaying penalty is left, then nothing.
+    assert.equal(tracker.evaluate(a, T0 + 100 + 60_000)?.source, undefined);
+    assert.equal(tracker.evaluate(a, T0 + 100 + 10_000)?.source, 'behaviour:ban');
+  });
+
+  it('multiplies repeat bans by banGrowth up to maxBanMs, and uses banAction', () => {
+    const { tracker, clock, bans } = setup({ windowMs: 3600 * SECOND, banAction: 'tarpit' });
+    const a = addr('203.0.113.9');
+    clock.now = T0;
+    hits(tracker, a, 51);
+    const durations: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const last = bans.at(-1) as BanEvent;
+      durations.push(last.until - clock.now);
+      assert.equal(last.offences, round + 1);
+      assert.equal(tracker.evaluate(a)?.action, 'tarpit');
+      clock.now = last.until; // the ban ends; the client keeps going and is banned again at once
+      tracker.hit(a);
+    }
+    assert.deepEqual(durations, [60_000, 120_000, 240_000, 300_000, 300_000]);
+  });
+
+  it('forgets offences when the client is evicted', () => {
+    const { tracker, clock, bans } = setup({ maxClients: 2, windowMs: 3600 * SECOND });
+    const a = addr('203.0.113.9');
+    clock.now = T0;
+    hits(tracker, a, 51);
+    tracker.hit(addr('192.0.2.1'));
+    tracker.hit(addr('192.0.2.2')); // evicts a
+    clock.now = T0 + 60_000;
+    hits(tracker, a, 51);
+    assert.deepEqual(
+      bans.map((b) => b.offences),
+      [1, 1],
+    );
+  });
+});
+
+describe('BehaviourTracker clients', () => {
+  it('counts IPv6 clients per /64: the same /64 together, different ones apart', () => {
+    const { tracker, clock } = setup();
+    clock.now = T0;
+    const same = ['2001:db8:1:2::1', '2001:db8:1:2:ffff::9', '2001:db8:1:2:1:2:3:4'].map(addr);
+    assert.deepEqual(new Set(same.map((a) => tracker.clientKey(a))), new Set(['2001:db8:1:2::/64']));
+    for (let i = 0; i < 11; i++) tracker.hit(same[i % 3] as Uint8Array);
+    assert.equal(tracker.size, 1);
+    assert.equal(tracker.evaluate(addr('2001:db8:1:2::abcd'))?.penalty, 30, 'any address of the /64');
+    const other = addr('2001:db8:1:3::1');
+    assert.equal(tracker.clientKey(other), '2001:db8:1:3::/64');
+    assert.equal(tracker.evaluate(other), undefined);
+    hits(tracker, other, 10);
+    assert.equal(tracker.evaluate(other), undefined);
+    assert.equal(tracker.size, 2);
+  });
+
+  it('uses ipv6PrefixLength, and counts IPv4-mapped clients as IPv4', () => {
+    const { tracker, clock } = setup({ ipv6PrefixLength: 48 });
+    clock.now = T0;
+    assert.equal(tracker.clientKey(addr('2001:db8:1:2::1')), '2001:db8:1::/48');
+    assert.equal(tracker.clientKey(addr('2001:db8:1:ffff::1')), '2001:db8:1::/48');
+    assert.equal(tracker.clientKey(addr('2001:db8:2::1')), '2001:db8:2::/48');
+    assert.equal(tracker.clientKey(addr('192.0.2.1')), '192.0.2.1');
+    assert.equal(tracker.clientKey(addr('::ffff:192.0.2.1')), '192.0.2.1');
+    hits(tracker, addr('::ffff:192.0.2.1'), 6);
+    hits(tracker, addr('192.0.2.1'), 5);
+    hits(tracker, addr('::ffff:192.0.2.2'), 5);
+    assert.equal(tracker.evaluate(addr('192.0.2.1'))?.penalty, 30);
+    assert.equal(tracker.evaluate(addr('::ffff:192.0.2.2')), undefined);
+    assert.equal(tracker.size, 2);
+
+    const narrow = setup({ ipv6PrefixLength: 20 }).tracker;
+    assert.equal(narrow.clientKey(addr('2001:db8::1')), '2001::/20');
+  });
+
+  it('tracks at most maxClients, forgetting the least recently seen', () => {
+    const maxClients = 100;
+    const { tracker, clock } = setup({ maxClients });
+    clock.now = T0;
+    const keeper = addr('198.51.100.1');
+    hits(tracker, keeper, 11);
+    for (let i = 0; i < 10 * maxClients; i++) {
+      const client = i % 2 === 0 ? Uint8Array.of(10, (i >> 16) & 255, (i >> 8) & 255, i & 255) : addr(`2001:db8:${i.toString(16)}::1`);
+      tracker.hit(client);
+      if (i % 50 === 0) tracker.hit(keeper); // seen now and then: never the oldest
+      assert.ok(tracker.size <= maxClients, `size ${tracker.size} after ${i + 1} clients`);
+    }
+    assert.equal(tracker.size, maxClients);
+    assert.equal(tracker.evaluate(keeper)?.penalty, 30, 'a client seen recently is kept');
+    assert.ok(tracker.takeDeltas().has('198.51.100.1'));
+    const early = Uint8Array.of(10, 0, 0, 0);
+    hits(tracker, early, 10); // back from scratch: 10 is not above 10
+    assert.equal(tracker.evaluate(early), undefined, 'the first clients were forgotten');
+    tracker.clear();
+    assert.equal(tracker.size, 0);
+    assert.equal(tracker.evaluate(keeper), undefined);
+  });
+
+  it('does nothing when behaviour is disabled', () => {
+    const { tracker } = setup({ enabled: false });
+    const a = addr('192.0.2.1');
+    hits(tracker, a, 1000);
+    tracker.applyTotals(new Map([['192.0.2.1', 1000]]));
+    assert.equal(tracker.size, 0);
+    assert.equal(tracker.evaluate(a), undefined);
+  });
+
+  it('ignores addresses that are neither 4 nor 16 bytes, and rejects a bad configuration', () => {
+    const { tracker } = setup();
+    tracker.hit(new Uint8Array(5));
+    assert.equal(tracker.size, 0);
+    assert.equal(tracker.evaluate(new Uint8Array(0)), undefined);
+    assert.throws(() => tracker.clientKey(new Uint8Array(5)), TypeError);
+    assert.throws(() => new BehaviourTracker({ ...BASE, ipv6PrefixLength: 128 }), /ipv6PrefixLength must be an integer 1\.\.64, got 128/);
+    assert.throws(() => new BehaviourTracker({ ...BASE, windowMs: 0, maxClients: 0 }), /windowMs must be > 0.*maxClients must be/);
+    assert.throws(() => new BehaviourTracker({ ...BASE, ratePenalty: 150 }), RangeError);
+    assert.throws(() => new BehaviourTracker({ ...BASE, banMs: 10_000, maxBanMs: 5000 }), /maxBanMs >= banMs/);
+  });
+});
+
+describe('BehaviourTracker shared counts', () => {
+  it('takeDeltas reports clients with at least 2 messages in the window, once', () => {
+    const { tracker, clock } = setup();
+    clock.now = T0;
+    tracker.hit(addr('192.0.2.1'));
+    hits(tracker, addr('192.0.2.2'), 3);
+    hits(tracker, addr('2001:db8:1:2::5'), 2);
+    assert.deepEqual(
+      tracker.takeDeltas(),
+      new Map([
+        ['192.0.2.2', 3],
+        ['2001:db8:1:2::/64', 2],
+      ]),
+    );
+    assert.deepEqual(tracker.takeDeltas(), new Map());
+    tracker.hit(addr('192.0.2.1')); // the single hit was kept for later
+    tracker.hit(addr('192.0.2.2'));
+    assert.deepEqual(
+      tracker.takeDeltas(),
+      new Map([
+        ['192.0.2.1', 2],
+        ['192.0.2.2', 1],
+      ]),
+    );
+  });
+
+  it('applyTotals raises the local count to the cluster-wide one: other agents can get a client banned here', () => {
+    const { tracker, clock, bans } = setup();
+    clock.now = T0 + 2000;
+    const a = addr('2001:db8:1:2::5');
+    hits(tracker, a, 3);
+    const deltas = tracker.takeDeltas();
+    assert.deepEqual(deltas, new Map([['2001:db8:1:2::/64', 3]]));
+    // What a CounterStore returns when other agents saw the same client too.
+    tracker.applyTotals(new Map([['2001:db8:1:2::/64', 60]]));
+    assert.equal(bans.length, 1);
+    assert.equal(bans[0]?.value, '2001:db8:1:2::/64');
+    assert.equal(bans[0]?.count, 60);
+    assert.equal(tracker.evaluate(addr('2001:db8:1:2::77'))?.source, 'behaviour:ban');
+    // A smaller total never lowers the local count; local messages add to the raised one.
+    tracker.applyTotals(new Map([['2001:db8:1:2::/64', 1]]));
+    tracker.hit(a);
+    assert.deepEqual(tracker.takeDeltas(), new Map([['2001:db8:1:2::/64', 1]]));
+  });
+
+  it('applyTotals starts penalties for clients it has not seen, and ignores keys that are not client keys', () => {
+    const { tracker, clock, bans } = setup();
+    clock.now = T0;
+    tracker.applyTotals(
+      new Map([
+        ['192.0.2.9', 20],
+        ['not an address', 500],
+        ['192.0.2.0/24', 500],
+        ['2001:db8::/48', 500],
+        ['2001:db8::1', 500],
+        ['198.51.100.1', Number.NaN],
+      ]),
+    );
+    assert.equal(tracker.size, 1);
+    assert.equal(bans.length, 0);
+    assert.equal(tracker.evaluate(addr('192.0.2.9'))?.penalty, 30);
+  });
+});
+
+describe('ClientTable', () => {
+  it('keeps IPv6 clients whose keys hash the same apart, through adds, finds and evictions', async () => {
+    const { ClientTable } = await import('../../src/behaviour/client-table.js');
+    const table = new ClientTable(3);
+    const mix = (hi: number): number => Math.imul(hi, 0x9e3779b1);
+    // Three clients with the same hash: lo chosen so that mix(hi) ^ lo is equal.
+    const keys: Array<[number, number]> = [[1, 7], [2, mix(1) ^ 7 ^ mix(2)], [3, mix(1) ^ 7 ^ mix(3)]];
+    const states = keys.map(([hi, lo]) => table.add(6, hi, lo | 0));
+    keys.forEach(([hi, lo], i) => assert.equal(table.find(6, hi, lo | 0), states[i]));
+    assert.equal(table.find(6, 4, 7), undefined);
+    // Full: adding a fourth evicts the least recently seen (the first), from the middle of no chain.
+    table.touch(states[0]!);
+    table.add(4, 0x0a000001, 0);
+    assert.equal(table.find(6, 1, 7), states[0], 'the touched client stays');
+    assert.equal(table.find(6, 2, keys[1]![1] | 0), undefined, 'the oldest, in the middle of the chain, went');
+    assert.equal(table.find(6, 3, keys[2]![1] | 0), states[2]);
+    assert.equal(table.size, 3);
+  });
+});

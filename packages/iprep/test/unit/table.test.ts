@@ -1,0 +1,329 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { compareAddress, type IpRange, parseAddress, parseRange, prefixRange } from '../../src/net/address.js';
+import { IntervalTable, type IntervalTableData, type TableEntry, compileTable, intervalTableTransferList } from '../../src/table/index.js';
+
+/** The specification: the smallest range containing the address, the later entry among equal sizes. */
+function naiveLookup(entries: readonly TableEntry[], address: Uint8Array): number {
+  let best: TableEntry | undefined;
+  let bestSize = 0n;
+  for (const entry of entries) {
+    const { start, end } = entry.range;
+    if (start.length !== address.length || compareAddress(start, address) > 0 || compareAddress(address, end) > 0) continue;
+    const size = toBigInt(end) - toBigInt(start);
+    if (best === undefined || size <= bestSize) {
+      best = entry;
+      bestSize = size;
+    }
+  }
+  return best === undefined ? -1 : best.value;
+}
+
+function toBigInt(bytes: Uint8Array): bigint {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  return n;
+}
+
+function fromBigInt(n: bigint, length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = length - 1; i >= 0; i--) {
+    bytes[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  return bytes;
+}
+
+const entry = (text: string, value: number): TableEntry => ({ range: parseRange(text), value });
+const address = (text: string): Uint8Array => {
+  const bytes = parseAddress(text);
+  assert.ok(bytes, text);
+  return bytes;
+};
+
+// Addresses drawn from a few small neighbourhoods (and the family's edges), so
+// random ranges overlap, nest and touch instead of being scattered.
+function addressArbitrary(length: 4 | 16): fc.Arbitrary<Uint8Array> {
+  const max = (1n << BigInt(length * 8)) - 1n;
+  const bases = [0n, max - 4095n, 0x0a00_0000n << BigInt(length * 8 - 32), 0xc000_0200n << BigInt(length * 8 - 32)];
+  return fc.oneof(
+    fc.constantFrom(0n, max),
+    fc.tuple(fc.constantFrom(...bases), fc.bigInt({ min: 0n, max: 4095n })).map(([base, delta]) => base + delta),
+    fc.bigInt({ min: 0n, max }),
+  ).map((n) => fromBigInt(n, length));
+}
+
+function rangeArbitrary(length: 4 | 16): fc.Arbitrary<IpRange> {
+  const bits = length * 8;
+  const prefix = fc
+    .tuple(addressArbitrary(length), fc.oneof(fc.integer({ min: 0, max: bits }), fc.constantFrom(0, bits, bits - 1, bits - 8)))
+    .map(([a, len]) => prefixRange(a, len));
+  const span = fc.tuple(addressArbitrary(length), addressArbitrary(length)).map(([a, b]): IpRange => {
+    const [start, end] = compareAddress(a, b) <= 0 ? [a, b] : [b, a];
+    return { family: length === 4 ? 4 : 6, start, end };
+  });
+  const short = fc.tuple(addressArbitrary(length), fc.integer({ min: 0, max: 300 })).map(([a, extra]): IpRange => {
+    const max = (1n << BigInt(bits)) - 1n;
+    const s = toBigInt(a);
+    const e = s + BigInt(extra) > max ? max : s + BigInt(extra);
+    return { family: length === 4 ? 4 : 6, start: a, end: fromBigInt(e, length) };
+  });
+  return fc.oneof(prefix, span, short);
+}
+
+const entriesArbitrary = fc.array(
+  fc.tuple(fc.oneof(rangeArbitrary(4), rangeArbitrary(16)), fc.integer({ min: 0, max: 20 })).map(([range, value]) => ({ range, value })),
+  { maxLength: 40 },
+);
+
+/** Addresses worth probing: every range's edges and their neighbours, plus random ones. */
+function probes(entries: readonly TableEntry[], extra: readonly Uint8Array[]): Uint8Array[] {
+  const out = [...extra];
+  for (const { range } of entries) {
+    const max = (1n << BigInt(range.start.length * 8)) - 1n;
+    for (const edge of [toBigInt(range.start), toBigInt(range.end)]) {
+      for (const n of [edge - 1n, edge, edge + 1n]) if (n >= 0n && n <= max) out.push(fromBigInt(n, range.start.length));
+    }
+  }
+  return out;
+}
+
+function assertMatchesNaive(table: IntervalTable, entries: readonly TableEntry[], extra: readonly Uint8Array[]): void {
+  for (const a of probes(entries, extra)) {
+    assert.equal(table.lookup(a), naiveLookup(entries, a), `lookup of ${toBigInt(a).toString(16)} (${a.length} bytes)`);
+  }
+}
+
+describe('IntervalTable', () => {
+  it('answers like a linear scan for random IPv4 and IPv6 ranges and prefixes', () => {
+    fc.assert(
+      fc.property(entriesArbitrary, fc.array(fc.oneof(addressArbitrary(4), addressArbitrary(16)), { maxLength: 20 }), (entries, extra) => {
+        const table = IntervalTable.compile(entries);
+        assert.equal(table.size, entries.length);
+        assertMatchesNaive(table, entries, extra);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('answers like a linear scan for a thousand heavily overlapping ranges', () => {
+    const entries = fc
+      .sample(fc.tuple(fc.oneof(rangeArbitrary(4), rangeArbitrary(16)), fc.nat(50)), { numRuns: 1000, seed: 7 })
+      .map(([range, value]) => ({ range, value }));
+    const table = IntervalTable.compile(entries);
+    assertMatchesNaive(table, entries, []);
+  });
+
+  it('keeps intervals disjoint, sorted and merged when neighbours share a value', () => {
+    fc.assert(
+      fc.property(entriesArbitrary, (entries) => {
+        const data = IntervalTable.compile(entries).toData();
+        for (const [family, w] of [[data.v4, 1], [data.v6, 4]] as const) {
+          for (let i = 1; i < family.values.length; i++) {
+            const previousEnd = toBigInt(wordsToBytes(family.ends, (i - 1) * w, w));
+            const start = toBigInt(wordsToBytes(family.starts, i * w, w));
+            assert.ok(previousEnd < start, 'sorted and disjoint');
+            if (previousEnd + 1n === start) assert.notEqual(family.values[i], family.values[i - 1], 'touching equal values are merged');
+          }
+        }
+      }),
+    );
+  });
+
+  it('resolves nested, adjacent, equal and edge ranges', () => {
+    const entries = [
+      entry('0.0.0.0/0', 1),
+      entry('10.0.0.0/8', 2),
+      entry('10.1.0.0/16', 3),
+      entry('10.1.2.3/32', 4),
+      entry('10.2.0.0/16', 5),
+      entry('10.3.0.0/16', 5), // adjacent to 10.2.0.0/16, same value: one interval
+      entry('10.1.0.0/16', 6), // same range again: the later entry wins
+      entry('255.255.255.255/32', 7),
+      entry('192.0.2.10-192.0.2.20', 8),
+      entry('192.0.2.15-192.0.2.30', 9), // overlaps the previous one partly, and is larger
+      entry('::/0', 10),
+      entry('2001:db8::/32', 11),
+      entry('2001:db8::1/128', 12),
+      entry('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128', 13),
+      entry('2001:db8::/32', 14), // equal again: later wins
+    ];
+    const table = IntervalTable.compile(entries);
+    const cases: [string, number][] = [
+      ['0.0.0.0', 1],
+      ['9.255.255.255', 1],
+      ['10.0.0.0', 2],
+      ['10.1.2.2', 6],
+      ['10.1.2.3', 4],
+      ['10.1.2.4', 6],
+      ['10.2.255.255', 5],
+      ['10.3.0.0', 5],
+      ['10.4.0.0', 2],
+      ['11.0.0.0', 1],
+      ['192.0.2.9', 1],
+      ['192.0.2.10', 8],
+      ['192.0.2.20', 8],
+      ['192.0.2.21', 9],
+      ['192.0.2.30', 9],
+      ['192.0.2.31', 1],
+      ['255.255.255.254', 1],
+      ['255.255.255.255', 7],
+      ['::', 10],
+      ['2001:db8::', 14],
+      ['2001:db8::1', 12],
+      ['2001:db8::2', 14],
+      ['2001:db9::', 10],
+      ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe', 10],
+      ['ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 13],
+    ];
+    for (const [text, expected] of cases) assert.equal(table.lookup(address(text)), expected, text);
+    assertMatchesNaive(table, entries, []);
+    assert.equal(table.size, entries.length);
+  });
+
+  it('looks up from an offset: the IPv4 part of an IPv4-mapped address', () => {
+    const table = IntervalTable.compile([entry('192.0.2.0/24', 1), entry('::ffff:0:0/96', 2)]);
+    const mapped = address('::ffff:192.0.2.7');
+    assert.equal(table.lookup(mapped), 2);
+    assert.equal(table.lookup(mapped, 12), 1);
+    const frame = new Uint8Array([9, 9, 192, 0, 2, 1]);
+    assert.equal(table.lookup(frame, 2), 1);
+    assert.throws(() => table.lookup(frame, 1), /4 or 16 address bytes/);
+    assert.throws(() => table.lookup(new Uint8Array(0)), /4 or 16 address bytes/);
+  });
+
+  it('is empty when built from nothing', () => {
+    for (const table of [IntervalTable.empty(), IntervalTable.compile([])]) {
+      assert.equal(table.size, 0);
+      assert.equal(table.intervals, 0);
+      assert.equal(table.lookup(address('0.0.0.0')), -1);
+      assert.equal(table.lookup(address('255.255.255.255')), -1);
+      assert.equal(table.lookup(address('::')), -1);
+    }
+  });
+
+  it('counts entries and the intervals kept', () => {
+    const table = IntervalTable.compile([entry('10.0.0.0/8', 1), entry('10.1.0.0/16', 2), entry('2001:db8::/32', 3)]);
+    assert.equal(table.size, 3);
+    assert.equal(table.intervals, 4); // 10.0/16 before, 10.1/16, 10.2-10.255 after, and one IPv6 interval
+  });
+
+  it('accepts any iterable', () => {
+    function* generate(): Generator<TableEntry> {
+      yield entry('192.0.2.0/24', 1);
+      yield entry('2001:db8::/32', 2);
+    }
+    const table = IntervalTable.compile(generate());
+    assert.equal(table.lookup(address('192.0.2.1')), 1);
+    assert.equal(table.lookup(address('2001:db8::9')), 2);
+  });
+
+  it('rejects bad entries, naming them', () => {
+    const good = entry('192.0.2.0/24', 1);
+    assert.throws(() => IntervalTable.compile([good, { range: good.range, value: -1 }]), /table entry 1: value -1 is not an integer/);
+    assert.throws(() => IntervalTable.compile([{ range: good.range, value: 1.5 }]), /table entry 0: value 1.5/);
+    assert.throws(() => IntervalTable.compile([{ range: good.range, value: 2 ** 31 }]), RangeError);
+    const backwards: IpRange = { family: 4, start: address('192.0.2.9'), end: address('192.0.2.1') };
+    assert.throws(() => IntervalTable.compile([good, good, { range: backwards, value: 0 }]), /table entry 2: range ends before it starts \(192\.0\.2\.9-192\.0\.2\.1\)/);
+    const mixed: IpRange = { family: 6, start: address('192.0.2.1'), end: address('192.0.2.1') };
+    assert.throws(() => IntervalTable.compile([mixed].map((range) => ({ range, value: 0 }))), /table entry 0: range is not 16 bytes/);
+    const bogusFamily = { family: 5, start: address('192.0.2.1'), end: address('192.0.2.1') } as unknown as IpRange;
+    assert.throws(() => IntervalTable.compile([{ range: bogusFamily, value: 0 }]), /table entry 0: range is not IPv4 or IPv6/);
+  });
+
+  it('round-trips through toData/fromData without copying', () => {
+    fc.assert(
+      fc.property(entriesArbitrary, (entries) => {
+        const table = IntervalTable.compile(entries);
+        const data = table.toData();
+        const copy = IntervalTable.fromData(structuredClone(data));
+        assert.equal(copy.size, table.size);
+        assert.equal(copy.intervals, table.intervals);
+        assert.deepEqual(copy.toData(), data);
+        assertMatchesNaive(copy, entries, []);
+        assert.equal(IntervalTable.fromData(data).toData().v4.starts, data.v4.starts);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('rejects table data that is not sorted, disjoint intervals', () => {
+    const data = IntervalTable.compile([entry('10.0.0.0/8', 1), entry('10.1.0.0/16', 2), entry('2001:db8::/32', 3)]).toData();
+    const withV4 = (v4: Partial<IntervalTableData['v4']>): IntervalTableData => ({ ...data, v4: { ...data.v4, ...v4 } });
+    assert.throws(() => IntervalTable.fromData(withV4({ values: new Int32Array([1, 2]) })), /IPv4 has 2 values but 3 start/);
+    assert.throws(() => IntervalTable.fromData(withV4({ values: new Int32Array([1, -2, 1]) })), /IPv4 interval 1 has a negative value/);
+    const starts = data.v4.starts.slice();
+    starts[1] = starts[0] as number;
+    assert.throws(() => IntervalTable.fromData(withV4({ starts })), /IPv4 interval 1 is not after interval 0/);
+    const ends = data.v4.ends.slice();
+    ends[0] = 0;
+    assert.throws(() => IntervalTable.fromData(withV4({ ends })), /IPv4 interval 0 ends before it starts/);
+    assert.throws(
+      () => IntervalTable.fromData({ ...data, v6: { ...data.v6, starts: new Uint32Array(1) } }),
+      /IPv6 has 1 values but 1 start and 4 end words/,
+    );
+    assert.throws(() => IntervalTable.fromData({ ...data, size: -1 }), /bad size -1/);
+    assert.throws(() => IntervalTable.fromData(withV4({ values: [1, 2, 1] as unknown as Int32Array })), /must be Uint32Arrays and values an Int32Array/);
+  });
+
+  it('lists the buffers to transfer, which detaches them', () => {
+    const table = IntervalTable.compile([entry('192.0.2.0/24', 1), entry('2001:db8::/32', 2)]);
+    const data = table.toData();
+    const buffers = intervalTableTransferList(data);
+    assert.equal(buffers.length, 6);
+    assert.equal(new Set(buffers).size, 6);
+    const moved = structuredClone(data, { transfer: buffers });
+    assert.equal(data.v4.starts.length, 0, 'detached');
+    assert.equal(IntervalTable.fromData(moved).lookup(address('192.0.2.1')), 1);
+  });
+});
+
+describe('compileTable', () => {
+  it('compiles in a worker thread the same table as inline', async () => {
+    const entries = fc.sample(entriesArbitrary, { numRuns: 30, seed: 42 }).flat();
+    const inline = IntervalTable.compile(entries);
+    const [viaWorker, small] = await Promise.all([compileTable(entries, { workerThreshold: 1 }), compileTable(entries)]);
+    assert.deepEqual(viaWorker.toData(), inline.toData());
+    assert.deepEqual(small.toData(), inline.toData());
+    assertMatchesNaive(viaWorker, entries, []);
+  });
+
+  it('uses a worker for large inputs and still answers like a linear scan', async () => {
+    const entries: TableEntry[] = [];
+    for (let i = 0; i < 60_000; i++) {
+      const a = new Uint8Array([10, (i * 7) & 0xff, (i >> 4) & 0xff, i & 0xff]);
+      entries.push({ range: prefixRange(a, 16 + (i % 17)), value: i % 100 });
+    }
+    const table = await compileTable(entries); // default threshold 50,000
+    assert.equal(table.size, entries.length);
+    assert.deepEqual(table.toData(), IntervalTable.compile(entries).toData());
+    const sample = entries.filter((_, i) => i % 600 === 0);
+    for (const { range } of sample) assert.equal(table.lookup(range.start), naiveLookup(entries, range.start));
+  });
+
+  it('compiles nothing in a worker', async () => {
+    const table = await compileTable([], { workerThreshold: 0 });
+    assert.equal(table.intervals, 0);
+    assert.equal(table.lookup(address('192.0.2.1')), -1);
+  });
+
+  it('rejects bad entries in either mode', async () => {
+    const bad = [entry('192.0.2.0/24', 1), { range: parseRange('192.0.2.0/24'), value: -3 }];
+    await assert.rejects(compileTable(bad), /table entry 1: value -3/);
+    await assert.rejects(compileTable(bad, { workerThreshold: 0 }), /table entry 1: value -3/);
+  });
+
+  it('leaves the caller its entries (they are copied, not transferred)', async () => {
+    const entries = [entry('192.0.2.0/24', 1)];
+    await compileTable(entries, { workerThreshold: 0 });
+    assert.equal(entries[0]?.range.start.length, 4);
+  });
+});
+
+function wordsToBytes(words: Uint32Array, at: number, w: number): Uint8Array {
+  const bytes = new Uint8Array(w * 4);
+  const view = new DataView(bytes.buffer);
+  for (let k = 0; k < w; k++) view.setUint32(k * 4, words[at + k] as number);
+  return bytes;
+}
