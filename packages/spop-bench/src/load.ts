@@ -240,6 +240,7 @@ function buildTemplates(messageName: string, variable: string, maxFrameSize: num
   };
 }
 
+// biome-ignore lint/suspicious/noConstEnum: module-private, inlined into the hot read loop
 const enum ConnState {
   Hello,
   Ready,

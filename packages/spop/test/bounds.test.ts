@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FrameFlags, FrameParser, FrameType, MAX_MAX_FRAME_SIZE, SpopError, Status, resolveAgentOptions } from '../src/index.js';
-import { FakeHaproxy } from '../src/testkit/index.js';
+import type { FakeHaproxy } from '../src/testkit/index.js';
 import {
   capturingLogger,
   connectTo,
@@ -242,7 +242,11 @@ describe('FrameParser budget', () => {
   it('throws RESOURCE_ALLOCATION when a partial frame would exceed the shared budget, and gives bytes back', () => {
     let used = 0;
     const budget = {
-      take: (n: number): boolean => (used + n > 1100 ? false : ((used += n), true)),
+      take: (n: number): boolean => {
+        if (used + n > 1100) return false;
+        used += n;
+        return true;
+      },
       give: (n: number): void => void (used -= n),
     };
     const a = new FrameParser(1024, budget);

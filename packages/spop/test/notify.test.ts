@@ -146,6 +146,7 @@ describe('messages and handler results', () => {
         .message('async-one', async () => setVar('txn', 'aone', 1))
         .message('async-list', async () => [setVar('txn', 'al1', 1), setVar('txn', 'al2', 2)])
         .message('async-nothing', async () => undefined)
+        // biome-ignore lint/suspicious/noThenProperty: a thenable that is not a Promise is the case under test
         .message('thenable', () => ({ then: (ok: (v: Action) => void) => ok(setVar('txn', 'th', 1)) }) as never),
     );
     const fake = await h.ready();

@@ -146,7 +146,10 @@ describe('pause and resume', () => {
   it('pausing on the last complete frame still holds back the next push', () => {
     const parser = new FrameParser(MAX);
     const got: Buffer[] = [];
-    parser.push(wire(vectors[0]!), (buf, s, e) => (got.push(buf.subarray(s, e)), false));
+    parser.push(wire(vectors[0]!), (buf, s, e) => {
+      got.push(buf.subarray(s, e));
+      return false;
+    });
     assert.equal(parser.paused, true);
     assert.equal(parser.buffered, 0);
     const sink = (buf: Buffer, s: number, e: number): void => void got.push(buf.subarray(s, e));
@@ -168,7 +171,10 @@ describe('pause and resume', () => {
     const got: Buffer[] = [];
     const bytes = Buffer.concat([wire(vectors[0]!), wire(vectors[1]!)]);
     const cut = wire(vectors[0]!).length + 10;
-    parser.push(bytes.subarray(0, cut), (buf, s, e) => (got.push(buf.subarray(s, e)), false));
+    parser.push(bytes.subarray(0, cut), (buf, s, e) => {
+      got.push(buf.subarray(s, e));
+      return false;
+    });
     assert.equal(parser.buffered, 10);
     const sink = (buf: Buffer, s: number, e: number): void => void got.push(buf.subarray(s, e));
     parser.resume(sink);

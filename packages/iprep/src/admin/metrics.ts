@@ -87,61 +87,61 @@ class SeriesCount {
 
 export class ReputationMetrics {
   readonly registry: Registry;
-  private readonly now: () => number;
-  private readonly startedAt: number;
+  readonly #now: () => number;
+  readonly #startedAt: number;
 
-  private readonly handlerSeconds: FixedHistogram;
-  private readonly scores: FixedHistogram;
-  private readonly messagesCounter: Counter<'action' | 'category' | 'source'>;
-  private readonly reloadsCounter: Counter<'result'>;
+  readonly #handlerSeconds: FixedHistogram;
+  readonly #scores: FixedHistogram;
+  readonly #messagesCounter: Counter<'action' | 'category' | 'source'>;
+  readonly #reloadsCounter: Counter<'result'>;
 
   /** Series by source, then a short list of (action, category) pairs: sources are the most specific label. */
-  private readonly seriesBySource = new Map<string, SeriesCount[]>();
-  private seriesCount = 0;
+  readonly #seriesBySource = new Map<string, SeriesCount[]>();
+  #seriesCount = 0;
   /** The series of the previous message: consecutive messages often share one. */
-  private lastSeries: SeriesCount | undefined;
+  #lastSeries: SeriesCount | undefined;
 
   /** Messages per second, a ring indexed by `slot` (the second in progress, `currentSecond`). */
-  private readonly perSecond = new Float64Array(RING_SLOTS);
-  private slot = 0;
-  private currentSecond: number;
+  readonly #perSecond = new Float64Array(RING_SLOTS);
+  #slot = 0;
+  #currentSecond: number;
   /** Whether a timer moves the ring at each second; off while no message comes. */
-  private ticking = false;
+  #ticking = false;
 
-  private readAgent: (() => AgentGauges) | undefined;
-  private readAgentCounters: (() => AgentCounters) | undefined;
-  private readLists: (() => readonly ListStatus[]) | undefined;
-  private readDecisions: (() => number) | undefined;
-  private readStore: (() => StoreHealth) | undefined;
-  private readonly reloadCounts = { ok: 0, failed: 0 };
-  private lastReload: ReloadSummary['last'] = null;
-  private readonly prefix: string;
-  private peers: WorkerPeers | undefined;
+  #readAgent: (() => AgentGauges) | undefined;
+  #readAgentCounters: (() => AgentCounters) | undefined;
+  #readLists: (() => readonly ListStatus[]) | undefined;
+  #readDecisions: (() => number) | undefined;
+  #readStore: (() => StoreHealth) | undefined;
+  readonly #reloadCounts = { ok: 0, failed: 0 };
+  #lastReload: ReloadSummary['last'] = null;
+  readonly #prefix: string;
+  #peers: WorkerPeers | undefined;
 
   constructor(options: ReputationMetricsOptions = {}) {
     const { prefix, defaultMetrics, now } = { ...DEFAULT_OPTIONS, ...options };
-    this.now = now;
-    this.prefix = prefix;
-    this.startedAt = now();
-    this.currentSecond = Math.floor(this.startedAt / 1000);
+    this.#now = now;
+    this.#prefix = prefix;
+    this.#startedAt = now();
+    this.#currentSecond = Math.floor(this.#startedAt / 1000);
     const registry = new Registry();
     this.registry = registry;
     const registers = [registry];
 
-    this.messagesCounter = new Counter({
+    this.#messagesCounter = new Counter({
       name: `${prefix}messages_total`,
       help: 'Messages scored, by action, category and source of the deciding match',
       labelNames: ['action', 'category', 'source'],
       registers,
-      collect: () => this.publishMessages(),
+      collect: () => this.#publishMessages(),
     });
-    this.handlerSeconds = new FixedHistogram({
+    this.#handlerSeconds = new FixedHistogram({
       name: `${prefix}handler_seconds`,
       help: 'Time to score one message, in seconds',
       bounds: HANDLER_SECONDS_BOUNDS,
       registry,
     });
-    this.scores = new FixedHistogram({
+    this.#scores = new FixedHistogram({
       name: `${prefix}score`,
       help: 'Scores given (0 certainly bad .. 100 trusted)',
       bounds: SCORE_BOUNDS,
@@ -153,17 +153,17 @@ export class ReputationMetrics {
       help: 'Open connections from HAProxy',
       registers,
       aggregator: 'sum',
-      collect: () => connections.set(this.readAgent?.().connections ?? 0),
+      collect: () => connections.set(this.#readAgent?.().connections ?? 0),
     });
     const inFlight: Gauge = new Gauge({
       name: `${prefix}frames_in_flight`,
       help: 'Frames received and not yet answered',
       registers,
       aggregator: 'sum',
-      collect: () => inFlight.set(this.readAgent?.().inFlight ?? 0),
+      collect: () => inFlight.set(this.#readAgent?.().inFlight ?? 0),
     });
     for (const [field, name, help, type] of AGENT_COUNTERS) {
-      const read = (): number => this.readAgentCounters?.()[field] ?? 0;
+      const read = (): number => this.#readAgentCounters?.()[field] ?? 0;
       if (type === 'counter') {
         // The library keeps the totals: each scrape publishes them as they are.
         const counter: Counter = new Counter({
@@ -190,7 +190,7 @@ export class ReputationMetrics {
       aggregator: 'max',
       collect: () => {
         listEntries.reset();
-        for (const list of this.lists()) listEntries.set({ list: list.name }, list.entries);
+        for (const list of this.#lists()) listEntries.set({ list: list.name }, list.entries);
       },
     });
     const listAge = new Gauge({
@@ -201,8 +201,8 @@ export class ReputationMetrics {
       aggregator: 'max', // the stalest worker's copy
       collect: () => {
         listAge.reset();
-        const now = this.now();
-        for (const list of this.lists()) {
+        const now = this.#now();
+        for (const list of this.#lists()) {
           if (list.loadedAt !== null) listAge.set({ list: list.name }, Math.max(0, (now - list.loadedAt) / 1000));
         }
       },
@@ -215,24 +215,24 @@ export class ReputationMetrics {
       aggregator: 'max', // 1 when any worker's copy failed
       collect: () => {
         listError.reset();
-        for (const list of this.lists()) listError.set({ list: list.name }, list.lastError === null ? 0 : 1);
+        for (const list of this.#lists()) listError.set({ list: list.name }, list.lastError === null ? 0 : 1);
       },
     });
 
-    this.reloadsCounter = new Counter({
+    this.#reloadsCounter = new Counter({
       name: `${prefix}reloads_total`,
       help: 'Reloads of the lists and configuration, by result',
       labelNames: ['result'],
       registers,
     });
-    this.reloadsCounter.inc({ result: 'ok' }, 0);
-    this.reloadsCounter.inc({ result: 'error' }, 0);
+    this.#reloadsCounter.inc({ result: 'ok' }, 0);
+    this.#reloadsCounter.inc({ result: 'error' }, 0);
     const reloadSeconds: Gauge = new Gauge({
       name: `${prefix}last_reload_duration_seconds`,
       help: 'Duration of the last reload, in seconds',
       registers,
       aggregator: 'max',
-      collect: () => reloadSeconds.set((this.lastReload?.durationMs ?? 0) / 1000),
+      collect: () => reloadSeconds.set((this.#lastReload?.durationMs ?? 0) / 1000),
     });
 
     const decisions: Gauge = new Gauge({
@@ -240,7 +240,7 @@ export class ReputationMetrics {
       help: 'Decisions in force (manual and behaviour bans)',
       registers,
       aggregator: 'max', // every worker sees the same decisions
-      collect: () => decisions.set(this.readDecisions?.() ?? 0),
+      collect: () => decisions.set(this.#readDecisions?.() ?? 0),
     });
     // The store's state, labelled by its kind; a store without the figure (memory: no sync age) shows no sample.
     const storeGauge = (name: string, help: string, aggregator: 'min' | 'max', read: (store: StoreHealth) => number | undefined): void => {
@@ -252,7 +252,7 @@ export class ReputationMetrics {
         aggregator,
         collect: () => {
           gauge.reset();
-          const store = this.readStore?.();
+          const store = this.#readStore?.();
           const value = store === undefined ? undefined : read(store);
           if (store !== undefined && value !== undefined) gauge.set({ kind: store.kind }, value);
         },
@@ -265,14 +265,14 @@ export class ReputationMetrics {
       help: 'Decision writes waiting for the shared store (the replay queue while Redis is unreachable)',
       registers,
       aggregator: 'sum', // each worker has its own queue
-      collect: () => pendingWrites.set(this.readStore?.().pendingWrites ?? 0),
+      collect: () => pendingWrites.set(this.#readStore?.().pendingWrites ?? 0),
     });
     const droppedWrites: Gauge = new Gauge({
       name: `${prefix}store_dropped_writes`,
       help: 'Decision writes dropped since start because the replay queue was full',
       registers,
       aggregator: 'sum',
-      collect: () => droppedWrites.set(this.readStore?.().droppedWrites ?? 0),
+      collect: () => droppedWrites.set(this.#readStore?.().droppedWrites ?? 0),
     });
     // max: the stalest worker.
     storeGauge(
@@ -296,55 +296,55 @@ export class ReputationMetrics {
    * no clock read: a timer moves the per-second ring while messages flow).
    */
   observeVerdict(verdict: Verdict, handlerSeconds?: number): void {
-    if (!this.ticking) this.startTicking();
-    this.perSecond[this.slot] = (this.perSecond[this.slot] as number) + 1;
+    if (!this.#ticking) this.#startTicking();
+    this.#perSecond[this.#slot] = (this.#perSecond[this.#slot] as number) + 1;
     // Callers time a sample of their messages: reading the clock costs more than the rest.
-    if (handlerSeconds !== undefined) this.handlerSeconds.observe(handlerSeconds);
-    this.scores.observe(verdict.score);
-    let series = this.lastSeries;
+    if (handlerSeconds !== undefined) this.#handlerSeconds.observe(handlerSeconds);
+    this.#scores.observe(verdict.score);
+    let series = this.#lastSeries;
     if (
       series === undefined ||
       series.source !== verdict.source ||
       series.category !== verdict.category ||
       series.action !== verdict.action
     ) {
-      series = this.seriesFor(verdict.action, verdict.category, verdict.source);
-      this.lastSeries = series;
+      series = this.#seriesFor(verdict.action, verdict.category, verdict.source);
+      this.#lastSeries = series;
     }
     series.count++;
   }
 
   setAgentGauges(read: () => AgentGauges): void {
-    this.readAgent = read;
+    this.#readAgent = read;
   }
 
   /** Where the SPOP connection counters come from: the agent's `stats`, read at scrape time. */
   setAgentCounters(read: () => AgentCounters): void {
-    this.readAgentCounters = read;
+    this.#readAgentCounters = read;
   }
 
   setListsProvider(read: () => readonly ListStatus[]): void {
-    this.readLists = read;
+    this.#readLists = read;
   }
 
   setDecisionsProvider(read: () => number): void {
-    this.readDecisions = read;
+    this.#readDecisions = read;
   }
 
   setStoreProvider(read: () => StoreHealth): void {
-    this.readStore = read;
+    this.#readStore = read;
   }
 
   /** Records a reload (SIGHUP, file change, `POST /reload`): whoever runs one reports it here. */
   reloaded(ok: boolean, durationMs: number): void {
-    if (ok) this.reloadCounts.ok++;
-    else this.reloadCounts.failed++;
-    this.reloadsCounter.inc({ result: ok ? 'ok' : 'error' });
-    this.lastReload = { ok, durationMs, at: this.now() };
+    if (ok) this.#reloadCounts.ok++;
+    else this.#reloadCounts.failed++;
+    this.#reloadsCounter.inc({ result: ok ? 'ok' : 'error' });
+    this.#lastReload = { ok, durationMs, at: this.#now() };
   }
 
   uptimeSeconds(): number {
-    return Math.max(0, (this.now() - this.startedAt) / 1000);
+    return Math.max(0, (this.#now() - this.#startedAt) / 1000);
   }
 
   /**
@@ -352,7 +352,7 @@ export class ReputationMetrics {
    * `clusterStatus()` then cover every worker; without peers they are this process's.
    */
   setPeers(peers: WorkerPeers): void {
-    this.peers = peers;
+    this.#peers = peers;
   }
 
   /** This process's status. */
@@ -362,39 +362,39 @@ export class ReputationMetrics {
 
   /** This process's figures, in the form that adds up across workers (what another worker merges). */
   statusCounts(): StatusCounts {
-    const time = this.now();
-    this.advanceTo(Math.floor(time / 1000));
+    const time = this.#now();
+    this.#advanceTo(Math.floor(time / 1000));
     const history: number[] = [];
     for (let age = HISTORY_SECONDS; age >= 1; age--) {
-      history.push(this.perSecond[(this.slot - age + RING_SLOTS) % RING_SLOTS] as number);
+      history.push(this.#perSecond[(this.#slot - age + RING_SLOTS) % RING_SLOTS] as number);
     }
     const series = [];
-    for (const list of this.seriesBySource.values()) {
+    for (const list of this.#seriesBySource.values()) {
       for (const s of list) series.push({ action: s.action, category: s.category, source: s.source, count: s.count });
     }
-    const store = this.readStore?.() ?? null;
-    const agent = this.readAgent?.();
+    const store = this.#readStore?.() ?? null;
+    const agent = this.#readAgent?.();
     return {
       time,
-      startedAt: this.startedAt,
-      second: this.currentSecond,
+      startedAt: this.#startedAt,
+      second: this.#currentSecond,
       history,
-      handler: { counts: [...this.handlerSeconds.counts], sum: this.handlerSeconds.sum, count: this.handlerSeconds.count },
-      scores: [...this.scores.counts],
+      handler: { counts: [...this.#handlerSeconds.counts], sum: this.#handlerSeconds.sum, count: this.#handlerSeconds.count },
+      scores: [...this.#scores.counts],
       series,
-      lists: this.lists(),
+      lists: this.#lists(),
       store: store && { ...store },
-      decisions: this.readDecisions?.() ?? null,
+      decisions: this.#readDecisions?.() ?? null,
       agent: agent === undefined ? null : { connections: agent.connections, inFlight: agent.inFlight },
-      reloads: { ...this.reloadCounts, last: this.lastReload },
+      reloads: { ...this.#reloadCounts, last: this.#lastReload },
     };
   }
 
   /** The status of every worker (this one's lists and decisions), or of this process without peers. */
   async clusterStatus(): Promise<StatusSnapshot> {
-    if (this.peers === undefined) return this.status();
+    if (this.#peers === undefined) return this.status();
     const own = this.statusCounts();
-    const { parts, missing } = await this.peers.gather('status');
+    const { parts, missing } = await this.#peers.gather('status');
     const valid = parts.filter(isStatusCounts);
     // A part this code cannot read is a worker left out too.
     return mergeStatus([own, ...valid], missing === null ? null : missing + parts.length - valid.length);
@@ -405,18 +405,18 @@ export class ReputationMetrics {
    * semantics), plus how many workers it covers; of this process alone, unchanged, without peers.
    */
   async clusterMetrics(): Promise<string> {
-    if (this.peers === undefined) return this.registry.metrics();
-    const [own, { parts, missing }] = await Promise.all([this.registry.getMetricsAsJSON(), this.peers.gather('metrics')]);
+    if (this.#peers === undefined) return this.registry.metrics();
+    const [own, { parts, missing }] = await Promise.all([this.registry.getMetricsAsJSON(), this.#peers.gather('metrics')]);
     const valid = parts.map(metricsJson).filter((part) => part !== undefined);
     const merged = AggregatorRegistry.aggregate([own, ...valid]);
     const workers = new Gauge({
-      name: `${this.prefix}workers`,
+      name: `${this.#prefix}workers`,
       help: 'Worker processes whose figures this answer covers',
       registers: [merged],
     });
     workers.set(1 + valid.length);
     const missingWorkers = new Gauge({
-      name: `${this.prefix}workers_missing`,
+      name: `${this.#prefix}workers_missing`,
       help: 'Worker processes left out of this answer: they did not answer in time (NaN: the primary did not answer)',
       registers: [merged],
     });
@@ -424,25 +424,25 @@ export class ReputationMetrics {
     return merged.metrics();
   }
 
-  private lists(): readonly ListStatus[] {
-    return this.readLists?.() ?? [];
+  #lists(): readonly ListStatus[] {
+    return this.#readLists?.() ?? [];
   }
 
-  private seriesFor(action: string, category: string, source: string): SeriesCount {
-    let list = this.seriesBySource.get(source);
+  #seriesFor(action: string, category: string, source: string): SeriesCount {
+    let list = this.#seriesBySource.get(source);
     if (list !== undefined) {
       for (const s of list) if (s.action === action && s.category === category) return s;
     }
-    if (this.seriesCount >= MAX_SERIES && source !== OVERFLOW_LABEL) {
-      return this.seriesFor(action, OVERFLOW_LABEL, OVERFLOW_LABEL);
+    if (this.#seriesCount >= MAX_SERIES && source !== OVERFLOW_LABEL) {
+      return this.#seriesFor(action, OVERFLOW_LABEL, OVERFLOW_LABEL);
     }
     const series = new SeriesCount(action, category, source);
     if (list === undefined) {
       list = [];
-      this.seriesBySource.set(source, list);
+      this.#seriesBySource.set(source, list);
     }
     list.push(series);
-    this.seriesCount++;
+    this.#seriesCount++;
     return series;
   }
 
@@ -451,39 +451,39 @@ export class ReputationMetrics {
    * flow. Reading the clock per message would cost more than all the counting (over 100 ns on some
    * virtual machines); a second without messages stops the timer, and the next message starts it.
    */
-  private startTicking(): void {
-    this.ticking = true;
-    this.advanceTo(Math.floor(this.now() / 1000));
-    this.armTick();
+  #startTicking(): void {
+    this.#ticking = true;
+    this.#advanceTo(Math.floor(this.#now() / 1000));
+    this.#armTick();
   }
 
-  private armTick(): void {
+  #armTick(): void {
     // Just past the next second boundary, so each slot holds one calendar second.
-    setTimeout(this.onTick, 1001 - (this.now() % 1000)).unref();
+    setTimeout(this.#onTick, 1001 - (this.#now() % 1000)).unref();
   }
 
-  private readonly onTick = (): void => {
-    this.advanceTo(Math.floor(this.now() / 1000));
-    const previous = (this.slot - 1 + RING_SLOTS) % RING_SLOTS;
-    if (this.perSecond[previous] === 0 && this.perSecond[this.slot] === 0) this.ticking = false;
-    else this.armTick();
+  readonly #onTick = (): void => {
+    this.#advanceTo(Math.floor(this.#now() / 1000));
+    const previous = (this.#slot - 1 + RING_SLOTS) % RING_SLOTS;
+    if (this.#perSecond[previous] === 0 && this.#perSecond[this.#slot] === 0) this.#ticking = false;
+    else this.#armTick();
   };
 
   /** Moves the ring to `second`, clearing the seconds skipped. A clock going back keeps the current slot. */
-  private advanceTo(second: number): void {
-    if (second <= this.currentSecond) return;
-    const steps = Math.min(second - this.currentSecond, RING_SLOTS);
+  #advanceTo(second: number): void {
+    if (second <= this.#currentSecond) return;
+    const steps = Math.min(second - this.#currentSecond, RING_SLOTS);
     for (let i = 0; i < steps; i++) {
-      this.slot = (this.slot + 1) % RING_SLOTS;
-      this.perSecond[this.slot] = 0;
+      this.#slot = (this.#slot + 1) % RING_SLOTS;
+      this.#perSecond[this.#slot] = 0;
     }
-    this.currentSecond = second;
+    this.#currentSecond = second;
   }
 
-  private publishMessages(): void {
-    const counter = this.messagesCounter;
+  #publishMessages(): void {
+    const counter = this.#messagesCounter;
     counter.reset();
-    for (const list of this.seriesBySource.values()) {
+    for (const list of this.#seriesBySource.values()) {
       for (const s of list) counter.inc({ action: s.action, category: s.category, source: s.source }, s.count);
     }
   }

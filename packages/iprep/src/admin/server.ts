@@ -74,51 +74,51 @@ interface Route {
 const DECISION_PREFIX = '/decisions/';
 
 export class AdminServer {
-  private readonly service: ReputationService;
-  private readonly metrics: ReputationMetrics;
-  private readonly workers: AgentWorkers;
-  private readonly logger: Logger;
+  readonly #service: ReputationService;
+  readonly #metrics: ReputationMetrics;
+  readonly #workers: AgentWorkers;
+  readonly #logger: Logger;
   /** SHA-256 of the token: comparing digests takes the same time whatever the length of the guess. */
-  private readonly tokenDigest: Buffer | undefined;
-  private readonly server: Server;
-  private readonly routes: ReadonlyMap<string, Route>;
-  private readonly decisionRoute: Route;
-  private readonly allowedHosts: readonly string[];
+  readonly #tokenDigest: Buffer | undefined;
+  readonly #server: Server;
+  readonly #routes: ReadonlyMap<string, Route>;
+  readonly #decisionRoute: Route;
+  readonly #allowedHosts: readonly string[];
   /** Set once listening: it needs the bound address. */
-  private hostCheck: HostCheck | undefined;
+  #hostCheck: HostCheck | undefined;
 
   constructor(options: AdminServerOptions) {
-    this.service = options.service;
-    this.metrics = options.metrics;
-    this.workers = new AgentWorkers({
+    this.#service = options.service;
+    this.#metrics = options.metrics;
+    this.#workers = new AgentWorkers({
       service: options.service,
       uptimeSeconds: () => options.metrics.uptimeSeconds(),
       peers: options.peers,
     });
-    this.logger = options.logger ?? consoleLogger('warn');
+    this.#logger = options.logger ?? consoleLogger('warn');
     if (options.token !== undefined && !/^\S+$/.test(options.token)) {
       throw new TypeError('admin token must be non-empty and without spaces (it is sent as "Authorization: Bearer <token>")');
     }
-    this.tokenDigest = options.token === undefined ? undefined : sha256(options.token);
-    this.allowedHosts = options.allowedHosts ?? [];
+    this.#tokenDigest = options.token === undefined ? undefined : sha256(options.token);
+    this.#allowedHosts = options.allowedHosts ?? [];
     // Read now, so that a missing or broken asset stops the start rather than a request.
     const page = statusPage();
     const pageHeaders = { 'content-security-policy': page.contentSecurityPolicy, 'referrer-policy': 'no-referrer' };
-    this.routes = new Map<string, Route>([
+    this.#routes = new Map<string, Route>([
       ['/', { open: true, handlers: { GET: () => ({ status: 200, body: page.html, contentType: PAGE_TYPE, headers: pageHeaders }) } }],
-      ['/health', { open: true, handlers: { GET: () => this.health() } }],
-      ['/explain', { handlers: { GET: (_request, url) => this.explain(url) } }],
-      ['/decisions', { handlers: { GET: () => json(200, this.service.listDecisions()), POST: (request) => this.addDecision(request) } }],
-      ['/reload', { handlers: { POST: () => this.reload() } }],
-      ['/lists', { handlers: { GET: () => json(200, this.service.lists()) } }],
-      ['/metrics', { handlers: { GET: () => this.prometheus() } }],
-      ['/status.json', { handlers: { GET: async () => json(200, await this.metrics.clusterStatus()) } }],
+      ['/health', { open: true, handlers: { GET: () => this.#health() } }],
+      ['/explain', { handlers: { GET: (_request, url) => this.#explain(url) } }],
+      ['/decisions', { handlers: { GET: () => json(200, this.#service.listDecisions()), POST: (request) => this.#addDecision(request) } }],
+      ['/reload', { handlers: { POST: () => this.#reload() } }],
+      ['/lists', { handlers: { GET: () => json(200, this.#service.lists()) } }],
+      ['/metrics', { handlers: { GET: () => this.#prometheus() } }],
+      ['/status.json', { handlers: { GET: async () => json(200, await this.#metrics.clusterStatus()) } }],
     ]);
-    this.decisionRoute = { handlers: { DELETE: (_request, url) => this.removeDecision(url) } };
-    this.server = createServer((request, response) => {
-      this.handle(request, response).catch((error: unknown) => {
+    this.#decisionRoute = { handlers: { DELETE: (_request, url) => this.#removeDecision(url) } };
+    this.#server = createServer((request, response) => {
+      this.#handle(request, response).catch((error: unknown) => {
         // Only a failure to write the answer gets here; the socket is beyond saving.
-        this.logger.error('admin: could not answer', { error });
+        this.#logger.error('admin: could not answer', { error });
         response.destroy();
       });
     });
@@ -128,12 +128,12 @@ export class AdminServer {
   listen(options: { host: string; port: number }): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => reject(error);
-      this.server.once('error', onError);
-      this.server.listen({ host: options.host, port: options.port }, () => {
-        this.server.off('error', onError);
-        this.server.on('error', (error) => this.logger.error('admin: server error', { error }));
-        const address = this.server.address() as AddressInfo;
-        this.hostCheck = new HostCheck(address.address, this.allowedHosts);
+      this.#server.once('error', onError);
+      this.#server.listen({ host: options.host, port: options.port }, () => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (error) => this.#logger.error('admin: server error', { error }));
+        const address = this.#server.address() as AddressInfo;
+        this.#hostCheck = new HostCheck(address.address, this.#allowedHosts);
         resolve(address);
       });
     });
@@ -142,17 +142,17 @@ export class AdminServer {
   /** Stops listening and closes every connection, idle keep-alive ones included. */
   close(): Promise<void> {
     return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
     });
   }
 
-  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     let reply: Reply;
     try {
-      reply = await this.dispatch(request);
+      reply = await this.#dispatch(request);
     } catch (error) {
-      reply = this.failure(request, error);
+      reply = this.#failure(request, error);
     }
     if (!request.complete) {
       // A body left unread (refused, or sent where none is expected): drain it and end the connection.
@@ -162,20 +162,20 @@ export class AdminServer {
     send(response, reply);
   }
 
-  private async dispatch(request: IncomingMessage): Promise<Reply> {
+  async #dispatch(request: IncomingMessage): Promise<Reply> {
     const url = parseUrl(request.url ?? '/');
     const path = url.pathname;
-    const route = path.startsWith(DECISION_PREFIX) ? this.decisionRoute : this.routes.get(path);
+    const route = path.startsWith(DECISION_PREFIX) ? this.#decisionRoute : this.#routes.get(path);
     const method = request.method === 'HEAD' ? 'GET' : (request.method ?? '');
     const open = route?.open === true && method === 'GET';
     const host = request.headers.host;
-    if (this.hostCheck?.allows(host) !== true) {
+    if (this.#hostCheck?.allows(host) !== true) {
       throw new HttpError(
         421,
         `Host ${JSON.stringify(String(host).slice(0, 100))} is not a name of this admin API: use its address or localhost, or add the name to admin.allowed-hosts`,
       );
     }
-    if (!open && !this.authorized(request)) {
+    if (!open && !this.#authorized(request)) {
       throw new HttpError(401, 'missing or wrong bearer token (send "Authorization: Bearer <token>")', {
         'www-authenticate': 'Bearer realm="iprep"',
       });
@@ -198,39 +198,39 @@ export class AdminServer {
     return handler(request, url);
   }
 
-  private failure(request: IncomingMessage, error: unknown): Reply {
+  #failure(request: IncomingMessage, error: unknown): Reply {
     if (error instanceof HttpError) {
       return { status: error.status, body: { error: error.message }, headers: error.headers };
     }
     const message = error instanceof Error ? error.message : String(error);
-    this.logger.error('admin: request failed', { method: request.method, url: request.url, error: message });
+    this.#logger.error('admin: request failed', { method: request.method, url: request.url, error: message });
     return { status: 500, body: { error: message } };
   }
 
-  private authorized(request: IncomingMessage): boolean {
-    if (this.tokenDigest === undefined) return true;
+  #authorized(request: IncomingMessage): boolean {
+    if (this.#tokenDigest === undefined) return true;
     const match = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '');
-    return match !== null && timingSafeEqual(sha256(match[1] as string), this.tokenDigest);
+    return match !== null && timingSafeEqual(sha256(match[1] as string), this.#tokenDigest);
   }
 
   /** Degraded is still 200: the agent answers HAProxy. 500 only when this worker's service throws. */
-  private async health(): Promise<Reply> {
-    return json(200, await this.workers.health());
+  async #health(): Promise<Reply> {
+    return json(200, await this.#workers.health());
   }
 
-  private explain(url: URL): Reply {
+  #explain(url: URL): Reply {
     const address = url.searchParams.get('ip');
     if (address === null || address.trim() === '') throw new HttpError(400, 'missing query parameter "ip"');
-    return json(200, asBadRequest(() => this.service.explain(address)));
+    return json(200, asBadRequest(() => this.#service.explain(address)));
   }
 
-  private async addDecision(request: IncomingMessage): Promise<Reply> {
+  async #addDecision(request: IncomingMessage): Promise<Reply> {
     const text = await readBody(request);
     const input = asBadRequest(() => decisionInputFromJson(parseJson(text)));
-    return json(201, await asBadRequestAsync(() => this.service.addDecision(input)));
+    return json(201, await asBadRequestAsync(() => this.#service.addDecision(input)));
   }
 
-  private async removeDecision(url: URL): Promise<Reply> {
+  async #removeDecision(url: URL): Promise<Reply> {
     const encoded = url.pathname.slice(DECISION_PREFIX.length);
     let keyOrValue: string;
     try {
@@ -239,20 +239,20 @@ export class AdminServer {
       throw new HttpError(400, `bad URL encoding in decision key: ${encoded}`);
     }
     if (keyOrValue === '') throw new HttpError(400, 'missing decision key or value after /decisions/');
-    const removed = await asBadRequestAsync(() => this.service.removeDecision(keyOrValue));
+    const removed = await asBadRequestAsync(() => this.#service.removeDecision(keyOrValue));
     if (!removed) throw new HttpError(404, `no decision for ${keyOrValue}`);
     return { status: 204 };
   }
 
   /** This process's reload, or every worker's (ok only when each reloaded). */
-  private async reload(): Promise<Reply> {
-    const result = await this.workers.reload();
+  async #reload(): Promise<Reply> {
+    const result = await this.#workers.reload();
     return json(result.ok ? 200 : 500, result);
   }
 
   /** Every worker's metrics, whichever worker answers (see ReputationMetrics.clusterMetrics). */
-  private async prometheus(): Promise<Reply> {
-    return { status: 200, body: await this.metrics.clusterMetrics(), contentType: this.metrics.registry.contentType };
+  async #prometheus(): Promise<Reply> {
+    return { status: 200, body: await this.#metrics.clusterMetrics(), contentType: this.#metrics.registry.contentType };
   }
 }
 

@@ -27,11 +27,13 @@ const NON_EMPTY: StringRule = { pattern: /\S/, expected: 'a non-empty string' };
 
 export class NodeReader {
   readonly problems: ConfigProblem[] = [];
+  readonly #document: Document;
+  readonly #lineCounter: LineCounter;
 
-  constructor(
-    private readonly document: Document,
-    private readonly lineCounter: LineCounter,
-  ) {}
+  constructor(document: Document, lineCounter: LineCounter) {
+    this.#document = document;
+    this.#lineCounter = lineCounter;
+  }
 
   /** Records a problem at the start of `node`, or at `offset`, or without a position. */
   report(at: Node | number | undefined, message: string): void {
@@ -40,17 +42,17 @@ export class NodeReader {
       this.problems.push({ message });
       return;
     }
-    const { line, col } = this.lineCounter.linePos(offset);
+    const { line, col } = this.#lineCounter.linePos(offset);
     this.problems.push({ line, column: col, message });
   }
 
   /** The node itself, or the node an alias (`*name`) points to. */
   resolve(node: Node | undefined): Node | undefined {
-    return isAlias(node) ? (node.resolve(this.document) as Node | undefined) : node;
+    return isAlias(node) ? (node.resolve(this.#document) as Node | undefined) : node;
   }
 
   string(node: Node | undefined, what: string, rule: StringRule = NON_EMPTY): string | undefined {
-    const value = this.scalar(node, what, rule.expected);
+    const value = this.#scalar(node, what, rule.expected);
     if (value === undefined) return undefined;
     if (typeof value !== 'string' || !rule.pattern.test(value)) {
       const hint = typeof value === 'number' || typeof value === 'boolean' ? ' (quote it to make it text)' : '';
@@ -63,7 +65,7 @@ export class NodeReader {
   /** An integer from min to max (inclusive); max omitted: no upper bound. */
   integer(node: Node | undefined, what: string, min: number, max?: number): number | undefined {
     const expected = max === undefined ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
-    const value = this.scalar(node, what, expected);
+    const value = this.#scalar(node, what, expected);
     if (value === undefined) return undefined;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || (max !== undefined && value > max)) {
       this.report(node, `${what} must be ${expected}, got ${show(value)}`);
@@ -75,7 +77,7 @@ export class NodeReader {
   /** A number from min to max (inclusive); max omitted: no upper bound. */
   number(node: Node | undefined, what: string, min: number, max?: number): number | undefined {
     const expected = max === undefined ? `a number >= ${min}` : `a number from ${min} to ${max}`;
-    const value = this.scalar(node, what, expected);
+    const value = this.#scalar(node, what, expected);
     if (value === undefined) return undefined;
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || (max !== undefined && value > max)) {
       this.report(node, `${what} must be ${expected}, got ${show(value)}`);
@@ -85,7 +87,7 @@ export class NodeReader {
   }
 
   boolean(node: Node | undefined, what: string): boolean | undefined {
-    const value = this.scalar(node, what, 'true or false');
+    const value = this.#scalar(node, what, 'true or false');
     if (value === undefined) return undefined;
     if (typeof value !== 'boolean') {
       this.report(node, `${what} must be true or false, got ${show(value)}`);
@@ -96,7 +98,7 @@ export class NodeReader {
 
   /** A duration in milliseconds (see parseDuration), from min to max. */
   duration(node: Node | undefined, what: string, min: number, max?: number): number | undefined {
-    const value = this.scalar(node, what, 'a duration');
+    const value = this.#scalar(node, what, 'a duration');
     if (value === undefined) return undefined;
     let ms: number;
     try {
@@ -115,7 +117,7 @@ export class NodeReader {
 
   /** A size in bytes (see parseByteSize), from min to max. */
   bytes(node: Node | undefined, what: string, min: number, max: number): number | undefined {
-    const value = this.scalar(node, what, 'a size');
+    const value = this.#scalar(node, what, 'a size');
     if (value === undefined) return undefined;
     const size = parseByteSize(value);
     if (size === undefined || size < min || size > max) {
@@ -128,7 +130,7 @@ export class NodeReader {
   /** One of the allowed words, with a suggestion for a near miss. */
   oneOf<T extends string>(node: Node | undefined, what: string, allowed: readonly T[]): T | undefined {
     const expected = `one of ${allowed.join(', ')}`;
-    const value = this.scalar(node, what, expected);
+    const value = this.#scalar(node, what, expected);
     if (value === undefined) return undefined;
     if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
       const near = typeof value === 'string' ? suggest(value, allowed) : undefined;
@@ -176,7 +178,7 @@ export class NodeReader {
    * The JS value of a scalar node; undefined when absent, or after reporting a
    * node that is empty or not a scalar. `expected` completes "must be ...".
    */
-  private scalar(node: Node | undefined, what: string, expected: string): unknown {
+  #scalar(node: Node | undefined, what: string, expected: string): unknown {
     const target = this.resolve(node);
     if (target === undefined) return undefined;
     if (isNull(target)) {
@@ -196,16 +198,19 @@ export class NodeReader {
  * `finish()` then reports the keys nobody asked for, with a suggestion.
  */
 export class MapReader {
-  private readonly known = new Set<string>();
+  readonly #known = new Set<string>();
+  /** Where problems about the map as a whole are reported when it is absent or not a map. */
+  readonly #anchor: Node | undefined;
 
   constructor(
     readonly reader: NodeReader,
     readonly node: YAMLMap | undefined,
     /** Path of this map in the file, for messages: `listen`, `lists[0]`; empty for the top level. */
     readonly path: string,
-    /** Where problems about the map as a whole are reported when it is absent or not a map. */
-    private readonly anchor: Node | undefined = node,
-  ) {}
+    anchor: Node | undefined = node,
+  ) {
+    this.#anchor = anchor;
+  }
 
   /** Path of a key for messages: `listen.port`. */
   what(key: string): string {
@@ -214,7 +219,7 @@ export class MapReader {
 
   /** The value node of a key (aliases resolved), or undefined when the key is absent. */
   get(key: string): Node | undefined {
-    this.known.add(key);
+    this.#known.add(key);
     for (const pair of this.node?.items ?? []) {
       if (keyText(pair.key) === key) return this.reader.resolve((pair.value ?? undefined) as Node | undefined) ?? (pair.value as Node);
     }
@@ -227,12 +232,12 @@ export class MapReader {
 
   /** Records a problem about the map as a whole (a missing key, two keys that exclude each other). */
   report(message: string): void {
-    this.reader.report(this.node ?? this.anchor, message);
+    this.reader.report(this.node ?? this.#anchor, message);
   }
 
   /** Records a problem at the value of `key`. */
   reportAt(key: string, message: string): void {
-    this.reader.report(this.get(key) ?? this.node ?? this.anchor, message);
+    this.reader.report(this.get(key) ?? this.node ?? this.#anchor, message);
   }
 
   string(key: string, rule?: StringRule): string | undefined {
@@ -271,10 +276,10 @@ export class MapReader {
 
   /** Reports every key that was never read: misspelt or misplaced. */
   finish(): void {
-    const known = [...this.known];
+    const known = [...this.#known];
     for (const pair of this.node?.items ?? []) {
       const key = keyText(pair.key);
-      if (this.known.has(key)) continue;
+      if (this.#known.has(key)) continue;
       const near = suggest(key, known);
       const hint = near !== undefined ? `did you mean ${this.what(near)}?` : `known keys: ${known.join(', ')}`;
       this.reader.report(pair.key as Node, `unknown key ${this.what(key)} (${hint})`);

@@ -145,7 +145,7 @@ export class AdminClient {
         response.on('end', () => {
           const status = response.statusCode ?? 0;
           const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = undefined;
+          let parsed: unknown;
           try {
             parsed = text === '' ? undefined : JSON.parse(text);
           } catch {

@@ -91,38 +91,44 @@ class Collector {
   readonly warnings: string[] = [];
   /** Data items seen (valid or not): comments, blank lines and headers are not data. */
   items = 0;
-  private invalid = 0;
+  #invalid = 0;
+
+  readonly #sink: EntrySink;
+  readonly #maxEntries: number;
 
   constructor(
     readonly origin: string,
-    private readonly sink: EntrySink,
-    private readonly maxEntries: number,
-  ) {}
+    sink: EntrySink,
+    maxEntries: number,
+  ) {
+    this.#sink = sink;
+    this.#maxEntries = maxEntries;
+  }
 
   add(entry: Entry): void {
     this.items++;
-    if (this.sink.length >= this.maxEntries) {
-      throw new ListFormatError(`${this.origin}: more than ${this.maxEntries} entries (max-entries)`);
+    if (this.#sink.length >= this.#maxEntries) {
+      throw new ListFormatError(`${this.origin}: more than ${this.#maxEntries} entries (max-entries)`);
     }
-    this.sink.add(entry.range, entry.score, entry.note);
+    this.#sink.add(entry.range, entry.score, entry.note);
   }
 
   skip(where: string | number, problem: string): void {
     this.items++;
-    this.invalid++;
-    if (this.invalid <= MAX_WARNINGS) this.warnings.push(`${this.origin}:${where}: ${problem}`);
+    this.#invalid++;
+    if (this.#invalid <= MAX_WARNINGS) this.warnings.push(`${this.origin}:${where}: ${problem}`);
   }
 
   finish(): ParseReport {
-    if (this.sink.length === 0 && this.items > 0) {
+    if (this.#sink.length === 0 && this.items > 0) {
       throw new ListFormatError(
         `${this.origin}: no valid entry in ${this.items} data ${this.items === 1 ? 'item' : 'items'}; first problem: ${this.warnings[0] as string}`,
       );
     }
-    if (this.invalid > MAX_WARNINGS) {
-      this.warnings.push(`${this.origin}: ${this.invalid - MAX_WARNINGS} more invalid items not listed`);
+    if (this.#invalid > MAX_WARNINGS) {
+      this.warnings.push(`${this.origin}: ${this.#invalid - MAX_WARNINGS} more invalid items not listed`);
     }
-    return { warnings: this.warnings, invalid: this.invalid };
+    return { warnings: this.warnings, invalid: this.#invalid };
   }
 }
 

@@ -74,39 +74,39 @@ interface Running {
 
 export class ListSource {
   readonly config: ListConfig;
-  private readonly logger: Logger;
-  private readonly fetch: typeof globalThis.fetch;
-  private readonly now: () => number;
-  private readonly watchFiles: boolean;
-  private readonly fetchTimeoutMs: number;
-  private readonly workerThresholdBytes: number | undefined;
-  private readonly maxBytes: number;
-  private readonly maxEntries: number;
-  private readonly cache: ListCache;
-  private good: GoodCopy | undefined;
-  private lastError: string | null = null;
+  readonly #logger: Logger;
+  readonly #fetch: typeof globalThis.fetch;
+  readonly #now: () => number;
+  readonly #watchFiles: boolean;
+  readonly #fetchTimeoutMs: number;
+  readonly #workerThresholdBytes: number | undefined;
+  readonly #maxBytes: number;
+  readonly #maxEntries: number;
+  readonly #cache: ListCache;
+  #good: GoodCopy | undefined;
+  #lastError: string | null = null;
   /** Until the first load() settles, the list is loading. */
-  private loading = true;
+  #loading = true;
   /** load() and refresh() run one at a time, in call order. */
-  private queue: Promise<unknown> = Promise.resolve();
-  private running: Running | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #running: Running | undefined;
   /** Aborted by stop(), so that no fetch outlives the source. */
-  private stopSignal = new AbortController();
+  #stopSignal = new AbortController();
 
   constructor(config: ListConfig, options: ListSourceOptions) {
     if ((config.path === undefined) === (config.url === undefined)) {
       throw new TypeError(`list ${config.name}: exactly one of path and url is needed`);
     }
     this.config = config;
-    this.logger = options.logger ?? silentLogger;
-    this.fetch = options.fetch ?? globalThis.fetch;
-    this.now = options.now ?? Date.now;
-    this.watchFiles = options.watch ?? DEFAULTS.watch;
-    this.fetchTimeoutMs = options.fetchTimeoutMs ?? DEFAULTS.fetchTimeoutMs;
-    this.workerThresholdBytes = options.workerThresholdBytes;
-    this.maxBytes = config.maxBytes ?? LIST_DEFAULTS.maxBytes;
-    this.maxEntries = config.maxEntries ?? LIST_DEFAULTS.maxEntries;
-    this.cache = new ListCache(options.cacheDir, config.name);
+    this.#logger = options.logger ?? silentLogger;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#now = options.now ?? Date.now;
+    this.#watchFiles = options.watch ?? DEFAULTS.watch;
+    this.#fetchTimeoutMs = options.fetchTimeoutMs ?? DEFAULTS.fetchTimeoutMs;
+    this.#workerThresholdBytes = options.workerThresholdBytes;
+    this.#maxBytes = config.maxBytes ?? LIST_DEFAULTS.maxBytes;
+    this.#maxEntries = config.maxEntries ?? LIST_DEFAULTS.maxEntries;
+    this.#cache = new ListCache(options.cacheDir, config.name);
   }
 
   /**
@@ -114,19 +114,19 @@ export class ListSource {
    * fetch fails. Throws (message naming the list and the problem) when there is nothing usable.
    */
   load(): Promise<LoadedList> {
-    return this.serialize(async () => {
+    return this.#serialize(async () => {
       try {
         if (this.config.url === undefined) {
-          const list = (await this.readChangedFile()) ?? (this.good as GoodCopy).list;
-          this.lastError = null;
+          const list = (await this.#readChangedFile()) ?? (this.#good as GoodCopy).list;
+          this.#lastError = null;
           return list;
         }
-        return await this.loadUrl(this.config.url);
+        return await this.#loadUrl(this.config.url);
       } catch (err) {
-        this.lastError = (err as Error).message;
+        this.#lastError = (err as Error).message;
         throw err;
       } finally {
-        this.loading = false;
+        this.#loading = false;
       }
     });
   }
@@ -136,10 +136,10 @@ export class ListSource {
    * unusable): what the agent can answer with at once while load() fetches. Files: undefined.
    */
   loadCached(): Promise<LoadedList | undefined> {
-    return this.serialize(async () => {
+    return this.#serialize(async () => {
       const url = this.config.url;
-      if (url !== undefined && this.good === undefined) await this.restoreFromCache(url);
-      return this.good?.list;
+      if (url !== undefined && this.#good === undefined) await this.#restoreFromCache(url);
+      return this.#good?.list;
     });
   }
 
@@ -149,13 +149,13 @@ export class ListSource {
    * status().lastError, and rejects.
    */
   refresh(): Promise<LoadedList | undefined> {
-    return this.serialize(async () => {
+    return this.#serialize(async () => {
       try {
-        const list = this.config.url === undefined ? await this.readChangedFile() : await this.fetchChanged(this.config.url);
-        this.lastError = null;
+        const list = this.config.url === undefined ? await this.#readChangedFile() : await this.#fetchChanged(this.config.url);
+        this.#lastError = null;
         return list;
       } catch (err) {
-        this.lastError = (err as Error).message;
+        this.#lastError = (err as Error).message;
         throw err;
       }
     });
@@ -167,38 +167,38 @@ export class ListSource {
    * Nothing here keeps the process alive.
    */
   start(onUpdate: (list: LoadedList) => void): void {
-    if (this.running !== undefined) throw new Error(`list ${this.config.name}: already started`);
+    if (this.#running !== undefined) throw new Error(`list ${this.config.name}: already started`);
     const run: Running = { onUpdate };
-    this.running = run;
-    if (this.config.url !== undefined) this.scheduleRefresh(run);
-    else if (this.watchFiles) this.watchFile(run, this.config.path as string);
+    this.#running = run;
+    if (this.config.url !== undefined) this.#scheduleRefresh(run);
+    else if (this.#watchFiles) this.#watchFile(run, this.config.path as string);
   }
 
   stop(): void {
-    const run = this.running;
-    this.running = undefined;
+    const run = this.#running;
+    this.#running = undefined;
     if (run !== undefined) {
       clearTimeout(run.timer);
       run.watcher?.close();
     }
-    this.stopSignal.abort(new Error('the list source was stopped'));
-    this.stopSignal = new AbortController();
+    this.#stopSignal.abort(new Error('the list source was stopped'));
+    this.#stopSignal = new AbortController();
   }
 
   current(): LoadedList | undefined {
-    return this.good?.list;
+    return this.#good?.list;
   }
 
   status(): ListStatus {
-    const list = this.good?.list;
+    const list = this.#good?.list;
     return {
       name: this.config.name,
       format: this.config.format,
       origin: list?.origin ?? this.config.url ?? this.config.path ?? '',
       entries: list?.entries.length ?? 0,
       loadedAt: list?.loadedAt ?? null,
-      lastError: this.lastError,
-      loading: this.loading,
+      lastError: this.#lastError,
+      loading: this.#loading,
     };
   }
 
@@ -206,21 +206,21 @@ export class ListSource {
   // Files
 
   /** The file as a new good copy, or undefined when its content is the one in service. */
-  private async readChangedFile(): Promise<LoadedList | undefined> {
+  async #readChangedFile(): Promise<LoadedList | undefined> {
     const file = this.config.path as string;
     let body: ListBody;
     try {
-      body = await readBoundedFile(file, this.maxBytes);
+      body = await readBoundedFile(file, this.#maxBytes);
     } catch (err) {
-      if (err instanceof BodyTooLargeError) throw this.error(err.message, err);
-      throw this.error(`cannot read ${file}: ${(err as Error).message}`, err);
+      if (err instanceof BodyTooLargeError) throw this.#error(err.message, err);
+      throw this.#error(`cannot read ${file}: ${(err as Error).message}`, err);
     }
-    if (this.good?.digest === body.digest) return undefined;
-    return (await this.accept(body, { origin: file, parseOrigin: file, loadedAt: this.now(), validators: {} })).list;
+    if (this.#good?.digest === body.digest) return undefined;
+    return (await this.#accept(body, { origin: file, parseOrigin: file, loadedAt: this.#now(), validators: {} })).list;
   }
 
   /** Watches the directory, not the file: editors that save by renaming a new file over the old one replace its inode. */
-  private watchFile(run: Running, file: string): void {
+  #watchFile(run: Running, file: string): void {
     const dir = path.dirname(path.resolve(file));
     const base = path.basename(file);
     let debounce: NodeJS.Timeout | undefined;
@@ -228,14 +228,14 @@ export class ListSource {
       run.watcher = watch(dir, { persistent: false }, (_event, filename) => {
         if (filename !== null && filename !== base) return;
         clearTimeout(debounce);
-        debounce = setTimeout(() => void this.refreshAndNotify(run), DEFAULTS.watchDebounceMs).unref();
+        debounce = setTimeout(() => void this.#refreshAndNotify(run), DEFAULTS.watchDebounceMs).unref();
       });
     } catch (err) {
-      this.logger.warn(`list ${this.config.name}: cannot watch ${dir}: ${(err as Error).message}`, { list: this.config.name });
+      this.#logger.warn(`list ${this.config.name}: cannot watch ${dir}: ${(err as Error).message}`, { list: this.config.name });
       return;
     }
     run.watcher.on('error', (err) => {
-      this.logger.warn(`list ${this.config.name}: watching ${dir} failed: ${err.message}`, { list: this.config.name });
+      this.#logger.warn(`list ${this.config.name}: watching ${dir} failed: ${err.message}`, { list: this.config.name });
     });
     run.watcher.on('close', () => clearTimeout(debounce));
   }
@@ -243,52 +243,52 @@ export class ListSource {
   // -------------------------------------------------------------------------
   // URLs
 
-  private async loadUrl(url: string): Promise<LoadedList> {
-    if (this.good === undefined) await this.restoreFromCache(url);
+  async #loadUrl(url: string): Promise<LoadedList> {
+    if (this.#good === undefined) await this.#restoreFromCache(url);
     try {
-      const list = (await this.fetchChanged(url)) ?? (this.good as GoodCopy).list;
-      this.lastError = null;
+      const list = (await this.#fetchChanged(url)) ?? (this.#good as GoodCopy).list;
+      this.#lastError = null;
       return list;
     } catch (err) {
-      const good = this.good;
-      if (good === undefined) throw new Error(`${(err as Error).message}; no last good copy in ${this.cache.dir}`, { cause: err });
-      this.lastError = (err as Error).message;
-      this.logger.warn(`${this.lastError}; using the last good copy`, { list: this.config.name, origin: good.list.origin });
+      const good = this.#good;
+      if (good === undefined) throw new Error(`${(err as Error).message}; no last good copy in ${this.#cache.dir}`, { cause: err });
+      this.#lastError = (err as Error).message;
+      this.#logger.warn(`${this.#lastError}; using the last good copy`, { list: this.config.name, origin: good.list.origin });
       return good.list;
     }
   }
 
   /** Makes the copy on disk the good one, when it is for this URL and still passes the checks. */
-  private async restoreFromCache(url: string): Promise<void> {
+  async #restoreFromCache(url: string): Promise<void> {
     try {
-      const copy = await this.cache.read(this.maxBytes);
+      const copy = await this.#cache.read(this.#maxBytes);
       if (copy === undefined) return;
       if (copy.meta.url !== url) {
-        this.logger.info(`list ${this.config.name}: the cached copy is of another URL, ignored`, { cached: copy.meta.url });
+        this.#logger.info(`list ${this.config.name}: the cached copy is of another URL, ignored`, { cached: copy.meta.url });
         return;
       }
       const { etag, lastModified } = copy.meta;
-      await this.accept(copy.body, {
-        origin: `${this.cache.bodyPath} (last good copy of ${url})`,
-        parseOrigin: this.cache.bodyPath,
+      await this.#accept(copy.body, {
+        origin: `${this.#cache.bodyPath} (last good copy of ${url})`,
+        parseOrigin: this.#cache.bodyPath,
         loadedAt: copy.meta.fetchedAt,
         validators: { ...(etag === undefined ? {} : { etag }), ...(lastModified === undefined ? {} : { lastModified }) },
       });
     } catch (err) {
-      this.logger.warn(`list ${this.config.name}: the cached copy is unusable: ${(err as Error).message}`, { list: this.config.name });
+      this.#logger.warn(`list ${this.config.name}: the cached copy is unusable: ${(err as Error).message}`, { list: this.config.name });
     }
   }
 
   /** Fetches the URL; a new good copy, or undefined when the server or the body says nothing changed. */
-  private async fetchChanged(url: string): Promise<LoadedList | undefined> {
-    const result = await this.get(url, this.good?.validators);
-    const good = this.good;
+  async #fetchChanged(url: string): Promise<LoadedList | undefined> {
+    const result = await this.#get(url, this.#good?.validators);
+    const good = this.#good;
     if (result !== 'not-modified') {
       if (good?.digest !== result.body.digest) {
-        const loadedAt = this.now();
-        const { list, body } = await this.accept(result.body, { origin: url, parseOrigin: url, loadedAt, validators: result.validators });
-        await this.cache.write(body, { url, ...result.validators, fetchedAt: loadedAt }).catch((err: Error) => {
-          this.logger.warn(`list ${this.config.name}: cannot save the last good copy: ${err.message}`, { list: this.config.name });
+        const loadedAt = this.#now();
+        const { list, body } = await this.#accept(result.body, { origin: url, parseOrigin: url, loadedAt, validators: result.validators });
+        await this.#cache.write(body, { url, ...result.validators, fetchedAt: loadedAt }).catch((err: Error) => {
+          this.#logger.warn(`list ${this.config.name}: cannot save the last good copy: ${err.message}`, { list: this.config.name });
         });
         return list;
       }
@@ -299,7 +299,7 @@ export class ListSource {
     return undefined;
   }
 
-  private async get(url: string, validators: Validators | undefined): Promise<FetchResult> {
+  async #get(url: string, validators: Validators | undefined): Promise<FetchResult> {
     const headers: Record<string, string> = { 'user-agent': USER_AGENT };
     if (validators?.etag !== undefined) headers['if-none-match'] = validators.etag;
     if (validators?.lastModified !== undefined) headers['if-modified-since'] = validators.lastModified;
@@ -307,14 +307,14 @@ export class ListSource {
     // Not AbortSignal.any([AbortSignal.timeout(ms), ...]): on Node 20 the timeout signal inside it can be
     // garbage-collected before it fires (nodejs/node#57736), leaving the fetch to undici's 300 s timeout.
     const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(timeoutError(this.fetchTimeoutMs)), this.fetchTimeoutMs);
-    const stopped = this.stopSignal.signal; // stop() replaces the controller: keep this one
+    const timer = setTimeout(() => deadline.abort(timeoutError(this.#fetchTimeoutMs)), this.#fetchTimeoutMs);
+    const stopped = this.#stopSignal.signal; // stop() replaces the controller: keep this one
     const onStop = (): void => deadline.abort(stopped.reason);
     if (stopped.aborted) onStop();
     else stopped.addEventListener('abort', onStop, { once: true });
     const signal = deadline.signal;
     try {
-      const response = await this.fetch(url, { headers, signal, redirect: 'follow' });
+      const response = await this.#fetch(url, { headers, signal, redirect: 'follow' });
       if (response.status === 304 && conditional) {
         await response.body?.cancel();
         return 'not-modified';
@@ -325,11 +325,11 @@ export class ListSource {
       }
       // Refused before reading a byte when the server says it is too large; counted as it streams otherwise.
       const declared = Number(response.headers.get('content-length') ?? NaN);
-      if (declared > this.maxBytes) {
+      if (declared > this.#maxBytes) {
         await response.body?.cancel();
-        throw new BodyTooLargeError(tooLargeMessage('the body', declared, this.maxBytes));
+        throw new BodyTooLargeError(tooLargeMessage('the body', declared, this.#maxBytes));
       }
-      const body = response.body === null ? await readListBody([], this.maxBytes, 'the body') : await readListBody(response.body, this.maxBytes, 'the body');
+      const body = response.body === null ? await readListBody([], this.#maxBytes, 'the body') : await readListBody(response.body, this.#maxBytes, 'the body');
       const etag = response.headers.get('etag');
       const lastModified = response.headers.get('last-modified');
       return {
@@ -339,37 +339,37 @@ export class ListSource {
     } catch (err) {
       // Whatever is left of the download goes: an oversized body is not read to its end.
       deadline.abort(err);
-      throw this.error(`GET ${url}: ${describeError(err)}`, err);
+      throw this.#error(`GET ${url}: ${describeError(err)}`, err);
     } finally {
       clearTimeout(timer);
       stopped.removeEventListener('abort', onStop);
     }
   }
 
-  private scheduleRefresh(run: Running): void {
+  #scheduleRefresh(run: Running): void {
     const jitter = 1 - DEFAULTS.refreshJitter + 2 * DEFAULTS.refreshJitter * Math.random();
     run.timer = setTimeout(async () => {
-      await this.refreshAndNotify(run);
-      if (this.running === run) this.scheduleRefresh(run);
+      await this.#refreshAndNotify(run);
+      if (this.#running === run) this.#scheduleRefresh(run);
     }, this.config.refreshMs * jitter).unref();
   }
 
   // -------------------------------------------------------------------------
   // Shared
 
-  private async refreshAndNotify(run: Running): Promise<void> {
+  async #refreshAndNotify(run: Running): Promise<void> {
     let list: LoadedList | undefined;
     try {
       list = await this.refresh();
     } catch (err) {
-      this.logger.warn(`${(err as Error).message}; keeping the last good copy`, { list: this.config.name });
+      this.#logger.warn(`${(err as Error).message}; keeping the last good copy`, { list: this.config.name });
       return;
     }
-    if (list === undefined || this.running !== run) return;
+    if (list === undefined || this.#running !== run) return;
     try {
       run.onUpdate(list);
     } catch (err) {
-      this.logger.error(`list ${this.config.name}: the update handler failed: ${(err as Error).message}`, { list: this.config.name });
+      this.#logger.error(`list ${this.config.name}: the update handler failed: ${(err as Error).message}`, { list: this.config.name });
     }
   }
 
@@ -378,23 +378,23 @@ export class ListSource {
    * passes the sanity checks; throws (naming the list) otherwise. Gives the body back (its blocks
    * went to the worker thread and returned) for the cache.
    */
-  private async accept(
+  async #accept(
     body: ListBody,
     from: { origin: string; parseOrigin: string; loadedAt: number; validators: Validators },
   ): Promise<{ list: LoadedList; body: readonly Uint8Array[] }> {
     const result = await compileListBody(
-      { format: this.config.format, origin: from.parseOrigin, body: body.blocks, maxEntries: this.maxEntries },
-      this.workerThresholdBytes === undefined ? {} : { workerThresholdBytes: this.workerThresholdBytes },
+      { format: this.config.format, origin: from.parseOrigin, body: body.blocks, maxEntries: this.#maxEntries },
+      this.#workerThresholdBytes === undefined ? {} : { workerThresholdBytes: this.#workerThresholdBytes },
     );
-    if (!result.ok) throw this.error(result.error);
+    if (!result.ok) throw this.#error(result.error);
     const entries = new PackedListEntries(result.entries);
     const count = entries.length;
     if (count < this.config.minEntries) {
-      throw this.error(`${from.parseOrigin}: ${count} entries, fewer than the ${this.config.minEntries} required (minEntries)`);
+      throw this.#error(`${from.parseOrigin}: ${count} entries, fewer than the ${this.config.minEntries} required (minEntries)`);
     }
-    const last = this.good?.list.entries.length;
+    const last = this.#good?.list.entries.length;
     if (last !== undefined && count < last * (1 - this.config.maxShrink)) {
-      throw this.error(
+      throw this.#error(
         `${from.parseOrigin}: ${count} entries against ${last} in the last good copy, a shrink beyond maxShrink ${this.config.maxShrink}`,
       );
     }
@@ -406,10 +406,10 @@ export class ListSource {
       origin: from.origin,
       warnings: result.warnings,
     };
-    this.good = { list, digest: body.digest, validators: from.validators };
-    this.logger.info(`list ${this.config.name}: ${count} entries loaded`, { list: this.config.name, origin: from.origin });
+    this.#good = { list, digest: body.digest, validators: from.validators };
+    this.#logger.info(`list ${this.config.name}: ${count} entries loaded`, { list: this.config.name, origin: from.origin });
     if (result.warnings.length > 0) {
-      this.logger.warn(`list ${this.config.name}: invalid items skipped`, {
+      this.#logger.warn(`list ${this.config.name}: invalid items skipped`, {
         list: this.config.name,
         warnings: result.warnings.length,
         first: result.warnings[0],
@@ -418,13 +418,13 @@ export class ListSource {
     return { list, body: result.body };
   }
 
-  private serialize<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(task);
-    this.queue = result.catch(() => undefined);
+  #serialize<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.#queue.then(task);
+    this.#queue = result.catch(() => undefined);
     return result;
   }
 
-  private error(problem: string, cause?: unknown): Error {
+  #error(problem: string, cause?: unknown): Error {
     return new Error(`list ${this.config.name}: ${problem}`, cause === undefined ? undefined : { cause });
   }
 }

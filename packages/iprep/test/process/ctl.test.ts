@@ -142,7 +142,10 @@ describe('target: flags > environment > configuration > defaults', () => {
 describe('AdminClient bounds', () => {
   const servers: Server[] = [];
   after(() => {
-    for (const s of servers) s.closeAllConnections(), s.close();
+    for (const s of servers) {
+      s.closeAllConnections();
+      s.close();
+    }
   });
   async function serve(handler: Parameters<typeof createServer>[1]): Promise<number> {
     const server = createServer(handler);
@@ -162,7 +165,10 @@ describe('AdminClient bounds', () => {
     const port = await serve((_req, res) => {
       res.write('[');
       const timer = setInterval(() => res.write(' '), 50);
-      setTimeout(() => (clearInterval(timer), res.end(']')), 3000);
+      setTimeout(() => {
+        clearInterval(timer);
+        res.end(']');
+      }, 3000);
     });
     const started = Date.now();
     await assert.rejects(new AdminClient({ host: '127.0.0.1', port }, { timeoutMs: 300 }).lists(), AgentUnreachableError);

@@ -67,6 +67,7 @@ function observeTraffic(metrics: ReputationMetrics): void {
 }
 
 async function text(page: Page, selector: string): Promise<string> {
+  // biome-ignore lint/performance/useDomNodeTextContent: Playwright's innerText is the text as rendered, which is what is asserted
   return (await page.locator(selector).innerText()).trim();
 }
 

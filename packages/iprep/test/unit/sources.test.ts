@@ -67,10 +67,10 @@ class ListServer {
   /** When true, requests are never answered (timeouts). */
   hang = false;
   readonly requests: IncomingHttpHeaders[] = [];
-  private readonly server: Server;
+  readonly #server: Server;
 
   constructor() {
-    this.server = createServer((req, res) => {
+    this.#server = createServer((req, res) => {
       this.requests.push(req.headers);
       if (this.hang) return;
       if (this.forcedStatus !== undefined) {
@@ -90,15 +90,15 @@ class ListServer {
   }
 
   async start(): Promise<string> {
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/list.netset`;
+    this.#server.listen(0, '127.0.0.1');
+    await once(this.#server, 'listening');
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/list.netset`;
   }
 
   async close(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise((resolve) => this.server.close(resolve));
-    this.server.closeAllConnections();
+    if (!this.#server.listening) return;
+    const closed = new Promise((resolve) => this.#server.close(resolve));
+    this.#server.closeAllConnections();
     await closed;
   }
 }

@@ -1,5 +1,5 @@
 /** Human-readable one-line renderings of frames, for debug logs (`spoa -d`). */
-import { type Frame, type KvEntry, type TypedData } from './types.js';
+import type { Frame, KvEntry, TypedData } from './types.js';
 
 export function formatTypedData(d: TypedData): string {
   switch (d.type) {

@@ -103,7 +103,7 @@ export class Agent {
     this.#connections.add(connection);
     this.stats.connections++;
     this.stats.connectionsTotal++;
-    if (this.#closing) void connection.shutdown(0);
+    if (this.#closing !== undefined) void connection.shutdown(0);
     return connection;
   }
 
