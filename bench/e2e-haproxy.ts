@@ -308,8 +308,7 @@ function requireWrk(): string {
   const probe = spawnSync('wrk', ['--version'], { encoding: 'utf8', timeout: 5_000 });
   if (probe.error !== undefined) {
     throw new Error(
-      `wrk is not installed (${probe.error.message}). On Debian: apt-get install -y wrk ` +
-        '(run apt-get update first if the package is not found).',
+      `wrk is not installed (${probe.error.message}). On Debian: apt-get install -y wrk ` + '(run apt-get update first if the package is not found).',
     );
   }
   return `${probe.stdout}${probe.stderr}`.split('\n')[0]?.trim() ?? 'wrk';

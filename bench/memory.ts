@@ -24,9 +24,12 @@ const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 const port = await freePort();
 // Room for every idle connection asked for (the agent refuses those beyond --max-connections, 1000 by default).
 const maxConnections = String(Math.max(1000, Number(values.connections) + 10));
-const agent = await spawnAgent(['node', 'packages/iprep/bin/spoa.js', '-p', String(port), '-n', '1', '--host', '127.0.0.1', '--max-connections', maxConnections], {
-  port,
-});
+const agent = await spawnAgent(
+  ['node', 'packages/iprep/bin/spoa.js', '-p', String(port), '-n', '1', '--host', '127.0.0.1', '--max-connections', maxConnections],
+  {
+    port,
+  },
+);
 try {
   if (positionals[0] === 'soak') await soak();
   else await idle();

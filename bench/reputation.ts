@@ -27,8 +27,14 @@ writeFileSync(
   join(dir, 'deny.netset'),
   lines(prefixes, (i) => (i % 10 < 7 ? `${byte()}.${byte()}.${byte()}.0/${16 + (i % 9)}` : `2${hex().slice(1)}:${hex()}:${hex()}::/${32 + (i % 17)}`)),
 );
-writeFileSync(join(dir, 'scored.csv'), lines(10_000, () => `${byte()}.${byte()}.${byte()}.${byte()},${Math.floor(Math.random() * 101)}`));
-writeFileSync(join(dir, 'allow.netset'), lines(1_000, () => `${byte()}.${byte()}.${byte()}.${byte()}`));
+writeFileSync(
+  join(dir, 'scored.csv'),
+  lines(10_000, () => `${byte()}.${byte()}.${byte()}.${byte()},${Math.floor(Math.random() * 101)}`),
+);
+writeFileSync(
+  join(dir, 'allow.netset'),
+  lines(1_000, () => `${byte()}.${byte()}.${byte()}.${byte()}`),
+);
 writeFileSync(
   join(dir, 'iprep.yaml'),
   `mode: reputation
@@ -48,12 +54,29 @@ const agents = {
 
 const rows: Array<{ agent: string; shape: string; family: string; report: BenchReport }> = [];
 try {
-  for (const [connections, depth] of [[1, 1], [4, 20], [32, 8]] as const) {
+  for (const [connections, depth] of [
+    [1, 1],
+    [4, 20],
+    [32, 8],
+  ] as const) {
     for (const family of ['ipv4', 'ipv6'] as const) {
       for (const [name, command] of Object.entries(agents)) {
         const options = parseBenchArgs([
-          '--agent', command, '--floor', '-c', String(connections), '-d', String(depth),
-          '-t', String(seconds), '--warmup', '1', '--family', family, '--start-timeout', '60',
+          '--agent',
+          command,
+          '--floor',
+          '-c',
+          String(connections),
+          '-d',
+          String(depth),
+          '-t',
+          String(seconds),
+          '--warmup',
+          '1',
+          '--family',
+          family,
+          '--start-timeout',
+          '60',
         ]);
         if (options === 'help') throw new Error('unreachable');
         const report = await runBench(options);

@@ -43,7 +43,11 @@ for (const family of ['ipv4', 'ipv6'] as const) {
     }
   }
 }
-for (const [connections, depth] of [[4, 20], [32, 8], [256, 1]] as const) {
+for (const [connections, depth] of [
+  [4, 20],
+  [32, 8],
+  [256, 1],
+] as const) {
   shapes.push({ connections, depth, family: 'ipv4', workers: 5 });
 }
 for (const rate of values.quick ? [10_000] : [5_000, 10_000, 20_000, 30_000]) {
@@ -58,9 +62,19 @@ interface Row {
 const rows: Row[] = [];
 for (const shape of shapes) {
   const options = parseBenchArgs([
-    '--agent', agent(shape.workers), '--floor',
-    '-c', String(shape.connections), '-d', String(shape.depth),
-    '-t', String(seconds), '--warmup', '1', '--family', shape.family,
+    '--agent',
+    agent(shape.workers),
+    '--floor',
+    '-c',
+    String(shape.connections),
+    '-d',
+    String(shape.depth),
+    '-t',
+    String(seconds),
+    '--warmup',
+    '1',
+    '--family',
+    shape.family,
     ...(shape.rate === undefined ? [] : ['--rate', String(shape.rate)]),
   ]);
   if (options === 'help') throw new Error('unreachable');

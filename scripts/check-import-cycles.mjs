@@ -161,9 +161,13 @@ function findCycles(packageDirs) {
 }
 
 const args = process.argv.slice(2);
-const packageDirs = args.length > 0
-  ? args.map((dir) => resolve(dir))
-  : readdirSync(join(root, 'packages')).sort().map((name) => join(root, 'packages', name)).filter((dir) => statSync(dir).isDirectory());
+const packageDirs =
+  args.length > 0
+    ? args.map((dir) => resolve(dir))
+    : readdirSync(join(root, 'packages'))
+        .sort()
+        .map((name) => join(root, 'packages', name))
+        .filter((dir) => statSync(dir).isDirectory());
 const shown = (path) => relative(process.cwd(), path) || path;
 const { modules, cycles } = findCycles(packageDirs);
 if (cycles.length === 0) {

@@ -48,9 +48,8 @@ console.log(`running ${files.length} test files: ${files.map((f) => relative('.'
 // Node 20 applies --test-timeout to each test FILE as a whole, not to each test: seed.test.ts takes
 // 30 s to a minute on a loaded 2-core machine, so a minute failed it now and then. Five minutes per
 // file; a hanging e2e test still fails sooner, at its describe's own timeout.
-const result = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=300000', ...extra, ...files],
-  { cwd: root, stdio: 'inherit' },
-);
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=300000', ...extra, ...files], {
+  cwd: root,
+  stdio: 'inherit',
+});
 process.exit(result.status ?? 1);

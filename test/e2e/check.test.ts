@@ -67,7 +67,9 @@ for (const version of haproxyVersions) {
     });
 
     it('a misspelt variable in an ACL: haproxy -c accepts it, spoa check does not', async () => {
-      const dir = brokenRecipe(`var-${version}`, 'deny.cfg', (t) => t.replace('{ var(sess.iprep.ip_action) -m str deny }', '{ var(sess.iprep.ip_actions) -m str deny }'));
+      const dir = brokenRecipe(`var-${version}`, 'deny.cfg', (t) =>
+        t.replace('{ var(sess.iprep.ip_action) -m str deny }', '{ var(sess.iprep.ip_actions) -m str deny }'),
+      );
       assert.equal(await haproxyAlone(bin, dir, 'deny.cfg'), 0);
       const { code, output } = await checkRecipe(dir, 'deny.cfg');
       assert.equal(code, 1, output);
@@ -91,7 +93,14 @@ for (const version of haproxyVersions) {
     });
 
     it('run from elsewhere, the SPOE file HAProxy would not find is an error', async () => {
-      const { code, output } = await spoaCheck(repoRoot, ['--config', join(recipesDir, 'reputation.yaml'), '--haproxy', 'examples/recipes/deny.cfg', '--haproxy-bin', bin]);
+      const { code, output } = await spoaCheck(repoRoot, [
+        '--config',
+        join(recipesDir, 'reputation.yaml'),
+        '--haproxy',
+        'examples/recipes/deny.cfg',
+        '--haproxy-bin',
+        bin,
+      ]);
       assert.equal(code, 1, output);
       assert.match(output, /SPOE file spoe-iprep\.conf is not in the working directory .*run haproxy from .*recipes/);
     });
@@ -100,7 +109,7 @@ for (const version of haproxyVersions) {
       const dir = brokenRecipe(`spop-${version}`, 'deny.cfg', (t) => t.replace(/^ {4}mode tcp$/m, '    mode spop'));
       const { code, output } = await checkRecipe(dir, 'deny.cfg');
       assert.equal(code, spopSupported(version) ? 0 : 1, output);
-      if (!spopSupported(version)) assert.match(output, new RegExp(`mode spop, which HAProxy ${version.replace(".", "\\.")} does not have`));
+      if (!spopSupported(version)) assert.match(output, new RegExp(`mode spop, which HAProxy ${version.replace('.', '\\.')} does not have`));
     });
   });
 }

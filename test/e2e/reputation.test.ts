@@ -26,7 +26,6 @@ import {
   spoaBin,
 } from 'test-support';
 
-
 const DENY_LIST = '# hand-made list\n127.0.0.10\n127.0.0.30\n';
 const SOFT_LIST = '127.0.0.16/30\n';
 const SCORED_CSV = 'address,score,note\n127.0.0.21,45,partner-feed\n';
@@ -61,11 +60,9 @@ async function setUp(version: (typeof haproxyVersions)[number]): Promise<Setup> 
   writeFileSync(join(dir, 'scored.csv'), SCORED_CSV);
   const [agentPort, adminPort, frontend] = await Promise.all([freePort(), freePort(), freePort()]);
   writeFileSync(join(dir, 'iprep.yaml'), agentConfig(dir, adminPort));
-  const agent = startProcess(
-    process.execPath,
-    [spoaBin, '--config', join(dir, 'iprep.yaml'), '-p', String(agentPort), '-n', '1', '--host', '127.0.0.1'],
-    { name: 'spoa' },
-  );
+  const agent = startProcess(process.execPath, [spoaBin, '--config', join(dir, 'iprep.yaml'), '-p', String(agentPort), '-n', '1', '--host', '127.0.0.1'], {
+    name: 'spoa',
+  });
   await agent.waitForOutput(/agent listening/);
   const haproxy = await startHaproxy({
     version,
@@ -140,7 +137,10 @@ for (const version of haproxyVersions) {
       assert.equal(status, 200);
       const verdict = json as { score: number; matches: Array<{ source: string }> };
       assert.equal(verdict.score, 100);
-      assert.deepEqual(verdict.matches.map((m) => m.source), ['allowlist', 'local-deny']);
+      assert.deepEqual(
+        verdict.matches.map((m) => m.source),
+        ['allowlist', 'local-deny'],
+      );
     });
 
     it('applies a decision added through the API to the next request, and its removal', async () => {

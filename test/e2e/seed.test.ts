@@ -23,7 +23,6 @@ import {
   spoaBin,
 } from 'test-support';
 
-
 /** Starts `spoa -d` (one process, ordered debug log: every score it gives is in the log). */
 async function startAgent(port: number, extraArgs: string[] = []): Promise<ManagedProcess> {
   const agent = startProcess(process.execPath, [spoaBin, '-d', '-p', String(port), '-n', '1', '--host', '127.0.0.1', ...extraArgs], {
@@ -148,7 +147,7 @@ async function tearDown(s: Setup | undefined): Promise<void> {
  * counted.
  */
 async function warmUp(port: number, opts: Parameters<typeof httpGet>[2] = {}): Promise<void> {
-  for (let i = 0; i < 10; i++) await httpGet(port, "/warm-up", opts);
+  for (let i = 0; i < 10; i++) await httpGet(port, '/warm-up', opts);
   await new Promise((r) => setTimeout(r, 300)); // let the agent's log of them arrive
 }
 
@@ -291,7 +290,11 @@ for (const version of haproxyVersions) {
       // A request that waited for the processing timeout is one whose NOTIFY never reached
       // the agent: HAProxy retries a gone agent until that timeout (docs/protocol.md §9.3).
       const slow = done.filter((d) => d.ms >= processingMs);
-      assert.deepEqual(slow.filter((d) => d.scored), [], 'no request the agent answered waited');
+      assert.deepEqual(
+        slow.filter((d) => d.scored),
+        [],
+        'no request the agent answered waited',
+      );
       const inFlightAtStop = done.filter((d) => d.startedBeforeStop && !d.scored);
       assert.ok(inFlightAtStop.every((d) => d.ms < processingMs) || slow.length <= 8, `at most one request per client loop met the stop: ${slow.length}`);
     });

@@ -27,7 +27,6 @@ import {
   spoaBin,
 } from 'test-support';
 
-
 /** Ban above 30 messages a minute: 20 requests through each of two agents only add up to it together. */
 const BAN_THRESHOLD = 30;
 const PER_AGENT = 20;
@@ -135,7 +134,10 @@ async function within(ms: number, what: string, check: () => Promise<boolean>): 
   return performance.now() - start;
 }
 
-for (const [a, b] of [['2.6', '3.2'], ['3.2', '3.0']] as const) {
+for (const [a, b] of [
+  ['2.6', '3.2'],
+  ['3.2', '3.0'],
+] as const) {
   describe(`HAProxy ${a} and ${b}, one agent each, sharing Redis`, { timeout: 90_000 }, () => {
     let redis: RedisServer | undefined;
     let dir = '';
@@ -179,7 +181,10 @@ for (const [a, b] of [['2.6', '3.2'], ['3.2', '3.0']] as const) {
       // Neither agent saw more than PER_AGENT < BAN_THRESHOLD messages: only the shared count crosses it.
       await within(3000, 'the ban from the shared count', async () => (await rejected(first, client)) && (await rejected(second, client)));
       const explained = (await (await fetch(`${second.admin}/explain?ip=${client}`)).json()) as { matches: Array<{ source: string }> };
-      assert.ok(explained.matches.some((m) => m.source.startsWith('behaviour')), JSON.stringify(explained));
+      assert.ok(
+        explained.matches.some((m) => m.source.startsWith('behaviour')),
+        JSON.stringify(explained),
+      );
     });
 
     it('Redis killed under traffic: every request is scored, and the agents converge on every decision', async () => {

@@ -39,7 +39,12 @@ describe('check-import-cycles', () => {
   }
 
   const manifest = (name: string): string =>
-    JSON.stringify({ name, type: 'module', types: './dist/index.d.ts', exports: { '.': { types: './dist/index.d.ts' }, './extra': { types: './dist/extra/index.d.ts' } } });
+    JSON.stringify({
+      name,
+      type: 'module',
+      types: './dist/index.d.ts',
+      exports: { '.': { types: './dist/index.d.ts' }, './extra': { types: './dist/extra/index.d.ts' } },
+    });
 
   it('finds no circle in the workspace’s packages', () => {
     const outcome = check(repoRoot);
@@ -97,7 +102,10 @@ describe('check-import-cycles', () => {
     const outcome = check(dir, join(dir, 'a'));
     assert.equal(outcome.status, 1);
     assert.match(outcome.stderr, /^2 import circles:$/m);
-    assert.match(outcome.stderr, /a\/src\/one\.ts -> a\/src\/two\.ts -> a\/src\/one\.ts\n\s+\(3 modules tied together: a\/src\/one\.ts, a\/src\/three\.ts, a\/src\/two\.ts\)/);
+    assert.match(
+      outcome.stderr,
+      /a\/src\/one\.ts -> a\/src\/two\.ts -> a\/src\/one\.ts\n\s+\(3 modules tied together: a\/src\/one\.ts, a\/src\/three\.ts, a\/src\/two\.ts\)/,
+    );
     assert.match(outcome.stderr, /a\/src\/self\.ts -> a\/src\/self\.ts/);
   });
 });

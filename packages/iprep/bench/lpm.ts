@@ -46,8 +46,27 @@ function pick(weights: readonly (readonly [number, number])[]): number {
   for (const [length, w] of weights) if ((r -= w) < 0) return length;
   return (weights[weights.length - 1] as readonly [number, number])[0];
 }
-const V4_LENGTHS = [[8, 1], [12, 2], [16, 10], [20, 10], [22, 10], [24, 80], [28, 10], [32, 120]] as const;
-const V6_LENGTHS = [[16, 1], [24, 2], [29, 5], [32, 20], [40, 10], [48, 60], [56, 20], [64, 60], [128, 30]] as const;
+const V4_LENGTHS = [
+  [8, 1],
+  [12, 2],
+  [16, 10],
+  [20, 10],
+  [22, 10],
+  [24, 80],
+  [28, 10],
+  [32, 120],
+] as const;
+const V6_LENGTHS = [
+  [16, 1],
+  [24, 2],
+  [29, 5],
+  [32, 20],
+  [40, 10],
+  [48, 60],
+  [56, 20],
+  [64, 60],
+  [128, 30],
+] as const;
 
 const entries: TableEntry[] = [];
 for (let i = 0; i < prefixCount; i++) {

@@ -116,7 +116,10 @@ function integer(name: string, text: string | undefined, min: number, max: numbe
 /** `--allow-from a,b --allow-from c`: every entry an address, a CIDR prefix or a range. */
 function addressList(name: string, texts: readonly string[] | undefined): string[] | undefined {
   if (texts === undefined) return undefined;
-  const entries = texts.flatMap((t) => t.split(',')).map((e) => e.trim()).filter((e) => e !== '');
+  const entries = texts
+    .flatMap((t) => t.split(','))
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
   for (const entry of entries) {
     try {
       parseRange(entry);
@@ -182,9 +185,7 @@ function newAgent(config: IprepConfig, logger: Logger, debug: boolean): Agent {
     maxConnections: config.listen.maxConnections,
     idleTimeout: config.listen.idleTimeoutMs,
     allowConnection: config.listen.allowFrom.length > 0 ? allowFromFilter(config.listen.allowFrom) : undefined,
-    onFrame: debug
-      ? (direction, frame, connection) => logger.debug(`${direction === 'in' ? '<-' : '->'} ${formatFrame(frame)}`, { connection })
-      : undefined,
+    onFrame: debug ? (direction, frame, connection) => logger.debug(`${direction === 'in' ? '<-' : '->'} ${formatFrame(frame)}`, { connection }) : undefined,
   });
 }
 

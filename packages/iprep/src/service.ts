@@ -76,9 +76,9 @@ export class IprepService implements ReputationService {
           now: this.#now,
           onBan: (ban) => {
             const decision = banDecision(ban, this.#config.behaviour.banAction, 'behaviour', this.#now());
-            this.#stores.decisions.put(decision).catch((err: unknown) =>
-              options.logger.warn('could not write a ban decision', { key: decision.key, error: String(err) }),
-            );
+            this.#stores.decisions
+              .put(decision)
+              .catch((err: unknown) => options.logger.warn('could not write a ban decision', { key: decision.key, error: String(err) }));
           },
         })
       : undefined;

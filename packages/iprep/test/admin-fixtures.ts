@@ -3,16 +3,7 @@
  */
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { formatRange, parseAddress, parseRange } from '../src/net/address.js';
-import type {
-  Decision,
-  DecisionInput,
-  ListStatus,
-  Match,
-  ReloadResult,
-  ReputationService,
-  StoreHealth,
-  Verdict,
-} from '../src/types.js';
+import type { Decision, DecisionInput, ListStatus, Match, ReloadResult, ReputationService, StoreHealth, Verdict } from '../src/types.js';
 
 export const NOW = Date.UTC(2026, 10, 30, 12, 0, 0);
 

@@ -49,7 +49,11 @@ export function record(store: DecisionStore): DecisionChange[] {
   return changes;
 }
 
-export const keysOf = (store: DecisionStore): string[] => store.snapshot().map((d) => d.key).sort();
+export const keysOf = (store: DecisionStore): string[] =>
+  store
+    .snapshot()
+    .map((d) => d.key)
+    .sort();
 
 export function describeDecisionStoreContract(name: string, factory: DecisionStoreFactory): void {
   describe(`DecisionStore contract: ${name}`, () => {
@@ -72,7 +76,10 @@ export function describeDecisionStoreContract(name: string, factory: DecisionSto
       await store.put(a);
       await store.put(b);
       assert.deepEqual(keysOf(store), ['ip:192.0.2.1', 'ip:2001:db8::1']);
-      assert.deepEqual(store.snapshot().find((d) => d.key === b.key), b);
+      assert.deepEqual(
+        store.snapshot().find((d) => d.key === b.key),
+        b,
+      );
       assert.equal(await store.delete(a.key), true);
       assert.equal(await store.delete(a.key), false, 'a second delete finds nothing');
       assert.equal(await store.delete('ip:198.51.100.7'), false);
@@ -157,7 +164,13 @@ export function describeCounterStoreContract(name: string, factory: CounterStore
 
     it('adds deltas within the window, per key', async () => {
       const start = T0 + 3_600_000; // a multiple of the 1 s and 60 s windows used here
-      assert.deepEqual(await flush({ 'a:1': 3, 'b:1': 1 }, 60_000, start), new Map([['a:1', 3], ['b:1', 1]]));
+      assert.deepEqual(
+        await flush({ 'a:1': 3, 'b:1': 1 }, 60_000, start),
+        new Map([
+          ['a:1', 3],
+          ['b:1', 1],
+        ]),
+      );
       assert.deepEqual(await flush({ 'a:1': 2 }, 60_000, start + 1000), new Map([['a:1', 5]]));
       assert.deepEqual(await flush({ 'b:1': 4 }, 60_000, start + 2000), new Map([['b:1', 5]]));
     });

@@ -296,10 +296,7 @@ function ratios(agent: TargetSummary, floor: TargetSummary): Ratios {
     throughput: div(agent.throughput, floor.throughput),
     p50: div(agent.latency.p50Us, floor.latency.p50Us),
     p99: div(agent.latency.p99Us, floor.latency.p99Us),
-    cpuPerAck:
-      agent.agentCpuUsPerAck !== undefined && floor.agentCpuUsPerAck !== undefined
-        ? div(agent.agentCpuUsPerAck, floor.agentCpuUsPerAck)
-        : undefined,
+    cpuPerAck: agent.agentCpuUsPerAck !== undefined && floor.agentCpuUsPerAck !== undefined ? div(agent.agentCpuUsPerAck, floor.agentCpuUsPerAck) : undefined,
   };
 }
 

@@ -157,7 +157,14 @@ function serve(socket: Socket, tail: Buffer): void {
 /** Starts a floor agent and resolves once it listens. */
 export function startFloorAgent(options: FloorAgentOptions = {}): Promise<FloorAgent> {
   // SET-VAR, 3 args, scope sess, name, UINT32 type byte, then a score byte patched per ACK.
-  const tail = new Writer(32).byte(1).byte(3).byte(1).string(options.variable ?? 'ip_score').byte(DataType.UINT32).byte(0).take();
+  const tail = new Writer(32)
+    .byte(1)
+    .byte(3)
+    .byte(1)
+    .string(options.variable ?? 'ip_score')
+    .byte(DataType.UINT32)
+    .byte(0)
+    .take();
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);

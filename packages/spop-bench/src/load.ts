@@ -293,15 +293,7 @@ class LoadConnection {
   #onOpen: ((err?: Error) => void) | null = null;
   #onClosed: (() => void) | null = null;
 
-  constructor(
-    run: RunState,
-    tpl: Templates,
-    depth: number,
-    family: AddressFamily,
-    capabilities: string,
-    maxFrameSize: number,
-    openLoop: boolean,
-  ) {
+  constructor(run: RunState, tpl: Templates, depth: number, family: AddressFamily, capabilities: string, maxFrameSize: number, openLoop: boolean) {
     this.#run = run;
     this.#tpl = tpl;
     this.#depth = depth;
@@ -339,10 +331,7 @@ class LoadConnection {
         }
       };
       const onread = { buffer: () => this.#readBuffer, callback: this.#onRead };
-      const socket =
-        'path' in target
-          ? connect({ path: target.path, onread })
-          : connect({ port: target.port, host: target.host ?? '127.0.0.1', onread });
+      const socket = 'path' in target ? connect({ path: target.path, onread }) : connect({ port: target.port, host: target.host ?? '127.0.0.1', onread });
       this.#socket = socket;
       socket.setNoDelay(true);
       socket.on('connect', () => socket.write(this.#tpl.hello));
@@ -585,13 +574,7 @@ class LoadConnection {
 }
 
 /** Returns why an AGENT-HELLO would be refused by HAProxy (or by this run), or undefined when it is fine. */
-function checkAgentHello(
-  kv: readonly KvEntry[],
-  flags: number,
-  maxFrameSize: number,
-  depth: number,
-  capabilities: string,
-): string | undefined {
+function checkAgentHello(kv: readonly KvEntry[], flags: number, maxFrameSize: number, depth: number, capabilities: string): string | undefined {
   if ((flags & FrameFlags.FIN) === 0) return 'no FIN flag';
   let hello: AgentHello;
   try {
@@ -601,7 +584,15 @@ function checkAgentHello(
   }
   if (versionNumber(hello.version) !== versionNumber(SPOP_VERSION)) return `version is not ${SPOP_VERSION}`;
   if (!(hello.maxFrameSize >= 256 && hello.maxFrameSize <= maxFrameSize)) return `max-frame-size not an integer in [256, ${maxFrameSize}]`;
-  if (depth > 1 && !(capabilities.split(',').map((c) => c.trim()).includes('pipelining') && hello.capabilities.includes('pipelining'))) {
+  if (
+    depth > 1 &&
+    !(
+      capabilities
+        .split(',')
+        .map((c) => c.trim())
+        .includes('pipelining') && hello.capabilities.includes('pipelining')
+    )
+  ) {
     return 'pipelining not negotiated, so only depth 1 is possible';
   }
   return undefined;
@@ -676,10 +667,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const tpl = buildTemplates(options.messageName ?? 'check-client-ip', options.variable ?? 'ip_score', maxFrameSize, capabilities);
   const run = new RunState(options.latencyLimitUs ?? 1_000_000);
 
-  const conns = Array.from(
-    { length: connections },
-    () => new LoadConnection(run, tpl, depth, family, capabilities, maxFrameSize, rate !== undefined),
-  );
+  const conns = Array.from({ length: connections }, () => new LoadConnection(run, tpl, depth, family, capabilities, maxFrameSize, rate !== undefined));
   const opened = await Promise.allSettled(conns.map((c) => c.open(options.target, options.connectTimeoutMs ?? 5000)));
   const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed !== undefined) {

@@ -110,7 +110,10 @@ describe('spop-bench options', () => {
   });
 
   it('names the option and the range of a bad value', () => {
-    assert.throws(() => parseBenchArgs(['--floor', '--rate', '0']), (err: unknown) => err instanceof UsageError && /--rate must be a number from 1/.test(err.message));
+    assert.throws(
+      () => parseBenchArgs(['--floor', '--rate', '0']),
+      (err: unknown) => err instanceof UsageError && /--rate must be a number from 1/.test(err.message),
+    );
     assert.throws(() => parseBenchArgs(['--floor', '--rate', 'fast']), UsageError);
     assert.throws(() => parseBenchArgs(['-c', '4']), /nothing to measure/);
   });

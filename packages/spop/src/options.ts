@@ -80,8 +80,7 @@ export interface AgentOptions {
   onFrame?: ((direction: 'in' | 'out', frame: import('./codec/index.js').Frame, connectionId: number) => void) | undefined;
 }
 
-export type ResolvedAgentOptions = Required<Omit<AgentOptions, 'onFrame' | 'allowConnection'>> &
-  Pick<AgentOptions, 'onFrame' | 'allowConnection'>;
+export type ResolvedAgentOptions = Required<Omit<AgentOptions, 'onFrame' | 'allowConnection'>> & Pick<AgentOptions, 'onFrame' | 'allowConnection'>;
 
 /** Smallest max-frame-size HAProxy accepts. */
 export const MIN_MAX_FRAME_SIZE = 256;

@@ -209,11 +209,7 @@ export interface Harness {
  * Every client is destroyed and the agent closed when the test ends, and
  * every AGENT-DISCONNECT any client received is checked for a sendable code.
  */
-export async function startAgent(
-  t: TestContext,
-  options: AgentOptions = {},
-  register: (agent: Agent) => void = () => {},
-): Promise<Harness> {
+export async function startAgent(t: TestContext, options: AgentOptions = {}, register: (agent: Agent) => void = () => {}): Promise<Harness> {
   const agent = new Agent({ logger: silent(), ...options });
   register(agent);
   const clients: FakeHaproxy[] = [];

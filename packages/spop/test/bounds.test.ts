@@ -8,18 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FrameFlags, FrameParser, FrameType, MAX_MAX_FRAME_SIZE, SpopError, Status, resolveAgentOptions } from '../src/index.js';
 import type { FakeHaproxy } from '../src/testkit/index.js';
-import {
-  capturingLogger,
-  connectTo,
-  expectDisconnect,
-  int,
-  msg,
-  rawFrame,
-  sleep,
-  startAgent,
-  until,
-  withTimeout,
-} from './agent-helpers.js';
+import { capturingLogger, connectTo, expectDisconnect, int, msg, rawFrame, sleep, startAgent, until, withTimeout } from './agent-helpers.js';
 
 /** A NOTIFY prefix announcing `length` bytes, and the first `sent` bytes of its body. */
 function partialFrame(length: number, sent: number): Buffer {

@@ -121,9 +121,7 @@ describe('decoded values', () => {
   });
 
   it('int64 is a number when safe, a bigint beyond', () => {
-    const values = typedDataVectors
-      .filter((v) => v.kind.startsWith('int64') || v.kind.startsWith('uint64'))
-      .map((v) => new Reader(fromHex(v.hex)).typedData());
+    const values = typedDataVectors.filter((v) => v.kind.startsWith('int64') || v.kind.startsWith('uint64')).map((v) => new Reader(fromHex(v.hex)).typedData());
     for (const d of values) {
       assert.ok(d.type === 'int64' || d.type === 'uint64');
       const safe = typeof d.value === 'number' ? Number.isSafeInteger(d.value) : false;

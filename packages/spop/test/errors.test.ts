@@ -59,14 +59,20 @@ describe('handler errors', () => {
     );
     const fake = await h.ready();
     const ack = await fake.notify(1, 1, [msg('throws'), msg('ok'), msg('rejects'), msg('ok-async')]);
-    assert.deepEqual(ack.actions.map((x) => x.name), ['ok', 'ok2']);
+    assert.deepEqual(
+      ack.actions.map((x) => x.name),
+      ['ok', 'ok2'],
+    );
     assert.equal(h.agent.stats.handlerErrors, 2);
     const errors = log.atLeast('error');
     assert.equal(errors.length, 2);
     assert.deepEqual(errors.map((l) => l.fields?.message).sort(), ['rejects', 'throws']);
     // still usable
     const next = await fake.notify(2, 1, [msg('ok')]);
-    assert.deepEqual(next.actions.map((x) => x.name), ['ok']);
+    assert.deepEqual(
+      next.actions.map((x) => x.name),
+      ['ok'],
+    );
     assert.equal(h.agent.stats.protocolErrors, 0);
   });
 
@@ -82,7 +88,10 @@ describe('handler errors', () => {
     const two = await h.ready();
     const [a1, a2] = await Promise.all([one.notify(1, 1, [msg('boom')]), two.notify(1, 1, [msg('ok')])]);
     assert.deepEqual(a1.actions, []);
-    assert.deepEqual(a2.actions.map((x) => x.name), ['ok']);
+    assert.deepEqual(
+      a2.actions.map((x) => x.name),
+      ['ok'],
+    );
     assert.deepEqual((await one.notify(2, 1, [msg('ok')])).actions.length, 1);
     assert.deepEqual((await two.notify(2, 1, [msg('ok')])).actions.length, 1);
     assert.equal(one.ended || two.ended, false);
@@ -109,7 +118,11 @@ describe('handler errors', () => {
     const ack = await fake.notify(5, 1, [msg('slow'), msg('quick')]);
     const elapsed = performance.now() - t0;
     assert.ok(elapsed >= 45 && elapsed < 1000, `ACK after ${elapsed} ms`);
-    assert.deepEqual(ack.actions.map((x) => x.name), ['quick'], 'the timed-out handler\'s actions are left out');
+    assert.deepEqual(
+      ack.actions.map((x) => x.name),
+      ['quick'],
+      "the timed-out handler's actions are left out",
+    );
     assert.equal(h.agent.stats.handlerTimeouts, 1);
     assert.equal(ctx?.signal.aborted, true);
     late.resolve();
@@ -249,7 +262,14 @@ describe('framing', () => {
     }
     await expectDisconnect(fake, Status.FRAME_TOO_BIG);
     assert.equal(h.agent.stats.protocolErrors, 1);
-    assert.equal(log.atLeast('warn').length, 1, log.atLeast('warn').map((l) => l.message).join('; '));
+    assert.equal(
+      log.atLeast('warn').length,
+      1,
+      log
+        .atLeast('warn')
+        .map((l) => l.message)
+        .join('; '),
+    );
   });
 
   for (const length of [0, 1, 6]) {
@@ -313,7 +333,10 @@ describe('framing', () => {
     const ack = await fake.notify(1, 1, [msg('m')]);
     assert.equal(ack.actions.length, 1);
     assert.equal(h.agent.stats.protocolErrors, 0);
-    assert.deepEqual(wire(fake).map((f) => f.type), ['agent-hello', 'ack']);
+    assert.deepEqual(
+      wire(fake).map((f) => f.type),
+      ['agent-hello', 'ack'],
+    );
   });
 
   test('unknown frame type before HELLO -> 4', async (t) => {
@@ -337,9 +360,7 @@ describe('ACK size', () => {
 
   test('an ACK over the negotiated max-frame-size goes out empty, counted', async (t) => {
     const h = await startAgent(t, {}, (a) =>
-      a
-        .message('big', () => setVar('txn', 'v', 'x'.repeat(300)))
-        .message('edge', (m) => setVar('txn', 'v', 'y'.repeat(m.value(0) as number))),
+      a.message('big', () => setVar('txn', 'v', 'x'.repeat(300))).message('edge', (m) => setVar('txn', 'v', 'y'.repeat(m.value(0) as number))),
     );
     const fake = await h.ready({ maxFrameSize: 256 });
     const ack = await fake.notify(1, 1, [msg('big')]);
@@ -366,9 +387,7 @@ describe('ACK size', () => {
   });
 
   test('an oversize ACK among others in a batch does not corrupt its neighbours', async (t) => {
-    const h = await startAgent(t, {}, (a) =>
-      a.message('m', (m) => setVar('txn', 'v', 'z'.repeat(m.value(0) as number))),
-    );
+    const h = await startAgent(t, {}, (a) => a.message('m', (m) => setVar('txn', 'v', 'z'.repeat(m.value(0) as number))));
     const fake = await h.ready({ maxFrameSize: 256 });
     const sizes = [10, 500, 20, 1000, 30];
     fake.send(Buffer.concat(sizes.map((n, i) => encodeFrame(notifyFrame(i + 1, 1, [msg('m', { '': { type: 'int64', value: n } })])))));
@@ -425,12 +444,18 @@ describe('fragmentation (HAProxy 2.6 with the option on)', () => {
     assert.equal(h.agent.stats.notifies, 0, 'nothing dispatched before the last fragment');
     fake.send(rawFrame(FrameType.UNSET, FrameFlags.FIN, 77, 3, parts[2]));
     const ack = await fake.waitForAck(77, 3);
-    assert.deepEqual(ack.actions.map((x) => x.name), ['m', 'n']);
+    assert.deepEqual(
+      ack.actions.map((x) => x.name),
+      ['m', 'n'],
+    );
     assert.equal(seen, `${'a'.repeat(100)}|${'b'.repeat(100)}`);
     assert.equal(wire(fake).filter((f) => f.type === 'ack').length, 1);
     assert.equal(h.agent.stats.notifies, 1);
     // and an ordinary NOTIFY afterwards
-    assert.deepEqual((await fake.notify(78, 1, [msg('n')])).actions.map((x) => x.name), ['n']);
+    assert.deepEqual(
+      (await fake.notify(78, 1, [msg('n')])).actions.map((x) => x.name),
+      ['n'],
+    );
   });
 
   test('fragments in one write, including an empty continuation', async (t) => {
@@ -444,7 +469,10 @@ describe('fragmentation (HAProxy 2.6 with the option on)', () => {
         encodeFrame(rawFrame(FrameType.UNSET, FrameFlags.FIN, 1, 1, parts[2])),
       ]),
     );
-    assert.deepEqual((await fake.waitForAck(1, 1)).actions.map((x) => x.name), ['m']);
+    assert.deepEqual(
+      (await fake.waitForAck(1, 1)).actions.map((x) => x.name),
+      ['m'],
+    );
   });
 
   test('a continuation with other ids -> 11', async (t) => {
@@ -479,7 +507,9 @@ describe('fragmentation (HAProxy 2.6 with the option on)', () => {
     assert.equal(ack.actions.length, 1);
     await sleep(20);
     assert.deepEqual(
-      wire(fake).filter((f): f is AckFrame => f.type === 'ack').map((f) => f.streamId),
+      wire(fake)
+        .filter((f): f is AckFrame => f.type === 'ack')
+        .map((f) => f.streamId),
       [6],
       'no ACK for the aborted NOTIFY',
     );
@@ -487,7 +517,10 @@ describe('fragmentation (HAProxy 2.6 with the option on)', () => {
     // a new fragmented NOTIFY may start afterwards
     fake.send(rawFrame(FrameType.NOTIFY, 0, 7, 1, parts[0]));
     fake.send(rawFrame(FrameType.UNSET, FrameFlags.FIN, 7, 1, Buffer.concat([parts[1], parts[2]])));
-    assert.deepEqual((await fake.waitForAck(7, 1)).actions.map((x) => x.name), ['m']);
+    assert.deepEqual(
+      (await fake.waitForAck(7, 1)).actions.map((x) => x.name),
+      ['m'],
+    );
   });
 
   test('reassembled size above maxReassembledSize -> 3', async (t) => {
@@ -526,7 +559,7 @@ describe('status codes', () => {
     assert.equal(statusMessage(50), statusMessage(Status.UNKNOWN));
   });
 
-  test('an internal error (not the peer\'s fault) -> 99 and an error log', async (t) => {
+  test("an internal error (not the peer's fault) -> 99 and an error log", async (t) => {
     const log = capturingLogger();
     const h = await startAgent(t, {
       logger: log,
@@ -560,7 +593,7 @@ describe('status codes', () => {
     assert.equal(h.agent.stats.haproxyDisconnects, 1);
   });
 
-  test('the DISCONNECT message is HAProxy\'s text for the code', async (t) => {
+  test("the DISCONNECT message is HAProxy's text for the code", async (t) => {
     const h = await startAgent(t);
     const fake = await h.ready();
     fake.disconnect();

@@ -41,8 +41,7 @@ describe('decoded messages (arguments decoded on access)', () => {
   const payload = (hex: string): Buffer => Buffer.from(hex, 'hex');
   // check-client-ip(ip=192.168.1.10), then log-request(method="GET", port=int64 8080, tls=false, x=null)
   const two = payload(
-    '0f636865636b2d636c69656e742d69700102697006c0a8010a' +
-      '0b6c6f672d7265717565737404066d6574686f64080347455404706f727404f0ea0203746c7301017800',
+    '0f636865636b2d636c69656e742d69700102697006c0a8010a' + '0b6c6f672d7265717565737404066d6574686f64080347455404706f727404f0ea0203746c7301017800',
   );
 
   it('gives each argument by position or name, the same as the full list', async () => {

@@ -20,18 +20,7 @@ import {
   versionNumber,
 } from '../src/index.js';
 import type { FakeHaproxy } from '../src/testkit/index.js';
-import {
-  expectDisconnect,
-  kvObject,
-  msg,
-  rawFrame,
-  startAgent,
-  statusOf,
-  str,
-  until,
-  wire,
-  withTimeout,
-} from './agent-helpers.js';
+import { expectDisconnect, kvObject, msg, rawFrame, startAgent, statusOf, str, until, wire, withTimeout } from './agent-helpers.js';
 
 const defaults = resolveAgentOptions({ logger: { debug() {}, info() {}, warn() {}, error() {} } });
 const opts = (o: Parameters<typeof resolveAgentOptions>[0]) => resolveAgentOptions({ logger: defaults.logger, ...o });
@@ -103,7 +92,11 @@ describe('readHaproxyHello', () => {
   test('wrongly typed values -> 4', () => {
     throwsStatus(() => readHaproxyHello([['supported-versions', { type: 'int64', value: 2 }]]), Status.INVALID_FRAME);
     throwsStatus(
-      () => readHaproxyHello([['supported-versions', str('2.0')], ['max-frame-size', str('16380')]]),
+      () =>
+        readHaproxyHello([
+          ['supported-versions', str('2.0')],
+          ['max-frame-size', str('16380')],
+        ]),
       Status.INVALID_FRAME,
     );
   });
@@ -112,7 +105,7 @@ describe('readHaproxyHello', () => {
 describe('negotiate', () => {
   const hello = (o: Parameters<typeof haproxyHelloKv>[0] = {}) => readHaproxyHello(haproxyHelloKv(o));
 
-  test('max-frame-size is the smaller of ours and HAProxy\'s, both ways', () => {
+  test("max-frame-size is the smaller of ours and HAProxy's, both ways", () => {
     assert.equal(negotiate(hello({ maxFrameSize: 16380 }), opts({ maxFrameSize: 65532 })).maxFrameSize, 16380);
     assert.equal(negotiate(hello({ maxFrameSize: 16380 }), opts({ maxFrameSize: 1024 })).maxFrameSize, 1024);
     assert.equal(negotiate(hello({ maxFrameSize: 256 }), opts({})).maxFrameSize, 256);
@@ -141,10 +134,7 @@ describe('negotiate', () => {
 
   test('async only when opted in and offered', () => {
     assert.deepEqual(negotiate(hello({ capabilities: 'pipelining,async' }), defaults).capabilities, ['pipelining']);
-    assert.deepEqual(negotiate(hello({ capabilities: 'pipelining,async' }), opts({ async: true })).capabilities, [
-      'pipelining',
-      'async',
-    ]);
+    assert.deepEqual(negotiate(hello({ capabilities: 'pipelining,async' }), opts({ async: true })).capabilities, ['pipelining', 'async']);
     const n = negotiate(hello({ capabilities: 'pipelining' }), opts({ async: true }));
     assert.equal(n.async, false);
     assert.deepEqual(n.capabilities, ['pipelining']);
@@ -168,7 +158,10 @@ describe('HELLO over a socket', () => {
     assert.equal(answer.streamId, 0);
     assert.equal(answer.frameId, 0);
     assert.ok(answer.type === 'agent-hello');
-    assert.deepEqual(answer.kv.map(([k]) => k), ['version', 'max-frame-size', 'capabilities']);
+    assert.deepEqual(
+      answer.kv.map(([k]) => k),
+      ['version', 'max-frame-size', 'capabilities'],
+    );
     assert.equal(answer.kv[0]?.[1].type, 'str');
     assert.deepEqual(kvObject(answer), { version: SPOP_VERSION, 'max-frame-size': 16380, capabilities: 'pipelining' });
     assert.equal(SPOP_VERSION, '2.0');
@@ -176,7 +169,7 @@ describe('HELLO over a socket', () => {
     assert.equal(h.agent.stats.connections, 1);
   });
 
-  test('max-frame-size = min(ours, HAProxy\'s), whichever is smaller', async (t) => {
+  test("max-frame-size = min(ours, HAProxy's), whichever is smaller", async (t) => {
     const small = await startAgent(t, { maxFrameSize: 1000 });
     const a = await (await small.connect()).hello({ maxFrameSize: 16380 });
     assert.equal(kvObject(a)['max-frame-size'], 1000);
@@ -293,7 +286,10 @@ describe('HELLO over a socket', () => {
       ]),
     );
     await fake.waitForAck(1, 1);
-    assert.deepEqual(wire(fake).map((f) => f.type), ['agent-hello', 'ack']);
+    assert.deepEqual(
+      wire(fake).map((f) => f.type),
+      ['agent-hello', 'ack'],
+    );
   });
 
   test('bytes after a health check HELLO are ignored', async (t) => {
@@ -306,7 +302,10 @@ describe('HELLO over a socket', () => {
       ]),
     );
     await withTimeout(fake.closed, 2000, 'closed');
-    assert.deepEqual(wire(fake).map((f) => f.type), ['agent-hello']);
+    assert.deepEqual(
+      wire(fake).map((f) => f.type),
+      ['agent-hello'],
+    );
     assert.equal(h.agent.stats.notifies, 0);
   });
 

@@ -78,9 +78,7 @@ export function normalise(f: Frame): Record<string, unknown> {
       return {
         ...head,
         actions: f.actions.map((a) =>
-          a.type === 'set-var'
-            ? { type: a.type, scope: a.scope, name: a.name, value: normaliseData(a.value) }
-            : { type: a.type, scope: a.scope, name: a.name },
+          a.type === 'set-var' ? { type: a.type, scope: a.scope, name: a.name, value: normaliseData(a.value) } : { type: a.type, scope: a.scope, name: a.name },
         ),
       };
     case 'raw':

@@ -47,12 +47,19 @@ describe('agent.close()', () => {
     });
     await sleep(20);
     assert.equal(closed, false, 'close() waits for the in-flight NOTIFY');
-    assert.deepEqual(wire(fake).map((f) => f.type), ['agent-hello'], 'nothing sent while the handler runs');
+    assert.deepEqual(
+      wire(fake).map((f) => f.type),
+      ['agent-hello'],
+      'nothing sent while the handler runs',
+    );
     gate.resolve();
     await withTimeout(closing, 2000, 'agent.close() resolves');
     await withTimeout(fake.closed, 1000, 'connection closed');
     const log = wire(fake);
-    assert.deepEqual(log.map((f) => f.type), ['agent-hello', 'ack', 'agent-disconnect']);
+    assert.deepEqual(
+      log.map((f) => f.type),
+      ['agent-hello', 'ack', 'agent-disconnect'],
+    );
     const [, ack, disconnect] = log;
     assert.ok(ack?.type === 'ack' && ack.actions.length === 1);
     assert.ok(disconnect);
@@ -80,7 +87,10 @@ describe('agent.close()', () => {
     await withTimeout(closing, 1500, 'agent.close() resolves');
     assert.ok(performance.now() - t0 < 1000, `close() took ${performance.now() - t0} ms after the last ACK`);
     await expectDisconnect(fake, Status.NORMAL);
-    assert.deepEqual(wire(fake).map((f) => f.type), ['agent-hello', 'ack', 'agent-disconnect']);
+    assert.deepEqual(
+      wire(fake).map((f) => f.type),
+      ['agent-hello', 'ack', 'agent-disconnect'],
+    );
     assert.equal(h.agent.stats.notifies, 1);
   });
 
@@ -94,7 +104,10 @@ describe('agent.close()', () => {
     const elapsed = performance.now() - t0;
     assert.ok(elapsed >= 45 && elapsed < 1000, `closed after ${elapsed} ms`);
     await expectDisconnect(fake, Status.NORMAL);
-    assert.deepEqual(wire(fake).map((f) => f.type), ['agent-hello', 'agent-disconnect']);
+    assert.deepEqual(
+      wire(fake).map((f) => f.type),
+      ['agent-hello', 'agent-disconnect'],
+    );
   });
 
   test('idle ready connections all get DISCONNECT 0', async (t) => {
@@ -176,10 +189,12 @@ describe('resets and timeouts', () => {
   test('ECONNRESET from HAProxy: no crash, nothing logged above debug', async (t) => {
     const log = capturingLogger();
     const h = await startAgent(t, { logger: log }, (a) =>
-      a.message('m', () => setVar('txn', 'm', 1)).message('slow', async () => {
-        await sleep(30);
-        return setVar('txn', 's', 1);
-      }),
+      a
+        .message('m', () => setVar('txn', 'm', 1))
+        .message('slow', async () => {
+          await sleep(30);
+          return setVar('txn', 's', 1);
+        }),
     );
     // reset an idle connection, one right after a NOTIFY, one with a handler running
     const idle = await h.ready();
@@ -241,7 +256,10 @@ describe('resets and timeouts', () => {
     await expectDisconnect(fake, Status.TIMEOUT);
     const elapsed = performance.now() - t0;
     assert.ok(elapsed >= 90 && elapsed < 1500, `after ${elapsed} ms`);
-    assert.deepEqual(wire(fake).map((f) => f.type), ['agent-disconnect']);
+    assert.deepEqual(
+      wire(fake).map((f) => f.type),
+      ['agent-disconnect'],
+    );
   });
 
   test('hello timeout does not fire once the HELLO is done', async (t) => {
@@ -328,7 +346,10 @@ describe('HAPROXY-DISCONNECT', () => {
     await expectDisconnect(fake, Status.NORMAL);
     gate.resolve();
     await sleep(10);
-    assert.deepEqual(wire(fake).map((f) => f.type), ['agent-hello', 'agent-disconnect']);
+    assert.deepEqual(
+      wire(fake).map((f) => f.type),
+      ['agent-hello', 'agent-disconnect'],
+    );
     assert.equal(h.agent.stats.inFlight, 0);
   });
 

@@ -20,22 +20,7 @@ import {
   setVar,
   unsetVar,
 } from '../src/index.js';
-import {
-  type Deferred,
-  connectTo,
-  deferred,
-  int,
-  msg,
-  notifyFrame,
-  plain,
-  silent,
-  startAgent,
-  str,
-  tick,
-  until,
-  wire,
-  withTimeout,
-} from './agent-helpers.js';
+import { type Deferred, connectTo, deferred, int, msg, notifyFrame, plain, silent, startAgent, str, tick, until, wire, withTimeout } from './agent-helpers.js';
 
 const ackIds = (f: AckFrame): string => `${f.streamId}/${f.frameId}`;
 
@@ -108,7 +93,13 @@ describe('messages and handler results', () => {
     );
     const fake = await h.ready();
     await fake.notify(1, 1, [
-      { name: 'check', args: [{ name: '', value: { type: 'ipv4', value: '192.0.2.7' } }, { name: 'path', value: str('/x') }] },
+      {
+        name: 'check',
+        args: [
+          { name: '', value: { type: 'ipv4', value: '192.0.2.7' } },
+          { name: 'path', value: str('/x') },
+        ],
+      },
     ]);
     assert.ok(got instanceof Message);
     assert.equal(got.name, 'check');
@@ -124,7 +115,10 @@ describe('messages and handler results', () => {
     assert.deepEqual(empty.actions, []);
     assert.equal(h.agent.stats.unknownMessages, 1);
     const mixed = await fake.notify(2, 1, [msg('other'), msg('known'), msg('third')]);
-    assert.deepEqual(mixed.actions.map((x) => x.name), ['k']);
+    assert.deepEqual(
+      mixed.actions.map((x) => x.name),
+      ['k'],
+    );
     assert.equal(h.agent.stats.unknownMessages, 3);
   });
 
@@ -150,8 +144,7 @@ describe('messages and handler results', () => {
         .message('thenable', () => ({ then: (ok: (v: Action) => void) => ok(setVar('txn', 'th', 1)) }) as never),
     );
     const fake = await h.ready();
-    const names = async (sid: number, m: string): Promise<string[]> =>
-      (await fake.notify(sid, 1, [msg(m)])).actions.map((x) => `${x.type}:${x.name}`);
+    const names = async (sid: number, m: string): Promise<string[]> => (await fake.notify(sid, 1, [msg(m)])).actions.map((x) => `${x.type}:${x.name}`);
     assert.deepEqual(await names(1, 'one'), ['set-var:one']);
     assert.deepEqual(await names(2, 'list'), ['set-var:l1', 'unset-var:l2']);
     assert.deepEqual(await names(3, 'emptylist'), []);
@@ -229,9 +222,7 @@ describe('values and scopes', () => {
 
   test('unsetVar and all five scopes', async (t) => {
     const scopes: VarScope[] = ['proc', 'sess', 'txn', 'req', 'res'];
-    const h = await startAgent(t, {}, (a) =>
-      a.message('m', () => scopes.flatMap((s) => [setVar(s, `${s}.v`, s), unsetVar(s, `${s}_u`)])),
-    );
+    const h = await startAgent(t, {}, (a) => a.message('m', () => scopes.flatMap((s) => [setVar(s, `${s}.v`, s), unsetVar(s, `${s}_u`)])));
     const fake = await h.ready();
     const ack = await fake.notify(1, 1, [msg('m')]);
     assert.deepEqual(
@@ -252,7 +243,10 @@ describe('values and scopes', () => {
     );
     const fake = await h.ready();
     const ack = await fake.notify(1, 1, [msg('bad'), msg('good'), msg('badip')]);
-    assert.deepEqual(ack.actions.map((x) => x.name), ['good']);
+    assert.deepEqual(
+      ack.actions.map((x) => x.name),
+      ['good'],
+    );
     assert.equal(h.agent.stats.handlerErrors, 2);
   });
 });
@@ -271,9 +265,7 @@ describe('pipelining', () => {
       }),
     );
     const fake = await h.ready();
-    const bytes = Buffer.concat(
-      Array.from({ length: N }, (_, i) => encodeFrame(notifyFrame(100 + i, 1, [msg('m', { i: int(i) })]))),
-    );
+    const bytes = Buffer.concat(Array.from({ length: N }, (_, i) => encodeFrame(notifyFrame(100 + i, 1, [msg('m', { i: int(i) })]))));
     fake.send(bytes);
     await until(() => waiting.size === N, `all ${N} handlers started`);
     assert.equal(h.agent.stats.inFlight, N);
@@ -337,7 +329,9 @@ describe('pipelining', () => {
     fake.send(Buffer.concat(Array.from({ length: 50 }, (_, i) => encodeFrame(notifyFrame(i, 1, [msg('m', { '': int(i) })])))));
     await fake.waitForAck(49, 1);
     assert.deepEqual(
-      wire(fake).filter((f): f is AckFrame => f.type === 'ack').map((f) => f.streamId),
+      wire(fake)
+        .filter((f): f is AckFrame => f.type === 'ack')
+        .map((f) => f.streamId),
       Array.from({ length: 50 }, (_, i) => i),
     );
   });
@@ -387,9 +381,16 @@ describe('pipelining', () => {
     await until(() => h.agent.stats.connections === 2, 'first connection gone');
     gate.resolve();
     const ack = await sibling.waitForAck(42, 3);
-    assert.deepEqual(ack.actions.map((x) => x.name), ['slow']);
+    assert.deepEqual(
+      ack.actions.map((x) => x.name),
+      ['slow'],
+    );
     await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(wire(stranger).map((f) => f.type), ['agent-hello'], 'not on another engine');
+    assert.deepEqual(
+      wire(stranger).map((f) => f.type),
+      ['agent-hello'],
+      'not on another engine',
+    );
     assert.equal(h.agent.stats.inFlight, 0);
   });
 
@@ -423,11 +424,7 @@ describe('pipelining', () => {
     writes = 0;
     chunks = 0;
     fake.send(Buffer.concat(Array.from({ length: N }, (_, i) => encodeFrame(notifyFrame(i + 1, 1, [msg('m', { '': int(i) })])))));
-    await withTimeout(
-      Promise.all(Array.from({ length: N }, (_, i) => fake.waitForAck(i + 1, 1))),
-      2000,
-      'all ACKs',
-    );
+    await withTimeout(Promise.all(Array.from({ length: N }, (_, i) => fake.waitForAck(i + 1, 1))), 2000, 'all ACKs');
     assert.ok(serverSocket);
     assert.ok(chunks >= 1);
     assert.ok(writes <= chunks, `${writes} writes for ${chunks} chunks of NOTIFY`);

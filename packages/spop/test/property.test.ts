@@ -60,7 +60,8 @@ const ipv6Bytes = fc.oneof(
   fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b)),
   fc.uint8Array({ minLength: 4, maxLength: 4 }).map((v4) => Buffer.concat([Buffer.alloc(10), Buffer.of(0xff, 0xff), v4])),
   // Near misses of the IPv4-mapped prefix: group 5 is ffff, the others mostly zero.
-  fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
+  fc
+    .array(fc.oneof(fc.constant(0), fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
     .map((g) => groupsToBytes(g.map((x, i) => (i === 5 ? 0xffff : x)))),
 );
 const ipv4Bytes = fc.uint8Array({ minLength: 4, maxLength: 4 });
@@ -145,12 +146,18 @@ describe('round trips', () => {
 
   it('64-bit integers come back as numbers exactly when they are safe', () => {
     fc.assert(
-      fc.property(fc.oneof(int64Value.map((v) => ['int64', v] as const), uint64Value.map((v) => ['uint64', v] as const)), ([type, v]) => {
-        const decoded = new Reader(encodeTypedData({ type, value: v })).typedData();
-        assert.ok(decoded.type === type);
-        assert.equal(typeof decoded.value, Number.isSafeInteger(Number(v)) && BigInt(v) === BigInt(Number(v)) ? 'number' : 'bigint');
-        assert.equal(BigInt(decoded.value), BigInt(v));
-      }),
+      fc.property(
+        fc.oneof(
+          int64Value.map((v) => ['int64', v] as const),
+          uint64Value.map((v) => ['uint64', v] as const),
+        ),
+        ([type, v]) => {
+          const decoded = new Reader(encodeTypedData({ type, value: v })).typedData();
+          assert.ok(decoded.type === type);
+          assert.equal(typeof decoded.value, Number.isSafeInteger(Number(v)) && BigInt(v) === BigInt(Number(v)) ? 'number' : 'bigint');
+          assert.equal(BigInt(decoded.value), BigInt(v));
+        },
+      ),
       RUNS,
     );
   });
@@ -196,7 +203,10 @@ describe('round trips', () => {
           w.frame(f);
           return w.take();
         });
-        assert.deepEqual(taken.map(toHex), frames.map((f) => toHex(encodeFrame(f))));
+        assert.deepEqual(
+          taken.map(toHex),
+          frames.map((f) => toHex(encodeFrame(f))),
+        );
       }),
       RUNS,
     );
@@ -208,7 +218,13 @@ describe('round trips', () => {
       .map((codes) => String.fromCharCode(...codes));
     fc.assert(
       fc.property(withLoneSurrogates, (s) => {
-        const f: Frame = { type: 'ack', flags: 1, streamId: 1, frameId: 1, actions: [{ type: 'set-var', scope: 'txn', name: s, value: { type: 'str', value: s } }] };
+        const f: Frame = {
+          type: 'ack',
+          flags: 1,
+          streamId: 1,
+          frameId: 1,
+          actions: [{ type: 'set-var', scope: 'txn', name: s, value: { type: 'str', value: s } }],
+        };
         const decoded = decodeFrame(bodyOf(encodeFrame(f)));
         assert.ok(decoded.type === 'ack');
         const a = decoded.actions[0]!;
@@ -267,7 +283,10 @@ describe('FrameParser', () => {
           parser.push(stream.subarray(from, to), (buf, s, e) => void bodies.push(toHex(buf.subarray(s, e))));
           from = to;
         }
-        assert.deepEqual(bodies, wires.map((w) => toHex(bodyOf(w))));
+        assert.deepEqual(
+          bodies,
+          wires.map((w) => toHex(bodyOf(w))),
+        );
         assert.equal(parser.buffered, 0);
       }),
       RUNS,

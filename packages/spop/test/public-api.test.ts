@@ -18,16 +18,7 @@ function reachable(value: object, prototype: object): string[] {
 
 test('an Agent exposes its user API and nothing of the connection plumbing', () => {
   const agent = new Agent();
-  assert.deepEqual(reachable(agent, Agent.prototype), [
-    'address',
-    'close',
-    'connections',
-    'handle',
-    'listen',
-    'message',
-    'options',
-    'stats',
-  ]);
+  assert.deepEqual(reachable(agent, Agent.prototype), ['address', 'close', 'connections', 'handle', 'listen', 'message', 'options', 'stats']);
 });
 
 test('a connection exposes its state and lifecycle, not the writing of ACKs', async (t) => {

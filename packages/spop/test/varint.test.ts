@@ -53,7 +53,7 @@ describe('§3.4 worked examples', () => {
     });
   }
 
-  it('negative int64 is the same varint as its 64-bit two\'s complement (no zig-zag)', () => {
+  it("negative int64 is the same varint as its 64-bit two's complement (no zig-zag)", () => {
     const minusOne = int64Vectors.find((v) => v.value === -1)!;
     const max = varintVectors.find((v) => v.value === MAX_VARINT)!;
     assert.equal(minusOne.hex, `04${max.hex}`);

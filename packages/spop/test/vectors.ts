@@ -38,10 +38,13 @@ export const T = {
 
 const FIN = FrameFlags.FIN;
 
-const kvFrame = (
-  type: 'haproxy-hello' | 'agent-hello' | 'haproxy-disconnect' | 'agent-disconnect',
-  kv: KvEntry[],
-): Frame => ({ type, flags: FIN, streamId: 0, frameId: 0, kv });
+const kvFrame = (type: 'haproxy-hello' | 'agent-hello' | 'haproxy-disconnect' | 'agent-disconnect', kv: KvEntry[]): Frame => ({
+  type,
+  flags: FIN,
+  streamId: 0,
+  frameId: 0,
+  kv,
+});
 
 /** A message; each argument is a [name, value] pair ('' = unnamed). */
 const msg = (name: string, ...args: [string, TypedData][]) => ({

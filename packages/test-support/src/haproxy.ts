@@ -49,7 +49,6 @@ export function requireHaproxy(version: HaproxyVersion): string {
   return path;
 }
 
-
 // ---------------------------------------------------------------------------
 // HAProxy
 
@@ -108,8 +107,7 @@ export async function startHaproxy(options: StartHaproxyOptions): Promise<Haprox
     const checked = await check.exited;
     if (checked.code !== 0) {
       throw new Error(
-        `HAProxy ${version} rejected the configuration (${describeExit(checked)}):\n${check.output()}\n` +
-          `--- haproxy.cfg ---\n${numbered(config)}`,
+        `HAProxy ${version} rejected the configuration (${describeExit(checked)}):\n${check.output()}\n` + `--- haproxy.cfg ---\n${numbered(config)}`,
       );
     }
 
@@ -245,13 +243,7 @@ function parseCsvLine(line: string): string[] {
  * 'MAINT'...) and returns its row. A checked server starts as "UP 1/3" (check_status
  * INI) and only becomes "UP" after a passing health check, so 'UP' proves the check.
  */
-export async function waitServerStatus(
-  handle: HaproxyHandle,
-  backend: string,
-  server: string,
-  status: string,
-  timeoutMs = 5_000,
-): Promise<StatRow> {
+export async function waitServerStatus(handle: HaproxyHandle, backend: string, server: string, status: string, timeoutMs = 5_000): Promise<StatRow> {
   const deadline = Date.now() + timeoutMs;
   let row: StatRow | undefined;
   for (;;) {

@@ -56,4 +56,3 @@ export function httpGet(port: number, path = '/', opts: HttpGetOptions = {}): Pr
     req.end();
   });
 }
-

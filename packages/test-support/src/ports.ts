@@ -5,12 +5,7 @@ import { delay } from './wait.js';
 export { freePort } from 'spop/testkit';
 
 /** Resolves once a TCP connection to host:port succeeds; retries until timeoutMs or the signal aborts. */
-export async function waitForPort(
-  port: number,
-  host = '127.0.0.1',
-  timeoutMs = 5_000,
-  signal?: AbortSignal,
-): Promise<void> {
+export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 5_000, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = 'no attempt';
   while (Date.now() < deadline) {

@@ -140,7 +140,8 @@ export function startProcess(cmd: string, args: readonly string[], opts: StartPr
     output: () => out,
     outputLength: () => dropped + out.length,
     outputSince(mark) {
-      if (mark < dropped) throw new Error(`${name}: ${dropped - mark} characters of the output since mark ${mark} were dropped (maxOutputChars ${maxOutputChars})`);
+      if (mark < dropped)
+        throw new Error(`${name}: ${dropped - mark} characters of the output since mark ${mark} were dropped (maxOutputChars ${maxOutputChars})`);
       return out.slice(mark - dropped);
     },
     // Generous: on a loaded 2-core machine the agent alone takes over a second to start, and the
@@ -265,7 +266,6 @@ function killAllNow(): void {
   }
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 }
-
 
 /**
  * A fresh temporary directory, removed with the processes by stopAll() (or at exit). Unix socket

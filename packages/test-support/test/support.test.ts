@@ -31,6 +31,14 @@ describe('test-support', () => {
     let polls = 0;
     await waitFor('three polls', () => ++polls >= 3, 1000, 1);
     assert.equal(polls, 3);
-    await assert.rejects(waitFor(() => 'a state that never comes', () => false, 50, 5), /timed out after 50 ms waiting for a state that never comes/);
+    await assert.rejects(
+      waitFor(
+        () => 'a state that never comes',
+        () => false,
+        50,
+        5,
+      ),
+      /timed out after 50 ms waiting for a state that never comes/,
+    );
   });
 });

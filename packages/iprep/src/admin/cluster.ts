@@ -167,7 +167,8 @@ export class ClusterMetricsHub {
       this.#joined.delete(channel);
       this.#collectors.delete(channel);
       for (const gather of [...this.#gathers]) {
-        if (gather.requester === channel) this.#gathers.delete(gather); // nobody left to answer
+        if (gather.requester === channel)
+          this.#gathers.delete(gather); // nobody left to answer
         else this.#leaveOut(gather, channel, pid, 'exited before answering');
       }
       collector.close();
@@ -200,18 +201,20 @@ export class ClusterMetricsHub {
     for (const channel of others) {
       const collector = this.#collectors.get(channel);
       if (collector === undefined) continue;
-      collector.request({ type: 'collect', what }, (reply) => reply, { timeoutMs }).then(
-        (reply) => {
-          if (typeof reply['error'] === 'string' || !('part' in reply)) {
-            const error = typeof reply['error'] === 'string' ? reply['error'] : 'answered without its part';
-            this.#leaveOut(gather, channel, this.#joined.get(channel) ?? null, error);
-          } else if (gather.awaiting.delete(channel)) {
-            gather.parts.push(reply['part']);
-            this.#finishIfDone(gather);
-          }
-        },
-        (error: ClusterRequestError) => this.#leaveOut(gather, channel, this.#joined.get(channel) ?? null, leftOutReason(error, timeoutMs)),
-      );
+      collector
+        .request({ type: 'collect', what }, (reply) => reply, { timeoutMs })
+        .then(
+          (reply) => {
+            if (typeof reply['error'] === 'string' || !('part' in reply)) {
+              const error = typeof reply['error'] === 'string' ? reply['error'] : 'answered without its part';
+              this.#leaveOut(gather, channel, this.#joined.get(channel) ?? null, error);
+            } else if (gather.awaiting.delete(channel)) {
+              gather.parts.push(reply['part']);
+              this.#finishIfDone(gather);
+            }
+          },
+          (error: ClusterRequestError) => this.#leaveOut(gather, channel, this.#joined.get(channel) ?? null, leftOutReason(error, timeoutMs)),
+        );
     }
     this.#finishIfDone(gather);
   }

@@ -302,12 +302,7 @@ export class ReputationMetrics {
     if (handlerSeconds !== undefined) this.#handlerSeconds.observe(handlerSeconds);
     this.#scores.observe(verdict.score);
     let series = this.#lastSeries;
-    if (
-      series === undefined ||
-      series.source !== verdict.source ||
-      series.category !== verdict.category ||
-      series.action !== verdict.action
-    ) {
+    if (series === undefined || series.source !== verdict.source || series.category !== verdict.category || series.action !== verdict.action) {
       series = this.#seriesFor(verdict.action, verdict.category, verdict.source);
       this.#lastSeries = series;
     }

@@ -221,7 +221,10 @@ export class AdminServer {
   #explain(url: URL): Reply {
     const address = url.searchParams.get('ip');
     if (address === null || address.trim() === '') throw new HttpError(400, 'missing query parameter "ip"');
-    return json(200, asBadRequest(() => this.#service.explain(address)));
+    return json(
+      200,
+      asBadRequest(() => this.#service.explain(address)),
+    );
   }
 
   async #addDecision(request: IncomingMessage): Promise<Reply> {

@@ -8,8 +8,7 @@ import { isFiniteNumber, isRecord } from './guards.js';
 
 /** Handler time bounds (seconds): a table lookup takes microseconds; HAProxy's processing timeout is tens of ms. */
 export const HANDLER_SECONDS_BOUNDS: readonly number[] = [
-  0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-  0.025, 0.05, 0.1,
+  0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 ];
 /** Score bounds: integer scores 0-9, 10-19, ... 80-89, and 90-100 above the last bound. */
 export const SCORE_BOUNDS: readonly number[] = [9, 19, 29, 39, 49, 59, 69, 79, 89];
@@ -247,11 +246,7 @@ function isCounts(value: unknown, length: number): boolean {
 
 function isSeries(value: unknown): value is MessageSeries {
   return (
-    isRecord(value) &&
-    typeof value.action === 'string' &&
-    typeof value.category === 'string' &&
-    typeof value.source === 'string' &&
-    isFiniteNumber(value.count)
+    isRecord(value) && typeof value.action === 'string' && typeof value.category === 'string' && typeof value.source === 'string' && isFiniteNumber(value.count)
   );
 }
 

@@ -149,10 +149,7 @@ export function mergeHealth(own: WorkerHealth, figures: PeerFigures): ClusterHea
 
 /** The agent's reload from the answering worker's result and the others' (`figures`). */
 export function mergeReload(own: ReloadResult, ownPid: number, figures: PeerFigures, durationMs: number): ClusterReloadResult {
-  const answered: WorkerReload[] = [
-    { pid: ownPid, ok: own.ok, errors: own.errors, durationMs: own.durationMs },
-    ...figures.parts.filter(isWorkerReload),
-  ];
+  const answered: WorkerReload[] = [{ pid: ownPid, ok: own.ok, errors: own.errors, durationMs: own.durationMs }, ...figures.parts.filter(isWorkerReload)];
   const unreadable = figures.parts.length - (answered.length - 1);
   const left: LeftOutWorker[] = [...(figures.left ?? []), ...Array.from({ length: unreadable }, () => ({ pid: null, error: 'unreadable answer' }))];
   const perWorker: WorkerReload[] = [...answered, ...left.map(({ pid, error }) => ({ pid, ok: false, errors: [error], durationMs: null }))];
@@ -272,11 +269,5 @@ export function isWorkerHealth(value: unknown): value is WorkerHealth {
 
 /** Whether `value` is a WorkerReload of a worker that answered. */
 export function isWorkerReload(value: unknown): value is WorkerReload {
-  return (
-    isRecord(value) &&
-    isPid(value.pid) &&
-    typeof value.ok === 'boolean' &&
-    isStrings(value.errors) &&
-    isFiniteNumber(value.durationMs)
-  );
+  return isRecord(value) && isPid(value.pid) && typeof value.ok === 'boolean' && isStrings(value.errors) && isFiniteNumber(value.durationMs);
 }

@@ -48,7 +48,10 @@ function validate(config: BehaviourConfig): void {
     if (!ok) problems.push(problem);
   };
   const { ipv6PrefixLength, windowMs, rateThreshold, ratePenalty, banThreshold, banMs, maxBanMs } = config;
-  check(Number.isInteger(ipv6PrefixLength) && ipv6PrefixLength >= 1 && ipv6PrefixLength <= 64, `ipv6PrefixLength must be an integer 1..64, got ${ipv6PrefixLength}`);
+  check(
+    Number.isInteger(ipv6PrefixLength) && ipv6PrefixLength >= 1 && ipv6PrefixLength <= 64,
+    `ipv6PrefixLength must be an integer 1..64, got ${ipv6PrefixLength}`,
+  );
   check(windowMs > 0, `windowMs must be > 0, got ${windowMs}`);
   check(rateThreshold >= 0, `rateThreshold must be >= 0, got ${rateThreshold}`);
   check(ratePenalty >= 0 && ratePenalty <= 100, `ratePenalty must be 0..100, got ${ratePenalty}`);

@@ -7,7 +7,16 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isLoopbackHost } from '../net/address.js';
 import type { IprepConfig } from '../types.js';
-import { type ConfigLine, MAX_CONFIG_BYTES, type Section, linesStarting, parseHaproxyConfig, parseHaproxyTime, parseSpoeConfig, spoeScopes } from './haproxy-config.js';
+import {
+  type ConfigLine,
+  MAX_CONFIG_BYTES,
+  type Section,
+  linesStarting,
+  parseHaproxyConfig,
+  parseHaproxyTime,
+  parseSpoeConfig,
+  spoeScopes,
+} from './haproxy-config.js';
 
 /** error: HAProxy and the agent do not work together (exit 1); warning: likely wrong; note: worth knowing. */
 export type Severity = 'error' | 'warning' | 'note';
@@ -154,7 +163,11 @@ function checkAgent(context: AgentContext): void {
     if (message === undefined) {
       add('error', at(agent, line), `message ${name} has no spoe-message section`);
     } else if (linesStarting(message, 'event').length === 0) {
-      add('warning', at(message), `message ${name} has no \`event\`: listed in the agent's \`messages\`, it is never sent (put it in a spoe-group sent by a rule, or give it an event)`);
+      add(
+        'warning',
+        at(message),
+        `message ${name} has no \`event\`: listed in the agent's \`messages\`, it is never sent (put it in a spoe-group sent by a rule, or give it an event)`,
+      );
     } else {
       sent.set(name, message);
     }
@@ -173,7 +186,11 @@ function checkAgent(context: AgentContext): void {
       continue;
     }
     if (!sendRules.some((rule) => rule.group === name && (engine === undefined || rule.engine === engine))) {
-      add('error', at(group), `spoe-group ${name} is never sent: no \`send-spoe-group ${engine ?? '<engine>'} ${name}\` rule in ${input.haproxyFile}, so SPOE silently does nothing`);
+      add(
+        'error',
+        at(group),
+        `spoe-group ${name} is never sent: no \`send-spoe-group ${engine ?? '<engine>'} ${name}\` rule in ${input.haproxyFile}, so SPOE silently does nothing`,
+      );
     }
     for (const { name: messageName, line: messageLine } of wordsAfter(group, 'messages')) {
       const message = messageSections.get(messageName);
@@ -182,11 +199,13 @@ function checkAgent(context: AgentContext): void {
     }
   }
   for (const group of groupSections.values()) {
-    if (!agentGroups.some((g) => g.name === group.name)) add('warning', at(group), `spoe-group ${group.name} is not in the agent's \`groups\`: it cannot be sent`);
+    if (!agentGroups.some((g) => g.name === group.name))
+      add('warning', at(group), `spoe-group ${group.name} is not in the agent's \`groups\`: it cannot be sent`);
   }
   for (const rule of sendRules) {
     if (engine !== undefined && rule.engine !== engine) continue;
-    if (!agentGroups.some((g) => g.name === rule.group)) add('error', at(rule.section, rule.line), `send-spoe-group names ${rule.group}, which is not a group of agent ${agent.name}`);
+    if (!agentGroups.some((g) => g.name === rule.group))
+      add('error', at(rule.section, rule.line), `send-spoe-group names ${rule.group}, which is not a group of agent ${agent.name}`);
   }
 
   for (const [name, message] of sent) {
@@ -196,7 +215,8 @@ function checkAgent(context: AgentContext): void {
     checkArguments(config, message, add, at);
   }
   for (const name of config.messages) {
-    if (!sent.has(name)) add('warning', at(agent), `HAProxy never sends ${name}, which the agent answers (option \`messages\`): no event or sent group carries it`);
+    if (!sent.has(name))
+      add('warning', at(agent), `HAProxy never sends ${name}, which the agent answers (option \`messages\`): no event or sent group carries it`);
   }
   checkBackend(context);
   checkTimeouts(context);
@@ -227,10 +247,18 @@ function checkArguments(config: IprepConfig, message: Section, add: Add, at: Age
     if (arg === address) continue;
     const argFetch = fetchName(arg.expression);
     if ((argFetch === 'status' || argFetch === 'txn.status') && arg.name !== statusArgument) {
-      add('warning', at(message, arg.line), `argument ${arg.name || '(unnamed)'} carries the HTTP status, but the agent reads it from ${statusArgument ?? 'no argument'} (behaviour.status-argument)`);
+      add(
+        'warning',
+        at(message, arg.line),
+        `argument ${arg.name || '(unnamed)'} carries the HTTP status, but the agent reads it from ${statusArgument ?? 'no argument'} (behaviour.status-argument)`,
+      );
     }
     if (/_rate$/.test(argFetch) && arg.name !== rateArgument) {
-      add('warning', at(message, arg.line), `argument ${arg.name || '(unnamed)'} carries a rate, but the agent reads it from ${rateArgument ?? 'no argument'} (behaviour.rate-argument)`);
+      add(
+        'warning',
+        at(message, arg.line),
+        `argument ${arg.name || '(unnamed)'} carries a rate, but the agent reads it from ${rateArgument ?? 'no argument'} (behaviour.rate-argument)`,
+      );
     }
   }
 }
@@ -260,7 +288,11 @@ function checkVariables(config: IprepConfig, sections: readonly Section[], prefi
           if (!names.includes(name)) {
             add('error', `${section.file}:${line.line}`, `${varScope}.${varName} is not a variable the agent sets: it sets ${ours}`);
           } else if (varScope !== scope) {
-            add('error', `${section.file}:${line.line}`, `${varScope}.${varName}: the agent sets ${name} in scope ${scope} (variables.scope), so this is always empty`);
+            add(
+              'error',
+              `${section.file}:${line.line}`,
+              `${varScope}.${varName}: the agent sets ${name} in scope ${scope} (variables.scope), so this is always empty`,
+            );
           } else {
             used = true;
           }
@@ -289,13 +321,21 @@ function checkBackend(context: AgentContext): void {
     add('error', at(agent, useBackend), `use-backend ${name}: no backend ${name} in ${input.haproxyFile}`);
     return;
   }
-  const defaults = sections.slice(0, index).filter((s) => s.kind === 'defaults').at(-1);
-  const setting = (...keywords: string[]): ConfigLine | undefined => linesStarting(backend, ...keywords).at(-1) ?? (defaults && linesStarting(defaults, ...keywords).at(-1));
+  const defaults = sections
+    .slice(0, index)
+    .filter((s) => s.kind === 'defaults')
+    .at(-1);
+  const setting = (...keywords: string[]): ConfigLine | undefined =>
+    linesStarting(backend, ...keywords).at(-1) ?? (defaults && linesStarting(defaults, ...keywords).at(-1));
   const mode = setting('mode')?.words[1] ?? 'tcp';
   const modeOrigin = linesStarting(backend, 'mode').length > 0 ? '' : ' (from defaults)';
   const spopMode = input.version === undefined || input.version.major > 3 || (input.version.major === 3 && input.version.minor >= 1);
   if (mode === 'spop' && !spopMode) {
-    add('error', at(backend), `backend ${name} is in mode spop, which HAProxy ${input.version?.major}.${input.version?.minor} does not have (3.1+): use mode tcp`);
+    add(
+      'error',
+      at(backend),
+      `backend ${name} is in mode spop, which HAProxy ${input.version?.major}.${input.version?.minor} does not have (3.1+): use mode tcp`,
+    );
   } else if (mode !== 'tcp' && mode !== 'spop') {
     add('error', at(backend), `backend ${name} is in mode ${mode}${modeOrigin}: the agent's backend must be mode tcp${spopMode ? ' or mode spop (3.1+)' : ''}`);
   }
@@ -308,8 +348,18 @@ function checkBackend(context: AgentContext): void {
   const spopCheck = setting('option', 'spop-check') !== undefined;
   for (const server of servers) {
     const checked = server.words.includes('check') || defaultServer.some((d) => d.words.includes('check'));
-    if (!checked) add('warning', at(backend, server), `server ${server.words[1] ?? ''} has no \`check\`: HAProxy keeps sending to a dead agent, each request waiting for timeout processing`);
-    else if (!spopCheck) add('warning', at(backend, server), `backend ${name} has no \`option spop-check\`: \`check\` is then a bare TCP connect, which does not tell whether the agent speaks SPOP`);
+    if (!checked)
+      add(
+        'warning',
+        at(backend, server),
+        `server ${server.words[1] ?? ''} has no \`check\`: HAProxy keeps sending to a dead agent, each request waiting for timeout processing`,
+      );
+    else if (!spopCheck)
+      add(
+        'warning',
+        at(backend, server),
+        `backend ${name} has no \`option spop-check\`: \`check\` is then a bare TCP connect, which does not tell whether the agent speaks SPOP`,
+      );
     checkServerAddress(input.config, server.words[2] ?? '', at(backend, server), add);
   }
 }
@@ -336,7 +386,8 @@ function checkServerAddress(config: IprepConfig, address: string, where: string,
   const agentHost = host ?? '127.0.0.1';
   if (agentHost === '0.0.0.0' || agentHost === '::' || agentHost === serverHost) return;
   if (isLoopbackHost(agentHost)) {
-    if (!isLoopbackHost(serverHost)) add('error', where, `server ${address}: the agent listens on ${agentHost} only (listen.host), which ${serverHost} does not reach`);
+    if (!isLoopbackHost(serverHost))
+      add('error', where, `server ${address}: the agent listens on ${agentHost} only (listen.host), which ${serverHost} does not reach`);
   } else {
     add('warning', where, `server ${address}: the agent listens on ${agentHost} (listen.host)`);
   }
@@ -349,16 +400,25 @@ function checkTimeouts(context: AgentContext): void {
   for (const kind of ['processing', 'hello', 'idle'] as const) {
     const line = linesStarting(agent, 'timeout', kind).at(-1);
     if (line === undefined) {
-      if (kind === 'processing' || legacy) add('warning', at(agent), `no \`timeout ${kind}\`: set it (e.g. ${kind === 'idle' ? '30s' : '100ms'}) so that a slow agent cannot hold requests`);
+      if (kind === 'processing' || legacy)
+        add('warning', at(agent), `no \`timeout ${kind}\`: set it (e.g. ${kind === 'idle' ? '30s' : '100ms'}) so that a slow agent cannot hold requests`);
       continue;
     }
     const ms = parseHaproxyTime(line.words[2] ?? '');
     if (ms === undefined) continue;
     if (ms < MIN_SPOE_TIMEOUT_MS) {
-      add('warning', at(agent, line), `timeout ${kind} ${line.words[2]} is under ${MIN_SPOE_TIMEOUT_MS}ms: a round trip plus a busy event loop or a GC pause exceeds it, and requests go on without a verdict`);
+      add(
+        'warning',
+        at(agent, line),
+        `timeout ${kind} ${line.words[2]} is under ${MIN_SPOE_TIMEOUT_MS}ms: a round trip plus a busy event loop or a GC pause exceeds it, and requests go on without a verdict`,
+      );
     }
     if (kind === 'processing' && input.config.agent.handlerTimeoutMs > ms) {
-      add('note', at(agent, line), `agent.handler-timeout (${input.config.agent.handlerTimeoutMs}ms) is longer than timeout processing (${line.words[2]}): HAProxy gives up first; a later answer is dropped`);
+      add(
+        'note',
+        at(agent, line),
+        `agent.handler-timeout (${input.config.agent.handlerTimeoutMs}ms) is longer than timeout processing (${line.words[2]}): HAProxy gives up first; a later answer is dropped`,
+      );
     }
   }
 }

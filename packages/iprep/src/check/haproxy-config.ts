@@ -63,8 +63,23 @@ export function splitWords(text: string): string[] {
 
 /** Section keywords of haproxy.cfg: a line starting with one of these opens a section. */
 const HAPROXY_SECTIONS = new Set([
-  'global', 'defaults', 'frontend', 'listen', 'backend', 'peers', 'resolvers', 'userlist', 'program', 'http-errors',
-  'ring', 'cache', 'mailers', 'log-forward', 'crt-store', 'traces', 'acme',
+  'global',
+  'defaults',
+  'frontend',
+  'listen',
+  'backend',
+  'peers',
+  'resolvers',
+  'userlist',
+  'program',
+  'http-errors',
+  'ring',
+  'cache',
+  'mailers',
+  'log-forward',
+  'crt-store',
+  'traces',
+  'acme',
 ]);
 
 /** haproxy.cfg's sections, in file order. Lines before the first section, and `.if`-style directives, are left out. */

@@ -54,7 +54,11 @@ const CHECK_OPTIONS = {
 } as const;
 
 /** Runs `spoa check` with `argv` (the words after `check`); resolves to the exit status. */
-export async function runCheck(argv: string[], io: CheckOutput = { out: process.stdout, err: process.stderr }, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runCheck(
+  argv: string[],
+  io: CheckOutput = { out: process.stdout, err: process.stderr },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof CHECK_OPTIONS; strict: true; allowPositionals: false }>>;
   try {
     parsed = parseArgs({ args: argv, options: CHECK_OPTIONS, strict: true, allowPositionals: false });
@@ -116,10 +120,16 @@ async function checkLists(config: IprepConfig, findings: Finding[]): Promise<voi
     }
     try {
       const { entries, warnings } = parseList(file.format, text, file.path);
-      for (const warning of warnings.slice(0, LIST_WARNINGS_SHOWN)) findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: skipped ${warning}` });
-      if (warnings.length > LIST_WARNINGS_SHOWN) findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: ${warnings.length - LIST_WARNINGS_SHOWN} more bad lines` });
+      for (const warning of warnings.slice(0, LIST_WARNINGS_SHOWN))
+        findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: skipped ${warning}` });
+      if (warnings.length > LIST_WARNINGS_SHOWN)
+        findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: ${warnings.length - LIST_WARNINGS_SHOWN} more bad lines` });
       const severity: Severity = entries.length < file.minEntries ? 'error' : 'note';
-      findings.push({ severity, where: file.path, message: `list ${file.name}: ${entries.length} entries${severity === 'error' ? `, fewer than min-entries ${file.minEntries}` : ''}` });
+      findings.push({
+        severity,
+        where: file.path,
+        message: `list ${file.name}: ${entries.length} entries${severity === 'error' ? `, fewer than min-entries ${file.minEntries}` : ''}`,
+      });
     } catch (e) {
       findings.push({ severity: 'error', where: file.path, message: `list ${file.name}: ${(e as Error).message}` });
     }

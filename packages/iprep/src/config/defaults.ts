@@ -25,7 +25,13 @@ export const LIST_DEFAULTS = {
   maxEntries: 2_000_000,
 } as const;
 
-export const REDIS_DEFAULTS = { url: 'redis://127.0.0.1:6379', prefix: 'iprep', commandTimeoutMs: 1 * SECOND, maxSyncAgeMs: 5 * SECOND, maxDecisions: 200_000 } as const;
+export const REDIS_DEFAULTS = {
+  url: 'redis://127.0.0.1:6379',
+  prefix: 'iprep',
+  commandTimeoutMs: 1 * SECOND,
+  maxSyncAgeMs: 5 * SECOND,
+  maxDecisions: 200_000,
+} as const;
 
 /**
  * The configuration without a file: random mode, as the original agent.
@@ -80,7 +86,13 @@ export const DEFAULT_MIN_PREFIX_V6 = 32;
 
 /** Decisions' defaults; their file lives in the cache directory. */
 export function defaultDecisions(cacheDir: string): IprepConfig['decisions'] {
-  return { defaultDurationMs: 4 * HOUR, defaultAction: 'deny', file: join(cacheDir, 'decisions.jsonl'), minPrefixV4: DEFAULT_MIN_PREFIX_V4, minPrefixV6: DEFAULT_MIN_PREFIX_V6 };
+  return {
+    defaultDurationMs: 4 * HOUR,
+    defaultAction: 'deny',
+    file: join(cacheDir, 'decisions.jsonl'),
+    minPrefixV4: DEFAULT_MIN_PREFIX_V4,
+    minPrefixV6: DEFAULT_MIN_PREFIX_V6,
+  };
 }
 
 /**

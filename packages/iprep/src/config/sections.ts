@@ -31,7 +31,7 @@ const CATEGORY: StringRule = { pattern: /^\S+$/, expected: 'a category without s
 const REDIS_PREFIX: StringRule = { pattern: /^[A-Za-z0-9:_.-]+$/, expected: "a key prefix of letters, digits, ':', '_', '.' and '-'" };
 const HOST_NAME: StringRule = {
   pattern: /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/,
-  expected: 'a host name as browsers send it in Host (letters, digits, \'-\', \'_\' and dots, no port)',
+  expected: "a host name as browsers send it in Host (letters, digits, '-', '_' and dots, no port)",
 };
 const ALLOWLIST_ENTRY: StringRule = { pattern: /\S/, expected: 'an address, a CIDR prefix or a range, or {file: <path>}' };
 
@@ -387,4 +387,3 @@ function isHttpUrl(text: string): boolean {
 function isRedisUrl(text: string): boolean {
   return URL.canParse(text) && ['redis:', 'rediss:'].includes(new URL(text).protocol);
 }
-

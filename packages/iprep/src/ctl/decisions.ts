@@ -57,7 +57,10 @@ async function list({ client, values, out, paint }: CommandContext): Promise<num
   const origin = stringOption(values, 'origin');
   const action = actionFlag(values);
   const decisions = (await client.decisions()).filter(
-    (d) => (value === undefined || String(d.value).includes(value)) && (origin === undefined || d.origin === origin) && (action === undefined || d.action === action),
+    (d) =>
+      (value === undefined || String(d.value).includes(value)) &&
+      (origin === undefined || d.origin === origin) &&
+      (action === undefined || d.action === action),
   );
   if (values['json'] === true) {
     out(JSON.stringify(decisions, null, 2) + '\n');
@@ -102,7 +105,9 @@ async function add({ client, positionals, values, out, paint }: CommandContext):
     return EXIT.ok;
   }
   const pending = added.stored === 'pending' ? ' (in force here; the shared store has not confirmed it yet: queued for replay)' : '';
-  out(`added ${printable(String(added.value))}: ${paintAction(paint, String(added.action))}, score ${added.score}, expires ${expiresIn(added.expiresAt, Date.now())}${pending}\n`);
+  out(
+    `added ${printable(String(added.value))}: ${paintAction(paint, String(added.action))}, score ${added.score}, expires ${expiresIn(added.expiresAt, Date.now())}${pending}\n`,
+  );
   return EXIT.ok;
 }
 

@@ -23,8 +23,7 @@ the deciding one first.
     const matches = Array.isArray(verdict.matches) ? verdict.matches : [];
     if (matches.length === 0) out('  nothing matched: the default score applies\n');
     matches.forEach((match, i) => {
-      const effect =
-        match.score !== undefined ? `score ${match.score}` : match.penalty !== undefined ? `-${match.penalty} points` : 'no score';
+      const effect = match.score !== undefined ? `score ${match.score}` : match.penalty !== undefined ? `-${match.penalty} points` : 'no score';
       const action = match.action === undefined ? '' : `, ${paintAction(paint, match.action)}`;
       const detail = match.detail === undefined ? '' : `: ${printable(match.detail)}`;
       const line = `${i === 0 ? '→' : ' '} ${match.kind} ${printable(match.source)} [${printable(match.category)}] ${effect}${action}${detail}`;

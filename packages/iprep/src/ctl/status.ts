@@ -31,12 +31,16 @@ lists, decisions, store and workers. Exit 1 when the agent reports itself degrad
     const total = status.actions.reduce((sum, a) => sum + a.count, 0);
     line(
       'verdicts',
-      status.actions
-        .map((a) => `${paintAction(paint, a.name)} ${a.count}${total > 0 ? ` (${((100 * a.count) / total).toFixed(1)}%)` : ''}`)
-        .join(', '),
+      status.actions.map((a) => `${paintAction(paint, a.name)} ${a.count}${total > 0 ? ` (${((100 * a.count) / total).toFixed(1)}%)` : ''}`).join(', '),
     );
     if (status.topSources.length > 0) {
-      line('sources', status.topSources.slice(0, 5).map((s) => `${printable(s.name)} ${s.count}`).join(', '));
+      line(
+        'sources',
+        status.topSources
+          .slice(0, 5)
+          .map((s) => `${printable(s.name)} ${s.count}`)
+          .join(', '),
+      );
     }
     const failing = status.lists.filter((l) => l.lastError !== null);
     const entries = status.lists.reduce((sum, l) => sum + l.entries, 0);

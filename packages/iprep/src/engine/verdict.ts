@@ -9,10 +9,7 @@ import { IP_ACTIONS, type IpAction, type IprepConfig, type Match, type Verdict }
 
 export type Thresholds = IprepConfig['thresholds'];
 
-const severity: Readonly<Record<IpAction, number>> = Object.fromEntries(IP_ACTIONS.map((a, i) => [a, i])) as Record<
-  IpAction,
-  number
->;
+const severity: Readonly<Record<IpAction, number>> = Object.fromEntries(IP_ACTIONS.map((a, i) => [a, i])) as Record<IpAction, number>;
 
 export function harsher(a: IpAction, b: IpAction): IpAction {
   return severity[a] >= severity[b] ? a : b;

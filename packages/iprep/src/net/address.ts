@@ -34,12 +34,7 @@ export function formatAddress(bytes: Uint8Array): string {
 
 /** The big-endian 32-bit word at `offset`, as an int32 (a small integer to V8; `>>> 0` makes it unsigned). */
 export function wordAt(bytes: Uint8Array, offset: number): number {
-  return (
-    ((bytes[offset] as number) << 24) |
-    ((bytes[offset + 1] as number) << 16) |
-    ((bytes[offset + 2] as number) << 8) |
-    (bytes[offset + 3] as number)
-  );
+  return ((bytes[offset] as number) << 24) | ((bytes[offset + 1] as number) << 16) | ((bytes[offset + 2] as number) << 8) | (bytes[offset + 3] as number);
 }
 
 /** Compares two addresses of the same family as unsigned big-endian numbers. */

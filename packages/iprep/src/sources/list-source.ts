@@ -394,9 +394,7 @@ export class ListSource {
     }
     const last = this.#good?.list.entries.length;
     if (last !== undefined && count < last * (1 - this.config.maxShrink)) {
-      throw this.#error(
-        `${from.parseOrigin}: ${count} entries against ${last} in the last good copy, a shrink beyond maxShrink ${this.config.maxShrink}`,
-      );
+      throw this.#error(`${from.parseOrigin}: ${count} entries against ${last} in the last good copy, a shrink beyond maxShrink ${this.config.maxShrink}`);
     }
     const list: LoadedList = {
       name: this.config.name,

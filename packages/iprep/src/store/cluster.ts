@@ -285,9 +285,7 @@ export class IpcDecisionStore implements DecisionStore {
       if (logger) logger.error('decision listener failed', { error: String(error) });
       else process.emitWarning(`decision listener failed: ${String(error)}`);
     });
-    this.#link = hostLink(options.channel ?? parentChannel(), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, (message) =>
-      this.#applyChange(message),
-    );
+    this.#link = hostLink(options.channel ?? parentChannel(), options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, (message) => this.#applyChange(message));
   }
 
   /** Subscribes: the primary's decisions now, then every change after them. */

@@ -119,7 +119,16 @@ function resolveOptions(options: RedisStoreOptions): ResolvedOptions {
   const prefix = options.prefix ?? DEFAULTS.prefix;
   if (prefix === '' || /[{}]/.test(prefix)) throw new Error(`redis store: prefix must be non-empty without braces, got ${JSON.stringify(prefix)}`);
   if (options.nodes !== undefined && options.nodes.length === 0) throw new Error('redis store: nodes must name at least one cluster node');
-  for (const name of ['commandTimeoutMs', 'maxSyncAgeMs', 'blockMs', 'maxStreamLength', 'pruneIntervalMs', 'maxReplayQueue', 'startTimeoutMs', 'maxDecisions'] as const) {
+  for (const name of [
+    'commandTimeoutMs',
+    'maxSyncAgeMs',
+    'blockMs',
+    'maxStreamLength',
+    'pruneIntervalMs',
+    'maxReplayQueue',
+    'startTimeoutMs',
+    'maxDecisions',
+  ] as const) {
     const value = options[name];
     if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new Error(`redis store: ${name} must be a positive integer, got ${value}`);
   }
@@ -312,7 +321,9 @@ export class RedisDecisionStore implements DecisionStore {
     const { maxSyncAgeMs } = this.#options;
     // Connected is not enough: a frozen server keeps its connections open and answers nothing.
     const stale = this.#health.up && syncAgeMs !== undefined && syncAgeMs > maxSyncAgeMs;
-    const report = stale ? { kind: 'redis' as const, up: false, detail: `decisions not confirmed by redis for ${syncAgeMs} ms (more than ${maxSyncAgeMs} ms)` } : this.#health.report();
+    const report = stale
+      ? { kind: 'redis' as const, up: false, detail: `decisions not confirmed by redis for ${syncAgeMs} ms (more than ${maxSyncAgeMs} ms)` }
+      : this.#health.report();
     return {
       ...report,
       ...(syncAgeMs === undefined ? {} : { syncAgeMs }),
@@ -547,7 +558,10 @@ export class RedisDecisionStore implements DecisionStore {
     if (known !== undefined && compareIds(id, known) <= 0) return false;
     if (change.op === 'put' && this.#view.size >= this.#options.maxDecisions && this.#view.encoded(key) === undefined) {
       if (this.#skippedForSize++ % 1000 === 0) {
-        this.#options.logger.warn('decisions: more decisions than max-decisions, new ones from redis skipped', { maxDecisions: this.#options.maxDecisions, skipped: this.#skippedForSize });
+        this.#options.logger.warn('decisions: more decisions than max-decisions, new ones from redis skipped', {
+          maxDecisions: this.#options.maxDecisions,
+          skipped: this.#skippedForSize,
+        });
       }
       return false;
     }
@@ -576,7 +590,8 @@ export class RedisDecisionStore implements DecisionStore {
     if (this.#pending.size <= this.#options.maxReplayQueue) return;
     const oldest = this.#pending.keys().next().value as string;
     this.#pending.delete(oldest);
-    if (this.#droppedWrites++ === 0) this.#options.logger.warn('decisions: replay queue full, dropping the oldest writes', { limit: this.#options.maxReplayQueue });
+    if (this.#droppedWrites++ === 0)
+      this.#options.logger.warn('decisions: replay queue full, dropping the oldest writes', { limit: this.#options.maxReplayQueue });
   }
 
   /** Forgets expired decisions locally (emitting deletes) and, if this agent is the janitor, in Redis. */
@@ -678,7 +693,10 @@ export class RedisCounterStore implements CounterStore {
     else this.#health.failed(failure);
     if (answered > 0 && failed > 0 && Date.now() - this.#partialWarnedAt >= 60_000) {
       this.#partialWarnedAt = Date.now(); // at most once a minute: a flush runs every second
-      this.#options.logger.warn('counters: some clients kept their local counts', { failed, error: failure instanceof Error ? failure.message : String(failure) });
+      this.#options.logger.warn('counters: some clients kept their local counts', {
+        failed,
+        error: failure instanceof Error ? failure.message : String(failure),
+      });
     }
     return totals;
   }

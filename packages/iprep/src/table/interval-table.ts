@@ -90,12 +90,7 @@ export class IntervalTable {
     const length = address.length - offset;
     if (length === 4) return this.#lookupV4(readWord(address, offset));
     if (length === 16) {
-      return this.#lookupV6(
-        readWord(address, offset),
-        readWord(address, offset + 4),
-        readWord(address, offset + 8),
-        readWord(address, offset + 12),
-      );
+      return this.#lookupV6(readWord(address, offset), readWord(address, offset + 4), readWord(address, offset + 8), readWord(address, offset + 12));
     }
     throw new RangeError(`lookup needs 4 or 16 address bytes from the offset, got ${length}`);
   }

@@ -12,7 +12,14 @@ import type { IprepConfig } from '../../src/types.js';
 describe('splitWords: haproxy.cfg lines', () => {
   it('splits on blanks, drops comments, keeps quoted text and escapes, leaves ${VAR} as is', () => {
     assert.deepEqual(splitWords('    server s1 127.0.0.1:12345 check   # the agent'), ['server', 's1', '127.0.0.1:12345', 'check']);
-    assert.deepEqual(splitWords('http-request return string "hello # not a comment" if x'), ['http-request', 'return', 'string', 'hello # not a comment', 'if', 'x']);
+    assert.deepEqual(splitWords('http-request return string "hello # not a comment" if x'), [
+      'http-request',
+      'return',
+      'string',
+      'hello # not a comment',
+      'if',
+      'x',
+    ]);
     assert.deepEqual(splitWords("acl a path_reg '^/a b'"), ['acl', 'a', 'path_reg', '^/a b']);
     assert.deepEqual(splitWords('set-var-fmt proc.k "${KEY}" a\\ b'), ['set-var-fmt', 'proc.k', '${KEY}', 'a b']);
     assert.deepEqual(splitWords('   # only a comment'), []);
@@ -32,8 +39,14 @@ describe('splitWords: haproxy.cfg lines', () => {
 
   it('reads the SPOE scope of the engine only', () => {
     const text = '[a]\nspoe-agent x\n  messages m\n[b]\nspoe-agent y\n';
-    assert.deepEqual(parseSpoeConfig(text, 's.conf', 'b').map((s) => [s.kind, s.name, s.line]), [['spoe-agent', 'y', 5]]);
-    assert.deepEqual(parseSpoeConfig('spoe-agent z\n', 's.conf', undefined).map((s) => s.name), ['z']);
+    assert.deepEqual(
+      parseSpoeConfig(text, 's.conf', 'b').map((s) => [s.kind, s.name, s.line]),
+      [['spoe-agent', 'y', 5]],
+    );
+    assert.deepEqual(
+      parseSpoeConfig('spoe-agent z\n', 's.conf', undefined).map((s) => s.name),
+      ['z'],
+    );
   });
 
   it('reads HAProxy times', () => {
@@ -120,7 +133,10 @@ describe('checkHaproxySetup', () => {
   });
 
   it('a spoe-group that no send-spoe-group sends is an error; a rule that sends it is fine', () => {
-    const spoe = GOOD_SPOE.replace('messages check-client-ip\n    option', 'groups check-ip\n    option').replace('    event on-client-session\n', '\nspoe-group check-ip\n    messages check-client-ip\n');
+    const spoe = GOOD_SPOE.replace('messages check-client-ip\n    option', 'groups check-ip\n    option').replace(
+      '    event on-client-session\n',
+      '\nspoe-group check-ip\n    messages check-client-ip\n',
+    );
     assertFinding(check({ spoe }), 'error', `${SPOE}:13`, /spoe-group check-ip is never sent: no `send-spoe-group ip-reputation check-ip` rule/);
     const cfg = GOOD_CFG.replace('    http-request deny', '    http-request send-spoe-group ip-reputation check-ip\n    http-request deny');
     assert.deepEqual(lines(check({ spoe, cfg })), []);
@@ -132,28 +148,64 @@ describe('checkHaproxySetup', () => {
     const typo = check({ cfg: GOOD_CFG.replace('sess.iprep.ip_action', 'sess.iprep.ip_actoin') });
     assertFinding(typo, 'error', `${CFG}:8`, /sess\.iprep\.ip_actoin is not a variable the agent sets: it sets sess\.iprep\.ip_score, sess\.iprep\.ip_action/);
     assertFinding(check({ cfg: GOOD_CFG.replace('sess.iprep.ip_action', 'txn.iprep.ip_action') }), 'error', `${CFG}:8`, /scope sess/);
-    assertFinding(check({ cfg: GOOD_CFG.replace(/^ {4}http-request deny.*$/m, '') }), 'warning', CFG, /no rule reads the agent's variables \(sess\.iprep\.\*\)/);
+    assertFinding(
+      check({ cfg: GOOD_CFG.replace(/^ {4}http-request deny.*$/m, '') }),
+      'warning',
+      CFG,
+      /no rule reads the agent's variables \(sess\.iprep\.\*\)/,
+    );
     // Variables HAProxy sets itself under the prefix, in txn scope.
     const onError = GOOD_SPOE.replace('    option var-prefix iprep\n', '    option var-prefix iprep\n    option set-on-error err\n');
-    assert.deepEqual(lines(check({ spoe: onError, cfg: GOOD_CFG.replace('    http-request deny', '    http-request set-header x-spoe-error %[var(txn.iprep.err)]\n    http-request deny') })), []);
-    assertFinding(check({ cfg: GOOD_CFG.replace('    http-request deny', '    http-request set-header x-spoe-error %[var(txn.iprep.err)]\n    http-request deny') }), 'error', `${CFG}:8`, /txn\.iprep\.err is not a variable the agent sets/);
+    assert.deepEqual(
+      lines(
+        check({
+          spoe: onError,
+          cfg: GOOD_CFG.replace('    http-request deny', '    http-request set-header x-spoe-error %[var(txn.iprep.err)]\n    http-request deny'),
+        }),
+      ),
+      [],
+    );
+    assertFinding(
+      check({ cfg: GOOD_CFG.replace('    http-request deny', '    http-request set-header x-spoe-error %[var(txn.iprep.err)]\n    http-request deny') }),
+      'error',
+      `${CFG}:8`,
+      /txn\.iprep\.err is not a variable the agent sets/,
+    );
     // Random mode sets ip_score alone.
-    assertFinding(check({ config: defaultConfig() }), 'error', `${CFG}:8`, /sess\.iprep\.ip_action is not a variable the agent sets: it sets sess\.iprep\.ip_score$/);
+    assertFinding(
+      check({ config: defaultConfig() }),
+      'error',
+      `${CFG}:8`,
+      /sess\.iprep\.ip_action is not a variable the agent sets: it sets sess\.iprep\.ip_score$/,
+    );
     // Without var-prefix, HAProxy prefixes with the agent's name.
     const unprefixed = check({ spoe: GOOD_SPOE.replace('    option var-prefix iprep\n', '') });
     assertFinding(unprefixed, 'warning', CFG, /sess\.iprep-agent\.\*/);
   });
 
   it("the agent's backend: exists, mode tcp or spop (3.1+), a health check that speaks SPOP", () => {
-    assertFinding(check({ cfg: GOOD_CFG.replace('mode tcp', 'mode http') }), 'error', `${CFG}:10`, /backend iprep-backend is in mode http: the agent's backend must be mode tcp/);
+    assertFinding(
+      check({ cfg: GOOD_CFG.replace('mode tcp', 'mode http') }),
+      'error',
+      `${CFG}:10`,
+      /backend iprep-backend is in mode http: the agent's backend must be mode tcp/,
+    );
     // The mode from defaults counts when the backend sets none.
     assertFinding(check({ cfg: GOOD_CFG.replace('    mode tcp\n', '') }), 'error', `${CFG}:10`, /mode http \(from defaults\)/);
-    assertFinding(check({ cfg: GOOD_CFG.replace('mode tcp', 'mode spop'), version: { major: 2, minor: 6 } }), 'error', `${CFG}:10`, /mode spop, which HAProxy 2\.6 does not have/);
+    assertFinding(
+      check({ cfg: GOOD_CFG.replace('mode tcp', 'mode spop'), version: { major: 2, minor: 6 } }),
+      'error',
+      `${CFG}:10`,
+      /mode spop, which HAProxy 2\.6 does not have/,
+    );
     assertFinding(check({ spoe: GOOD_SPOE.replace('use-backend iprep-backend', 'use-backend nowhere') }), 'error', `${SPOE}:8`, /no backend nowhere/);
     assertFinding(check({ cfg: GOOD_CFG.replace(' check\n', '\n') }), 'warning', `${CFG}:13`, /has no `check`/);
     assertFinding(check({ cfg: GOOD_CFG.replace('    option spop-check\n', '') }), 'warning', `${CFG}:12`, /no `option spop-check`/);
     // `check` on default-server counts.
-    assert.deepEqual(lines(check({ cfg: GOOD_CFG.replace(' check\n', '\n').replace('    option spop-check\n', '    option spop-check\n    default-server check\n') })), []);
+    assert.deepEqual(
+      lines(check({ cfg: GOOD_CFG.replace(' check\n', '\n').replace('    option spop-check\n', '    option spop-check\n    default-server check\n') })),
+      [],
+    );
   });
 
   it("servers must reach the agent's listen address and port", () => {
@@ -171,7 +223,12 @@ describe('checkHaproxySetup', () => {
     assertFinding(check({ spoe: GOOD_SPOE.replaceAll('check-client-ip', 'check-ip') }), 'warning', `${SPOE}:2`, /never sends check-client-ip/);
     assertFinding(check({ spoe: GOOD_SPOE.replace('args src', 'args path') }), 'error', `${SPOE}:11`, /is path, not an address fetch/);
     assert.deepEqual(lines(check({ spoe: GOOD_SPOE.replace('args src', 'args id=unique-id ip=req.hdr_ip(x-forwarded-for,-1)') })), []);
-    assertFinding(check({ spoe: GOOD_SPOE.replace('args src', 'args ip=src code=status') }), 'warning', `${SPOE}:11`, /argument code carries the HTTP status, but the agent reads it from status/);
+    assertFinding(
+      check({ spoe: GOOD_SPOE.replace('args src', 'args ip=src code=status') }),
+      'warning',
+      `${SPOE}:11`,
+      /argument code carries the HTTP status, but the agent reads it from status/,
+    );
     assertFinding(check({ spoe: GOOD_SPOE.replace('    event on-client-session\n', '') }), 'warning', `${SPOE}:10`, /has no `event`/);
   });
 
@@ -186,7 +243,12 @@ describe('checkHaproxySetup', () => {
     assertFinding(check({ spoe: GOOD_SPOE.replace('    timeout processing 50ms\n', '') }), 'warning', `${SPOE}:2`, /no `timeout processing`/);
     assertFinding(check({ spoe: GOOD_SPOE.replace('processing 50ms', 'processing 2ms') }), 'warning', `${SPOE}:7`, /timeout processing 2ms is under 5ms/);
     const slow = reputation((c) => ({ ...c, agent: { ...c.agent, handlerTimeoutMs: 1000 } }));
-    assertFinding(check({ config: slow }), 'note', `${SPOE}:7`, /agent\.handler-timeout \(1000ms\) is longer than timeout processing \(50ms\): HAProxy gives up first/);
+    assertFinding(
+      check({ config: slow }),
+      'note',
+      `${SPOE}:7`,
+      /agent\.handler-timeout \(1000ms\) is longer than timeout processing \(50ms\): HAProxy gives up first/,
+    );
     // hello and idle matter on 2.x only (3.x ignores them).
     const noHello = GOOD_SPOE.replace('    timeout hello 100ms\n', '');
     assert.deepEqual(lines(check({ spoe: noHello, version: { major: 3, minor: 0 } })), []);
@@ -227,7 +289,10 @@ describe('runCheck', () => {
   it('a HAProxy binary that does not run is one error, and no haproxy -c is tried', async () => {
     const cfg = join(dir, 'haproxy.cfg');
     // The defaults: random mode, which sets ip_score alone.
-    writeFileSync(cfg, GOOD_CFG.replace('spoe-iprep.conf', join(dir, 'spoe.conf')).replace('var(sess.iprep.ip_action) -m str deny', 'var(sess.iprep.ip_score) -m int lt 20'));
+    writeFileSync(
+      cfg,
+      GOOD_CFG.replace('spoe-iprep.conf', join(dir, 'spoe.conf')).replace('var(sess.iprep.ip_action) -m str deny', 'var(sess.iprep.ip_score) -m int lt 20'),
+    );
     writeFileSync(join(dir, 'spoe.conf'), GOOD_SPOE);
     const { code, output } = await run(['--haproxy', cfg, '--haproxy-bin', join(dir, 'no-such-haproxy')]);
     assert.equal(code, 1, output);

@@ -35,9 +35,7 @@ async function startSpoa(args: string[], workers: number): Promise<{ child: Chil
   return { child, log: () => log };
 }
 
-const checkClientIp = (type: 'ipv4' | 'ipv6', value: string) => [
-  { name: 'check-client-ip', args: [{ name: '', value: { type, value } as const }] },
-];
+const checkClientIp = (type: 'ipv4' | 'ipv6', value: string) => [{ name: 'check-client-ip', args: [{ name: '', value: { type, value } as const }] }];
 
 function score(ack: AckFrame): number {
   assert.equal(ack.actions.length, 1);
@@ -56,7 +54,15 @@ describe('parseCli', () => {
     assert.ok(flags !== 'help');
     const config = await resolveConfig(flags);
     assert.equal(config.mode, 'random');
-    assert.deepEqual(config.listen, { host: '127.0.0.1', port: 12345, socket: undefined, workers: 5, allowFrom: [], maxConnections: 1000, idleTimeoutMs: 30000 });
+    assert.deepEqual(config.listen, {
+      host: '127.0.0.1',
+      port: 12345,
+      socket: undefined,
+      workers: 5,
+      allowFrom: [],
+      maxConnections: 1000,
+      idleTimeoutMs: 30000,
+    });
     assert.equal(config.agent.shutdownTimeoutMs, 5000);
     assert.equal(config.admin.enabled, false);
     assert.deepEqual(config.messages, ['check-client-ip']);
@@ -70,11 +76,14 @@ describe('parseCli', () => {
     assert.equal(fromFile.mode, 'reputation', 'a configuration file means reputation mode');
     assert.deepEqual([fromFile.listen.socket, fromFile.listen.workers, fromFile.admin.port], [join(dir, 'spoa.sock'), 2, 9191]);
     const flagged = await resolveConfig(parseCli(['-c', file, '-p', '7000', '-n', '3', '--admin-port', '0', '--mode', 'random']) as CliFlags);
-    assert.deepEqual([flagged.mode, flagged.listen.port, flagged.listen.socket, flagged.listen.workers, flagged.admin.enabled], ['random', 7000, undefined, 3, false]);
+    assert.deepEqual(
+      [flagged.mode, flagged.listen.port, flagged.listen.socket, flagged.listen.workers, flagged.admin.enabled],
+      ['random', 7000, undefined, 3, false],
+    );
     assert.equal(fromFile.waitForLists, false, 'URL lists load in the background by default');
     assert.equal((await resolveConfig(parseCli(['-c', file, '--wait-for-lists']) as CliFlags)).waitForLists, true);
   });
-  it('reputation mode runs one process unless asked for more workers (they share the primary\'s state)', async () => {
+  it("reputation mode runs one process unless asked for more workers (they share the primary's state)", async () => {
     const byDefault = await resolveConfig(parseCli(['--mode', 'reputation']) as CliFlags);
     assert.equal(byDefault.store.type, 'memory');
     assert.equal(byDefault.listen.workers, 1, 'one process by default in reputation mode');
@@ -86,8 +95,7 @@ describe('parseCli', () => {
     await assert.rejects(
       resolveConfig(parseCli(['--mode', 'reputation', '--admin-host', '0.0.0.0']) as CliFlags),
       (e: unknown) =>
-        e instanceof ConfigError &&
-        e.message === '--admin-host: admin.host 0.0.0.0 is reachable from other machines: set admin.token or admin.token-file',
+        e instanceof ConfigError && e.message === '--admin-host: admin.host 0.0.0.0 is reachable from other machines: set admin.token or admin.token-file',
     );
     // The admin API off: nothing listens there, nothing to refuse.
     await resolveConfig(parseCli(['--mode', 'reputation', '--admin-host', '0.0.0.0', '--admin-port', '0']) as CliFlags);
@@ -104,7 +112,8 @@ describe('parseCli', () => {
     await resolveConfig(parseCli(['-c', file]) as CliFlags);
     await assert.rejects(
       resolveConfig(parseCli(['-c', file, '--admin-port', '9191']) as CliFlags),
-      (e: unknown) => e instanceof ConfigError && e.message === `${file}:3:9: admin.host 0.0.0.0 is reachable from other machines: set admin.token or admin.token-file`,
+      (e: unknown) =>
+        e instanceof ConfigError && e.message === `${file}:3:9: admin.host 0.0.0.0 is reachable from other machines: set admin.token or admin.token-file`,
     );
     // The merged configuration is what runs: a flag may also make a file's setting safe.
     writeFileSync(file, 'admin: { host: 0.0.0.0 }\n');
@@ -135,7 +144,7 @@ describe('parseCli', () => {
     assert.throws(() => parseCli(['--max-connections', '0']), /max-connections must be an integer from 1 to 1000000: 0/);
     assert.throws(() => parseCli(['--allow-from', '10.0.0.0/8,nope']), /allow-from: not an address or prefix: "nope"/);
   });
-  it('--allow-from and --max-connections replace the file\'s values', async () => {
+  it("--allow-from and --max-connections replace the file's values", async () => {
     const flags = parseCli(['--allow-from', '10.0.0.0/8, 192.0.2.7', '--allow-from', '::1', '--max-connections', '64', '--host', '0.0.0.0']);
     assert.ok(flags !== 'help');
     const config = await resolveConfig(flags);
@@ -161,7 +170,10 @@ describe('randomScoreHandler', () => {
     assert.ok(seen.size > 2);
     const extremes = [0, 0.999999].map((x) => randomScoreHandler({ random: () => x }));
     const m = new Message('check-client-ip', [{ name: '', value: { type: 'ipv4', value: '1.2.3.4' } }]);
-    assert.deepEqual(extremes.map((h) => (h(m, undefined as never) as { value: { value: number } }).value.value), [0, 100]);
+    assert.deepEqual(
+      extremes.map((h) => (h(m, undefined as never) as { value: { value: number } }).value.value),
+      [0, 100],
+    );
   });
   it('sets nothing when the argument is not an address', () => {
     const h = randomScoreHandler();

@@ -84,7 +84,10 @@ describe('spoa decisions', () => {
 
     const json = await spoa(['decisions', 'list', '--json'], env);
     const decisions = JSON.parse(json.stdout) as { value: string; action: string }[];
-    assert.deepEqual(decisions.map((d) => [d.value, d.action]), [['192.0.2.7', 'deny']]);
+    assert.deepEqual(
+      decisions.map((d) => [d.value, d.action]),
+      [['192.0.2.7', 'deny']],
+    );
 
     const deleted = await spoa(['decisions', 'delete', '192.0.2.7'], env);
     assert.equal(deleted.code, 0, deleted.stderr);
@@ -113,7 +116,11 @@ describe('spoa decisions', () => {
   });
 
   it('import from stdin, plain values', async () => {
-    const run = await spoa(['decisions', 'import', '-', '--format', 'plain', '--reason', 'feed', '--admin', admin, '--token-file', tokenFile], {}, '# list\n192.0.2.20\n\n192.0.2.21\n');
+    const run = await spoa(
+      ['decisions', 'import', '-', '--format', 'plain', '--reason', 'feed', '--admin', admin, '--token-file', tokenFile],
+      {},
+      '# list\n192.0.2.20\n\n192.0.2.21\n',
+    );
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /added 2, refused 0/);
   });
@@ -164,7 +171,10 @@ describe('spoa <command>: configuration, token and errors', () => {
     const port = await freePort();
     const run = await spoa(['status', '--admin', `127.0.0.1:${port}`]);
     assert.equal(run.code, 3);
-    assert.match(run.stderr, new RegExp(`cannot reach the agent at 127\\.0\\.0\\.1:${port}: connection refused; is spoa running with the admin API enabled\\?`));
+    assert.match(
+      run.stderr,
+      new RegExp(`cannot reach the agent at 127\\.0\\.0\\.1:${port}: connection refused; is spoa running with the admin API enabled\\?`),
+    );
   });
 
   it('usage: exit 2; per-command help', async () => {

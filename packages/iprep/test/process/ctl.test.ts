@@ -20,7 +20,10 @@ describe('import parsing', () => {
     assert.deepEqual(csvCells('a,"b, c","say ""hi""",'), ['a', 'b, c', 'say "hi"', '']);
     assert.throws(() => csvCells('a,"b'), /unterminated/);
     assert.throws(() => csvCells('a,b"c'), /quote inside/);
-    const { rows, problems: { kept: problems } } = parseImport('reason,value,duration\n"x, y",192.0.2.1,never\n,192.0.2.2,\n', 'csv');
+    const {
+      rows,
+      problems: { kept: problems },
+    } = parseImport('reason,value,duration\n"x, y",192.0.2.1,never\n,192.0.2.2,\n', 'csv');
     assert.deepEqual(problems, []);
     assert.deepEqual(
       rows.map((r) => [r.where, r.body]),
@@ -33,9 +36,18 @@ describe('import parsing', () => {
 
   it('CSV without a header is value,action,duration,reason; bad lines are reported, not fatal', () => {
     const text = '192.0.2.1,deny,1h,scan\n192.0.2.2,eat,1h\n192.0.2.3,deny,soon\n"open\n10.0.0.1,deny,1h,x,extra\n2001:db8::/32,captcha\n';
-    const { rows, problems: { kept: problems } } = parseImport(text, 'csv');
-    assert.deepEqual(rows.map((r) => r.body.value), ['192.0.2.1', '2001:db8::/32']);
-    assert.deepEqual(problems.map((p) => p.where), ['line 2', 'line 3', 'line 4', 'line 5']);
+    const {
+      rows,
+      problems: { kept: problems },
+    } = parseImport(text, 'csv');
+    assert.deepEqual(
+      rows.map((r) => r.body.value),
+      ['192.0.2.1', '2001:db8::/32'],
+    );
+    assert.deepEqual(
+      problems.map((p) => p.where),
+      ['line 2', 'line 3', 'line 4', 'line 5'],
+    );
     assert.match(problems[0]!.message, /"action" must be one of/);
     assert.match(problems[1]!.message, /not a duration/);
     assert.match(problems[2]!.message, /unterminated/);
@@ -43,29 +55,59 @@ describe('import parsing', () => {
   });
 
   it('CSV: an unknown header column stops the import (exit 2), naming it', () => {
-    assert.throws(() => parseImport('value,colour\n192.0.2.1,red\n', 'csv'), (e: unknown) => e instanceof ImportFileError && /colour/.test(e.message));
+    assert.throws(
+      () => parseImport('value,colour\n192.0.2.1,red\n', 'csv'),
+      (e: unknown) => e instanceof ImportFileError && /colour/.test(e.message),
+    );
   });
 
   it('plain: one value a line, comments and blank lines skipped, bad addresses named; defaults applied', () => {
-    const { rows, problems: { kept: problems } } = parseImport('# feed\n192.0.2.1  # noisy\n\n999.1.1.1\n', 'plain', { action: 'tarpit', duration: '1h' });
+    const {
+      rows,
+      problems: { kept: problems },
+    } = parseImport('# feed\n192.0.2.1  # noisy\n\n999.1.1.1\n', 'plain', { action: 'tarpit', duration: '1h' });
     assert.deepEqual(rows, [{ where: 'line 2', body: { value: '192.0.2.1', action: 'tarpit', duration: '1h' } }]);
-    assert.deepEqual(problems.map((p) => p.where), ['line 4']);
+    assert.deepEqual(
+      problems.map((p) => p.where),
+      ['line 4'],
+    );
     assert.match(problems[0]!.message, /999\.1\.1\.1/);
   });
 
   it('JSON: an array of values and objects (items numbered), or JSON Lines (lines numbered)', () => {
     const array = parseImport('["192.0.2.1", {"value": "192.0.2.2", "action": "deny", "duration": "2h"}, {"value": "192.0.2.3", "colour": 1}, 7]', 'json');
-    assert.deepEqual(array.rows.map((r) => [r.where, r.body.value]), [['item 1', '192.0.2.1'], ['item 2', '192.0.2.2']]);
-    assert.deepEqual(array.problems.kept.map((p) => p.where), ['item 3', 'item 4']);
+    assert.deepEqual(
+      array.rows.map((r) => [r.where, r.body.value]),
+      [
+        ['item 1', '192.0.2.1'],
+        ['item 2', '192.0.2.2'],
+      ],
+    );
+    assert.deepEqual(
+      array.problems.kept.map((p) => p.where),
+      ['item 3', 'item 4'],
+    );
     assert.match(array.problems.kept[0]!.message, /unknown field "colour"/);
     const lines = parseImport('{"value": "192.0.2.1"}\n{oops\n\n"192.0.2.4"\n', 'json');
-    assert.deepEqual(lines.rows.map((r) => [r.where, r.body.value]), [['line 1', '192.0.2.1'], ['line 4', '192.0.2.4']]);
-    assert.deepEqual(lines.problems.kept.map((p) => p.where), ['line 2']);
+    assert.deepEqual(
+      lines.rows.map((r) => [r.where, r.body.value]),
+      [
+        ['line 1', '192.0.2.1'],
+        ['line 4', '192.0.2.4'],
+      ],
+    );
+    assert.deepEqual(
+      lines.problems.kept.map((p) => p.where),
+      ['line 2'],
+    );
     assert.throws(() => parseImport('[1, 2', 'json'), ImportFileError);
   });
 
   it('bounded: more than 1,000,000 lines is refused whole; garbage keeps 1000 messages and counts the rest', () => {
-    assert.throws(() => parseImport('192.0.2.1\n'.repeat(1_000_000), 'plain'), (e: unknown) => e instanceof ImportFileError && /more than 1000000 lines/.test(e.message));
+    assert.throws(
+      () => parseImport('192.0.2.1\n'.repeat(1_000_000), 'plain'),
+      (e: unknown) => e instanceof ImportFileError && /more than 1000000 lines/.test(e.message),
+    );
     const garbage = parseImport('x\n'.repeat(200_000), 'plain');
     assert.equal(garbage.rows.length, 0);
     assert.equal(garbage.problems.count, 200_000);
@@ -90,7 +132,16 @@ describe('formatting', () => {
   });
 
   it('tables align columns, ignoring colour codes; control characters are escaped', () => {
-    assert.equal(table(['A', 'BB'], [['\x1b[31mxyz\x1b[0m', '1'], ['q', '22']]), 'A    BB\n\x1b[31mxyz\x1b[0m  1\nq    22\n');
+    assert.equal(
+      table(
+        ['A', 'BB'],
+        [
+          ['\x1b[31mxyz\x1b[0m', '1'],
+          ['q', '22'],
+        ],
+      ),
+      'A    BB\n\x1b[31mxyz\x1b[0m  1\nq    22\n',
+    );
     assert.equal(printable('a\x1b[2Jb\n'), 'a\\x1b[2Jb\\x0a');
   });
 
@@ -157,7 +208,10 @@ describe('AdminClient bounds', () => {
   it('an agent that never answers: unreachable after the timeout, not a hang', async () => {
     const port = await serve(() => {});
     const started = Date.now();
-    await assert.rejects(new AdminClient({ host: '127.0.0.1', port }, { timeoutMs: 200 }).lists(), (e: unknown) => e instanceof AgentUnreachableError && /no answer within 200 ms/.test(e.message));
+    await assert.rejects(
+      new AdminClient({ host: '127.0.0.1', port }, { timeoutMs: 200 }).lists(),
+      (e: unknown) => e instanceof AgentUnreachableError && /no answer within 200 ms/.test(e.message),
+    );
     assert.ok(Date.now() - started < 2000);
   });
 
@@ -180,21 +234,29 @@ describe('AdminClient bounds', () => {
       res.write('[' + '{"a":1},'.repeat(10_000));
       // never ends: the bound, not the end, stops the client
     });
-    await assert.rejects(new AdminClient({ host: '127.0.0.1', port }, { maxResponseBytes: 10_000 }).lists(), (e: unknown) => e instanceof AgentRefusedError && /larger than 10000 bytes/.test(e.message));
+    await assert.rejects(
+      new AdminClient({ host: '127.0.0.1', port }, { maxResponseBytes: 10_000 }).lists(),
+      (e: unknown) => e instanceof AgentRefusedError && /larger than 10000 bytes/.test(e.message),
+    );
   });
 
-  it('sends the Bearer token and a Host header; the agent\'s error text comes back, not the token', async () => {
+  it("sends the Bearer token and a Host header; the agent's error text comes back, not the token", async () => {
     let seen: { authorization?: string; host?: string } = {};
     const port = await serve((req, res) => {
       seen = { authorization: req.headers.authorization, host: req.headers.host };
       res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"\\"value\\" must be an address or CIDR"}');
     });
-    await assert.rejects(new AdminClient({ host: '127.0.0.1', port, token: 's3cret' }).addDecision({ value: 'x' }), (e: unknown) => e instanceof AgentRefusedError && e.status === 400 && /must be an address/.test(e.message) && !e.message.includes('s3cret'));
+    await assert.rejects(
+      new AdminClient({ host: '127.0.0.1', port, token: 's3cret' }).addDecision({ value: 'x' }),
+      (e: unknown) => e instanceof AgentRefusedError && e.status === 400 && /must be an address/.test(e.message) && !e.message.includes('s3cret'),
+    );
     assert.deepEqual(seen, { authorization: 'Bearer s3cret', host: `127.0.0.1:${port}` });
   });
 
   it('output into a pipe closed early (| head) ends the command quietly, without a stack trace', async () => {
-    const lists = JSON.stringify(Array.from({ length: 20_000 }, (_, i) => ({ name: `l${i}`, format: 'netset', origin: '/x', entries: i, loadedAt: 0, lastError: null })));
+    const lists = JSON.stringify(
+      Array.from({ length: 20_000 }, (_, i) => ({ name: `l${i}`, format: 'netset', origin: '/x', entries: i, loadedAt: 0, lastError: null })),
+    );
     const port = await serve((_req, res) => res.end(lists));
     const child = spawn(process.execPath, [spoaBin, 'lists', '--json', '--admin', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
@@ -219,7 +281,20 @@ describe('AdminClient bounds', () => {
   });
 
   it('colour on a terminal, none with NO_COLOR', async () => {
-    const decisions = JSON.stringify([{ key: 'ip:192.0.2.1', scope: 'ip', value: '192.0.2.1', action: 'deny', score: 0, category: 'manual', reason: 'r', origin: 'api', createdAt: 0, expiresAt: null }]);
+    const decisions = JSON.stringify([
+      {
+        key: 'ip:192.0.2.1',
+        scope: 'ip',
+        value: '192.0.2.1',
+        action: 'deny',
+        score: 0,
+        category: 'manual',
+        reason: 'r',
+        origin: 'api',
+        createdAt: 0,
+        expiresAt: null,
+      },
+    ]);
     const port = await serve((_req, res) => res.end(decisions));
     const run = async (env: NodeJS.ProcessEnv): Promise<string> => {
       let out = '';

@@ -92,10 +92,15 @@ function writeConfig(name: string, yaml: string): string {
 
 describe('spoa with lists of real sizes', () => {
   for (const contentLength of [true, false]) {
-    it(`a 2 GiB list download (${contentLength ? 'with' : 'without'} Content-Length) is refused at max-bytes: the agent stays up and small`, { timeout: 60_000 }, async () => {
+    it(`a 2 GiB list download (${contentLength ? 'with' : 'without'} Content-Length) is refused at max-bytes: the agent stays up and small`, {
+      timeout: 60_000,
+    }, async () => {
       const { base, written } = await listServer(2 ** 31, contentLength);
       const [port, adminPort] = [await freePort(), await freePort()];
-      const config = writeConfig(`big-${contentLength}.yaml`, `lists:\n  - { name: big, url: ${base}/big, penalty: 10 }\ncache-dir: ${join(dir, `cache-${contentLength}`)}\n`);
+      const config = writeConfig(
+        `big-${contentLength}.yaml`,
+        `lists:\n  - { name: big, url: ${base}/big, penalty: 10 }\ncache-dir: ${join(dir, `cache-${contentLength}`)}\n`,
+      );
       const spoa = await spawnSpoaWorkers(['-c', config, '-n', '1', '-p', String(port), '--admin-port', String(adminPort)], 1);
       const pid = spoa.pids[0]!;
       try {
@@ -105,7 +110,10 @@ describe('spoa with lists of real sizes', () => {
           if (Array.isArray(report['listErrors'])) break;
         }
         assert.equal(report['status'], 'degraded');
-        assert.match(JSON.stringify(report['listErrors']), /list big: GET http:.*: the body is (2147483648 bytes, )?more than 64 MiB \(67108864 bytes\): raise max-bytes/);
+        assert.match(
+          JSON.stringify(report['listErrors']),
+          /list big: GET http:.*: the body is (2147483648 bytes, )?more than 64 MiB \(67108864 bytes\): raise max-bytes/,
+        );
         assert.ok(running(pid), 'the agent is still up');
         assert.ok(await answers(port), 'and answers');
         // Before: the body was read as one string, RSS climbed to ~4 GB and V8 aborted.

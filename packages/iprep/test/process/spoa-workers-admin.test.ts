@@ -101,7 +101,10 @@ describe('spoa -n 2: POST /reload and /health cover both workers', () => {
     );
     assert.equal(result.workers, 2);
     assert.deepEqual(new Set(result.perWorker.map((w) => w.pid)), new Set(pids));
-    assert.ok(result.perWorker.every((w) => w.ok && w.errors.length === 0), reload.body);
+    assert.ok(
+      result.perWorker.every((w) => w.ok && w.errors.length === 0),
+      reload.body,
+    );
     assert.deepEqual(await scores(), [0, 0, 0, 0, 0, 0], `the list decides on both workers' connections (owners ${owners.join(',')})`);
 
     // A reload through the other worker too: POST on new connections until the other one answers.

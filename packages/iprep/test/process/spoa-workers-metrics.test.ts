@@ -27,7 +27,10 @@ function total(text: string, name: string): number {
   return sum;
 }
 
-async function startSpoa(configLines: readonly string[], dir: string): Promise<{ child: ChildProcess; port: number; adminPort: number; pids: number[]; log: () => string }> {
+async function startSpoa(
+  configLines: readonly string[],
+  dir: string,
+): Promise<{ child: ChildProcess; port: number; adminPort: number; pids: number[]; log: () => string }> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const config = join(dir, 'iprep.yaml');
   writeFileSync(

@@ -66,7 +66,10 @@ describe('the SPOP port flooded with idle connections', () => {
     await until(`${FLOOD - MAX_CONNECTIONS} refusals`, () => closed >= FLOOD - MAX_CONNECTIONS, 15_000);
     const descriptors = readdirSync(`/proc/${pid}/fd`).length;
     assert.ok(descriptors < MAX_CONNECTIONS + 100, `the agent holds ${descriptors} file descriptors`);
-    const refusedLines = spoa.log().split('\n').filter((line) => /max-connections reached/.test(line));
+    const refusedLines = spoa
+      .log()
+      .split('\n')
+      .filter((line) => /max-connections reached/.test(line));
     assert.ok(refusedLines.length > 0 && refusedLines.length <= 20, `${refusedLines.length} lines about refused connections`);
     await until('the summary of the lines left out', () => /suppressed \d+ similar/.test(spoa.log()), 15_000);
 

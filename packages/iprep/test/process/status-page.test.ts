@@ -39,8 +39,22 @@ async function startAdmin(token?: string): Promise<Running> {
   const now = Date.now();
   service.listStatus = [
     { name: 'spamhaus-drop', format: 'spamhaus-json', origin: '/etc/iprep/drop_v4.json', entries: 1234, loadedAt: now - 90_000, lastError: null },
-    { name: 'firehol-level1', format: 'netset', origin: 'https://lists.example.test/firehol_level1.netset', entries: 4567, loadedAt: now - 7_200_000, lastError: null },
-    { name: 'tor-exits', format: 'tor-exits', origin: 'https://lists.example.test/torbulkexitlist', entries: 0, loadedAt: null, lastError: 'fetch failed: HTTP 503 <b>not bold</b>' },
+    {
+      name: 'firehol-level1',
+      format: 'netset',
+      origin: 'https://lists.example.test/firehol_level1.netset',
+      entries: 4567,
+      loadedAt: now - 7_200_000,
+      lastError: null,
+    },
+    {
+      name: 'tor-exits',
+      format: 'tor-exits',
+      origin: 'https://lists.example.test/torbulkexitlist',
+      entries: 0,
+      loadedAt: null,
+      lastError: 'fetch failed: HTTP 503 <b>not bold</b>',
+    },
   ];
   const metrics = new ReputationMetrics({ defaultMetrics: false });
   metrics.setListsProvider(() => service.lists());
@@ -144,10 +158,19 @@ describe('status page in Chromium', () => {
 
     assert.deepEqual(
       (await rows(page, '#actions')).map((r) => r.slice(0, 2)),
-      [['allow', '40'], ['log', '3'], ['captcha', '5'], ['tarpit', '0'], ['deny', '12']],
+      [
+        ['allow', '40'],
+        ['log', '3'],
+        ['captcha', '5'],
+        ['tarpit', '0'],
+        ['deny', '12'],
+      ],
     );
     assert.deepEqual((await rows(page, '#categories'))[0], ['none', '40']);
-    assert.deepEqual((await rows(page, '#sources')).map((r) => r[0]), ['default', 'spamhaus-drop', 'tor-exits', 'aws']);
+    assert.deepEqual(
+      (await rows(page, '#sources')).map((r) => r[0]),
+      ['default', 'spamhaus-drop', 'tor-exits', 'aws'],
+    );
 
     const lists = await rows(page, '#lists');
     assert.equal(lists.length, 3);

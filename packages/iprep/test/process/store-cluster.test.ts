@@ -148,7 +148,10 @@ describe('ClusterStoreHost with forked workers', () => {
       assert.deepEqual(w1.changes, expected);
       assert.deepEqual(w2.changes, expected);
       assert.deepEqual(
-        host.snapshot().map((d) => d.key).sort(),
+        host
+          .snapshot()
+          .map((d) => d.key)
+          .sort(),
         [kept.key, c.key],
       );
     } finally {
@@ -169,7 +172,22 @@ describe('ClusterStoreHost with forked workers', () => {
       const at = T0 + 3_600_000;
       const flush = (w: Worker, deltas: [string, number][], now: number) => w.call({ command: 'flush', deltas, windowMs: 60_000, now });
       assert.deepEqual((await flush(w1, [['a', 3]], at)).value, [['a', 3]]);
-      assert.deepEqual((await flush(w2, [['a', 4], ['b', 1]], at + 10)).value, [['a', 7], ['b', 1]]);
+      assert.deepEqual(
+        (
+          await flush(
+            w2,
+            [
+              ['a', 4],
+              ['b', 1],
+            ],
+            at + 10,
+          )
+        ).value,
+        [
+          ['a', 7],
+          ['b', 1],
+        ],
+      );
       assert.deepEqual((await flush(w1, [['b', 2]], at + 20)).value, [['b', 3]]);
       // A flush stamped a little earlier than the last one (another worker's clock read) still adds up.
       assert.deepEqual((await flush(w2, [['a', 1]], at + 5)).value, [['a', 8]]);
@@ -330,7 +348,7 @@ describe('ClusterStoreHost requests', () => {
     await store.close();
   });
 
-  it('a refused request rejects the worker store\'s promise with the primary\'s reason', async () => {
+  it("a refused request rejects the worker store's promise with the primary's reason", async () => {
     const { worker } = await hostAndEnd();
     const store = new IpcDecisionStore({ channel: worker, logger: quiet });
     await store.start();

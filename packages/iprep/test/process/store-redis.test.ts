@@ -29,11 +29,10 @@ const freshPrefix = (): string => `t${process.pid}x${prefixes++}`;
 
 function captureLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
-  const push = (level: string) => (message: string, fields?: object) => lines.push(`${level} ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`);
+  const push = (level: string) => (message: string, fields?: object) =>
+    lines.push(`${level} ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`);
   return { logger: { debug() {}, info: push('info'), warn: push('warn'), error: push('error') }, lines };
 }
-
-
 
 interface Target {
   /** What a store is given to reach Redis. */
@@ -97,18 +96,23 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       const { logger, lines } = captureLogger();
       const late = await agent({ prefix, logger });
       assert.deepEqual(keysOf(late), ['ip:192.0.2.11']);
-      assert.ok(lines.some((l) => l.includes('skipped an invalid decision')), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.includes('skipped an invalid decision')),
+        lines.join('\n'),
+      );
       target().cli(['XADD', `{${prefix}}:decstream`, '*', 'op', 'bogus']);
       await a.put(decision('192.0.2.13'));
       await waitFor('the late agent to get the put after the bad entry', () => late.snapshot().length === 2);
-      assert.ok(lines.some((l) => l.includes('malformed change log entry')), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.includes('malformed change log entry')),
+        lines.join('\n'),
+      );
     });
 
     it('decisions in redis that disagree with their key, are too broad, too big or absurd are skipped with a warning', async () => {
       const prefix = freshPrefix();
       const a = await agent({ prefix });
-      const json = (value: string, overrides: Record<string, unknown> = {}): string =>
-        JSON.stringify({ ...decision(value), ...overrides });
+      const json = (value: string, overrides: Record<string, unknown> = {}): string => JSON.stringify({ ...decision(value), ...overrides });
       const bad: [field: string, text: string, why: RegExp][] = [
         // The field names one address, the stored decision covers the whole Internet.
         ['ip:192.0.2.50', json('192.0.2.50', { scope: 'range', value: '0.0.0.0/0' }), /disagree/],
@@ -129,7 +133,10 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       const late = await agent({ prefix, logger });
       assert.deepEqual(keysOf(late), ['ip:192.0.2.60'], 'only the sound decision is loaded');
       for (const [field, , why] of bad) {
-        assert.ok(lines.some((l) => l.includes('skipped an invalid decision') && l.includes(field) && why.test(l)), `${field} ${why}:\n${lines.join('\n')}`);
+        assert.ok(
+          lines.some((l) => l.includes('skipped an invalid decision') && l.includes(field) && why.test(l)),
+          `${field} ${why}:\n${lines.join('\n')}`,
+        );
       }
       // The same through the change log.
       lines.length = 0;
@@ -157,7 +164,7 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       assert.deepEqual(describeChanges(seenByA), ['put ip:192.0.2.14', 'put ip:192.0.2.15', 'delete ip:192.0.2.14']);
     });
 
-    it('concurrent writes from two agents converge, and each agent\'s changes replay to its view', async () => {
+    it("concurrent writes from two agents converge, and each agent's changes replay to its view", async () => {
       const op = fc.record({ agent: fc.constantFrom(0, 1), host: fc.integer({ min: 1, max: 6 }), action: fc.constantFrom('deny', 'captcha', 'delete') });
       await fc.assert(
         fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
@@ -176,7 +183,10 @@ function sharedRedisSuites(name: string, target: () => Target): void {
             }),
           );
           const inRedis = (): string => {
-            const lines = target().cli(['HGETALL', `{${prefix}}:dec`]).split('\n').filter((line) => line !== '');
+            const lines = target()
+              .cli(['HGETALL', `{${prefix}}:dec`])
+              .split('\n')
+              .filter((line) => line !== '');
             const pairs: string[] = [];
             for (let i = 0; i + 1 < lines.length; i += 2) pairs.push(`${lines[i]}=${(JSON.parse(lines[i + 1]!) as { action: string }).action}`);
             return pairs.sort().join();
@@ -189,7 +199,8 @@ function sharedRedisSuites(name: string, target: () => Target): void {
               .join();
           // Usually a few ms; under load, command timeouts send writes through the replay queue.
           await waitFor(
-            () => `both views to match redis: ${inRedis()} | ${agents.map((a) => `${viewOf(a)} ${JSON.stringify(a.health())} pending ${a.pendingWrites}`).join(' | ')}`,
+            () =>
+              `both views to match redis: ${inRedis()} | ${agents.map((a) => `${viewOf(a)} ${JSON.stringify(a.health())} pending ${a.pendingWrites}`).join(' | ')}`,
             () => viewOf(agents[0]!) === inRedis() && viewOf(agents[1]!) === inRedis(),
             10_000,
           );
@@ -213,7 +224,13 @@ function sharedRedisSuites(name: string, target: () => Target): void {
       await waitFor('b to see both', () => b.snapshot().length === 2);
       const seenByB = record(b);
       clock.advance(500);
-      await waitFor('the hash to lose the expired field', () => target().cli(['HLEN', `{${prefix}}:dec`]).trim() === '1');
+      await waitFor(
+        'the hash to lose the expired field',
+        () =>
+          target()
+            .cli(['HLEN', `{${prefix}}:dec`])
+            .trim() === '1',
+      );
       assert.match(target().cli(['GET', `{${prefix}}:janitor`]), /^[ab]$/m, 'one agent holds the janitor lock');
       const lastEntry = target().cli(['XREVRANGE', `{${prefix}}:decstream`, '+', '-', 'COUNT', '1']);
       assert.match(lastEntry, /^del$/m, 'the log carries the delete');
@@ -288,7 +305,12 @@ function sharedRedisSuites(name: string, target: () => Target): void {
         assert.deepEqual(store.health(), { kind: 'redis', up: true }, lines.join('\n'));
         const second = await store.flush(new Map(keys.map((k) => [k, 10])), windowMs, now);
         assert.deepEqual([...second.values()], [11, 12, 13, 14, 15, 16], 'the repaired buckets count from there');
-        assert.equal(target().cli(['GET', `${base('ip:192.0.2.81')}:${bucket}`]).trim(), '12');
+        assert.equal(
+          target()
+            .cli(['GET', `${base('ip:192.0.2.81')}:${bucket}`])
+            .trim(),
+          '12',
+        );
       } finally {
         await store.close();
       }
@@ -440,7 +462,10 @@ describe('single redis server', () => {
     try {
       await Promise.all([capped.start(), writer.start()]);
       assert.equal(capped.snapshot().length, 20);
-      assert.ok(lines.some((l) => l.includes('more decisions than max')), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.includes('more decisions than max')),
+        lines.join('\n'),
+      );
       const kept = capped.snapshot()[0]!;
       await writer.put(decision('198.51.100.200'));
       await writer.put({ ...kept, action: 'captcha' });
@@ -474,7 +499,10 @@ describe('single redis server', () => {
       await refused.start();
       // Never in sync: no sync age.
       assert.deepEqual(refused.health(), { kind: 'redis', up: false, detail: 'NOAUTH Authentication required.' });
-      assert.ok(lines.some((l) => l.startsWith('warn decisions: starting without redis')), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.startsWith('warn decisions: starting without redis')),
+        lines.join('\n'),
+      );
       await admitted.start();
       const { syncAgeMs, changeLagMs: _lag, ...health } = admitted.health();
       assert.deepEqual(health, { kind: 'redis', up: true });
@@ -527,7 +555,11 @@ describe('single redis server', () => {
       proxy.restore();
       await waitFor('a to catch up', () => a.snapshot().length === 2, 5000);
       assert.deepEqual(keysOf(a), ['ip:192.0.2.21', 'ip:192.0.2.22']);
-      assert.deepEqual(describeChanges(seenByA), ['delete ip:192.0.2.20', 'put ip:192.0.2.21', 'put ip:192.0.2.22'], 'every change made meanwhile, in order, once');
+      assert.deepEqual(
+        describeChanges(seenByA),
+        ['delete ip:192.0.2.20', 'put ip:192.0.2.21', 'put ip:192.0.2.22'],
+        'every change made meanwhile, in order, once',
+      );
       await waitFor('a healthy again', () => a.health().up);
       await waitFor('a in sync again', () => (a.health().syncAgeMs ?? Infinity) < 1000);
     });
@@ -550,7 +582,10 @@ describe('single redis server', () => {
       assert.ok(Number(redisCli(redis.port, ['XLEN', `{${prefix}}:decstream`])) < 300, 'the log was trimmed');
       proxy.restore();
       await waitFor('a to resynchronise', () => keysOf(a).join() === 'ip:198.51.100.2,ip:198.51.100.3,ip:203.0.113.0', 5000);
-      assert.ok(lines.some((l) => l.includes('position lost')), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.includes('position lost')),
+        lines.join('\n'),
+      );
       assert.deepEqual(describeChanges(seenByA), ['delete ip:198.51.100.1', 'put ip:203.0.113.0']);
     });
   });
@@ -592,7 +627,11 @@ describe('single redis server', () => {
         await waitFor('a healthy', () => a.health().up);
         // Reconnected, the counters say so before anything is flushed (few clients are worth a flush).
         await waitFor('counters up without a flush', () => counters.health().up, 8000);
-        await waitFor('counters to reconnect', async () => (await counters.flush(new Map([['k', 1]]), 60_000, T0)).get('k') === 1 && counters.health().up, 8000);
+        await waitFor(
+          'counters to reconnect',
+          async () => (await counters.flush(new Map([['k', 1]]), 60_000, T0)).get('k') === 1 && counters.health().up,
+          8000,
+        );
         assert.deepEqual(unhandled, []);
       } finally {
         process.off('unhandledRejection', onUnhandled);
@@ -628,13 +667,21 @@ describe('single redis server', () => {
         const flushed = await Promise.race([counters.flush(new Map([['k', 2]]), 60_000, T0), sleep(5000).then(() => 'no answer within 5 s')]);
         assert.deepEqual(flushed, new Map([['k', 2]]), 'counters answer with local counts');
 
-        await waitFor(() => `health to degrade: ${JSON.stringify(a.health())}`, () => !a.health().up, maxSyncAgeMs + 1500);
+        await waitFor(
+          () => `health to degrade: ${JSON.stringify(a.health())}`,
+          () => !a.health().up,
+          maxSyncAgeMs + 1500,
+        );
         const degradedMs = Date.now() - frozenAt;
         assert.ok(degradedMs <= maxSyncAgeMs + 1500, `degraded after ${degradedMs} ms`);
         assert.equal(counters.health().up, false);
 
         server.resume();
-        await waitFor(() => `the replay: ${JSON.stringify(a.health())} pending ${a.pendingWrites}`, () => a.pendingWrites === 0 && a.health().up, 8000);
+        await waitFor(
+          () => `the replay: ${JSON.stringify(a.health())} pending ${a.pendingWrites}`,
+          () => a.pendingWrites === 0 && a.health().up,
+          8000,
+        );
         assert.match(redisCli(server.port, ['HGET', `{${prefix}}:dec`, 'ip:192.0.2.101']), /captcha/);
         assert.equal(redisCli(server.port, ['HEXISTS', `{${prefix}}:dec`, 'ip:192.0.2.100']).trim(), '0');
         assert.deepEqual(keysOf(a), ['ip:192.0.2.101']);
@@ -674,7 +721,6 @@ describe('single redis server', () => {
       }
     });
   });
-
 });
 
 describe('redis cluster (3 masters)', () => {

@@ -9,7 +9,7 @@ function durationOf(duration: string): number | null | undefined {
   return decisionInputFromJson({ value: '192.0.2.1', duration }).durationMs;
 }
 
-describe('duration: the configuration\'s parser', () => {
+describe("duration: the configuration's parser", () => {
   it('reads a number and a unit, or several, as the configuration does', () => {
     const cases: [string, number][] = [
       ['500ms', 500],
@@ -33,13 +33,21 @@ describe('duration: the configuration\'s parser', () => {
   it('rejects anything else with a TypeError naming the field and the text', () => {
     // '1m1h' and '1s1s' were read here (out of order, repeated): no longer, as in the configuration.
     for (const text of ['', 'm', '10min', '-5m', '5y', 'Infinity', '1m1h', '1s1s', '1d1w']) {
-      assert.throws(() => durationOf(text), (error: unknown) => error instanceof TypeError && error.message.startsWith(`"duration": not a duration: "${text}"`), text);
+      assert.throws(
+        () => durationOf(text),
+        (error: unknown) => error instanceof TypeError && error.message.startsWith(`"duration": not a duration: "${text}"`),
+        text,
+      );
     }
   });
 
   it('refuses a decision of no time: 0s, 0', () => {
     for (const text of ['0s', '0', '0w0d']) {
-      assert.throws(() => durationOf(text), (error: unknown) => error instanceof TypeError && /"duration" must be positive/.test(error.message), text);
+      assert.throws(
+        () => durationOf(text),
+        (error: unknown) => error instanceof TypeError && /"duration" must be positive/.test(error.message),
+        text,
+      );
     }
   });
 
@@ -47,7 +55,11 @@ describe('duration: the configuration\'s parser', () => {
     assert.equal(durationOf('365d'), 365 * 86_400_000);
     assert.equal(durationOf('52w1d'), 365 * 86_400_000);
     for (const text of ['366d', '53w', '300000000w', '9'.repeat(400) + 's']) {
-      assert.throws(() => durationOf(text), (error: unknown) => error instanceof TypeError && /^"duration": .*longer than 365d/.test(error.message), text);
+      assert.throws(
+        () => durationOf(text),
+        (error: unknown) => error instanceof TypeError && /^"duration": .*longer than 365d/.test(error.message),
+        text,
+      );
     }
   });
 });
@@ -60,13 +72,16 @@ describe('decisionInputFromJson', () => {
     assert.throws(() => decisionInputFromJson({ value: '192.0.2.1', reason: 'forged\nlog line' }), /control characters/);
   });
 
-
   it('keeps the fields given and converts the duration', () => {
     assert.deepEqual(decisionInputFromJson({ value: '192.0.2.1' }), { value: '192.0.2.1' });
-    assert.deepEqual(
-      decisionInputFromJson({ value: '192.0.2.0/24', action: 'tarpit', score: 10, category: 'scanner', reason: 'ports', duration: '2h' }),
-      { value: '192.0.2.0/24', action: 'tarpit', score: 10, category: 'scanner', reason: 'ports', durationMs: 7_200_000 },
-    );
+    assert.deepEqual(decisionInputFromJson({ value: '192.0.2.0/24', action: 'tarpit', score: 10, category: 'scanner', reason: 'ports', duration: '2h' }), {
+      value: '192.0.2.0/24',
+      action: 'tarpit',
+      score: 10,
+      category: 'scanner',
+      reason: 'ports',
+      durationMs: 7_200_000,
+    });
     assert.deepEqual(decisionInputFromJson({ value: '192.0.2.1', duration: null }), { value: '192.0.2.1', durationMs: null });
     assert.deepEqual(decisionInputFromJson({ value: '192.0.2.1', durationMs: null }), { value: '192.0.2.1', durationMs: null });
     assert.deepEqual(decisionInputFromJson({ value: '192.0.2.1', durationMs: 1500 }), { value: '192.0.2.1', durationMs: 1500 });

@@ -137,13 +137,19 @@ describe('mergeStatus: the status of several workers', () => {
     const now = (): number => t;
     const a = new ReputationMetrics({ defaultMetrics: false, now });
     const b = new ReputationMetrics({ defaultMetrics: false, now });
-    for (const [count, metrics] of [[1, a], [10, b]] as const) {
+    for (const [count, metrics] of [
+      [1, a],
+      [10, b],
+    ] as const) {
       for (let i = 0; i < count; i++) metrics.observeVerdict(verdict(100, 'allow', 'none', 'default'));
     }
     t += 1000; // second 1
     a.statusCounts();
     b.statusCounts();
-    for (const [count, metrics] of [[2, a], [20, b]] as const) {
+    for (const [count, metrics] of [
+      [2, a],
+      [20, b],
+    ] as const) {
       for (let i = 0; i < count; i++) metrics.observeVerdict(verdict(100, 'allow', 'none', 'default'));
     }
     t += 1000; // second 2: b's counts are taken here, a's a second later
@@ -222,7 +228,9 @@ describe('ReputationMetrics with peers', () => {
   it('/metrics says which workers are missing: unanswered, unreadable, or unknown when the primary is silent', async () => {
     const a = worker(3, 100, true);
     a.observeVerdict(verdict(0, 'deny', 'hijacked', 'spamhaus-drop'), 0.00002);
-    a.setPeers(peersOf([worker(1, 100, true)], { missing: 1, parts: [{ not: 'metrics' }, [{ name: 'x', help: 'x', type: 'gauge', aggregator: 'bogus', values: [] }]] }));
+    a.setPeers(
+      peersOf([worker(1, 100, true)], { missing: 1, parts: [{ not: 'metrics' }, [{ name: 'x', help: 'x', type: 'gauge', aggregator: 'bogus', values: [] }]] }),
+    );
     let text = await a.clusterMetrics();
     assert.equal(sample(text, 'iprep_workers'), 2);
     assert.equal(sample(text, 'iprep_workers_missing'), 3);
@@ -568,7 +576,12 @@ describe('mergeHealth and mergeReload', () => {
       perWorker: [{ pid: 10, ok: true, errors: [], durationMs: 5 }, peer],
     });
 
-    const failed = mergeReload(result, 10, { parts: [{ ...peer, ok: false, errors: ['drop.json:1: not JSON'] }], missing: 1, left: [{ pid: 12, error: 'exited before answering' }] }, 9);
+    const failed = mergeReload(
+      result,
+      10,
+      { parts: [{ ...peer, ok: false, errors: ['drop.json:1: not JSON'] }], missing: 1, left: [{ pid: 12, error: 'exited before answering' }] },
+      9,
+    );
     assert.equal(failed.ok, false);
     assert.deepEqual(failed.errors, ['worker 11: drop.json:1: not JSON', 'worker 12: exited before answering']);
     assert.deepEqual(failed.perWorker[2], { pid: 12, ok: false, errors: ['exited before answering'], durationMs: null });
@@ -645,11 +658,14 @@ describe('GET /health and POST /reload of a worker, over the relay', () => {
     assert.equal(body.status, 'ok');
     assert.equal(body.workers, 3);
     assert.equal(body.workersMissing, 0);
-    assert.deepEqual(body.perWorker.map((w) => [w.pid, w.status]), [
-      [process.pid, 'ok'],
-      [1001, 'ok'],
-      [1002, 'ok'],
-    ]);
+    assert.deepEqual(
+      body.perWorker.map((w) => [w.pid, w.status]),
+      [
+        [process.pid, 'ok'],
+        [1001, 'ok'],
+        [1002, 'ok'],
+      ],
+    );
     assert.deepEqual(body.perWorker[0], { pid: process.pid, status: 'ok', lists: 2, store: { kind: 'memory', up: true }, uptimeSeconds: 0, listErrors: [] });
 
     services[2]!.storeHealth = { kind: 'redis', up: false, detail: 'connection refused' };
@@ -697,7 +713,10 @@ describe('GET /health and POST /reload of a worker, over the relay', () => {
     const ok = await request(port, '/reload', { method: 'POST' });
     assert.equal(ok.status, 200, ok.text);
     const body = ok.json as ClusterReloadResult;
-    assert.deepEqual(services.map((s) => s.reloads), [1, 1, 1]);
+    assert.deepEqual(
+      services.map((s) => s.reloads),
+      [1, 1, 1],
+    );
     assert.equal(body.ok, true);
     assert.deepEqual(body.errors, []);
     assert.deepEqual(body.lists, [], 'the answering worker’s ReloadResult fields');
@@ -732,7 +751,10 @@ describe('GET /health and POST /reload of a worker, over the relay', () => {
     const slowBody = slow.json as ClusterReloadResult;
     assert.equal(slowBody.workersMissing, 1);
     assert.deepEqual(slowBody.perWorker[2], { pid: 1002, ok: false, errors: ['no answer within 300 ms'], durationMs: null });
-    assert.deepEqual(slowBody.perWorker.slice(0, 2).map((w) => w.ok), [true, true]);
+    assert.deepEqual(
+      slowBody.perWorker.slice(0, 2).map((w) => w.ok),
+      [true, true],
+    );
     assert.ok(waited >= 280 && waited < 1500, `waited ${waited} ms`);
   });
 

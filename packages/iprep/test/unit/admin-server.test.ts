@@ -193,15 +193,17 @@ describe('admin server without a token', () => {
       fc.asyncProperty(
         fc.oneof(
           fc.json(),
-          fc.record(
-            {
-              value: fc.oneof(fc.ipV4(), fc.ipV6(), fc.string(), fc.integer()),
-              action: fc.oneof(fc.constantFrom('allow', 'deny', 'captcha'), fc.string()),
-              score: fc.oneof(fc.integer({ min: -10, max: 110 }), fc.double()),
-              duration: fc.oneof(fc.constantFrom('10m', '1h30m', '0s', 'x'), fc.constant(null)),
-            },
-            { requiredKeys: [] },
-          ).map((body) => JSON.stringify(body)),
+          fc
+            .record(
+              {
+                value: fc.oneof(fc.ipV4(), fc.ipV6(), fc.string(), fc.integer()),
+                action: fc.oneof(fc.constantFrom('allow', 'deny', 'captcha'), fc.string()),
+                score: fc.oneof(fc.integer({ min: -10, max: 110 }), fc.double()),
+                duration: fc.oneof(fc.constantFrom('10m', '1h30m', '0s', 'x'), fc.constant(null)),
+              },
+              { requiredKeys: [] },
+            )
+            .map((body) => JSON.stringify(body)),
         ),
         async (body) => {
           const reply = await request(ctx.port, '/decisions', { method: 'POST', body });
@@ -276,7 +278,9 @@ describe('admin server without a token', () => {
     const scripts = [...page.text.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]!);
     assert.deepEqual(styles, [`\n${read('style.css')}`]);
     assert.deepEqual(scripts, [`\n${read('app.js')}`]);
-    const outlined = page.text.replace(/<style>[\s\S]*?<\/style>/, '<link rel="stylesheet" href="style.css">').replace(/<script>[\s\S]*?<\/script>/, '<script src="app.js"></script>');
+    const outlined = page.text
+      .replace(/<style>[\s\S]*?<\/style>/, '<link rel="stylesheet" href="style.css">')
+      .replace(/<script>[\s\S]*?<\/script>/, '<script src="app.js"></script>');
     assert.equal(outlined, read('index.html'));
     assert.doesNotMatch(page.text, /\s(?:src|href)\s*=\s*"(?!data:)/);
 
@@ -387,7 +391,12 @@ describe('admin server with a token', () => {
       ['DELETE', '/health'],
     ];
     for (const [method, path] of routes) {
-      const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${token}` }, { authorization: `Bearer ${token}x` }];
+      const attempts: Record<string, string>[] = [
+        {},
+        { authorization: 'Bearer wrong' },
+        { authorization: `Basic ${token}` },
+        { authorization: `Bearer ${token}x` },
+      ];
       for (const headers of attempts) {
         const reply = await request(ctx.port, path, { method, headers, ...(method === 'POST' ? { body: '{}' } : {}) });
         assert.equal(reply.status, 401, `${method} ${path} ${JSON.stringify(headers)}`);
@@ -479,7 +488,14 @@ describe('admin server: the Host header (DNS rebinding)', () => {
     const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
     try {
       for (const host of ['evil.example', `evil.example:${port}`, 'localhost.evil.example', '127.0.0.1.evil.example', '[::1', 'localhost:x', '192.0.2.1']) {
-        for (const [method, path] of [['GET', '/'], ['GET', '/health'], ['GET', '/decisions'], ['POST', '/decisions'], ['GET', '/status.json'], ['GET', '/nowhere']]) {
+        for (const [method, path] of [
+          ['GET', '/'],
+          ['GET', '/health'],
+          ['GET', '/decisions'],
+          ['POST', '/decisions'],
+          ['GET', '/status.json'],
+          ['GET', '/nowhere'],
+        ]) {
           const body = method === 'POST' ? '{"value":"198.51.100.9"}' : undefined;
           const reply = await request(port, path!, { method: method!, headers: { host }, ...(body === undefined ? {} : { body }) });
           assert.equal(reply.status, 421, `${method} ${path} Host: ${host}`);
@@ -487,7 +503,16 @@ describe('admin server: the Host header (DNS rebinding)', () => {
         }
       }
       assert.equal(service.decisions.size, 0, 'no decision was added');
-      for (const host of ['localhost', `localhost:${port}`, 'LocalHost.', `127.0.0.1:${port}`, '127.0.0.1', `[::1]:${port}`, 'admin.internal', `ADMIN.internal:8080`]) {
+      for (const host of [
+        'localhost',
+        `localhost:${port}`,
+        'LocalHost.',
+        `127.0.0.1:${port}`,
+        '127.0.0.1',
+        `[::1]:${port}`,
+        'admin.internal',
+        `ADMIN.internal:8080`,
+      ]) {
         assert.equal((await request(port, '/decisions', { headers: { host } })).status, 200, `Host: ${host}`);
       }
       // HTTP/1.0 without Host: not a browser, so not a rebinding.
@@ -530,24 +555,38 @@ describe('status page assets', () => {
   }
 
   it('refuse to start on an asset missing, one that would end its element early, or anything left to fetch', () => {
-    assert.throws(readChanged('missing', (dir) => unlinkSync(join(dir, 'app.js'))), /status page: .*app\.js.*ENOENT/);
+    assert.throws(
+      readChanged('missing', (dir) => unlinkSync(join(dir, 'app.js'))),
+      /status page: .*app\.js.*ENOENT/,
+    );
     assert.throws(
       readChanged('early-end', (dir) => writeFileSync(join(dir, 'style.css'), 'body { color: red; }\n</style><script>alert(1)</script>\n')),
       /status page: style\.css holds "<\/style": it would end its element early/,
     );
     assert.throws(
-      readChanged('remote', (dir) => writeFileSync(join(dir, 'index.html'), readFileSync(join(dir, 'index.html'), 'utf8').replace('</body>', '<script src="https://example.test/x.js"></script></body>'))),
+      readChanged('remote', (dir) =>
+        writeFileSync(
+          join(dir, 'index.html'),
+          readFileSync(join(dir, 'index.html'), 'utf8').replace('</body>', '<script src="https://example.test/x.js"></script></body>'),
+        ),
+      ),
       /status page: index\.html refers to <script src="https:\/\/example\.test\/x\.js">: the page must stand alone/,
     );
     assert.throws(
-      readChanged('twice', (dir) => writeFileSync(join(dir, 'index.html'), readFileSync(join(dir, 'index.html'), 'utf8').replace('</body>', '<script src="app.js"></script></body>'))),
+      readChanged('twice', (dir) =>
+        writeFileSync(join(dir, 'index.html'), readFileSync(join(dir, 'index.html'), 'utf8').replace('</body>', '<script src="app.js"></script></body>')),
+      ),
       /status page: index\.html must include app\.js once, not 2 times/,
     );
   });
 
   it('are in the package npm publishes', () => {
     const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
-    const pack = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts', '--workspace', 'packages/iprep'], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+    const pack = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts', '--workspace', 'packages/iprep'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(pack.status, 0, pack.stderr);
     const [packed] = JSON.parse(pack.stdout) as [{ files: { path: string }[] }];
     const paths = packed.files.map((file) => file.path);

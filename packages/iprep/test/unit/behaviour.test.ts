@@ -328,7 +328,11 @@ describe('ClientTable', () => {
     const table = new ClientTable(3);
     const mix = (hi: number): number => Math.imul(hi, 0x9e3779b1);
     // Three clients with the same hash: lo chosen so that mix(hi) ^ lo is equal.
-    const keys: Array<[number, number]> = [[1, 7], [2, mix(1) ^ 7 ^ mix(2)], [3, mix(1) ^ 7 ^ mix(3)]];
+    const keys: Array<[number, number]> = [
+      [1, 7],
+      [2, mix(1) ^ 7 ^ mix(2)],
+      [3, mix(1) ^ 7 ^ mix(3)],
+    ];
     const states = keys.map(([hi, lo]) => table.add(6, hi, lo | 0));
     keys.forEach(([hi, lo], i) => assert.equal(table.find(6, hi, lo | 0), states[i]));
     assert.equal(table.find(6, 4, 7), undefined);

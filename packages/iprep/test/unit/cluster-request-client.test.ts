@@ -206,7 +206,10 @@ describe('RequestClient', () => {
     assert.ok(Date.now() - started < 100, 'refused at once');
     assert.equal(client.pendingCount, 3);
     await until('three requests sent', () => received.length === 3);
-    assert.ok(received.every((r) => r.n !== 4), 'the refused one was not sent');
+    assert.ok(
+      received.every((r) => r.n !== 4),
+      'the refused one was not sent',
+    );
     reply(received[0]!.id, { type: 'answer', n: 1 });
     assert.equal(await waiting[0], 1);
     const again = client.request({ type: 'ask', n: 5 }, (a) => a.n);
@@ -227,7 +230,11 @@ describe('RequestClient', () => {
     const make = () => new RequestClient<Ask, Answer>({ channel: pair.workerEnd, tag: TAG, replyTypes: ['answer'], timeoutMs: 1000, subject: 'test' });
     const [a, b] = [make(), make()];
     assert.deepEqual(
-      await Promise.all([a.request({ type: 'ask', n: 1 }, (r) => r.n), b.request({ type: 'ask', n: 2 }, (r) => r.n), a.request({ type: 'ask', n: 3 }, (r) => r.n)]),
+      await Promise.all([
+        a.request({ type: 'ask', n: 1 }, (r) => r.n),
+        b.request({ type: 'ask', n: 2 }, (r) => r.n),
+        a.request({ type: 'ask', n: 3 }, (r) => r.n),
+      ]),
       [1, 2, 3],
     );
     assert.equal(new Set(seen).size, 3);

@@ -43,15 +43,44 @@ describe('parseDuration', () => {
     it(`${JSON.stringify(text)} is ${ms} ms`, () => assert.equal(parseDuration(text), ms));
   }
 
-  const invalid: (string | number)[] = ['', ' ', 's', '10x', '1H', '-1s', '1m1h', '1s1s', '1d1w', '1w1w', '1W', '1h30', 'ms', '1.s', '5 seconds', -1, Number.NaN, Number.POSITIVE_INFINITY];
+  const invalid: (string | number)[] = [
+    '',
+    ' ',
+    's',
+    '10x',
+    '1H',
+    '-1s',
+    '1m1h',
+    '1s1s',
+    '1d1w',
+    '1w1w',
+    '1W',
+    '1h30',
+    'ms',
+    '1.s',
+    '5 seconds',
+    -1,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+  ];
   for (const value of invalid) {
     it(`${JSON.stringify(value)} is not a duration`, () => {
-      assert.throws(() => parseDuration(value), (e: unknown) => e instanceof TypeError && /not a duration/.test(e.message));
+      assert.throws(
+        () => parseDuration(value),
+        (e: unknown) => e instanceof TypeError && /not a duration/.test(e.message),
+      );
     });
   }
 
   it('formats durations as the shortest compound it reads back', () => {
-    const cases: [number, string][] = [[0, '0s'], [1, '1ms'], [1500, '1s500ms'], [5_400_000, '1h30m'], [86_400_000, '1d'], [93_784_005, '1d2h3m4s5ms']];
+    const cases: [number, string][] = [
+      [0, '0s'],
+      [1, '1ms'],
+      [1500, '1s500ms'],
+      [5_400_000, '1h30m'],
+      [86_400_000, '1d'],
+      [93_784_005, '1d2h3m4s5ms'],
+    ];
     for (const [ms, text] of cases) assert.equal(formatDuration(ms), text);
     fc.assert(fc.property(fc.nat(), (ms) => assert.equal(parseDuration(formatDuration(ms)), ms)));
   });
@@ -234,7 +263,10 @@ describe('parseConfig: valid files', () => {
       },
     ],
     ['lists: [{ name: p, path: p.txt }]', { 'lists.0.minEntries': 0, 'lists.0.penalty': 50 }],
-    ['lists: [{ name: tor, url: "http://x/t", penalty: 30, refresh: 10m, format: tor-exits }]', { 'lists.0.penalty': 30, 'lists.0.refreshMs': 600_000, 'lists.0.format': 'tor-exits' }],
+    [
+      'lists: [{ name: tor, url: "http://x/t", penalty: 30, refresh: 10m, format: tor-exits }]',
+      { 'lists.0.penalty': 30, 'lists.0.refreshMs': 600_000, 'lists.0.format': 'tor-exits' },
+    ],
     ['lists: [{ name: a, path: a }, { name: b, path: b }]', { 'lists.1.name': 'b', 'lists.1.path': '/etc/iprep/b' }],
     [
       'behaviour: { enabled: false, ipv6-prefix-length: 56, window: 30s, ban-time: 1h, max-ban-time: 7d, ban-growth: 1.5, status-argument: code, error-weight: 0 }',
@@ -256,7 +288,15 @@ describe('parseConfig: valid files', () => {
     ['behaviour: { rate-argument: rate, max-rate: 100 }', { 'behaviour.maxRate': 100 }],
     [
       'decisions: { default-duration: 1d, default-action: captcha }',
-      { decisions: { defaultDurationMs: 86_400_000, defaultAction: 'captcha', file: '/etc/iprep/.cache/iprep/decisions.jsonl', minPrefixV4: 8, minPrefixV6: 32 } },
+      {
+        decisions: {
+          defaultDurationMs: 86_400_000,
+          defaultAction: 'captcha',
+          file: '/etc/iprep/.cache/iprep/decisions.jsonl',
+          minPrefixV4: 8,
+          minPrefixV6: 32,
+        },
+      },
     ],
     ['{ cache-dir: /var/cache/iprep, decisions: {} }', { 'decisions.file': '/var/cache/iprep/decisions.jsonl' }],
     ['decisions: { file: state/bans.jsonl }', { 'decisions.file': '/etc/iprep/state/bans.jsonl' }],
@@ -264,10 +304,31 @@ describe('parseConfig: valid files', () => {
     ['cache-dir: cache', { cacheDir: '/etc/iprep/cache' }],
     ['cache-dir: /var/cache/iprep', { cacheDir: '/var/cache/iprep' }],
     ['store: { type: memory }', { store: { type: 'memory' } }],
-    ['store: { type: redis }', { store: { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: 'iprep', commandTimeoutMs: 1000, maxSyncAgeMs: 5000, maxDecisions: 200_000 } }],
-    ['store: { type: redis, url: "rediss://:pw@r:6380/2", prefix: "a:b" }', { store: { type: 'redis', url: 'rediss://:pw@r:6380/2', prefix: 'a:b', commandTimeoutMs: 1000, maxSyncAgeMs: 5000, maxDecisions: 200_000 } }],
-    ['store: { type: redis, nodes: [redis://h1:7000, redis://h2:7000] }', { store: { type: 'redis', nodes: ['redis://h1:7000', 'redis://h2:7000'], prefix: 'iprep', commandTimeoutMs: 1000, maxSyncAgeMs: 5000, maxDecisions: 200_000 } }],
-    ['store: { type: redis, command-timeout: 250ms, max-sync-age: 30s, max-decisions: 1000 }', { 'store.commandTimeoutMs': 250, 'store.maxSyncAgeMs': 30_000, 'store.maxDecisions': 1000 }],
+    [
+      'store: { type: redis }',
+      { store: { type: 'redis', url: 'redis://127.0.0.1:6379', prefix: 'iprep', commandTimeoutMs: 1000, maxSyncAgeMs: 5000, maxDecisions: 200_000 } },
+    ],
+    [
+      'store: { type: redis, url: "rediss://:pw@r:6380/2", prefix: "a:b" }',
+      { store: { type: 'redis', url: 'rediss://:pw@r:6380/2', prefix: 'a:b', commandTimeoutMs: 1000, maxSyncAgeMs: 5000, maxDecisions: 200_000 } },
+    ],
+    [
+      'store: { type: redis, nodes: [redis://h1:7000, redis://h2:7000] }',
+      {
+        store: {
+          type: 'redis',
+          nodes: ['redis://h1:7000', 'redis://h2:7000'],
+          prefix: 'iprep',
+          commandTimeoutMs: 1000,
+          maxSyncAgeMs: 5000,
+          maxDecisions: 200_000,
+        },
+      },
+    ],
+    [
+      'store: { type: redis, command-timeout: 250ms, max-sync-age: 30s, max-decisions: 1000 }',
+      { 'store.commandTimeoutMs': 250, 'store.maxSyncAgeMs': 30_000, 'store.maxDecisions': 1000 },
+    ],
     ['admin: { host: ::1, port: 9191, token: s3cret }', { admin: { enabled: true, host: '::1', port: 9191, token: 's3cret', allowedHosts: [] } }],
     ['admin: { allowed-hosts: [Admin.Example.org., iprep-admin] }', { 'admin.allowedHosts': ['admin.example.org', 'iprep-admin'] }],
     ['decisions: { min-prefix-v4: 16, min-prefix-v6: 0 }', { 'decisions.minPrefixV4': 16, 'decisions.minPrefixV6': 0 }],
@@ -365,7 +426,9 @@ describe('loadConfigFile', () => {
 describe('docs/configuration.md', () => {
   it('ends with examples/iprep.yaml, unchanged', async () => {
     const [docs, example] = await Promise.all([readFile(DOCS, 'utf8'), readFile(EXAMPLE, 'utf8')]);
-    assert.ok(docs.endsWith(`## Full example\n\n<!-- This is examples/iprep.yaml; a test checks that they are the same. -->\n\n\`\`\`yaml\n${example}\`\`\`\n`));
+    assert.ok(
+      docs.endsWith(`## Full example\n\n<!-- This is examples/iprep.yaml; a test checks that they are the same. -->\n\n\`\`\`yaml\n${example}\`\`\`\n`),
+    );
   });
 
   it('documents exactly the keys the configuration accepts, in each section', async () => {
@@ -375,7 +438,10 @@ describe('docs/configuration.md', () => {
     for (const part of docs.split(/^### /m).slice(1)) {
       const section = /^`([a-z-]+)`/.exec(part)?.[1] as string;
       const table = /^\| (?:Key|Item) \|.*\n(?:\|.*\n)+/m.exec(part)?.[0] ?? '';
-      documented.set(section, [...table.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1] as string));
+      documented.set(
+        section,
+        [...table.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1] as string),
+      );
     }
     // An unknown key's message lists the keys a section accepts.
     const accepted = (yaml: string): string[] => {

@@ -83,11 +83,14 @@ describe('makeDecision', () => {
       [null, /must be an object/],
     ];
     for (const [input, message] of bad) {
-      assert.throws(() => makeDecision(input as DecisionInput, DEFAULTS, NOW), (err: unknown) => {
-        assert.ok(err instanceof TypeError, `${JSON.stringify(input)} gives a TypeError`);
-        assert.match(err.message, message);
-        return true;
-      });
+      assert.throws(
+        () => makeDecision(input as DecisionInput, DEFAULTS, NOW),
+        (err: unknown) => {
+          assert.ok(err instanceof TypeError, `${JSON.stringify(input)} gives a TypeError`);
+          assert.match(err.message, message);
+          return true;
+        },
+      );
     }
     assert.throws(() => makeDecision({ value: '192.0.2.1' }, { ...DEFAULTS, action: 'block' as IpAction }, NOW), TypeError);
   });
@@ -260,7 +263,14 @@ describe('DecisionIndex', () => {
       fc.property(fc.array(spec, { minLength: 1, maxLength: 40 }), fc.array(probe, { minLength: 1, maxLength: 30 }), (specs, probes) => {
         const index = new DecisionIndex();
         const model = new Map<string, Decision>();
-        for (const [i, { target: [bytes, length], expiry, put }] of specs.entries()) {
+        for (const [
+          i,
+          {
+            target: [bytes, length],
+            expiry,
+            put,
+          },
+        ] of specs.entries()) {
           // Any prefix, as a store may hold: the network itself, forced past the minimum prefix.
           const value = describeTarget(parseDecisionTarget(`${textOf(bytes)}/${length}`)).value;
           const d = makeDecision({ value, reason: String(i), durationMs: expiry === null ? null : 2000 + expiry, force: true }, DEFAULTS, NOW - 2000);

@@ -45,10 +45,11 @@ const behaviourConfig: BehaviourConfig = {
 };
 
 /** An engine; the RFC 6890 table is off unless asked for, since the test addresses are documentation ones. */
-function engine(
-  options: { lists?: CompiledList[]; allow?: string[]; decisions?: DecisionIndex; behaviour?: BehaviourTracker; specialRanges?: boolean } = {},
-) {
-  const e = new ReputationEngine({ thresholds, special: { ...special, enabled: options.specialRanges ?? false } }, { decisions: options.decisions ?? new DecisionIndex(), behaviour: options.behaviour });
+function engine(options: { lists?: CompiledList[]; allow?: string[]; decisions?: DecisionIndex; behaviour?: BehaviourTracker; specialRanges?: boolean } = {}) {
+  const e = new ReputationEngine(
+    { thresholds, special: { ...special, enabled: options.specialRanges ?? false } },
+    { decisions: options.decisions ?? new DecisionIndex(), behaviour: options.behaviour },
+  );
   const ranges = (options.allow ?? []).map((t) => parseRange(t));
   e.setAllowlist({ ranges, table: IntervalTable.compile(ranges.map((range, value) => ({ range, value }))) });
   e.setLists(options.lists ?? []);
@@ -64,7 +65,18 @@ const ip = (text: string): Uint8Array => {
 const brief = (v: { score: number; action: string; category: string; source: string }) => [v.score, v.action, v.category, v.source];
 
 describe('thresholds', () => {
-  const cases: Array<[number, string]> = [[0, 'deny'], [19, 'deny'], [20, 'tarpit'], [39, 'tarpit'], [40, 'captcha'], [59, 'captcha'], [60, 'log'], [79, 'log'], [80, 'allow'], [100, 'allow']];
+  const cases: Array<[number, string]> = [
+    [0, 'deny'],
+    [19, 'deny'],
+    [20, 'tarpit'],
+    [39, 'tarpit'],
+    [40, 'captcha'],
+    [59, 'captcha'],
+    [60, 'log'],
+    [79, 'log'],
+    [80, 'allow'],
+    [100, 'allow'],
+  ];
   for (const [score, action] of cases) it(`score ${score} -> ${action}`, () => assert.equal(thresholdAction(score, thresholds), action));
   it('no match: trusted', () => assert.deepEqual(brief(combine([], thresholds, true)), [100, 'allow', 'none', 'default']));
 });
@@ -128,7 +140,10 @@ describe('combination rules', () => {
       ],
     );
     const allowed = e.explain('198.51.100.66', NOW);
-    assert.deepEqual(allowed.matches.map((m) => m.source), ['allowlist', 'drop']);
+    assert.deepEqual(
+      allowed.matches.map((m) => m.source),
+      ['allowlist', 'drop'],
+    );
     assert.equal(allowed.matches[0]?.detail, '198.51.100.66');
   });
 
@@ -143,7 +158,11 @@ describe('decisions and behaviour', () => {
     const e = engine({ lists: [list({ name: 'scanners', penalty: 30 }, ['203.0.113.0/24'])], decisions });
     decisions.apply({
       op: 'put',
-      decision: makeDecision({ value: '203.0.113.5', action: 'captcha', score: 50, reason: 'manual', durationMs: 1000 }, { action: 'deny', durationMs: 0, origin: 'api' }, NOW),
+      decision: makeDecision(
+        { value: '203.0.113.5', action: 'captcha', score: 50, reason: 'manual', durationMs: 1000 },
+        { action: 'deny', durationMs: 0, origin: 'api' },
+        NOW,
+      ),
     });
     assert.deepEqual(brief(e.score(ip('203.0.113.5'), NOW)), [50, 'captcha', 'manual', 'manual']);
     assert.deepEqual(brief(e.score(ip('203.0.113.5'), NOW + 1001)), [70, 'log', 'scanners', 'scanners']);
@@ -188,17 +207,24 @@ describe('the hot path agrees with explain', () => {
       action: fc.option(fc.constantFrom('allow', 'log', 'captcha', 'tarpit', 'deny' as const), { nil: undefined }),
     });
     fc.assert(
-      fc.property(fc.array(listArb, { maxLength: 5 }), fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 20 }), (lists, addresses) => {
-        const e = engine({
-          lists: lists.map((l, i) =>
-            list({ name: `l${i}`, ...(l.score === undefined ? { penalty: l.penalty } : { score: l.score }), ...(l.action ? { action: l.action } : {}) }, l.prefixes),
-          ),
-        });
-        for (const n of addresses) {
-          const bytes = Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
-          assert.deepEqual(brief(e.score(bytes, NOW)), brief(e.explain(formatAddress(bytes), NOW)));
-        }
-      }),
+      fc.property(
+        fc.array(listArb, { maxLength: 5 }),
+        fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 1, maxLength: 20 }),
+        (lists, addresses) => {
+          const e = engine({
+            lists: lists.map((l, i) =>
+              list(
+                { name: `l${i}`, ...(l.score === undefined ? { penalty: l.penalty } : { score: l.score }), ...(l.action ? { action: l.action } : {}) },
+                l.prefixes,
+              ),
+            ),
+          });
+          for (const n of addresses) {
+            const bytes = Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+            assert.deepEqual(brief(e.score(bytes, NOW)), brief(e.explain(formatAddress(bytes), NOW)));
+          }
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -224,7 +250,10 @@ describe('reputationHandler', () => {
   });
 
   it('reads the argument named ip first, and addresses given as strings (from a header)', () => {
-    const named = call([{ name: 'status', value: { type: 'int32', value: 200 } }, { name: 'ip', value: { type: 'ipv6', value: '2001:db8::1' } }]) as SetVarAction[];
+    const named = call([
+      { name: 'status', value: { type: 'int32', value: 200 } },
+      { name: 'ip', value: { type: 'ipv6', value: '2001:db8::1' } },
+    ]) as SetVarAction[];
     assert.equal(named[3]?.value.type === 'str' && named[3].value.value, 'drop');
     const text = call([{ name: '', value: { type: 'str', value: '198.51.100.200' } }]) as SetVarAction[];
     assert.equal(text[0]?.value.type !== 'null' && text[0]?.value.value, 0);
@@ -243,7 +272,15 @@ describe('reputationHandler feeds behaviour', () => {
   const setup = (rate: { argument: string; max: number } | null = { argument: 'rate', max: 10 }) => {
     const tracker = new BehaviourTracker(behaviourConfig, { now: () => NOW });
     const e = engine({ behaviour: tracker });
-    const handler = reputationHandler({ engine: e, variables, behaviour: tracker, statusArgument: 'status', errorWeight: 5, rate: rate ?? undefined, now: () => NOW });
+    const handler = reputationHandler({
+      engine: e,
+      variables,
+      behaviour: tracker,
+      statusArgument: 'status',
+      errorWeight: 5,
+      rate: rate ?? undefined,
+      now: () => NOW,
+    });
     const send = (ip: string, extra: Array<{ name: string; value: { type: 'int32'; value: number } }> = []) =>
       handler(new Message('check-client-ip', [{ name: 'ip', value: { type: 'ipv4', value: ip } }, ...extra]), undefined as never) as SetVarAction[];
     const source = (actions: SetVarAction[]) => (actions[3]?.value.type === 'str' ? actions[3].value.value : undefined);
@@ -259,7 +296,11 @@ describe('reputationHandler feeds behaviour', () => {
   it('takes a rate HAProxy measured as the lowest count of the window, capped', () => {
     const { send, source } = setup();
     assert.equal(source(send('198.51.100.21', [{ name: 'rate', value: { type: 'int32', value: 3 } }])), 'default');
-    assert.equal(source(send('198.51.100.21', [{ name: 'rate', value: { type: 'int32', value: 50 } }])), 'behaviour:rate', 'counted as 10: not above the ban threshold');
+    assert.equal(
+      source(send('198.51.100.21', [{ name: 'rate', value: { type: 'int32', value: 50 } }])),
+      'behaviour:rate',
+      'counted as 10: not above the ban threshold',
+    );
     assert.equal(source(send('198.51.100.22')), 'default', 'other clients are not affected');
     // One message cannot ban, whatever rate it claims.
     assert.equal(source(send('198.51.100.23', [{ name: 'rate', value: { type: 'int32', value: 1_000_000 } }])), 'behaviour:rate');

@@ -25,16 +25,7 @@ const FIXTURES: FixtureCase[] = [
   {
     file: 'firehol_level1.netset',
     format: 'netset',
-    entries: [
-      '192.0.2.0/25',
-      '192.0.2.200',
-      '198.51.100.0/24',
-      '203.0.113.10-203.0.113.20',
-      '2001:db8::/32',
-      '3fff:100::/24',
-      '203.0.113.99',
-      '2001:db8:1::7',
-    ],
+    entries: ['192.0.2.0/25', '192.0.2.200', '198.51.100.0/24', '203.0.113.10-203.0.113.20', '2001:db8::/32', '3fff:100::/24', '203.0.113.99', '2001:db8:1::7'],
   },
   {
     file: 'scores.csv',
@@ -82,11 +73,7 @@ const FIXTURES: FixtureCase[] = [
   {
     file: 'gcp-cloud.json',
     format: 'gcp-json',
-    entries: [
-      '192.0.2.64/26 | us-central1 Google Cloud',
-      '2001:db8:ff00::/40 | europe-west1 Google Cloud',
-      '203.0.113.32/27 | asia-east1 Google Cloud',
-    ],
+    entries: ['192.0.2.64/26 | us-central1 Google Cloud', '2001:db8:ff00::/40 | europe-west1 Google Cloud', '203.0.113.32/27 | asia-east1 Google Cloud'],
   },
   { file: 'goog.json', format: 'gcp-json', entries: ['198.51.100.128/25', '3fff:800::/21'] },
 ];
@@ -215,12 +202,7 @@ const INLINE: InlineCase[] = [
     format: 'spamhaus-json',
     text: '{"cidr":"192.0.2.0/24","sblid":"SBL1"}\n{"cidr":"192.0.2.0/40"}\nnot json\n[1]\n{"sblid":"SBL3"}\n{"cidr":"198.51.100.0/24"}\n',
     entries: ['192.0.2.0/24 | SBL1', '198.51.100.0/24'],
-    warnings: [
-      't:2: bad prefix length /40 in "192.0.2.0/40"',
-      't:3: not a JSON object: "not json"',
-      't:4: not a JSON object',
-      't:5: no "cidr" string',
-    ],
+    warnings: ['t:2: bad prefix length /40 in "192.0.2.0/40"', 't:3: not a JSON object: "not json"', 't:4: not a JSON object', 't:5: no "cidr" string'],
   },
   {
     name: 'spamhaus-json: metadata records counts skipped lines too',
@@ -241,12 +223,7 @@ const INLINE: InlineCase[] = [
     format: 'tor-exits',
     text: '192.0.2.1\n192.0.2.0/24\nFooBar 1 2\nExitAddress\nExitAddress 203.0.113.999 2026-11-30 00:00:00\n2001:db8::9\n',
     entries: ['192.0.2.1', '2001:db8::9'],
-    warnings: [
-      't:2: not an address: "192.0.2.0/24"',
-      't:3: unexpected line: "FooBar 1 2"',
-      't:4: not an address: ""',
-      't:5: not an address: "203.0.113.999"',
-    ],
+    warnings: ['t:2: not an address: "192.0.2.0/24"', 't:3: unexpected line: "FooBar 1 2"', 't:4: not an address: ""', 't:5: not an address: "203.0.113.999"'],
   },
   {
     name: 'aws-json: bad elements are named by index; ipv6_prefixes optional',
@@ -367,7 +344,6 @@ describe('list formats: limits', () => {
     );
   });
 
-
   it('skips bad lines of every line format without constructing an error per line', () => {
     // A thrown error costs tens of microseconds: a million garbage lines stalled the agent for seconds.
     const garbage: Record<string, string> = {
@@ -447,7 +423,10 @@ describe('list formats: round trips (fast-check)', () => {
       fc.property(fc.array(fc.tuple(arbitraryRange, fc.integer({ min: 0, max: 100 }), note), { maxLength: 30 }), (rows) => {
         const text = 'network,score,note\n' + rows.map(([r, s, n]) => `${formatRange(r)},${s},"${n.replaceAll('"', '""')}"`).join('\n');
         const parsed = parseList('csv', text, 'p');
-        assert.deepEqual(show(parsed.entries), rows.map(([r, s, n]) => `${formatRange(r)} ${s} | ${n}`));
+        assert.deepEqual(
+          show(parsed.entries),
+          rows.map(([r, s, n]) => `${formatRange(r)} ${s} | ${n}`),
+        );
       }),
     );
   });
@@ -468,7 +447,11 @@ describe('list formats: round trips (fast-check)', () => {
 
 describe('the example lists (examples/lists)', () => {
   const dir = new URL('../../../../examples/lists/', import.meta.url);
-  for (const [name, format, count] of [['allow.txt', 'netset', 3], ['drop.txt', 'netset', 3], ['scores.csv', 'csv', 3]] as const) {
+  for (const [name, format, count] of [
+    ['allow.txt', 'netset', 3],
+    ['drop.txt', 'netset', 3],
+    ['scores.csv', 'csv', 3],
+  ] as const) {
     it(`${name} parses as ${format} without a warning`, () => {
       const parsed = parseList(format, readFileSync(new URL(name, dir), 'utf8'), name);
       assert.deepEqual(parsed.warnings, []);

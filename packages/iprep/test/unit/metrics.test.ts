@@ -69,7 +69,15 @@ describe('ReputationMetrics: Prometheus text', () => {
     let agent = { connections: 3, inFlight: 17 };
     metrics.setAgentGauges(() => agent);
     metrics.setDecisionsProvider(() => 5);
-    metrics.setStoreProvider(() => ({ kind: 'redis', up: false, detail: 'ECONNREFUSED', pendingWrites: 4, droppedWrites: 1, syncAgeMs: 12_500, changeLagMs: 7 }));
+    metrics.setStoreProvider(() => ({
+      kind: 'redis',
+      up: false,
+      detail: 'ECONNREFUSED',
+      pendingWrites: 4,
+      droppedWrites: 1,
+      syncAgeMs: 12_500,
+      changeLagMs: 7,
+    }));
     metrics.setListsProvider(() => [
       { name: 'spamhaus-drop', format: 'spamhaus-json', origin: '/d.json', entries: 1200, loadedAt: NOW - 90_000, lastError: null },
       { name: 'tor-exits', format: 'tor-exits', origin: 'https://x.test/t', entries: 0, loadedAt: null, lastError: 'fetch failed: 503' },
@@ -200,9 +208,7 @@ describe('ReputationMetrics: status()', () => {
   it('summarises throughput, scores, actions, top categories and sources, lists, store and reloads', () => {
     const clock = manualClock(NOW + 400);
     const metrics = new ReputationMetrics({ defaultMetrics: false, now: clock.now });
-    metrics.setListsProvider(() => [
-      { name: 'firehol-l1', format: 'netset', origin: '/l1.netset', entries: 4500, loadedAt: NOW - 30_000, lastError: null },
-    ]);
+    metrics.setListsProvider(() => [{ name: 'firehol-l1', format: 'netset', origin: '/l1.netset', entries: 4500, loadedAt: NOW - 30_000, lastError: null }]);
     metrics.setStoreProvider(() => ({ kind: 'memory', up: true }));
     metrics.setDecisionsProvider(() => 2);
     metrics.setAgentGauges(() => ({ connections: 4, inFlight: 1 }));

@@ -51,9 +51,6 @@ test('a program embeds the engine with the package entry point alone', async (t)
   const clock = new api.CoarseClock();
   t.after(() => clock.stop());
   const agent = new Agent({ logger: silentLogger });
-  agent.message(
-    api.CHECK_CLIENT_IP,
-    api.reputationHandler({ engine: service.engine, now: clock.now, variables: config.variables }),
-  );
+  agent.message(api.CHECK_CLIENT_IP, api.reputationHandler({ engine: service.engine, now: clock.now, variables: config.variables }));
   assert.ok(agent.options.maxConnections > 0);
 });

@@ -53,57 +53,68 @@ const verdictOf = (service: IprepService, ip: string) => {
 
 describe('IprepService', () => {
   it('reloads a changed list, and keeps the last good state when the new one is broken', async () => {
-    await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service, _dir, write) => {
-      assert.deepEqual(verdictOf(service, '198.51.100.1'), [0, 'deny', 'deny']);
-      assert.deepEqual(verdictOf(service, '198.51.100.2'), [100, 'allow', 'default']);
+    await withService(
+      () => base,
+      { 'deny.netset': '198.51.100.1\n' },
+      async (service, _dir, write) => {
+        assert.deepEqual(verdictOf(service, '198.51.100.1'), [0, 'deny', 'deny']);
+        assert.deepEqual(verdictOf(service, '198.51.100.2'), [100, 'allow', 'default']);
 
-      write('deny.netset', '198.51.100.2\n');
-      const ok = await service.reload();
-      assert.equal(ok.ok, true, ok.errors.join());
-      assert.equal(service.reloadError(), null);
-      assert.deepEqual(verdictOf(service, '198.51.100.1'), [100, 'allow', 'default']);
-      assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny']);
+        write('deny.netset', '198.51.100.2\n');
+        const ok = await service.reload();
+        assert.equal(ok.ok, true, ok.errors.join());
+        assert.equal(service.reloadError(), null);
+        assert.deepEqual(verdictOf(service, '198.51.100.1'), [100, 'allow', 'default']);
+        assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny']);
 
-      write('iprep.yaml', `${base}\nthresholds: { deny: 300 }\n`);
-      const broken = await service.reload();
-      assert.equal(broken.ok, false);
-      assert.match(broken.errors[0] ?? '', /iprep\.yaml:\d+:\d+: .*100/);
-      assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny'], 'the previous state stays');
-      assert.match(service.reloadError() ?? '', /iprep\.yaml:\d+:\d+: .*100/, 'the failure stays visible');
+        write('iprep.yaml', `${base}\nthresholds: { deny: 300 }\n`);
+        const broken = await service.reload();
+        assert.equal(broken.ok, false);
+        assert.match(broken.errors[0] ?? '', /iprep\.yaml:\d+:\d+: .*100/);
+        assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny'], 'the previous state stays');
+        assert.match(service.reloadError() ?? '', /iprep\.yaml:\d+:\d+: .*100/, 'the failure stays visible');
 
-      write('iprep.yaml', `${base}  - { name: more, path: missing.netset, penalty: 10 }\n`);
-      const missing = await service.reload();
-      assert.equal(missing.ok, false);
-      assert.match(missing.errors[0] ?? '', /missing\.netset/);
-      assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny']);
-      assert.deepEqual(service.lists().map((l) => l.name), ['deny']);
-      assert.match(service.reloadError() ?? '', /missing\.netset/);
+        write('iprep.yaml', `${base}  - { name: more, path: missing.netset, penalty: 10 }\n`);
+        const missing = await service.reload();
+        assert.equal(missing.ok, false);
+        assert.match(missing.errors[0] ?? '', /missing\.netset/);
+        assert.deepEqual(verdictOf(service, '198.51.100.2'), [0, 'deny', 'deny']);
+        assert.deepEqual(
+          service.lists().map((l) => l.name),
+          ['deny'],
+        );
+        assert.match(service.reloadError() ?? '', /missing\.netset/);
 
-      write('iprep.yaml', base);
-      assert.equal((await service.reload()).ok, true);
-      assert.equal(service.reloadError(), null, 'a reload that succeeds clears it');
-    });
+        write('iprep.yaml', base);
+        assert.equal((await service.reload()).ok, true);
+        assert.equal(service.reloadError(), null, 'a reload that succeeds clears it');
+      },
+    );
   });
 
   it('reloads through loadConfig when given (the file with the command line on top, checked merged)', async () => {
-    await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (first, dir) => {
-      const configPath = join(dir, 'iprep.yaml');
-      let loads = 0;
-      const loadConfig = async () => {
-        loads++;
-        const config = await loadConfigFile(configPath);
-        return { ...config, thresholds: { ...config.thresholds, deny: 30 } };
-      };
-      const service = new IprepService(first.config, { configPath, loadConfig, logger: silent });
-      await service.start();
-      try {
-        assert.equal((await service.reload()).ok, true);
-        assert.equal(loads, 1);
-        assert.equal(service.config.thresholds.deny, 30);
-      } finally {
-        await service.close();
-      }
-    });
+    await withService(
+      () => base,
+      { 'deny.netset': '198.51.100.1\n' },
+      async (first, dir) => {
+        const configPath = join(dir, 'iprep.yaml');
+        let loads = 0;
+        const loadConfig = async () => {
+          loads++;
+          const config = await loadConfigFile(configPath);
+          return { ...config, thresholds: { ...config.thresholds, deny: 30 } };
+        };
+        const service = new IprepService(first.config, { configPath, loadConfig, logger: silent });
+        await service.start();
+        try {
+          assert.equal((await service.reload()).ok, true);
+          assert.equal(loads, 1);
+          assert.equal(service.config.thresholds.deny, 30);
+        } finally {
+          await service.close();
+        }
+      },
+    );
   });
 
   it('says which changed settings wait for a restart', async () => {
@@ -143,20 +154,30 @@ describe('IprepService', () => {
   });
 
   it('adds, applies, lists and removes decisions', async () => {
-    await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
-      const d = await service.addDecision({ value: '2001:0db8::0007', action: 'captcha', reason: 'test' });
-      assert.equal(d.key, 'ip:2001:db8::7');
-      assert.deepEqual(verdictOf(service, '2001:db8::7'), [40, 'captcha', 'manual']);
-      await service.addDecision({ value: '203.0.113.0/24', action: 'tarpit', durationMs: null });
-      assert.deepEqual(verdictOf(service, '203.0.113.9'), [20, 'tarpit', 'manual']);
-      assert.deepEqual(service.listDecisions().map((x) => x.key).sort(), ['ip:2001:db8::7', 'range:203.0.113.0/24']);
-      assert.equal(await service.removeDecision('2001:db8:0::7'), true);
-      assert.equal(await service.removeDecision('range:203.0.113.0/24'), true);
-      assert.equal(await service.removeDecision('192.0.2.1'), false);
-      assert.deepEqual(verdictOf(service, '2001:db8::7'), [100, 'allow', 'default']);
-      assert.equal(service.listDecisions().length, 0);
-      await assert.rejects(service.addDecision({ value: 'nope' }), TypeError);
-    });
+    await withService(
+      () => base,
+      { 'deny.netset': '198.51.100.1\n' },
+      async (service) => {
+        const d = await service.addDecision({ value: '2001:0db8::0007', action: 'captcha', reason: 'test' });
+        assert.equal(d.key, 'ip:2001:db8::7');
+        assert.deepEqual(verdictOf(service, '2001:db8::7'), [40, 'captcha', 'manual']);
+        await service.addDecision({ value: '203.0.113.0/24', action: 'tarpit', durationMs: null });
+        assert.deepEqual(verdictOf(service, '203.0.113.9'), [20, 'tarpit', 'manual']);
+        assert.deepEqual(
+          service
+            .listDecisions()
+            .map((x) => x.key)
+            .sort(),
+          ['ip:2001:db8::7', 'range:203.0.113.0/24'],
+        );
+        assert.equal(await service.removeDecision('2001:db8:0::7'), true);
+        assert.equal(await service.removeDecision('range:203.0.113.0/24'), true);
+        assert.equal(await service.removeDecision('192.0.2.1'), false);
+        assert.deepEqual(verdictOf(service, '2001:db8::7'), [100, 'allow', 'default']);
+        assert.equal(service.listDecisions().length, 0);
+        await assert.rejects(service.addDecision({ value: 'nope' }), TypeError);
+      },
+    );
   });
 
   it('refuses decisions wider than decisions.min-prefix-v4/-v6 unless forced, and keeps the verdict of everyone else', async () => {
@@ -174,29 +195,37 @@ describe('IprepService', () => {
   });
 
   it('keeps decisions across a restart (memory store, decisions file)', async () => {
-    await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service, dir) => {
-      await service.addDecision({ value: '203.0.113.77', action: 'tarpit', reason: 'kept' });
-      await service.close();
-      const again = new IprepService(await loadConfigFile(join(dir, 'iprep.yaml')), { logger: silent });
-      await again.start();
-      try {
-        assert.deepEqual(verdictOf(again, '203.0.113.77'), [20, 'tarpit', 'manual']);
-      } finally {
-        await again.close();
-      }
-    });
+    await withService(
+      () => base,
+      { 'deny.netset': '198.51.100.1\n' },
+      async (service, dir) => {
+        await service.addDecision({ value: '203.0.113.77', action: 'tarpit', reason: 'kept' });
+        await service.close();
+        const again = new IprepService(await loadConfigFile(join(dir, 'iprep.yaml')), { logger: silent });
+        await again.start();
+        try {
+          assert.deepEqual(verdictOf(again, '203.0.113.77'), [20, 'tarpit', 'manual']);
+        } finally {
+          await again.close();
+        }
+      },
+    );
   });
 
   it('writes a behaviour ban as a decision', async () => {
-    await withService(() => base, { 'deny.netset': '198.51.100.1\n' }, async (service) => {
-      const client = Uint8Array.of(198, 51, 100, 77);
-      for (let i = 0; i < 6; i++) service.behaviour?.hit(client, 1, Date.now());
-      assert.equal(service.engine.score(client, Date.now()).action, 'deny');
-      for (let i = 0; i < 50 && service.listDecisions().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-      const [ban] = service.listDecisions();
-      assert.equal(ban?.key, 'ip:198.51.100.77');
-      assert.equal(ban?.origin, 'behaviour');
-    });
+    await withService(
+      () => base,
+      { 'deny.netset': '198.51.100.1\n' },
+      async (service) => {
+        const client = Uint8Array.of(198, 51, 100, 77);
+        for (let i = 0; i < 6; i++) service.behaviour?.hit(client, 1, Date.now());
+        assert.equal(service.engine.score(client, Date.now()).action, 'deny');
+        for (let i = 0; i < 50 && service.listDecisions().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+        const [ban] = service.listDecisions();
+        assert.equal(ban?.key, 'ip:198.51.100.77');
+        assert.equal(ban?.origin, 'behaviour');
+      },
+    );
   });
 
   it('starts without a URL list it cannot fetch, and says so', async () => {

@@ -251,7 +251,7 @@ describe('ListSource: URL lists', () => {
     server.etag = '"v2"';
     const [first, second] = await Promise.all([source.refresh(), source.refresh()]);
     assert.equal(first?.entries.length, 4);
-    assert.equal(second, undefined, 'the second call sees the first one\'s copy and gets a 304');
+    assert.equal(second, undefined, "the second call sees the first one's copy and gets a 304");
     assert.equal(server.requests[2]?.['if-none-match'], '"v2"');
   });
 
@@ -487,7 +487,10 @@ describe('ListSource: file lists', () => {
 // Bounds: size, entries, and the main thread
 
 /** Serves `/` as an endless (or `bytes`-long) stream of netset lines made on the fly; counts what it wrote. */
-async function streamingServer(options: { bytes?: number; contentLength?: number }): Promise<{ url: string; written: () => number; close: () => Promise<void> }> {
+async function streamingServer(options: {
+  bytes?: number;
+  contentLength?: number;
+}): Promise<{ url: string; written: () => number; close: () => Promise<void> }> {
   const block = Buffer.from(netset(250, '198.51.100').repeat(64)); // ~240 KB, repeated
   let written = 0;
   const server = createServer((_req, res) => {
@@ -559,7 +562,10 @@ describe('ListSource: bounds', () => {
     await truncate(file, 3 * 2 ** 30); // sparse: 3 GiB on paper, nothing on disk
     const source = makeSource(listConfig({ path: file, minEntries: 0, maxBytes: 2 ** 20 }), { cacheDir: dir });
     const started = Date.now();
-    await assert.rejects(source.load(), /^Error: list test-list: .*huge\.netset: the file is 3221225472 bytes, more than 1 MiB \(1048576 bytes\): raise max-bytes/);
+    await assert.rejects(
+      source.load(),
+      /^Error: list test-list: .*huge\.netset: the file is 3221225472 bytes, more than 1 MiB \(1048576 bytes\): raise max-bytes/,
+    );
     assert.ok(Date.now() - started < 1_000);
   });
 
@@ -572,7 +578,10 @@ describe('ListSource: bounds', () => {
     const logger = recordingLogger();
     const cold = makeSource(listConfig({ url, maxBytes: 1000 }), { cacheDir, logger });
     assert.equal(await cold.loadCached(), undefined);
-    assert.ok(logger.lines.some((l) => l.level === 'warn' && /the cached copy is unusable: .*more than 1000 bytes/.test(l.message)), JSON.stringify(logger.lines));
+    assert.ok(
+      logger.lines.some((l) => l.level === 'warn' && /the cached copy is unusable: .*more than 1000 bytes/.test(l.message)),
+      JSON.stringify(logger.lines),
+    );
   });
 
   it('refuses a copy with more entries than max-entries, and keeps the last good copy', async () => {

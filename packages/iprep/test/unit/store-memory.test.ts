@@ -49,7 +49,18 @@ describe('createStores (memory)', () => {
     await stores.decisions.start();
     await stores.counters.start();
     assert.deepEqual(stores.health(), { kind: 'memory', up: true });
-    await stores.decisions.put({ key: 'ip:192.0.2.9', scope: 'ip', value: '192.0.2.9', action: 'deny', score: 0, category: 'manual', reason: 'x', origin: 'api', createdAt: T0, expiresAt: T0 + 10 });
+    await stores.decisions.put({
+      key: 'ip:192.0.2.9',
+      scope: 'ip',
+      value: '192.0.2.9',
+      action: 'deny',
+      score: 0,
+      category: 'manual',
+      reason: 'x',
+      origin: 'api',
+      createdAt: T0,
+      expiresAt: T0 + 10,
+    });
     assert.equal(stores.decisions.snapshot().length, 1);
     clock.advance(10);
     assert.equal(stores.decisions.snapshot().length, 0, 'the store follows the clock it was given');
@@ -135,7 +146,10 @@ describe('MemoryDecisionStore with a file', () => {
     clock.advance(2000);
     const second = new MemoryDecisionStore({ now: clock.now, file, logger: quiet });
     await second.start();
-    assert.deepEqual(second.snapshot().map((d) => d.key), ['ip:192.0.2.1']);
+    assert.deepEqual(
+      second.snapshot().map((d) => d.key),
+      ['ip:192.0.2.1'],
+    );
     await second.close();
   });
 
@@ -152,7 +166,10 @@ describe('MemoryDecisionStore with a file', () => {
     writeFileSync(file, `${JSON.stringify(decision('192.0.2.9'))}\nnot json\n`);
     const store = new MemoryDecisionStore({ now: () => T0, file, logger });
     await store.start();
-    assert.deepEqual(store.snapshot().map((d) => d.key), ['ip:192.0.2.9']);
+    assert.deepEqual(
+      store.snapshot().map((d) => d.key),
+      ['ip:192.0.2.9'],
+    );
     assert.equal(warnings.length, 1);
     assert.match(warnings[0] ?? '', new RegExp(`${file.replace(/[.]/g, '\\.')}:2: skipped: not JSON`));
     await store.close();

@@ -47,11 +47,13 @@ const address = (text: string): Uint8Array => {
 function addressArbitrary(length: 4 | 16): fc.Arbitrary<Uint8Array> {
   const max = (1n << BigInt(length * 8)) - 1n;
   const bases = [0n, max - 4095n, 0x0a00_0000n << BigInt(length * 8 - 32), 0xc000_0200n << BigInt(length * 8 - 32)];
-  return fc.oneof(
-    fc.constantFrom(0n, max),
-    fc.tuple(fc.constantFrom(...bases), fc.bigInt({ min: 0n, max: 4095n })).map(([base, delta]) => base + delta),
-    fc.bigInt({ min: 0n, max }),
-  ).map((n) => fromBigInt(n, length));
+  return fc
+    .oneof(
+      fc.constantFrom(0n, max),
+      fc.tuple(fc.constantFrom(...bases), fc.bigInt({ min: 0n, max: 4095n })).map(([base, delta]) => base + delta),
+      fc.bigInt({ min: 0n, max }),
+    )
+    .map((n) => fromBigInt(n, length));
 }
 
 function rangeArbitrary(length: 4 | 16): fc.Arbitrary<IpRange> {
@@ -119,7 +121,10 @@ describe('IntervalTable', () => {
     fc.assert(
       fc.property(entriesArbitrary, (entries) => {
         const data = IntervalTable.compile(entries).toData();
-        for (const [family, w] of [[data.v4, 1], [data.v6, 4]] as const) {
+        for (const [family, w] of [
+          [data.v4, 1],
+          [data.v6, 4],
+        ] as const) {
           for (let i = 1; i < family.values.length; i++) {
             const previousEnd = toBigInt(wordsToBytes(family.ends, (i - 1) * w, w));
             const start = toBigInt(wordsToBytes(family.starts, i * w, w));
@@ -225,7 +230,10 @@ describe('IntervalTable', () => {
     assert.throws(() => IntervalTable.compile([{ range: good.range, value: 1.5 }]), /table entry 0: value 1.5/);
     assert.throws(() => IntervalTable.compile([{ range: good.range, value: 2 ** 31 }]), RangeError);
     const backwards: IpRange = { family: 4, start: address('192.0.2.9'), end: address('192.0.2.1') };
-    assert.throws(() => IntervalTable.compile([good, good, { range: backwards, value: 0 }]), /table entry 2: range ends before it starts \(192\.0\.2\.9-192\.0\.2\.1\)/);
+    assert.throws(
+      () => IntervalTable.compile([good, good, { range: backwards, value: 0 }]),
+      /table entry 2: range ends before it starts \(192\.0\.2\.9-192\.0\.2\.1\)/,
+    );
     const mixed: IpRange = { family: 6, start: address('192.0.2.1'), end: address('192.0.2.1') };
     assert.throws(() => IntervalTable.compile([mixed].map((range) => ({ range, value: 0 }))), /table entry 0: range is not 16 bytes/);
     const bogusFamily = { family: 5, start: address('192.0.2.1'), end: address('192.0.2.1') } as unknown as IpRange;
@@ -259,10 +267,7 @@ describe('IntervalTable', () => {
     const ends = data.v4.ends.slice();
     ends[0] = 0;
     assert.throws(() => IntervalTable.fromData(withV4({ ends })), /IPv4 interval 0 ends before it starts/);
-    assert.throws(
-      () => IntervalTable.fromData({ ...data, v6: { ...data.v6, starts: new Uint32Array(1) } }),
-      /IPv6 has 1 values but 1 start and 4 end words/,
-    );
+    assert.throws(() => IntervalTable.fromData({ ...data, v6: { ...data.v6, starts: new Uint32Array(1) } }), /IPv6 has 1 values but 1 start and 4 end words/);
     assert.throws(() => IntervalTable.fromData({ ...data, size: -1 }), /bad size -1/);
     assert.throws(() => IntervalTable.fromData(withV4({ values: [1, 2, 1] as unknown as Int32Array })), /must be Uint32Arrays and values an Int32Array/);
   });

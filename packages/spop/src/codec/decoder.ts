@@ -65,8 +65,7 @@ class DecodedIp implements IpData {
     return this.#buf.subarray(this.#offset, this.#offset + (this.type === 'ipv4' ? 4 : 16));
   }
   get value(): string {
-    return (this.#text ??=
-      this.type === 'ipv4' ? formatIPv4(this.#buf, this.#offset) : formatIPv6(this.#buf, this.#offset));
+    return (this.#text ??= this.type === 'ipv4' ? formatIPv4(this.#buf, this.#offset) : formatIPv6(this.#buf, this.#offset));
   }
   toJSON(): IpData {
     return { type: this.type, value: this.value };
@@ -404,13 +403,19 @@ export function decodeFrame(body: Buffer): Frame {
     case FrameType.AGENT_HELLO:
       return {
         type: typeId === FrameType.HAPROXY_HELLO ? 'haproxy-hello' : 'agent-hello',
-        flags, streamId, frameId, kv: reader.kvList(),
+        flags,
+        streamId,
+        frameId,
+        kv: reader.kvList(),
       };
     case FrameType.HAPROXY_DISCONNECT:
     case FrameType.AGENT_DISCONNECT:
       return {
         type: typeId === FrameType.HAPROXY_DISCONNECT ? 'haproxy-disconnect' : 'agent-disconnect',
-        flags, streamId, frameId, kv: reader.kvList(),
+        flags,
+        streamId,
+        frameId,
+        kv: reader.kvList(),
       };
     case FrameType.NOTIFY:
       if (fin) return { type: 'notify', flags, streamId, frameId, messages: reader.messages() };

@@ -4,18 +4,7 @@
  * back-fills it once the body is written, so nothing is encoded twice.
  */
 import { parseIPv4, parseIPv6 } from './ip.js';
-import {
-  type Action,
-  type Frame,
-  type FrameId,
-  type KvEntry,
-  type SpoeMessage,
-  type TypedData,
-  ActionType,
-  DataType,
-  Scope,
-  frameTypeIds,
-} from './types.js';
+import { type Action, type Frame, type FrameId, type KvEntry, type SpoeMessage, type TypedData, ActionType, DataType, Scope, frameTypeIds } from './types.js';
 import { assertVarintRange, varintSize, writeVarint, writeVarintBig } from './varint.js';
 
 /** Encoded names kept; a workload with more distinct names simply starts the cache over. */
@@ -106,8 +95,7 @@ export class Writer {
     }
     assertVarintRange(v);
     this.#ensure(10);
-    this.#pos =
-      typeof v === 'bigint' ? writeVarintBig(this.#buf, this.#pos, v) : writeVarint(this.#buf, this.#pos, v);
+    this.#pos = typeof v === 'bigint' ? writeVarintBig(this.#buf, this.#pos, v) : writeVarint(this.#buf, this.#pos, v);
     return this;
   }
 
@@ -300,4 +288,3 @@ export function encodeFrame(f: Frame): Buffer {
 export function encodeTypedData(d: TypedData): Buffer {
   return new Writer(32).typedData(d).take();
 }
-

@@ -33,6 +33,6 @@ export class AgentStats {
   partialFrameTimeouts = 0;
 
   snapshot(): Readonly<Record<Exclude<keyof AgentStats, 'snapshot'>, number>> {
-    return { ...this } ;
+    return { ...this };
   }
 }

@@ -2,13 +2,7 @@
  * Constructors for typed values and actions, so handlers write
  * `setVar('sess', 'ip_score', 42)` rather than building wire objects by hand.
  */
-import type {
-  Action,
-  SetVarAction,
-  TypedData,
-  UnsetVarAction,
-  VarScope,
-} from '../codec/index.js';
+import type { Action, SetVarAction, TypedData, UnsetVarAction, VarScope } from '../codec/index.js';
 
 /** Explicit typed-value constructors, for when the automatic choice is not the one wanted. */
 export const T = {

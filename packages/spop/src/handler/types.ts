@@ -26,9 +26,6 @@ export interface NotifyContext {
 export type HandlerResult = Action | readonly Action[] | void | null | undefined;
 
 /** Called once per message of the registered name; may be sync or async. */
-export type MessageHandler = (
-  message: Message,
-  context: NotifyContext,
-) => HandlerResult | Promise<HandlerResult>;
+export type MessageHandler = (message: Message, context: NotifyContext) => HandlerResult | Promise<HandlerResult>;
 
 export { Message } from '../codec/message.js';

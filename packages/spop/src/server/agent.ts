@@ -10,9 +10,7 @@ import { RateLimitedLog } from '../logger.js';
 import type { MessageHandler } from '../handler/types.js';
 import { type AgentOptions, type ResolvedAgentOptions, resolveAgentOptions } from '../options.js';
 
-export type ListenOptions =
-  | { port: number; host?: string; backlog?: number; exclusive?: boolean }
-  | { path: string; backlog?: number };
+export type ListenOptions = { port: number; host?: string; backlog?: number; exclusive?: boolean } | { path: string; backlog?: number };
 
 export interface CloseOptions {
   /** Milliseconds in-flight NOTIFY may take to finish before their connection is closed anyway. Default 5000. */
@@ -182,10 +180,7 @@ export class Agent {
  * Closes the agent gracefully on SIGTERM and SIGINT (a second signal exits at
  * once). Returns a function that removes the handlers.
  */
-export function closeOnSignals(
-  agent: Agent,
-  options: CloseOptions & { signals?: NodeJS.Signals[]; onClosed?: () => void } = {},
-): () => void {
+export function closeOnSignals(agent: Agent, options: CloseOptions & { signals?: NodeJS.Signals[]; onClosed?: () => void } = {}): () => void {
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   let received = false;
   const onSignal = (signal: NodeJS.Signals): void => {

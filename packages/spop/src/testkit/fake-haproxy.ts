@@ -56,7 +56,7 @@ export class FakeHaproxy {
 
   static connect(target: ConnectTarget): Promise<FakeHaproxy> {
     return new Promise((resolve, reject) => {
-      const socket = "path" in target ? connect(target.path) : connect(target.port, target.host ?? "127.0.0.1");
+      const socket = 'path' in target ? connect(target.path) : connect(target.port, target.host ?? '127.0.0.1');
       socket.once('error', reject);
       socket.once('connect', () => {
         socket.off('error', reject);
@@ -118,10 +118,7 @@ export class FakeHaproxy {
   }
 
   waitForAck(streamId: FrameId, frameId: FrameId, timeoutMs = 2000): Promise<AckFrame> {
-    return this.waitFor(
-      (f) => f.type === 'ack' && f.streamId === streamId && f.frameId === frameId,
-      timeoutMs,
-    ) as Promise<AckFrame>;
+    return this.waitFor((f) => f.type === 'ack' && f.streamId === streamId && f.frameId === frameId, timeoutMs) as Promise<AckFrame>;
   }
 
   /** Sends HAPROXY-DISCONNECT. */
