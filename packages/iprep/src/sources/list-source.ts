@@ -9,7 +9,8 @@
  *
  * Bodies are streamed with a byte limit (Content-Length and file sizes are checked
  * first), and parsed and compiled by one job that runs in a worker thread when the body
- * is not small: the main thread only moves buffers and swaps a reference.
+ * is not small: the main thread only moves buffers and swaps a reference. A list file that
+ * is not small is read and hashed by that job too, so its bytes never reach the main thread.
  */
 import { type FSWatcher, watch } from 'node:fs';
 import { stat } from 'node:fs/promises';
