@@ -5,15 +5,18 @@
  *   node --import tsx bench/lists.ts big [--bytes 2147483648] [--no-length]   # RSS peak and outcome
  *   node --import tsx bench/lists.ts swap [--lines 1000000] [--garbage]       # longest answer during a swap
  *   node --import tsx bench/lists.ts start-hang                               # time until the SPOP port accepts
+ *   node --import tsx bench/lists.ts main-thread [--lines 1000000] [--garbage] # GC pauses and longest gap on the main thread, one reload
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runLoad, spawnAgent } from 'spop-bench';
 import { freePort } from 'test-support/ports';
@@ -234,11 +237,71 @@ async function startHang(): Promise<void> {
   if (accepted === undefined) console.log(log().slice(-2000));
 }
 
+/**
+ * One reload of a big list file in this process, without traffic: what the main thread pays for it,
+ * as GC pauses (PerformanceObserver 'gc') and the longest gap of a 1 ms timer. Less noisy than `swap`
+ * on a shared machine; `--root` loads that checkout's built ListSource.
+ */
+async function mainThread(): Promise<void> {
+  const lines = Number(values.lines);
+  const { ListSource } = (await import(
+    pathToFileURL(resolve(values.root, 'packages/iprep/dist/sources/index.js')).href
+  )) as typeof import('../packages/iprep/src/sources/index.js');
+  const list = join(dir, 'big.netset');
+  writeFileSync(list, addresses(lines, 0x01000000));
+  writeFileSync(`${list}.next`, values.garbage ? '192.0.2.1\n' + 'not-an-address\n'.repeat(lines) : addresses(lines, 0x20000000));
+  const source = new ListSource(
+    {
+      name: 'big',
+      format: 'netset',
+      path: list,
+      refreshMs: 3_600_000,
+      category: 'bench',
+      minEntries: 0,
+      maxShrink: 1,
+      maxEntries: lines + 1,
+      maxBytes: 2 ** 30,
+    },
+    { cacheDir: dir, watch: false },
+  );
+  const pauses: string[] = [];
+  const kinds: Record<number, string> = { 1: 'scavenge', 2: 'minor', 4: 'mark-compact', 8: 'incremental', 16: 'weak' };
+  const observer = new PerformanceObserver((items) => {
+    for (const e of items.getEntries()) pauses.push(`${kinds[(e as { detail?: { kind: number } }).detail?.kind ?? 0] ?? '?'} ${e.duration.toFixed(1)}`);
+  });
+  let longest = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  try {
+    await source.load();
+    const first = { longest, pauses: pauses.splice(0) };
+    await sleep(500);
+    observer.observe({ entryTypes: ['gc'] });
+    longest = 0;
+    await rename(`${list}.next`, list); // off the main thread: replacing a 64 MiB file takes the kernel ~25 ms
+    await source.refresh().catch((err: Error) => console.log(`refresh: ${err.message.slice(0, 200)}`));
+    await sleep(1500); // the GC that frees the old copy comes later
+    console.log(
+      `${lines} ${values.garbage ? 'garbage' : 'valid'} lines: first load longest gap ${first.longest.toFixed(1)} ms; ` +
+        `reload longest gap ${longest.toFixed(1)} ms, main-thread GC (ms) ${pauses.join(', ') || 'none'}`,
+    );
+  } finally {
+    clearInterval(ticker);
+    observer.disconnect();
+    source.stop();
+  }
+}
+
 try {
   if (positionals[0] === 'big') await big();
   else if (positionals[0] === 'swap') await swap();
   else if (positionals[0] === 'start-hang') await startHang();
-  else throw new Error('usage: bench/lists.ts big|swap|start-hang [options]');
+  else if (positionals[0] === 'main-thread') await mainThread();
+  else throw new Error('usage: bench/lists.ts big|swap|start-hang|main-thread [options]');
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -15,7 +15,7 @@ export interface ListBody {
 }
 
 /** Blocks start small (most lists are small) and grow to this size. */
-const LARGEST_BLOCK = 2 ** 20;
+export const LARGEST_BLOCK = 2 ** 20;
 const FIRST_BLOCK = 2 ** 16;
 
 /** A body over its limit; the message names what was read, the limit, and the key that raises it. */

@@ -4,11 +4,11 @@
  * rename), body first, so a crash never leaves metadata describing a body that is
  * not there.
  */
-import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type ListBody, BodyTooLargeError, readListBody, tooLargeMessage } from './list-body.js';
+import { type ListBody, BodyTooLargeError, LARGEST_BLOCK, readListBody, tooLargeMessage } from './list-body.js';
 
 /** The metadata file is a few hundred bytes; anything much larger is not ours. */
 const MAX_METADATA_BYTES = 64 * 1024;
@@ -100,6 +100,41 @@ export async function readBoundedFile(file: string, maxBytes: number): Promise<L
   } catch (err) {
     if (err instanceof BodyTooLargeError) throw new BodyTooLargeError(`${file}: ${err.message}`);
     throw err;
+  }
+}
+
+/**
+ * readBoundedFile for the parsing thread, where blocking is harmless: the bytes and their hashing
+ * stay off the main thread. Same limits and messages; reading stops as soon as the limit is passed.
+ */
+export function readBoundedFileSync(file: string, maxBytes: number): ListBody {
+  const fd = openSync(file, 'r');
+  try {
+    const { size } = fstatSync(fd);
+    if (size > maxBytes) throw new BodyTooLargeError(`${file}: ${tooLargeMessage('the file', size, maxBytes)}`);
+    const hash = createHash('sha256');
+    const blocks: Uint8Array[] = [];
+    let length = 0;
+    for (;;) {
+      // One block past the size read so far: a file that grew is still read to its end, within the limit.
+      const block = new Uint8Array(Math.min(LARGEST_BLOCK, Math.max(size - length, 0) + 1));
+      let used = 0;
+      while (used < block.length) {
+        const read = readSync(fd, block, used, block.length - used, null);
+        if (read === 0) break;
+        used += read;
+      }
+      length += used;
+      if (length > maxBytes) throw new BodyTooLargeError(`${file}: ${tooLargeMessage('the file', undefined, maxBytes)}`);
+      if (used > 0) {
+        const filled = used === block.length ? block : block.slice(0, used);
+        hash.update(filled);
+        blocks.push(filled);
+      }
+      if (used < block.length) return { blocks, length, digest: hash.digest('base64') };
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -9,9 +9,11 @@
  *
  * Bodies are streamed with a byte limit (Content-Length and file sizes are checked
  * first), and parsed and compiled by one job that runs in a worker thread when the body
- * is not small: the main thread only moves buffers and swaps a reference.
+ * is not small: the main thread only moves buffers and swaps a reference. A list file that
+ * is not small is read and hashed by that job too, so its bytes never reach the main thread.
  */
 import { type FSWatcher, watch } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type Logger, silentLogger } from 'spop';
 import { LIST_DEFAULTS } from '../config/defaults.js';
@@ -19,7 +21,8 @@ import { IntervalTable } from '../table/interval-table.js';
 import type { ListConfig, ListStatus, LoadedList } from '../types.js';
 import { type ListBody, BodyTooLargeError, readListBody, tooLargeMessage } from './list-body.js';
 import { ListCache, readBoundedFile } from './list-cache.js';
-import { compileListBody } from './list-compiler.js';
+import { compileListBody, DEFAULT_WORKER_THRESHOLD_BYTES } from './list-compiler.js';
+import type { ListJobResult } from './list-job.js';
 import { PackedListEntries } from './list-entries.js';
 
 export interface ListSourceOptions {
@@ -208,6 +211,24 @@ export class ListSource {
   /** The file as a new good copy, or undefined when its content is the one in service. */
   async #readChangedFile(): Promise<LoadedList | undefined> {
     const file = this.config.path as string;
+    const from = { origin: file, parseOrigin: file, loadedAt: this.#now(), validators: {} };
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch (err) {
+      throw this.#error(`cannot read ${file}: ${(err as Error).message}`, err);
+    }
+    if (size > this.#maxBytes) throw this.#error(`${file}: ${tooLargeMessage('the file', size, this.#maxBytes)}`);
+    if (size >= (this.#workerThresholdBytes ?? DEFAULT_WORKER_THRESHOLD_BYTES)) {
+      // Read, hashed and parsed in the parsing thread: the main thread never holds the bytes.
+      const job = { path: file, maxBytes: this.#maxBytes, unchangedDigest: this.#good?.digest };
+      const result = await compileListBody(
+        { format: this.config.format, origin: file, body: [], file: job, maxEntries: this.#maxEntries },
+        { workerThresholdBytes: 0 },
+      );
+      if (result.ok && result.unchanged === true) return undefined;
+      return this.#adopt(result, result.ok ? (result.digest as string) : '', from).list;
+    }
     let body: ListBody;
     try {
       body = await readBoundedFile(file, this.#maxBytes);
@@ -216,7 +237,7 @@ export class ListSource {
       throw this.#error(`cannot read ${file}: ${(err as Error).message}`, err);
     }
     if (this.#good?.digest === body.digest) return undefined;
-    return (await this.#accept(body, { origin: file, parseOrigin: file, loadedAt: this.#now(), validators: {} })).list;
+    return (await this.#accept(body, from)).list;
   }
 
   /** Watches the directory, not the file: editors that save by renaming a new file over the old one replace its inode. */
@@ -386,7 +407,17 @@ export class ListSource {
       { format: this.config.format, origin: from.parseOrigin, body: body.blocks, maxEntries: this.#maxEntries },
       this.#workerThresholdBytes === undefined ? {} : { workerThresholdBytes: this.#workerThresholdBytes },
     );
+    return this.#adopt(result, body.digest, from);
+  }
+
+  /** Makes a parsed copy (of bytes with this digest) the good one if it passes the sanity checks; throws (naming the list) otherwise. */
+  #adopt(
+    result: ListJobResult,
+    digest: string,
+    from: { origin: string; parseOrigin: string; loadedAt: number; validators: Validators },
+  ): { list: LoadedList; body: readonly Uint8Array[] } {
     if (!result.ok) throw this.#error(result.error);
+    if (result.unchanged === true) throw this.#error(`${from.parseOrigin}: unchanged content given as new`);
     const entries = new PackedListEntries(result.entries);
     const count = entries.length;
     if (count < this.config.minEntries) {
@@ -404,7 +435,7 @@ export class ListSource {
       origin: from.origin,
       warnings: result.warnings,
     };
-    this.#good = { list, digest: body.digest, validators: from.validators };
+    this.#good = { list, digest, validators: from.validators };
     this.#logger.info(`list ${this.config.name}: ${count} entries loaded`, { list: this.config.name, origin: from.origin });
     if (result.warnings.length > 0) {
       this.#logger.warn(`list ${this.config.name}: invalid items skipped`, {

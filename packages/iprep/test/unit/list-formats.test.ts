@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { compareAddress, formatRange, type IpRange } from '../../src/net/address.js';
 import { ListFormatError, MAX_WARNINGS, PackedListEntries, parseList, runListJob } from '../../src/sources/index.js';
+import { readBoundedFile } from '../../src/sources/list-cache.js';
+import { listJobResultTransferList } from '../../src/sources/list-job.js';
 import { IntervalTable } from '../../src/table/index.js';
 import type { ListEntry, ListFormat } from '../../src/types.js';
 
@@ -93,7 +97,7 @@ describe('list formats: fixtures', () => {
       // Blocks split anywhere, even inside a UTF-8 sequence or a line.
       const body = [bytes.slice(0, 7), bytes.slice(7, 100), bytes.slice(100)];
       const result = runListJob({ format: c.format, origin: c.file, body, maxEntries: 1000 });
-      assert.ok(result.ok, result.ok ? '' : result.error);
+      assert.ok(result.ok && result.unchanged !== true, result.ok ? 'unchanged' : result.error);
       const entries = new PackedListEntries(result.entries);
       assert.deepEqual(show([...entries]), c.entries, c.file);
       const table = IntervalTable.fromData(result.table);
@@ -106,6 +110,49 @@ describe('list formats: fixtures', () => {
         assert.ok(inside(found.range, entry.range) && compareAddress(found.range.start, entry.range.start) === 0, `${c.file}: entry ${i}`);
       }
       assert.equal(result.body, body, 'the body comes back (for the cache)');
+    }
+  });
+
+  it('the result transfers every buffer it holds: nothing large is copied back to the main thread', () => {
+    const bytes = new TextEncoder().encode(fixture('scores.csv'));
+    for (const result of [
+      runListJob({ format: 'csv', origin: 'scores.csv', body: [bytes.slice()], maxEntries: 1000 }),
+      runListJob({ format: 'netset', origin: 'feed', body: [new TextEncoder().encode('192.0.2.1\n192.0.2.2\n')], maxEntries: 1 }),
+    ]) {
+      const held = new Set<ArrayBufferLike>();
+      const walk = (value: unknown): void => {
+        if (ArrayBuffer.isView(value)) held.add(value.buffer);
+        else if (typeof value === 'object' && value !== null) for (const item of Object.values(value)) walk(item);
+      };
+      walk(result);
+      const transferred = new Set<ArrayBufferLike>(listJobResultTransferList(result));
+      for (const buffer of held) assert.ok(transferred.has(buffer), `a buffer of ${buffer.byteLength} bytes would be cloned`);
+    }
+  });
+
+  it('a file job reads and hashes the file in the job itself; its bytes never come back', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iprep-list-job-'));
+    try {
+      const file = path.join(dir, 'list.netset');
+      writeFileSync(file, '192.0.2.1\n198.51.100.0/24\n');
+      const job = { format: 'netset', origin: file, body: [], maxEntries: 10 } as const;
+      const result = runListJob({ ...job, file: { path: file, maxBytes: 1000 } });
+      assert.ok(result.ok && result.unchanged !== true, result.ok ? 'unchanged' : result.error);
+      assert.deepEqual(show([...new PackedListEntries(result.entries)]), ['192.0.2.1', '198.51.100.0/24']);
+      assert.deepEqual(result.body, [], 'the bytes stay in the job');
+      const { digest } = await readBoundedFile(file, 1000);
+      assert.equal(result.digest, digest, 'the same digest as a body read on the main thread');
+      // Unchanged content is not parsed again.
+      assert.deepEqual(runListJob({ ...job, file: { path: file, maxBytes: 1000, unchangedDigest: digest } }), { ok: true, unchanged: true, digest, body: [] });
+      const over = runListJob({ ...job, file: { path: file, maxBytes: 10 } });
+      assert.equal(
+        over.ok ? 'ok' : over.error,
+        `${file}: the file is 26 bytes, more than 10 bytes: raise max-bytes (of the list, or list-defaults.max-bytes) to accept it`,
+      );
+      const missing = runListJob({ ...job, file: { path: path.join(dir, 'none'), maxBytes: 10 } });
+      assert.match(missing.ok ? 'ok' : missing.error, /^cannot read .*none: ENOENT/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
