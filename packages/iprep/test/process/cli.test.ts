@@ -227,7 +227,7 @@ describe('spoa command', () => {
   it('answers check-client-ip from several workers, restarts a dead one, stops on SIGTERM', async () => {
     const port = await freePort();
     const { child, log } = await startSpoa(['-p', String(port), '-n', '2', '--host', '127.0.0.1'], 2);
-    const pids = [...log().matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+    const pids = [...log().matchAll(/agent listening\b.*pid=(\d+)/g)].map((m) => Number(m[1]));
     assert.equal(new Set(pids).size, 2);
 
     const client = await FakeHaproxy.connect({ port });
@@ -256,7 +256,7 @@ describe('spoa command', () => {
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];
     assert.equal(code, 0);
-    const workerPids = [...log().matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+    const workerPids = [...log().matchAll(/agent listening\b.*pid=(\d+)/g)].map((m) => Number(m[1]));
     for (const pid of workerPids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} still running`);
   });
 
@@ -287,7 +287,7 @@ describe('spoa command', () => {
     client.close();
     child.kill('SIGTERM');
     await once(child, 'exit');
-    assert.match(log(), /<- HAPROXY-HELLO flags=0x00000001 sid=0 fid=0 supported-versions=str:"2.0"/);
+    assert.match(log(), /<- HAPROXY-HELLO flags=0x00000001 sid=0 fid=0 supported-versions=str:\\"2\.0\\"/);
     assert.match(log(), /<- NOTIFY flags=0x00000001 sid=20 fid=1 check-client-ip\(ipv4:127\.0\.0\.1\)/);
     assert.match(log(), /-> ACK flags=0x00000001 sid=20 fid=1 set-var sess\.ip_score=uint32:\d+/);
   });
