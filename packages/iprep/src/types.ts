@@ -297,6 +297,8 @@ export interface IprepConfig {
     readonly handlerTimeoutMs: number;
     readonly shutdownTimeoutMs: number;
   };
+  /** What the agent logs (`debug` .. `error`), and how: logfmt (`text`) or one JSON object per line. */
+  readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly format: 'text' | 'json' };
   /** SPOE message names answered. Default [`check-client-ip`]; the address is the first argument or `ip`. */
   readonly messages: readonly string[];
   readonly variables: {
