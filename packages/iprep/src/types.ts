@@ -205,9 +205,10 @@ export type AddedDecision = Decision & { readonly stored?: 'pending' };
 export interface ReputationService {
   /** Every match and the final verdict for one address (text); throws TypeError on a bad address. */
   explain(address: string): Verdict;
-  addDecision(input: DecisionInput): Promise<AddedDecision>;
+  /** `origin`: who asks, for the audit trail (default `api`). */
+  addDecision(input: DecisionInput, origin?: 'api' | 'cli'): Promise<AddedDecision>;
   listDecisions(): readonly Decision[];
-  removeDecision(keyOrValue: string): Promise<boolean>;
+  removeDecision(keyOrValue: string, origin?: 'api' | 'cli'): Promise<boolean>;
   reload(): Promise<ReloadResult>;
   /** The error of the last reload when it failed; null once one succeeds (or before any ran). */
   reloadError(): string | null;
