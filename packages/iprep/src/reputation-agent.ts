@@ -41,6 +41,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
     loadConfig,
     logger,
     onReload: (ok, durationMs) => metrics.reloaded(ok, durationMs),
+    onDecisionAudit: (event) => metrics.decisionAudited(event),
   });
   await service.start();
 

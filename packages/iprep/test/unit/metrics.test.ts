@@ -5,6 +5,7 @@ import { register as globalRegistry } from 'prom-client';
 import { AgentStats } from 'spop';
 import { ReputationMetrics } from '../../src/admin/index.js';
 import type { IpAction, Verdict } from '../../src/types.js';
+import { VERSION } from '../../src/version.js';
 import { NOW } from '../admin-fixtures.js';
 
 function verdict(score: number, action: IpAction, category: string, source: string): Verdict {
@@ -29,6 +30,34 @@ function sample(text: string, series: string): number | undefined {
   }
   return undefined;
 }
+
+describe('ReputationMetrics: build, decisions and bans', () => {
+  it('iprep_build_info carries the version and node', async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    const text = await metrics.registry.metrics();
+    assert.equal(sample(text, `iprep_build_info{version="${VERSION}",node="${process.version}"}`), 1);
+  });
+
+  it("counts decision changes by origin, action and op, and bans by action; received changes are the writer's to count", async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    metrics.decisionAudited({ op: 'added', origin: 'api', action: 'deny', received: false });
+    metrics.decisionAudited({ op: 'added', origin: 'api', action: 'deny', received: false });
+    metrics.decisionAudited({ op: 'added', origin: 'cli', action: 'tarpit', received: false });
+    metrics.decisionAudited({ op: 'deleted', origin: 'cli', action: 'tarpit', received: false });
+    metrics.decisionAudited({ op: 'expired', origin: 'behaviour', action: 'deny', received: false });
+    metrics.decisionAudited({ op: 'added', origin: 'api', action: 'deny', received: true });
+    metrics.decisionAudited({ op: 'expired', origin: 'agent:x"y', action: 'log', received: false });
+    metrics.decisionAudited({ op: 'ban', origin: 'behaviour', action: 'deny', received: false });
+    const text = await metrics.registry.metrics();
+    assert.equal(sample(text, 'iprep_decisions_changes_total{origin="api",action="deny",op="added"}'), 2);
+    assert.equal(sample(text, 'iprep_decisions_changes_total{origin="cli",action="tarpit",op="added"}'), 1);
+    assert.equal(sample(text, 'iprep_decisions_changes_total{origin="cli",action="tarpit",op="deleted"}'), 1);
+    assert.equal(sample(text, 'iprep_decisions_changes_total{origin="behaviour",action="deny",op="expired"}'), 1);
+    assert.equal(sample(text, 'iprep_decisions_changes_total{origin="other",action="log",op="expired"}'), 1, 'origins outside the known few: other');
+    assert.equal(sample(text, 'iprep_bans_total{action="deny"}'), 1);
+    assert.match(text, /^# TYPE iprep_decisions_changes_total counter$/m);
+  });
+});
 
 describe('ReputationMetrics: Prometheus text', () => {
   it('exposes messages, handler time and score histograms after observeVerdict', async () => {
@@ -92,7 +121,11 @@ describe('ReputationMetrics: Prometheus text', () => {
     assert.equal(sample(text, 'iprep_decisions'), 5);
     assert.equal(sample(text, 'iprep_store_up{kind="redis"}'), 0);
     assert.equal(sample(text, 'iprep_store_pending_writes'), 4);
-    assert.equal(sample(text, 'iprep_store_dropped_writes'), 1);
+    assert.equal(sample(text, 'iprep_store_dropped_writes_total'), 1);
+    assert.match(text, /^# TYPE iprep_store_dropped_writes_total counter$/m);
+    assert.equal(sample(text, 'iprep_list_last_update_timestamp_seconds{list="spamhaus-drop"}'), (NOW - 90_000) / 1000);
+    assert.equal(sample(text, 'iprep_list_last_update_timestamp_seconds{list="tor-exits"}'), undefined, 'never loaded: no sample');
+    assert.equal(sample(text, 'iprep_last_reload_success_timestamp_seconds'), NOW / 1000);
     assert.equal(sample(text, 'iprep_store_sync_age_seconds{kind="redis"}'), 12.5);
     assert.equal(sample(text, 'iprep_store_change_lag_seconds{kind="redis"}'), 0.007);
     assert.equal(sample(text, 'iprep_list_entries{list="spamhaus-drop"}'), 1200);
