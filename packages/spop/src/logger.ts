@@ -61,8 +61,9 @@ function logfmtKey(key: string): string {
 }
 
 function jsonLine(time: string, level: string, message: string, fields: Record<string, unknown> | undefined): string {
-  // The line's own keys last: a field named time, level or msg cannot overwrite them.
-  const record = { ...fields, time, level, msg: message };
+  // The line's own keys first; a field of the same name cannot overwrite them (it is kept as _time ...).
+  const record: Record<string, unknown> = { time, level, msg: message };
+  if (fields) for (const [k, v] of Object.entries(fields)) record[Object.hasOwn(record, k) ? `_${k}` : k] = v;
   try {
     return escapeBreaks(JSON.stringify(record, jsonReplacer));
   } catch {

@@ -64,6 +64,8 @@ describe('consoleLogger json', () => {
     assert.equal(second.level, 'info');
     assert.equal(second.msg, 'second');
     assert.notEqual(second.time, 'spoofed');
+    assert.equal(second._msg, 'spoofed', 'kept aside');
+    assert.match(lines[1] ?? '', /^\{"time":"[^"]+","level":"info","msg":"second",/);
   });
 
   it('survives a circular field', () => {
