@@ -18,6 +18,10 @@ import type { WorkerPeers } from './cluster.js';
 import { FixedHistogram } from './histogram.js';
 import {
   type AgentGauges,
+  type BanRecord,
+  type ClientCount,
+  LATEST_BANS,
+  TOP_CLIENTS,
   HANDLER_SECONDS_BOUNDS,
   HISTORY_SECONDS,
   type ReloadSummary,
@@ -28,7 +32,7 @@ import {
   mergeStatus,
 } from './status.js';
 
-export type { AgentGauges, ListSnapshot, MessageSeries, NamedCount, ScoreBucket, StatusCounts, StatusSnapshot } from './status.js';
+export type { AgentGauges, BanRecord, ClientCount, ListSnapshot, MessageSeries, NamedCount, ScoreBucket, StatusCounts, StatusSnapshot } from './status.js';
 
 export interface ReputationMetricsOptions {
   /** Prefix of every metric name except prom-client's process metrics. Default `iprep_`. */
@@ -101,6 +105,9 @@ export class ReputationMetrics {
   readonly #decisionChanges: Counter<'origin' | 'action' | 'op'>;
   readonly #bans: Counter<'action'>;
   #lastReloadSuccessAt: number | null = null;
+  /** The latest behaviour bans, newest first (at most LATEST_BANS). */
+  readonly #latestBans: BanRecord[] = [];
+  #readTopClients: (() => readonly ClientCount[]) | undefined;
 
   /** Series by source, then a short list of (action, category) pairs: sources are the most specific label. */
   readonly #seriesBySource = new Map<string, SeriesCount[]>();
@@ -385,6 +392,11 @@ export class ReputationMetrics {
     this.#readStore = read;
   }
 
+  /** Where the status page's top clients come from (the behaviour tracker), read when asked. */
+  setTopClientsProvider(read: () => readonly ClientCount[]): void {
+    this.#readTopClients = read;
+  }
+
   /** Records a reload (SIGHUP, file change, `POST /reload`): whoever runs one reports it here. */
   reloaded(ok: boolean, durationMs: number): void {
     if (ok) this.#reloadCounts.ok++;
@@ -399,6 +411,10 @@ export class ReputationMetrics {
     if (event.received) return;
     if (event.op === 'ban') {
       this.#bans.inc({ action: event.action });
+      if (event.ban !== undefined) {
+        this.#latestBans.unshift({ ...event.ban, action: event.action, at: this.#now() });
+        if (this.#latestBans.length > LATEST_BANS) this.#latestBans.pop();
+      }
       return;
     }
     // Origins come from stored decisions too (a decisions file, another agent): a few known ones, else other.
@@ -450,6 +466,8 @@ export class ReputationMetrics {
       decisions: this.#readDecisions?.() ?? null,
       agent: agent === undefined ? null : { connections: agent.connections, inFlight: agent.inFlight },
       reloads: { ...this.#reloadCounts, last: this.#lastReload },
+      topClients: (this.#readTopClients?.() ?? []).slice(0, TOP_CLIENTS).map(({ client, count }) => ({ client, count })),
+      bans: [...this.#latestBans],
     };
   }
 

@@ -20,6 +20,8 @@ export interface DecisionAuditEvent {
    * workers and agents count each change once.
    */
   readonly received: boolean;
+  /** For a ban: the client, its window count, how many times it was banned, and until when (ms). */
+  readonly ban?: { readonly client: string; readonly count: number; readonly offences: number; readonly until: number };
 }
 
 export interface DecisionAuditOptions {
@@ -71,7 +73,13 @@ export class DecisionAudit {
       expiresAt: expiry(ban.until),
       origin: 'behaviour',
     });
-    this.#onEvent?.({ op: 'ban', origin: 'behaviour', action, received: false });
+    this.#onEvent?.({
+      op: 'ban',
+      origin: 'behaviour',
+      action,
+      received: false,
+      ban: { client: ban.value, count: ban.count, offences: ban.offences, until: ban.until },
+    });
   }
 
   #line(message: string, d: Decision, origin: string, received: boolean): void {

@@ -5,6 +5,7 @@ import { register as globalRegistry } from 'prom-client';
 import { AgentStats } from 'spop';
 import { ReputationMetrics } from '../../src/admin/index.js';
 import type { IpAction, Verdict } from '../../src/types.js';
+import { isStatusCounts, mergeStatus } from '../../src/admin/status.js';
 import { VERSION } from '../../src/version.js';
 import { NOW } from '../admin-fixtures.js';
 
@@ -56,6 +57,71 @@ describe('ReputationMetrics: build, decisions and bans', () => {
     assert.equal(sample(text, 'iprep_decisions_changes_total{origin="other",action="log",op="expired"}'), 1, 'origins outside the known few: other');
     assert.equal(sample(text, 'iprep_bans_total{action="deny"}'), 1);
     assert.match(text, /^# TYPE iprep_decisions_changes_total counter$/m);
+  });
+});
+
+describe('ReputationMetrics: status page version, top clients and latest bans', () => {
+  it('shows the version, the top clients from the provider and the last 20 bans, newest first', () => {
+    const clock = manualClock();
+    const metrics = new ReputationMetrics({ defaultMetrics: false, now: clock.now });
+    metrics.setTopClientsProvider(() => [
+      { client: '192.0.2.1', count: 900 },
+      { client: '192.0.2.2', count: 40 },
+    ]);
+    for (let i = 0; i < 25; i++) {
+      clock.advance(1000);
+      metrics.decisionAudited({
+        op: 'ban',
+        origin: 'behaviour',
+        action: 'deny',
+        received: false,
+        ban: { client: `198.51.100.${i}`, count: 600 + i, offences: 1, until: clock.now() + 600_000 },
+      });
+    }
+    const status = metrics.status();
+    assert.equal(status.version, VERSION);
+    assert.deepEqual(status.topClients, [
+      { client: '192.0.2.1', count: 900 },
+      { client: '192.0.2.2', count: 40 },
+    ]);
+    assert.equal(status.latestBans.length, 20);
+    assert.deepEqual(status.latestBans[0], { client: '198.51.100.24', action: 'deny', count: 624, offences: 1, at: clock.now(), until: clock.now() + 600_000 });
+    assert.equal(status.latestBans[19]?.client, '198.51.100.5');
+  });
+
+  it('merges workers: the largest count of each client, bans of all newest first, a malformed part left out', () => {
+    const a = new ReputationMetrics({ defaultMetrics: false, now: () => NOW });
+    const b = new ReputationMetrics({ defaultMetrics: false, now: () => NOW + 5 });
+    a.setTopClientsProvider(() => [{ client: '192.0.2.1', count: 10 }]);
+    b.setTopClientsProvider(() => [
+      { client: '192.0.2.1', count: 12 },
+      { client: '192.0.2.3', count: 11 },
+    ]);
+    a.decisionAudited({
+      op: 'ban',
+      origin: 'behaviour',
+      action: 'deny',
+      received: false,
+      ban: { client: '192.0.2.1', count: 700, offences: 1, until: NOW + 1 },
+    });
+    b.decisionAudited({
+      op: 'ban',
+      origin: 'behaviour',
+      action: 'tarpit',
+      received: false,
+      ban: { client: '192.0.2.3', count: 800, offences: 2, until: NOW + 2 },
+    });
+    const merged = mergeStatus([a.statusCounts(), b.statusCounts()]);
+    assert.deepEqual(merged.topClients, [
+      { client: '192.0.2.1', count: 12 },
+      { client: '192.0.2.3', count: 11 },
+    ]);
+    assert.deepEqual(
+      merged.latestBans.map((ban) => ban.client),
+      ['192.0.2.3', '192.0.2.1'],
+    );
+    assert.equal(isStatusCounts({ ...b.statusCounts(), topClients: [{ client: 7, count: 1 }] }), false);
+    assert.equal(isStatusCounts({ ...b.statusCounts(), bans: new Array(1000).fill(b.statusCounts().bans[0]) }), false, 'more bans than a part holds');
   });
 });
 
