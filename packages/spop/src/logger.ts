@@ -100,6 +100,9 @@ export interface LogRateLimit {
   readonly intervalMs: number;
 }
 
+/** A line's fields, or a function making them (called only when the line is written). */
+export type LogFields = Record<string, unknown> | (() => Record<string, unknown>);
+
 interface LogWindow {
   readonly start: number;
   readonly level: Exclude<LogLevel, 'silent'>;
@@ -125,15 +128,16 @@ export class RateLimitedLog {
     this.#limit = limit;
   }
 
-  info(message: string, fields?: Record<string, unknown>): void {
+  /** `fields` may be a function: it runs only for lines written, so a flood of suppressed ones costs little. */
+  info(message: string, fields?: LogFields): void {
     this.#log('info', message, fields);
   }
 
-  warn(message: string, fields?: Record<string, unknown>): void {
+  warn(message: string, fields?: LogFields): void {
     this.#log('warn', message, fields);
   }
 
-  #log(level: Exclude<LogLevel, 'silent'>, message: string, fields: Record<string, unknown> | undefined): void {
+  #log(level: Exclude<LogLevel, 'silent'>, message: string, fields: LogFields | undefined): void {
     const now = Date.now();
     let w = this.#windows.get(message);
     if (w !== undefined && now - w.start >= this.#limit.intervalMs) {
@@ -146,7 +150,7 @@ export class RateLimitedLog {
     }
     if (w.logged < this.#limit.lines) {
       w.logged++;
-      this.#logger[level](message, fields);
+      this.#logger[level](message, typeof fields === 'function' ? fields() : fields);
       return;
     }
     w.suppressed++;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type LogFormat, consoleLogger } from '../src/logger.js';
+import { type LogFormat, RateLimitedLog, consoleLogger } from '../src/logger.js';
 
 function capture(format: LogFormat, level: 'debug' | 'info' = 'info'): { lines: string[]; logger: ReturnType<typeof consoleLogger> } {
   const lines: string[] = [];
@@ -85,5 +85,17 @@ describe('consoleLogger line breaks JSON leaves raw', () => {
       assert.ok(!/[\u0085\u2028\u2029]/.test(lines[0] ?? ''), `${format}: ${lines[0]}`);
       if (format === 'json') assert.equal((JSON.parse(lines[0] ?? '') as { msg: string }).msg, 'a\u0085b\u2028c\u2029d');
     }
+  });
+});
+
+describe('RateLimitedLog lazy fields', () => {
+  it('makes the fields of written lines only', () => {
+    const { lines, logger } = capture('text');
+    const limited = new RateLimitedLog(logger, { lines: 3, intervalMs: 60_000 });
+    let made = 0;
+    for (let i = 0; i < 1000; i++) limited.info('flood', () => ({ n: ++made }));
+    assert.equal(made, 3);
+    assert.equal(lines.length, 3);
+    assert.ok(lines[2]?.endsWith('msg=flood n=3'), lines[2]);
   });
 });

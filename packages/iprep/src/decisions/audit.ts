@@ -64,7 +64,7 @@ export class DecisionAudit {
   }
 
   ban(ban: BanEvent, action: IpAction): void {
-    this.#log.info('ban', {
+    this.#log.info('ban', () => ({
       client: ban.value,
       action,
       count: ban.count,
@@ -72,7 +72,7 @@ export class DecisionAudit {
       durationS: Math.max(0, Math.round((ban.until - Date.now()) / 1000)),
       expiresAt: expiry(ban.until),
       origin: 'behaviour',
-    });
+    }));
     this.#onEvent?.({
       op: 'ban',
       origin: 'behaviour',
@@ -83,8 +83,10 @@ export class DecisionAudit {
   }
 
   #line(message: string, d: Decision, origin: string, received: boolean): void {
-    const fields: Record<string, unknown> = { key: d.key, action: d.action, score: d.score, origin, reason: d.reason, expiresAt: expiry(d.expiresAt) };
-    if (received) fields.received = 'store';
-    this.#log.info(message, fields);
+    this.#log.info(message, () => {
+      const fields: Record<string, unknown> = { key: d.key, action: d.action, score: d.score, origin, reason: d.reason, expiresAt: expiry(d.expiresAt) };
+      if (received) fields.received = 'store';
+      return fields;
+    });
   }
 }
