@@ -127,7 +127,7 @@ async function big(): Promise<void> {
   const healthText = exit === undefined ? await health(adminPort) : '-';
   if (exit === undefined) {
     // /usr/bin/time passes no signal on: stop the agent by its own pid, and time reports when it ends.
-    const pid = /agent listening .*pid=(\d+)/.exec(log())?.[1];
+    const pid = /agent listening\b.*pid=(\d+)/.exec(log())?.[1];
     if (pid !== undefined) process.kill(Number(pid), 'SIGTERM');
     else child.kill('SIGTERM');
   }

@@ -157,7 +157,7 @@ for (const version of haproxyVersions) {
     it('reloads on SIGHUP and when its configuration file changes', async () => {
       assert.ok(s);
       const setup = s;
-      const reloads = (): number => (setup.agent.output().match(/ reloaded /g) ?? []).length;
+      const reloads = (): number => (setup.agent.output().match(/ msg=reloaded /g) ?? []).length;
       const before = reloads();
       process.kill(setup.agent.pid, 'SIGHUP');
       await setup.agent.waitForOutput(/reloading why=SIGHUP/);

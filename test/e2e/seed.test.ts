@@ -216,8 +216,8 @@ for (const version of haproxyVersions) {
         else assert.equal(scoreHeader(result), score, `request ${i}: HAProxy's var(sess.iprep.ip_score)`);
       }
       // HAProxy did not offer pipelining, so the agent did not announce it.
-      assert.match(agent.output(), /-> AGENT-HELLO .*capabilities=str:""/);
-      assert.doesNotMatch(agent.output(), /-> AGENT-HELLO .*capabilities=str:"pipelining"/);
+      assert.match(agent.output(), /-> AGENT-HELLO .*capabilities=str:\\"\\"/);
+      assert.doesNotMatch(agent.output(), /-> AGENT-HELLO .*capabilities=str:\\"pipelining\\"/);
     });
 
     it('applies every ACK for concurrent requests (one connection per request in flight)', async () => {
@@ -278,7 +278,7 @@ for (const version of haproxyVersions) {
       assert.equal(exit.code, 0, `agent exit ${JSON.stringify(exit)}`);
       assert.ok(stoppedMs < 1000, `the agent stopped in ${stoppedMs.toFixed(0)} ms`);
       const log = agent.outputSince(mark);
-      assert.match(log, /-> AGENT-DISCONNECT .*status-code=uint32:0 message=str:"normal"/);
+      assert.match(log, /-> AGENT-DISCONNECT .*status-code=uint32:0 message=str:\\"normal\\"/);
       // Every NOTIFY the agent read was answered, once, before it left, and it sent no other ACK: the
       // frames are matched by connection, stream-id and frame-id, not only counted.
       const notifies = framesLogged(log, 'NOTIFY').sort();

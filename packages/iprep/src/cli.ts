@@ -5,7 +5,7 @@
  */
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
-import { Agent, type Logger, MAX_MAX_FRAME_SIZE, closeOnSignals, consoleLogger, formatFrame } from 'spop';
+import { Agent, LOG_FORMATS, LOG_LEVELS, type Logger, MAX_MAX_FRAME_SIZE, closeOnSignals, consoleLogger, formatFrame } from 'spop';
 import { type CliFlags, resolveConfig } from './config/flags.js';
 import { ConfigError } from './config/index.js';
 import { MAX_CONNECTIONS } from './config/sections.js';
@@ -17,6 +17,7 @@ import { setWorkerFlag } from './cluster/index.js';
 import type { ClusterStoreHost } from './store/cluster.js';
 import type { OperatorCommandName } from './ctl/index.js';
 import type { IprepConfig } from './types.js';
+import { versionLine } from './version.js';
 
 export const USAGE = `Usage: spoa [-h] [-d] [-p <port>] [-n <num-workers>] [options]
 
@@ -24,6 +25,7 @@ HAProxy SPOE agent answering check-client-ip with sess.<prefix>.ip_score (0..100
 Without a configuration file the score is random, as in HAProxy's reference agent.
 
   -h, --help                 show this help and exit
+      --version              print the version (and Node's) and exit
   -d, --debug                debug mode: log every frame decoded and every score
   -p, --port <port>          TCP port to listen on (default 12345)
   -n, --num-workers <n>      worker processes sharing the port (default 5); dead workers are restarted
@@ -38,6 +40,8 @@ Without a configuration file the score is random, as in HAProxy's reference agen
       --admin-host <address> admin API address (default 127.0.0.1)
       --admin-port <port>    admin API port (default 9090; 0 disables it)
       --wait-for-lists       listen only once every list loaded (default: at once, URL lists load in the background)
+      --log-level <level>    debug, info, warn or error (default info; -d means debug)
+      --log-format <format>  text (logfmt) or json (one object per line) (default text)
 
 Commands (spoa help <command>, or spoa <command> -h, for each one's options):
   spoa check [--config <file>] [--haproxy <haproxy.cfg>] [--haproxy-bin <path>]
@@ -130,7 +134,14 @@ function addressList(name: string, texts: readonly string[] | undefined): string
   return entries;
 }
 
-export function parseCli(argv: string[]): CliFlags | 'help' {
+/** `--name value` where value must be one of `allowed`. */
+function choice<T extends string>(name: string, text: string | undefined, allowed: readonly T[]): T | undefined {
+  if (text === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(text)) throw new UsageError(`${name} must be one of ${allowed.join(', ')}: ${text}`);
+  return text as T;
+}
+
+export function parseCli(argv: string[]): CliFlags | 'help' | 'version' {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -151,9 +162,13 @@ export function parseCli(argv: string[]): CliFlags | 'help' {
       'admin-host': { type: 'string' },
       'admin-port': { type: 'string' },
       'wait-for-lists': { type: 'boolean' },
+      version: { type: 'boolean' },
+      'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
     },
   });
   if (values.help) return 'help';
+  if (values.version) return 'version';
   const mode = values.mode;
   if (mode !== undefined && mode !== 'random' && mode !== 'reputation') {
     throw new UsageError(`mode must be random or reputation: ${mode}`);
@@ -173,6 +188,8 @@ export function parseCli(argv: string[]): CliFlags | 'help' {
     adminHost: values['admin-host'],
     adminPort: integer('admin-port', values['admin-port'], 0, 65535),
     waitForLists: values['wait-for-lists'],
+    logLevel: choice('log-level', values['log-level'], LOG_LEVELS),
+    logFormat: choice('log-format', values['log-format'], LOG_FORMATS),
   };
 }
 
@@ -201,11 +218,11 @@ async function listen(agent: Agent, config: IprepConfig, logger: Logger): Promis
   }
 }
 
-async function runRandomAgent(config: IprepConfig, flags: CliFlags, logger: Logger): Promise<void> {
-  const agent = newAgent(config, logger, flags.debug);
+async function runRandomAgent(config: IprepConfig, logger: Logger): Promise<void> {
+  const agent = newAgent(config, logger, config.log.level === 'debug');
   const handler = randomScoreHandler({
     variable: config.variables.score,
-    onScore: flags.debug ? (ip, score) => logger.debug('scored', { ip, score }) : undefined,
+    onScore: config.log.level === 'debug' ? (ip, score) => logger.debug('scored', { ip, score }) : undefined,
   });
   for (const name of config.messages.length > 0 ? config.messages : [CHECK_CLIENT_IP]) agent.message(name, handler);
   await listen(agent, config, logger);
@@ -215,13 +232,13 @@ async function runRandomAgent(config: IprepConfig, flags: CliFlags, logger: Logg
 }
 
 async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): Promise<void> {
-  if (config.mode === 'random') return runRandomAgent(config, flags, logger);
+  if (config.mode === 'random') return runRandomAgent(config, logger);
   // Loaded only in reputation mode: the random agent stays as light as the seed.
   const { runReputationAgent } = await import('./reputation-agent.js');
-  const agent = newAgent(config, logger, flags.debug);
+  const agent = newAgent(config, logger, config.log.level === 'debug');
   // A reload reads the file again with the flags on top, checked as at the start.
   const loadConfig = flags.config === undefined ? undefined : () => resolveConfig(flags);
-  await runReputationAgent(agent, config, { configPath: flags.config, loadConfig, logger, debug: flags.debug });
+  await runReputationAgent(agent, config, { configPath: flags.config, loadConfig, logger, debug: config.log.level === 'debug' });
   await listen(agent, config, logger);
 }
 
@@ -287,12 +304,16 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = exitCode;
     return;
   }
-  let flags: CliFlags | 'help';
+  let flags: CliFlags | 'help' | 'version';
   let config: IprepConfig;
   try {
     flags = parseCli(argv);
     if (flags === 'help') {
       process.stdout.write(USAGE);
+      return;
+    }
+    if (flags === 'version') {
+      process.stdout.write(`${versionLine()}\n`);
       return;
     }
     config = await resolveConfig(flags);
@@ -304,7 +325,7 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`spoa: ${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }
-  const logger = consoleLogger(flags.debug ? 'debug' : 'info');
+  const logger = consoleLogger(config.log.level, undefined, config.log.format);
   // A single worker runs in this process; more are node:cluster workers sharing the listening socket.
   if (config.listen.workers === 1 || !cluster.isPrimary) return runAgent(config, flags, logger);
   await superviseWorkers(config, logger);

@@ -7,6 +7,7 @@ import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type Agent, type Logger, closeOnSignals } from 'spop';
 import { AdminServer, ClusterMetricsLink, ReputationMetrics, hasClusterMetricsHub, workerHealth, workerReload } from './admin/index.js';
+import { TOP_CLIENTS } from './admin/status.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
@@ -41,6 +42,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
     loadConfig,
     logger,
     onReload: (ok, durationMs) => metrics.reloaded(ok, durationMs),
+    onDecisionAudit: (event) => metrics.decisionAudited(event),
   });
   await service.start();
 
@@ -63,6 +65,8 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   metrics.setListsProvider(() => service.lists());
   metrics.setDecisionsProvider(() => service.decisionCount());
   metrics.setStoreProvider(() => service.store());
+  const { behaviour } = service;
+  if (behaviour !== undefined) metrics.setTopClientsProvider(() => behaviour.topClients(TOP_CLIENTS));
   // A node:cluster worker: the admin API answers for every worker, and reloads them all, through the primary.
   let link: ClusterMetricsLink | undefined;
   if (hasClusterMetricsHub()) {

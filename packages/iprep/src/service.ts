@@ -7,15 +7,17 @@
 import type { Logger } from 'spop';
 import { BehaviourTracker } from './behaviour/index.js';
 import { loadConfigFile } from './config/index.js';
+import { type DecisionAuditEvent, DecisionAudit } from './decisions/audit.js';
 import { DecisionIndex, banDecision, decisionKey, makeDecision } from './decisions/index.js';
 import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/index.js';
 import { type IpRange, parseRange } from './net/address.js';
 import { ListSource } from './sources/index.js';
-import { type Stores, createStores, startCounterSync } from './store/index.js';
+import { type Stores, createStores, hasClusterStoreHost, startCounterSync } from './store/index.js';
 import { compileTable } from './table/index.js';
 import type {
   AddedDecision,
   Decision,
+  DecisionChange,
   DecisionInput,
   IprepConfig,
   ListConfig,
@@ -41,6 +43,8 @@ export interface IprepServiceOptions {
   readonly now?: () => number;
   /** Called after every successful reload or list update (metrics). */
   readonly onReload?: (ok: boolean, durationMs: number) => void;
+  /** Every decision added, deleted or expired, and every ban, as the audit trail logs them (metrics). */
+  readonly onDecisionAudit?: ((event: DecisionAuditEvent) => void) | undefined;
 }
 
 /** A list source and the list it last compiled. */
@@ -61,6 +65,11 @@ export class IprepService implements ReputationService {
   #allowSources: ListSource[] = [];
   #stopSync: (() => void) | undefined;
   #unsubscribe: (() => void) | undefined;
+  readonly #audit: DecisionAudit;
+  /** Keys this process is writing, and who asked: their store changes are ours, not another agent's. */
+  readonly #ownWrites = new Map<string, string>();
+  /** Whether other processes share the decisions (Redis, or the primary's store with workers). */
+  readonly #sharedStore: boolean;
   #reloading: Promise<ReloadResult> | undefined;
   /** Why the last reload failed, until one succeeds: /health is degraded meanwhile. */
   #reloadError: string | null = null;
@@ -71,14 +80,18 @@ export class IprepService implements ReputationService {
     this.#now = options.now ?? Date.now;
     const agentId = options.agentId ?? `${process.pid}`;
     this.#stores = createStores(config.store, { logger: options.logger, agentId, now: this.#now, decisionsFile: config.decisions.file });
+    this.#sharedStore = config.store.type === 'redis' || hasClusterStoreHost();
+    this.#audit = new DecisionAudit(options.logger, { onEvent: options.onDecisionAudit });
     this.behaviour = config.behaviour.enabled
       ? new BehaviourTracker(config.behaviour, {
           now: this.#now,
           onBan: (ban) => {
-            const decision = banDecision(ban, this.#config.behaviour.banAction, 'behaviour', this.#now());
-            this.#stores.decisions
-              .put(decision)
-              .catch((err: unknown) => options.logger.warn('could not write a ban decision', { key: decision.key, error: String(err) }));
+            const action = this.#config.behaviour.banAction;
+            this.#audit.ban(ban, action);
+            const decision = banDecision(ban, action, 'behaviour', this.#now());
+            this.#write(decision.key, 'behaviour', () => this.#stores.decisions.put(decision)).catch((err: unknown) =>
+              options.logger.warn('could not write a ban decision', { key: decision.key, error: String(err) }),
+            );
           },
         })
       : undefined;
@@ -97,7 +110,7 @@ export class IprepService implements ReputationService {
   async start(): Promise<void> {
     const decisions = this.#stores.decisions;
     await decisions.start();
-    this.#unsubscribe = decisions.onChange((change) => this.#index.apply(change));
+    this.#unsubscribe = decisions.onChange((change) => this.#onStoreChange(change));
     this.#index.replaceAll(decisions.snapshot());
     await this.#stores.counters.start();
     if (this.behaviour !== undefined) {
@@ -127,21 +140,22 @@ export class IprepService implements ReputationService {
     return this.engine.explain(address, this.#now());
   }
 
-  async addDecision(input: DecisionInput): Promise<AddedDecision> {
+  /** `origin`: who asks, `api` (any admin API client) or `cli` (spoa decisions, which says so). */
+  async addDecision(input: DecisionInput, origin: 'api' | 'cli' = 'api'): Promise<AddedDecision> {
     const { decisions } = this.#config;
     const decision = makeDecision(
       input,
       {
         action: decisions.defaultAction,
         durationMs: decisions.defaultDurationMs,
-        origin: 'api',
+        origin,
         minPrefixV4: decisions.minPrefixV4,
         minPrefixV6: decisions.minPrefixV6,
       },
       this.#now(),
     );
     // Answers within the store's command timeout: a shared store that does not answer leaves it pending.
-    const outcome = await this.#stores.decisions.put(decision);
+    const outcome = await this.#write(decision.key, origin, () => this.#stores.decisions.put(decision));
     // The store's change event updates the index; apply now too so the next request sees it.
     this.#index.apply({ op: 'put', decision });
     return outcome === 'pending' ? { ...decision, stored: 'pending' } : decision;
@@ -151,11 +165,35 @@ export class IprepService implements ReputationService {
     return this.#index.list(this.#now());
   }
 
-  async removeDecision(keyOrValue: string): Promise<boolean> {
+  async removeDecision(keyOrValue: string, origin: 'api' | 'cli' = 'api'): Promise<boolean> {
     const key = /^(ip|range):/.test(keyOrValue) ? keyOrValue : decisionKey(keyOrValue);
-    const removed = await this.#stores.decisions.delete(key);
+    const removed = await this.#write(key, origin, () => this.#stores.decisions.delete(key));
     this.#index.apply({ op: 'delete', key });
     return removed;
+  }
+
+  /** Runs a store write of `key` on behalf of `origin`: the changes it causes are logged as this process's. */
+  async #write<T>(key: string, origin: string, write: () => Promise<T>): Promise<T> {
+    this.#ownWrites.set(key, origin);
+    try {
+      return await write();
+    } finally {
+      this.#ownWrites.delete(key);
+    }
+  }
+
+  /** The one place a decision change, ours or another agent's, reaches the index and the audit trail. */
+  #onStoreChange(change: DecisionChange): void {
+    const key = change.op === 'put' ? change.decision.key : change.key;
+    const before = this.#index.get(key);
+    this.#index.apply(change);
+    const own = this.#ownWrites.get(key);
+    if (change.op === 'put') {
+      this.#audit.added(change.decision, own === undefined ? { origin: change.decision.origin, received: true } : { origin: own });
+    } else if (before !== undefined) {
+      if (own === undefined && before.expiresAt !== null && before.expiresAt <= this.#now()) this.#audit.expired(before, this.#sharedStore);
+      else this.#audit.deleted(before, own ?? 'store', own === undefined);
+    }
   }
 
   /** Reads the configuration file again (when there is one) and reloads every list; the old state stays on failure. */

@@ -205,9 +205,10 @@ export type AddedDecision = Decision & { readonly stored?: 'pending' };
 export interface ReputationService {
   /** Every match and the final verdict for one address (text); throws TypeError on a bad address. */
   explain(address: string): Verdict;
-  addDecision(input: DecisionInput): Promise<AddedDecision>;
+  /** `origin`: who asks, for the audit trail (default `api`). */
+  addDecision(input: DecisionInput, origin?: 'api' | 'cli'): Promise<AddedDecision>;
   listDecisions(): readonly Decision[];
-  removeDecision(keyOrValue: string): Promise<boolean>;
+  removeDecision(keyOrValue: string, origin?: 'api' | 'cli'): Promise<boolean>;
   reload(): Promise<ReloadResult>;
   /** The error of the last reload when it failed; null once one succeeds (or before any ran). */
   reloadError(): string | null;
@@ -297,6 +298,8 @@ export interface IprepConfig {
     readonly handlerTimeoutMs: number;
     readonly shutdownTimeoutMs: number;
   };
+  /** What the agent logs (`debug` .. `error`), and how: logfmt (`text`) or one JSON object per line. */
+  readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly format: 'text' | 'json' };
   /** SPOE message names answered. Default [`check-client-ip`]; the address is the first argument or `ip`. */
   readonly messages: readonly string[];
   readonly variables: {

@@ -35,7 +35,7 @@ export class FakeReputationService implements ReputationService {
     return { score: 100, action: 'allow', category: 'none', source: 'default', matches: [] };
   }
 
-  async addDecision(input: DecisionInput): Promise<Decision> {
+  async addDecision(input: DecisionInput, origin: 'api' | 'cli' = 'api'): Promise<Decision> {
     const range = parseRange(input.value); // throws TypeError on a bad value
     const single = range.start.every((byte, i) => byte === range.end[i]);
     const value = formatRange(range);
@@ -48,7 +48,7 @@ export class FakeReputationService implements ReputationService {
       score: input.score ?? 0,
       category: input.category ?? 'manual',
       reason: input.reason ?? '',
-      origin: 'api',
+      origin,
       createdAt: NOW,
       expiresAt: input.durationMs === null ? null : NOW + (input.durationMs ?? 14_400_000),
     };
@@ -60,8 +60,8 @@ export class FakeReputationService implements ReputationService {
     return [...this.decisions.values()];
   }
 
-  async removeDecision(keyOrValue: string): Promise<boolean> {
-    this.calls.push(`remove ${keyOrValue}`);
+  async removeDecision(keyOrValue: string, origin: 'api' | 'cli' = 'api'): Promise<boolean> {
+    this.calls.push(origin === 'api' ? `remove ${keyOrValue}` : `remove ${keyOrValue} (${origin})`);
     for (const d of this.decisions.values()) {
       if (d.key === keyOrValue || d.value === keyOrValue) return this.decisions.delete(d.key);
     }

@@ -9,18 +9,21 @@ export interface Logger {
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
-/** A logger printing one line per event to stderr: `time level message key=value...`. */
-export function consoleLogger(level: LogLevel = 'info', write: (line: string) => void = defaultWrite): Logger {
+/** `text`: logfmt (`time=... level=info msg="..." key=value`); `json`: one object per line. */
+export type LogFormat = 'text' | 'json';
+export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
+export const LOG_LEVELS: readonly Exclude<LogLevel, 'silent'>[] = ['debug', 'info', 'warn', 'error'];
+
+/**
+ * A logger printing one line per event to stderr, in logfmt (`text`) or JSON. Every string is
+ * quoted and escaped as needed, so a peer-provided value can never start a line of its own.
+ */
+export function consoleLogger(level: LogLevel = 'info', write: (line: string) => void = defaultWrite, format: LogFormat = 'text'): Logger {
   const min = rank[level];
+  const render = format === 'json' ? jsonLine : logfmtLine;
   const emit = (lvl: Exclude<LogLevel, 'silent'>, message: string, fields?: Record<string, unknown>): void => {
     if (rank[lvl] < min) return;
-    let line = `${new Date().toISOString()} ${lvl} ${message}`;
-    if (fields) {
-      for (const [k, v] of Object.entries(fields)) {
-        line += ` ${k}=${typeof v === 'string' ? v : stringify(v)}`;
-      }
-    }
-    write(line);
+    write(render(new Date().toISOString(), lvl, message, fields));
   };
   return {
     debug: (m, f) => emit('debug', m, f),
@@ -30,9 +33,59 @@ export function consoleLogger(level: LogLevel = 'info', write: (line: string) =>
   };
 }
 
+function logfmtLine(time: string, level: string, message: string, fields: Record<string, unknown> | undefined): string {
+  let line = `time=${time} level=${level} msg=${logfmtValue(message)}`;
+  if (fields) {
+    for (const [k, v] of Object.entries(fields)) line += ` ${logfmtKey(k)}=${logfmtValue(typeof v === 'string' ? v : stringify(v))}`;
+  }
+  return line;
+}
+
+/** Bare when it holds nothing but printable characters other than space, `"` and `=`; else JSON-quoted. */
+function logfmtValue(text: string): string {
+  return text !== '' && /^[\x21\x23-\x3c\x3e-\x7e\u00a0-\u2027\u202a-\uffff]+$/.test(text) ? text : quote(text);
+}
+
+/** JSON quoting, plus the line breaks JSON leaves raw (NEL, U+2028, U+2029) and other C1 controls. */
+function quote(text: string): string {
+  return escapeBreaks(JSON.stringify(text));
+}
+
+function escapeBreaks(json: string): string {
+  return json.replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function logfmtKey(key: string): string {
+  const clean = key.replace(/[^A-Za-z0-9_.:-]/g, '_');
+  return clean === '' ? '_' : clean;
+}
+
+function jsonLine(time: string, level: string, message: string, fields: Record<string, unknown> | undefined): string {
+  // The line's own keys first; a field of the same name cannot overwrite them (it is kept as _time ...).
+  const record: Record<string, unknown> = { time, level, msg: message };
+  if (fields) for (const [k, v] of Object.entries(fields)) record[Object.hasOwn(record, k) ? `_${k}` : k] = v;
+  try {
+    return escapeBreaks(JSON.stringify(record, jsonReplacer));
+  } catch {
+    // A circular field: the line still goes out, without the fields.
+    return JSON.stringify({ time, level, msg: message, fields: '[unserialisable]' });
+  }
+}
+
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Error) return { name: value.name, message: value.message };
+  return value;
+}
+
 function stringify(v: unknown): string {
-  if (v instanceof Error) return JSON.stringify(v.message);
-  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
+  if (v instanceof Error) return v.message;
+  if (v === undefined || typeof v === 'bigint' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  try {
+    return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
+  } catch {
+    return '[unserialisable]';
+  }
 }
 
 function defaultWrite(line: string): void {
@@ -46,6 +99,9 @@ export interface LogRateLimit {
   readonly lines: number;
   readonly intervalMs: number;
 }
+
+/** A line's fields, or a function making them (called only when the line is written). */
+export type LogFields = Record<string, unknown> | (() => Record<string, unknown>);
 
 interface LogWindow {
   readonly start: number;
@@ -72,15 +128,16 @@ export class RateLimitedLog {
     this.#limit = limit;
   }
 
-  info(message: string, fields?: Record<string, unknown>): void {
+  /** `fields` may be a function: it runs only for lines written, so a flood of suppressed ones costs little. */
+  info(message: string, fields?: LogFields): void {
     this.#log('info', message, fields);
   }
 
-  warn(message: string, fields?: Record<string, unknown>): void {
+  warn(message: string, fields?: LogFields): void {
     this.#log('warn', message, fields);
   }
 
-  #log(level: Exclude<LogLevel, 'silent'>, message: string, fields: Record<string, unknown> | undefined): void {
+  #log(level: Exclude<LogLevel, 'silent'>, message: string, fields: LogFields | undefined): void {
     const now = Date.now();
     let w = this.#windows.get(message);
     if (w !== undefined && now - w.start >= this.#limit.intervalMs) {
@@ -93,7 +150,7 @@ export class RateLimitedLog {
     }
     if (w.logged < this.#limit.lines) {
       w.logged++;
-      this.#logger[level](message, fields);
+      this.#logger[level](message, typeof fields === 'function' ? fields() : fields);
       return;
     }
     w.suppressed++;

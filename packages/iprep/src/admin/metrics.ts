@@ -11,11 +11,17 @@
  */
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { AgentStats } from 'spop';
+import type { DecisionAuditEvent } from '../decisions/audit.js';
 import type { ListStatus, StoreHealth, Verdict } from '../types.js';
+import { NODE_VERSION, VERSION } from '../version.js';
 import type { WorkerPeers } from './cluster.js';
 import { FixedHistogram } from './histogram.js';
 import {
   type AgentGauges,
+  type BanRecord,
+  type ClientCount,
+  LATEST_BANS,
+  TOP_CLIENTS,
   HANDLER_SECONDS_BOUNDS,
   HISTORY_SECONDS,
   type ReloadSummary,
@@ -26,7 +32,7 @@ import {
   mergeStatus,
 } from './status.js';
 
-export type { AgentGauges, ListSnapshot, MessageSeries, NamedCount, ScoreBucket, StatusCounts, StatusSnapshot } from './status.js';
+export type { AgentGauges, BanRecord, ClientCount, ListSnapshot, MessageSeries, NamedCount, ScoreBucket, StatusCounts, StatusSnapshot } from './status.js';
 
 export interface ReputationMetricsOptions {
   /** Prefix of every metric name except prom-client's process metrics. Default `iprep_`. */
@@ -74,6 +80,8 @@ const RING_SLOTS = HISTORY_SECONDS + 1;
  */
 const MAX_SERIES = 1000;
 const OVERFLOW_LABEL = 'other';
+/** Values of the origin label of decisions_changes_total. */
+const KNOWN_ORIGINS: ReadonlySet<string> = new Set(['api', 'cli', 'behaviour']);
 
 /** Messages counted for one (action, category, source). */
 class SeriesCount {
@@ -94,6 +102,12 @@ export class ReputationMetrics {
   readonly #scores: FixedHistogram;
   readonly #messagesCounter: Counter<'action' | 'category' | 'source'>;
   readonly #reloadsCounter: Counter<'result'>;
+  readonly #decisionChanges: Counter<'origin' | 'action' | 'op'>;
+  readonly #bans: Counter<'action'>;
+  #lastReloadSuccessAt: number | null = null;
+  /** The latest behaviour bans, newest first (at most LATEST_BANS). */
+  readonly #latestBans: BanRecord[] = [];
+  #readTopClients: (() => readonly ClientCount[]) | undefined;
 
   /** Series by source, then a short list of (action, category) pairs: sources are the most specific label. */
   readonly #seriesBySource = new Map<string, SeriesCount[]>();
@@ -219,6 +233,40 @@ export class ReputationMetrics {
       },
     });
 
+    const listUpdated = new Gauge({
+      name: `${prefix}list_last_update_timestamp_seconds`,
+      help: 'When each list was last loaded or refreshed successfully, seconds since the epoch (lists never loaded are absent)',
+      labelNames: ['list'],
+      registers,
+      aggregator: 'min', // the stalest worker's copy
+      collect: () => {
+        listUpdated.reset();
+        for (const list of this.#lists()) if (list.loadedAt !== null) listUpdated.set({ list: list.name }, list.loadedAt / 1000);
+      },
+    });
+
+    new Gauge({
+      name: `${prefix}build_info`,
+      help: 'The agent version and the Node.js running it (always 1)',
+      labelNames: ['version', 'node'],
+      registers,
+      aggregator: 'max',
+    }).set({ version: VERSION, node: NODE_VERSION }, 1);
+    this.#decisionChanges = new Counter({
+      name: `${prefix}decisions_changes_total`,
+      help: 'Decisions added, deleted or expired, by who made them (api, cli, behaviour; other) and action; counted by the process that made the change',
+      labelNames: ['origin', 'action', 'op'],
+      registers,
+      aggregator: 'sum',
+    });
+    this.#bans = new Counter({
+      name: `${prefix}bans_total`,
+      help: 'Clients banned for their behaviour, by the action of the ban',
+      labelNames: ['action'],
+      registers,
+      aggregator: 'sum',
+    });
+
     this.#reloadsCounter = new Counter({
       name: `${prefix}reloads_total`,
       help: 'Reloads of the lists and configuration, by result',
@@ -227,6 +275,16 @@ export class ReputationMetrics {
     });
     this.#reloadsCounter.inc({ result: 'ok' }, 0);
     this.#reloadsCounter.inc({ result: 'error' }, 0);
+    const lastReloadSuccess: Gauge = new Gauge({
+      name: `${prefix}last_reload_success_timestamp_seconds`,
+      help: 'When the lists and configuration last loaded without error (the start counts), seconds since the epoch',
+      registers,
+      aggregator: 'min', // the worker that went longest without one
+      collect: () => {
+        lastReloadSuccess.reset();
+        if (this.#lastReloadSuccessAt !== null) lastReloadSuccess.set(this.#lastReloadSuccessAt / 1000);
+      },
+    });
     const reloadSeconds: Gauge = new Gauge({
       name: `${prefix}last_reload_duration_seconds`,
       help: 'Duration of the last reload, in seconds',
@@ -267,12 +325,16 @@ export class ReputationMetrics {
       aggregator: 'sum', // each worker has its own queue
       collect: () => pendingWrites.set(this.#readStore?.().pendingWrites ?? 0),
     });
-    const droppedWrites: Gauge = new Gauge({
-      name: `${prefix}store_dropped_writes`,
+    // The store keeps the total: each scrape publishes it as it is.
+    const droppedWrites: Counter = new Counter({
+      name: `${prefix}store_dropped_writes_total`,
       help: 'Decision writes dropped since start because the replay queue was full',
       registers,
       aggregator: 'sum',
-      collect: () => droppedWrites.set(this.#readStore?.().droppedWrites ?? 0),
+      collect: () => {
+        droppedWrites.reset();
+        droppedWrites.inc(this.#readStore?.().droppedWrites ?? 0);
+      },
     });
     // max: the stalest worker.
     storeGauge(
@@ -330,12 +392,34 @@ export class ReputationMetrics {
     this.#readStore = read;
   }
 
+  /** Where the status page's top clients come from (the behaviour tracker), read when asked. */
+  setTopClientsProvider(read: () => readonly ClientCount[]): void {
+    this.#readTopClients = read;
+  }
+
   /** Records a reload (SIGHUP, file change, `POST /reload`): whoever runs one reports it here. */
   reloaded(ok: boolean, durationMs: number): void {
     if (ok) this.#reloadCounts.ok++;
     else this.#reloadCounts.failed++;
     this.#reloadsCounter.inc({ result: ok ? 'ok' : 'error' });
     this.#lastReload = { ok, durationMs, at: this.#now() };
+    if (ok) this.#lastReloadSuccessAt = this.#lastReload.at;
+  }
+
+  /** Counts a change of the audit trail (service `onDecisionAudit`); changes seen through the store are their writer's to count. */
+  decisionAudited(event: DecisionAuditEvent): void {
+    if (event.received) return;
+    if (event.op === 'ban') {
+      this.#bans.inc({ action: event.action });
+      if (event.ban !== undefined) {
+        this.#latestBans.unshift({ ...event.ban, action: event.action, at: this.#now() });
+        if (this.#latestBans.length > LATEST_BANS) this.#latestBans.pop();
+      }
+      return;
+    }
+    // Origins come from stored decisions too (a decisions file, another agent): a few known ones, else other.
+    const origin = KNOWN_ORIGINS.has(event.origin) ? event.origin : OVERFLOW_LABEL;
+    this.#decisionChanges.inc({ origin, action: event.action, op: event.op });
   }
 
   uptimeSeconds(): number {
@@ -382,6 +466,8 @@ export class ReputationMetrics {
       decisions: this.#readDecisions?.() ?? null,
       agent: agent === undefined ? null : { connections: agent.connections, inFlight: agent.inFlight },
       reloads: { ...this.#reloadCounts, last: this.#lastReload },
+      topClients: (this.#readTopClients?.() ?? []).slice(0, TOP_CLIENTS).map(({ client, count }) => ({ client, count })),
+      bans: [...this.#latestBans],
     };
   }
 

@@ -114,7 +114,7 @@ export class AdminServer {
       ['/metrics', { handlers: { GET: () => this.#prometheus() } }],
       ['/status.json', { handlers: { GET: async () => json(200, await this.#metrics.clusterStatus()) } }],
     ]);
-    this.#decisionRoute = { handlers: { DELETE: (_request, url) => this.#removeDecision(url) } };
+    this.#decisionRoute = { handlers: { DELETE: (request, url) => this.#removeDecision(request, url) } };
     this.#server = createServer((request, response) => {
       this.#handle(request, response).catch((error: unknown) => {
         // Only a failure to write the answer gets here; the socket is beyond saving.
@@ -230,10 +230,10 @@ export class AdminServer {
   async #addDecision(request: IncomingMessage): Promise<Reply> {
     const text = await readBody(request);
     const input = asBadRequest(() => decisionInputFromJson(parseJson(text)));
-    return json(201, await asBadRequestAsync(() => this.#service.addDecision(input)));
+    return json(201, await asBadRequestAsync(() => this.#service.addDecision(input, clientOrigin(request))));
   }
 
-  async #removeDecision(url: URL): Promise<Reply> {
+  async #removeDecision(request: IncomingMessage, url: URL): Promise<Reply> {
     const encoded = url.pathname.slice(DECISION_PREFIX.length);
     let keyOrValue: string;
     try {
@@ -242,7 +242,7 @@ export class AdminServer {
       throw new HttpError(400, `bad URL encoding in decision key: ${encoded}`);
     }
     if (keyOrValue === '') throw new HttpError(400, 'missing decision key or value after /decisions/');
-    const removed = await asBadRequestAsync(() => this.#service.removeDecision(keyOrValue));
+    const removed = await asBadRequestAsync(() => this.#service.removeDecision(keyOrValue, clientOrigin(request)));
     if (!removed) throw new HttpError(404, `no decision for ${keyOrValue}`);
     return { status: 204 };
   }
@@ -350,4 +350,12 @@ function send(response: ServerResponse, reply: Reply): void {
   headers['content-length'] = String(Buffer.byteLength(payload));
   response.writeHead(reply.status, headers);
   response.end(payload);
+}
+
+/**
+ * Who a decision change is logged and counted as coming from: `spoa decisions` says `X-Spoa-Client:
+ * cli`; anything else is `api`. Only a label for the audit trail (the token is what authorises).
+ */
+function clientOrigin(request: IncomingMessage): 'api' | 'cli' {
+  return request.headers['x-spoa-client'] === 'cli' ? 'cli' : 'api';
 }

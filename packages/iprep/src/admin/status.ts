@@ -4,6 +4,7 @@
  * `mergeStatus`, its own first. One process is the case of one part.
  */
 import { IP_ACTIONS, type ListStatus, type StoreHealth } from '../types.js';
+import { VERSION } from '../version.js';
 import { isFiniteNumber, isRecord } from './guards.js';
 
 /** Handler time bounds (seconds): a table lookup takes microseconds; HAProxy's processing timeout is tens of ms. */
@@ -18,6 +19,26 @@ export const HISTORY_SECONDS = 60;
 const RATE_WINDOW_SECONDS = 10;
 /** Categories and sources listed on the status page. */
 const TOP_COUNT = 10;
+
+/** Clients listed as the top offenders, and bans kept for the status page, per worker and merged. */
+export const TOP_CLIENTS = 10;
+export const LATEST_BANS = 20;
+
+/** A client (address or IPv6 prefix) and its messages in the behaviour window. */
+export interface ClientCount {
+  readonly client: string;
+  readonly count: number;
+}
+
+/** A behaviour ban as the status page lists it; `at` and `until` in ms since the epoch. */
+export interface BanRecord {
+  readonly client: string;
+  readonly action: string;
+  readonly count: number;
+  readonly offences: number;
+  readonly at: number;
+  readonly until: number;
+}
 
 /** Agent figures read at scrape time. */
 export interface AgentGauges {
@@ -50,6 +71,8 @@ export interface ReloadSummary {
 
 /** What the status page shows, as `/status.json` serves it. */
 export interface StatusSnapshot {
+  /** The agent's version (package.json). */
+  readonly version: string;
   /** When it was taken (ms since the epoch). */
   readonly time: number;
   /** Of the oldest worker. */
@@ -74,6 +97,10 @@ export interface StatusSnapshot {
   /** The ten most frequent deciding categories and sources, most frequent first. */
   readonly topCategories: readonly NamedCount[];
   readonly topSources: readonly NamedCount[];
+  /** The clients with the most messages in the behaviour window (largest count any worker has), most first. */
+  readonly topClients: readonly ClientCount[];
+  /** The latest behaviour bans of every worker, newest first. */
+  readonly latestBans: readonly BanRecord[];
   /** As the answering worker loaded them (every worker loads the same lists). */
   readonly lists: readonly ListSnapshot[];
   /** Null when no provider was set. Down when any worker's store is; writes waiting and dropped are summed. */
@@ -116,6 +143,10 @@ export interface StatusCounts {
   readonly decisions: number | null;
   readonly agent: AgentGauges | null;
   readonly reloads: ReloadSummary;
+  /** At most TOP_CLIENTS, most first. */
+  readonly topClients: readonly ClientCount[];
+  /** At most LATEST_BANS, newest first. */
+  readonly bans: readonly BanRecord[];
 }
 
 /**
@@ -140,8 +171,13 @@ export function mergeStatus(parts: readonly [StatusCounts, ...StatusCounts[]], m
   let reloadsOk = 0;
   let reloadsFailed = 0;
   let lastReload: ReloadSummary['last'] = null;
+  const clientCounts = new Map<string, number>();
+  const bans: BanRecord[] = [];
 
   for (const part of parts) {
+    // Counters are shared across workers (each estimates the whole count): the largest, not the sum.
+    for (const { client, count } of part.topClients) clientCounts.set(client, Math.max(count, clientCounts.get(client) ?? 0));
+    bans.push(...part.bans);
     // history[i] of a part is second `part.second - HISTORY_SECONDS + i`: put it where that second is in the first's.
     const shift = part.second - first.second;
     for (let i = 0; i < HISTORY_SECONDS; i++) {
@@ -174,6 +210,7 @@ export function mergeStatus(parts: readonly [StatusCounts, ...StatusCounts[]], m
   const scores = scoreCounts.map((count, i) => ({ from: i * 10, to: i === SCORE_BOUNDS.length ? 100 : i * 10 + 9, count }));
 
   return {
+    version: VERSION,
     time,
     uptimeSeconds: Math.max(0, (time - startedAt) / 1000),
     messages: { total: scoreCounts.reduce((sum, n) => sum + n, 0), perSecond: recent / RATE_WINDOW_SECONDS, history },
@@ -182,6 +219,11 @@ export function mergeStatus(parts: readonly [StatusCounts, ...StatusCounts[]], m
     actions: [...byAction].map(([name, count]) => ({ name, count })),
     topCategories: top(byCategory),
     topSources: top(bySource),
+    topClients: [...clientCounts]
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, TOP_CLIENTS)
+      .map(([client, count]) => ({ client, count })),
+    latestBans: bans.sort((a, b) => b.at - a.at).slice(0, LATEST_BANS),
     lists: first.lists.map((list) => ({ ...list, ageSeconds: list.loadedAt === null ? null : Math.max(0, (time - list.loadedAt) / 1000) })),
     store: mergeStore(parts),
     decisions: first.decisions,
@@ -269,6 +311,24 @@ function isReloads(value: unknown): value is ReloadSummary {
   return last === null || (isRecord(last) && typeof last.ok === 'boolean' && isFiniteNumber(last.durationMs) && isFiniteNumber(last.at));
 }
 
+function isClientCount(value: unknown): value is ClientCount {
+  return isRecord(value) && typeof value.client === 'string' && value.client.length <= 64 && isFiniteNumber(value.count);
+}
+
+function isBanRecord(value: unknown): value is BanRecord {
+  return (
+    isRecord(value) &&
+    typeof value.client === 'string' &&
+    value.client.length <= 64 &&
+    typeof value.action === 'string' &&
+    value.action.length <= 16 &&
+    isFiniteNumber(value.count) &&
+    isFiniteNumber(value.offences) &&
+    isFiniteNumber(value.at) &&
+    isFiniteNumber(value.until)
+  );
+}
+
 /** Whether `value` is a StatusCounts as this code takes them (the fields another worker's part contributes). */
 export function isStatusCounts(value: unknown): value is StatusCounts {
   if (!isRecord(value)) return false;
@@ -289,6 +349,12 @@ export function isStatusCounts(value: unknown): value is StatusCounts {
     isStore(value.store) &&
     (value.decisions === null || isFiniteNumber(value.decisions)) &&
     (agent === null || (isRecord(agent) && isFiniteNumber(agent.connections) && isFiniteNumber(agent.inFlight))) &&
-    isReloads(value.reloads)
+    isReloads(value.reloads) &&
+    Array.isArray(value.topClients) &&
+    value.topClients.length <= TOP_CLIENTS &&
+    value.topClients.every(isClientCount) &&
+    Array.isArray(value.bans) &&
+    value.bans.length <= LATEST_BANS &&
+    value.bans.every(isBanRecord)
   );
 }

@@ -186,6 +186,24 @@ export class BehaviourTracker {
     return this.#formatKey(this.#family, this.#hi, this.#lo);
   }
 
+  /**
+   * The `n` clients with the most messages in the window now, most first (status page). One pass over
+   * the clients kept (at most maxClients) holding the best n in a small sorted array: no sort of them all.
+   */
+  topClients(n: number, now = this.#now()): { client: string; count: number }[] {
+    const best: { state: ClientState; count: number }[] = [];
+    if (n <= 0) return [];
+    this.#clients.forEach((state) => {
+      const count = this.#windowCount(state, now);
+      if (!(count >= 1) || (best.length === n && count <= (best[n - 1] as { count: number }).count)) return;
+      let at = best.length;
+      while (at > 0 && (best[at - 1] as { count: number }).count < count) at--;
+      best.splice(at, 0, { state, count });
+      if (best.length > n) best.pop();
+    });
+    return best.map(({ state, count }) => ({ client: this.#keyText(state), count: Math.round(count) }));
+  }
+
   /** Forgets everything (tests, reload with behaviour disabled). */
   clear(): void {
     this.#clients.clear();

@@ -23,6 +23,8 @@ export interface CliFlags {
   readonly adminPort?: number | undefined;
   /** True when the flag was given; the file decides otherwise. */
   readonly waitForLists?: boolean | undefined;
+  readonly logLevel?: IprepConfig['log']['level'] | undefined;
+  readonly logFormat?: IprepConfig['log']['format'] | undefined;
 }
 
 /** The configuration file (or the defaults) with the command line's flags on top. */
@@ -56,7 +58,9 @@ export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
     maxFrameSize: flags.maxFrameSize ?? base.agent.maxFrameSize,
     shutdownTimeoutMs: flags.shutdownTimeout ?? base.agent.shutdownTimeoutMs,
   };
-  const config = { ...base, mode, listen, agent, admin, waitForLists: flags.waitForLists ?? base.waitForLists };
+  // -d means debug, whatever the level asked.
+  const log = { level: flags.debug ? 'debug' : (flags.logLevel ?? base.log.level), format: flags.logFormat ?? base.log.format } as const;
+  const config = { ...base, mode, listen, agent, admin, log, waitForLists: flags.waitForLists ?? base.waitForLists };
   // The same rules as the file's, on what will run: a problem names the flag that set the value, else its line.
   const flagOf: Readonly<Record<string, string | undefined>> = {
     'admin.host': flags.adminHost === undefined ? undefined : '--admin-host',

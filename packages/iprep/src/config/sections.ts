@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq } from 'yaml';
-import { MAX_MAX_FRAME_SIZE } from 'spop';
+import { LOG_FORMATS, LOG_LEVELS, MAX_MAX_FRAME_SIZE } from 'spop';
 import { parseRange } from '../net/address.js';
 import { IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
 import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig, defaultDecisions, defaultWorkers } from './defaults.js';
@@ -47,6 +47,7 @@ export function readConfig(root: MapReader, file: string): IprepConfig {
     mode,
     listen: readListen(root.map('listen'), base, { ...defaults.listen, workers: defaultWorkers(mode) }),
     agent: readAgent(root.map('agent'), defaults.agent),
+    log: readLog(root.map('log'), defaults.log),
     messages: readMessages(root, defaults.messages),
     variables: readVariables(root.map('variables'), defaults.variables),
     thresholds: readThresholds(root.map('thresholds'), defaults.thresholds),
@@ -122,6 +123,12 @@ function readAgent(s: MapReader, d: IprepConfig['agent']): IprepConfig['agent'] 
   };
   s.finish();
   return agent;
+}
+
+function readLog(s: MapReader, d: IprepConfig['log']): IprepConfig['log'] {
+  const log = { level: s.oneOf('level', LOG_LEVELS) ?? d.level, format: s.oneOf('format', LOG_FORMATS) ?? d.format };
+  s.finish();
+  return log;
 }
 
 function readMessages(root: MapReader, d: readonly string[]): readonly string[] {

@@ -125,7 +125,8 @@ export class AdminClient {
   #call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, expected: readonly number[] = [200], timeoutMs = this.#timeoutMs): Promise<Answer> {
     const { host, port, token } = this.#target;
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = { accept: 'application/json', host: this.address };
+    // x-spoa-client: decisions changed from here are logged and counted as the command line's.
+    const headers: Record<string, string> = { accept: 'application/json', host: this.address, 'x-spoa-client': 'cli' };
     if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
     if (payload !== undefined) headers['content-type'] = 'application/json';
     return new Promise((resolve, reject) => {

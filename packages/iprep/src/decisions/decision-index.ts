@@ -164,6 +164,11 @@ export class DecisionIndex {
     return this.#v6.find(wordAt(address, 0), wordAt(address, 4), wordAt(address, 8), wordAt(address, 12), now)?.decision;
   }
 
+  /** The decision held under `key`, expired or not. */
+  get(key: string): Decision | undefined {
+    return this.#byKey.get(key)?.decision;
+  }
+
   /** Unexpired decisions, for listing. */
   list(now: number): Decision[] {
     const out: Decision[] = [];

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { AckFrame } from 'spop';
 import { FakeHaproxy, freePort } from 'spop/testkit';
-import { spoaBin } from 'test-support/paths';
+import { repoRoot, spoaBin } from 'test-support/paths';
 import { type CliFlags, USAGE, parseCli, resolveConfig } from '../../src/cli.js';
 import { ConfigError } from '../../src/config/index.js';
 import { randomScoreHandler } from '../../src/random-score.js';
@@ -35,6 +35,17 @@ async function startSpoa(args: string[], workers: number): Promise<{ child: Chil
   return { child, log: () => log };
 }
 
+/** A FakeHaproxy connected once something listens on `port` (within 10 s). */
+async function connectWhenListening(port: number): Promise<FakeHaproxy> {
+  for (const deadline = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 50))) {
+    try {
+      return await FakeHaproxy.connect({ port });
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+  }
+}
+
 const checkClientIp = (type: 'ipv4' | 'ipv6', value: string) => [{ name: 'check-client-ip', args: [{ name: '', value: { type, value } as const }] }];
 
 function score(ack: AckFrame): number {
@@ -51,7 +62,7 @@ function score(ack: AckFrame): number {
 describe('parseCli', () => {
   it('has the seed defaults: random mode, port 12345, 5 workers', async () => {
     const flags = parseCli([]);
-    assert.ok(flags !== 'help');
+    assert.ok(flags !== 'help' && flags !== 'version');
     const config = await resolveConfig(flags);
     assert.equal(config.mode, 'random');
     assert.deepEqual(config.listen, {
@@ -125,12 +136,12 @@ describe('parseCli', () => {
   });
   it('reads the seed flags and their long forms', () => {
     const o = parseCli(['-d', '-p', '9000', '-n', '2']);
-    assert.ok(o !== 'help');
+    assert.ok(o !== 'help' && o !== 'version');
     assert.equal(o.debug, true);
     assert.equal(o.port, 9000);
     assert.equal(o.workers, 2);
     const l = parseCli(['--debug', '--port=9001', '--num-workers', '3', '--host', '::1']);
-    assert.ok(l !== 'help');
+    assert.ok(l !== 'help' && l !== 'version');
     assert.deepEqual([l.debug, l.port, l.workers, l.host], [true, 9001, 3, '::1']);
     assert.equal(parseCli(['-h']), 'help');
   });
@@ -144,9 +155,23 @@ describe('parseCli', () => {
     assert.throws(() => parseCli(['--max-connections', '0']), /max-connections must be an integer from 1 to 1000000: 0/);
     assert.throws(() => parseCli(['--allow-from', '10.0.0.0/8,nope']), /allow-from: not an address or prefix: "nope"/);
   });
+  it('--version, --log-level and --log-format: flags override the log section, -d means debug', async (t) => {
+    assert.equal(parseCli(['--version']), 'version');
+    const dir = mkdtempSync(join(tmpdir(), 'spoa-cli-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'iprep.yaml');
+    writeFileSync(file, 'log: { level: warn, format: json }\n');
+    assert.deepEqual((await resolveConfig(parseCli([]) as CliFlags)).log, { level: 'info', format: 'text' });
+    assert.deepEqual((await resolveConfig(parseCli(['-c', file]) as CliFlags)).log, { level: 'warn', format: 'json' });
+    const flagged = await resolveConfig(parseCli(['-c', file, '--log-level', 'error', '--log-format', 'text']) as CliFlags);
+    assert.deepEqual(flagged.log, { level: 'error', format: 'text' });
+    assert.equal((await resolveConfig(parseCli(['-c', file, '-d']) as CliFlags)).log.level, 'debug');
+    assert.throws(() => parseCli(['--log-level', 'loud']), /log-level must be one of debug, info, warn, error: loud/);
+    assert.throws(() => parseCli(['--log-format', 'xml']), /log-format must be one of text, json: xml/);
+  });
   it("--allow-from and --max-connections replace the file's values", async () => {
     const flags = parseCli(['--allow-from', '10.0.0.0/8, 192.0.2.7', '--allow-from', '::1', '--max-connections', '64', '--host', '0.0.0.0']);
-    assert.ok(flags !== 'help');
+    assert.ok(flags !== 'help' && flags !== 'version');
     const config = await resolveConfig(flags);
     assert.deepEqual(config.listen.allowFrom, ['10.0.0.0/8', '192.0.2.7', '::1']);
     assert.equal(config.listen.maxConnections, 64);
@@ -227,7 +252,7 @@ describe('spoa command', () => {
   it('answers check-client-ip from several workers, restarts a dead one, stops on SIGTERM', async () => {
     const port = await freePort();
     const { child, log } = await startSpoa(['-p', String(port), '-n', '2', '--host', '127.0.0.1'], 2);
-    const pids = [...log().matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+    const pids = [...log().matchAll(/agent listening\b.*pid=(\d+)/g)].map((m) => Number(m[1]));
     assert.equal(new Set(pids).size, 2);
 
     const client = await FakeHaproxy.connect({ port });
@@ -256,7 +281,7 @@ describe('spoa command', () => {
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];
     assert.equal(code, 0);
-    const workerPids = [...log().matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+    const workerPids = [...log().matchAll(/agent listening\b.*pid=(\d+)/g)].map((m) => Number(m[1]));
     for (const pid of workerPids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} still running`);
   });
 
@@ -278,6 +303,47 @@ describe('spoa command', () => {
     await once(child, 'exit');
   });
 
+  it('--version prints the version and node, and -h lists it with the log options', () => {
+    const r = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const { version } = JSON.parse(readFileSync(join(repoRoot, 'packages/iprep/package.json'), 'utf8')) as { version: string };
+    assert.equal(r.stdout, `spoa ${version} (node ${process.version})\n`);
+    for (const option of ['--version', '--log-level <level>', '--log-format <format>']) assert.ok(USAGE.includes(option), option);
+  });
+
+  it('--log-format json writes every line, primary and workers, as one JSON object', async () => {
+    const port = await freePort();
+    const { child, log } = await startSpoa(['--log-format', 'json', '-p', String(port), '-n', '2'], 2);
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+    const lines = log()
+      .split('\n')
+      .filter((l) => l !== '');
+    assert.ok(lines.length >= 3, log());
+    const records = lines.map((l) => JSON.parse(l) as { time: string; level: string; msg: string; pid?: number });
+    for (const r of records) {
+      assert.ok(!Number.isNaN(Date.parse(r.time)), r.time);
+      assert.ok(['debug', 'info', 'warn', 'error'].includes(r.level), r.level);
+      assert.equal(typeof r.msg, 'string');
+    }
+    assert.equal(records.filter((r) => r.msg === 'agent listening' && typeof r.pid === 'number').length, 2);
+    assert.ok(records.some((r) => r.msg === 'starting workers'));
+  });
+
+  it('--log-level warn leaves info lines out', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [bin, '--log-level', 'warn', '-p', String(port), '-n', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let log = '';
+    child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    const client = await connectWhenListening(port);
+    await client.hello();
+    client.close();
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+    assert.doesNotMatch(log, /agent listening/);
+  });
+
   it('-d logs every decoded frame readably', async () => {
     const port = await freePort();
     const { child, log } = await startSpoa(['-d', '-p', String(port), '-n', '1', '--host', '127.0.0.1'], 1);
@@ -287,7 +353,7 @@ describe('spoa command', () => {
     client.close();
     child.kill('SIGTERM');
     await once(child, 'exit');
-    assert.match(log(), /<- HAPROXY-HELLO flags=0x00000001 sid=0 fid=0 supported-versions=str:"2.0"/);
+    assert.match(log(), /<- HAPROXY-HELLO flags=0x00000001 sid=0 fid=0 supported-versions=str:\\"2\.0\\"/);
     assert.match(log(), /<- NOTIFY flags=0x00000001 sid=20 fid=1 check-client-ip\(ipv4:127\.0\.0\.1\)/);
     assert.match(log(), /-> ACK flags=0x00000001 sid=20 fid=1 set-var sess\.ip_score=uint32:\d+/);
   });

@@ -79,7 +79,7 @@ describe('spoa decisions', () => {
     const table = await spoa(['decisions', 'list'], env);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^VALUE\s+ACTION\s+SCORE\s+EXPIRES\s+ORIGIN\s+REASON/m);
-    assert.match(table.stdout, /192\.0\.2\.7\s+deny\s+0\s+(2h59m|3h)\S*\s+api\s+scanner/);
+    assert.match(table.stdout, /192\.0\.2\.7\s+deny\s+0\s+(2h59m|3h)\S*\s+cli\s+scanner/, 'spoa decisions add says X-Spoa-Client: cli');
     assert.doesNotMatch(table.stdout, /\x1b\[/, 'no colour codes when piped');
 
     const json = await spoa(['decisions', 'list', '--json'], env);

@@ -26,7 +26,7 @@ export async function spawnSpoaWorkers(args: readonly string[], workers = 2): Pr
   let log = '';
   child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-  const workerPids = (): number[] => [...log.matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+  const workerPids = (): number[] => [...log.matchAll(/agent listening\b.*?\bpid"?[=:](\d+)/g)].map((m) => Number(m[1]));
   for (const deadline = Date.now() + 20_000; workerPids().length < workers; await sleep(20)) {
     assert.equal(child.exitCode, null, `spoa exited: ${log}`);
     assert.ok(Date.now() < deadline, `${workers} workers did not start: ${log}`);

@@ -52,7 +52,7 @@ describe('spoa SPOP port', () => {
   it('listens on 127.0.0.1 by default, without warning', async () => {
     const port = await freePort();
     const spoa = await spawnSpoaWorkers(['-p', String(port), '-n', '1', '--admin-port', '0'], 1);
-    assert.match(spoa.log(), /agent listening address=127\.0\.0\.1:/);
+    assert.match(spoa.log(), /msg="agent listening" address=127\.0\.0\.1:/);
     assert.doesNotMatch(spoa.log(), /allow-from/);
     await stop(spoa.child);
   });
@@ -60,7 +60,7 @@ describe('spoa SPOP port', () => {
   it('warns at start when it listens beyond loopback without allow-from', async () => {
     const port = await freePort();
     const spoa = await spawnSpoaWorkers(['-p', String(port), '-n', '1', '--admin-port', '0', '--host', '0.0.0.0'], 1);
-    assert.match(spoa.log(), /warn SPOP port reachable from other machines .*allow-from/);
+    assert.match(spoa.log(), /level=warn msg="SPOP port reachable from other machines .*allow-from/);
     await stop(spoa.child);
   });
 

@@ -11,6 +11,7 @@ import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { silentLogger } from 'spop';
 import { AdminServer, ReputationMetrics } from '../../src/admin/index.js';
 import type { IpAction } from '../../src/types.js';
+import { VERSION } from '../../src/version.js';
 import { FakeReputationService } from '../admin-fixtures.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -184,6 +185,34 @@ describe('status page in Chromium', () => {
     assert.equal(await text(page, '#store'), 'memory up');
     assert.match(await text(page, '#reloads'), /^1 ok, 0 failed · last ok in 37 ms, .+ ago$/);
     assert.doesNotMatch(await text(page, '#summary'), /worker/, 'one process: no worker count');
+    await page.close();
+  });
+
+  it('shows the version, the top offending clients and the latest bans', async () => {
+    const page = await context!.newPage();
+    open.metrics.setTopClientsProvider(() => [
+      { client: '192.0.2.66', count: 1500 },
+      { client: '2001:db8:1:2::/64', count: 700 },
+    ]);
+    const until = Date.now() + 600_000;
+    open.metrics.decisionAudited({
+      op: 'ban',
+      origin: 'behaviour',
+      action: 'deny',
+      received: false,
+      ban: { client: '192.0.2.66', count: 601, offences: 2, until },
+    });
+    await page.goto(open.url);
+    await waitForText(page, '#version', `spoa ${VERSION}`);
+    assert.deepEqual(await rows(page, '#clients'), [
+      ['192.0.2.66', '1,500'],
+      ['2001:db8:1:2::/64', '700'],
+    ]);
+    const bans = await rows(page, '#bans');
+    assert.equal(bans.length, 1);
+    assert.deepEqual(bans[0]!.slice(1, 5), ['192.0.2.66', 'deny', '601', '2']);
+    assert.match(bans[0]![0]!, /ago$/);
+    assert.match(bans[0]![5]!, /^in (9|10) min/);
     await page.close();
   });
 

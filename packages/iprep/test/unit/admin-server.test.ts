@@ -166,6 +166,17 @@ describe('admin server without a token', () => {
     );
   });
 
+  it('X-Spoa-Client: cli marks decisions the command line adds and deletes (origin cli), else api', async () => {
+    const cli = { 'x-spoa-client': 'cli' };
+    const added = await request(ctx.port, '/decisions', { method: 'POST', body: JSON.stringify({ value: '192.0.2.55' }), headers: cli });
+    assert.equal((added.json as { origin: string }).origin, 'cli');
+    const other = await request(ctx.port, '/decisions', { method: 'POST', body: JSON.stringify({ value: '192.0.2.56' }), headers: { 'x-spoa-client': 'x' } });
+    assert.equal((other.json as { origin: string }).origin, 'api');
+    assert.equal((await request(ctx.port, '/decisions/192.0.2.55', { method: 'DELETE', headers: cli })).status, 204);
+    assert.ok(ctx.service.calls.includes('remove 192.0.2.55 (cli)'), ctx.service.calls.join());
+    assert.equal((await request(ctx.port, '/decisions/192.0.2.56', { method: 'DELETE' })).status, 204);
+  });
+
   it('POST /decisions: 400 naming the problem', async () => {
     const cases: [string, RegExp][] = [
       ['{"value": "192.0.2.1",', /body is not valid JSON/],

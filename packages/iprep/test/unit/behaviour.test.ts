@@ -177,6 +177,29 @@ describe('BehaviourTracker bans', () => {
   });
 });
 
+describe('BehaviourTracker top clients', () => {
+  it('lists the clients with the most messages in the window, most first, at most n', () => {
+    const { tracker, clock } = setup({ banThreshold: 10_000, rateThreshold: 10_000 });
+    clock.now = T0;
+    for (let i = 1; i <= 30; i++) hits(tracker, addr(`192.0.2.${i}`), i);
+    hits(tracker, addr('2001:db8:1:2::1'), 100);
+    const top = tracker.topClients(5);
+    assert.deepEqual(
+      top.map((c) => [c.client, c.count]),
+      [
+        ['2001:db8:1:2::/64', 100],
+        ['192.0.2.30', 30],
+        ['192.0.2.29', 29],
+        ['192.0.2.28', 28],
+        ['192.0.2.27', 27],
+      ],
+    );
+    // Two windows later nothing is left in the window: nobody listed.
+    clock.now = T0 + 25 * SECOND;
+    assert.deepEqual(tracker.topClients(5), []);
+  });
+});
+
 describe('BehaviourTracker clients', () => {
   it('counts IPv6 clients per /64: the same /64 together, different ones apart', () => {
     const { tracker, clock } = setup();

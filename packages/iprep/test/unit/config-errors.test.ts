@@ -39,7 +39,7 @@ describe('parseConfig: invalid files', () => {
     ],
     [
       'colour: red',
-      'conf/iprep.yaml:1:1: unknown key colour (known keys: mode, listen, agent, messages, variables, thresholds, special, allowlist, list-defaults, lists, wait-for-lists, behaviour, decisions, cache-dir, store, admin)',
+      'conf/iprep.yaml:1:1: unknown key colour (known keys: mode, listen, agent, log, messages, variables, thresholds, special, allowlist, list-defaults, lists, wait-for-lists, behaviour, decisions, cache-dir, store, admin)',
     ],
     // wrong types
     ['listen: 12345', 'conf/iprep.yaml:1:9: listen must be a map of keys, got 12345'],
@@ -86,6 +86,8 @@ describe('parseConfig: invalid files', () => {
     ['behaviour: { ipv6-prefix-length: 65 }', 'conf/iprep.yaml:1:34: behaviour.ipv6-prefix-length must be an integer from 1 to 64, got 65'],
     // enums
     ['mode: fast', 'conf/iprep.yaml:1:7: mode must be one of random, reputation; got "fast"'],
+    ['log: { level: loud }', 'conf/iprep.yaml:1:15: log.level must be one of debug, info, warn, error; got "loud"'],
+    ['log: { format: xml }', 'conf/iprep.yaml:1:16: log.format must be one of text, json; got "xml"'],
     ['mode: reputaton', 'conf/iprep.yaml:1:7: mode must be one of random, reputation; got "reputaton" (did you mean reputation?)'],
     ['variables: { scope: session }', 'conf/iprep.yaml:1:21: variables.scope must be one of proc, sess, txn, req, res; got "session"'],
     ['special: { internal-action: block }', 'conf/iprep.yaml:1:29: special.internal-action must be one of allow, log, captcha, tarpit, deny; got "block"'],

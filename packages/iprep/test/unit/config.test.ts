@@ -263,6 +263,8 @@ describe('parseConfig: valid files', () => {
       },
     ],
     ['lists: [{ name: p, path: p.txt }]', { 'lists.0.minEntries': 0, 'lists.0.penalty': 50 }],
+    ['log: { level: debug, format: json }', { log: { level: 'debug', format: 'json' } }],
+    ['log: { format: json }', { log: { level: 'info', format: 'json' } }],
     [
       'lists: [{ name: tor, url: "http://x/t", penalty: 30, refresh: 10m, format: tor-exits }]',
       { 'lists.0.penalty': 30, 'lists.0.refreshMs': 600_000, 'lists.0.format': 'tor-exits' },

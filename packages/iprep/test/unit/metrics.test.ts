@@ -5,6 +5,8 @@ import { register as globalRegistry } from 'prom-client';
 import { AgentStats } from 'spop';
 import { ReputationMetrics } from '../../src/admin/index.js';
 import type { IpAction, Verdict } from '../../src/types.js';
+import { isStatusCounts, mergeStatus } from '../../src/admin/status.js';
+import { VERSION } from '../../src/version.js';
 import { NOW } from '../admin-fixtures.js';
 
 function verdict(score: number, action: IpAction, category: string, source: string): Verdict {
@@ -29,6 +31,99 @@ function sample(text: string, series: string): number | undefined {
   }
   return undefined;
 }
+
+describe('ReputationMetrics: build, decisions and bans', () => {
+  it('iprep_build_info carries the version and node', async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    const text = await metrics.registry.metrics();
+    assert.equal(sample(text, `iprep_build_info{version="${VERSION}",node="${process.version}"}`), 1);
+  });
+
+  it("counts decision changes by origin, action and op, and bans by action; received changes are the writer's to count", async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    metrics.decisionAudited({ op: 'added', origin: 'api', action: 'deny', received: false });
+    metrics.decisionAudited({ op: 'added', origin: 'api', action: 'deny', received: false });
+    metrics.decisionAudited({ op: 'added', origin: 'cli', action: 'tarpit', received: false });
+    metrics.decisionAudited({ op: 'deleted', origin: 'cli', action: 'tarpit', received: false });
+    metrics.decisionAudited({ op: 'expired', origin: 'behaviour', action: 'deny', received: false });
+    metrics.decisionAudited({ op: 'added', origin: 'api', action: 'deny', received: true });
+    metrics.decisionAudited({ op: 'expired', origin: 'agent:x"y', action: 'log', received: false });
+    metrics.decisionAudited({ op: 'ban', origin: 'behaviour', action: 'deny', received: false });
+    const text = await metrics.registry.metrics();
+    assert.equal(sample(text, 'iprep_decisions_changes_total{origin="api",action="deny",op="added"}'), 2);
+    assert.equal(sample(text, 'iprep_decisions_changes_total{origin="cli",action="tarpit",op="added"}'), 1);
+    assert.equal(sample(text, 'iprep_decisions_changes_total{origin="cli",action="tarpit",op="deleted"}'), 1);
+    assert.equal(sample(text, 'iprep_decisions_changes_total{origin="behaviour",action="deny",op="expired"}'), 1);
+    assert.equal(sample(text, 'iprep_decisions_changes_total{origin="other",action="log",op="expired"}'), 1, 'origins outside the known few: other');
+    assert.equal(sample(text, 'iprep_bans_total{action="deny"}'), 1);
+    assert.match(text, /^# TYPE iprep_decisions_changes_total counter$/m);
+  });
+});
+
+describe('ReputationMetrics: status page version, top clients and latest bans', () => {
+  it('shows the version, the top clients from the provider and the last 20 bans, newest first', () => {
+    const clock = manualClock();
+    const metrics = new ReputationMetrics({ defaultMetrics: false, now: clock.now });
+    metrics.setTopClientsProvider(() => [
+      { client: '192.0.2.1', count: 900 },
+      { client: '192.0.2.2', count: 40 },
+    ]);
+    for (let i = 0; i < 25; i++) {
+      clock.advance(1000);
+      metrics.decisionAudited({
+        op: 'ban',
+        origin: 'behaviour',
+        action: 'deny',
+        received: false,
+        ban: { client: `198.51.100.${i}`, count: 600 + i, offences: 1, until: clock.now() + 600_000 },
+      });
+    }
+    const status = metrics.status();
+    assert.equal(status.version, VERSION);
+    assert.deepEqual(status.topClients, [
+      { client: '192.0.2.1', count: 900 },
+      { client: '192.0.2.2', count: 40 },
+    ]);
+    assert.equal(status.latestBans.length, 20);
+    assert.deepEqual(status.latestBans[0], { client: '198.51.100.24', action: 'deny', count: 624, offences: 1, at: clock.now(), until: clock.now() + 600_000 });
+    assert.equal(status.latestBans[19]?.client, '198.51.100.5');
+  });
+
+  it('merges workers: the largest count of each client, bans of all newest first, a malformed part left out', () => {
+    const a = new ReputationMetrics({ defaultMetrics: false, now: () => NOW });
+    const b = new ReputationMetrics({ defaultMetrics: false, now: () => NOW + 5 });
+    a.setTopClientsProvider(() => [{ client: '192.0.2.1', count: 10 }]);
+    b.setTopClientsProvider(() => [
+      { client: '192.0.2.1', count: 12 },
+      { client: '192.0.2.3', count: 11 },
+    ]);
+    a.decisionAudited({
+      op: 'ban',
+      origin: 'behaviour',
+      action: 'deny',
+      received: false,
+      ban: { client: '192.0.2.1', count: 700, offences: 1, until: NOW + 1 },
+    });
+    b.decisionAudited({
+      op: 'ban',
+      origin: 'behaviour',
+      action: 'tarpit',
+      received: false,
+      ban: { client: '192.0.2.3', count: 800, offences: 2, until: NOW + 2 },
+    });
+    const merged = mergeStatus([a.statusCounts(), b.statusCounts()]);
+    assert.deepEqual(merged.topClients, [
+      { client: '192.0.2.1', count: 12 },
+      { client: '192.0.2.3', count: 11 },
+    ]);
+    assert.deepEqual(
+      merged.latestBans.map((ban) => ban.client),
+      ['192.0.2.3', '192.0.2.1'],
+    );
+    assert.equal(isStatusCounts({ ...b.statusCounts(), topClients: [{ client: 7, count: 1 }] }), false);
+    assert.equal(isStatusCounts({ ...b.statusCounts(), bans: new Array(1000).fill(b.statusCounts().bans[0]) }), false, 'more bans than a part holds');
+  });
+});
 
 describe('ReputationMetrics: Prometheus text', () => {
   it('exposes messages, handler time and score histograms after observeVerdict', async () => {
@@ -92,7 +187,11 @@ describe('ReputationMetrics: Prometheus text', () => {
     assert.equal(sample(text, 'iprep_decisions'), 5);
     assert.equal(sample(text, 'iprep_store_up{kind="redis"}'), 0);
     assert.equal(sample(text, 'iprep_store_pending_writes'), 4);
-    assert.equal(sample(text, 'iprep_store_dropped_writes'), 1);
+    assert.equal(sample(text, 'iprep_store_dropped_writes_total'), 1);
+    assert.match(text, /^# TYPE iprep_store_dropped_writes_total counter$/m);
+    assert.equal(sample(text, 'iprep_list_last_update_timestamp_seconds{list="spamhaus-drop"}'), (NOW - 90_000) / 1000);
+    assert.equal(sample(text, 'iprep_list_last_update_timestamp_seconds{list="tor-exits"}'), undefined, 'never loaded: no sample');
+    assert.equal(sample(text, 'iprep_last_reload_success_timestamp_seconds'), NOW / 1000);
     assert.equal(sample(text, 'iprep_store_sync_age_seconds{kind="redis"}'), 12.5);
     assert.equal(sample(text, 'iprep_store_change_lag_seconds{kind="redis"}'), 0.007);
     assert.equal(sample(text, 'iprep_list_entries{list="spamhaus-drop"}'), 1200);

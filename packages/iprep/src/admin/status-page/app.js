@@ -208,6 +208,31 @@
       2,
     );
 
+    $('version').textContent = 'spoa ' + s.version;
+    fillTable(
+      'clients',
+      s.topClients.map(function (c) {
+        return row([cell(c.client, 'wrap'), cell(numberFormat.format(c.count), 'num')]);
+      }),
+      'No client in the window',
+      2,
+    );
+    fillTable(
+      'bans',
+      s.latestBans.map(function (b) {
+        return row([
+          cell(duration((s.time - b.at) / 1000) + ' ago'),
+          cell(b.client, 'wrap'),
+          cell(actionBadge(b.action)),
+          cell(numberFormat.format(b.count), 'num'),
+          cell(numberFormat.format(b.offences), 'num'),
+          cell(b.until > s.time ? 'in ' + duration((b.until - s.time) / 1000) : 'ended'),
+        ]);
+      }),
+      'No ban since start',
+      6,
+    );
+
     fillTable(
       'lists',
       s.lists.map(function (l) {
