@@ -13,7 +13,8 @@ import { parseRange } from './net/address.js';
 import { allowFromFilter, isLoopbackHost } from './net/peer-filter.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
-import { setWorkerFlag } from './cluster/index.js';
+import { sendMessage, setWorkerFlag } from './cluster/index.js';
+import { WorkerSupervisor, leaveCluster, reportReady } from './cluster/supervisor.js';
 import type { ClusterStoreHost } from './store/cluster.js';
 import type { OperatorCommandName } from './ctl/index.js';
 import type { IprepConfig } from './types.js';
@@ -209,7 +210,8 @@ async function runRandomAgent(config: IprepConfig, flags: CliFlags, logger: Logg
   });
   for (const name of config.messages.length > 0 ? config.messages : [CHECK_CLIENT_IP]) agent.message(name, handler);
   await listen(agent, config, logger);
-  closeOnSignals(agent, { timeout: config.agent.shutdownTimeoutMs });
+  reportReady();
+  closeOnSignals(agent, { timeout: config.agent.shutdownTimeoutMs, onClosed: () => void leaveCluster().finally(() => process.exit(0)) });
   // SIGHUP would end the process by default; random mode has nothing to reload.
   process.on('SIGHUP', () => logger.info('SIGHUP: nothing to reload in random mode'));
 }
@@ -223,13 +225,14 @@ async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): P
   const loadConfig = flags.config === undefined ? undefined : () => resolveConfig(flags);
   await runReputationAgent(agent, config, { configPath: flags.config, loadConfig, logger, debug: flags.debug });
   await listen(agent, config, logger);
+  reportReady();
 }
 
 /**
  * The primary process: starts the workers and restarts any that dies, until told to stop. In reputation
  * mode with the memory store it also holds the decisions and counters every worker shares; with the
  * admin API it relays the figures of every worker to the one answering an admin request, and a
- * `POST /reload` to every worker.
+ * `POST /reload` to every worker. SIGUSR2 restarts the workers without a gap (cluster/supervisor.ts).
  */
 async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<void> {
   let host: ClusterStoreHost | undefined;
@@ -246,30 +249,35 @@ async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<vo
     metricsHub = new ClusterMetricsHub();
     setWorkerFlag(env, CLUSTER_METRICS_ENV);
   }
-  let stopping = false;
-  const fork = (): void => {
-    const worker = cluster.fork(env);
-    host?.attach(worker);
-    metricsHub?.attach(worker);
-  };
-  cluster.on('exit', (worker, code, signal) => {
-    if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length > 0) return;
-      // Every worker is gone: write the decisions file, then leave.
-      void (host?.close() ?? Promise.resolve())
-        .catch((err: unknown) => logger.error('cannot close the shared store', { error: String(err) }))
-        .finally(() => process.exit(0));
-      return;
-    }
-    logger.warn('worker died: restarting it', { pid: worker.process.pid, code, signal });
-    setTimeout(fork, 100);
+  const supervisor = new WorkerSupervisor({
+    workers: config.listen.workers,
+    logger,
+    stopTimeoutMs: config.agent.shutdownTimeoutMs + 3000,
+    fork: () => {
+      const worker = cluster.fork(env);
+      host?.attach(worker);
+      metricsHub?.attach(worker);
+      return {
+        pid: worker.process.pid,
+        onMessage: (listener) => worker.on('message', listener),
+        onExit: (listener) => worker.on('exit', listener),
+        kill: (signal) => worker.process.kill(signal),
+        send: (message) => sendMessage(worker, message),
+      };
+    },
   });
+  let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) process.exit(1);
     stopping = true;
     logger.info('stopping workers', { signal });
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
     setTimeout(() => process.exit(1), config.agent.shutdownTimeoutMs + 3000).unref();
+    // Every worker is gone: write the decisions file, then leave.
+    void supervisor
+      .stop()
+      .then(() => host?.close())
+      .catch((err: unknown) => logger.error('cannot close the shared store', { error: String(err) }))
+      .finally(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -277,8 +285,10 @@ async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<vo
   process.on('SIGHUP', () => {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
   });
+  // SIGUSR2: a rolling restart, new workers from the code on disk (its outcome is logged).
+  process.on('SIGUSR2', () => void supervisor.restart());
   logger.info('starting workers', { workers: config.listen.workers, port: config.listen.socket ?? config.listen.port });
-  for (let i = 0; i < config.listen.workers; i++) fork();
+  supervisor.start();
 }
 
 export async function main(argv: string[]): Promise<void> {

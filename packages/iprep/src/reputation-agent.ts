@@ -7,6 +7,7 @@ import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type Agent, type Logger, closeOnSignals } from 'spop';
 import { AdminServer, ClusterMetricsLink, ReputationMetrics, hasClusterMetricsHub, workerHealth, workerReload } from './admin/index.js';
+import { leaveCluster } from './cluster/supervisor.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
@@ -129,7 +130,12 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   };
   closeOnSignals(agent, {
     timeout: config.agent.shutdownTimeoutMs,
-    onClosed: () => void close().finally(() => process.exit(0)),
+    // leaveCluster: a worker exits only once no connection is on its way to it (cluster/supervisor.ts).
+    onClosed: () =>
+      void close()
+        .catch(() => {})
+        .then(() => leaveCluster())
+        .finally(() => process.exit(0)),
   });
   return { service, metrics, admin, close };
 }

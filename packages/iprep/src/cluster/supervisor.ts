@@ -1,0 +1,230 @@
+/**
+ * The primary's workers: started, replaced when one dies, replaced all together by a rolling restart
+ * (SIGUSR2, `POST /restart`), stopped. A rolling restart forks a new generation from the code on
+ * disk, waits until each of its workers reports ready (listening, its service started), and only
+ * then stops the old generation gracefully: node:cluster's primary keeps the listening socket while
+ * any worker listens, so there is no moment without a listener, and the old workers answer what
+ * they have in flight and send AGENT-DISCONNECT 0 before they leave.
+ */
+import cluster from 'node:cluster';
+import type { Logger } from 'spop';
+import { isTagged, parentChannel, sendMessage } from './channel.js';
+
+export const SUPERVISOR_TAG = 'iprep-supervisor';
+
+/** Time a new worker gets to listen and start its service before a rolling restart gives up. */
+export const DEFAULT_READY_TIMEOUT_MS = 30_000;
+/** Delay before a dead worker is replaced: a worker that dies at once does not spin the primary. */
+export const DEFAULT_RESPAWN_DELAY_MS = 100;
+
+/** In a node:cluster worker: tells the primary this worker listens and serves (a no-op elsewhere). */
+export function reportReady(): void {
+  if (!cluster.isWorker || process.send === undefined) return;
+  sendMessage(parentChannel(), { tag: SUPERVISOR_TAG, type: 'ready' });
+}
+
+/** Time a leaving worker waits for the primary to confirm that no connection is on its way to it. */
+export const LEAVE_TIMEOUT_MS = 1000;
+
+/**
+ * In a node:cluster worker whose server closed, before it exits: a round trip to the primary. The
+ * primary may have sent a connection to this worker just before it learned that the server closed;
+ * the worker hands such a connection back, but only if it is still there to read it: a worker that
+ * exits first strands it in the primary, where it hangs unanswered. Messages on the channel keep
+ * their order, so once the primary's answer arrives, no connection is still on its way.
+ */
+export function leaveCluster(timeoutMs = LEAVE_TIMEOUT_MS): Promise<void> {
+  if (!cluster.isWorker || process.send === undefined) return Promise.resolve();
+  const channel = parentChannel<{ tag: string; type: string }>();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      channel.off('message', onMessage);
+      resolve();
+    };
+    const onMessage = (message: unknown): void => {
+      if (isTagged(message, SUPERVISOR_TAG) && message.type === 'leave-ok') done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    channel.on('message', onMessage);
+    sendMessage(channel, { tag: SUPERVISOR_TAG, type: 'leaving' }, done);
+  });
+}
+
+/** A worker as the supervisor sees it: a cluster Worker in the primary, a fake in the tests. */
+export interface SupervisedWorker {
+  readonly pid: number | undefined;
+  onMessage(listener: (message: unknown) => void): void;
+  onExit(listener: (code: number | null, signal: string | null) => void): void;
+  kill(signal: NodeJS.Signals): void;
+  /** Sends a message; a failure is dropped (the worker is gone). */
+  send(message: { readonly tag: string; readonly type: string }): void;
+}
+
+export interface WorkerSupervisorOptions {
+  /** Workers serving at once. */
+  workers: number;
+  /** Forks one worker from the code on disk. */
+  fork(): SupervisedWorker;
+  logger: Logger;
+  /** A new worker not ready within this time fails the rolling restart (default 30 s). */
+  readyTimeoutMs?: number;
+  /** A worker told to stop (SIGTERM) still alive after this time is killed (SIGKILL). */
+  stopTimeoutMs: number;
+  respawnDelayMs?: number;
+}
+
+export type RestartResult =
+  | { readonly ok: true; readonly workers: readonly number[]; readonly retired: readonly number[] }
+  | { readonly ok: false; readonly error: string };
+
+type Role = 'serving' | 'incoming' | 'retiring';
+
+interface Roll {
+  readonly incoming: Set<SupervisedWorker>;
+  finish(error: string | undefined): void;
+}
+
+export class WorkerSupervisor {
+  readonly #options: WorkerSupervisorOptions;
+  readonly #readyTimeoutMs: number;
+  readonly #respawnDelayMs: number;
+  readonly #roles = new Map<SupervisedWorker, Role>();
+  readonly #ready = new Set<SupervisedWorker>();
+  #roll: Roll | undefined;
+  #running: Promise<RestartResult> | undefined;
+  #next: Promise<RestartResult> | undefined;
+  #stopping = false;
+  #allExited: (() => void) | undefined;
+
+  constructor(options: WorkerSupervisorOptions) {
+    this.#options = options;
+    this.#readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+    this.#respawnDelayMs = options.respawnDelayMs ?? DEFAULT_RESPAWN_DELAY_MS;
+  }
+
+  start(): void {
+    for (let i = 0; i < this.#options.workers; i++) this.#spawn('serving');
+  }
+
+  /** The pids of the workers serving now (not those starting or leaving). */
+  serving(): number[] {
+    return [...this.#roles].filter(([, role]) => role === 'serving').flatMap(([w]) => (w.pid === undefined ? [] : [w.pid]));
+  }
+
+  /**
+   * A rolling restart. Asked while one runs, it runs once more after it (the code on disk may have
+   * changed since the first forked), and every ask made meanwhile shares that one.
+   */
+  restart(): Promise<RestartResult> {
+    if (this.#stopping) return Promise.resolve({ ok: false, error: 'the agent is stopping' });
+    if (this.#running === undefined) {
+      const running = this.#rollOnce().finally(() => {
+        if (this.#running === running) this.#running = undefined;
+      });
+      this.#running = running;
+      return running;
+    }
+    this.#next ??= this.#running.then(() => {
+      this.#next = undefined;
+      return this.restart();
+    });
+    return this.#next;
+  }
+
+  /** Stops every worker (SIGTERM, SIGKILL after stopTimeoutMs); resolves once all have exited. */
+  stop(): Promise<void> {
+    this.#stopping = true;
+    this.#roll?.finish('the agent is stopping');
+    const exited = new Promise<void>((resolve) => {
+      this.#allExited = resolve;
+    });
+    for (const worker of [...this.#roles.keys()]) this.#retire(worker);
+    if (this.#roles.size === 0) this.#allExited?.();
+    return exited;
+  }
+
+  #spawn(role: Role): SupervisedWorker {
+    const worker = this.#options.fork();
+    this.#roles.set(worker, role);
+    worker.onMessage((message) => {
+      if (!isTagged(message, SUPERVISOR_TAG)) return;
+      if (message.type === 'leaving') worker.send({ tag: SUPERVISOR_TAG, type: 'leave-ok' });
+      if (message.type !== 'ready') return;
+      this.#ready.add(worker);
+      if (this.#roll?.incoming.has(worker) && [...this.#roll.incoming].every((w) => this.#ready.has(w))) this.#roll.finish(undefined);
+    });
+    worker.onExit((code, signal) => this.#exited(worker, code, signal));
+    return worker;
+  }
+
+  #exited(worker: SupervisedWorker, code: number | null, signal: string | null): void {
+    const role = this.#roles.get(worker);
+    this.#roles.delete(worker);
+    this.#ready.delete(worker);
+    if (this.#stopping) {
+      if (this.#roles.size === 0) this.#allExited?.();
+      return;
+    }
+    if (role === 'incoming') {
+      this.#roll?.finish(`new worker ${worker.pid} exited before it was ready (code ${code}, signal ${signal})`);
+    } else if (role === 'serving') {
+      this.#options.logger.warn('worker died: restarting it', { pid: worker.pid, code, signal });
+      // Counted when the timer fires: a rolling restart may have replaced the generation meanwhile.
+      setTimeout(() => {
+        if (!this.#stopping && this.#count('serving') < this.#options.workers) this.#spawn('serving');
+      }, this.#respawnDelayMs);
+    }
+  }
+
+  #count(role: Role): number {
+    let n = 0;
+    for (const r of this.#roles.values()) if (r === role) n++;
+    return n;
+  }
+
+  #retire(worker: SupervisedWorker): void {
+    this.#roles.set(worker, 'retiring');
+    worker.kill('SIGTERM');
+    setTimeout(() => {
+      if (this.#roles.has(worker)) {
+        this.#options.logger.warn('worker still running after the shutdown timeout: killing it', { pid: worker.pid });
+        worker.kill('SIGKILL');
+      }
+    }, this.#options.stopTimeoutMs).unref();
+  }
+
+  #rollOnce(): Promise<RestartResult> {
+    const { logger, workers } = this.#options;
+    const old = [...this.#roles].filter(([, role]) => role === 'serving').map(([w]) => w);
+    logger.info('rolling restart: starting new workers', { workers, old: old.map((w) => w.pid).join(',') });
+    return new Promise((resolve) => {
+      const incoming = new Set<SupervisedWorker>();
+      const timer = setTimeout(() => roll.finish(`new workers not ready within ${this.#readyTimeoutMs} ms`), this.#readyTimeoutMs);
+      const roll: Roll = {
+        incoming,
+        finish: (error) => {
+          if (this.#roll !== roll) return;
+          this.#roll = undefined;
+          clearTimeout(timer);
+          if (error !== undefined) {
+            // The old generation keeps serving; the new one, ready or not, leaves.
+            for (const worker of incoming) if (this.#roles.has(worker)) this.#retire(worker);
+            logger.error('rolling restart failed: the old workers keep serving', { error });
+            resolve({ ok: false, error });
+            return;
+          }
+          // Every serving worker now (the old ones, and any replacement forked meanwhile) leaves.
+          const leaving = [...this.#roles].filter(([, role]) => role === 'serving').map(([w]) => w);
+          for (const worker of incoming) this.#roles.set(worker, 'serving');
+          for (const worker of leaving) this.#retire(worker);
+          const result = { ok: true as const, workers: [...incoming].flatMap((w) => w.pid ?? []), retired: leaving.flatMap((w) => w.pid ?? []) };
+          logger.info('rolling restart: new workers ready, old ones stopping', { workers: result.workers.join(','), retired: result.retired.join(',') });
+          resolve(result);
+        },
+      };
+      this.#roll = roll;
+      for (let i = 0; i < workers; i++) incoming.add(this.#spawn('incoming'));
+    });
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The real `spoa -n 2` and SIGUSR2: a rolling restart. New workers start and listen before the old
+ * ones leave; the port never refuses a connection meanwhile; a connection held by an old worker gets
+ * AGENT-DISCONNECT 0; the old workers exit and the new ones serve.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FakeHaproxy, freePort } from 'spop/testkit';
+import { killAtEnd, running } from 'test-support/processes';
+import { waitFor } from 'test-support/wait';
+import { spawnSpoaWorkers } from './spoa-workers.js';
+
+/** Connects and says hello again and again until stopped: counts the attempts and the failures. */
+function connectLoop(port: number): { stop(): Promise<{ attempts: number; failures: string[] }> } {
+  let running = true;
+  const failures: string[] = [];
+  let attempts = 0;
+  const loop = (async () => {
+    while (running) {
+      attempts++;
+      try {
+        const client = await FakeHaproxy.connect({ port });
+        await client.hello();
+        client.close();
+      } catch (err) {
+        failures.push(String(err));
+      }
+      await sleep(5);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return { attempts, failures };
+    },
+  };
+}
+
+describe('spoa -n 2: SIGUSR2 restarts the workers without a gap', () => {
+  it('starts new workers, then stops the old ones gracefully; the port answers throughout', async (t) => {
+    const port = await freePort();
+    const { child, pids: oldPids, log } = await spawnSpoaWorkers(['-p', String(port), '-n', '2', '--host', '127.0.0.1']);
+    const held = await FakeHaproxy.connect({ port });
+    t.after(() => held.close());
+    await held.hello();
+    const probes = connectLoop(port);
+    t.after(() => probes.stop());
+    await sleep(100);
+
+    child.kill('SIGUSR2');
+    await waitFor(
+      () => `no rolling restart: ${log()}`,
+      () => /rolling restart: new workers ready/.test(log()),
+      20_000,
+    );
+    const listening = [...log().matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+    const newPids = listening.filter((pid) => !oldPids.includes(pid));
+    for (const pid of newPids) killAtEnd(pid);
+    assert.equal(newPids.length, 2, log());
+    await waitFor('the old workers exit', () => oldPids.every((pid) => !running(pid)), 10_000);
+    await sleep(100);
+    const { attempts, failures } = await probes.stop();
+
+    assert.ok(attempts > 10, `the port was probed (${attempts})`);
+    assert.deepEqual(failures, [], 'every connection during the restart was accepted and answered');
+    const bye = await held.waitFor((f) => f.type === 'agent-disconnect', 2000);
+    assert.ok(
+      bye.type === 'agent-disconnect' && bye.kv.some(([k, v]) => k === 'status-code' && 'value' in v && Number(v.value) === 0),
+      'the old worker said goodbye, status 0',
+    );
+    held.close();
+    assert.equal(child.exitCode, null, 'the primary still runs');
+    assert.ok(newPids.every(running), 'the new workers run');
+    child.kill('SIGTERM');
+    await waitFor('the primary exits', () => child.exitCode !== null, 10_000);
+    assert.equal(child.exitCode, 0);
+  });
+});
