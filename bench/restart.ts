@@ -3,7 +3,7 @@
  * without the agent's score (SPOE `timeout processing 100ms`, 8 client loops, one SPOE message per
  * request: test-support's scoredLoad).
  *
- *   node --import tsx bench/restart.ts [--versions 2.6,3.2] [--how stop-start,sigusr2,sigkill] [--rounds 1]
+ *   node --import tsx bench/restart.ts [--versions 2.6,3.2] [--how stop-start,sigusr2,sigkill] [--rounds 1] [--spoa <bin/spoa.js>]
  *
  *   stop-start  SIGTERM to the primary, a new `spoa` started 500 ms later (what a service restart did)
  *   sigusr2     a rolling restart (SIGUSR2 to the primary), until the old workers exited
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     versions: { type: 'string', default: '2.6,3.2' },
     how: { type: 'string', default: 'stop-start,sigusr2,sigkill' },
     rounds: { type: 'string', default: '1' },
+    spoa: { type: 'string', default: spoaBin },
   },
 });
 
@@ -43,7 +44,7 @@ function workerPids(agent: ManagedProcess): number[] {
 }
 
 async function startAgent(port: number): Promise<ManagedProcess> {
-  const agent = startProcess(process.execPath, [spoaBin, '-p', String(port), '-n', '2', '--host', '127.0.0.1'], { name: 'spoa -n 2', processGroup: true });
+  const agent = startProcess(process.execPath, [values.spoa, '-p', String(port), '-n', '2', '--host', '127.0.0.1'], { name: 'spoa -n 2', processGroup: true });
   await waitFor('2 workers listen', () => workerPids(agent).length === 2, 20_000);
   for (const pid of workerPids(agent)) killAtEnd(pid);
   return agent;
