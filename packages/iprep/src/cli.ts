@@ -28,6 +28,7 @@ Without a configuration file the score is random, as in HAProxy's reference agen
   -d, --debug                debug mode: log every frame decoded and every score
   -p, --port <port>          TCP port to listen on (default 12345)
   -n, --num-workers <n>      worker processes sharing the port (default 5); dead workers are restarted
+      --supervise            with -n 1 too, run the agent in a supervised worker (SIGUSR2 restarts without a gap)
   -c, --config <file>        YAML configuration (reputation mode: lists, allowlist, behaviour, admin API)
       --mode <mode>          random or reputation (default: reputation with --config, else random)
       --host <address>       address to listen on (default 127.0.0.1; elsewhere, give --allow-from)
@@ -141,6 +142,7 @@ export function parseCli(argv: string[]): CliFlags | 'help' {
       debug: { type: 'boolean', short: 'd' },
       port: { type: 'string', short: 'p' },
       'num-workers': { type: 'string', short: 'n' },
+      supervise: { type: 'boolean' },
       config: { type: 'string', short: 'c' },
       mode: { type: 'string' },
       host: { type: 'string' },
@@ -167,6 +169,7 @@ export function parseCli(argv: string[]): CliFlags | 'help' {
     host: values.host,
     socket: values.socket,
     workers: integer('num-workers', values['num-workers'], 1, 256),
+    supervise: values.supervise,
     maxFrameSize: integer('max-frame-size', values['max-frame-size'], 256, MAX_MAX_FRAME_SIZE),
     allowFrom: addressList('allow-from', values['allow-from']),
     maxConnections: integer('max-connections', values['max-connections'], 1, MAX_CONNECTIONS),
@@ -315,7 +318,8 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const logger = consoleLogger(flags.debug ? 'debug' : 'info');
-  // A single worker runs in this process; more are node:cluster workers sharing the listening socket.
-  if (config.listen.workers === 1 || !cluster.isPrimary) return runAgent(config, flags, logger);
+  // A single worker runs in this process unless supervised; more are node:cluster workers sharing the
+  // listening socket, which the primary holds (a rolling restart, SIGUSR2, never leaves the port closed).
+  if ((config.listen.workers === 1 && !config.listen.supervise) || !cluster.isPrimary) return runAgent(config, flags, logger);
   await superviseWorkers(config, logger);
 }

@@ -78,3 +78,30 @@ describe('spoa -n 2: SIGUSR2 restarts the workers without a gap', () => {
     assert.equal(child.exitCode, 0);
   });
 });
+
+describe('spoa -n 1 --supervise: one supervised worker, restarted without a gap', () => {
+  it('runs the agent in a worker of its own, and SIGUSR2 replaces it', async (t) => {
+    const port = await freePort();
+    const { child, pids: oldPids, log } = await spawnSpoaWorkers(['-p', String(port), '-n', '1', '--supervise', '--host', '127.0.0.1'], 1);
+    assert.notEqual(oldPids[0], child.pid, 'the agent runs in a worker, not in the primary');
+    const probes = connectLoop(port);
+    t.after(() => probes.stop());
+    await sleep(100);
+    child.kill('SIGUSR2');
+    await waitFor(
+      () => `no rolling restart: ${log()}`,
+      () => /rolling restart: new workers ready/.test(log()),
+      20_000,
+    );
+    const newPids = [...log().matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1])).filter((pid) => !oldPids.includes(pid));
+    for (const pid of newPids) killAtEnd(pid);
+    assert.equal(newPids.length, 1, log());
+    await waitFor('the old worker exits', () => !running(oldPids[0]!), 10_000);
+    const { attempts, failures } = await probes.stop();
+    assert.ok(attempts > 10, `the port was probed (${attempts})`);
+    assert.deepEqual(failures, []);
+    child.kill('SIGTERM');
+    await waitFor('the primary exits', () => child.exitCode !== null, 10_000);
+    assert.equal(child.exitCode, 0);
+  });
+});
