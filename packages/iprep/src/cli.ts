@@ -14,7 +14,7 @@ import { allowFromFilter, isLoopbackHost } from './net/peer-filter.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
 import { sendMessage, setWorkerFlag } from './cluster/index.js';
-import { WorkerSupervisor, leaveCluster, reportReady } from './cluster/supervisor.js';
+import { SUPERVISOR_ENV, WorkerSupervisor, leaveCluster, reportReady } from './cluster/supervisor.js';
 import type { ClusterStoreHost } from './store/cluster.js';
 import type { OperatorCommandName } from './ctl/index.js';
 import type { IprepConfig } from './types.js';
@@ -48,6 +48,7 @@ Commands (spoa help <command>, or spoa <command> -h, for each one's options):
   spoa explain <address>                  the verdict for an address, and why
   spoa lists                              the loaded lists
   spoa reload                             reload the configuration and lists in every worker
+  spoa restart                            restart the workers without closing the port (as SIGUSR2)
   spoa status                             a summary: throughput, verdicts, lists, store, workers
 All but check talk to a running agent's admin API: --admin <host:port>, --token-file <file> (or
 SPOA_ADMIN, SPOA_TOKEN, or -c <config>). Exit codes: 0 ok, 1 the agent said no (check: problems
@@ -77,6 +78,7 @@ const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
   explain: operatorCommand('explain'),
   lists: operatorCommand('lists'),
   reload: operatorCommand('reload'),
+  restart: operatorCommand('restart'),
   status: operatorCommand('status'),
 };
 
@@ -241,6 +243,7 @@ async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<vo
   let host: ClusterStoreHost | undefined;
   let metricsHub: ClusterMetricsHub | undefined;
   const env: Record<string, string> = {};
+  setWorkerFlag(env, SUPERVISOR_ENV);
   if (config.mode === 'reputation' && config.store.type === 'memory') {
     const { CLUSTER_STORE_ENV, ClusterStoreHost } = await import('./store/cluster.js');
     host = new ClusterStoreHost({ decisionsFile: config.decisions.file, logger });

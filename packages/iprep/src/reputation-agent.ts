@@ -7,7 +7,8 @@ import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type Agent, type Logger, closeOnSignals } from 'spop';
 import { AdminServer, ClusterMetricsLink, ReputationMetrics, hasClusterMetricsHub, workerHealth, workerReload } from './admin/index.js';
-import { leaveCluster } from './cluster/supervisor.js';
+import { hasWorkerFlag } from './cluster/flags.js';
+import { SUPERVISOR_ENV, leaveCluster, requestRestart } from './cluster/supervisor.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
@@ -96,6 +97,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
       allowedHosts: config.admin.allowedHosts,
       logger,
       ...(link === undefined ? {} : { peers: link }),
+      ...(hasWorkerFlag(SUPERVISOR_ENV) ? { restart: requestRestart } : {}),
     });
     const address = await admin.listen({ host: config.admin.host, port: config.admin.port });
     logger.info('admin API listening', { address: `${address.address}:${address.port}` });

@@ -8,14 +8,22 @@
  */
 import cluster from 'node:cluster';
 import type { Logger } from 'spop';
-import { isTagged, parentChannel, sendMessage } from './channel.js';
+import { type TaggedMessage, isRequestId, isTagged, parentChannel, sendMessage } from './channel.js';
+import { RequestClient } from './request-client.js';
 
 export const SUPERVISOR_TAG = 'iprep-supervisor';
+/** Set in the workers' environment when the primary supervises them: a worker may ask it for a restart. */
+export const SUPERVISOR_ENV = 'IPREP_SUPERVISOR';
 
 /** Time a new worker gets to listen and start its service before a rolling restart gives up. */
 export const DEFAULT_READY_TIMEOUT_MS = 30_000;
 /** Delay before a dead worker is replaced: a worker that dies at once does not spin the primary. */
 export const DEFAULT_RESPAWN_DELAY_MS = 100;
+/**
+ * Time between a restart's answer and the old workers' SIGTERM: a worker that asked for the restart
+ * (POST /restart) answers its client first, before closing its admin port.
+ */
+export const DEFAULT_RETIRE_DELAY_MS = 50;
 
 /** In a node:cluster worker: tells the primary this worker listens and serves (a no-op elsewhere). */
 export function reportReady(): void {
@@ -58,7 +66,7 @@ export interface SupervisedWorker {
   onExit(listener: (code: number | null, signal: string | null) => void): void;
   kill(signal: NodeJS.Signals): void;
   /** Sends a message; a failure is dropped (the worker is gone). */
-  send(message: { readonly tag: string; readonly type: string }): void;
+  send(message: TaggedMessage): void;
 }
 
 export interface WorkerSupervisorOptions {
@@ -72,6 +80,7 @@ export interface WorkerSupervisorOptions {
   /** A worker told to stop (SIGTERM) still alive after this time is killed (SIGKILL). */
   stopTimeoutMs: number;
   respawnDelayMs?: number;
+  retireDelayMs?: number;
 }
 
 export type RestartResult =
@@ -89,8 +98,10 @@ export class WorkerSupervisor {
   readonly #options: WorkerSupervisorOptions;
   readonly #readyTimeoutMs: number;
   readonly #respawnDelayMs: number;
+  readonly #retireDelayMs: number;
   readonly #roles = new Map<SupervisedWorker, Role>();
   readonly #ready = new Set<SupervisedWorker>();
+  readonly #signalled = new WeakSet<SupervisedWorker>();
   #roll: Roll | undefined;
   #running: Promise<RestartResult> | undefined;
   #next: Promise<RestartResult> | undefined;
@@ -101,6 +112,7 @@ export class WorkerSupervisor {
     this.#options = options;
     this.#readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
     this.#respawnDelayMs = options.respawnDelayMs ?? DEFAULT_RESPAWN_DELAY_MS;
+    this.#retireDelayMs = options.retireDelayMs ?? DEFAULT_RETIRE_DELAY_MS;
   }
 
   start(): void {
@@ -150,6 +162,11 @@ export class WorkerSupervisor {
     worker.onMessage((message) => {
       if (!isTagged(message, SUPERVISOR_TAG)) return;
       if (message.type === 'leaving') worker.send({ tag: SUPERVISOR_TAG, type: 'leave-ok' });
+      if (message.type === 'restart' && isRequestId(message.id)) {
+        const id = message.id;
+        // The answer goes out as the new workers are ready, while the asking worker still runs.
+        void this.restart().then((result) => worker.send({ tag: SUPERVISOR_TAG, type: 'restarted', id, result }));
+      }
       if (message.type !== 'ready') return;
       this.#ready.add(worker);
       if (this.#roll?.incoming.has(worker) && [...this.#roll.incoming].every((w) => this.#ready.has(w))) this.#roll.finish(undefined);
@@ -185,6 +202,9 @@ export class WorkerSupervisor {
 
   #retire(worker: SupervisedWorker): void {
     this.#roles.set(worker, 'retiring');
+    // Once: a second SIGTERM makes a worker leave at once, without answering what it has in flight.
+    if (this.#signalled.has(worker)) return;
+    this.#signalled.add(worker);
     worker.kill('SIGTERM');
     setTimeout(() => {
       if (this.#roles.has(worker)) {
@@ -217,7 +237,11 @@ export class WorkerSupervisor {
           // Every serving worker now (the old ones, and any replacement forked meanwhile) leaves.
           const leaving = [...this.#roles].filter(([, role]) => role === 'serving').map(([w]) => w);
           for (const worker of incoming) this.#roles.set(worker, 'serving');
-          for (const worker of leaving) this.#retire(worker);
+          // Leaving, but not asked to yet: a crash now is not replaced, and stop() still stops it.
+          for (const worker of leaving) this.#roles.set(worker, 'retiring');
+          setTimeout(() => {
+            for (const worker of leaving) if (this.#roles.get(worker) === 'retiring' && !this.#stopping) this.#retire(worker);
+          }, this.#retireDelayMs);
           const result = { ok: true as const, workers: [...incoming].flatMap((w) => w.pid ?? []), retired: leaving.flatMap((w) => w.pid ?? []) };
           logger.info('rolling restart: new workers ready, old ones stopping', { workers: result.workers.join(','), retired: result.retired.join(',') });
           resolve(result);
@@ -227,4 +251,36 @@ export class WorkerSupervisor {
       for (let i = 0; i < workers; i++) incoming.add(this.#spawn('incoming'));
     });
   }
+}
+
+/** A worker's wait for a restart it asked for: the new workers' ready time, and a margin. */
+const RESTART_REQUEST_TIMEOUT_MS = DEFAULT_READY_TIMEOUT_MS + 5000;
+
+function restartResultFrom(value: unknown): RestartResult {
+  const v = value as { ok?: unknown; error?: unknown; workers?: unknown; retired?: unknown } | null;
+  const pids = (list: unknown): number[] | undefined =>
+    Array.isArray(list) && list.length <= 256 && list.every((pid) => Number.isSafeInteger(pid)) ? (list as number[]) : undefined;
+  if (typeof v === 'object' && v !== null) {
+    if (v.ok === false && typeof v.error === 'string') return { ok: false, error: v.error.slice(0, 1000) };
+    const workers = pids(v.workers);
+    const retired = pids(v.retired);
+    if (v.ok === true && workers !== undefined && retired !== undefined) return { ok: true, workers, retired };
+  }
+  throw new Error('the primary answered a restart with something else than a result');
+}
+
+type RestartedMessage = TaggedMessage<typeof SUPERVISOR_TAG> & { readonly type: 'restarted' };
+let restartClient: RequestClient<{ readonly type: 'restart' }, RestartedMessage, typeof SUPERVISOR_TAG> | undefined;
+
+/** In a worker of a supervising primary (SUPERVISOR_ENV): asks the primary for a rolling restart, and its outcome. */
+export function requestRestart(): Promise<RestartResult> {
+  restartClient ??= new RequestClient<{ readonly type: 'restart' }, RestartedMessage, typeof SUPERVISOR_TAG>({
+    channel: parentChannel(),
+    tag: SUPERVISOR_TAG,
+    replyTypes: ['restarted'],
+    timeoutMs: RESTART_REQUEST_TIMEOUT_MS,
+    maxPending: 10,
+    subject: 'restart',
+  });
+  return restartClient.request({ type: 'restart' }, (reply) => restartResultFrom(reply['result']));
 }

@@ -52,6 +52,7 @@ function setup(workers: number, options: { readyTimeoutMs?: number; stopTimeoutM
     readyTimeoutMs: options.readyTimeoutMs ?? 1000,
     stopTimeoutMs: options.stopTimeoutMs ?? 1000,
     respawnDelayMs: 10,
+    retireDelayMs: 0,
   });
   supervisor.start();
   for (const worker of forked) worker.ready();
@@ -70,6 +71,8 @@ describe('WorkerSupervisor', () => {
     assert.deepEqual(old1.signals, [], 'no old worker stopped while a new one is not ready');
     new2.ready();
     const result = await done;
+    assert.deepEqual(old1.signals, [], 'the answer goes out before the old workers are told to stop');
+    await sleep(5);
     assert.deepEqual(result, { ok: true, workers: [1002, 1003], retired: [1000, 1001] });
     assert.deepEqual(old1.signals, ['SIGTERM']);
     assert.deepEqual(old2.signals, ['SIGTERM']);
@@ -156,6 +159,18 @@ describe('WorkerSupervisor', () => {
     const { forked } = setup(1);
     forked[0]!.events.emit('message', { tag: SUPERVISOR_TAG, type: 'leaving' });
     assert.deepEqual(forked[0]!.sent, [{ tag: SUPERVISOR_TAG, type: 'leave-ok' }]);
+  });
+
+  it('tells a retiring worker to stop once, even when stopped meanwhile', async () => {
+    const { supervisor, forked } = setup(1);
+    const done = supervisor.restart();
+    await sleep(5);
+    forked[1]!.ready();
+    await done;
+    await sleep(5);
+    void supervisor.stop();
+    assert.deepEqual(forked[0]!.signals, ['SIGTERM'], 'a second SIGTERM would cut what it has in flight');
+    assert.deepEqual(forked[1]!.signals, ['SIGTERM']);
   });
 
   it('stops every worker and resolves once all exited; no restart then', async () => {
