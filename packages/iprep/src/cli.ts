@@ -10,10 +10,11 @@ import { type CliFlags, resolveConfig } from './config/flags.js';
 import { ConfigError } from './config/index.js';
 import { MAX_CONNECTIONS } from './config/sections.js';
 import { parseRange } from './net/address.js';
+import { LISTEN_FDS_START, SYSTEMD_SOCKET_ENV, takeListenFd } from './net/systemd.js';
 import { allowFromFilter, isLoopbackHost } from './net/peer-filter.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
-import { sendMessage, setWorkerFlag } from './cluster/index.js';
+import { hasWorkerFlag, sendMessage, setWorkerFlag } from './cluster/index.js';
 import { SUPERVISOR_ENV, WorkerSupervisor, leaveCluster, reportReady } from './cluster/supervisor.js';
 import type { ClusterStoreHost } from './store/cluster.js';
 import type { OperatorCommandName } from './ctl/index.js';
@@ -195,11 +196,16 @@ function newAgent(config: IprepConfig, logger: Logger, debug: boolean): Agent {
   });
 }
 
-async function listen(agent: Agent, config: IprepConfig, logger: Logger): Promise<void> {
+/** The socket systemd passed to the primary (socket activation), which a worker's listen reaches through it. */
+function inheritedSocket(primaryFd: number | undefined): number | undefined {
+  return cluster.isPrimary ? primaryFd : hasWorkerFlag(SYSTEMD_SOCKET_ENV) ? LISTEN_FDS_START : undefined;
+}
+
+async function listen(agent: Agent, config: IprepConfig, logger: Logger, fd: number | undefined): Promise<void> {
   const { socket, port, host } = config.listen;
-  const address = await agent.listen(socket !== undefined ? { path: socket } : { port, host });
+  const address = await agent.listen(fd !== undefined ? { fd } : socket !== undefined ? { path: socket } : { port, host });
   const where = typeof address === 'string' ? address : `${address.address}:${address.port}`;
-  logger.info('agent listening', { address: where, pid: process.pid, mode: config.mode });
+  logger.info('agent listening', { address: where, pid: process.pid, mode: config.mode, ...(fd === undefined ? {} : { socket: 'systemd' }) });
   if (typeof address !== 'string' && !isLoopbackHost(address.address) && config.listen.allowFrom.length === 0) {
     logger.warn('SPOP port reachable from other machines without listen.allow-from: whoever reaches it gets verdicts and feeds the behaviour counters', {
       address: where,
@@ -207,29 +213,29 @@ async function listen(agent: Agent, config: IprepConfig, logger: Logger): Promis
   }
 }
 
-async function runRandomAgent(config: IprepConfig, flags: CliFlags, logger: Logger): Promise<void> {
+async function runRandomAgent(config: IprepConfig, flags: CliFlags, logger: Logger, fd: number | undefined): Promise<void> {
   const agent = newAgent(config, logger, flags.debug);
   const handler = randomScoreHandler({
     variable: config.variables.score,
     onScore: flags.debug ? (ip, score) => logger.debug('scored', { ip, score }) : undefined,
   });
   for (const name of config.messages.length > 0 ? config.messages : [CHECK_CLIENT_IP]) agent.message(name, handler);
-  await listen(agent, config, logger);
+  await listen(agent, config, logger, fd);
   reportReady();
   closeOnSignals(agent, { timeout: config.agent.shutdownTimeoutMs, onClosed: () => void leaveCluster().finally(() => process.exit(0)) });
   // SIGHUP would end the process by default; random mode has nothing to reload.
   process.on('SIGHUP', () => logger.info('SIGHUP: nothing to reload in random mode'));
 }
 
-async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): Promise<void> {
-  if (config.mode === 'random') return runRandomAgent(config, flags, logger);
+async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger, fd: number | undefined): Promise<void> {
+  if (config.mode === 'random') return runRandomAgent(config, flags, logger, fd);
   // Loaded only in reputation mode: the random agent stays as light as the seed.
   const { runReputationAgent } = await import('./reputation-agent.js');
   const agent = newAgent(config, logger, flags.debug);
   // A reload reads the file again with the flags on top, checked as at the start.
   const loadConfig = flags.config === undefined ? undefined : () => resolveConfig(flags);
   await runReputationAgent(agent, config, { configPath: flags.config, loadConfig, logger, debug: flags.debug });
-  await listen(agent, config, logger);
+  await listen(agent, config, logger, fd);
   reportReady();
 }
 
@@ -239,11 +245,13 @@ async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): P
  * admin API it relays the figures of every worker to the one answering an admin request, and a
  * `POST /reload` to every worker. SIGUSR2 restarts the workers without a gap (cluster/supervisor.ts).
  */
-async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<void> {
+async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number | undefined): Promise<void> {
   let host: ClusterStoreHost | undefined;
   let metricsHub: ClusterMetricsHub | undefined;
   const env: Record<string, string> = {};
   setWorkerFlag(env, SUPERVISOR_ENV);
+  // The workers listen on it through the primary, which keeps it open across rolling restarts.
+  if (fd !== undefined) setWorkerFlag(env, SYSTEMD_SOCKET_ENV);
   if (config.mode === 'reputation' && config.store.type === 'memory') {
     const { CLUSTER_STORE_ENV, ClusterStoreHost } = await import('./store/cluster.js');
     host = new ClusterStoreHost({ decisionsFile: config.decisions.file, logger });
@@ -305,7 +313,9 @@ export async function main(argv: string[]): Promise<void> {
   }
   let flags: CliFlags | 'help';
   let config: IprepConfig;
+  let systemdFd: number | undefined;
   try {
+    if (cluster.isPrimary) systemdFd = takeListenFd();
     flags = parseCli(argv);
     if (flags === 'help') {
       process.stdout.write(USAGE);
@@ -323,6 +333,7 @@ export async function main(argv: string[]): Promise<void> {
   const logger = consoleLogger(flags.debug ? 'debug' : 'info');
   // A single worker runs in this process unless supervised; more are node:cluster workers sharing the
   // listening socket, which the primary holds (a rolling restart, SIGUSR2, never leaves the port closed).
-  if ((config.listen.workers === 1 && !config.listen.supervise) || !cluster.isPrimary) return runAgent(config, flags, logger);
-  await superviseWorkers(config, logger);
+  const fd = inheritedSocket(systemdFd);
+  if ((config.listen.workers === 1 && !config.listen.supervise) || !cluster.isPrimary) return runAgent(config, flags, logger, fd);
+  await superviseWorkers(config, logger, fd);
 }
