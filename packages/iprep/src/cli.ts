@@ -267,6 +267,11 @@ async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number 
     workers: config.listen.workers,
     logger,
     stopTimeoutMs: config.agent.shutdownTimeoutMs + 3000,
+    // A crash loop ends the primary (exit 1): a service manager starts it afresh (systemd: with its socket).
+    onCrashLoop: () => {
+      process.exitCode = 1;
+      stop('SIGTERM');
+    },
     fork: () => {
       const worker = cluster.fork(env);
       host?.attach(worker);
@@ -291,7 +296,7 @@ async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number 
       .stop()
       .then(() => host?.close())
       .catch((err: unknown) => logger.error('cannot close the shared store', { error: String(err) }))
-      .finally(() => process.exit(0));
+      .finally(() => process.exit(process.exitCode ?? 0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -24,6 +24,7 @@ export const DEFAULT_RESPAWN_DELAY_MS = 100;
  * (POST /restart) answers its client first, before closing its admin port.
  */
 export const DEFAULT_RETIRE_DELAY_MS = 50;
+export const DEFAULT_MAX_FAILED_STARTS = 10;
 
 /** In a node:cluster worker: tells the primary this worker listens and serves (a no-op elsewhere). */
 export function reportReady(): void {
@@ -81,6 +82,14 @@ export interface WorkerSupervisorOptions {
   stopTimeoutMs: number;
   respawnDelayMs?: number;
   retireDelayMs?: number;
+  /** Workers in a row that die before they are ready, after which the supervisor stops replacing them (default 10). */
+  maxFailedStarts?: number;
+  /**
+   * Called once the replacements keep dying before they are ready: a crash loop that replacing them
+   * will not end (new code that fails at start, a socket gone). The caller stops, and a service
+   * manager may start it all again.
+   */
+  onCrashLoop?: (reason: string) => void;
 }
 
 export type RestartResult =
@@ -106,6 +115,7 @@ export class WorkerSupervisor {
   #running: Promise<RestartResult> | undefined;
   #next: Promise<RestartResult> | undefined;
   #stopping = false;
+  #failedStarts = 0;
   #allExited: (() => void) | undefined;
 
   constructor(options: WorkerSupervisorOptions) {
@@ -169,6 +179,7 @@ export class WorkerSupervisor {
       }
       if (message.type !== 'ready') return;
       this.#ready.add(worker);
+      this.#failedStarts = 0;
       if (this.#roll?.incoming.has(worker) && [...this.#roll.incoming].every((w) => this.#ready.has(w))) this.#roll.finish(undefined);
     });
     worker.onExit((code, signal) => this.#exited(worker, code, signal));
@@ -177,6 +188,7 @@ export class WorkerSupervisor {
 
   #exited(worker: SupervisedWorker, code: number | null, signal: string | null): void {
     const role = this.#roles.get(worker);
+    const wasReady = this.#ready.has(worker);
     this.#roles.delete(worker);
     this.#ready.delete(worker);
     if (this.#stopping) {
@@ -186,6 +198,13 @@ export class WorkerSupervisor {
     if (role === 'incoming') {
       this.#roll?.finish(`new worker ${worker.pid} exited before it was ready (code ${code}, signal ${signal})`);
     } else if (role === 'serving') {
+      const maxFailedStarts = this.#options.maxFailedStarts ?? DEFAULT_MAX_FAILED_STARTS;
+      if (!wasReady && ++this.#failedStarts >= maxFailedStarts) {
+        const reason = `${this.#failedStarts} workers in a row exited before they were ready (the last: code ${code}, signal ${signal})`;
+        this.#options.logger.error('workers keep failing at start: no more replacements', { reason });
+        this.#options.onCrashLoop?.(reason);
+        return;
+      }
       this.#options.logger.warn('worker died: restarting it', { pid: worker.pid, code, signal });
       // Counted when the timer fires: a rolling restart may have replaced the generation meanwhile.
       setTimeout(() => {

@@ -93,4 +93,18 @@ describe('systemd socket activation (LISTEN_FDS, LISTEN_PID)', () => {
     child.kill('SIGTERM');
     await waitFor('spoa exits', () => child.exitCode !== null, 10_000);
   });
+
+  it('exits (code 1) rather than loop when every worker died and the socket went with them', async () => {
+    // node:cluster's primary closes a socket no worker listens on: replacements cannot listen on it
+    // again. Exiting lets systemd start the service afresh, with its socket (Restart=on-failure).
+    const { child, pids, log } = await startActivated(['-n', '2'], 2);
+    for (const pid of pids()) process.kill(pid, 'SIGKILL');
+    await waitFor(
+      () => `the primary did not exit: ${log()}`,
+      () => child.exitCode !== null,
+      20_000,
+    );
+    assert.equal(child.exitCode, 1);
+    assert.match(log(), /workers keep failing at start/);
+  });
 });

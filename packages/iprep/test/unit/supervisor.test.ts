@@ -39,7 +39,7 @@ class FakeWorker implements SupervisedWorker {
   }
 }
 
-function setup(workers: number, options: { readyTimeoutMs?: number; stopTimeoutMs?: number } = {}) {
+function setup(workers: number, options: { readyTimeoutMs?: number; stopTimeoutMs?: number; onCrashLoop?: (reason: string) => void } = {}) {
   const forked: FakeWorker[] = [];
   const supervisor = new WorkerSupervisor({
     workers,
@@ -53,6 +53,8 @@ function setup(workers: number, options: { readyTimeoutMs?: number; stopTimeoutM
     stopTimeoutMs: options.stopTimeoutMs ?? 1000,
     respawnDelayMs: 10,
     retireDelayMs: 0,
+    maxFailedStarts: 3,
+    ...(options.onCrashLoop === undefined ? {} : { onCrashLoop: options.onCrashLoop }),
   });
   supervisor.start();
   for (const worker of forked) worker.ready();
@@ -171,6 +173,37 @@ describe('WorkerSupervisor', () => {
     void supervisor.stop();
     assert.deepEqual(forked[0]!.signals, ['SIGTERM'], 'a second SIGTERM would cut what it has in flight');
     assert.deepEqual(forked[1]!.signals, ['SIGTERM']);
+  });
+
+  it('gives up when replacements keep dying before they are ready (a crash loop)', async () => {
+    const reasons: string[] = [];
+    const { forked } = setup(1, { onCrashLoop: (reason) => reasons.push(reason) });
+    forked[0]!.exit(null, 'SIGKILL'); // it was ready: replaced
+    for (let i = 1; i <= 3; i++) {
+      await sleep(30);
+      assert.equal(forked.length, i + 1);
+      forked[i]!.exit(1); // never ready
+    }
+    await sleep(30);
+    assert.equal(forked.length, 4, 'no more replacements after 3 failed starts in a row');
+    assert.equal(reasons.length, 1);
+    assert.match(reasons[0]!, /3 workers in a row exited before they were ready/);
+  });
+
+  it('counts failed starts only in a row: a ready worker resets the count', async () => {
+    const reasons: string[] = [];
+    const { forked } = setup(1, { onCrashLoop: (reason) => reasons.push(reason) });
+    forked[0]!.exit(1);
+    await sleep(30);
+    forked[1]!.exit(1);
+    await sleep(30);
+    forked[2]!.ready();
+    forked[2]!.exit(1);
+    await sleep(30);
+    forked[3]!.exit(1);
+    await sleep(30);
+    assert.equal(forked.length, 5);
+    assert.deepEqual(reasons, []);
   });
 
   it('stops every worker and resolves once all exited; no restart then', async () => {
