@@ -10,10 +10,12 @@ import { type CliFlags, resolveConfig } from './config/flags.js';
 import { ConfigError } from './config/index.js';
 import { MAX_CONNECTIONS } from './config/sections.js';
 import { parseRange } from './net/address.js';
+import { LISTEN_FDS_START, SYSTEMD_SOCKET_ENV, takeListenFd } from './net/systemd.js';
 import { allowFromFilter, isLoopbackHost } from './net/peer-filter.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
-import { setWorkerFlag } from './cluster/index.js';
+import { hasWorkerFlag, sendMessage, setWorkerFlag } from './cluster/index.js';
+import { SUPERVISOR_ENV, WorkerSupervisor, leaveCluster, reportReady } from './cluster/supervisor.js';
 import type { ClusterStoreHost } from './store/cluster.js';
 import type { OperatorCommandName } from './ctl/index.js';
 import type { IprepConfig } from './types.js';
@@ -29,6 +31,7 @@ Without a configuration file the score is random, as in HAProxy's reference agen
   -d, --debug                debug mode: log every frame decoded and every score
   -p, --port <port>          TCP port to listen on (default 12345)
   -n, --num-workers <n>      worker processes sharing the port (default 5); dead workers are restarted
+      --supervise            with -n 1 too, run the agent in a supervised worker (SIGUSR2 restarts without a gap)
   -c, --config <file>        YAML configuration (reputation mode: lists, allowlist, behaviour, admin API)
       --mode <mode>          random or reputation (default: reputation with --config, else random)
       --host <address>       address to listen on (default 127.0.0.1; elsewhere, give --allow-from)
@@ -50,6 +53,7 @@ Commands (spoa help <command>, or spoa <command> -h, for each one's options):
   spoa explain <address>                  the verdict for an address, and why
   spoa lists                              the loaded lists
   spoa reload                             reload the configuration and lists in every worker
+  spoa restart                            restart the workers without closing the port (as SIGUSR2)
   spoa status                             a summary: throughput, verdicts, lists, store, workers
 All but check talk to a running agent's admin API: --admin <host:port>, --token-file <file> (or
 SPOA_ADMIN, SPOA_TOKEN, or -c <config>). Exit codes: 0 ok, 1 the agent said no (check: problems
@@ -79,6 +83,7 @@ const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
   explain: operatorCommand('explain'),
   lists: operatorCommand('lists'),
   reload: operatorCommand('reload'),
+  restart: operatorCommand('restart'),
   status: operatorCommand('status'),
 };
 
@@ -151,6 +156,7 @@ export function parseCli(argv: string[]): CliFlags | 'help' | 'version' {
       debug: { type: 'boolean', short: 'd' },
       port: { type: 'string', short: 'p' },
       'num-workers': { type: 'string', short: 'n' },
+      supervise: { type: 'boolean' },
       config: { type: 'string', short: 'c' },
       mode: { type: 'string' },
       host: { type: 'string' },
@@ -181,6 +187,7 @@ export function parseCli(argv: string[]): CliFlags | 'help' | 'version' {
     host: values.host,
     socket: values.socket,
     workers: integer('num-workers', values['num-workers'], 1, 256),
+    supervise: values.supervise,
     maxFrameSize: integer('max-frame-size', values['max-frame-size'], 256, MAX_MAX_FRAME_SIZE),
     allowFrom: addressList('allow-from', values['allow-from']),
     maxConnections: integer('max-connections', values['max-connections'], 1, MAX_CONNECTIONS),
@@ -206,11 +213,16 @@ function newAgent(config: IprepConfig, logger: Logger, debug: boolean): Agent {
   });
 }
 
-async function listen(agent: Agent, config: IprepConfig, logger: Logger): Promise<void> {
+/** The socket systemd passed to the primary (socket activation), which a worker's listen reaches through it. */
+function inheritedSocket(primaryFd: number | undefined): number | undefined {
+  return cluster.isPrimary ? primaryFd : hasWorkerFlag(SYSTEMD_SOCKET_ENV) ? LISTEN_FDS_START : undefined;
+}
+
+async function listen(agent: Agent, config: IprepConfig, logger: Logger, fd: number | undefined): Promise<void> {
   const { socket, port, host } = config.listen;
-  const address = await agent.listen(socket !== undefined ? { path: socket } : { port, host });
+  const address = await agent.listen(fd !== undefined ? { fd } : socket !== undefined ? { path: socket } : { port, host });
   const where = typeof address === 'string' ? address : `${address.address}:${address.port}`;
-  logger.info('agent listening', { address: where, pid: process.pid, mode: config.mode });
+  logger.info('agent listening', { address: where, pid: process.pid, mode: config.mode, ...(fd === undefined ? {} : { socket: 'systemd' }) });
   if (typeof address !== 'string' && !isLoopbackHost(address.address) && config.listen.allowFrom.length === 0) {
     logger.warn('SPOP port reachable from other machines without listen.allow-from: whoever reaches it gets verdicts and feeds the behaviour counters', {
       address: where,
@@ -218,40 +230,45 @@ async function listen(agent: Agent, config: IprepConfig, logger: Logger): Promis
   }
 }
 
-async function runRandomAgent(config: IprepConfig, logger: Logger): Promise<void> {
+async function runRandomAgent(config: IprepConfig, logger: Logger, fd: number | undefined): Promise<void> {
   const agent = newAgent(config, logger, config.log.level === 'debug');
   const handler = randomScoreHandler({
     variable: config.variables.score,
     onScore: config.log.level === 'debug' ? (ip, score) => logger.debug('scored', { ip, score }) : undefined,
   });
   for (const name of config.messages.length > 0 ? config.messages : [CHECK_CLIENT_IP]) agent.message(name, handler);
-  await listen(agent, config, logger);
-  closeOnSignals(agent, { timeout: config.agent.shutdownTimeoutMs });
+  await listen(agent, config, logger, fd);
+  reportReady();
+  closeOnSignals(agent, { timeout: config.agent.shutdownTimeoutMs, onClosed: () => void leaveCluster().finally(() => process.exit(0)) });
   // SIGHUP would end the process by default; random mode has nothing to reload.
   process.on('SIGHUP', () => logger.info('SIGHUP: nothing to reload in random mode'));
 }
 
-async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger): Promise<void> {
-  if (config.mode === 'random') return runRandomAgent(config, logger);
+async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger, fd: number | undefined): Promise<void> {
+  if (config.mode === 'random') return runRandomAgent(config, logger, fd);
   // Loaded only in reputation mode: the random agent stays as light as the seed.
   const { runReputationAgent } = await import('./reputation-agent.js');
   const agent = newAgent(config, logger, config.log.level === 'debug');
   // A reload reads the file again with the flags on top, checked as at the start.
   const loadConfig = flags.config === undefined ? undefined : () => resolveConfig(flags);
   await runReputationAgent(agent, config, { configPath: flags.config, loadConfig, logger, debug: config.log.level === 'debug' });
-  await listen(agent, config, logger);
+  await listen(agent, config, logger, fd);
+  reportReady();
 }
 
 /**
  * The primary process: starts the workers and restarts any that dies, until told to stop. In reputation
  * mode with the memory store it also holds the decisions and counters every worker shares; with the
  * admin API it relays the figures of every worker to the one answering an admin request, and a
- * `POST /reload` to every worker.
+ * `POST /reload` to every worker. SIGUSR2 restarts the workers without a gap (cluster/supervisor.ts).
  */
-async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<void> {
+async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number | undefined): Promise<void> {
   let host: ClusterStoreHost | undefined;
   let metricsHub: ClusterMetricsHub | undefined;
   const env: Record<string, string> = {};
+  setWorkerFlag(env, SUPERVISOR_ENV);
+  // The workers listen on it through the primary, which keeps it open across rolling restarts.
+  if (fd !== undefined) setWorkerFlag(env, SYSTEMD_SOCKET_ENV);
   if (config.mode === 'reputation' && config.store.type === 'memory') {
     const { CLUSTER_STORE_ENV, ClusterStoreHost } = await import('./store/cluster.js');
     host = new ClusterStoreHost({ decisionsFile: config.decisions.file, logger });
@@ -263,30 +280,40 @@ async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<vo
     metricsHub = new ClusterMetricsHub();
     setWorkerFlag(env, CLUSTER_METRICS_ENV);
   }
-  let stopping = false;
-  const fork = (): void => {
-    const worker = cluster.fork(env);
-    host?.attach(worker);
-    metricsHub?.attach(worker);
-  };
-  cluster.on('exit', (worker, code, signal) => {
-    if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length > 0) return;
-      // Every worker is gone: write the decisions file, then leave.
-      void (host?.close() ?? Promise.resolve())
-        .catch((err: unknown) => logger.error('cannot close the shared store', { error: String(err) }))
-        .finally(() => process.exit(0));
-      return;
-    }
-    logger.warn('worker died: restarting it', { pid: worker.process.pid, code, signal });
-    setTimeout(fork, 100);
+  const supervisor = new WorkerSupervisor({
+    workers: config.listen.workers,
+    logger,
+    stopTimeoutMs: config.agent.shutdownTimeoutMs + 3000,
+    // A crash loop ends the primary (exit 1): a service manager starts it afresh (systemd: with its socket).
+    onCrashLoop: () => {
+      process.exitCode = 1;
+      stop('SIGTERM');
+    },
+    fork: () => {
+      const worker = cluster.fork(env);
+      host?.attach(worker);
+      metricsHub?.attach(worker);
+      return {
+        pid: worker.process.pid,
+        onMessage: (listener) => worker.on('message', listener),
+        onExit: (listener) => worker.on('exit', listener),
+        kill: (signal) => worker.process.kill(signal),
+        send: (message) => sendMessage(worker, message),
+      };
+    },
   });
+  let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) process.exit(1);
     stopping = true;
     logger.info('stopping workers', { signal });
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
     setTimeout(() => process.exit(1), config.agent.shutdownTimeoutMs + 3000).unref();
+    // Every worker is gone: write the decisions file, then leave.
+    void supervisor
+      .stop()
+      .then(() => host?.close())
+      .catch((err: unknown) => logger.error('cannot close the shared store', { error: String(err) }))
+      .finally(() => process.exit(process.exitCode ?? 0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -294,8 +321,10 @@ async function superviseWorkers(config: IprepConfig, logger: Logger): Promise<vo
   process.on('SIGHUP', () => {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
   });
+  // SIGUSR2: a rolling restart, new workers from the code on disk (its outcome is logged).
+  process.on('SIGUSR2', () => void supervisor.restart());
   logger.info('starting workers', { workers: config.listen.workers, port: config.listen.socket ?? config.listen.port });
-  for (let i = 0; i < config.listen.workers; i++) fork();
+  supervisor.start();
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -306,7 +335,9 @@ export async function main(argv: string[]): Promise<void> {
   }
   let flags: CliFlags | 'help' | 'version';
   let config: IprepConfig;
+  let systemdFd: number | undefined;
   try {
+    if (cluster.isPrimary) systemdFd = takeListenFd();
     flags = parseCli(argv);
     if (flags === 'help') {
       process.stdout.write(USAGE);
@@ -326,7 +357,9 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const logger = consoleLogger(config.log.level, undefined, config.log.format);
-  // A single worker runs in this process; more are node:cluster workers sharing the listening socket.
-  if (config.listen.workers === 1 || !cluster.isPrimary) return runAgent(config, flags, logger);
-  await superviseWorkers(config, logger);
+  // A single worker runs in this process unless supervised; more are node:cluster workers sharing the
+  // listening socket, which the primary holds (a rolling restart, SIGUSR2, never leaves the port closed).
+  const fd = inheritedSocket(systemdFd);
+  if ((config.listen.workers === 1 && !config.listen.supervise) || !cluster.isPrimary) return runAgent(config, flags, logger, fd);
+  await superviseWorkers(config, logger, fd);
 }

@@ -8,6 +8,8 @@ import { basename, dirname } from 'node:path';
 import { type Agent, type Logger, closeOnSignals } from 'spop';
 import { AdminServer, ClusterMetricsLink, ReputationMetrics, hasClusterMetricsHub, workerHealth, workerReload } from './admin/index.js';
 import { TOP_CLIENTS } from './admin/status.js';
+import { hasWorkerFlag } from './cluster/flags.js';
+import { SUPERVISOR_ENV, leaveCluster, requestRestart } from './cluster/supervisor.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
@@ -99,6 +101,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
       allowedHosts: config.admin.allowedHosts,
       logger,
       ...(link === undefined ? {} : { peers: link }),
+      ...(hasWorkerFlag(SUPERVISOR_ENV) ? { restart: requestRestart } : {}),
     });
     const address = await admin.listen({ host: config.admin.host, port: config.admin.port });
     logger.info('admin API listening', { address: `${address.address}:${address.port}` });
@@ -133,7 +136,12 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   };
   closeOnSignals(agent, {
     timeout: config.agent.shutdownTimeoutMs,
-    onClosed: () => void close().finally(() => process.exit(0)),
+    // leaveCluster: a worker exits only once no connection is on its way to it (cluster/supervisor.ts).
+    onClosed: () =>
+      void close()
+        .catch(() => {})
+        .then(() => leaveCluster())
+        .finally(() => process.exit(0)),
   });
   return { service, metrics, admin, close };
 }

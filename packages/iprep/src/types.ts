@@ -291,7 +291,14 @@ export interface IprepConfig {
   /** File the configuration came from (for messages), or `<defaults>`. */
   readonly source: string;
   readonly mode: 'random' | 'reputation';
-  readonly listen: { readonly host?: string; readonly port: number; readonly socket?: string; readonly workers: number } & IprepListenBounds;
+  readonly listen: {
+    readonly host?: string;
+    readonly port: number;
+    readonly socket?: string;
+    readonly workers: number;
+    /** With one worker too, the primary supervises it in a process of its own: restarts keep the port answering. */
+    readonly supervise: boolean;
+  } & IprepListenBounds;
   readonly agent: {
     readonly maxFrameSize?: number;
     readonly maxInFlight: number;

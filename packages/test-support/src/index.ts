@@ -5,6 +5,7 @@
  */
 export * from './haproxy.js';
 export * from './http.js';
+export * from './load.js';
 export * from './paths.js';
 export * from './ports.js';
 export * from './processes.js';

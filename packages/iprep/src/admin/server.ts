@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Logger, consoleLogger } from 'spop';
+import type { RestartResult } from '../cluster/supervisor.js';
 import type { ReputationService } from '../types.js';
 import type { WorkerPeers } from './cluster.js';
 import { decisionInputFromJson } from './decision-input.js';
@@ -33,6 +34,8 @@ export interface AdminServerOptions {
    * refused with 421, whatever the route and the token (see host-check.ts).
    */
   allowedHosts?: readonly string[];
+  /** A rolling restart of the workers, by the primary that supervises them; without it `POST /restart` answers 409. */
+  restart?: () => Promise<RestartResult>;
 }
 
 /** Largest request body accepted. */
@@ -110,6 +113,7 @@ export class AdminServer {
       ['/explain', { handlers: { GET: (_request, url) => this.#explain(url) } }],
       ['/decisions', { handlers: { GET: () => json(200, this.#service.listDecisions()), POST: (request) => this.#addDecision(request) } }],
       ['/reload', { handlers: { POST: () => this.#reload() } }],
+      ['/restart', { handlers: { POST: () => this.#restart(options.restart) } }],
       ['/lists', { handlers: { GET: () => json(200, this.#service.lists()) } }],
       ['/metrics', { handlers: { GET: () => this.#prometheus() } }],
       ['/status.json', { handlers: { GET: async () => json(200, await this.#metrics.clusterStatus()) } }],
@@ -250,6 +254,15 @@ export class AdminServer {
   /** This process's reload, or every worker's (ok only when each reloaded). */
   async #reload(): Promise<Reply> {
     const result = await this.#workers.reload();
+    return json(result.ok ? 200 : 500, result);
+  }
+
+  /** A rolling restart, answered once the new workers serve (200) or it failed and the old ones still do (500). */
+  async #restart(restart: (() => Promise<RestartResult>) | undefined): Promise<Reply> {
+    if (restart === undefined) {
+      throw new HttpError(409, 'no rolling restart: this agent runs in one process; start it with --supervise (or more than one worker)');
+    }
+    const result = await restart().catch((error: unknown): RestartResult => ({ ok: false, error: error instanceof Error ? error.message : String(error) }));
     return json(result.ok ? 200 : 500, result);
   }
 

@@ -43,7 +43,16 @@ export function defaultConfig(): IprepConfig {
     source: '<defaults>',
     mode: 'random',
     // Loopback: SPOP has no authentication (listen elsewhere with listen.allow-from).
-    listen: { host: '127.0.0.1', port: 12345, socket: undefined, workers: 5, allowFrom: [], maxConnections: 1000, idleTimeoutMs: 30 * SECOND },
+    listen: {
+      host: '127.0.0.1',
+      port: 12345,
+      socket: undefined,
+      workers: 5,
+      supervise: false,
+      allowFrom: [],
+      maxConnections: 1000,
+      idleTimeoutMs: 30 * SECOND,
+    },
     agent: { maxFrameSize: undefined, maxInFlight: 20, handlerTimeoutMs: 1 * SECOND, shutdownTimeoutMs: 5 * SECOND },
     log: { level: 'info', format: 'text' },
     messages: ['check-client-ip'],

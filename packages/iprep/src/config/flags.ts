@@ -15,6 +15,8 @@ export interface CliFlags {
   readonly host?: string | undefined;
   readonly socket?: string | undefined;
   readonly workers?: number | undefined;
+  /** True when --supervise was given; the file decides otherwise. */
+  readonly supervise?: boolean | undefined;
   readonly maxFrameSize?: number | undefined;
   readonly allowFrom?: readonly string[] | undefined;
   readonly maxConnections?: number | undefined;
@@ -49,6 +51,7 @@ export async function resolveConfig(flags: CliFlags): Promise<IprepConfig> {
     socket: flags.socket ?? (tcp ? undefined : base.listen.socket),
     // Without a file the defaults are random mode's: `--mode reputation` gets reputation mode's.
     workers: flags.workers ?? (flags.config === undefined ? defaultWorkers(mode) : base.listen.workers),
+    supervise: flags.supervise ?? base.listen.supervise,
     allowFrom: flags.allowFrom ?? base.listen.allowFrom,
     maxConnections: flags.maxConnections ?? base.listen.maxConnections,
     idleTimeoutMs: base.listen.idleTimeoutMs,

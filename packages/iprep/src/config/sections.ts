@@ -76,6 +76,7 @@ function readListen(s: MapReader, base: string, d: IprepConfig['listen']): Iprep
     if (s.has('port')) s.reportAt('socket', 'listen.socket and listen.port exclude each other: give one');
   }
   const workers = s.integer('workers', 1, 256) ?? d.workers;
+  const supervise = s.boolean('supervise') ?? d.supervise;
   const allowFrom = readAllowFrom(s);
   if (socket !== undefined && s.has('allow-from')) {
     s.reportAt('allow-from', 'listen.allow-from applies to TCP only: a Unix socket is guarded by its file permissions');
@@ -88,6 +89,7 @@ function readListen(s: MapReader, base: string, d: IprepConfig['listen']): Iprep
     port: port ?? d.port,
     socket: socket === undefined ? undefined : resolve(base, socket),
     workers,
+    supervise,
     allowFrom,
     maxConnections,
     idleTimeoutMs,

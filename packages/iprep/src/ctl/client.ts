@@ -5,6 +5,7 @@
 import { request } from 'node:http';
 import type { StatusSnapshot } from '../admin/status.js';
 import type { ClusterHealth, ClusterReloadResult, HealthReport } from '../admin/workers.js';
+import type { RestartResult } from '../cluster/supervisor.js';
 import { isRecord } from '../admin/guards.js';
 import type { AddedDecision, Decision, ListStatus, ReloadResult, Verdict } from '../types.js';
 
@@ -18,6 +19,8 @@ export interface AdminTarget {
 /** Longest wait for an answer, and for a reload (with workers, the agent waits up to 60 s for each). */
 export const REQUEST_TIMEOUT_MS = 10_000;
 export const RELOAD_TIMEOUT_MS = 90_000;
+/** The agent gives new workers 30 s to be ready. */
+export const RESTART_TIMEOUT_MS = 45_000;
 /** Largest answer read: a list of millions of decisions fits; a runaway answer does not fill memory. */
 export const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
 
@@ -120,6 +123,12 @@ export class AdminClient {
   async reload(): Promise<ReloadAnswer> {
     const { body } = await this.#call('POST', '/reload', undefined, [200, 500], RELOAD_TIMEOUT_MS);
     return record<ReloadAnswer>(body, '/reload');
+  }
+
+  /** A rolling restart of the workers; a failed one (500: the old workers still serve) is an answer too. */
+  async restart(): Promise<RestartResult> {
+    const { body } = await this.#call('POST', '/restart', undefined, [200, 500], RESTART_TIMEOUT_MS);
+    return record<RestartResult>(body, '/restart');
   }
 
   #call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, expected: readonly number[] = [200], timeoutMs = this.#timeoutMs): Promise<Answer> {

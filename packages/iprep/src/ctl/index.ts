@@ -1,5 +1,5 @@
 /**
- * The operator commands (`spoa decisions|explain|lists|reload|status`): each talks to a running agent's
+ * The operator commands (`spoa decisions|explain|lists|reload|restart|status`): each talks to a running agent's
  * admin API. The target is found by flags, then the environment, then the configuration file:
  * see target.ts.
  */
@@ -14,10 +14,11 @@ import { painter, useColour } from './format.js';
 import { ImportFileError } from './import-file.js';
 import { listsCommand } from './lists.js';
 import { reloadCommand } from './reload.js';
+import { restartCommand } from './restart.js';
 import { statusCommand } from './status.js';
 import { TargetError, resolveTarget } from './target.js';
 
-export const OPERATOR_COMMAND_NAMES = ['decisions', 'explain', 'lists', 'reload', 'status'] as const;
+export const OPERATOR_COMMAND_NAMES = ['decisions', 'explain', 'lists', 'reload', 'restart', 'status'] as const;
 export type OperatorCommandName = (typeof OPERATOR_COMMAND_NAMES)[number];
 
 export const CONNECTION_USAGE = `
@@ -75,6 +76,8 @@ function commandOf(name: OperatorCommandName, io: CommandIo): OperatorCommand {
       return listsCommand;
     case 'reload':
       return reloadCommand;
+    case 'restart':
+      return restartCommand;
     case 'status':
       return statusCommand;
   }

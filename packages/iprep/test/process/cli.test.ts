@@ -70,6 +70,7 @@ describe('parseCli', () => {
       port: 12345,
       socket: undefined,
       workers: 5,
+      supervise: false,
       allowFrom: [],
       maxConnections: 1000,
       idleTimeoutMs: 30000,

@@ -189,6 +189,6 @@ describe('spoa <command>: configuration, token and errors', () => {
     assert.match(overview.stdout, /^Usage: spoa \[-h\]/);
     const unknown = await spoa(['help', 'frobnicate']);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /decisions, explain, lists, reload, status/);
+    assert.match(unknown.stderr, /decisions, explain, lists, reload, restart, status/);
   });
 });

@@ -31,7 +31,7 @@ describe('parseConfig: invalid files', () => {
     ['behaviour: { ban_time: 1h }', 'conf/iprep.yaml:1:14: unknown key behaviour.ban_time (did you mean behaviour.ban-time?)'],
     [
       'listen: { color: red }',
-      'conf/iprep.yaml:1:11: unknown key listen.color (known keys: host, port, socket, workers, allow-from, max-connections, idle-timeout)',
+      'conf/iprep.yaml:1:11: unknown key listen.color (known keys: host, port, socket, workers, supervise, allow-from, max-connections, idle-timeout)',
     ],
     [
       'lists: [{ name: a, path: a, weight: 3 }]',

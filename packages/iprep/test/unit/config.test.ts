@@ -113,7 +113,16 @@ describe('defaultConfig', () => {
     const d = defaultConfig();
     assert.equal(d.source, '<defaults>');
     assert.equal(d.mode, 'random');
-    assert.deepEqual(d.listen, { host: '127.0.0.1', port: 12345, socket: undefined, workers: 5, allowFrom: [], maxConnections: 1000, idleTimeoutMs: 30000 });
+    assert.deepEqual(d.listen, {
+      host: '127.0.0.1',
+      port: 12345,
+      socket: undefined,
+      workers: 5,
+      supervise: false,
+      allowFrom: [],
+      maxConnections: 1000,
+      idleTimeoutMs: 30000,
+    });
     assert.deepEqual(d.agent, { maxFrameSize: undefined, maxInFlight: 20, handlerTimeoutMs: 1000, shutdownTimeoutMs: 5000 });
     assert.deepEqual(d.messages, ['check-client-ip']);
     assert.deepEqual(d.variables, { scope: 'sess', score: 'ip_score', action: 'ip_action', category: 'ip_category', source: 'ip_source' });

@@ -10,7 +10,11 @@ import { RateLimitedLog } from '../logger.js';
 import type { MessageHandler } from '../handler/types.js';
 import { type AgentOptions, type ResolvedAgentOptions, resolveAgentOptions } from '../options.js';
 
-export type ListenOptions = { port: number; host?: string; backlog?: number; exclusive?: boolean } | { path: string; backlog?: number };
+export type ListenOptions =
+  | { port: number; host?: string; backlog?: number; exclusive?: boolean }
+  | { path: string; backlog?: number }
+  /** A listening socket already open, e.g. passed by systemd (socket activation). */
+  | { fd: number; backlog?: number };
 
 export interface CloseOptions {
   /** Milliseconds in-flight NOTIFY may take to finish before their connection is closed anyway. Default 5000. */

@@ -1,0 +1,110 @@
+/**
+ * systemd socket activation, as systemd does it: the listening socket passed as descriptor 3 with
+ * LISTEN_FDS=1 and LISTEN_PID set to the agent's pid (a shell that sets it, then exec's the agent in
+ * its place). The agent serves that socket, with one process or with workers, and a rolling restart
+ * keeps it answering.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { type Server, createServer } from 'node:net';
+import { describe, it } from 'node:test';
+import { FakeHaproxy, freePort } from 'spop/testkit';
+import { spoaBin } from 'test-support/paths';
+import { killAtEnd, running } from 'test-support/processes';
+import { waitFor } from 'test-support/wait';
+
+/** A listening socket on a free loopback port, not accepting here: only its descriptor is passed on. */
+async function listeningSocket(): Promise<{ server: Server; port: number }> {
+  const server = createServer();
+  server.listen({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  const address = server.address();
+  assert.ok(address !== null && typeof address === 'object');
+  return { server, port: address.port };
+}
+
+/** The server's descriptor, to pass as the child's descriptor 3 (what systemd's socket unit does). */
+function listeningFd(server: Server): number {
+  const fd = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  assert.ok(typeof fd === 'number' && fd >= 0, 'the listening socket has a descriptor');
+  return fd;
+}
+
+async function startActivated(args: readonly string[], workers: number) {
+  const { server, port } = await listeningSocket();
+  const otherPort = await freePort(); // -p given and not used: the passed socket wins
+  const child = spawn(
+    '/bin/sh',
+    ['-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"', process.execPath, spoaBin, '-p', String(otherPort), '--host', '127.0.0.1', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe', listeningFd(server)],
+    },
+  );
+  killAtEnd(child.pid!);
+  server.close(); // the agent alone holds it now
+  let log = '';
+  child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  const pids = (): number[] => [...log.matchAll(/agent listening\b.*pid=(\d+)/g)].map((m) => Number(m[1]));
+  await waitFor(
+    () => `spoa did not listen: ${log}`,
+    () => pids().length >= workers,
+    20_000,
+  );
+  for (const pid of pids()) killAtEnd(pid);
+  return { child, port, otherPort, log: () => log, pids };
+}
+
+async function answers(port: number): Promise<boolean> {
+  try {
+    const client = await FakeHaproxy.connect({ port });
+    const frame = await client.hello();
+    client.close();
+    return frame.type === 'agent-hello';
+  } catch {
+    return false;
+  }
+}
+
+describe('systemd socket activation (LISTEN_FDS, LISTEN_PID)', () => {
+  it('one process serves the socket passed as descriptor 3', async () => {
+    const { child, port, otherPort, log } = await startActivated(['-n', '1'], 1);
+    assert.equal(await answers(port), true, log());
+    assert.equal(await answers(otherPort), false, 'the -p port is not opened');
+    assert.match(log(), /systemd/);
+    child.kill('SIGTERM');
+    await waitFor('spoa exits', () => child.exitCode !== null, 10_000);
+  });
+
+  it('workers serve it, and a rolling restart keeps it answering', async () => {
+    const { child, port, log, pids } = await startActivated(['-n', '2'], 2);
+    const old = pids();
+    assert.equal(await answers(port), true, log());
+    child.kill('SIGUSR2');
+    await waitFor(
+      () => `no rolling restart: ${log()}`,
+      () => /rolling restart: new workers ready/.test(log()),
+      20_000,
+    );
+    for (const pid of pids()) killAtEnd(pid);
+    await waitFor('the old workers exit', () => old.every((pid) => !running(pid)), 10_000);
+    assert.equal(await answers(port), true, log());
+    child.kill('SIGTERM');
+    await waitFor('spoa exits', () => child.exitCode !== null, 10_000);
+  });
+
+  it('exits (code 1) rather than loop when every worker died and the socket went with them', async () => {
+    // node:cluster's primary closes a socket no worker listens on: replacements cannot listen on it
+    // again. Exiting lets systemd start the service afresh, with its socket (Restart=on-failure).
+    const { child, pids, log } = await startActivated(['-n', '2'], 2);
+    for (const pid of pids()) process.kill(pid, 'SIGKILL');
+    await waitFor(
+      () => `the primary did not exit: ${log()}`,
+      () => child.exitCode !== null,
+      20_000,
+    );
+    assert.equal(child.exitCode, 1);
+    assert.match(log(), /workers keep failing at start/);
+  });
+});
