@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from 'spop/testkit';
 import { spoaBin } from 'test-support/paths';
 import { VERSION } from '../../src/version.js';
-import { adminCall, spawnSpoaWorkers } from './spoa-workers.js';
+import { adminCall, spawnSpoaWorkers, writeReputationConfig } from './spoa-workers.js';
 
 /** Runs `spoa <args>` to its end; resolves with its exit code and output. */
 function spoa(args: readonly string[]): Promise<{ code: number | null; out: string }> {
@@ -46,18 +46,7 @@ describe('spoa -n 2 --log-format json: the audit trail', () => {
     const dir = mkdtempSync(join(tmpdir(), 'spoa-audit-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const [port, adminPort] = [await freePort(), await freePort()];
-    const config = join(dir, 'iprep.yaml');
-    writeFileSync(
-      config,
-      [
-        'mode: reputation',
-        `cache-dir: ${JSON.stringify(join(dir, 'cache'))}`,
-        'special: { enabled: false }',
-        'decisions: { file: null }',
-        `admin: { enabled: true, host: 127.0.0.1, port: ${adminPort} }`,
-        '',
-      ].join('\n'),
-    );
+    const config = writeReputationConfig(dir, adminPort, ['decisions: { file: null }']);
     const agent = await spawnSpoaWorkers(['--config', config, '--log-format', 'json', '-p', String(port), '-n', '2', '--host', '127.0.0.1']);
     for (const deadline = Date.now() + 10_000; (agent.log().match(/admin API listening/g) ?? []).length < 2; await sleep(20)) {
       assert.ok(Date.now() < deadline, `the admin API did not start: ${agent.log()}`);

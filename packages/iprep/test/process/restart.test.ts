@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -14,7 +14,7 @@ import { FakeHaproxy, freePort } from 'spop/testkit';
 import { spoaBin } from 'test-support/paths';
 import { killAtEnd, running } from 'test-support/processes';
 import { waitFor } from 'test-support/wait';
-import { spawnSpoaWorkers } from './spoa-workers.js';
+import { spawnSpoaWorkers, writeReputationConfig } from './spoa-workers.js';
 
 /** Connects and says hello again and again until stopped: counts the attempts and the failures. */
 function connectLoop(port: number): { stop(): Promise<{ attempts: number; failures: string[] }> } {
@@ -128,21 +128,7 @@ function spoaCommand(args: readonly string[]): Promise<{ code: number | null; st
 function reputationConfig(t: { after(fn: () => void): void }, adminPort: number): string {
   const dir = mkdtempSync(join(tmpdir(), 'spoa-restart-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'iprep.yaml');
-  writeFileSync(
-    file,
-    [
-      'mode: reputation',
-      `cache-dir: ${JSON.stringify(join(dir, 'cache'))}`,
-      'special: { enabled: false }',
-      'behaviour: { enabled: false }',
-      'decisions: { file: null }',
-      `admin: { enabled: true, host: 127.0.0.1, port: ${adminPort} }`,
-      'lists: []',
-      '',
-    ].join('\n'),
-  );
-  return file;
+  return writeReputationConfig(dir, adminPort, ['behaviour: { enabled: false }', 'decisions: { file: null }', 'lists: []']);
 }
 
 describe('spoa restart (POST /restart): a rolling restart asked through the admin API', () => {

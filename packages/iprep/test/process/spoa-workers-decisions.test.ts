@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AckFrame } from 'spop';
 import { FakeHaproxy, freePort } from 'spop/testkit';
 import { ownerOf, running } from 'test-support/processes';
-import { spawnSpoaWorkers } from './spoa-workers.js';
+import { spawnSpoaWorkers, writeReputationConfig } from './spoa-workers.js';
 import type { Decision } from '../../src/types.js';
 
 /** Variables of an ACK by name. */
@@ -28,19 +28,7 @@ describe('spoa -n 2 in reputation mode with the memory store', () => {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const [port, adminPort] = [await freePort(), await freePort()];
     const decisionsFile = join(dir, 'decisions.jsonl');
-    const config = join(dir, 'iprep.yaml');
-    writeFileSync(
-      config,
-      [
-        'mode: reputation',
-        `cache-dir: ${JSON.stringify(join(dir, 'cache'))}`,
-        'special: { enabled: false }',
-        'behaviour: { enabled: false }',
-        `decisions: { file: ${JSON.stringify(decisionsFile)} }`,
-        `admin: { enabled: true, host: 127.0.0.1, port: ${adminPort} }`,
-        '',
-      ].join('\n'),
-    );
+    const config = writeReputationConfig(dir, adminPort, ['behaviour: { enabled: false }', `decisions: { file: ${JSON.stringify(decisionsFile)} }`]);
 
     const { child, pids, log } = await spawnSpoaWorkers(['--config', config, '-p', String(port), '-n', '2', '--host', '127.0.0.1']);
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FakeHaproxy, freePort } from 'spop/testkit';
 import type { StatusSnapshot } from '../../src/admin/index.js';
 import { ownerOf, running } from 'test-support/processes';
-import { adminCall, spawnSpoaWorkers } from './spoa-workers.js';
+import { adminCall, spawnSpoaWorkers, writeReputationConfig } from './spoa-workers.js';
 import { RedisServer } from 'test-support/redis';
 
 /** Sum of every series of `name` (with any labels) in the exposition text. */
@@ -32,20 +32,7 @@ async function startSpoa(
   dir: string,
 ): Promise<{ child: ChildProcess; port: number; adminPort: number; pids: number[]; log: () => string }> {
   const [port, adminPort] = [await freePort(), await freePort()];
-  const config = join(dir, 'iprep.yaml');
-  writeFileSync(
-    config,
-    [
-      'mode: reputation',
-      `cache-dir: ${JSON.stringify(join(dir, 'cache'))}`,
-      'special: { enabled: false }',
-      'behaviour: { enabled: false }',
-      'decisions: { file: null }',
-      `admin: { enabled: true, host: 127.0.0.1, port: ${adminPort} }`,
-      ...configLines,
-      '',
-    ].join('\n'),
-  );
+  const config = writeReputationConfig(dir, adminPort, ['behaviour: { enabled: false }', 'decisions: { file: null }', ...configLines]);
   const { child, pids, log } = await spawnSpoaWorkers(['--config', config, '-p', String(port), '-n', '2', '--host', '127.0.0.1']);
   return { child, port, adminPort, pids, log };
 }

@@ -5,10 +5,28 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spoaBin } from 'test-support/paths';
 import { killAtEnd, ownerOf } from 'test-support/processes';
+
+/**
+ * Writes `dir`/iprep.yaml: reputation mode, its cache in `dir`, no special ranges, the admin API on
+ * 127.0.0.1:`adminPort`, then `lines` (the settings a test is about). Returns the file's path.
+ */
+export function writeReputationConfig(dir: string, adminPort: number, lines: readonly string[] = []): string {
+  const file = join(dir, 'iprep.yaml');
+  const base = [
+    'mode: reputation',
+    `cache-dir: ${JSON.stringify(join(dir, 'cache'))}`,
+    'special: { enabled: false }',
+    `admin: { enabled: true, host: 127.0.0.1, port: ${adminPort} }`,
+  ];
+  writeFileSync(file, [...base, ...lines, ''].join('\n'));
+  return file;
+}
 
 export interface SpoaWorkers {
   /** The primary process. */
