@@ -19,6 +19,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runLoad, spawnAgent } from 'spop-bench';
+import { watchEventLoop } from 'test-support/event-loop';
 import { freePort } from 'test-support/ports';
 import { delay as sleep } from 'test-support/wait';
 import { FakeHaproxy } from 'spop/testkit';
@@ -269,28 +270,22 @@ async function mainThread(): Promise<void> {
   const observer = new PerformanceObserver((items) => {
     for (const e of items.getEntries()) pauses.push(`${kinds[(e as { detail?: { kind: number } }).detail?.kind ?? 0] ?? '?'} ${e.duration.toFixed(1)}`);
   });
-  let longest = 0;
-  let last = performance.now();
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 1);
+  const loop = watchEventLoop();
   try {
     await source.load();
-    const first = { longest, pauses: pauses.splice(0) };
+    const first = { longest: loop.longest(), pauses: pauses.splice(0) };
     await sleep(500);
     observer.observe({ entryTypes: ['gc'] });
-    longest = 0;
+    loop.reset();
     await rename(`${list}.next`, list); // off the main thread: replacing a 64 MiB file takes the kernel ~25 ms
     await source.refresh().catch((err: Error) => console.log(`refresh: ${err.message.slice(0, 200)}`));
     await sleep(1500); // the GC that frees the old copy comes later
     console.log(
       `${lines} ${values.garbage ? 'garbage' : 'valid'} lines: first load longest gap ${first.longest.toFixed(1)} ms; ` +
-        `reload longest gap ${longest.toFixed(1)} ms, main-thread GC (ms) ${pauses.join(', ') || 'none'}`,
+        `reload longest gap ${loop.longest().toFixed(1)} ms, main-thread GC (ms) ${pauses.join(', ') || 'none'}`,
     );
   } finally {
-    clearInterval(ticker);
+    loop.stop();
     observer.disconnect();
     source.stop();
   }

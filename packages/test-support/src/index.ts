@@ -3,6 +3,7 @@
  * registers the clean-up that stops every tracked process when the test file ends; suites that
  * need only ports or polling import ./ports or ./wait.
  */
+export * from './event-loop.js';
 export * from './haproxy.js';
 export * from './http.js';
 export * from './load.js';

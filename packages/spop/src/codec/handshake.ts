@@ -59,6 +59,19 @@ export function haproxyHelloKv(o: HelloOptions = {}): KvEntry[] {
   return kv;
 }
 
+/** `max-frame-size`, which both HELLOs carry: an integer of any width. */
+function maxFrameSizeOf(value: TypedData): number {
+  const size = integerValue(value);
+  if (size === undefined) throw new SpopError(Status.INVALID_FRAME, 'max-frame-size is not an integer');
+  return size;
+}
+
+/** `capabilities`, which both HELLOs carry: a comma-separated string. */
+function capabilitiesOf(value: TypedData): string[] {
+  if (value.type !== 'str') throw new SpopError(Status.INVALID_FRAME, 'capabilities is not a string');
+  return list(value.value);
+}
+
 /** Reads a HAPROXY-HELLO payload. Throws SpopError with the status to answer. */
 export function readHaproxyHello(kv: readonly KvEntry[]): HaproxyHello {
   let versions: string[] | undefined;
@@ -73,12 +86,10 @@ export function readHaproxyHello(kv: readonly KvEntry[]): HaproxyHello {
         versions = list(value.value);
         break;
       case 'max-frame-size':
-        maxFrameSize = integerValue(value);
-        if (maxFrameSize === undefined) throw new SpopError(Status.INVALID_FRAME, 'max-frame-size is not an integer');
+        maxFrameSize = maxFrameSizeOf(value);
         break;
       case 'capabilities':
-        if (value.type !== 'str') throw new SpopError(Status.INVALID_FRAME, 'capabilities is not a string');
-        capabilities = list(value.value);
+        capabilities = capabilitiesOf(value);
         break;
       case 'engine-id':
         if (value.type === 'str') engineId = value.value;
@@ -133,12 +144,10 @@ export function readAgentHello(kv: readonly KvEntry[]): AgentHello {
         version = value.value.trim();
         break;
       case 'max-frame-size':
-        maxFrameSize = integerValue(value);
-        if (maxFrameSize === undefined) throw new SpopError(Status.INVALID_FRAME, 'max-frame-size is not an integer');
+        maxFrameSize = maxFrameSizeOf(value);
         break;
       case 'capabilities':
-        if (value.type !== 'str') throw new SpopError(Status.INVALID_FRAME, 'capabilities is not a string');
-        capabilities = list(value.value);
+        capabilities = capabilitiesOf(value);
         break;
       default:
         break;
