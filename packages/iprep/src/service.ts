@@ -62,6 +62,8 @@ export class IprepService implements ReputationService {
   readonly engine: ReputationEngine;
   readonly #stores: Stores;
   #lists: ListSlot[] = [];
+  /** Copies of lists already warned about for entries that `special` shadows: one warning per copy. */
+  readonly #warnedInsideInternal = new WeakSet<LoadedList>();
   #allowSources: ListSource[] = [];
   #stopSync: (() => void) | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -343,7 +345,20 @@ export class IprepService implements ReputationService {
   }
 
   #publishLists(): void {
-    this.engine.setLists(this.#lists.flatMap((slot) => (slot.compiled === undefined ? [] : [slot.compiled])));
+    const compiled = this.#lists.flatMap((slot) => (slot.compiled === undefined ? [] : [slot.compiled]));
+    this.engine.setLists(compiled);
+    if (this.#config.special.enabled) for (const { list } of compiled) this.#warnInsideInternal(list);
+  }
+
+  /** Internal addresses decide before any list: an operator who lists one would otherwise never learn why it is not blocked. */
+  #warnInsideInternal(list: LoadedList): void {
+    const inside = list.insideInternal;
+    if (inside === undefined || inside.count === 0 || this.#warnedInsideInternal.has(list)) return;
+    this.#warnedInsideInternal.add(list);
+    this.#options.logger.warn(
+      `list ${list.name}: ${inside.count} entries fall inside internal ranges, which special decides first: they never apply (e.g. ${inside.examples.join(', ')}); set special.enabled: false, or use a decision, to score internal addresses`,
+      { list: list.name, entries: inside.count },
+    );
   }
 }
 

@@ -87,6 +87,8 @@ export interface LoadedList {
   readonly origin: string;
   /** Lines skipped as invalid, with `file:line: problem` (the list still loads). */
   readonly warnings: readonly string[];
+  /** Entries wholly inside internal ranges (private, loopback...), which `special` decides first when enabled: a few named. */
+  readonly insideInternal?: { readonly count: number; readonly examples: readonly string[] };
 }
 
 // ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import { intervalTableTransferList } from '../table/interval-table.js';
 import type { ListFormat } from '../types.js';
 import { parseListInto } from './formats.js';
 import { BodyTooLargeError } from './list-body.js';
+import { type EntriesInsideInternal, entriesInsideInternal } from './internal-entries.js';
 import { readBoundedFileSync } from './list-cache.js';
 import { PackedListBuilder, type PackedListData, packedListTransferList } from './list-entries.js';
 
@@ -33,6 +34,8 @@ export type ListJobResult =
       readonly table: IntervalTableData;
       /** The first MAX_WARNINGS problems, `origin:line: problem`, and a count of the others. */
       readonly warnings: readonly string[];
+      /** Entries wholly inside internal ranges, which `special` decides first when enabled. */
+      readonly insideInternal: EntriesInsideInternal;
       readonly body: readonly Uint8Array[];
       readonly unchanged?: false;
       /** A file job's digest of the bytes read (SHA-256, base64). */
@@ -64,7 +67,8 @@ export function runListJob(job: ListJob): ListJobResult {
     text = '';
     const entries = builder.finish();
     const table = flattenEntries({ v4: entries.v4, v6: entries.v6 });
-    return { ok: true, entries, table, warnings, body: job.body, ...(digest === undefined ? {} : { digest }) };
+    const insideInternal = entriesInsideInternal(entries);
+    return { ok: true, entries, table, warnings, insideInternal, body: job.body, ...(digest === undefined ? {} : { digest }) };
   } catch (err) {
     // A ListFormatError names the origin; anything else (out of memory for a string) gets it here.
     const message = err instanceof Error ? err.message : String(err);

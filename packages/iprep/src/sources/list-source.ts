@@ -434,6 +434,7 @@ export class ListSource {
       loadedAt: from.loadedAt,
       origin: from.origin,
       warnings: result.warnings,
+      insideInternal: result.insideInternal,
     };
     this.#good = { list, digest, validators: from.validators };
     this.#logger.info(`list ${this.config.name}: ${count} entries loaded`, { list: this.config.name, origin: from.origin });

@@ -22,13 +22,14 @@ async function withService(
   yaml: (dir: string) => string,
   files: Record<string, string>,
   run: (service: IprepService, dir: string, write: (name: string, text: string) => void) => Promise<void>,
+  logger = silent,
 ): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'iprep-service-'));
   const write = (name: string, text: string): void => writeFileSync(join(dir, name), text);
   for (const [name, text] of Object.entries(files)) write(name, text);
   write('iprep.yaml', yaml(dir));
   const configPath = join(dir, 'iprep.yaml');
-  const service = new IprepService(await loadConfigFile(configPath), { configPath, logger: silent });
+  const service = new IprepService(await loadConfigFile(configPath), { configPath, logger });
   try {
     await service.start();
     await run(service, dir, write);
@@ -269,6 +270,34 @@ describe('IprepService', () => {
       server.closeAllConnections();
       server.close();
     }
+  });
+
+  it('warns when list entries fall inside internal ranges, which special decides first (once per copy, when special is on)', async () => {
+    const lines: string[] = [];
+    const logger = consoleLogger('warn', (line) => lines.push(line));
+    const shadowed = () => lines.filter((line) => line.includes('inside internal ranges'));
+    await withService(
+      () => base.replace('special: { enabled: false }', 'special: { enabled: true }'),
+      { 'deny.netset': '10.1.2.3\n198.51.100.1\n192.168.0.0/24\n' },
+      async (service, _dir, write) => {
+        assert.equal(shadowed().length, 1, lines.join('\n'));
+        assert.match(shadowed()[0] ?? '', /list deny: 2 entries fall inside internal ranges/);
+        assert.match(shadowed()[0] ?? '', /10\.1\.2\.3 \(private, RFC 1918\)/);
+        assert.match(shadowed()[0] ?? '', /special\.enabled: false/, 'says how to make them apply');
+        assert.deepEqual(verdictOf(service, '10.1.2.3'), [100, 'allow', 'rfc6890:private'], 'as the warning says: the list does not apply');
+
+        assert.equal((await service.reload()).ok, true);
+        assert.equal(shadowed().length, 1, 'the same copy is not warned about again');
+
+        write('iprep.yaml', base);
+        write('deny.netset', '10.1.2.4\n198.51.100.1\n192.168.0.0/24\n');
+        const result = await service.reload();
+        assert.equal(result.ok, true, result.errors.join());
+        assert.equal(shadowed().length, 1, 'special off: the entries apply, nothing to say');
+        assert.deepEqual(verdictOf(service, '10.1.2.4'), [0, 'deny', 'deny']);
+      },
+      logger,
+    );
   });
 
   it('waits for a URL list with waitForLists (wait-for-lists: true)', async () => {

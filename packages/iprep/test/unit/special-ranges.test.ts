@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseAddress, parseRange } from '../../src/net/address.js';
+import { PackedListEntries, entriesInsideInternal } from '../../src/sources/index.js';
 import { SPECIAL_RANGES, type SpecialPolicy, SpecialRanges } from '../../src/table/index.js';
 
 const specials = new SpecialRanges();
@@ -128,5 +129,20 @@ describe('SpecialRanges', () => {
       () => new SpecialRanges([{ cidr: '192.0.2.0/33', name: 'typo', policy: 'bogon', rfc: 'RFC 0' }]),
       /special range 0 \(typo\): bad prefix length \/33/,
     );
+  });
+});
+
+describe('list entries inside internal ranges (which `special` decides before any list)', () => {
+  const packed = (...texts: string[]) => PackedListEntries.from(texts.map((text) => ({ range: parseRange(text) }))).data;
+
+  it('counts the entries wholly inside one internal range, with a few examples naming the range', () => {
+    const found = entriesInsideInternal(packed('10.1.2.3', '198.51.100.0/24', '192.168.0.0/16', '8.8.8.8', 'fd00::1', '::ffff:172.16.0.9', '127.0.0.0/8'));
+    assert.equal(found.count, 5);
+    assert.deepEqual(found.examples, ['10.1.2.3 (private, RFC 1918)', '192.168.0.0/16 (private, RFC 1918)', '127.0.0.0/8 (loopback, RFC 1122)']);
+  });
+
+  it('does not count an entry that only overlaps an internal range, nor bogons', () => {
+    const found = entriesInsideInternal(packed('0.0.0.0/0', '10.0.0.0/7', '192.0.2.1', '::/0', '2001:db8::1'));
+    assert.deepEqual(found, { count: 0, examples: [] });
   });
 });
