@@ -47,7 +47,7 @@ Without a configuration file the score is random, as in HAProxy's reference agen
       --log-format <format>  text (logfmt) or json (one object per line) (default text)
 
 Commands (spoa help <command>, or spoa <command> -h, for each one's options):
-  spoa check [--config <file>] [--haproxy <haproxy.cfg>] [--haproxy-bin <path>]
+  spoa check [--config <file>] [--haproxy <haproxy.cfg>] [--haproxy-bin <path>] [--no-measure]
                                           check the configuration, and that HAProxy's fits it, without starting
   spoa decisions list|add|delete|import   the decisions in force; add, delete, import a file of them
   spoa explain <address>                  the verdict for an address, and why

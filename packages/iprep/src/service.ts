@@ -11,7 +11,7 @@ import { type DecisionAuditEvent, DecisionAudit } from './decisions/audit.js';
 import { DecisionIndex, banDecision, decisionKey, makeDecision } from './decisions/index.js';
 import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/index.js';
 import { type IpRange, parseRange } from './net/address.js';
-import { ListSource } from './sources/index.js';
+import { ListSource, insideInternalWarning } from './sources/index.js';
 import { type Stores, createStores, hasClusterStoreHost, startCounterSync } from './store/index.js';
 import { compileTable } from './table/index.js';
 import type {
@@ -355,10 +355,7 @@ export class IprepService implements ReputationService {
     const inside = list.insideInternal;
     if (inside === undefined || inside.count === 0 || this.#warnedInsideInternal.has(list)) return;
     this.#warnedInsideInternal.add(list);
-    this.#options.logger.warn(
-      `list ${list.name}: ${inside.count} entries fall inside internal ranges, which special decides first: they never apply (e.g. ${inside.examples.join(', ')}); set special.enabled: false, or use a decision, to score internal addresses`,
-      { list: list.name, entries: inside.count },
-    );
+    this.#options.logger.warn(insideInternalWarning(list.name, inside), { list: list.name, entries: inside.count });
   }
 }
 

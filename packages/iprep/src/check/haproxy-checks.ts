@@ -4,6 +4,7 @@
  * variables its rules read, the groups it sends, the agent's backend and the SPOE timeouts. Each
  * problem is a Finding at the file and line to change.
  */
+import type { RoundTrip } from './machine.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isLoopbackHost } from '../net/address.js';
 import type { IprepConfig } from '../types.js';
@@ -43,10 +44,18 @@ export interface HaproxyCheckInput {
   readonly version?: HaproxyVersion | undefined;
   /** A file's text, or undefined when it cannot be read. */
   readonly readText: (path: string) => string | undefined;
+  /** NOTIFY round trips timed on this machine (machine.ts): `timeout processing` is checked against them. */
+  readonly roundTrip?: RoundTrip | undefined;
 }
 
 /** Shortest SPOE timeout that leaves room for a round trip and an agent under load. */
 export const MIN_SPOE_TIMEOUT_MS = 5;
+
+/**
+ * `timeout processing` under this many times the machine's p99 round trip is tight: the measure is
+ * an idle agent's own loop, and HAProxy's queueing, the real handler and load come on top of it.
+ */
+export const TIGHT_ROUND_TRIP_FACTOR = 3;
 
 /** Sample fetches that give the client's address (before any converter). */
 const ADDRESS_FETCHES = new Set(['src', 'fc_src', 'hdr_ip', 'req.hdr_ip', 'req.fhdr_ip']);
@@ -413,6 +422,7 @@ function checkTimeouts(context: AgentContext): void {
         `timeout ${kind} ${line.words[2]} is under ${MIN_SPOE_TIMEOUT_MS}ms: a round trip plus a busy event loop or a GC pause exceeds it, and requests go on without a verdict`,
       );
     }
+    if (kind === 'processing' && input.roundTrip !== undefined && ms >= MIN_SPOE_TIMEOUT_MS) checkAgainstMachine(context, line, ms, input.roundTrip);
     if (kind === 'processing' && input.config.agent.handlerTimeoutMs > ms) {
       add(
         'note',
@@ -421,4 +431,25 @@ function checkTimeouts(context: AgentContext): void {
       );
     }
   }
+}
+
+/** `timeout processing` against the round trips measured on this machine. */
+function checkAgainstMachine(context: AgentContext, line: ConfigLine, ms: number, trip: RoundTrip): void {
+  const { add, at, agent } = context;
+  const figures = `a NOTIFY round trip over loopback took p50 ${round(trip.p50Ms)}ms, p99 ${round(trip.p99Ms)}ms, max ${round(trip.maxMs)}ms (${trip.count} timed by spoa check)`;
+  if (ms < TIGHT_ROUND_TRIP_FACTOR * trip.p99Ms) {
+    add(
+      'warning',
+      at(agent, line),
+      `timeout processing ${line.words[2]} is tight for this machine: ${figures}; under ${TIGHT_ROUND_TRIP_FACTOR} times the p99, requests go on without a verdict when the host is busy`,
+    );
+  } else if (ms < trip.maxMs) {
+    add('note', at(agent, line), `timeout processing ${line.words[2]}: ${figures}; the slowest exceeded it (a pause of the machine)`);
+  } else {
+    add('note', at(agent, line), `timeout processing ${line.words[2]} fits this machine: ${figures}`);
+  }
+}
+
+function round(ms: number): number {
+  return ms < 1 ? Math.round(ms * 100) / 100 : Math.round(ms * 10) / 10;
 }

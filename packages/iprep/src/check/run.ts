@@ -10,21 +10,25 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { resolveConfig } from '../config/flags.js';
 import { ConfigError } from '../config/index.js';
-import { parseList } from '../sources/index.js';
+import { PackedListEntries, entriesInsideInternal, insideInternalWarning, parseList } from '../sources/index.js';
 import type { IprepConfig } from '../types.js';
 import { MAX_CONFIG_BYTES } from './haproxy-config.js';
+import { type RoundTrip, measureRoundTrip } from './machine.js';
 import { type Finding, type HaproxyVersion, type Severity, checkHaproxySetup } from './haproxy-checks.js';
 
-export const CHECK_USAGE = `Usage: spoa check [--config <file>] [--haproxy <haproxy.cfg>] [--haproxy-bin <path>]
+export const CHECK_USAGE = `Usage: spoa check [--config <file>] [--haproxy <haproxy.cfg>] [--haproxy-bin <path>] [--no-measure]
 
 Checks the agent's configuration (and its list files) without starting the agent, and, with
 --haproxy, that HAProxy's configuration and SPOE file fit it: messages and arguments, variable
-names, groups never sent, the agent's backend, SPOE timeouts. Run it from HAProxy's working
-directory: HAProxy resolves the SPOE file's relative path there.
+names, groups never sent, the agent's backend, SPOE timeouts. \`timeout processing\` is also
+checked against this machine: spoa check times 1,000 NOTIFY round trips to an agent it starts on a
+loopback port (about a second at most). Run it from HAProxy's working directory: HAProxy resolves
+the SPOE file's relative path there.
 
   -c, --config <file>        the agent's YAML configuration (default: the defaults, random mode)
       --haproxy <file>       HAProxy's configuration (haproxy.cfg)
       --haproxy-bin <path>   also run \`<path> -c -f <haproxy.cfg>\` (default: $HAPROXY_BIN)
+      --no-measure           do not time round trips on this machine
   -h, --help                 show this help
 
 Exit status: 0 fine (warnings and notes printed), 1 problems found, 2 usage.
@@ -51,6 +55,7 @@ const CHECK_OPTIONS = {
   config: { type: 'string', short: 'c' },
   haproxy: { type: 'string' },
   'haproxy-bin': { type: 'string' },
+  'no-measure': { type: 'boolean' },
 } as const;
 
 /** Runs `spoa check` with `argv` (the words after `check`); resolves to the exit status. */
@@ -78,7 +83,8 @@ export async function runCheck(
   if (values.haproxy !== undefined) {
     const version = haproxyBin === undefined ? undefined : await haproxyVersion(haproxyBin, findings);
     if (config !== undefined) {
-      findings.push(...checkHaproxySetup({ config, haproxyFile: values.haproxy, cwd: process.cwd(), version, readText: readSmallFile }));
+      const roundTrip = values['no-measure'] === true ? undefined : await measure(findings);
+      findings.push(...checkHaproxySetup({ config, haproxyFile: values.haproxy, cwd: process.cwd(), version, readText: readSmallFile, roundTrip }));
     }
     // A binary that cannot tell its version cannot check either: one error, one timeout at most.
     if (haproxyBin !== undefined && version !== undefined) await haproxyCheck(haproxyBin, values.haproxy, findings);
@@ -106,8 +112,8 @@ async function checkAgentConfig(path: string | undefined, findings: Finding[]): 
 async function checkLists(config: IprepConfig, findings: Finding[]): Promise<void> {
   if (config.mode !== 'reputation') return;
   const files = [
-    ...config.lists.map((list) => ({ name: list.name, format: list.format, path: list.path, minEntries: list.minEntries })),
-    ...config.allowlist.files.map((path) => ({ name: `allowlist:${path}`, format: 'netset' as const, path, minEntries: 0 })),
+    ...config.lists.map((list) => ({ name: list.name, format: list.format, path: list.path, minEntries: list.minEntries, scored: true })),
+    ...config.allowlist.files.map((path) => ({ name: `allowlist:${path}`, format: 'netset' as const, path, minEntries: 0, scored: false })),
   ];
   for (const file of files) {
     if (file.path === undefined) continue;
@@ -124,6 +130,14 @@ async function checkLists(config: IprepConfig, findings: Finding[]): Promise<voi
         findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: skipped ${warning}` });
       if (warnings.length > LIST_WARNINGS_SHOWN)
         findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: ${warnings.length - LIST_WARNINGS_SHOWN} more bad lines` });
+      const inside = file.scored && config.special.enabled ? entriesInsideInternal(PackedListEntries.from(entries).data) : undefined;
+      if (inside !== undefined && inside.count > 0) {
+        findings.push({
+          severity: 'warning',
+          where: file.path,
+          message: insideInternalWarning(file.name, inside),
+        });
+      }
       const severity: Severity = entries.length < file.minEntries ? 'error' : 'note';
       findings.push({
         severity,
@@ -133,6 +147,16 @@ async function checkLists(config: IprepConfig, findings: Finding[]): Promise<voi
     } catch (e) {
       findings.push({ severity: 'error', where: file.path, message: `list ${file.name}: ${(e as Error).message}` });
     }
+  }
+}
+
+/** This machine's round trips, or undefined with a warning when they cannot be timed. */
+async function measure(findings: Finding[]): Promise<RoundTrip | undefined> {
+  try {
+    return await measureRoundTrip();
+  } catch (e) {
+    findings.push({ severity: 'warning', where: 'this machine', message: `cannot time NOTIFY round trips: ${(e as Error).message}` });
+    return undefined;
   }
 }
 

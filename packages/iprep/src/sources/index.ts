@@ -1,7 +1,7 @@
 /** Reputation lists: their file formats, and loading them from disk or URLs. */
 export { ListFormatError, MAX_WARNINGS, parseList, parseListInto, type EntrySink, type ParsedList, type ParseReport } from './formats.js';
 export { PackedListBuilder, PackedListEntries, type PackedListData } from './list-entries.js';
-export { entriesInsideInternal, type EntriesInsideInternal } from './internal-entries.js';
+export { entriesInsideInternal, insideInternalWarning, type EntriesInsideInternal } from './internal-entries.js';
 export { runListJob, type ListJob, type ListJobResult } from './list-job.js';
 export { compileListBody, type CompileListOptions } from './list-compiler.js';
 export { BodyTooLargeError, readListBody, type ListBody } from './list-body.js';

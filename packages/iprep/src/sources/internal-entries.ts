@@ -56,3 +56,9 @@ function put(bytes: Uint8Array, at: number, value: number): void {
 function describeEntry(start: Uint8Array, end: Uint8Array, words: number): string {
   return formatRange({ family: words === 1 ? 4 : 6, start: start.slice(), end: end.slice() });
 }
+
+/** The warning loading such a list gives (the agent's log, spoa check). */
+export function insideInternalWarning(list: string, inside: EntriesInsideInternal): string {
+  const entries = inside.count === 1 ? '1 entry falls' : `${inside.count} entries fall`;
+  return `list ${list}: ${entries} inside internal ranges, which special decides first: they never apply (e.g. ${inside.examples.join(', ')}); set special.enabled: false, or use a decision, to score internal addresses`;
+}

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type Finding, type HaproxyVersion, checkHaproxySetup } from '../../src/check/haproxy-checks.js';
 import { parseHaproxyConfig, parseHaproxyTime, parseSpoeConfig, splitWords } from '../../src/check/haproxy-config.js';
+import type { RoundTrip } from '../../src/check/machine.js';
 import { runCheck } from '../../src/check/run.js';
 import { defaultConfig } from '../../src/config/index.js';
 import type { IprepConfig } from '../../src/types.js';
@@ -103,6 +104,7 @@ interface Setup {
   version?: HaproxyVersion;
   cwd?: string;
   files?: Record<string, string>;
+  roundTrip?: RoundTrip;
 }
 
 function check(setup: Setup = {}): Finding[] {
@@ -113,6 +115,7 @@ function check(setup: Setup = {}): Finding[] {
     cwd: setup.cwd ?? '/etc/haproxy',
     version: setup.version,
     readText: (path) => files[path],
+    roundTrip: setup.roundTrip,
   });
 }
 
@@ -255,6 +258,19 @@ describe('checkHaproxySetup', () => {
     assertFinding(check({ spoe: noHello, version: { major: 2, minor: 6 } }), 'warning', `${SPOE}:2`, /no `timeout hello`/);
   });
 
+  it('timeout processing against the round trips measured on this machine: tight under 3x the p99', () => {
+    const trip = (p99Ms: number, maxMs: number): RoundTrip => ({ count: 1000, p50Ms: 0.05, p99Ms, maxMs });
+    assertFinding(
+      check({ roundTrip: trip(20, 40) }),
+      'warning',
+      `${SPOE}:7`,
+      /timeout processing 50ms is tight for this machine: a NOTIFY round trip over loopback took p50 0\.05ms, p99 20ms, max 40ms \(1000 timed/,
+    );
+    assertFinding(check({ roundTrip: trip(1, 80) }), 'note', `${SPOE}:7`, /timeout processing 50ms: .*max 80ms.*the slowest exceeded it/);
+    assertFinding(check({ roundTrip: trip(0.3, 2) }), 'note', `${SPOE}:7`, /timeout processing 50ms fits this machine: .*p99 0\.3ms/);
+    assert.deepEqual(lines(check({ roundTrip: trip(0.3, 2) }), 'warning'), []);
+  });
+
   it('a haproxy.cfg without filter spoe never asks the agent', () => {
     assertFinding(check({ cfg: 'frontend f\n    bind :80\n' }), 'error', CFG, /no `filter spoe` line/);
   });
@@ -300,14 +316,35 @@ describe('runCheck', () => {
     assert.match(output, /^problems found: 1 error\(s\)/m);
   });
 
+  it('times NOTIFY round trips on this machine for timeout processing, unless --no-measure', async () => {
+    const cfg = join(dir, 'timed.cfg');
+    writeFileSync(
+      cfg,
+      GOOD_CFG.replace('spoe-iprep.conf', join(dir, 'spoe.conf')).replace('var(sess.iprep.ip_action) -m str deny', 'var(sess.iprep.ip_score) -m int lt 20'),
+    );
+    writeFileSync(join(dir, 'spoe.conf'), GOOD_SPOE);
+    const measured = await run(['--haproxy', cfg]);
+    assert.match(
+      measured.output,
+      /^(note|warning): .*spoe\.conf:7: timeout processing 50ms.*round trip over loopback took p50 [\d.]+ms, p99 [\d.]+ms, max [\d.]+ms \(1000 timed/m,
+    );
+    const skipped = await run(['--haproxy', cfg, '--no-measure']);
+    assert.doesNotMatch(skipped.output, /round trip/);
+    assert.equal(skipped.code, 0, skipped.output);
+  });
+
   it('loads list files dry: counts entries, reports bad lines, fails an unreadable one', async () => {
-    writeFileSync(join(dir, 'drop.netset'), '192.0.2.0/24\nnot-an-address\n198.51.100.7\n');
+    writeFileSync(join(dir, 'drop.netset'), '192.0.2.0/24\nnot-an-address\n198.51.100.7\n10.9.8.7\n');
     const file = join(dir, 'lists.yaml');
     writeFileSync(file, 'lists:\n  - { name: drop, path: drop.netset, score: 0 }\n  - { name: gone, path: missing.netset, score: 0 }\n');
     const { code, output } = await run(['--config', file]);
     assert.equal(code, 1, output);
     assert.match(output, /warning: .*drop\.netset: list drop: skipped .*drop\.netset:2/);
-    assert.match(output, /note: .*drop\.netset: list drop: 2 entries/);
+    assert.match(output, /note: .*drop\.netset: list drop: 3 entries/);
+    assert.match(
+      output,
+      /warning: .*drop\.netset: list drop: 1 entry falls inside internal ranges, which special decides first: they never apply \(e\.g\. 10\.9\.8\.7 \(private, RFC 1918\)\)/,
+    );
     assert.match(output, /error: .*missing\.netset: list gone: cannot read it/);
   });
 });
