@@ -1,4 +1,8 @@
-/** The logging interface the library writes to; pass your own (pino fits it) or use the default. */
+/**
+ * The logging interface the library writes to: a message, then its fields. Use
+ * {@link consoleLogger}, {@link pinoLogger} for a pino instance (whose methods take the
+ * fields first), or your own.
+ */
 export interface Logger {
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
@@ -93,6 +97,39 @@ function defaultWrite(line: string): void {
 }
 
 export const silentLogger: Logger = consoleLogger('silent');
+
+/** One level method of a pino logger, as {@link pinoLogger} calls it: fields first, then the message. */
+export type PinoLogMethod = (fields: Record<string, unknown>, message: string) => void;
+
+/** The part of a pino logger (or child logger) {@link pinoLogger} uses; typed by shape, so spop does not depend on pino. */
+export interface PinoLike {
+  debug: PinoLogMethod;
+  info: PinoLogMethod;
+  warn: PinoLogMethod;
+  error: PinoLogMethod;
+}
+
+/**
+ * Adapts a pino logger to spop's {@link Logger}: `logger.warn(message, fields)` becomes
+ * `pino.warn(fields, message)`, at the same level; pino's own level decides what is written.
+ * Error values among the fields become `{ type, message }` (pino serialises only `err`).
+ */
+export function pinoLogger(pino: PinoLike): Logger {
+  const at =
+    (level: Exclude<LogLevel, 'silent'>) =>
+    (message: string, fields?: Record<string, unknown>): void =>
+      pino[level](fields === undefined ? {} : pinoFields(fields), message);
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+function pinoFields(fields: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const key in fields) {
+    const value = fields[key];
+    if (value instanceof Error) (copy ??= { ...fields })[key] = { type: value.name, message: value.message };
+  }
+  return copy ?? fields;
+}
 
 /** At most `lines` lines of one kind per `intervalMs`. */
 export interface LogRateLimit {
