@@ -52,7 +52,9 @@ export interface ConnectionErrorEvent {
   readonly durationMs: number;
 }
 
+/** What the `onError` hook receives; `kind` tells which. */
 export type AgentErrorEvent = HandlerErrorEvent | HandlerTimeoutEvent | InvalidActionEvent | ConnectionErrorEvent;
+/** The kinds of {@link AgentErrorEvent}. */
 export type AgentErrorKind = AgentErrorEvent['kind'];
 
 /** The `onError` option. It may be async; whatever it throws or rejects with is logged, never raised. */

@@ -4,18 +4,25 @@
  * fields first), or your own.
  */
 export interface Logger {
+  /** A detail for debugging. */
   debug(message: string, fields?: Record<string, unknown>): void;
+  /** Something normal worth telling. */
   info(message: string, fields?: Record<string, unknown>): void;
+  /** Something wrong that the library handled. */
   warn(message: string, fields?: Record<string, unknown>): void;
+  /** A failure: a handler, a server, a bug. */
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/** The least severe level a logger writes (`silent`: none). */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 /** `text`: logfmt (`time=... level=info msg="..." key=value`); `json`: one object per line. */
 export type LogFormat = 'text' | 'json';
+/** The formats of {@link consoleLogger}. */
 export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
+/** The levels a line may have, least severe first. */
 export const LOG_LEVELS: readonly Exclude<LogLevel, 'silent'>[] = ['debug', 'info', 'warn', 'error'];
 
 /**
@@ -96,6 +103,7 @@ function defaultWrite(line: string): void {
   process.stderr.write(line + '\n');
 }
 
+/** A logger that writes nothing. */
 export const silentLogger: Logger = consoleLogger('silent');
 
 /** One level method of a pino logger, as {@link pinoLogger} calls it: fields first, then the message. */
@@ -170,6 +178,7 @@ export class RateLimitedLog {
     this.#log('info', message, fields);
   }
 
+  /** Like `info`, at warn level. */
   warn(message: string, fields?: LogFields): void {
     this.#log('warn', message, fields);
   }

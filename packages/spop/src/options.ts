@@ -10,6 +10,7 @@ export interface PeerAddress {
   readonly port: number;
 }
 
+/** The options of `new Agent(...)`; every one is optional (defaults in {@link defaultAgentOptions}). */
 export interface AgentOptions {
   /**
    * Largest frame we accept and announce (LENGTH, excluding the 4-byte prefix).
@@ -88,6 +89,7 @@ export interface AgentOptions {
   onFrame?: ((direction: 'in' | 'out', frame: import('./codec/index.js').Frame, connectionId: number) => void) | undefined;
 }
 
+/** The options in force: every default filled in (`agent.options`). */
 export type ResolvedAgentOptions = Required<Omit<AgentOptions, 'onFrame' | 'allowConnection' | 'onError'>> &
   Pick<AgentOptions, 'onFrame' | 'allowConnection' | 'onError'>;
 
@@ -102,6 +104,7 @@ export const MIN_MAX_FRAME_SIZE = 256;
  */
 export const MAX_MAX_FRAME_SIZE = 256 * 1024 * 1024 - 20;
 
+/** The default of every option (the logger defaults to `consoleLogger('warn')`). */
 export const defaultAgentOptions: Readonly<Omit<ResolvedAgentOptions, 'logger' | 'onFrame' | 'onError'>> = {
   maxFrameSize: 65532,
   pipelining: true,
@@ -118,6 +121,7 @@ export const defaultAgentOptions: Readonly<Omit<ResolvedAgentOptions, 'logger' |
   peerLogLimit: { lines: 10, intervalMs: 10_000 },
 };
 
+/** Fills in the defaults and checks every value (RangeError or TypeError when out of bounds). */
 export function resolveAgentOptions(options: AgentOptions = {}): ResolvedAgentOptions {
   const given = stripUndefined(options);
   const resolved: ResolvedAgentOptions = {

@@ -39,6 +39,7 @@ import { type Negotiated, negotiate } from './hello.js';
 import { NotifyCall } from './notify-call.js';
 import type { AgentStats } from './stats.js';
 
+/** Where a connection is in its life: see {@link SpopConnection}. */
 export type ConnectionState = 'hello' | 'ready' | 'draining' | 'closing' | 'closed';
 
 /**
@@ -71,6 +72,7 @@ interface Fragments {
   size: number;
 }
 
+/** One HAProxy connection of an agent (`agent.connections`): its negotiated `info`, its state and NOTIFY in flight, a graceful `shutdown` and `destroy`. Created by the agent. */
 export class SpopConnection {
   readonly info: ConnectionInfo & { engineId: string | undefined; maxFrameSize: number; capabilities: string[] };
   #state: ConnectionState = 'hello';
@@ -102,6 +104,7 @@ export class SpopConnection {
   /** `performance.now()` at accept, for the duration of connection events. */
   readonly #openedAt = performance.now();
 
+  /** @internal Connections are created by their agent (`agent.handle(socket)`). */
   constructor(socket: Socket, host: ConnectionHost, id: number) {
     this.#socket = socket;
     this.#host = host;
