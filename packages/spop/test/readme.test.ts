@@ -1,6 +1,7 @@
 /**
- * Every TypeScript snippet of the library's README compiles against the
- * library as published (its exports), so the README cannot drift from the API.
+ * Every TypeScript snippet of the library's README (and of the root README)
+ * compiles against the library as published (its exports), so the READMEs
+ * cannot drift from the API.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -16,6 +17,12 @@ describe('packages/spop/README.md', () => {
     const snippets = tsBlocks(readFileSync(readmePath, 'utf8'));
     assert.ok(snippets.length >= 8, `only ${snippets.length} ts snippets`);
     assert.deepEqual(typecheckSnippets(snippets, 'packages/spop/README.md'), []);
+  });
+
+  it("the root README's library snippet typechecks too", () => {
+    const snippets = tsBlocks(readFileSync(join(repoRoot, 'README.md'), 'utf8'));
+    assert.ok(snippets.length >= 1, 'no ts snippet in README.md');
+    assert.deepEqual(typecheckSnippets(snippets, 'README.md'), []);
   });
 
   it('the check sees a snippet that does not compile, with its line in the Markdown', () => {
