@@ -11,3 +11,4 @@ export * from './connection/index.js';
 export * from './server/index.js';
 export * from './options.js';
 export * from './logger.js';
+export * from './events.js';

@@ -1,17 +1,28 @@
-/** The logging interface the library writes to; pass your own (pino fits it) or use the default. */
+/**
+ * The logging interface the library writes to: a message, then its fields. Use
+ * {@link consoleLogger}, {@link pinoLogger} for a pino instance (whose methods take the
+ * fields first), or your own.
+ */
 export interface Logger {
+  /** A detail for debugging. */
   debug(message: string, fields?: Record<string, unknown>): void;
+  /** Something normal worth telling. */
   info(message: string, fields?: Record<string, unknown>): void;
+  /** Something wrong that the library handled. */
   warn(message: string, fields?: Record<string, unknown>): void;
+  /** A failure: a handler, a server, a bug. */
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/** The least severe level a logger writes (`silent`: none). */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 /** `text`: logfmt (`time=... level=info msg="..." key=value`); `json`: one object per line. */
 export type LogFormat = 'text' | 'json';
+/** The formats of {@link consoleLogger}. */
 export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
+/** The levels a line may have, least severe first. */
 export const LOG_LEVELS: readonly Exclude<LogLevel, 'silent'>[] = ['debug', 'info', 'warn', 'error'];
 
 /**
@@ -92,7 +103,41 @@ function defaultWrite(line: string): void {
   process.stderr.write(line + '\n');
 }
 
+/** A logger that writes nothing. */
 export const silentLogger: Logger = consoleLogger('silent');
+
+/** One level method of a pino logger, as {@link pinoLogger} calls it: fields first, then the message. */
+export type PinoLogMethod = (fields: Record<string, unknown>, message: string) => void;
+
+/** The part of a pino logger (or child logger) {@link pinoLogger} uses; typed by shape, so spop does not depend on pino. */
+export interface PinoLike {
+  debug: PinoLogMethod;
+  info: PinoLogMethod;
+  warn: PinoLogMethod;
+  error: PinoLogMethod;
+}
+
+/**
+ * Adapts a pino logger to spop's {@link Logger}: `logger.warn(message, fields)` becomes
+ * `pino.warn(fields, message)`, at the same level; pino's own level decides what is written.
+ * Error values among the fields become `{ type, message }` (pino serialises only `err`).
+ */
+export function pinoLogger(pino: PinoLike): Logger {
+  const at =
+    (level: Exclude<LogLevel, 'silent'>) =>
+    (message: string, fields?: Record<string, unknown>): void =>
+      pino[level](fields === undefined ? {} : pinoFields(fields), message);
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+function pinoFields(fields: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const key in fields) {
+    const value = fields[key];
+    if (value instanceof Error) (copy ??= { ...fields })[key] = { type: value.name, message: value.message };
+  }
+  return copy ?? fields;
+}
 
 /** At most `lines` lines of one kind per `intervalMs`. */
 export interface LogRateLimit {
@@ -133,6 +178,7 @@ export class RateLimitedLog {
     this.#log('info', message, fields);
   }
 
+  /** Like `info`, at warn level. */
   warn(message: string, fields?: LogFields): void {
     this.#log('warn', message, fields);
   }

@@ -1,4 +1,5 @@
 /** Every option of the agent, with its default, in one place. */
+import type { AgentErrorHook } from './events.js';
 import { type LogRateLimit, type Logger, consoleLogger } from './logger.js';
 
 /** The remote end of a TCP connection, as `allowConnection` sees it. */
@@ -9,6 +10,7 @@ export interface PeerAddress {
   readonly port: number;
 }
 
+/** The options of `new Agent(...)`; every one is optional (defaults in {@link defaultAgentOptions}). */
 export interface AgentOptions {
   /**
    * Largest frame we accept and announce (LENGTH, excluding the 4-byte prefix).
@@ -76,11 +78,20 @@ export interface AgentOptions {
   peerLogLimit?: LogRateLimit;
   /** Logger; default: warnings and errors to stderr. */
   logger?: Logger;
+  /**
+   * Called for a handler that throws or rejects, a handler timeout, an action that does not
+   * encode, and a connection closed on a protocol error, with a typed event (kind, message
+   * names, error, connection, duration): route them to your own telemetry. These are logged
+   * either way. A hook that throws or rejects is logged and changes nothing. Default: none.
+   */
+  onError?: AgentErrorHook | undefined;
   /** Called with every frame decoded or sent, for debugging (`spoa -d`). Costs a full decode per frame. */
   onFrame?: ((direction: 'in' | 'out', frame: import('./codec/index.js').Frame, connectionId: number) => void) | undefined;
 }
 
-export type ResolvedAgentOptions = Required<Omit<AgentOptions, 'onFrame' | 'allowConnection'>> & Pick<AgentOptions, 'onFrame' | 'allowConnection'>;
+/** The options in force: every default filled in (`agent.options`). */
+export type ResolvedAgentOptions = Required<Omit<AgentOptions, 'onFrame' | 'allowConnection' | 'onError'>> &
+  Pick<AgentOptions, 'onFrame' | 'allowConnection' | 'onError'>;
 
 /** Smallest max-frame-size HAProxy accepts. */
 export const MIN_MAX_FRAME_SIZE = 256;
@@ -93,7 +104,8 @@ export const MIN_MAX_FRAME_SIZE = 256;
  */
 export const MAX_MAX_FRAME_SIZE = 256 * 1024 * 1024 - 20;
 
-export const defaultAgentOptions: Readonly<Omit<ResolvedAgentOptions, 'logger' | 'onFrame'>> = {
+/** The default of every option (the logger defaults to `consoleLogger('warn')`). */
+export const defaultAgentOptions: Readonly<Omit<ResolvedAgentOptions, 'logger' | 'onFrame' | 'onError'>> = {
   maxFrameSize: 65532,
   pipelining: true,
   async: false,
@@ -109,6 +121,7 @@ export const defaultAgentOptions: Readonly<Omit<ResolvedAgentOptions, 'logger' |
   peerLogLimit: { lines: 10, intervalMs: 10_000 },
 };
 
+/** Fills in the defaults and checks every value (RangeError or TypeError when out of bounds). */
 export function resolveAgentOptions(options: AgentOptions = {}): ResolvedAgentOptions {
   const given = stripUndefined(options);
   const resolved: ResolvedAgentOptions = {
@@ -117,12 +130,14 @@ export function resolveAgentOptions(options: AgentOptions = {}): ResolvedAgentOp
     logger: options.logger ?? consoleLogger('warn'),
     onFrame: options.onFrame,
     allowConnection: options.allowConnection,
+    onError: options.onError,
   };
   const { maxFrameSize, maxInFlight, handlerTimeout, maxConnections, idleTimeout, peerLogLimit } = resolved;
   if (!Number.isInteger(maxFrameSize) || maxFrameSize < MIN_MAX_FRAME_SIZE || maxFrameSize > MAX_MAX_FRAME_SIZE) {
     throw new RangeError(`maxFrameSize must be an integer from ${MIN_MAX_FRAME_SIZE} to ${MAX_MAX_FRAME_SIZE}: ${maxFrameSize}`);
   }
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be >= 1: ${maxInFlight}`);
+  if (resolved.onError !== undefined && typeof resolved.onError !== 'function') throw new TypeError('onError must be a function');
   if (!(handlerTimeout > 0)) throw new RangeError(`handlerTimeout must be > 0: ${handlerTimeout}`);
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be an integer >= 1: ${maxConnections}`);
   if (!(idleTimeout >= 0) || idleTimeout > MAX_TIMER_MS) throw new RangeError(`idleTimeout must be from 0 to ${MAX_TIMER_MS}: ${idleTimeout}`);

@@ -89,6 +89,7 @@ export class Reader {
     if (buf) this.reset(buf, start, end);
   }
 
+  /** Points the cursor at `buf[start, end)`. */
   reset(buf: Buffer, start = 0, end = buf.length): this {
     this.buf = buf;
     this.pos = start;
@@ -100,11 +101,13 @@ export class Reader {
     return this.end - this.pos;
   }
 
+  /** Reads one byte. */
   byte(): number {
     if (this.pos >= this.end) throw invalidFrame('truncated payload');
     return this.buf[this.pos++] as number;
   }
 
+  /** Reads a varint: a number when safe, a bigint beyond 2^53. */
   varint(): number | bigint {
     const r = readVarint(this.buf, this.pos, this.end, this.#varint);
     this.pos = r.offset;
@@ -165,6 +168,7 @@ export class Reader {
     return text;
   }
 
+  /** Reads one typed value. */
   typedData(): TypedData {
     const typeByte = this.byte();
     switch (typeByte & 0x0f) {
@@ -273,6 +277,7 @@ export class Reader {
     return actions;
   }
 
+  /** Reads the scope byte of an action. */
   scope(): VarScope {
     const b = this.byte();
     const scope = scopeNames[b];

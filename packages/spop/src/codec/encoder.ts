@@ -17,6 +17,7 @@ const UINT32_MAX = 0xffff_ffff;
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 
+/** Encodes SPOP values, payloads and whole frames into a growing buffer; `take()` hands the bytes out. One instance is reused for many frames. */
 export class Writer {
   #buf: Buffer;
   #pos = 0;
@@ -59,12 +60,14 @@ export class Writer {
     this.#pos = position;
   }
 
+  /** Writes one byte. */
   byte(b: number): this {
     this.#ensure(1);
     this.#buf[this.#pos++] = b;
     return this;
   }
 
+  /** Writes a 32-bit unsigned integer, big-endian (the frame length and flags). */
   uint32(v: number): this {
     this.#ensure(4);
     this.#buf.writeUInt32BE(v, this.#pos);
@@ -99,6 +102,7 @@ export class Writer {
     return this;
   }
 
+  /** Writes raw bytes. */
   bytes(data: Uint8Array): this {
     this.#ensure(data.length);
     this.#buf.set(data, this.#pos);
@@ -134,6 +138,7 @@ export class Writer {
     return this;
   }
 
+  /** Writes one typed value: its type byte, then its value. */
   typedData(d: TypedData): this {
     switch (d.type) {
       case 'null':
@@ -167,11 +172,13 @@ export class Writer {
     }
   }
 
+  /** Writes a KV-LIST (HELLO and DISCONNECT payloads). */
   kvList(entries: readonly KvEntry[]): this {
     for (const [key, value] of entries) this.name(key).typedData(value);
     return this;
   }
 
+  /** Writes one message of a NOTIFY payload: name, argument count, arguments. */
   message(m: SpoeMessage): this {
     if (m.args.length > 255) throw new RangeError(`message ${m.name} has more than 255 arguments`);
     this.name(m.name).byte(m.args.length);
@@ -179,6 +186,7 @@ export class Writer {
     return this;
   }
 
+  /** Writes one SET-VAR or UNSET-VAR action of an ACK payload. */
   action(a: Action): this {
     const encoded = (a as PreEncoded)[ENCODED];
     if (encoded !== undefined) return this.bytes(encoded);

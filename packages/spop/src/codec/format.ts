@@ -1,6 +1,7 @@
 /** Human-readable one-line renderings of frames, for debug logs (`spoa -d`). */
 import type { Frame, KvEntry, TypedData } from './types.js';
 
+/** A typed value as short text for logs (`str:"abc"`, `ipv4:192.0.2.1`...). */
 export function formatTypedData(d: TypedData): string {
   switch (d.type) {
     case 'null':
@@ -16,6 +17,7 @@ export function formatTypedData(d: TypedData): string {
 
 const kvText = (kv: readonly KvEntry[]): string => kv.map(([k, v]) => `${k}=${formatTypedData(v)}`).join(' ');
 
+/** A frame as one line of text for logs and debugging. */
 export function formatFrame(f: Frame): string {
   const head = `${f.type.toUpperCase()} flags=0x${f.flags.toString(16).padStart(8, '0')} sid=${f.streamId} fid=${f.frameId}`;
   switch (f.type) {

@@ -11,6 +11,7 @@ import { SpopError, Status } from './status.js';
 /** The only protocol version in use since 2018 (the flag byte-order fix). */
 export const SPOP_VERSION = '2.0';
 
+/** What a HAPROXY-HELLO says, as read by `readHaproxyHello`. */
 export interface HaproxyHello {
   supportedVersions: string[];
   maxFrameSize: number;
@@ -19,6 +20,7 @@ export interface HaproxyHello {
   healthcheck: boolean;
 }
 
+/** What an AGENT-HELLO says, as read by `readAgentHello`. */
 export interface AgentHello {
   version: string;
   maxFrameSize: number;

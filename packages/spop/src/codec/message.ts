@@ -30,6 +30,7 @@ export class Message implements SpoeMessage {
     return data.type === 'null' ? null : data.value;
   }
 
+  /** The message as plain data. */
   toJSON(): SpoeMessage {
     return { name: this.name, args: this.args };
   }

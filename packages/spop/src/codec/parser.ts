@@ -20,12 +20,14 @@ export type FrameSink = (buf: Buffer, start: number, end: number) => boolean | v
 export interface ByteBudget {
   /** Takes `bytes` from the budget; false, and nothing taken, when they are not available. */
   take(bytes: number): boolean;
+  /** Gives back bytes taken earlier. */
   give(bytes: number): void;
 }
 
 /** Smallest buffer allocated for a partial frame: avoids a reallocation per byte while the prefix arrives. */
 const MIN_PARTIAL_CAPACITY = 256;
 
+/** Cuts a byte stream into frames: checks each LENGTH before buffering its body, hands every complete frame to a sink (which may pause the parser), and holds a partial frame across chunks. */
 export class FrameParser {
   #buf: Buffer | null = null;
   #pos = 0;

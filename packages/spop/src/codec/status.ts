@@ -5,6 +5,7 @@
  * AGENT-DISCONNECT, so the connection layer never has to guess.
  */
 
+/** Status codes of DISCONNECT frames, by name (docs/protocol.md §8.2). */
 export const Status = {
   NORMAL: 0,
   IO_ERROR: 1,
@@ -23,6 +24,7 @@ export const Status = {
   UNKNOWN: 99,
 } as const;
 
+/** One of the {@link Status} codes. */
 export type StatusCode = (typeof Status)[keyof typeof Status];
 
 /** HAProxy's own message text for each code (src/flt_spoe.c, spoe_frm_err_reasons). */
@@ -44,6 +46,7 @@ const statusMessages: Readonly<Record<StatusCode, string>> = {
   99: 'an unknown error occurred',
 };
 
+/** HAProxy's message text for a status code. */
 export function statusMessage(code: number): string {
   return statusMessages[code as StatusCode] ?? statusMessages[Status.UNKNOWN];
 }

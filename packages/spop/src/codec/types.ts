@@ -17,7 +17,9 @@ export const DataType = {
   BIN: 9,
 } as const;
 
+/** No value (a missing sample); setting it unsets the variable. */
 export type NullData = { readonly type: 'null' };
+/** A boolean. */
 export type BoolData = { readonly type: 'bool'; readonly value: boolean };
 /** INT32 and UINT32 always fit in a JS number. */
 export type Int32Data = { readonly type: 'int32' | 'uint32'; readonly value: number };
@@ -33,28 +35,37 @@ export type IpData = { readonly type: 'ipv4' | 'ipv6'; readonly value: string; r
  * `bytes` (a view, not a copy) and decode `value` as UTF-8 on first access.
  */
 export type StrData = { readonly type: 'str'; readonly value: string; readonly bytes?: Buffer };
+/** Binary data. */
 export type BinData = { readonly type: 'bin'; readonly value: Uint8Array };
 
+/** A value as SPOP carries it: `{ type, value }`. */
 export type TypedData = NullData | BoolData | Int32Data | Int64Data | IpData | StrData | BinData;
+/** The type names of {@link TypedData}. */
 export type TypedDataType = TypedData['type'];
 
 /** Variable scopes, as the raw byte of SET-VAR / UNSET-VAR (docs/protocol.md §5.4). */
 export const Scope = { proc: 0, sess: 1, txn: 2, req: 3, res: 4 } as const;
+/** A variable scope: `proc`, `sess`, `txn`, `req` or `res`. */
 export type VarScope = keyof typeof Scope;
 
+/** Action type ids (docs/protocol.md §5.3). */
 export const ActionType = { SET_VAR: 1, UNSET_VAR: 2 } as const;
 
+/** Sets `<scope>.<var-prefix>.<name>` in HAProxy. */
 export type SetVarAction = {
   readonly type: 'set-var';
   readonly scope: VarScope;
   readonly name: string;
   readonly value: TypedData;
 };
+/** Unsets `<scope>.<var-prefix>.<name>` in HAProxy. */
 export type UnsetVarAction = { readonly type: 'unset-var'; readonly scope: VarScope; readonly name: string };
+/** What an ACK carries back to HAProxy. */
 export type Action = SetVarAction | UnsetVarAction;
 
 /** One argument of a message; `name` is '' for an unnamed argument (`args src`). */
 export type MessageArg = { readonly name: string; readonly value: TypedData };
+/** A SPOE message as plain data (what `encodeFrame` takes). */
 export type SpoeMessage = { readonly name: string; readonly args: readonly MessageArg[] };
 
 /** A key/value pair of HELLO and DISCONNECT payloads, in wire order. */
@@ -74,6 +85,7 @@ export const FrameType = {
 /** Frame flags, a 32-bit field in network byte order: FIN is the bytes 00 00 00 01. */
 export const FrameFlags = { FIN: 0x1, ABORT: 0x2 } as const;
 
+/** A stream-id or frame-id: a varint, a bigint beyond 2^53. */
 export type FrameId = number | bigint;
 
 interface FrameHeader {
@@ -83,18 +95,22 @@ interface FrameHeader {
   readonly frameId: FrameId;
 }
 
+/** HAPROXY-HELLO or AGENT-HELLO, with its key/value pairs. */
 export interface HelloFrame extends FrameHeader {
   readonly type: 'haproxy-hello' | 'agent-hello';
   readonly kv: readonly KvEntry[];
 }
+/** HAPROXY-DISCONNECT or AGENT-DISCONNECT, with its key/value pairs (`status-code`, `message`). */
 export interface DisconnectFrame extends FrameHeader {
   readonly type: 'haproxy-disconnect' | 'agent-disconnect';
   readonly kv: readonly KvEntry[];
 }
+/** A NOTIFY: the messages of one event. */
 export interface NotifyFrame extends FrameHeader {
   readonly type: 'notify';
   readonly messages: readonly SpoeMessage[];
 }
+/** An ACK: the actions answering one NOTIFY. */
 export interface AckFrame extends FrameHeader {
   readonly type: 'ack';
   readonly actions: readonly Action[];
@@ -110,9 +126,12 @@ export interface RawFrame extends FrameHeader {
   readonly payload: Uint8Array;
 }
 
+/** Any frame, as `encodeFrame` takes it and `decodeFrame` returns it. */
 export type Frame = HelloFrame | DisconnectFrame | NotifyFrame | AckFrame | RawFrame;
+/** The `type` of a decoded frame other than a raw one. */
 export type FrameTypeName = Exclude<Frame['type'], 'raw'>;
 
+/** The type byte of each frame type name. */
 export const frameTypeIds: Readonly<Record<FrameTypeName, number>> = {
   'haproxy-hello': FrameType.HAPROXY_HELLO,
   'haproxy-disconnect': FrameType.HAPROXY_DISCONNECT,

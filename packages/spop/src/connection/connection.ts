@@ -32,12 +32,14 @@ import {
   statusMessage,
 } from '../codec/index.js';
 import type { ConnectionInfo, HandlerResult, MessageHandler } from '../handler/types.js';
+import { type AgentErrorEvent, callErrorHook, toError } from '../events.js';
 import type { RateLimitedLog } from '../logger.js';
 import type { ResolvedAgentOptions } from '../options.js';
 import { type Negotiated, negotiate } from './hello.js';
 import { NotifyCall } from './notify-call.js';
 import type { AgentStats } from './stats.js';
 
+/** Where a connection is in its life: see {@link SpopConnection}. */
 export type ConnectionState = 'hello' | 'ready' | 'draining' | 'closing' | 'closed';
 
 /**
@@ -70,6 +72,7 @@ interface Fragments {
   size: number;
 }
 
+/** One HAProxy connection of an agent (`agent.connections`): its negotiated `info`, its state and NOTIFY in flight, a graceful `shutdown` and `destroy`. Created by the agent. */
 export class SpopConnection {
   readonly info: ConnectionInfo & { engineId: string | undefined; maxFrameSize: number; capabilities: string[] };
   #state: ConnectionState = 'hello';
@@ -98,7 +101,10 @@ export class SpopConnection {
   #timer: NodeJS.Timeout | undefined;
   #drained: (() => void) | undefined;
   readonly #closed: Promise<void>;
+  /** `performance.now()` at accept, for the duration of connection events. */
+  readonly #openedAt = performance.now();
 
+  /** @internal Connections are created by their agent (`agent.handle(socket)`). */
   constructor(socket: Socket, host: ConnectionHost, id: number) {
     this.#socket = socket;
     this.#host = host;
@@ -327,7 +333,9 @@ export class SpopConnection {
     stats.notifies++;
     stats.inFlight++;
     this.#inFlight++;
-    const call = new NotifyCall(streamId, frameId, this.info);
+    const call = new NotifyCall(streamId, frameId, this.info, messages);
+    const hooked = this.#options.onError !== undefined;
+    if (hooked) call.startedAt = performance.now();
     const results = new Array<HandlerResult>(messages.length);
     let waiting = 0;
     for (let i = 0; i < messages.length; i++) {
@@ -341,20 +349,23 @@ export class SpopConnection {
       try {
         result = handler(m, call);
       } catch (err) {
-        this.#handlerFailed(m.name, err);
+        this.#handlerFailed(call, m.name, err);
         continue;
       }
       if (isPromiseLike(result)) {
         waiting++;
+        if (hooked) (call.waitingOn ??= []).push(m.name);
         result.then(
           (value) => {
             if (call.done) return;
             results[i] = value;
+            settled(call, m.name);
             if (--waiting === 0) this.#complete(call, results);
           },
           (err: unknown) => {
             if (call.done) return;
-            this.#handlerFailed(m.name, err);
+            settled(call, m.name);
+            this.#handlerFailed(call, m.name, err);
             if (--waiting === 0) this.#complete(call, results);
           },
         );
@@ -372,18 +383,45 @@ export class SpopConnection {
         streamId: String(streamId),
         timeoutMs: this.#options.handlerTimeout,
       });
-      call.abort(new Error(`handler timeout (${this.#options.handlerTimeout} ms)`));
+      const error = new Error(`handler timeout (${this.#options.handlerTimeout} ms)`);
+      call.abort(error);
+      this.#notifyEvent('handler-timeout', call, call.waitingOn ?? [], error);
       this.#complete(call, results);
     }, this.#options.handlerTimeout);
   }
 
-  #handlerFailed(message: string, err: unknown): void {
+  #handlerFailed(call: NotifyCall, message: string, err: unknown): void {
     this.#host.stats.handlerErrors++;
     this.#options.logger.error('handler failed: ACK sent without its actions', {
       connection: this.info.id,
       message,
       error: err instanceof Error ? err.message : String(err),
     });
+    this.#notifyEvent('handler-error', call, [message], err);
+  }
+
+  /** Tells the `onError` hook, if any, about one NOTIFY's failure. */
+  #notifyEvent(kind: 'handler-error' | 'handler-timeout' | 'invalid-action', call: NotifyCall, messages: readonly string[], err: unknown): void {
+    const hook = this.#options.onError;
+    if (hook === undefined) return;
+    const event: AgentErrorEvent = {
+      kind,
+      connection: call.connection,
+      streamId: call.streamId,
+      frameId: call.frameId,
+      messages,
+      error: toError(err),
+      durationMs: performance.now() - call.startedAt,
+    };
+    callErrorHook(hook, event, this.#host.peerLog);
+  }
+
+  /** Tells the `onError` hook, if any, that this connection is being closed on an error. */
+  #connectionEvent(kind: 'protocol-error' | 'internal-error', status: number, err: unknown): void {
+    const hook = this.#options.onError;
+    if (hook === undefined) return;
+    const event: AgentErrorEvent = { kind, connection: this.info, status, error: toError(err), durationMs: performance.now() - this.#openedAt };
+    callErrorHook(hook, event, this.#host.peerLog);
   }
 
   #complete(call: NotifyCall, results: HandlerResult[]): void {
@@ -424,7 +462,8 @@ export class SpopConnection {
     const w = this.#writer;
     const mark = w.length;
     const start = w.beginFrame(FrameType.ACK, FrameFlags.FIN, call.streamId, call.frameId);
-    for (const result of results) {
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i];
       if (result === undefined || result === null) continue;
       const before = w.length;
       try {
@@ -432,7 +471,14 @@ export class SpopConnection {
         else w.action(result);
       } catch (err) {
         w.truncate(before);
-        this.#handlerFailed('(encoding its actions)', err);
+        this.#host.stats.handlerErrors++;
+        const message = call.messages[i]?.name ?? '';
+        this.#options.logger.error('handler returned an action that does not encode: left out of the ACK', {
+          connection: this.info.id,
+          message,
+          error: err instanceof Error ? err.message : String(err),
+        });
+        this.#notifyEvent('invalid-action', call, [message], err);
       }
     }
     const length = w.endFrame(start);
@@ -510,6 +556,7 @@ export class SpopConnection {
     if (!(err instanceof SpopError)) {
       // A bug of ours, not the peer's: say so, but still close only this connection.
       this.#options.logger.error('internal error on connection', { connection: this.info.id, error: String(err) });
+      this.#connectionEvent('internal-error', Status.UNKNOWN, err);
       this.#disconnect(Status.UNKNOWN, statusMessage(Status.UNKNOWN));
       return;
     }
@@ -520,6 +567,7 @@ export class SpopConnection {
         remote: this.info.remoteAddress,
         maxBufferedBytes: this.#options.maxBufferedBytes,
       });
+      this.#connectionEvent('protocol-error', err.status, err);
       this.#disconnect(err.status, err.message);
       return;
     }
@@ -530,6 +578,7 @@ export class SpopConnection {
       status: err.status,
       error: err.message,
     });
+    this.#connectionEvent('protocol-error', isSendableStatus(err.status) ? err.status : Status.UNKNOWN, err);
     this.#disconnect(err.status, err.message);
   }
 
@@ -626,6 +675,14 @@ export class SpopConnection {
   destroy(): void {
     this.#socket.destroy();
   }
+}
+
+/** Marks one of a waiting call's messages as answered (with a hook only: else nothing is tracked). */
+function settled(call: NotifyCall, name: string): void {
+  const waiting = call.waitingOn;
+  if (waiting === undefined) return;
+  const i = waiting.indexOf(name);
+  if (i >= 0) waiting.splice(i, 1);
 }
 
 function isPromiseLike(v: unknown): v is PromiseLike<HandlerResult> {

@@ -6,6 +6,7 @@
 import { type HaproxyHello, SPOP_VERSION, SpopError, Status, versionNumber } from '../codec/index.js';
 import { MIN_MAX_FRAME_SIZE, type ResolvedAgentOptions } from '../options.js';
 
+/** The parameters of one connection, decided by `negotiate` from HAProxy's HELLO and the agent's options. */
 export interface Negotiated {
   maxFrameSize: number;
   /** Capabilities we announce, and so the ones in force on this connection. */

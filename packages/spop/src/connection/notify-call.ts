@@ -1,5 +1,5 @@
 /** The context given to the handlers of one NOTIFY. */
-import type { FrameId } from '../codec/index.js';
+import type { FrameId, Message } from '../codec/index.js';
 import type { ConnectionInfo, NotifyContext } from '../handler/types.js';
 
 export class NotifyCall implements NotifyContext {
@@ -10,11 +10,17 @@ export class NotifyCall implements NotifyContext {
   timer: NodeJS.Timeout | undefined;
   /** Set once the ACK was sent (or given up); late results are then ignored. */
   done = false;
+  /** `performance.now()` at dispatch, taken only when an `onError` hook wants durations (else 0). */
+  startedAt = 0;
+  /** Names of the messages whose handler has not settled yet, kept only for calls that wait and only with a hook. */
+  waitingOn: string[] | undefined;
 
   constructor(
     readonly streamId: FrameId,
     readonly frameId: FrameId,
     readonly connection: ConnectionInfo,
+    /** The NOTIFY's messages, in order (results are indexed alike). */
+    readonly messages: readonly Message[],
   ) {}
 
   get signal(): AbortSignal {

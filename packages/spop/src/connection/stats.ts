@@ -32,6 +32,7 @@ export class AgentStats {
   /** Connections cut for holding a partial frame longer than `partialFrameTimeout`. */
   partialFrameTimeouts = 0;
 
+  /** A copy of every counter, for export. */
   snapshot(): Readonly<Record<Exclude<keyof AgentStats, 'snapshot'>, number>> {
     return { ...this };
   }

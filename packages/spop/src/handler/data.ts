@@ -6,15 +6,25 @@ import type { Action, SetVarAction, TypedData, UnsetVarAction, VarScope } from '
 
 /** Explicit typed-value constructors, for when the automatic choice is not the one wanted. */
 export const T = {
+  /** NULL (unsets the variable). */
   null: (): TypedData => ({ type: 'null' }),
+  /** BOOL. */
   bool: (value: boolean): TypedData => ({ type: 'bool', value }),
+  /** INT32 (-2^31 to 2^31 - 1). */
   int32: (value: number): TypedData => ({ type: 'int32', value }),
+  /** UINT32 (0 to 2^32 - 1). */
   uint32: (value: number): TypedData => ({ type: 'uint32', value }),
+  /** INT64; a bigint beyond 2^53. */
   int64: (value: number | bigint): TypedData => ({ type: 'int64', value }),
+  /** UINT64; a bigint beyond 2^53. */
   uint64: (value: number | bigint): TypedData => ({ type: 'uint64', value }),
+  /** IPV4 from its dotted-quad text. */
   ipv4: (value: string): TypedData => ({ type: 'ipv4', value }),
+  /** IPV6 from its text. */
   ipv6: (value: string): TypedData => ({ type: 'ipv6', value }),
+  /** STR (written as UTF-8). */
   str: (value: string): TypedData => ({ type: 'str', value }),
+  /** BIN. */
   bin: (value: Uint8Array): TypedData => ({ type: 'bin', value }),
 } as const;
 
@@ -57,11 +67,13 @@ export function assertVarName(name: string): void {
 }
 const validNames = new Set<string>();
 
+/** An action setting `<scope>.<var-prefix>.<name>`; plain values are typed by {@link toTypedData}. Throws a TypeError for a name HAProxy would drop. */
 export function setVar(scope: VarScope, name: string, value: VarValue): SetVarAction {
   assertVarName(name);
   return { type: 'set-var', scope, name, value: toTypedData(value) };
 }
 
+/** An action unsetting `<scope>.<var-prefix>.<name>`. */
 export function unsetVar(scope: VarScope, name: string): UnsetVarAction {
   assertVarName(name);
   return { type: 'unset-var', scope, name };

@@ -14,6 +14,7 @@ export interface ConnectionInfo {
   readonly capabilities: readonly string[];
 }
 
+/** The second argument of a handler: the NOTIFY's ids, its connection, and a signal. */
 export interface NotifyContext {
   readonly streamId: FrameId;
   readonly frameId: FrameId;

@@ -10,12 +10,14 @@ import { RateLimitedLog } from '../logger.js';
 import type { MessageHandler } from '../handler/types.js';
 import { type AgentOptions, type ResolvedAgentOptions, resolveAgentOptions } from '../options.js';
 
+/** Where `agent.listen` listens: a TCP port, a Unix socket path, or an open file descriptor. */
 export type ListenOptions =
   | { port: number; host?: string; backlog?: number; exclusive?: boolean }
   | { path: string; backlog?: number }
   /** A listening socket already open, e.g. passed by systemd (socket activation). */
   | { fd: number; backlog?: number };
 
+/** Options of `agent.close` and `closeOnSignals`. */
 export interface CloseOptions {
   /** Milliseconds in-flight NOTIFY may take to finish before their connection is closed anyway. Default 5000. */
   timeout?: number;
@@ -42,6 +44,7 @@ class PartialFrameBudget implements ByteBudget {
   }
 }
 
+/** An SPOE agent server: register message handlers with `message`, then `listen`; `close` stops gracefully. */
 export class Agent {
   readonly options: ResolvedAgentOptions;
   readonly stats = new AgentStats();

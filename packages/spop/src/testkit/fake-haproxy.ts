@@ -18,8 +18,10 @@ import {
   haproxyHelloKv,
 } from '../codec/index.js';
 
+/** Where `FakeHaproxy.connect` connects: a TCP port (host 127.0.0.1 by default) or a Unix socket. */
 export type ConnectTarget = { port: number; host?: string } | { path: string };
 
+/** HAProxy's side of one SPOP connection, for tests: send frames or raw bytes, wait for what the agent answers. */
 export class FakeHaproxy {
   readonly socket: Socket;
   readonly #parser = new FrameParser(0xffff_ffff);
@@ -54,6 +56,7 @@ export class FakeHaproxy {
     });
   }
 
+  /** Opens a connection to an agent; resolves once connected. */
   static connect(target: ConnectTarget): Promise<FakeHaproxy> {
     return new Promise((resolve, reject) => {
       const socket = 'path' in target ? connect(target.path) : connect(target.port, target.host ?? '127.0.0.1');
@@ -117,6 +120,7 @@ export class FakeHaproxy {
     return this.waitForAck(streamId, frameId, timeoutMs);
   }
 
+  /** Waits for the ACK of a NOTIFY sent earlier. */
   waitForAck(streamId: FrameId, frameId: FrameId, timeoutMs = 2000): Promise<AckFrame> {
     return this.waitFor((f) => f.type === 'ack' && f.streamId === streamId && f.frameId === frameId, timeoutMs) as Promise<AckFrame>;
   }
@@ -132,6 +136,7 @@ export class FakeHaproxy {
     });
   }
 
+  /** Destroys the socket at once. */
   close(): void {
     this.socket.destroy();
   }
