@@ -40,7 +40,7 @@ const { values } = parseArgs({
 });
 
 function workerPids(agent: ManagedProcess): number[] {
-  return [...agent.output().matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+  return [...agent.output().matchAll(/agent listening\b.*?\bpid=(\d+)/g)].map((m) => Number(m[1]));
 }
 
 async function startAgent(port: number): Promise<ManagedProcess> {
@@ -82,7 +82,9 @@ async function measure(version: HaproxyVersion, how: string): Promise<string> {
       } else throw new Error(`--how: stop-start, sigusr2 or sigkill: ${how}`);
     });
     const seconds = (performance.now() - started) / 1000;
-    const marks = [...agent.output().matchAll(/^(\S+) info (rolling restart[^\n]*|shutting down[^\n]*|worker died[^\n]*)/gm)].map((m) => `${m[1]} ${m[2]}`);
+    const marks = [
+      ...agent.output().matchAll(/^time=(\S+) level=\w+ msg="(rolling restart[^\n]*|shutting down[^\n]*|worker died[^\n]*|connections handed over[^\n]*)/gm),
+    ].map((m) => `${m[1]} ${m[2]}`);
     if (load.unscored > 0) console.log(`  unscored at (ms after the event): ${load.unscoredAt.join(' ')}\n  ${marks.join('\n  ')}`);
     return `HAProxy ${version} ${how}: ${load.unscored} unscored of ${load.requests} requests (${(load.requests / seconds).toFixed(0)}/s), ${load.errors.length} errors`;
   } finally {
