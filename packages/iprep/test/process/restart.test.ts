@@ -127,10 +127,16 @@ describe('spoa -n 2: SIGUSR2 restarts the workers without a gap', () => {
       false,
       'no DISCONNECT on the held connection',
     );
-    held.close();
     assert.equal(child.exitCode, null, 'the primary still runs');
     assert.ok(newPids.every(running), 'the new workers run');
+    // A stop (no new generation) still closes gracefully: DISCONNECT 0 on the connection handed over.
     child.kill('SIGTERM');
+    const bye = await held.waitFor((f) => f.type === 'agent-disconnect', 5000);
+    assert.ok(
+      bye.type === 'agent-disconnect' && bye.kv.some(([k, v]) => k === 'status-code' && 'value' in v && Number(v.value) === 0),
+      'the worker said goodbye, status 0',
+    );
+    held.close();
     await waitFor('the primary exits', () => child.exitCode !== null, 10_000);
     assert.equal(child.exitCode, 0);
   });
