@@ -33,13 +33,17 @@ async function pipelinedLoad(port: number, connections: number, window: number) 
   let sending = true;
   let sent = 0;
   const acked = new Map<string, number>();
+  /** The longest a NOTIFY waited for its ACK, in ms. */
+  let slowest = 0;
   const loops = clients.map(async (client, index) => {
     let next = 1;
     let inFlight = 0;
+    const sentAt = new Map<number, number>();
     const send = (): void => {
       const streamId = index * 1_000_000 + next++;
       sent++;
       inFlight++;
+      sentAt.set(streamId, performance.now());
       client.send({ type: 'notify', flags: FrameFlags.FIN, streamId, frameId: 1, messages: [scoreMessage(streamId)] });
     };
     for (let i = 0; i < window; i++) send();
@@ -48,6 +52,8 @@ async function pipelinedLoad(port: number, connections: number, window: number) 
       if (ack.type !== 'ack') throw new Error(`connection ${index} got ${ack.type}`);
       const key = `${String(ack.streamId)}/${String(ack.frameId)}`;
       acked.set(key, (acked.get(key) ?? 0) + 1);
+      slowest = Math.max(slowest, performance.now() - (sentAt.get(Number(ack.streamId)) ?? Number.POSITIVE_INFINITY));
+      sentAt.delete(Number(ack.streamId));
       inFlight--;
       if (sending) send();
     }
@@ -59,7 +65,13 @@ async function pipelinedLoad(port: number, connections: number, window: number) 
       sending = false;
       const results = await Promise.allSettled(loops);
       for (const c of clients) c.close();
-      return { sent, acked, errors: results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : [])), ended: clients.filter((c) => c.ended).length };
+      return {
+        sent,
+        acked,
+        slowest,
+        errors: results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : [])),
+        ended: clients.filter((c) => c.ended).length,
+      };
     },
   };
 }
@@ -160,7 +172,8 @@ describe('spoa -n 2: SIGUSR2 under pipelined load', () => {
     await waitFor('the old workers exit', () => oldPids.every((pid) => !running(pid)), 15_000);
     const sentAtExit = load.sent();
     await waitFor('the new workers answer', () => load.sent() > sentAtExit + 2000, 20_000);
-    const { sent, acked, errors, ended } = await load.stop();
+    const { sent, acked, slowest, errors, ended } = await load.stop();
+    console.log(`spoa -n 2, SIGUSR2 under pipelined load: ${sent} NOTIFY, the slowest ACK after ${slowest.toFixed(0)} ms`);
     assert.deepEqual(errors, [], log());
     assert.equal(ended, 0, 'no connection closed');
     assert.equal(acked.size, sent, 'every NOTIFY ACKed');
