@@ -4,6 +4,9 @@
  * sees neither a DISCONNECT nor a lost frame.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type TestContext, describe, test } from 'node:test';
 import {
   type AckFrame,
@@ -17,7 +20,7 @@ import {
   setVar,
 } from '../src/index.js';
 import type { FakeHaproxy } from '../src/testkit/index.js';
-import { deferred, int, msg, notifyFrame, silent, sleep, startAgent, statusOf, until, wire, withTimeout } from './agent-helpers.js';
+import { connectTo, deferred, int, msg, notifyFrame, silent, sleep, startAgent, statusOf, until, wire, withTimeout } from './agent-helpers.js';
 
 /** Registers an `echo` handler answering with the agent's name and the `n` the message carried. */
 function echoing(name: string, delay?: () => Promise<void>): (agent: Agent) => void {
@@ -232,6 +235,41 @@ describe('detach and adopt', () => {
       assert.notEqual(statusOf(disconnect), 0);
       await withTimeout(fake.closed, 3000, 'closed after the refusal');
     }
+  });
+
+  test('an adopter whose allowConnection refuses the peer (a restart that changed it) refuses the connection', async (t) => {
+    const h = await startAgent(t, {}, echoing('old'));
+    const adopter = adopterAgent(t, { allowConnection: () => false });
+    const fake = await h.ready({ capabilities: 'pipelining' });
+    let detached: DetachedConnection | undefined;
+    await h.agent.handOver((d) => {
+      detached = d;
+    });
+    assert.ok(detached);
+    assert.equal(adopter.adopt(detached.socket, overTheWire(detached).state, detached.unread), undefined);
+    assert.equal(adopter.stats.adoptionsRefused, 1);
+    assert.notEqual(statusOf(await fake.waitFor((f) => f.type === 'agent-disconnect')), 0);
+  });
+
+  test('a Unix-socket connection is handed over as a TCP one is', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'spop-handover-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const old = new Agent({ logger: silent() });
+    echoing('old')(old);
+    t.after(() => old.close({ timeout: 0 }));
+    const path = join(dir, 'agent.sock');
+    await old.listen({ path });
+    const adopter = adopterAgent(t);
+    const fake = await connectTo(t, { path });
+    await fake.hello({ capabilities: 'pipelining' });
+    assert.equal((await fake.notify(1, 1, echo(1))).type, 'ack');
+    await old.handOver((d) => {
+      const { state, unread } = overTheWire(d);
+      assert.ok(adopter.adopt(d.socket, state, unread));
+    });
+    fake.send(notifyFrame(2, 1, echo(2)));
+    await until(() => acks(fake).length === 2, 'two ACKs');
+    assert.deepEqual(acks(fake), ['1/1 old 1', '2/1 new 2']);
   });
 
   test('unread bytes that do not parse: a protocol error on the adopted connection, as from the socket', async (t) => {

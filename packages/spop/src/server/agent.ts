@@ -117,8 +117,8 @@ export class Agent {
    * Serves a connection another agent detached (`DetachedConnection`, possibly sent from another
    * process): no HELLO, the negotiated `state` as it was, `unread` parsed before the socket's bytes.
    * A state that does not check out (it is validated like anything from outside), unread bytes
-   * above MAX_HANDOVER_UNREAD, or `maxConnections` reached: the socket gets an AGENT-DISCONNECT and
-   * is closed, and undefined is returned. Never throws.
+   * above MAX_HANDOVER_UNREAD, `maxConnections` reached, or a peer `allowConnection` refuses: the
+   * socket gets an AGENT-DISCONNECT and is closed, and undefined is returned. Never throws.
    */
   adopt(socket: Socket, state: unknown, unread: Uint8Array = new Uint8Array(0)): SpopConnection | undefined {
     const adopted = readHandoverState(state, this.options);
@@ -129,7 +129,9 @@ export class Agent {
           ? `${unread.length} unread bytes, above ${MAX_HANDOVER_UNREAD}`
           : this.#connections.size >= this.options.maxConnections
             ? 'max-connections reached'
-            : undefined;
+            : !this.#allowed(socket)
+              ? 'peer not allowed' // a restart may have changed allowConnection
+              : undefined;
     if (refusal !== undefined || typeof adopted === 'string') {
       this.stats.adoptionsRefused++;
       this.#peerLog.warn('connection hand-over refused: disconnecting', { remote: socket.remoteAddress, reason: refusal });
