@@ -8,9 +8,17 @@
  *   stop-start  SIGTERM to the primary, a new `spoa` started 500 ms later (what a service restart did)
  *   sigusr2     a rolling restart (SIGUSR2 to the primary), until the old workers exited
  *   sigkill     SIGKILL to one worker, until it was replaced
+ *   systemd-restart  what `systemctl restart` does with the socket unit of examples/systemd: the
+ *               listening socket is held outside spoa (here a shell, as systemd would) and passed as
+ *               descriptor 3 (LISTEN_FDS); SIGTERM to the primary, a new one started as soon as it
+ *               exited, on the same socket (connections wait in its queue meanwhile)
  *
  * Every process is started through test-support, on free loopback ports, and stopped by pid.
  */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import {
   type HaproxyVersion,
@@ -39,8 +47,15 @@ const { values } = parseArgs({
   },
 });
 
-function workerPids(agent: ManagedProcess): number[] {
-  return [...agent.output().matchAll(/agent listening .*pid=(\d+)/g)].map((m) => Number(m[1]));
+/** What measure() needs of the agent, however it was started. */
+interface RunningAgent {
+  readonly pid: number;
+  output(): string;
+  stop(): Promise<unknown>;
+}
+
+function workerPids(agent: RunningAgent): number[] {
+  return [...agent.output().matchAll(/agent listening\b.*?\bpid=(\d+)/g)].map((m) => Number(m[1]));
 }
 
 async function startAgent(port: number): Promise<ManagedProcess> {
@@ -50,9 +65,50 @@ async function startAgent(port: number): Promise<ManagedProcess> {
   return agent;
 }
 
+function parentPid(pid: number): number {
+  // /proc/<pid>/stat: "pid (comm) state ppid ...", comm may hold spaces: read after its last ')'.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/**
+ * `spoa -n 2` socket-activated, as systemd runs it: a shell holds the listening socket on
+ * descriptor 3 and (re)starts spoa each time it exits (LISTEN_PID set to spoa's pid by exec).
+ * `pid` is the current primary's (the parent of its workers).
+ */
+async function startActivated(port: number): Promise<RunningAgent & { primaryPid(): number }> {
+  const server = createServer();
+  server.listen({ host: '127.0.0.1', port });
+  await once(server, 'listening');
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  const loop = 'while :; do sh -c \'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"\' "$0" "$@"; sleep 0.01; done';
+  const holder = spawn('/bin/sh', ['-c', loop, process.execPath, values.spoa, '-p', String(port), '-n', '2', '--host', '127.0.0.1'], {
+    stdio: ['ignore', 'pipe', 'pipe', fd],
+    detached: true,
+  });
+  killAtEnd(holder.pid!);
+  server.close(); // the shell holds it now, as systemd does
+  let log = '';
+  holder.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  holder.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  const agent = {
+    pid: holder.pid!,
+    output: () => log,
+    primaryPid: () => parentPid(workerPids(agent).at(-1)!),
+    stop: async () => {
+      process.kill(-holder.pid!, 'SIGKILL'); // the shell, spoa and its workers: one process group
+      await waitFor('the activated agent stops', () => !running(holder.pid!), 10_000);
+    },
+  };
+  await waitFor('2 workers listen', () => workerPids(agent).length === 2, 20_000);
+  for (const pid of workerPids(agent)) killAtEnd(pid);
+  return agent;
+}
+
 async function measure(version: HaproxyVersion, how: string): Promise<string> {
   const [port, agentPort] = [await freePort(), await freePort()];
-  let agent = await startAgent(agentPort);
+  const activated = how === 'systemd-restart' ? await startActivated(agentPort) : undefined;
+  let agent: RunningAgent = activated ?? (await startAgent(agentPort));
   const haproxy = await startHaproxy({
     version,
     config: seedConfig({ frontendPort: port, agentPort }),
@@ -72,17 +128,25 @@ async function measure(version: HaproxyVersion, how: string): Promise<string> {
         agent = await startAgent(agentPort);
       } else if (how === 'sigusr2') {
         process.kill(agent.pid, 'SIGUSR2');
-        await agent.waitForOutput(/rolling restart: new workers ready/, 20_000);
+        await waitFor('the new workers are ready', () => /rolling restart: new workers ready/.test(agent.output()), 20_000);
         await waitFor('the old workers exit', () => old.every((pid) => !running(pid)), 10_000);
+        for (const pid of workerPids(agent)) killAtEnd(pid);
+      } else if (how === 'systemd-restart' && activated !== undefined) {
+        const primary = activated.primaryPid();
+        process.kill(primary, 'SIGTERM');
+        await waitFor('the old primary exits', () => !running(primary), 20_000);
+        await waitFor('2 new workers listen', () => workerPids(agent).filter((pid) => !old.includes(pid)).length === 2, 20_000);
         for (const pid of workerPids(agent)) killAtEnd(pid);
       } else if (how === 'sigkill') {
         process.kill(old[0]!, 'SIGKILL');
         await waitFor('a worker replaces the one killed', () => workerPids(agent).length > old.length, 10_000);
         for (const pid of workerPids(agent)) killAtEnd(pid);
-      } else throw new Error(`--how: stop-start, sigusr2 or sigkill: ${how}`);
+      } else throw new Error(`--how: stop-start, sigusr2, sigkill or systemd-restart: ${how}`);
     });
     const seconds = (performance.now() - started) / 1000;
-    const marks = [...agent.output().matchAll(/^(\S+) info (rolling restart[^\n]*|shutting down[^\n]*|worker died[^\n]*)/gm)].map((m) => `${m[1]} ${m[2]}`);
+    const marks = [
+      ...agent.output().matchAll(/^time=(\S+) level=\w+ msg="(rolling restart[^\n]*|shutting down[^\n]*|worker died[^\n]*|connections handed over[^\n]*)/gm),
+    ].map((m) => `${m[1]} ${m[2]}`);
     if (load.unscored > 0) console.log(`  unscored at (ms after the event): ${load.unscoredAt.join(' ')}\n  ${marks.join('\n  ')}`);
     return `HAProxy ${version} ${how}: ${load.unscored} unscored of ${load.requests} requests (${(load.requests / seconds).toFixed(0)}/s), ${load.errors.length} errors`;
   } finally {

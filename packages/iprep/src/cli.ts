@@ -15,6 +15,7 @@ import { allowFromFilter, isLoopbackHost } from './net/peer-filter.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
 import { hasWorkerFlag, sendMessage, setWorkerFlag } from './cluster/index.js';
+import { serveHandOvers } from './cluster/handover.js';
 import { SUPERVISOR_ENV, WorkerSupervisor, leaveCluster, reportReady } from './cluster/supervisor.js';
 import type { ClusterStoreHost } from './store/cluster.js';
 import type { OperatorCommandName } from './ctl/index.js';
@@ -238,8 +239,10 @@ async function runRandomAgent(config: IprepConfig, logger: Logger, fd: number | 
   });
   for (const name of config.messages.length > 0 ? config.messages : [CHECK_CLIENT_IP]) agent.message(name, handler);
   await listen(agent, config, logger, fd);
+  const leave = (): void => void leaveCluster().finally(() => process.exit(0));
+  serveHandOvers(agent, { timeoutMs: config.agent.shutdownTimeoutMs, logger, onHandedOver: leave });
   reportReady();
-  closeOnSignals(agent, { timeout: config.agent.shutdownTimeoutMs, onClosed: () => void leaveCluster().finally(() => process.exit(0)) });
+  closeOnSignals(agent, { timeout: config.agent.shutdownTimeoutMs, onClosed: leave });
   // SIGHUP would end the process by default; random mode has nothing to reload.
   process.on('SIGHUP', () => logger.info('SIGHUP: nothing to reload in random mode'));
 }
@@ -283,6 +286,8 @@ async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number 
   const supervisor = new WorkerSupervisor({
     workers: config.listen.workers,
     logger,
+    // A rolling restart moves the live connections to the new workers: HAProxy loses none of its NOTIFY.
+    handOver: true,
     stopTimeoutMs: config.agent.shutdownTimeoutMs + 3000,
     // A crash loop ends the primary (exit 1): a service manager starts it afresh (systemd: with its socket).
     onCrashLoop: () => {
@@ -299,6 +304,8 @@ async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number 
         onExit: (listener) => worker.on('exit', listener),
         kill: (signal) => worker.process.kill(signal),
         send: (message) => sendMessage(worker, message),
+        // A bare handle: sent as it is, nothing in the primary reads it (cluster/handover.ts).
+        sendHandle: (message, handle, callback) => worker.send(message, handle as never, {}, callback),
       };
     },
   });

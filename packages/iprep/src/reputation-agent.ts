@@ -9,6 +9,7 @@ import { type Agent, type Logger, closeOnSignals } from 'spop';
 import { AdminServer, ClusterMetricsLink, ReputationMetrics, hasClusterMetricsHub, workerHealth, workerReload } from './admin/index.js';
 import { TOP_CLIENTS } from './admin/status.js';
 import { hasWorkerFlag } from './cluster/flags.js';
+import { serveHandOvers } from './cluster/handover.js';
 import { SUPERVISOR_ENV, leaveCluster, requestRestart } from './cluster/supervisor.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
 import { IprepService } from './service.js';
@@ -134,14 +135,14 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
     link?.close();
     await service.close();
   };
-  closeOnSignals(agent, {
-    timeout: config.agent.shutdownTimeoutMs,
-    // leaveCluster: a worker exits only once no connection is on its way to it (cluster/supervisor.ts).
-    onClosed: () =>
-      void close()
-        .catch(() => {})
-        .then(() => leaveCluster())
-        .finally(() => process.exit(0)),
-  });
+  // leaveCluster: a worker exits only once no connection is on its way to it (cluster/supervisor.ts).
+  const leave = (): void =>
+    void close()
+      .catch(() => {})
+      .then(() => leaveCluster())
+      .finally(() => process.exit(0));
+  closeOnSignals(agent, { timeout: config.agent.shutdownTimeoutMs, onClosed: leave });
+  // A rolling restart: this worker's connections go to the new workers, not closed (cluster/handover.ts).
+  serveHandOvers(agent, { timeoutMs: config.agent.shutdownTimeoutMs, logger, onHandedOver: leave });
   return { service, metrics, admin, close };
 }

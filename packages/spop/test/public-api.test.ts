@@ -18,7 +18,18 @@ function reachable(value: object, prototype: object): string[] {
 
 test('an Agent exposes its user API and nothing of the connection plumbing', () => {
   const agent = new Agent();
-  assert.deepEqual(reachable(agent, Agent.prototype), ['address', 'close', 'connections', 'handle', 'listen', 'message', 'options', 'stats']);
+  assert.deepEqual(reachable(agent, Agent.prototype), [
+    'address',
+    'adopt',
+    'close',
+    'connections',
+    'handOver',
+    'handle',
+    'listen',
+    'message',
+    'options',
+    'stats',
+  ]);
 });
 
 test('a connection exposes its state and lifecycle, not the writing of ACKs', async (t) => {
@@ -26,5 +37,5 @@ test('a connection exposes its state and lifecycle, not the writing of ACKs', as
   await h.ready();
   const [connection] = h.agent.connections;
   assert.ok(connection instanceof SpopConnection);
-  assert.deepEqual(reachable(connection, SpopConnection.prototype), ['closed', 'destroy', 'inFlight', 'info', 'shutdown', 'state']);
+  assert.deepEqual(reachable(connection, SpopConnection.prototype), ['closed', 'destroy', 'detach', 'inFlight', 'info', 'shutdown', 'state']);
 });

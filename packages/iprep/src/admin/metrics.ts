@@ -44,7 +44,7 @@ export interface ReputationMetricsOptions {
 }
 
 /** The SPOP library's counters (its `AgentStats`) published as metrics: what HAProxy and other peers did to the port. */
-export type AgentCounters = Readonly<Pick<AgentStats, (typeof AGENT_COUNTERS)[number][0]>>;
+export type AgentCounters = Readonly<Pick<AgentStats, (typeof AGENT_COUNTERS)[number][0] | 'connectionsAdopted' | 'adoptionsRefused'>>;
 
 /**
  * Field of `AgentStats`, metric name after the prefix, help, type. Counters end in `_total`; every one is
@@ -194,6 +194,21 @@ export class ReputationMetrics {
         const gauge: Gauge = new Gauge({ name: `${prefix}${name}`, help, registers, aggregator: 'sum', collect: () => gauge.set(read()) });
       }
     }
+
+    // Counted where the connections arrive: the worker that handed them over is gone by the next scrape.
+    const handedOver: Counter = new Counter({
+      name: `${prefix}connections_handed_over_total`,
+      help: 'Connections handed to this worker by a rolling restart, by result: adopted, or refused (closed with a DISCONNECT)',
+      labelNames: ['result'],
+      registers,
+      aggregator: 'sum',
+      collect: () => {
+        handedOver.reset();
+        const counters = this.#readAgentCounters?.();
+        handedOver.inc({ result: 'adopted' }, counters?.connectionsAdopted ?? 0);
+        handedOver.inc({ result: 'refused' }, counters?.adoptionsRefused ?? 0);
+      },
+    });
 
     const listEntries = new Gauge({
       name: `${prefix}list_entries`,

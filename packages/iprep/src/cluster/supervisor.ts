@@ -2,13 +2,16 @@
  * The primary's workers: started, replaced when one dies, replaced all together by a rolling restart
  * (SIGUSR2, `POST /restart`), stopped. A rolling restart forks a new generation from the code on
  * disk, waits until each of its workers reports ready (listening, its service started), and only
- * then stops the old generation gracefully: node:cluster's primary keeps the listening socket while
- * any worker listens, so there is no moment without a listener, and the old workers answer what
- * they have in flight and send AGENT-DISCONNECT 0 before they leave.
+ * then retires the old generation: node:cluster's primary keeps the listening socket while any
+ * worker listens, so there is no moment without a listener. With `handOver`, each old worker hands
+ * its live connections to the new workers through the primary (cluster/handover.ts) rather than
+ * closing them; otherwise (and on stop) it answers what it has in flight and sends
+ * AGENT-DISCONNECT 0 before it leaves.
  */
 import cluster from 'node:cluster';
 import type { Logger } from 'spop';
 import { type TaggedMessage, isRequestId, isTagged, parentChannel, sendMessage } from './channel.js';
+import { HANDOVER_TAG, type HandoverMessage, type NativeHandle, forwardConnection, isHandoverMessage, isNativeHandle } from './handover.js';
 import { RequestClient } from './request-client.js';
 
 export const SUPERVISOR_TAG = 'iprep-supervisor';
@@ -63,11 +66,14 @@ export function leaveCluster(timeoutMs = LEAVE_TIMEOUT_MS): Promise<void> {
 /** A worker as the supervisor sees it: a cluster Worker in the primary, a fake in the tests. */
 export interface SupervisedWorker {
   readonly pid: number | undefined;
-  onMessage(listener: (message: unknown) => void): void;
+  /** `handle`: the handle sent with the message, if any (a connection handed over). */
+  onMessage(listener: (message: unknown, handle: unknown) => void): void;
   onExit(listener: (code: number | null, signal: string | null) => void): void;
   kill(signal: NodeJS.Signals): void;
   /** Sends a message; a failure is dropped (the worker is gone). */
   send(message: TaggedMessage): void;
+  /** Sends a message with a handle; `callback` once it went out, or with why it did not. */
+  sendHandle(message: HandoverMessage, handle: NativeHandle, callback: (error: Error | null) => void): void;
 }
 
 export interface WorkerSupervisorOptions {
@@ -90,6 +96,11 @@ export interface WorkerSupervisorOptions {
    * manager may start it all again.
    */
   onCrashLoop?: (reason: string) => void;
+  /**
+   * A rolling restart asks the old workers to hand their connections over to the new ones (and
+   * leave) instead of stopping them with SIGTERM, which closes the connections. Default false.
+   */
+  handOver?: boolean;
 }
 
 export type RestartResult =
@@ -117,6 +128,8 @@ export class WorkerSupervisor {
   #stopping = false;
   #failedStarts = 0;
   #allExited: (() => void) | undefined;
+  /** Round robin over the serving workers for connections handed over. */
+  #nextTarget = 0;
 
   constructor(options: WorkerSupervisorOptions) {
     this.#options = options;
@@ -169,7 +182,12 @@ export class WorkerSupervisor {
   #spawn(role: Role): SupervisedWorker {
     const worker = this.#options.fork();
     this.#roles.set(worker, role);
-    worker.onMessage((message) => {
+    worker.onMessage((message, handle) => {
+      if (isTagged(message, HANDOVER_TAG)) {
+        if (isHandoverMessage(message, 'connection') && isNativeHandle(handle)) this.#forward(worker, message, handle);
+        else if (isNativeHandle(handle)) handle.close(); // malformed: never leave a connection nobody serves
+        return;
+      }
       if (!isTagged(message, SUPERVISOR_TAG)) return;
       if (message.type === 'leaving') worker.send({ tag: SUPERVISOR_TAG, type: 'leave-ok' });
       if (message.type === 'restart' && isRequestId(message.id)) {
@@ -219,12 +237,22 @@ export class WorkerSupervisor {
     return n;
   }
 
-  #retire(worker: SupervisedWorker): void {
+  /** A connection a retiring worker handed over: to the next serving worker that is ready, else back to its sender. */
+  #forward(from: SupervisedWorker, message: HandoverMessage, handle: NativeHandle): void {
+    const targets = [...this.#roles].filter(([w, role]) => role === 'serving' && w !== from && this.#ready.has(w)).map(([w]) => w);
+    const target = targets.length === 0 ? undefined : targets[this.#nextTarget++ % targets.length];
+    const via = (w: SupervisedWorker) => ({ send: w.sendHandle.bind(w) });
+    forwardConnection(message, handle, target === undefined ? undefined : via(target), via(from), this.#options.logger);
+  }
+
+  /** `handOver`: the worker hands its connections to the serving workers and leaves, rather than closing them on SIGTERM. */
+  #retire(worker: SupervisedWorker, handOver = false): void {
     this.#roles.set(worker, 'retiring');
     // Once: a second SIGTERM makes a worker leave at once, without answering what it has in flight.
     if (this.#signalled.has(worker)) return;
     this.#signalled.add(worker);
-    worker.kill('SIGTERM');
+    if (handOver) worker.send({ tag: HANDOVER_TAG, type: 'hand-over' });
+    else worker.kill('SIGTERM');
     setTimeout(() => {
       if (this.#roles.has(worker)) {
         this.#options.logger.warn('worker still running after the shutdown timeout: killing it', { pid: worker.pid });
@@ -259,7 +287,7 @@ export class WorkerSupervisor {
           // Leaving, but not asked to yet: a crash now is not replaced, and stop() still stops it.
           for (const worker of leaving) this.#roles.set(worker, 'retiring');
           setTimeout(() => {
-            for (const worker of leaving) if (this.#roles.get(worker) === 'retiring' && !this.#stopping) this.#retire(worker);
+            for (const worker of leaving) if (this.#roles.get(worker) === 'retiring' && !this.#stopping) this.#retire(worker, this.#options.handOver === true);
           }, this.#retireDelayMs);
           const result = { ok: true as const, workers: [...incoming].flatMap((w) => w.pid ?? []), retired: leaving.flatMap((w) => w.pid ?? []) };
           logger.info('rolling restart: new workers ready, old ones stopping', { workers: result.workers.join(','), retired: result.retired.join(',') });

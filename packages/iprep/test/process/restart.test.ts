@@ -1,7 +1,8 @@
 /**
  * The real `spoa -n 2` and SIGUSR2: a rolling restart. New workers start and listen before the old
- * ones leave; the port never refuses a connection meanwhile; a connection held by an old worker gets
- * AGENT-DISCONNECT 0; the old workers exit and the new ones serve.
+ * ones leave; the port never refuses a connection meanwhile; the connections the old workers held are
+ * handed over to the new ones, with no DISCONNECT and no lost frame; the old workers exit and the new
+ * ones serve.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,11 +11,70 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { FrameFlags, type SpoeMessage } from 'spop';
 import { FakeHaproxy, freePort } from 'spop/testkit';
 import { spoaBin } from 'test-support/paths';
 import { killAtEnd, running } from 'test-support/processes';
 import { waitFor } from 'test-support/wait';
 import { spawnSpoaWorkers, writeReputationConfig } from './spoa-workers.js';
+
+/** A `check-client-ip` message, its address made of `n`. */
+function scoreMessage(n: number): SpoeMessage {
+  return { name: 'check-client-ip', args: [{ name: 'ip', value: { type: 'ipv4', value: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` } }] };
+}
+
+/**
+ * HAProxy under load on `connections` connections: each keeps `window` NOTIFY in flight (pipelining),
+ * a new one as each ACK comes. Stopped, it says what was sent, ACKed (and how often), and anything else.
+ */
+async function pipelinedLoad(port: number, connections: number, window: number) {
+  const clients = await Promise.all(Array.from({ length: connections }, () => FakeHaproxy.connect({ port })));
+  for (const c of clients) assert.equal((await c.hello({ capabilities: 'pipelining' })).type, 'agent-hello');
+  let sending = true;
+  let sent = 0;
+  const acked = new Map<string, number>();
+  /** The longest a NOTIFY waited for its ACK, in ms. */
+  let slowest = 0;
+  const loops = clients.map(async (client, index) => {
+    let next = 1;
+    let inFlight = 0;
+    const sentAt = new Map<number, number>();
+    const send = (): void => {
+      const streamId = index * 1_000_000 + next++;
+      sent++;
+      inFlight++;
+      sentAt.set(streamId, performance.now());
+      client.send({ type: 'notify', flags: FrameFlags.FIN, streamId, frameId: 1, messages: [scoreMessage(streamId)] });
+    };
+    for (let i = 0; i < window; i++) send();
+    while (inFlight > 0) {
+      const ack = await client.waitFor((f) => f.type !== 'agent-hello', 10_000);
+      if (ack.type !== 'ack') throw new Error(`connection ${index} got ${ack.type}`);
+      const key = `${String(ack.streamId)}/${String(ack.frameId)}`;
+      acked.set(key, (acked.get(key) ?? 0) + 1);
+      slowest = Math.max(slowest, performance.now() - (sentAt.get(Number(ack.streamId)) ?? Number.POSITIVE_INFINITY));
+      sentAt.delete(Number(ack.streamId));
+      inFlight--;
+      if (sending) send();
+    }
+  });
+  return {
+    clients,
+    sent: () => sent,
+    async stop() {
+      sending = false;
+      const results = await Promise.allSettled(loops);
+      for (const c of clients) c.close();
+      return {
+        sent,
+        acked,
+        slowest,
+        errors: results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : [])),
+        ended: clients.filter((c) => c.ended).length,
+      };
+    },
+  };
+}
 
 /** Connects and says hello again and again until stopped: counts the attempts and the failures. */
 function connectLoop(port: number): { stop(): Promise<{ attempts: number; failures: string[] }> } {
@@ -70,17 +130,61 @@ describe('spoa -n 2: SIGUSR2 restarts the workers without a gap', () => {
 
     assert.ok(attempts > 10, `the port was probed (${attempts})`);
     assert.deepEqual(failures, [], 'every connection during the restart was accepted and answered');
-    const bye = await held.waitFor((f) => f.type === 'agent-disconnect', 2000);
-    assert.ok(
-      bye.type === 'agent-disconnect' && bye.kv.some(([k, v]) => k === 'status-code' && 'value' in v && Number(v.value) === 0),
-      'the old worker said goodbye, status 0',
+    // Handed over, not closed: a new worker answers on the same connection.
+    const ack = await held.notify(1, 1, [scoreMessage(1)], 5000);
+    assert.equal(ack.type, 'ack');
+    assert.equal(held.ended, false);
+    assert.equal(
+      held.received.some((f) => f.type === 'agent-disconnect'),
+      false,
+      'no DISCONNECT on the held connection',
     );
-    held.close();
     assert.equal(child.exitCode, null, 'the primary still runs');
     assert.ok(newPids.every(running), 'the new workers run');
+    // A stop (no new generation) still closes gracefully: DISCONNECT 0 on the connection handed over.
     child.kill('SIGTERM');
+    const bye = await held.waitFor((f) => f.type === 'agent-disconnect', 5000);
+    assert.ok(
+      bye.type === 'agent-disconnect' && bye.kv.some(([k, v]) => k === 'status-code' && 'value' in v && Number(v.value) === 0),
+      'the worker said goodbye, status 0',
+    );
+    held.close();
     await waitFor('the primary exits', () => child.exitCode !== null, 10_000);
     assert.equal(child.exitCode, 0);
+  });
+});
+
+describe('spoa -n 2: SIGUSR2 under pipelined load', () => {
+  it('hands every connection over: every NOTIFY is ACKed exactly once, no DISCONNECT, no connection closed', async (t) => {
+    const port = await freePort();
+    const { child, pids: oldPids, log } = await spawnSpoaWorkers(['-p', String(port), '-n', '2', '--host', '127.0.0.1']);
+    const load = await pipelinedLoad(port, 6, 20);
+    t.after(() => load.stop());
+    await waitFor('the old workers answer', () => load.sent() > 2000, 20_000);
+    child.kill('SIGUSR2');
+    await waitFor(
+      () => `no rolling restart: ${log()}`,
+      () => /rolling restart: new workers ready/.test(log()),
+      20_000,
+    );
+    const newPids = [...log().matchAll(/agent listening\b.*pid=(\d+)/g)].map((m) => Number(m[1])).filter((pid) => !oldPids.includes(pid));
+    for (const pid of newPids) killAtEnd(pid);
+    await waitFor('the old workers exit', () => oldPids.every((pid) => !running(pid)), 15_000);
+    const sentAtExit = load.sent();
+    await waitFor('the new workers answer', () => load.sent() > sentAtExit + 2000, 20_000);
+    const { sent, acked, slowest, errors, ended } = await load.stop();
+    console.log(`spoa -n 2, SIGUSR2 under pipelined load: ${sent} NOTIFY, the slowest ACK after ${slowest.toFixed(0)} ms`);
+    assert.deepEqual(errors, [], log());
+    assert.equal(ended, 0, 'no connection closed');
+    assert.equal(acked.size, sent, 'every NOTIFY ACKed');
+    assert.deepEqual(
+      [...acked].filter(([, count]) => count !== 1),
+      [],
+      'each ACKed once',
+    );
+    assert.match(log(), /handed over/);
+    child.kill('SIGTERM');
+    await waitFor('the primary exits', () => child.exitCode !== null, 10_000);
   });
 });
 

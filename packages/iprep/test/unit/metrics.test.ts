@@ -269,6 +269,20 @@ describe('ReputationMetrics: Prometheus text', () => {
     for (const [name] of expected) assert.equal(sample(bare, name), 0, name);
   });
 
+  it('counts the connections handed over to this worker by a rolling restart, adopted or refused', async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    const bare = await metrics.registry.metrics();
+    assert.equal(sample(bare, 'iprep_connections_handed_over_total{result="adopted"}'), 0);
+    assert.equal(sample(bare, 'iprep_connections_handed_over_total{result="refused"}'), 0);
+    const stats = new AgentStats();
+    metrics.setAgentCounters(() => stats);
+    Object.assign(stats, { connectionsAdopted: 5, adoptionsRefused: 1 });
+    const text = await metrics.registry.metrics();
+    assert.match(text, /^# TYPE iprep_connections_handed_over_total counter$/m);
+    assert.equal(sample(text, 'iprep_connections_handed_over_total{result="adopted"}'), 5);
+    assert.equal(sample(text, 'iprep_connections_handed_over_total{result="refused"}'), 1);
+  });
+
   it('starts every series at zero without providers, and has no process metrics when asked not to', async () => {
     const text = await new ReputationMetrics({ defaultMetrics: false }).registry.metrics();
     assert.equal(sample(text, 'iprep_connections'), 0);

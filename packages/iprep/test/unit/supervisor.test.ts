@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'spop';
+import { HANDOVER_TAG, type NativeHandle } from '../../src/cluster/handover.js';
 import { SUPERVISOR_TAG, type SupervisedWorker, WorkerSupervisor } from '../../src/cluster/supervisor.js';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -18,7 +19,7 @@ class FakeWorker implements SupervisedWorker {
   readonly sent: unknown[] = [];
   exited = false;
   constructor(readonly pid: number) {}
-  onMessage(listener: (message: unknown) => void): void {
+  onMessage(listener: (message: unknown, handle: unknown) => void): void {
     this.events.on('message', listener);
   }
   onExit(listener: (code: number | null, signal: string | null) => void): void {
@@ -30,6 +31,13 @@ class FakeWorker implements SupervisedWorker {
   send(message: { readonly tag: string; readonly type: string }): void {
     this.sent.push(message);
   }
+  readonly handles: Array<{ message: unknown; handle: FakeHandle }> = [];
+  /** Set to make sendHandle fail. */
+  sendError: Error | null = null;
+  sendHandle(message: unknown, handle: NativeHandle, callback: (error: Error | null) => void): void {
+    this.handles.push({ message, handle: handle as FakeHandle });
+    setImmediate(() => callback(this.sendError));
+  }
   ready(): void {
     this.events.emit('message', { tag: SUPERVISOR_TAG, type: 'ready' });
   }
@@ -39,7 +47,14 @@ class FakeWorker implements SupervisedWorker {
   }
 }
 
-function setup(workers: number, options: { readyTimeoutMs?: number; stopTimeoutMs?: number; onCrashLoop?: (reason: string) => void } = {}) {
+class FakeHandle implements NativeHandle {
+  closed = 0;
+  close(): void {
+    this.closed++;
+  }
+}
+
+function setup(workers: number, options: { readyTimeoutMs?: number; stopTimeoutMs?: number; onCrashLoop?: (reason: string) => void; handOver?: boolean } = {}) {
   const forked: FakeWorker[] = [];
   const supervisor = new WorkerSupervisor({
     workers,
@@ -55,6 +70,7 @@ function setup(workers: number, options: { readyTimeoutMs?: number; stopTimeoutM
     retireDelayMs: 0,
     maxFailedStarts: 3,
     ...(options.onCrashLoop === undefined ? {} : { onCrashLoop: options.onCrashLoop }),
+    ...(options.handOver === undefined ? {} : { handOver: options.handOver }),
   });
   supervisor.start();
   for (const worker of forked) worker.ready();
@@ -218,5 +234,87 @@ describe('WorkerSupervisor', () => {
     forked[1]!.exit(0);
     await stop;
     assert.equal((await supervisor.restart()).ok, false);
+  });
+
+  describe('with handOver', () => {
+    const connection = { tag: HANDOVER_TAG, type: 'connection', state: { version: '2.0' }, unread: 'AAEC' };
+
+    it('asks the old workers to hand their connections over instead of SIGTERM; stop() still signals', async () => {
+      const { supervisor, forked } = setup(1, { handOver: true });
+      const done = supervisor.restart();
+      await sleep(5);
+      const [old, fresh] = forked as [FakeWorker, FakeWorker];
+      fresh.ready();
+      await done;
+      await sleep(5);
+      assert.deepEqual(old.signals, []);
+      assert.deepEqual(old.sent, [{ tag: HANDOVER_TAG, type: 'hand-over' }]);
+      const stopped = supervisor.stop();
+      assert.deepEqual(fresh.signals, ['SIGTERM']);
+      old.exit();
+      fresh.exit();
+      await stopped;
+    });
+
+    it('passes each connection to a ready serving worker, round robin, never back to its sender; closes its copy once sent', async () => {
+      const { supervisor, forked } = setup(2, { handOver: true });
+      const done = supervisor.restart();
+      await sleep(5);
+      const [old1, old2, new1, new2] = forked as [FakeWorker, FakeWorker, FakeWorker, FakeWorker];
+      new1.ready();
+      new2.ready();
+      await done;
+      const handles = [new FakeHandle(), new FakeHandle(), new FakeHandle()];
+      old1.events.emit('message', connection, handles[0]);
+      old1.events.emit('message', connection, handles[1]);
+      old2.events.emit('message', connection, handles[2]);
+      await sleep(5);
+      assert.equal(new1.handles.length + new2.handles.length, 3);
+      assert.ok(Math.abs(new1.handles.length - new2.handles.length) <= 1, 'round robin');
+      assert.deepEqual([...old1.handles, ...old2.handles], [], 'nothing goes back to an old worker while new ones serve');
+      for (const { message } of [...new1.handles, ...new2.handles]) assert.deepEqual(message, { ...connection, type: 'adopt' });
+      assert.deepEqual(
+        handles.map((h) => h.closed),
+        [1, 1, 1],
+        "the primary's copy is closed once sent",
+      );
+      const stopped = supervisor.stop();
+      for (const w of forked) w.exit();
+      await stopped;
+    });
+
+    it('with no serving worker ready, the connection goes back to its sender; a failed send still closes the copy', async () => {
+      const { supervisor, forked } = setup(1, { handOver: true });
+      const [only] = forked as [FakeWorker];
+      only.sendError = new Error('channel closed');
+      const handle = new FakeHandle();
+      only.events.emit('message', connection, handle);
+      await sleep(5);
+      assert.equal(only.handles.length, 1, 'back to the sender');
+      assert.equal(handle.closed, 1);
+      const stopped = supervisor.stop();
+      only.exit();
+      await stopped;
+    });
+
+    it('a malformed hand-over message: its handle is closed, nothing is passed on', async () => {
+      const { supervisor, forked } = setup(1, { handOver: true });
+      const [only] = forked as [FakeWorker];
+      for (const bad of [
+        { ...connection, state: null },
+        { ...connection, unread: 42 },
+        { ...connection, unread: 'A'.repeat(2 << 20) },
+        { ...connection, type: 'adopt' },
+      ]) {
+        const handle = new FakeHandle();
+        only.events.emit('message', bad, handle);
+        assert.equal(handle.closed, 1, JSON.stringify(bad).slice(0, 60));
+      }
+      await sleep(5);
+      assert.equal(only.handles.length, 0);
+      const stopped = supervisor.stop();
+      only.exit();
+      await stopped;
+    });
   });
 });

@@ -96,6 +96,14 @@ export class FrameParser {
     this.#drain(sink);
   }
 
+  /** Takes the bytes received and not yet delivered (a copy), and holds nothing more. */
+  takePending(): Buffer {
+    const pending = this.#buf === null ? Buffer.alloc(0) : Buffer.from(this.#buf.subarray(this.#pos, this.#end));
+    this.release();
+    this.#paused = false;
+    return pending;
+  }
+
   /** Drops whatever is pending and gives its bytes back to the budget (the connection is gone). */
   release(): void {
     this.#release();

@@ -3,7 +3,10 @@
  * registered handlers.
  *
  *   hello --HAPROXY-HELLO--> ready --shutdown()--> draining --> closing --> closed
- *     \--healthcheck HELLO: answer, then closing
+ *     \--healthcheck HELLO: answer, then closing    \--detach()--> detaching --> detached
+ *
+ * A detached connection's socket goes on in another agent (`Agent.adopt`),
+ * which starts it in `ready` with the negotiated state it was handed.
  *
  * Frames are parsed straight from the socket's chunks; ACKs are encoded into
  * one buffer and written once per batch (end of a chunk, or end of a
@@ -35,12 +38,22 @@ import type { ConnectionInfo, HandlerResult, MessageHandler } from '../handler/t
 import { type AgentErrorEvent, callErrorHook, toError } from '../events.js';
 import type { RateLimitedLog } from '../logger.js';
 import type { ResolvedAgentOptions } from '../options.js';
+import {
+  type AdoptedState,
+  type ConnectionHandoverState,
+  type DetachedConnection,
+  MAX_HANDOVER_UNREAD,
+  moveHandle,
+  restartReading,
+  stopReading,
+} from './handover.js';
 import { type Negotiated, negotiate } from './hello.js';
+import { SPOP_VERSION } from '../codec/index.js';
 import { NotifyCall } from './notify-call.js';
 import type { AgentStats } from './stats.js';
 
 /** Where a connection is in its life: see {@link SpopConnection}. */
-export type ConnectionState = 'hello' | 'ready' | 'draining' | 'closing' | 'closed';
+export type ConnectionState = 'hello' | 'ready' | 'draining' | 'detaching' | 'detached' | 'closing' | 'closed';
 
 /**
  * What a connection needs from the agent that owns it. The agent hands each
@@ -100,12 +113,17 @@ export class SpopConnection {
   #writeBlocked = false;
   #timer: NodeJS.Timeout | undefined;
   #drained: (() => void) | undefined;
+  /** Chunks that reached #onData while detaching: passed on unparsed. */
+  #held: Buffer[] = [];
   readonly #closed: Promise<void>;
   /** `performance.now()` at accept, for the duration of connection events. */
   readonly #openedAt = performance.now();
 
-  /** @internal Connections are created by their agent (`agent.handle(socket)`). */
-  constructor(socket: Socket, host: ConnectionHost, id: number) {
+  /**
+   * @internal Connections are created by their agent (`agent.handle(socket)`, `agent.adopt(...)`).
+   * `adopted`: a connection handed over by another agent, ready in the state it negotiated.
+   */
+  constructor(socket: Socket, host: ConnectionHost, id: number, adopted?: AdoptedState) {
     this.#socket = socket;
     this.#host = host;
     this.#options = host.options;
@@ -120,11 +138,31 @@ export class SpopConnection {
     };
     socket.setNoDelay(true);
     this.#closed = new Promise((resolve) => socket.once('close', resolve));
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err));
-    socket.on('close', () => this.#onClose());
+    socket.on('data', this.#onData);
+    socket.on('error', this.#onSocketError);
+    socket.on('close', this.#onClose);
+    if (adopted !== undefined) {
+      // Past HELLO and NOTIFY already: no HELLO or idle timer.
+      this.#negotiated = adopted;
+      this.#state = 'ready';
+      this.#notified = true;
+      this.info.engineId = adopted.engineId;
+      this.info.maxFrameSize = adopted.maxFrameSize;
+      this.info.capabilities = adopted.capabilities;
+      this.#parser.maxFrameSize = adopted.maxFrameSize;
+      return;
+    }
     this.#timer = setTimeout(() => this.#helloTimedOut(), host.options.helloTimeout);
     this.#timer.unref();
+  }
+
+  /** @internal Parses the bytes an adopted connection was handed before those of its socket (`agent.adopt`). */
+  static adopted(socket: Socket, host: ConnectionHost, id: number, state: AdoptedState, unread: Buffer): SpopConnection {
+    const connection = new SpopConnection(socket, host, id, state);
+    if (unread.length > 0) connection.#onData(unread);
+    // A detached socket is paused: it reads once the handed bytes let it (back-pressure otherwise resumes it).
+    if (connection.#state === 'ready' && !connection.#parser.paused) socket.resume();
+    return connection;
   }
 
   get state(): ConnectionState {
@@ -142,10 +180,14 @@ export class SpopConnection {
 
   // ---- input ---------------------------------------------------------------
 
-  #onData(chunk: Buffer): void {
+  readonly #onData = (chunk: Buffer): void => {
     // Closing: nothing more is looked at. Pushing into the parser would buffer
     // it for nothing, and re-throw (and re-count) the error that closed us.
-    if (this.#state === 'closing' || this.#state === 'closed') return;
+    if (this.#state === 'closing' || this.#state === 'closed' || this.#state === 'detached') return;
+    if (this.#state === 'detaching') {
+      this.#held.push(chunk);
+      return;
+    }
     this.#inData = true;
     try {
       this.#parser.push(chunk, this.#sink);
@@ -158,7 +200,7 @@ export class SpopConnection {
       this.#inData = false;
       this.#flush();
     }
-  }
+  };
 
   /** Arms the partial-frame timer when bytes of an incomplete frame are held (one check per chunk). */
   #watchPartialFrame(): void {
@@ -193,6 +235,7 @@ export class SpopConnection {
         break;
       case 'ready':
       case 'draining':
+      case 'detaching':
         this.#onReadyStateFrame(head, end);
         break;
       default:
@@ -433,12 +476,12 @@ export class SpopConnection {
     }
     this.#inFlight--;
     this.#host.stats.inFlight--;
-    if (this.#state === 'ready' || this.#state === 'draining') {
+    if (this.#state === 'ready' || this.#state === 'draining' || this.#state === 'detaching') {
       this.#writeAck(call, results);
     } else if (!(this.#negotiated?.async && this.#rerouteAck(call, results))) {
       return; // the connection is gone: HAProxy will time this NOTIFY out
     }
-    if (this.#state === 'draining') {
+    if (this.#state === 'draining' || this.#state === 'detaching') {
       if (this.#inFlight === 0) this.#drained?.();
     } else if (this.#parser.paused && this.#inFlight < this.#options.maxInFlight && !this.#writeBlocked) {
       this.#resumeReading();
@@ -622,15 +665,15 @@ export class SpopConnection {
     this.#disconnect(Status.TIMEOUT, statusMessage(Status.TIMEOUT));
   }
 
-  #onSocketError(err: NodeJS.ErrnoException): void {
+  readonly #onSocketError = (err: NodeJS.ErrnoException): void => {
     const gone = err.code !== undefined && PEER_GONE.has(err.code);
     const fields = { connection: this.info.id, code: err.code, error: err.message };
     if (gone) this.#options.logger.debug('connection error', fields);
     else this.#host.peerLog.warn('connection error', fields);
-  }
+  };
 
-  #onClose(): void {
-    if (this.#state === 'closed') return;
+  readonly #onClose = (): void => {
+    if (this.#state === 'closed' || this.#state === 'detached') return;
     this.#state = 'closed';
     clearTimeout(this.#timer);
     clearTimeout(this.#partialTimer);
@@ -646,7 +689,7 @@ export class SpopConnection {
     }
     this.#drained?.();
     this.#host.onClose(this);
-  }
+  };
 
   /**
    * Graceful stop: read no more NOTIFY, let those in flight finish (up to the
@@ -669,6 +712,82 @@ export class SpopConnection {
       this.#disconnect(Status.NORMAL, statusMessage(Status.NORMAL));
     }
     await this.#closed;
+  }
+
+  /**
+   * Takes the connection out of this agent without closing it, for another agent (in this process
+   * or another) to adopt: reading stops at once, the NOTIFY already read are answered and their ACKs
+   * written out, then the socket is handed back with the negotiated state and the bytes read but
+   * not parsed. Only a `ready` connection with no fragmented NOTIFY pending is detached; otherwise,
+   * or when what is in flight takes longer than `timeoutMs`, it is closed as `shutdown` does, and
+   * undefined is returned once it is closed.
+   */
+  async detach(timeoutMs: number): Promise<DetachedConnection | undefined> {
+    if (this.#state !== 'ready' || this.#fragments !== undefined || !stopReading(this.#socket)) {
+      await this.shutdown(timeoutMs);
+      return undefined;
+    }
+    this.#state = 'detaching';
+    clearTimeout(this.#timer);
+    clearTimeout(this.#partialTimer);
+    this.#partialTimer = undefined;
+    const socket = this.#socket;
+    const settled = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      timer.unref();
+      const check = (): void => {
+        if (this.#state !== 'detaching') return resolve(false); // closed meanwhile
+        if (this.#inFlight > 0) return;
+        this.#flush();
+        if (socket.writableLength === 0) {
+          clearTimeout(timer);
+          resolve(true);
+        } else socket.once('drain', check);
+      };
+      this.#drained = check;
+      socket.once('close', check);
+      check();
+    });
+    this.#drained = undefined;
+    if (this.#state !== 'detaching') {
+      await this.#closed;
+      return undefined;
+    }
+    let held = 0;
+    for (const chunk of this.#held) held += chunk.length;
+    if (!settled || this.#parser.buffered + held + socket.readableLength > MAX_HANDOVER_UNREAD) {
+      // Not idle in time (or too much read ahead): close as shutdown() does; what is in flight is lost either way.
+      this.#held = [];
+      this.#state = 'draining';
+      restartReading(socket);
+      this.#disconnect(Status.NORMAL, statusMessage(Status.NORMAL));
+      await this.#closed;
+      return undefined;
+    }
+    const pending = this.#parser.takePending();
+    socket.off('data', this.#onData);
+    socket.off('error', this.#onSocketError);
+    socket.off('close', this.#onClose);
+    const moved = moveHandle(socket);
+    const unread = Buffer.concat([pending, ...this.#held, ...(moved?.buffered ?? [])]);
+    this.#held = [];
+    if (moved === undefined) {
+      // stopReading found the handle: cannot happen, but never leave a socket nobody owns.
+      socket.destroy();
+      this.#onClose();
+      return undefined;
+    }
+    this.#state = 'detached';
+    this.#parser.release();
+    this.#host.stats.connectionsDetached++;
+    this.#host.onClose(this);
+    const state: ConnectionHandoverState = {
+      version: SPOP_VERSION,
+      maxFrameSize: this.info.maxFrameSize,
+      capabilities: [...this.info.capabilities],
+      ...(this.info.engineId === undefined ? {} : { engineId: this.info.engineId }),
+    };
+    return { socket: moved.socket, state, unread };
   }
 
   /** Closes at once, without a DISCONNECT. */

@@ -31,6 +31,10 @@ export class AgentStats {
   bufferLimitDisconnects = 0;
   /** Connections cut for holding a partial frame longer than `partialFrameTimeout`. */
   partialFrameTimeouts = 0;
+  /** Connections handed to another agent (`detach`), taken from one (`adopt`), and refused by `adopt`. */
+  connectionsDetached = 0;
+  connectionsAdopted = 0;
+  adoptionsRefused = 0;
 
   /** A copy of every counter, for export. */
   snapshot(): Readonly<Record<Exclude<keyof AgentStats, 'snapshot'>, number>> {

@@ -4,8 +4,9 @@
  */
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import { SpopConnection, type ConnectionHost } from '../connection/connection.js';
+import { type DetachedConnection, MAX_HANDOVER_UNREAD, readHandoverState } from '../connection/handover.js';
 import { AgentStats } from '../connection/stats.js';
-import type { ByteBudget } from '../codec/index.js';
+import { type ByteBudget, FrameFlags, Status, disconnectKv, encodeFrame } from '../codec/index.js';
 import { RateLimitedLog } from '../logger.js';
 import type { MessageHandler } from '../handler/types.js';
 import { type AgentOptions, type ResolvedAgentOptions, resolveAgentOptions } from '../options.js';
@@ -16,6 +17,9 @@ export type ListenOptions =
   | { path: string; backlog?: number }
   /** A listening socket already open, e.g. passed by systemd (socket activation). */
   | { fd: number; backlog?: number };
+
+/** Receives each connection `handOver` detached; the hand-over waits for what it returns. */
+export type HandOverReceiver = (detached: DetachedConnection) => void | Promise<void>;
 
 /** Options of `agent.close` and `closeOnSignals`. */
 export interface CloseOptions {
@@ -112,6 +116,41 @@ export class Agent {
     return connection;
   }
 
+  /**
+   * Serves a connection another agent detached (`DetachedConnection`, possibly sent from another
+   * process): no HELLO, the negotiated `state` as it was, `unread` parsed before the socket's bytes.
+   * A state that does not check out (it is validated like anything from outside), unread bytes
+   * above MAX_HANDOVER_UNREAD, `maxConnections` reached, or a peer `allowConnection` refuses: the
+   * socket gets an AGENT-DISCONNECT and is closed, and undefined is returned. Never throws.
+   */
+  adopt(socket: Socket, state: unknown, unread: Uint8Array = new Uint8Array(0)): SpopConnection | undefined {
+    const adopted = readHandoverState(state, this.options);
+    const refusal =
+      typeof adopted === 'string'
+        ? `bad state: ${adopted}`
+        : unread.length > MAX_HANDOVER_UNREAD
+          ? `${unread.length} unread bytes, above ${MAX_HANDOVER_UNREAD}`
+          : this.#connections.size >= this.options.maxConnections
+            ? 'max-connections reached'
+            : !this.#allowed(socket)
+              ? 'peer not allowed' // a restart may have changed allowConnection
+              : undefined;
+    if (refusal !== undefined || typeof adopted === 'string') {
+      this.stats.adoptionsRefused++;
+      this.#peerLog.warn('connection hand-over refused: disconnecting', { remote: socket.remoteAddress, reason: refusal });
+      refuse(socket);
+      return undefined;
+    }
+    const buffer = Buffer.isBuffer(unread) ? unread : Buffer.from(unread.buffer, unread.byteOffset, unread.length);
+    const connection = SpopConnection.adopted(socket, this.#host, this.#nextConnectionId++, adopted, buffer);
+    this.#connections.add(connection);
+    this.stats.connections++;
+    this.stats.connectionsTotal++;
+    this.stats.connectionsAdopted++;
+    if (this.#closing !== undefined) void connection.shutdown(0);
+    return connection;
+  }
+
   #allowed(socket: Socket): boolean {
     const allow = this.options.allowConnection;
     const { remoteAddress: address, remoteFamily: family, remotePort: port } = socket;
@@ -174,6 +213,35 @@ export class Agent {
     return this.#closing;
   }
 
+  /**
+   * Like close(), but each connection that can be is detached rather than closed (see
+   * `SpopConnection.detach`) and given to `receive`, which hands it to another agent (`adopt`):
+   * nothing is closed, so HAProxy loses nothing. The others are closed gracefully, as by close().
+   * Resolves once every connection is detached or closed and every `receive` has settled.
+   */
+  handOver(receive: HandOverReceiver, options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#handOver(receive, options.timeout ?? 5000);
+    return this.#closing;
+  }
+
+  async #handOver(receive: HandOverReceiver, timeout: number): Promise<void> {
+    const server = this.#server;
+    const stopped = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    await Promise.all(
+      [...this.#connections].map(async (c) => {
+        const detached = await c.detach(timeout);
+        if (detached === undefined) return;
+        try {
+          await receive(detached);
+        } catch (err) {
+          this.options.logger.error('hand-over receiver failed: connection closed', { error: err instanceof Error ? err.message : String(err) });
+          detached.socket.destroy();
+        }
+      }),
+    );
+    await stopped;
+  }
+
   async #close(timeout: number): Promise<void> {
     const server = this.#server;
     const stopped = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
@@ -200,4 +268,21 @@ export function closeOnSignals(agent: Agent, options: CloseOptions & { signals?:
   return () => {
     for (const s of signals) process.off(s, onSignal);
   };
+}
+
+/** An AGENT-DISCONNECT for a connection whose state is unknown: a frame that fits any max-frame-size. */
+const REFUSAL = encodeFrame({
+  type: 'agent-disconnect',
+  flags: FrameFlags.FIN,
+  streamId: 0,
+  frameId: 0,
+  kv: disconnectKv(Status.UNKNOWN, 'connection hand-over refused'),
+});
+
+/** Ends a socket whose hand-over is refused with an AGENT-DISCONNECT, and cuts it if HAProxy does not close it. */
+function refuse(socket: Socket): void {
+  socket.on('error', () => {});
+  socket.end(REFUSAL);
+  socket.resume(); // reads (and drops) what HAProxy still sends, to see its FIN
+  setTimeout(() => socket.destroy(), 2000).unref();
 }

@@ -1,1 +1,1 @@
-export { Agent, closeOnSignals, type ListenOptions, type CloseOptions } from './agent.js';
+export { Agent, closeOnSignals, type HandOverReceiver, type ListenOptions, type CloseOptions } from './agent.js';
