@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FakeHaproxy, freePort } from 'spop/testkit';
+import { waitFor } from 'test-support';
 import { allowFromFilter, isLoopbackHost } from '../../src/net/peer-filter.js';
 import { spawnSpoaWorkers } from './spoa-workers.js';
 
@@ -60,7 +61,9 @@ describe('spoa SPOP port', () => {
   it('warns at start when it listens beyond loopback without allow-from', async () => {
     const port = await freePort();
     const spoa = await spawnSpoaWorkers(['-p', String(port), '-n', '1', '--admin-port', '0', '--host', '0.0.0.0'], 1);
-    assert.match(spoa.log(), /level=warn msg="SPOP port reachable from other machines .*allow-from/);
+    // The warning and the listening line come from different places: wait for the warning rather than race it.
+    const warning = /level=warn msg="SPOP port reachable from other machines .*allow-from/;
+    await waitFor(() => `the warning in:\n${spoa.log()}`, () => warning.test(spoa.log()), 5000);
     await stop(spoa.child);
   });
 
