@@ -10,6 +10,7 @@ import { loadConfigFile } from './config/index.js';
 import { type DecisionAuditEvent, DecisionAudit } from './decisions/audit.js';
 import { DecisionIndex, banDecision, decisionKey, makeDecision } from './decisions/index.js';
 import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/index.js';
+import { TlsScorer, isFingerprint, loadFingerprintList } from './ja4/index.js';
 import { type IpRange, parseRange } from './net/address.js';
 import { ListSource } from './sources/index.js';
 import { type Stores, createStores, hasClusterStoreHost, startCounterSync } from './store/index.js';
@@ -60,6 +61,8 @@ export class IprepService implements ReputationService {
   readonly #index = new DecisionIndex();
   readonly behaviour: BehaviourTracker | undefined;
   readonly engine: ReputationEngine;
+  /** Fingerprints and scores the ClientHello pieces of messages that carry them. */
+  readonly tls: TlsScorer;
   readonly #stores: Stores;
   #lists: ListSlot[] = [];
   #allowSources: ListSource[] = [];
@@ -96,6 +99,7 @@ export class IprepService implements ReputationService {
         })
       : undefined;
     this.engine = new ReputationEngine(config, { decisions: this.#index, behaviour: this.behaviour });
+    this.tls = new TlsScorer(config.tls, config.variables.scope, { now: this.#now });
   }
 
   get config(): IprepConfig {
@@ -136,8 +140,12 @@ export class IprepService implements ReputationService {
   // -------------------------------------------------------------------------
   // ReputationService
 
-  explain(address: string): Verdict {
-    return this.engine.explain(address, this.#now());
+  explain(address: string, client: { fingerprint?: string | undefined } = {}): Verdict {
+    const now = this.#now();
+    const fingerprint = client.fingerprint?.trim().toLowerCase();
+    if (fingerprint === undefined || fingerprint === '') return this.engine.explain(address, now);
+    if (!isFingerprint(fingerprint)) throw new TypeError(`not a JA4 or JA3 fingerprint: ${JSON.stringify(fingerprint.slice(0, 80))}`);
+    return this.engine.explain(address, now, this.tls.explain(fingerprint, now));
   }
 
   /** `origin`: who asks, `api` (any admin API client) or `cli` (spoa decisions, which says so). */
@@ -282,6 +290,7 @@ export class IprepService implements ReputationService {
         }),
       );
       const allowLoaded = await Promise.all(allowSources.map((source) => source.load()));
+      const fingerprintLists = await Promise.all(config.tls.lists.map((list) => loadFingerprintList(list, this.#now())));
       const allow = await compileAllowlist(config.allowlist.entries, allowLoaded);
       // Everything loaded: swap it in, then stop the sources no longer used.
       for (const slot of this.#lists) if (!kept.has(slot)) slot.source.stop();
@@ -292,6 +301,10 @@ export class IprepService implements ReputationService {
       this.#allowSources = allowSources;
       this.engine.configure(config);
       this.engine.setAllowlist(allow);
+      this.tls.setLists(fingerprintLists);
+      for (const list of fingerprintLists) {
+        if (list.warnings.length > 0) logger.warn('fingerprint list: invalid lines skipped', { list: list.config.name, first: list.warnings[0] });
+      }
       this.#publishLists();
     } catch (err) {
       for (const source of [...fresh, ...allowSources]) source.stop();
