@@ -144,6 +144,15 @@ describe('checkHaproxySetup', () => {
     assertFinding(check({ spoe, cfg: wrongEngine }), 'error', `${SPOE}:13`, /never sent/);
   });
 
+  it('the TLS fingerprint variables (tls.variables) are ones the agent sets in reputation mode', () => {
+    const cfg = GOOD_CFG.replace(
+      '    http-request deny',
+      '    http-request set-header x-ja4 %[var(sess.iprep.ja4)]\n    http-request set-header x-ja3 %[var(sess.iprep.ja3)]\n    http-request deny',
+    );
+    assert.deepEqual(lines(check({ cfg })), []);
+    assertFinding(check({ cfg, config: defaultConfig() }), 'error', `${CFG}:8`, /sess\.iprep\.ja4 is not a variable the agent sets/);
+  });
+
   it('a variable read with a wrong name or scope is an error; none read at all is a warning', () => {
     const typo = check({ cfg: GOOD_CFG.replace('sess.iprep.ip_action', 'sess.iprep.ip_actoin') });
     assertFinding(typo, 'error', `${CFG}:8`, /sess\.iprep\.ip_actoin is not a variable the agent sets: it sets sess\.iprep\.ip_score, sess\.iprep\.ip_action/);
