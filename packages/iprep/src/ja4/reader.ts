@@ -114,9 +114,13 @@ interface CacheEntry {
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
+/** FNV-1a over the length, then 16 bits at a time (the pieces are lists of 2-byte values). */
 function fnv(hash: number, bytes: Uint8Array | undefined): number {
-  let h = Math.imul(hash ^ (bytes === undefined ? 0xff : bytes.length & 0xff), FNV_PRIME);
-  if (bytes !== undefined) for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ (bytes[i] as number), FNV_PRIME);
+  if (bytes === undefined) return Math.imul(hash ^ 0x10000, FNV_PRIME);
+  let h = Math.imul(hash ^ bytes.length, FNV_PRIME);
+  const even = bytes.length & ~1;
+  for (let i = 0; i < even; i += 2) h = Math.imul(h ^ (((bytes[i] as number) << 8) | (bytes[i + 1] as number)), FNV_PRIME);
+  if (even !== bytes.length) h = Math.imul(h ^ (bytes[even] as number), FNV_PRIME);
   return h;
 }
 
@@ -154,6 +158,8 @@ export class FingerprintCache {
     const alpn = typeof f.alpn === 'string' ? Buffer.from(f.alpn, 'latin1') : f.alpn;
     let h = Math.imul(FNV_OFFSET ^ (f.helloVersion & 0xffff), FNV_PRIME) ^ f.transport.charCodeAt(0);
     h = fnv(fnv(fnv(fnv(fnv(fnv(fnv(h, f.ciphers), f.extensions), f.groups), f.pointFormats), f.sigalgs), f.supportedVersions), alpn);
+    // 30 bits: a small integer key, no heap number per lookup.
+    h &= 0x3fffffff;
     const entry = this.#entries.get(h);
     if (entry !== undefined && entry.version === f.helloVersion && entry.transport === f.transport && this.#matches(entry.fields, f, alpn)) {
       this.hits++;
