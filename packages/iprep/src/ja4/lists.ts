@@ -4,6 +4,7 @@
  * address lists (sources/), checked line by line: a bad line is skipped with a warning, more
  * entries than `max-entries` refuse the file (the previous copy stays in service).
  */
+import { BodyTooLargeError } from '../sources/list-body.js';
 import { readBoundedFile } from '../sources/list-cache.js';
 import type { FingerprintListConfig } from '../types.js';
 
@@ -59,8 +60,15 @@ export async function loadFingerprintList(config: FingerprintListConfig, now = D
     const body = await readBoundedFile(config.path, config.maxBytes);
     text = Buffer.concat(body.blocks).toString('utf8');
   } catch (err) {
+    const problem = err instanceof BodyTooLargeError ? err.message : `cannot read it: ${(err as Error).message}`;
+    throw new Error(`fingerprint list ${config.name}: ${problem}`, { cause: err });
+  }
+  let parsed: ReturnType<typeof parseFingerprintList>;
+  try {
+    parsed = parseFingerprintList(text, config.path, config.maxEntries);
+  } catch (err) {
     throw new Error(`fingerprint list ${config.name}: ${(err as Error).message}`, { cause: err });
   }
-  const { entries, warnings } = parseFingerprintList(text, config.path, config.maxEntries);
+  const { entries, warnings } = parsed;
   return { config, entries, warnings, loadedAt: now };
 }

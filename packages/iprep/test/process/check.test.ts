@@ -319,4 +319,15 @@ describe('runCheck', () => {
     assert.match(output, /note: .*drop\.netset: list drop: 2 entries/);
     assert.match(output, /error: .*missing\.netset: list gone: cannot read it/);
   });
+
+  it('loads fingerprint lists (tls.lists) dry too', async () => {
+    writeFileSync(join(dir, 'tools.ja4'), 't13d1516h2_8daaf6152771_e5627efa2ab1 scanner\nnot-a-fingerprint\n');
+    const file = join(dir, 'tls.yaml');
+    writeFileSync(file, 'tls:\n  lists:\n    - { name: tools, path: tools.ja4, score: 0 }\n    - { name: gone, path: missing.ja4 }\n');
+    const { code, output } = await run(['--config', file]);
+    assert.equal(code, 1, output);
+    assert.match(output, /warning: .*tools\.ja4: fingerprint list tools: skipped .*tools\.ja4:2: not a JA4 or JA3 fingerprint/);
+    assert.match(output, /note: .*tools\.ja4: fingerprint list tools: 1 fingerprints/);
+    assert.match(output, /error: .*missing\.ja4: fingerprint list gone: cannot read it/);
+  });
 });
