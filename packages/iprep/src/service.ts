@@ -10,7 +10,7 @@ import { loadConfigFile } from './config/index.js';
 import { type DecisionAuditEvent, DecisionAudit } from './decisions/audit.js';
 import { DecisionIndex, banDecision, decisionKey, makeDecision } from './decisions/index.js';
 import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/index.js';
-import { TlsScorer, isFingerprint, loadFingerprintList } from './ja4/index.js';
+import { FingerprintLists, TlsScorer, isFingerprint } from './ja4/index.js';
 import { type IpRange, parseRange } from './net/address.js';
 import { ListSource } from './sources/index.js';
 import { type Stores, createStores, hasClusterStoreHost, startCounterSync } from './store/index.js';
@@ -63,6 +63,7 @@ export class IprepService implements ReputationService {
   readonly engine: ReputationEngine;
   /** Fingerprints and scores the ClientHello pieces of messages that carry them. */
   readonly tls: TlsScorer;
+  readonly #fingerprintLists: FingerprintLists;
   readonly #stores: Stores;
   #lists: ListSlot[] = [];
   #allowSources: ListSource[] = [];
@@ -100,6 +101,7 @@ export class IprepService implements ReputationService {
       : undefined;
     this.engine = new ReputationEngine(config, { decisions: this.#index, behaviour: this.behaviour });
     this.tls = new TlsScorer(config.tls, config.variables.scope, { now: this.#now });
+    this.#fingerprintLists = new FingerprintLists((lists) => this.tls.setLists(lists), options.logger);
   }
 
   get config(): IprepConfig {
@@ -134,6 +136,7 @@ export class IprepService implements ReputationService {
     this.#unsubscribe?.();
     for (const slot of this.#lists) slot.source.stop();
     for (const source of this.#allowSources) source.stop();
+    this.#fingerprintLists.stop();
     await this.#stores.close();
   }
 
@@ -290,7 +293,7 @@ export class IprepService implements ReputationService {
         }),
       );
       const allowLoaded = await Promise.all(allowSources.map((source) => source.load()));
-      const fingerprintLists = await Promise.all(config.tls.lists.map((list) => loadFingerprintList(list, this.#now())));
+      const fingerprintLists = await this.#fingerprintLists.load(config.tls.lists);
       const allow = await compileAllowlist(config.allowlist.entries, allowLoaded);
       // Everything loaded: swap it in, then stop the sources no longer used.
       for (const slot of this.#lists) if (!kept.has(slot)) slot.source.stop();
@@ -301,10 +304,7 @@ export class IprepService implements ReputationService {
       this.#allowSources = allowSources;
       this.engine.configure(config);
       this.engine.setAllowlist(allow);
-      this.tls.setLists(fingerprintLists);
-      for (const list of fingerprintLists) {
-        if (list.warnings.length > 0) logger.warn('fingerprint list: invalid lines skipped', { list: list.config.name, first: list.warnings[0] });
-      }
+      this.#fingerprintLists.apply(fingerprintLists);
       this.#publishLists();
     } catch (err) {
       for (const source of [...fresh, ...allowSources]) source.stop();

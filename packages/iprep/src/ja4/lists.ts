@@ -2,8 +2,12 @@
  * Fingerprint lists (`tls.lists` in the configuration): one JA4 or JA3 fingerprint per line, an
  * optional note after it (shown by explain), `#` comments. Read with the same byte bound as the
  * address lists (sources/), checked line by line: a bad line is skipped with a warning, more
- * entries than `max-entries` refuse the file (the previous copy stays in service).
+ * entries than `max-entries` refuse the file (the previous copy stays in service). Files are
+ * watched and reloaded when they change (FingerprintLists).
  */
+import { type FSWatcher, watch } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { type Logger, silentLogger } from 'spop';
 import { BodyTooLargeError } from '../sources/list-body.js';
 import { readBoundedFile } from '../sources/list-cache.js';
 import type { FingerprintListConfig } from '../types.js';
@@ -71,4 +75,93 @@ export async function loadFingerprintList(config: FingerprintListConfig, now = D
   }
   const { entries, warnings } = parsed;
   return { config, entries, warnings, loadedAt: now };
+}
+
+/** Editors write a file in several steps: one reload after the last event. */
+const WATCH_DEBOUNCE_MS = 200;
+
+/**
+ * The fingerprint lists in service, kept current: each file is watched (its directory, since
+ * editors replace files), re-read when it changes, and swapped in when it loads; a copy that
+ * cannot be read, is too large or holds too many fingerprints leaves the last good one in service.
+ */
+export class FingerprintLists {
+  readonly #publish: (lists: readonly LoadedFingerprintList[]) => void;
+  readonly #logger: Logger;
+  #lists: LoadedFingerprintList[] = [];
+  #watchers: FSWatcher[] = [];
+  #timers = new Map<number, NodeJS.Timeout>();
+
+  constructor(publish: (lists: readonly LoadedFingerprintList[]) => void, logger: Logger = silentLogger) {
+    this.#publish = publish;
+    this.#logger = logger;
+  }
+
+  /** Loads every list (throws, naming the list, when one cannot be had); nothing changes until apply(). */
+  load(configs: readonly FingerprintListConfig[]): Promise<LoadedFingerprintList[]> {
+    return Promise.all(configs.map((config) => loadFingerprintList(config)));
+  }
+
+  /** Puts these lists in service and watches their files instead of the previous ones. */
+  apply(lists: readonly LoadedFingerprintList[]): void {
+    this.stop();
+    this.#lists = [...lists];
+    this.#publish(this.#lists);
+    for (const list of lists) {
+      if (list.warnings.length > 0) this.#logger.warn('fingerprint list: invalid lines skipped', { list: list.config.name, first: list.warnings[0] });
+    }
+    const byDirectory = new Map<string, Map<string, number[]>>();
+    lists.forEach((list, index) => {
+      const dir = dirname(resolve(list.config.path));
+      const names = byDirectory.get(dir) ?? new Map<string, number[]>();
+      names.set(basename(list.config.path), [...(names.get(basename(list.config.path)) ?? []), index]);
+      byDirectory.set(dir, names);
+    });
+    for (const [dir, names] of byDirectory) {
+      try {
+        const watcher = watch(dir, { persistent: false }, (_event, name) => {
+          for (const index of name === null ? [...names.values()].flat() : (names.get(name) ?? [])) this.#schedule(index, lists);
+        });
+        watcher.on('error', (err) => this.#logger.warn('cannot watch fingerprint lists', { dir, error: err.message }));
+        this.#watchers.push(watcher);
+      } catch (err) {
+        this.#logger.warn('cannot watch fingerprint lists', { dir, error: (err as Error).message });
+      }
+    }
+  }
+
+  stop(): void {
+    for (const watcher of this.#watchers) watcher.close();
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#watchers = [];
+    this.#timers.clear();
+  }
+
+  #schedule(index: number, applied: readonly LoadedFingerprintList[]): void {
+    clearTimeout(this.#timers.get(index));
+    const timer = setTimeout(() => void this.#reload(index, applied), WATCH_DEBOUNCE_MS);
+    timer.unref();
+    this.#timers.set(index, timer);
+  }
+
+  async #reload(index: number, applied: readonly LoadedFingerprintList[]): Promise<void> {
+    const current = this.#lists[index];
+    if (current === undefined) return;
+    let list: LoadedFingerprintList;
+    try {
+      list = await loadFingerprintList(current.config);
+    } catch (err) {
+      this.#logger.warn('fingerprint list: keeping the last good copy', { list: current.config.name, error: (err as Error).message });
+      return;
+    }
+    // A reload of the configuration meanwhile replaced the lists: this copy is stale.
+    if (this.#lists[index] !== current || !this.#isApplied(applied)) return;
+    this.#lists[index] = list;
+    this.#publish([...this.#lists]);
+    this.#logger.info('fingerprint list updated', { list: list.config.name, fingerprints: list.entries.size });
+  }
+
+  #isApplied(applied: readonly LoadedFingerprintList[]): boolean {
+    return applied.every((list, i) => this.#lists[i]?.config === list.config);
+  }
 }

@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from 'test-support/wait';
 import { Message, type MessageArg, type SetVarAction, consoleLogger } from 'spop';
 import { defaultConfig, loadConfigFile } from '../../src/config/index.js';
 import { DecisionIndex } from '../../src/decisions/index.js';
@@ -214,6 +216,34 @@ describe('The tls section and the service', () => {
         writeFileSync(join(dir, 'deny.txt'), 'x'.repeat(2 ** 20 + 1));
         assert.equal((await service.reload()).ok, false, 'over max-bytes: the last good copy stays');
         assert.equal(service.explain('198.51.100.1', { fingerprint: JA4_B }).source, 'tools');
+      } finally {
+        await service.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reloads a fingerprint list file when it changes, and keeps the last good copy when the new one is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iprep-tls-'));
+    try {
+      writeFileSync(join(dir, 'deny.txt'), `${JA4_A}\n`);
+      writeFileSync(
+        join(dir, 'iprep.yaml'),
+        `mode: reputation\nspecial: { enabled: false }\ncache-dir: ${join(dir, 'cache')}\ntls:\n  lists: [{ name: tools, path: deny.txt, score: 0, action: deny, max-entries: 1 }]\n`,
+      );
+      const service = new IprepService(await loadConfigFile(join(dir, 'iprep.yaml')), { logger: consoleLogger('silent') });
+      await service.start();
+      try {
+        const source = (fingerprint: string) => service.explain('198.51.100.1', { fingerprint }).source;
+        assert.equal(source(JA4_A), 'tools');
+        writeFileSync(join(dir, 'deny.txt'), `${JA4_B}\n`);
+        await waitFor('the changed list in service', () => source(JA4_B) === 'tools', 5_000);
+        assert.equal(source(JA4_A), 'default');
+        writeFileSync(join(dir, 'deny.txt'), `${JA4_A}\n${JA4_B}\n`);
+        await sleep(1_000);
+        assert.equal(source(JA4_B), 'tools', 'over max-entries: the last good copy stays');
+        assert.equal(source(JA4_A), 'default');
       } finally {
         await service.close();
       }
