@@ -73,6 +73,8 @@ const tlsArgs: MessageArg[] = Object.entries(pieces).map(([name, value]) =>
 );
 const plain = new Message('check-client-ip', [ipArg]);
 const withHello = new Message('check-client-ip', [ipArg, ...tlsArgs]);
+const withoutTls = reputationHandler({ engine, variables: config.variables, now: () => 1_800_000_000_000 });
+measure('handler without fingerprinting, address only', count, () => withoutTls(plain, undefined as never));
 measure('handler, address only', count, () => handler(plain, undefined as never));
 measure('handler, address + ClientHello (cache hit)', count, () => handler(withHello, undefined as never));
 console.log(`ja4 ${ja4}; cache ${JSON.stringify(tls.cache)}`);

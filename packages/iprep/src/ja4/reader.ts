@@ -54,10 +54,12 @@ export class ClientHelloReader {
 
   /** The pieces this message carries, or undefined when it carries no cipher list (not TLS, or no capture). */
   read(message: Message): ClientHelloFields | undefined {
+    const args = message.args;
+    // The address, the ciphers and the extensions at least: most messages have the address alone.
+    if (args.length < 3) return undefined;
     const f = this.#fields;
     f.helloVersion = -1;
     f.ciphers = f.extensions = f.groups = f.pointFormats = f.sigalgs = f.supportedVersions = f.alpn = undefined;
-    const args = message.args;
     for (let i = 0; i < args.length; i++) {
       switch ((args[i] as { name: string }).name) {
         case TLS_ARGUMENTS.version: {
