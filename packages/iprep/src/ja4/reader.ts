@@ -142,8 +142,8 @@ export class FingerprintCache {
   readonly #maxEntries: number;
   readonly #ja3: boolean;
   readonly #entries = new Map<number, CacheEntry>();
-  hits = 0;
-  misses = 0;
+  #hits = 0;
+  #misses = 0;
 
   constructor(options: { maxEntries?: number; ja3?: boolean } = {}) {
     this.#maxEntries = Math.max(1, options.maxEntries ?? DEFAULT_CACHE_SIZE);
@@ -152,6 +152,15 @@ export class FingerprintCache {
 
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Lookups answered from the cache, and those that computed. */
+  get hits(): number {
+    return this.#hits;
+  }
+
+  get misses(): number {
+    return this.#misses;
   }
 
   /** The fingerprint of these pieces, or undefined when they give neither JA4 nor JA3. */
@@ -164,10 +173,10 @@ export class FingerprintCache {
     h &= 0x3fffffff;
     const entry = this.#entries.get(h);
     if (entry !== undefined && entry.version === f.helloVersion && entry.transport === f.transport && this.#matches(entry.fields, f, alpn)) {
-      this.hits++;
+      this.#hits++;
       return entry.fingerprint;
     }
-    this.misses++;
+    this.#misses++;
     const fingerprint = compute(f, this.#ja3);
     if (entry === undefined && this.#entries.size >= this.#maxEntries) {
       this.#entries.delete(this.#entries.keys().next().value as number);

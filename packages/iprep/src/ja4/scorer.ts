@@ -11,6 +11,9 @@ import type { BehaviourConfig, FingerprintListConfig, Match, TlsConfig } from '.
 import type { LoadedFingerprintList } from './lists.js';
 import { ClientHelloReader, FingerprintCache, type TlsFingerprint, fingerprintKey } from './reader.js';
 
+/** What the reused judgement holds before its first use. */
+const NO_FINGERPRINT: TlsFingerprint = Object.freeze({ ja4: undefined, ja3: undefined, ja4Raw: undefined, key: new Uint8Array(16) });
+
 interface ListSlot {
   readonly list: LoadedFingerprintList;
   readonly match: Match;
@@ -63,7 +66,8 @@ export class TlsScorer {
   #allow: readonly ListSlot[] = [];
   #deny: readonly ListSlot[] = [];
   readonly #matches: Match[] = [];
-  readonly #judgement: { fingerprint: TlsFingerprint; matches: readonly Match[] };
+  /** Reused by judge(): its fingerprint is replaced on each call. */
+  readonly #judgement: { fingerprint: TlsFingerprint; matches: readonly Match[] } = { fingerprint: NO_FINGERPRINT, matches: this.#matches };
   readonly #variableActions = new WeakMap<TlsFingerprint, readonly Action[]>();
   readonly #answers = new WeakMap<TlsFingerprint, WeakMap<readonly Action[], readonly Action[]>>();
   #banMatch: Match | undefined;
@@ -74,7 +78,6 @@ export class TlsScorer {
     this.#banAction = config.behaviour.banAction;
     this.#scope = scope;
     this.#variables = config.variables;
-    this.#judgement = { fingerprint: undefined as unknown as TlsFingerprint, matches: this.#matches };
   }
 
   /** Fingerprints kept by the cache, and its hit and miss counts. */

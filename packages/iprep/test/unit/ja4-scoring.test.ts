@@ -102,6 +102,21 @@ describe('TLS fingerprints in the verdict', () => {
     assert.deepEqual(Object.keys(send('198.51.100.1')), ['ip_score', 'ip_action', 'ip_category', 'ip_source']);
   });
 
+  it('sets no ja3 with tls.ja3 off, and names the variables as configured', () => {
+    const { send } = setup({ tls: { ja3: false, variables: { ja4: 'tls_ja4', ja3: 'tls_ja3' } } });
+    assert.deepEqual(Object.keys(send('198.51.100.1', STACK_A)), ['ip_score', 'ip_action', 'ip_category', 'ip_source', 'tls_ja4']);
+  });
+
+  it('sets no fingerprint from malformed pieces (odd length), and still answers the verdict', () => {
+    const { send } = setup();
+    assert.deepEqual(Object.keys(send('198.51.100.1', { ...STACK_A, tls_ciphers: Uint8Array.of(0x13, 0x01, 0x13) })), [
+      'ip_score',
+      'ip_action',
+      'ip_category',
+      'ip_source',
+    ]);
+  });
+
   it('denies a fingerprint on a deny list, whatever the address, and serves the others', () => {
     const deny = fingerprintList({ name: 'tools', score: 0, action: 'deny', category: 'tool' }, `# known tools\n${JA4_A} scanner 1.0\n`);
     const { send } = setup({ lists: [deny] });
