@@ -240,7 +240,9 @@ export class IprepService implements ReputationService {
     try {
       const { configPath, loadConfig } = this.#options;
       const config = loadConfig !== undefined ? await loadConfig() : configPath === undefined ? this.#config : await loadConfigFile(configPath);
-      const needRestart = RESTART_SECTIONS.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.#config[key]));
+      const needRestart: string[] = RESTART_SECTIONS.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.#config[key]));
+      // tls.lists reload; the rest of tls shapes the fingerprint scorer, made once.
+      if (JSON.stringify({ ...config.tls, lists: [] }) !== JSON.stringify({ ...this.#config.tls, lists: [] })) needRestart.push('tls');
       if (needRestart.length > 0) {
         this.#options.logger.warn('changed settings apply at the next restart', { sections: needRestart.join(',') });
       }

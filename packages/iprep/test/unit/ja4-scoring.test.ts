@@ -267,6 +267,34 @@ describe('The tls section and the service', () => {
     }
   });
 
+  it('says a change of tls variables, ja3, behaviour or cache-size waits for a restart, and reloads tls.lists', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iprep-tls-'));
+    const warnings: string[] = [];
+    const silent = consoleLogger('silent');
+    const logger = { ...silent, warn: (message: string, fields?: Record<string, unknown>) => warnings.push(`${message} ${JSON.stringify(fields)}`) };
+    try {
+      writeFileSync(join(dir, 'a.txt'), `${JA4_A}\n`);
+      const yaml = (tls: string) => `mode: reputation\nspecial: { enabled: false }\ncache-dir: ${join(dir, 'cache')}\ntls:\n${tls}`;
+      writeFileSync(join(dir, 'iprep.yaml'), yaml('  lists: []\n'));
+      const configPath = join(dir, 'iprep.yaml');
+      const service = new IprepService(await loadConfigFile(configPath), { configPath, logger });
+      await service.start();
+      try {
+        writeFileSync(configPath, yaml('  lists: [{ name: a, path: a.txt, score: 0 }]\n'));
+        assert.equal((await service.reload()).ok, true);
+        assert.deepEqual(warnings, [], 'lists reload');
+        assert.equal(service.explain('198.51.100.1', { fingerprint: JA4_A }).source, 'a');
+        writeFileSync(configPath, yaml('  lists: [{ name: a, path: a.txt, score: 0 }]\n  variables: { ja4: other }\n'));
+        assert.equal((await service.reload()).ok, true);
+        assert.deepEqual(warnings, ['changed settings apply at the next restart {"sections":"tls"}']);
+      } finally {
+        await service.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reports errors in the tls section with their place', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'iprep-tls-'));
     try {
