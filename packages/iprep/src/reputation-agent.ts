@@ -59,6 +59,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
     errorWeight: config.behaviour.errorWeight,
     rate: config.behaviour.rateArgument === undefined ? undefined : { argument: config.behaviour.rateArgument, max: config.behaviour.maxRate },
     metrics,
+    tls: service.tls,
     onVerdict: options.debug ? (ip, v) => logger.debug('scored', { ip, score: v.score, action: v.action, category: v.category, source: v.source }) : undefined,
   });
   for (const name of config.messages) agent.message(name, handler);

@@ -10,6 +10,7 @@ import { loadConfigFile } from './config/index.js';
 import { type DecisionAuditEvent, DecisionAudit } from './decisions/audit.js';
 import { DecisionIndex, banDecision, decisionKey, makeDecision } from './decisions/index.js';
 import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/index.js';
+import { FingerprintLists, TlsScorer, isFingerprint } from './ja4/index.js';
 import { type IpRange, parseRange } from './net/address.js';
 import { ListSource, insideInternalWarning } from './sources/index.js';
 import { type Stores, createStores, hasClusterStoreHost, startCounterSync } from './store/index.js';
@@ -60,6 +61,9 @@ export class IprepService implements ReputationService {
   readonly #index = new DecisionIndex();
   readonly behaviour: BehaviourTracker | undefined;
   readonly engine: ReputationEngine;
+  /** Fingerprints and scores the ClientHello pieces of messages that carry them. */
+  readonly tls: TlsScorer;
+  readonly #fingerprintLists: FingerprintLists;
   readonly #stores: Stores;
   #lists: ListSlot[] = [];
   /** Copies of lists already warned about for entries that `special` shadows: one warning per copy. */
@@ -98,6 +102,8 @@ export class IprepService implements ReputationService {
         })
       : undefined;
     this.engine = new ReputationEngine(config, { decisions: this.#index, behaviour: this.behaviour });
+    this.tls = new TlsScorer(config.tls, config.variables.scope, { now: this.#now });
+    this.#fingerprintLists = new FingerprintLists((lists) => this.tls.setLists(lists), options.logger);
   }
 
   get config(): IprepConfig {
@@ -132,14 +138,19 @@ export class IprepService implements ReputationService {
     this.#unsubscribe?.();
     for (const slot of this.#lists) slot.source.stop();
     for (const source of this.#allowSources) source.stop();
+    this.#fingerprintLists.stop();
     await this.#stores.close();
   }
 
   // -------------------------------------------------------------------------
   // ReputationService
 
-  explain(address: string): Verdict {
-    return this.engine.explain(address, this.#now());
+  explain(address: string, client: { fingerprint?: string | undefined } = {}): Verdict {
+    const now = this.#now();
+    const fingerprint = client.fingerprint?.trim().toLowerCase();
+    if (fingerprint === undefined || fingerprint === '') return this.engine.explain(address, now);
+    if (!isFingerprint(fingerprint)) throw new TypeError(`not a JA4 or JA3 fingerprint: ${JSON.stringify(fingerprint.slice(0, 80))}`);
+    return this.engine.explain(address, now, this.tls.explain(fingerprint, now));
   }
 
   /** `origin`: who asks, `api` (any admin API client) or `cli` (spoa decisions, which says so). */
@@ -231,7 +242,9 @@ export class IprepService implements ReputationService {
     try {
       const { configPath, loadConfig } = this.#options;
       const config = loadConfig !== undefined ? await loadConfig() : configPath === undefined ? this.#config : await loadConfigFile(configPath);
-      const needRestart = RESTART_SECTIONS.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.#config[key]));
+      const needRestart: string[] = RESTART_SECTIONS.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.#config[key]));
+      // tls.lists reload; the rest of tls shapes the fingerprint scorer, made once.
+      if (JSON.stringify({ ...config.tls, lists: [] }) !== JSON.stringify({ ...this.#config.tls, lists: [] })) needRestart.push('tls');
       if (needRestart.length > 0) {
         this.#options.logger.warn('changed settings apply at the next restart', { sections: needRestart.join(',') });
       }
@@ -284,6 +297,7 @@ export class IprepService implements ReputationService {
         }),
       );
       const allowLoaded = await Promise.all(allowSources.map((source) => source.load()));
+      const fingerprintLists = await this.#fingerprintLists.load(config.tls.lists);
       const allow = await compileAllowlist(config.allowlist.entries, allowLoaded);
       // Everything loaded: swap it in, then stop the sources no longer used.
       for (const slot of this.#lists) if (!kept.has(slot)) slot.source.stop();
@@ -294,6 +308,7 @@ export class IprepService implements ReputationService {
       this.#allowSources = allowSources;
       this.engine.configure(config);
       this.engine.setAllowlist(allow);
+      this.#fingerprintLists.apply(fingerprintLists);
       this.#publishLists();
     } catch (err) {
       for (const source of [...fresh, ...allowSources]) source.stop();

@@ -205,8 +205,11 @@ export interface DecisionInput {
 export type AddedDecision = Decision & { readonly stored?: 'pending' };
 
 export interface ReputationService {
-  /** Every match and the final verdict for one address (text); throws TypeError on a bad address. */
-  explain(address: string): Verdict;
+  /**
+   * Every match and the final verdict for one address (text), and for a client with this TLS
+   * fingerprint (JA4 or JA3) when given; throws TypeError on a bad address or fingerprint.
+   */
+  explain(address: string, client?: { fingerprint?: string | undefined }): Verdict;
   /** `origin`: who asks, for the audit trail (default `api`). */
   addDecision(input: DecisionInput, origin?: 'api' | 'cli'): Promise<AddedDecision>;
   listDecisions(): readonly Decision[];
@@ -279,6 +282,41 @@ export interface BehaviourConfig {
   readonly maxClients: number;
 }
 
+/** A fingerprint list (`tls.lists`): JA4 or JA3 fingerprints, one a line. */
+export interface FingerprintListConfig {
+  readonly name: string;
+  readonly path: string;
+  /** Absolute score of a hit, or points taken from 100 (default 50); an `allow` list takes neither. */
+  readonly score?: number;
+  readonly penalty?: number;
+  readonly category: string;
+  /** `allow`: the fingerprint is exempt from the deny lists and the per-fingerprint behaviour (never from address verdicts). */
+  readonly action?: IpAction;
+  readonly maxBytes: number;
+  readonly maxEntries: number;
+}
+
+/** TLS fingerprints (JA4, JA3) from the ClientHello pieces HAProxy sends (`tls_*` message arguments). */
+export interface TlsConfig {
+  /** Variables set with the fingerprints (in `variables.scope`); JA3 only when `ja3` is on. */
+  readonly variables: { readonly ja4: string; readonly ja3: string };
+  readonly ja3: boolean;
+  readonly lists: readonly FingerprintListConfig[];
+  /** Messages counted per fingerprint as well as per address (many addresses, one fingerprint). Off by default. */
+  readonly behaviour: {
+    readonly enabled: boolean;
+    readonly windowMs: number;
+    readonly rateThreshold: number;
+    readonly ratePenalty: number;
+    readonly banThreshold: number;
+    readonly banMs: number;
+    readonly banAction: IpAction;
+    readonly maxFingerprints: number;
+  };
+  /** Distinct ClientHellos whose fingerprints are kept (they are hashed once each). */
+  readonly cacheSize: number;
+}
+
 /** Who may use the SPOP port and how much of it (`listen.allow-from`, `max-connections`, `idle-timeout`). */
 export interface IprepListenBounds {
   /** Addresses, CIDR prefixes or ranges of the peers served; empty: every peer (of a loopback port, by default). */
@@ -329,6 +367,7 @@ export interface IprepConfig {
   /** Start answering only once every list had its first load (else URL lists load in the background). */
   readonly waitForLists: boolean;
   readonly behaviour: BehaviourConfig;
+  readonly tls: TlsConfig;
   readonly decisions: {
     readonly defaultDurationMs: number;
     readonly defaultAction: IpAction;

@@ -21,8 +21,8 @@ export class FakeReputationService implements ReputationService {
   /** Calls made, for assertions: `explain 192.0.2.1`, `remove ip:192.0.2.1`. */
   readonly calls: string[] = [];
 
-  explain(address: string): Verdict {
-    this.calls.push(`explain ${address}`);
+  explain(address: string, client: { fingerprint?: string | undefined } = {}): Verdict {
+    this.calls.push(client.fingerprint === undefined ? `explain ${address}` : `explain ${address} ja4 ${client.fingerprint}`);
     const bytes = parseAddress(address);
     if (bytes === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
     if (bytes.length === 4 && bytes[0] === 192 && bytes[1] === 0 && bytes[2] === 2) {

@@ -227,7 +227,8 @@ export class AdminServer {
     if (address === null || address.trim() === '') throw new HttpError(400, 'missing query parameter "ip"');
     return json(
       200,
-      asBadRequest(() => this.#service.explain(address)),
+      // ja4: a JA4 or JA3 fingerprint, to explain a client with that TLS stack too.
+      asBadRequest(() => this.#service.explain(address, { fingerprint: url.searchParams.get('ja4') ?? undefined })),
     );
   }
 

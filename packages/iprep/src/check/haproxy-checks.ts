@@ -281,8 +281,8 @@ function fetchName(expression: string): string {
 function checkVariables(config: IprepConfig, sections: readonly Section[], prefixes: ReadonlyMap<string, ReadonlySet<string>>, add: Add): void {
   const { scope } = config.variables;
   const { score, action, category, source } = config.variables;
-  // Random mode sets the score alone.
-  const names = config.mode === 'reputation' ? [score, action, category, source] : [score];
+  // Random mode sets the score alone; reputation mode also the TLS fingerprints of messages that carry a ClientHello.
+  const names = config.mode === 'reputation' ? [score, action, category, source, config.tls.variables.ja4, config.tls.variables.ja3] : [score];
   let used = false;
   for (const section of sections) {
     for (const line of section.lines) {

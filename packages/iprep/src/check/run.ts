@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { resolveConfig } from '../config/flags.js';
 import { ConfigError } from '../config/index.js';
+import { loadFingerprintList } from '../ja4/index.js';
 import { PackedListEntries, entriesInsideInternal, insideInternalWarning, parseList } from '../sources/index.js';
 import type { IprepConfig } from '../types.js';
 import { MAX_CONFIG_BYTES } from './haproxy-config.js';
@@ -79,6 +80,7 @@ export async function runCheck(
   const findings: Finding[] = [];
   const config = await checkAgentConfig(values.config, findings);
   if (config !== undefined) await checkLists(config, findings);
+  if (config !== undefined) await checkFingerprintLists(config, findings);
   const haproxyBin = values['haproxy-bin'] ?? (env['HAPROXY_BIN'] || undefined);
   if (values.haproxy !== undefined) {
     const version = haproxyBin === undefined ? undefined : await haproxyVersion(haproxyBin, findings);
@@ -157,6 +159,22 @@ async function measure(findings: Finding[]): Promise<RoundTrip | undefined> {
   } catch (e) {
     findings.push({ severity: 'warning', where: 'this machine', message: `cannot time NOTIFY round trips: ${(e as Error).message}` });
     return undefined;
+  }
+}
+
+/** Parses every fingerprint list (tls.lists) as the agent would, within its byte and entry bounds. */
+async function checkFingerprintLists(config: IprepConfig, findings: Finding[]): Promise<void> {
+  if (config.mode !== 'reputation') return;
+  for (const list of config.tls.lists) {
+    const where = list.path;
+    try {
+      const { entries, warnings } = await loadFingerprintList(list);
+      for (const warning of warnings.slice(0, LIST_WARNINGS_SHOWN))
+        findings.push({ severity: 'warning', where, message: `fingerprint list ${list.name}: skipped ${warning}` });
+      findings.push({ severity: 'note', where, message: `fingerprint list ${list.name}: ${entries.size} fingerprints` });
+    } catch (e) {
+      findings.push({ severity: 'error', where, message: (e as Error).message });
+    }
   }
 }
 

@@ -83,6 +83,23 @@ export function defaultConfig(): IprepConfig {
       maxRate: 600,
       maxClients: 100_000,
     },
+    tls: {
+      variables: { ja4: 'ja4', ja3: 'ja3' },
+      ja3: true,
+      lists: [],
+      // Off: one browser's fingerprint is shared by all its users; set thresholds for your traffic first.
+      behaviour: {
+        enabled: false,
+        windowMs: 60 * SECOND,
+        rateThreshold: 6000,
+        ratePenalty: 20,
+        banThreshold: 0,
+        banMs: 10 * MINUTE,
+        banAction: 'deny',
+        maxFingerprints: 10_000,
+      },
+      cacheSize: 4096,
+    },
     decisions: defaultDecisions(resolve(DEFAULT_CACHE_DIR)),
     cacheDir: resolve(DEFAULT_CACHE_DIR),
     store: { type: 'memory' },

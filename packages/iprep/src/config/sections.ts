@@ -57,6 +57,7 @@ export function readConfig(root: MapReader, file: string): IprepConfig {
     lists: readLists(root, base, listDefaults),
     waitForLists: root.boolean('wait-for-lists') ?? defaults.waitForLists,
     behaviour: readBehaviour(root.map('behaviour'), defaults.behaviour),
+    tls: readTls(root.map('tls'), base, defaults.tls),
     decisions: readDecisions(root.map('decisions'), base),
     cacheDir: resolve(base, root.string('cache-dir') ?? DEFAULT_CACHE_DIR),
     store: readStore(root.map('store')),
@@ -318,6 +319,58 @@ function readBehaviour(s: MapReader, d: IprepConfig['behaviour']): IprepConfig['
   }
   s.finish();
   return { ...behaviour, maxRate: behaviour.maxRate ?? behaviour.banThreshold };
+}
+
+/** Fingerprint lists are small: read and parsed on the main thread, so bounded well below address lists. */
+const MAX_FINGERPRINT_LIST_BYTES = 16 * 2 ** 20;
+
+function readTls(s: MapReader, base: string, d: IprepConfig['tls']): IprepConfig['tls'] {
+  const v = s.map('variables');
+  const variables = { ja4: v.string('ja4', VARIABLE_NAME) ?? d.variables.ja4, ja3: v.string('ja3', VARIABLE_NAME) ?? d.variables.ja3 };
+  v.finish();
+  const firstIndexOfName = new Map<string, number>();
+  const lists = s.seq('lists').flatMap((node, i) => {
+    const item = s.reader.requiredMap(node, `tls.lists[${i}]`);
+    if (item === undefined) return [];
+    const name = item.string('name', LIST_NAME);
+    if (!item.has('name')) item.report(`${item.path} needs a name`);
+    const path = item.string('path');
+    if (!item.has('path')) item.report(`${item.path} needs a path (a file of JA4 or JA3 fingerprints, one a line)`);
+    const score = item.integer('score', 0, 100);
+    const penalty = item.integer('penalty', 0, 100);
+    if (item.has('score') && item.has('penalty')) item.report(`${item.path} has both score and penalty: give one`);
+    const action = item.oneOf('action', IP_ACTIONS);
+    const list = {
+      name: name ?? '',
+      path: resolve(base, path ?? ''),
+      score,
+      penalty: score === undefined && action !== 'allow' ? (penalty ?? LIST_DEFAULTS.penalty) : penalty,
+      category: item.string('category', CATEGORY) ?? name ?? '',
+      action,
+      maxBytes: item.bytes('max-bytes', 1, MAX_FINGERPRINT_LIST_BYTES) ?? 2 ** 20,
+      maxEntries: item.integer('max-entries', 1, 1_000_000) ?? 100_000,
+    };
+    item.finish();
+    const first = firstIndexOfName.get(list.name);
+    if (first !== undefined) item.reportAt('name', `tls.lists[${i}].name ${show(list.name)} is already the name of tls.lists[${first}]`);
+    else if (list.name !== '') firstIndexOfName.set(list.name, i);
+    return [list];
+  });
+  const b = s.map('behaviour');
+  const behaviour = {
+    enabled: b.boolean('enabled') ?? d.behaviour.enabled,
+    windowMs: b.duration('window', 1000) ?? d.behaviour.windowMs,
+    rateThreshold: b.integer('rate-threshold', 1) ?? d.behaviour.rateThreshold,
+    ratePenalty: b.integer('rate-penalty', 0, 100) ?? d.behaviour.ratePenalty,
+    banThreshold: b.integer('ban-threshold', 0) ?? d.behaviour.banThreshold,
+    banMs: b.duration('ban-time', 1000, MAX_TIMER_MS) ?? d.behaviour.banMs,
+    banAction: b.oneOf('ban-action', IP_ACTIONS) ?? d.behaviour.banAction,
+    maxFingerprints: b.integer('max-fingerprints', 1, 1_000_000) ?? d.behaviour.maxFingerprints,
+  };
+  b.finish();
+  const tls = { variables, ja3: s.boolean('ja3') ?? d.ja3, lists, behaviour, cacheSize: s.integer('cache-size', 1, 1_000_000) ?? d.cacheSize };
+  s.finish();
+  return tls;
 }
 
 /** The decisions section; `file` is undefined when not given (its default depends on cache-dir). */

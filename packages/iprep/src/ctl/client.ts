@@ -101,8 +101,9 @@ export class AdminClient {
     return records<ListStatus>((await this.#call('GET', '/lists')).body, '/lists');
   }
 
-  async explain(address: string): Promise<Verdict> {
-    return record<Verdict>((await this.#call('GET', `/explain?ip=${encodeURIComponent(address)}`)).body, '/explain');
+  async explain(address: string, ja4?: string): Promise<Verdict> {
+    const fingerprint = ja4 === undefined ? '' : `&ja4=${encodeURIComponent(ja4)}`;
+    return record<Verdict>((await this.#call('GET', `/explain?ip=${encodeURIComponent(address)}${fingerprint}`)).body, '/explain');
   }
 
   async decisions(): Promise<Decision[]> {

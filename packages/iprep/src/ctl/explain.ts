@@ -1,19 +1,20 @@
-/** `spoa explain <address>`: the verdict for an address, and every match behind it, deciding one first. */
+/** `spoa explain <address> [--ja4 <fingerprint>]`: the verdict for an address (and TLS stack), and every match behind it, deciding one first. */
 import type { OperatorCommand } from './command.js';
 import { CommandUsageError, EXIT } from './command.js';
 import { paintAction, printable } from './format.js';
 
 export const explainCommand: OperatorCommand = {
-  usage: `Usage: spoa explain <address> [--json]
+  usage: `Usage: spoa explain <address> [--ja4 <fingerprint>] [--json]
 
 The verdict the agent gives <address> (score, action, category, source) and every match that applies,
-the deciding one first.
+the deciding one first. With --ja4, for a client of that TLS fingerprint (JA4 or JA3) too.
 `,
-  options: {},
+  options: { ja4: { type: 'string' } },
   async run({ client, positionals, values, out, paint }) {
     const [address, ...extra] = positionals;
     if (address === undefined || extra.length > 0) throw new CommandUsageError('explain takes one address');
-    const verdict = await client.explain(address);
+    const ja4 = typeof values['ja4'] === 'string' ? values['ja4'] : undefined;
+    const verdict = await client.explain(address, ja4);
     if (values['json'] === true) {
       out(JSON.stringify(verdict, null, 2) + '\n');
       return EXIT.ok;

@@ -9,7 +9,7 @@ import type { BehaviourTracker } from '../behaviour/index.js';
 import type { DecisionIndex } from '../decisions/index.js';
 import { IntervalTable, type SpecialRange, SpecialRanges } from '../table/index.js';
 import type { Decision, IprepConfig, ListConfig, ListEntry, LoadedList, Match, Verdict } from '../types.js';
-import { INTERNAL, combine } from './verdict.js';
+import { INTERNAL, combine, decidesAlone } from './verdict.js';
 
 /** A list ready for lookups: its table maps an address to the index of its entry. */
 export interface CompiledList {
@@ -86,20 +86,26 @@ export class ReputationEngine {
     return this.#allow;
   }
 
-  /** The verdict for an address (4 or 16 bytes), without the list of matches. The hot path. */
-  score(address: Uint8Array, now: number): Verdict {
+  /**
+   * The verdict for an address (4 or 16 bytes), without the list of matches. The hot path.
+   * `extra`: matches about the client from elsewhere (its TLS fingerprint), combined with the
+   * address's unless one of those decides alone (allowlist, decision, internal address).
+   */
+  score(address: Uint8Array, now: number, extra?: readonly Match[]): Verdict {
     const matches = this.#scratch;
     matches.length = 0;
     this.#collect(address, now, matches, false);
+    if (extra !== undefined && extra.length > 0) addExtra(matches, extra);
     return combine(matches, this.#config.thresholds, false);
   }
 
   /** The verdict with every match and what it matched (the admin API's explain). */
-  explain(address: Uint8Array | string, now: number): Verdict {
+  explain(address: Uint8Array | string, now: number, extra?: readonly Match[]): Verdict {
     const bytes = typeof address === 'string' ? parseAddress(address) : address;
     if (bytes === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
     const matches: Match[] = [];
     this.#collect(bytes, now, matches, true);
+    if (extra !== undefined && extra.length > 0) addExtra(matches, extra);
     return combine(matches, this.#config.thresholds, true);
   }
 
@@ -186,6 +192,12 @@ export class ReputationEngine {
     }
     return match;
   }
+}
+
+/** Adds matches from outside the address unless the address's first match decides alone. */
+function addExtra(matches: Match[], extra: readonly Match[]): void {
+  if (matches.length > 0 && decidesAlone(matches[0] as Match)) return;
+  for (let i = 0; i < extra.length; i++) matches.push(extra[i] as Match);
 }
 
 const ALLOW_MATCH: Match = Object.freeze({ kind: 'allowlist', source: 'allowlist', category: 'allowlisted', score: 100, action: 'allow' });

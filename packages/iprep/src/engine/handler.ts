@@ -6,6 +6,7 @@
  */
 import { type Action, type Message, type MessageHandler, preEncode, setVar, T } from 'spop';
 import type { BehaviourTracker } from '../behaviour/index.js';
+import type { TlsScorer } from '../ja4/index.js';
 import { parseAddress } from '../net/address.js';
 import type { IprepConfig, Verdict } from '../types.js';
 import type { ReputationEngine } from './engine.js';
@@ -29,6 +30,8 @@ export interface ReputationHandlerOptions {
    */
   readonly rate?: { readonly argument: string; readonly max: number } | undefined;
   readonly metrics?: VerdictObserver | undefined;
+  /** Fingerprints the ClientHello pieces a message carries (`tls_*` arguments), scores and sets them. */
+  readonly tls?: TlsScorer | undefined;
   /** Called with each verdict (debug logging). */
   readonly onVerdict?: ((address: string, verdict: Verdict) => void) | undefined;
   /** Milliseconds since the epoch; a CoarseClock's `now` saves a clock read per message. Default Date.now. */
@@ -42,7 +45,7 @@ const TIMED_ONE_IN = 16;
 const ADDRESS_ARGUMENT = 'ip';
 
 export function reputationHandler(options: ReputationHandlerOptions): MessageHandler {
-  const { engine, behaviour, statusArgument, rate, metrics, onVerdict } = options;
+  const { engine, behaviour, statusArgument, rate, metrics, onVerdict, tls } = options;
   const errorWeight = options.errorWeight ?? 1;
   const now = options.now ?? Date.now;
   const answers = new VerdictActions(options.variables);
@@ -56,10 +59,11 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
     if (behaviour !== undefined) {
       behaviour.hit(address, weightOf(message, statusArgument, errorWeight), t, rate === undefined ? 0 : rateOf(message, rate.argument, rate.max));
     }
-    const verdict = engine.score(address, t);
+    const judged = tls?.judge(message, t);
+    const verdict = engine.score(address, t, judged?.matches);
     if (metrics !== undefined) metrics.observeVerdict(verdict, timed ? (performance.now() - started) / 1000 : undefined);
     if (onVerdict !== undefined) onVerdict(String(message.value(ADDRESS_ARGUMENT) ?? message.value(0)), verdict);
-    return answers.for(verdict);
+    return judged === undefined ? answers.for(verdict) : (tls as TlsScorer).answer(judged.fingerprint, answers.for(verdict));
   };
 }
 

@@ -39,7 +39,7 @@ export const UNKNOWN_VERDICT: Verdict = Object.freeze({
 });
 
 /** Kinds that decide alone, in precedence order (the engine collects matches in this order). */
-function decidesAlone(m: Match): boolean {
+export function decidesAlone(m: Match): boolean {
   return m.kind === 'allowlist' || m.kind === 'decision' || (m.kind === 'special' && m.category === INTERNAL);
 }
 

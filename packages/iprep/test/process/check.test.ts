@@ -147,6 +147,15 @@ describe('checkHaproxySetup', () => {
     assertFinding(check({ spoe, cfg: wrongEngine }), 'error', `${SPOE}:13`, /never sent/);
   });
 
+  it('the TLS fingerprint variables (tls.variables) are ones the agent sets in reputation mode', () => {
+    const cfg = GOOD_CFG.replace(
+      '    http-request deny',
+      '    http-request set-header x-ja4 %[var(sess.iprep.ja4)]\n    http-request set-header x-ja3 %[var(sess.iprep.ja3)]\n    http-request deny',
+    );
+    assert.deepEqual(lines(check({ cfg })), []);
+    assertFinding(check({ cfg, config: defaultConfig() }), 'error', `${CFG}:8`, /sess\.iprep\.ja4 is not a variable the agent sets/);
+  });
+
   it('a variable read with a wrong name or scope is an error; none read at all is a warning', () => {
     const typo = check({ cfg: GOOD_CFG.replace('sess.iprep.ip_action', 'sess.iprep.ip_actoin') });
     assertFinding(typo, 'error', `${CFG}:8`, /sess\.iprep\.ip_actoin is not a variable the agent sets: it sets sess\.iprep\.ip_score, sess\.iprep\.ip_action/);
@@ -346,5 +355,16 @@ describe('runCheck', () => {
       /warning: .*drop\.netset: list drop: 1 entry falls inside internal ranges, which special decides first: they never apply \(e\.g\. 10\.9\.8\.7 \(private, RFC 1918\)\)/,
     );
     assert.match(output, /error: .*missing\.netset: list gone: cannot read it/);
+  });
+
+  it('loads fingerprint lists (tls.lists) dry too', async () => {
+    writeFileSync(join(dir, 'tools.ja4'), 't13d1516h2_8daaf6152771_e5627efa2ab1 scanner\nnot-a-fingerprint\n');
+    const file = join(dir, 'tls.yaml');
+    writeFileSync(file, 'tls:\n  lists:\n    - { name: tools, path: tools.ja4, score: 0 }\n    - { name: gone, path: missing.ja4 }\n');
+    const { code, output } = await run(['--config', file]);
+    assert.equal(code, 1, output);
+    assert.match(output, /warning: .*tools\.ja4: fingerprint list tools: skipped .*tools\.ja4:2: not a JA4 or JA3 fingerprint/);
+    assert.match(output, /note: .*tools\.ja4: fingerprint list tools: 1 fingerprints/);
+    assert.match(output, /error: .*missing\.ja4: fingerprint list gone: cannot read it/);
   });
 });

@@ -37,6 +37,7 @@ function spoa(args: readonly string[], env: Record<string, string> = {}, input?:
 }
 
 const TOKEN = 'op-secret-7f3a9c';
+const TOOL_JA4 = 't13d1516h2_8daaf6152771_e5627efa2ab1';
 // Started at the top level, not in a before() hook: spawnSpoaWorkers stops its processes in an after()
 // of the scope that first calls it, and a hook's scope ends with the hook.
 const dir = mkdtempSync(join(tmpdir(), 'spoa-ctl-'));
@@ -47,6 +48,7 @@ const admin = await (async (): Promise<string> => {
   const [port, adminPort] = [await freePort(), await freePort()];
   writeFileSync(tokenFile, `${TOKEN}\n`);
   writeFileSync(join(dir, 'bad.netset'), '198.51.100.0/24\n');
+  writeFileSync(join(dir, 'tools.ja4'), `${TOOL_JA4} scanner 1.0\n`);
   writeFileSync(
     config,
     [
@@ -58,6 +60,8 @@ const admin = await (async (): Promise<string> => {
       `admin: { enabled: true, host: 127.0.0.1, port: ${adminPort}, token-file: token }`,
       'lists:',
       '  - { name: bad-nets, format: netset, path: bad.netset, score: 5, category: abuse }',
+      'tls:',
+      '  lists: [{ name: tls-tools, path: tools.ja4, score: 0, action: deny, category: tool }]',
       '',
     ].join('\n'),
   );
@@ -136,6 +140,16 @@ describe('spoa explain, lists, reload, status', () => {
     assert.match(run.stdout, /bad-nets/);
     const bad = await spoa(['explain', 'nope'], env());
     assert.equal(bad.code, 1);
+  });
+
+  it('explain --ja4 adds what the TLS fingerprint gets, with the list entry it hit', async () => {
+    const run = await spoa(['explain', '203.0.113.1', '--ja4', TOOL_JA4], env());
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /score 0, deny \(category tool, source tls-tools\)/);
+    assert.match(run.stdout, /list tls-tools \[tool\] score 0, deny: t13d1516h2_8daaf6152771_e5627efa2ab1 scanner 1\.0/);
+    const bad = await spoa(['explain', '203.0.113.1', '--ja4', 'nope'], env());
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /not a JA4 or JA3 fingerprint/);
   });
 
   it('lists prints a table; reload reports each worker', async () => {

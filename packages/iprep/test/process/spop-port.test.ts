@@ -63,7 +63,11 @@ describe('spoa SPOP port', () => {
     const spoa = await spawnSpoaWorkers(['-p', String(port), '-n', '1', '--admin-port', '0', '--host', '0.0.0.0'], 1);
     // The warning and the listening line come from different places: wait for the warning rather than race it.
     const warning = /level=warn msg="SPOP port reachable from other machines .*allow-from/;
-    await waitFor(() => `the warning in:\n${spoa.log()}`, () => warning.test(spoa.log()), 5000);
+    await waitFor(
+      () => `the warning in:\n${spoa.log()}`,
+      () => warning.test(spoa.log()),
+      5000,
+    );
     await stop(spoa.child);
   });
 

@@ -123,6 +123,13 @@ describe('admin server without a token', () => {
     assert.equal((v6.json as { action: string }).action, 'allow');
   });
 
+  it('GET /explain?ja4= passes the TLS fingerprint on', async () => {
+    const ja4 = 't13d1516h2_8daaf6152771_e5627efa2ab1';
+    const reply = await request(ctx.port, `/explain?ip=192.0.2.8&ja4=${ja4}`);
+    assert.equal(reply.status, 200);
+    assert.equal(ctx.service.calls.at(-1), `explain 192.0.2.8 ja4 ${ja4}`);
+  });
+
   it('GET /explain: 400 on a bad or missing address', async () => {
     const bad = await request(ctx.port, '/explain?ip=999.1.1.1');
     assert.equal(bad.status, 400);

@@ -39,7 +39,7 @@ describe('parseConfig: invalid files', () => {
     ],
     [
       'colour: red',
-      'conf/iprep.yaml:1:1: unknown key colour (known keys: mode, listen, agent, log, messages, variables, thresholds, special, allowlist, list-defaults, lists, wait-for-lists, behaviour, decisions, cache-dir, store, admin)',
+      'conf/iprep.yaml:1:1: unknown key colour (known keys: mode, listen, agent, log, messages, variables, thresholds, special, allowlist, list-defaults, lists, wait-for-lists, behaviour, tls, decisions, cache-dir, store, admin)',
     ],
     // wrong types
     ['listen: 12345', 'conf/iprep.yaml:1:9: listen must be a map of keys, got 12345'],
