@@ -2,12 +2,13 @@
  * The packages as users install them: `npm pack` of spop, spop-bench and iprep-spoa (only built
  * code, type declarations, README and LICENSE: no tests, sources or source maps), the tarballs
  * installed together in an empty folder and globally (spop is not on a registry yet, so it is given
- * alongside), `spoa` and `spop-bench` running, and a TypeScript file using spop's types compiling.
+ * alongside), `spoa` and `spop-bench` running, and a TypeScript file using spop's types compiling,
+ * the README's library example too.
  * Needs the npm registry (or npm's cache) for the packages' own dependencies.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -103,7 +104,11 @@ describe('the packages installed from their tarballs', { timeout: 300_000 }, () 
       types: ['node'],
       typeRoots: [join(repoRoot, 'node_modules/@types')],
     };
-    writeFileSync(join(local, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['consumer.ts'] }));
+    // The README's library example, as a user would paste it.
+    const readmeExamples = [...readFileSync(join(repoRoot, 'README.md'), 'utf8').matchAll(/^```ts\n(.*?)^```$/gms)].map((m) => m[1] ?? '');
+    assert.ok(readmeExamples.length > 0, 'the README has no TypeScript example');
+    writeFileSync(join(local, 'readme-example.ts'), `${readmeExamples.join('\n')}\nexport {};\n`);
+    writeFileSync(join(local, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['consumer.ts', 'readme-example.ts'] }));
     run(process.execPath, [tsc, '-p', local], local);
   });
 
