@@ -117,6 +117,8 @@ unpack_suite() {
   mkdir -p "$dir/root.tmp"
   for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root.tmp"; done
   mv "$dir/root.tmp" "$dir/root"
+  # apt's binary caches (about 100 MB a suite) only served the look-ups above; the next run rebuilds them.
+  rm -f "$dir"/apt-cache/*.bin
 }
 
 # Writes an executable wrapper at $wrapper that runs $program (a path inside the root) through the
