@@ -39,8 +39,10 @@ function findTests(dir) {
 }
 
 const args = process.argv.slice(2);
-const extra = args.filter((arg) => arg.startsWith('-'));
-const named = args.filter((arg) => !arg.startsWith('-'));
+// A suite or files first; from the first flag on, everything goes to node --test (flag values too).
+const firstFlag = args.findIndex((arg) => arg.startsWith('-'));
+const named = firstFlag === -1 ? args : args.slice(0, firstFlag);
+const extra = firstFlag === -1 ? [] : args.slice(firstFlag);
 let files;
 let needing;
 if (named.length > 0 && named.every((arg) => arg.endsWith('.test.ts') || arg.endsWith('.test.mjs'))) {
