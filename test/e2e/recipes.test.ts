@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import {
   freePort,
   haproxyVersions,
   httpGet,
+  repoRoot,
   requireHaproxy,
   startHaproxy,
   startProcess,
@@ -69,7 +70,8 @@ async function startAgent(): Promise<AgentUnderTest> {
   cpSync(join(recipesDir, 'reputation.yaml'), join(dir, 'reputation.yaml'));
   cpSync(join(recipesDir, 'lists'), join(dir, 'lists'), { recursive: true });
   const port = await freePort();
-  const args = [spoaBin, '--config', join(dir, 'reputation.yaml'), '-d', '-p', String(port), '-n', '1', '--host', '127.0.0.1'];
+  // No admin API: the recipes do not use it, and its port (9090) may be taken.
+  const args = [spoaBin, '--config', join(dir, 'reputation.yaml'), '-d', '-p', String(port), '-n', '1', '--host', '127.0.0.1', '--admin-port', '0'];
   const agent = startProcess(process.execPath, args, { name: 'spoa' });
   await agent.waitForOutput(/agent listening/);
   return {
@@ -449,6 +451,46 @@ function cachedVerdictRecipe(version: HaproxyVersion, agent: () => AgentUnderTes
     });
   });
 }
+
+// ---------------------------------------------------------------------------
+// The README's reputation example, as written there
+
+describe("the README's reputation example", { timeout: 60_000 }, () => {
+  it('runs as written: the recipes configuration serves verdicts, explained on the admin API it enables', async () => {
+    const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+    const command = /^spoa --config examples\/recipes\/reputation\.yaml -p 12345 /m;
+    const explain = /^curl -s 'http:\/\/127\.0\.0\.1:9090\/explain\?ip=127\.0\.0\.10' /m;
+    assert.match(readme, command, 'the README no longer shows the command this test runs');
+    assert.match(readme, explain, 'the README no longer shows the explain request this test makes');
+    // The same command and configuration on free ports, for a machine where 12345 or 9090 are taken.
+    // The admin port is rewritten in the file, not given as --admin-port: that flag would also
+    // enable the admin API, which the configuration as shipped must do by itself.
+    const dir = mkdtempSync(join(tmpdir(), 'iprep-readme-'));
+    cpSync(recipesDir, dir, { recursive: true });
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const config = readFileSync(join(dir, 'reputation.yaml'), 'utf8');
+    writeFileSync(
+      join(dir, 'reputation.yaml'),
+      replaceOnce(config, /^(admin: \{ enabled: true, host: 127\.0\.0\.1, port: )9090( \})$/m, `$1${adminPort}$2`, 'admin API on 127.0.0.1:9090'),
+    );
+    const args = [spoaBin, '--config', join(dir, 'reputation.yaml'), '-p', String(port)];
+    const agent = startProcess(process.execPath, args, { name: 'spoa' });
+    try {
+      await agent.waitForOutput(/agent listening/);
+      const answer = await httpGet(adminPort, '/explain?ip=127.0.0.10', { timeoutMs: 10_000 });
+      assert.equal(answer.rejected, false);
+      if (answer.rejected) return;
+      assert.equal(answer.status, 200, answer.body);
+      const verdict = JSON.parse(answer.body) as { action: string; source: string; score: number };
+      assert.deepEqual([verdict.action, verdict.source, verdict.score], ['deny', 'local-deny', 0]);
+      const page = await httpGet(adminPort, '/', { timeoutMs: 10_000 });
+      assert.equal(page.rejected ? page.error : page.status, 200, 'the status page');
+    } finally {
+      await agent.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 // ---------------------------------------------------------------------------
 

@@ -2,22 +2,51 @@
  * Real redis-server processes on free loopback ports (no persistence, temp dirs), a
  * 3-master Redis Cluster, and a TCP proxy whose connections a test can cut to simulate a network
  * failure between one agent and Redis. Every process is stopped by its pid.
+ *
+ * The binaries are the ones on PATH, else the ones scripts/fetch-redis.sh unpacks from Debian's
+ * redis-tools into .cache/redis/bin (the test run does so on a machine without Redis).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { repoRoot } from './paths.js';
 import { freePort } from './ports.js';
 
-const MISSING = 'install redis-server (apt-get install redis-server)';
+const MISSING = 'neither on PATH nor in .cache/redis/bin: run `bash scripts/fetch-redis.sh` (what `npm test` does) or `apt-get install redis-server`';
 
-function requireBinary(name: string): void {
-  if (spawnSync('sh', ['-c', `command -v ${name}`]).status !== 0) throw new Error(`${name} not found: ${MISSING}`);
+export type RedisProgram = 'redis-server' | 'redis-cli';
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
-/** Throws `install redis-server (...)` when the Redis binaries the tests run are missing. */
+/**
+ * Absolute path of redis-server or redis-cli: the first on `path` (default $PATH), else
+ * `<cacheDir>/redis/bin/<program>` (default the repository's .cache), else undefined.
+ */
+export function redisBinary(program: RedisProgram, where: { readonly path?: string; readonly cacheDir?: string } = {}): string | undefined {
+  for (const dir of (where.path ?? process.env.PATH ?? '').split(delimiter)) {
+    if (dir !== '' && isExecutable(join(dir, program))) return join(dir, program);
+  }
+  const cached = join(where.cacheDir ?? join(repoRoot, '.cache'), 'redis', 'bin', program);
+  return isExecutable(cached) ? cached : undefined;
+}
+
+function requireBinary(program: RedisProgram): string {
+  const path = redisBinary(program);
+  if (path === undefined) throw new Error(`${program} not found, ${MISSING}`);
+  return path;
+}
+
+/** Throws, naming how to get them, when the Redis binaries the tests run are missing. */
 export function requireRedisBinaries(): void {
   requireBinary('redis-server');
   requireBinary('redis-cli');
@@ -91,7 +120,7 @@ export class RedisServer {
   async restart(): Promise<void> {
     if (this.#process) throw new Error('redis-server already running');
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.#extraArgs];
-    const child = spawn('redis-server', args, { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(requireBinary('redis-server'), args, { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     this.#process = child;
@@ -139,8 +168,7 @@ export class RedisServer {
 
 /** Runs redis-cli against a server (test set-up only). */
 export function redisCli(port: number, args: readonly string[]): string {
-  requireBinary('redis-cli');
-  const result = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: 20_000 });
+  const result = spawnSync(requireBinary('redis-cli'), ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: 20_000 });
   if (result.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${result.stderr || result.stdout}`);
   return result.stdout;
 }

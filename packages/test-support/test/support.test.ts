@@ -1,11 +1,14 @@
-/** test-support itself: one freePort, the HAProxy binary override, and waitFor's deadline. */
+/** test-support itself: one freePort, the HAProxy binary override, the Redis lookup, and waitFor's deadline. */
 import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as testkit from 'spop/testkit';
 import { haproxyPath } from 'test-support/haproxy';
 import { repoRoot } from 'test-support/paths';
 import { freePort } from 'test-support/ports';
+import { redisBinary } from 'test-support/redis';
 import { waitFor } from 'test-support/wait';
 
 describe('test-support', () => {
@@ -24,6 +27,28 @@ describe('test-support', () => {
     } finally {
       if (saved === undefined) delete process.env.HAPROXY_BIN_2_6;
       else process.env.HAPROXY_BIN_2_6 = saved;
+    }
+  });
+
+  it('finds redis-server on PATH first, then unpacked under .cache/redis/bin, else nowhere', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redis-lookup-'));
+    try {
+      const fake = (path: string): string => {
+        mkdirSync(join(path, '..'), { recursive: true });
+        writeFileSync(path, '#!/bin/sh\n');
+        chmodSync(path, 0o755);
+        return path;
+      };
+      const onPath = fake(join(dir, 'path', 'redis-server'));
+      const cacheDir = join(dir, 'cache');
+      const cached = fake(join(cacheDir, 'redis', 'bin', 'redis-server'));
+      const emptyPath = join(dir, 'empty');
+      mkdirSync(emptyPath);
+      assert.equal(redisBinary('redis-server', { path: `${emptyPath}:${join(dir, 'path')}`, cacheDir }), onPath);
+      assert.equal(redisBinary('redis-server', { path: emptyPath, cacheDir }), cached);
+      assert.equal(redisBinary('redis-cli', { path: emptyPath, cacheDir }), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -14,7 +14,8 @@ import type { IpAction } from '../../src/types.js';
 import { VERSION } from '../../src/version.js';
 import { FakeReputationService } from '../admin-fixtures.js';
 
-const CHROMIUM = '/usr/bin/chromium';
+// Debian's, which `npm test` installs when missing (scripts/provision.mjs), or any Chromium named by CHROMIUM_BIN.
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -111,7 +112,7 @@ describe('status page in Chromium', () => {
   const pageErrors: string[] = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: apt-get install chromium`);
+    assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_BIN`);
     open = await startAdmin();
     guarded = await startAdmin(TOKEN);
     profile = mkdtempSync(join(tmpdir(), 'iprep-status-page-'));

@@ -14,7 +14,7 @@ import { createStores } from '../../src/store/index.js';
 import { MemoryCounterStore } from '../../src/store/memory.js';
 import { RedisCounterStore, RedisDecisionStore, type RedisStoreOptions } from '../../src/store/redis.js';
 import type { DecisionChange } from '../../src/types.js';
-import { CuttableProxy, RedisClusterServers, RedisServer, redisCli, requireRedisBinaries } from 'test-support/redis';
+import { CuttableProxy, RedisClusterServers, RedisServer, redisBinary, redisCli, requireRedisBinaries } from 'test-support/redis';
 import { watchEventLoop } from 'test-support/event-loop';
 import { waitFor } from 'test-support/wait';
 import { describeCounterStoreContract, describeDecisionStoreContract, decision, FakeClock, keysOf, record, T0 } from '../store-contract.js';
@@ -372,7 +372,11 @@ function fillDecisions(port: number, prefix: string, count: number): void {
     const d = decision(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
     commands.push(`*4\r\n${bulk('HSET')}${bulk(hash)}${bulk(d.key)}${bulk(encodeDecision(d))}`);
   }
-  const result = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--pipe'], { input: commands.join(''), encoding: 'utf8', timeout: 60_000 });
+  const result = spawnSync(redisBinary('redis-cli') ?? 'redis-cli', ['-h', '127.0.0.1', '-p', String(port), '--pipe'], {
+    input: commands.join(''),
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (result.status !== 0) throw new Error(`redis-cli --pipe failed: ${result.stderr || result.stdout}`);
 }
 
