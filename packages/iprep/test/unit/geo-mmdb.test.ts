@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { describe, it } from 'node:test';
+import { Reader } from 'mmdb-lib';
+import { GeoTable } from '../../src/geo/geo-table.js';
+import { compileMmdb, countryCodeOf, MmdbError } from '../../src/geo/mmdb.js';
+import { formatAddress, parseAddress } from '../../src/net/address.js';
+import { type MmdbNetwork, writeMmdb } from '../fixtures/mmdb-writer.js';
+
+const LIMITS = { maxNetworks: 5_000_000 };
+
+const COUNTRY_NETWORKS: MmdbNetwork[] = [
+  { network: '192.0.2.0/24', data: { country: { iso_code: 'FR' } } },
+  { network: '192.0.2.128/25', data: { country: { iso_code: 'DE' } } },
+  { network: '198.51.100.0/24', data: { country: { iso_code: 'FR' } } },
+  { network: '198.51.101.0/24', data: { country: { iso_code: 'FR' } } },
+  { network: '203.0.113.0/24', data: { city: { names: { en: 'no country here' } } } },
+];
+
+function address(text: string): Uint8Array {
+  return parseAddress(text) as Uint8Array;
+}
+
+/** A deterministic stream of addresses (xorshift), so a failure can be replayed. */
+function* addresses(count: number, seed: number, family: 4 | 6): Generator<Uint8Array> {
+  let x = seed >>> 0 || 1;
+  const next = (): number => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x >>> 0;
+  };
+  for (let i = 0; i < count; i++) {
+    const bytes = new Uint8Array(family === 4 ? 4 : 16);
+    const view = new DataView(bytes.buffer);
+    for (let w = 0; w < bytes.length / 4; w++) view.setUint32(w * 4, next());
+    if (family === 6) bytes[0] = 0x20 | ((bytes[0] as number) & 0x1f); // 2000::/3, where the data is
+    yield bytes;
+  }
+}
+
+describe('compileMmdb', () => {
+  for (const recordSize of [24, 28, 32] as const) {
+    for (const ipVersion of [4, 6] as const) {
+      it(`country database, IPv${ipVersion}, ${recordSize}-bit records: the table answers as the reader does`, () => {
+        const networks = ipVersion === 6 ? [...COUNTRY_NETWORKS, { network: '2001:db8::/32', data: { country_code: 'NL' } }] : COUNTRY_NETWORKS;
+        const db = writeMmdb(networks, { recordSize, ipVersion, databaseType: 'Test-Country' });
+        const table = new GeoTable(compileMmdb(db, 'country', 'test.mmdb', LIMITS));
+        const reader = new Reader(db);
+        const probes = ['192.0.2.0', '192.0.2.127', '192.0.2.128', '192.0.2.255', '192.0.1.255', '198.51.100.7', '198.51.101.255', '203.0.113.5', '10.0.0.1'];
+        if (ipVersion === 6) probes.push('2001:db8::1', '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff', '2001:db9::');
+        for (const text of probes) {
+          const label = table.lookup(address(text));
+          const expected = countryCodeOf(reader.get(text)) ?? '';
+          assert.equal(label < 0 ? '' : table.text(label), expected, text);
+        }
+        assert.equal(table.text(table.lookup(address('192.0.2.200'))), 'DE');
+        assert.equal(table.lookup(address('203.0.113.5')), -1, 'a record without a country is no country');
+        assert.equal(table.databaseType, 'Test-Country');
+        // Neighbouring networks of one country are one interval.
+        assert.equal(table.table.intervals, ipVersion === 6 ? 4 : 3);
+      });
+    }
+  }
+
+  it('ASN database: AS numbers and organisation names, IPinfo-style "AS64500" too', () => {
+    const db = writeMmdb([
+      { network: '192.0.2.0/24', data: { autonomous_system_number: 64496, autonomous_system_organization: 'Example Net' } },
+      { network: '2001:db8::/32', data: { asn: 'AS64500', as_name: 'Docs v6' } },
+    ]);
+    const table = new GeoTable(compileMmdb(db, 'asn', 'asn.mmdb', LIMITS));
+    const v4 = table.lookup(address('192.0.2.9'));
+    assert.equal(table.asn(v4), 64496);
+    assert.equal(table.text(v4), 'AS64496');
+    assert.equal(table.name(v4), 'Example Net');
+    const v6 = table.lookup(address('2001:db8:1::1'));
+    assert.equal(table.asn(v6), 64500);
+    assert.equal(table.name(v6), 'Docs v6');
+    assert.equal(table.labelOfAsn(64500), v6);
+    assert.equal(table.labelOfAsn(1), -1);
+  });
+
+  it('a truncated or corrupt file is an error naming the file', () => {
+    const db = writeMmdb(COUNTRY_NETWORKS);
+    assert.throws(
+      () => compileMmdb(db.subarray(0, db.length - 40), 'country', '/data/country.mmdb', LIMITS),
+      (err: Error) => {
+        assert.ok(err instanceof MmdbError);
+        assert.match(err.message, /^\/data\/country\.mmdb: not a MaxMind DB file/);
+        return true;
+      },
+    );
+    assert.throws(() => compileMmdb(Buffer.from('hello, world'), 'country', 'x.mmdb', LIMITS), /x\.mmdb: not a MaxMind DB file/);
+    // The tree cut short: the metadata is there, the nodes are not.
+    const meta = db.lastIndexOf(Buffer.from('MaxMind.com')) - 3;
+    const cut = Buffer.concat([db.subarray(0, 20), db.subarray(meta)]);
+    assert.throws(() => compileMmdb(cut, 'country', 'cut.mmdb', LIMITS), /cut\.mmdb: truncated or corrupt/);
+    // The root's right record pointing back to the root (28-bit records): a loop, not a hang.
+    const loop = Buffer.from(db);
+    loop[3] = (loop[3] as number) & 0xf0;
+    loop.writeUIntBE(0, 4, 3);
+    assert.throws(() => compileMmdb(loop, 'country', 'loop.mmdb', LIMITS), /loop\.mmdb: corrupt search tree/);
+  });
+
+  it('a database of the other kind is an error that says so', () => {
+    const db = writeMmdb(COUNTRY_NETWORKS);
+    assert.throws(() => compileMmdb(db, 'asn', 'country.mmdb', LIMITS), /country\.mmdb: no AS number in its \d+ records: is it a asn database\?/);
+  });
+
+  it('stops past max-entries networks', () => {
+    const db = writeMmdb(COUNTRY_NETWORKS.slice(0, 2).concat({ network: '198.51.100.0/24', data: { country: { iso_code: 'IT' } } }));
+    assert.throws(() => compileMmdb(db, 'country', 'big.mmdb', { maxNetworks: 2 }), /big\.mmdb: more than 2 networks \(max-entries\)/);
+  });
+});
+
+describe('compileMmdb with a real database (@ip-location-db/geo-whois-asn-country-mmdb)', () => {
+  const require = createRequire(import.meta.url);
+  const file = require.resolve('@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb');
+
+  it('answers as the reader does for 20,000 addresses of each family', () => {
+    const db = readFileSync(file);
+    const started = performance.now();
+    const table = new GeoTable(compileMmdb(db, 'country', file, LIMITS));
+    const ms = performance.now() - started;
+    assert.ok(table.table.intervals > 100_000, `${table.table.intervals} intervals`);
+    assert.ok(table.labelCount > 200 && table.labelCount < 300, `${table.labelCount} countries`);
+    const reader = new Reader(db);
+    let known = 0;
+    for (const family of [4, 6] as const) {
+      for (const bytes of addresses(20_000, family === 4 ? 1234 : 5678, family)) {
+        const text = formatAddress(bytes);
+        const expected = countryCodeOf(reader.get(text)) ?? '';
+        const label = table.lookup(bytes);
+        assert.equal(label < 0 ? '' : table.text(label), expected, text);
+        if (label >= 0) known++;
+      }
+    }
+    assert.ok(known > 10_000, `${known} addresses located`);
+    console.log(`# ${file}: ${table.table.intervals} intervals, ${table.labelCount} countries, compiled in ${ms.toFixed(0)} ms`);
+  });
+});
