@@ -6,6 +6,8 @@
  */
 import { type Action, type Message, type MessageHandler, preEncode, setVar, T } from 'spop';
 import type { BehaviourTracker } from '../behaviour/index.js';
+import { GeoVariableActions } from '../geo/geo-variables.js';
+import type { GeoCounts } from '../geo/geo-counts.js';
 import { parseAddress } from '../net/address.js';
 import type { IprepConfig, Verdict } from '../types.js';
 import type { ReputationEngine } from './engine.js';
@@ -29,6 +31,8 @@ export interface ReputationHandlerOptions {
    */
   readonly rate?: { readonly argument: string; readonly max: number } | undefined;
   readonly metrics?: VerdictObserver | undefined;
+  /** Counts the countries and ASNs of the messages (metrics), when geo databases are configured. */
+  readonly geoCounts?: GeoCounts | undefined;
   /** Called with each verdict (debug logging). */
   readonly onVerdict?: ((address: string, verdict: Verdict) => void) | undefined;
   /** Milliseconds since the epoch; a CoarseClock's `now` saves a clock read per message. Default Date.now. */
@@ -46,6 +50,8 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
   const errorWeight = options.errorWeight ?? 1;
   const now = options.now ?? Date.now;
   const answers = new VerdictActions(options.variables);
+  const geoAnswers = GeoVariableActions.of(options.variables, engine.geo);
+  const { geoCounts } = options;
   let calls = 0;
   return (message) => {
     const timed = metrics !== undefined && (++calls & (TIMED_ONE_IN - 1)) === 0;
@@ -59,7 +65,8 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
     const verdict = engine.score(address, t);
     if (metrics !== undefined) metrics.observeVerdict(verdict, timed ? (performance.now() - started) / 1000 : undefined);
     if (onVerdict !== undefined) onVerdict(String(message.value(ADDRESS_ARGUMENT) ?? message.value(0)), verdict);
-    return answers.for(verdict);
+    if (geoCounts !== undefined) geoCounts.count(engine.geo);
+    return geoAnswers === undefined ? answers.for(verdict) : geoAnswers.with(answers.for(verdict), verdict);
   };
 }
 
