@@ -10,6 +10,8 @@ import { loadConfigFile } from './config/index.js';
 import { type DecisionAuditEvent, DecisionAudit } from './decisions/audit.js';
 import { DecisionIndex, banDecision, decisionKey, makeDecision } from './decisions/index.js';
 import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/index.js';
+import { GeoDatabases, type PreparedGeo } from './geo/geo-databases.js';
+import type { GeoStatus } from './geo/geo-source.js';
 import { type IpRange, parseRange } from './net/address.js';
 import { ListSource } from './sources/index.js';
 import { type Stores, createStores, hasClusterStoreHost, startCounterSync } from './store/index.js';
@@ -63,6 +65,8 @@ export class IprepService implements ReputationService {
   readonly #stores: Stores;
   #lists: ListSlot[] = [];
   #allowSources: ListSource[] = [];
+  /** Country and ASN databases (geo section). */
+  readonly #geo: GeoDatabases;
   #stopSync: (() => void) | undefined;
   #unsubscribe: (() => void) | undefined;
   readonly #audit: DecisionAudit;
@@ -96,6 +100,7 @@ export class IprepService implements ReputationService {
         })
       : undefined;
     this.engine = new ReputationEngine(config, { decisions: this.#index, behaviour: this.behaviour });
+    this.#geo = new GeoDatabases(this.engine.geo, { logger: options.logger, now: this.#now });
   }
 
   get config(): IprepConfig {
@@ -130,6 +135,7 @@ export class IprepService implements ReputationService {
     this.#unsubscribe?.();
     for (const slot of this.#lists) slot.source.stop();
     for (const source of this.#allowSources) source.stop();
+    this.#geo.close();
     await this.#stores.close();
   }
 
@@ -217,6 +223,10 @@ export class IprepService implements ReputationService {
     return this.#stores.health();
   }
 
+  geoDatabases(): readonly GeoStatus[] {
+    return this.#geo.status();
+  }
+
   decisionCount(): number {
     return this.#index.size;
   }
@@ -265,6 +275,7 @@ export class IprepService implements ReputationService {
     const fresh: ListSource[] = [];
     const background = new Set<ListSource>();
     const allowSources = config.allowlist.files.map((path) => new ListSource(allowlistFileConfig(path, config.listDefaults), sourceOptions));
+    let geo: PreparedGeo | undefined;
     try {
       // Each slot with what it will hold: kept slots are only changed once everything loaded.
       const loaded = await Promise.all(
@@ -283,6 +294,7 @@ export class IprepService implements ReputationService {
       );
       const allowLoaded = await Promise.all(allowSources.map((source) => source.load()));
       const allow = await compileAllowlist(config.allowlist.entries, allowLoaded);
+      geo = await this.#geo.prepare(config.geo);
       // Everything loaded: swap it in, then stop the sources no longer used.
       for (const slot of this.#lists) if (!kept.has(slot)) slot.source.stop();
       for (const source of this.#allowSources) source.stop();
@@ -292,9 +304,11 @@ export class IprepService implements ReputationService {
       this.#allowSources = allowSources;
       this.engine.configure(config);
       this.engine.setAllowlist(allow);
+      geo.commit();
       this.#publishLists();
     } catch (err) {
       for (const source of [...fresh, ...allowSources]) source.stop();
+      geo?.discard();
       throw err;
     }
     for (const slot of this.#lists) {

@@ -228,6 +228,20 @@ export interface ReputationService {
   reloadError(): string | null;
   lists(): readonly ListStatus[];
   store(): StoreHealth;
+  /** The country and ASN databases (geo section), when the service has them. */
+  geoDatabases?(): readonly GeoDatabaseStatus[];
+}
+
+/** A geo database's state: what is in service and the last error (the last good copy stays). */
+export interface GeoDatabaseStatus {
+  readonly kind: 'country' | 'asn';
+  readonly path: string;
+  readonly networks: number;
+  readonly labels: number;
+  readonly databaseType: string | null;
+  readonly builtAt: number | null;
+  readonly loadedAt: number | null;
+  readonly lastError: string | null;
 }
 
 // ---------------------------------------------------------------------------

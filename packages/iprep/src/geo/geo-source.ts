@@ -11,6 +11,7 @@ import { type Logger, silentLogger } from 'spop';
 import { startWorker } from '../table/compile.js';
 import { type GeoJob, type GeoJobResult, runGeoJob } from './geo-job.js';
 import { GeoTable } from './geo-table.js';
+import type { GeoDatabaseStatus } from '../types.js';
 import type { GeoKind } from './mmdb.js';
 
 export interface GeoDatabaseConfig {
@@ -22,19 +23,8 @@ export interface GeoDatabaseConfig {
   readonly maxEntries: number;
 }
 
-export interface GeoStatus {
-  readonly kind: GeoKind;
-  readonly path: string;
-  /** Intervals of the table in service (0 before the first good load). */
-  readonly networks: number;
-  /** Distinct countries or AS numbers. */
-  readonly labels: number;
-  readonly databaseType: string | null;
-  /** When the file in service was built (its metadata), and when it was loaded (ms since the epoch). */
-  readonly builtAt: number | null;
-  readonly loadedAt: number | null;
-  readonly lastError: string | null;
-}
+/** What status() tells (types.ts, for the admin API). */
+export type GeoStatus = GeoDatabaseStatus;
 
 export interface GeoSourceOptions {
   readonly logger?: Logger;
