@@ -11,6 +11,7 @@ import { TOP_CLIENTS } from './admin/status.js';
 import { hasWorkerFlag } from './cluster/flags.js';
 import { SUPERVISOR_ENV, leaveCluster, requestRestart } from './cluster/supervisor.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
+import { GeoCounts } from './geo/geo-counts.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
 
@@ -49,7 +50,11 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   await service.start();
 
   const clock = new CoarseClock();
+  // Countries and ASNs are counted when there are databases to locate with (the status page, /metrics).
+  const { geo } = config;
+  const geoCounts = geo.countryDb !== undefined || geo.asnDb !== undefined ? new GeoCounts() : undefined;
   const handler = reputationHandler({
+    geoCounts,
     engine: service.engine,
     now: clock.now,
     variables: config.variables,
@@ -69,6 +74,14 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   metrics.setStoreProvider(() => service.store());
   const { behaviour } = service;
   if (behaviour !== undefined) metrics.setTopClientsProvider(() => behaviour.topClients(TOP_CLIENTS));
+  if (geoCounts !== undefined) {
+    metrics.setGeoProvider(() => ({
+      top: geo.top,
+      countries: geoCounts.top('country', geo.top),
+      asns: geoCounts.top('asn', geo.top),
+      databases: service.geoDatabases(),
+    }));
+  }
   // A node:cluster worker: the admin API answers for every worker, and reloads them all, through the primary.
   let link: ClusterMetricsLink | undefined;
   if (hasClusterMetricsHub()) {

@@ -3,15 +3,11 @@
  * the tables in service (a counter per message, no allocation), folded into totals by name when
  * the tables change. Only the most seen are shown, and the totals kept are bounded.
  */
+import type { GeoCount } from '../admin/status.js';
 import type { GeoMatcher } from './geo-matcher.js';
+import type { GeoTable } from './geo-table.js';
 
-export interface GeoCount {
-  /** `FR`, or `AS64496`. */
-  readonly value: string;
-  readonly count: number;
-  /** The AS's organisation, when the database names it. */
-  readonly name?: string;
-}
+export type { GeoCount };
 
 /** Names kept in the totals of older tables; the least seen go first. */
 const MAX_FOLDED = 10_000;
@@ -20,7 +16,9 @@ export class GeoCounts {
   #generation = -1;
   #countries = new Float64Array(0);
   #asns = new Float64Array(0);
-  #geo: GeoMatcher | undefined;
+  /** The tables the arrays count labels of (the matcher's change under it on a reload). */
+  #countryTable: GeoTable | undefined;
+  #asnTable: GeoTable | undefined;
   readonly #folded = { country: new Map<string, number>(), asn: new Map<string, number>() };
   readonly #names = new Map<string, string>();
 
@@ -35,7 +33,7 @@ export class GeoCounts {
   top(kind: 'country' | 'asn', n: number): GeoCount[] {
     const totals = new Map(this.#folded[kind]);
     const counts = kind === 'country' ? this.#countries : this.#asns;
-    const table = kind === 'country' ? this.#geo?.countryTable : this.#geo?.asnTable;
+    const table = kind === 'country' ? this.#countryTable : this.#asnTable;
     if (table !== undefined) {
       for (let label = 0; label < counts.length; label++) {
         const count = counts[label] as number;
@@ -56,16 +54,17 @@ export class GeoCounts {
   #nameOf(value: string): string {
     const known = this.#names.get(value);
     if (known !== undefined) return known;
-    const table = this.#geo?.asnTable;
+    const table = this.#asnTable;
     const label = table === undefined ? -1 : table.labelOfAsn(Number(value.slice(2)));
     return label < 0 || table === undefined ? '' : table.name(label);
   }
 
   #renew(geo: GeoMatcher): void {
-    this.#fold('country', this.#countries, this.#geo?.countryTable);
-    this.#fold('asn', this.#asns, this.#geo?.asnTable);
+    this.#fold('country', this.#countries, this.#countryTable);
+    this.#fold('asn', this.#asns, this.#asnTable);
     this.#generation = geo.generation;
-    this.#geo = geo;
+    this.#countryTable = geo.countryTable;
+    this.#asnTable = geo.asnTable;
     this.#countries = new Float64Array(geo.countryTable?.labelCount ?? 0);
     this.#asns = new Float64Array(geo.asnTable?.labelCount ?? 0);
   }

@@ -5,10 +5,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Message, type SetVarAction } from 'spop';
+import { ReputationMetrics } from '../../src/admin/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { DecisionIndex } from '../../src/decisions/index.js';
 import { type CompiledList, ReputationEngine } from '../../src/engine/engine.js';
 import { reputationHandler } from '../../src/engine/handler.js';
+import { GeoCounts } from '../../src/geo/geo-counts.js';
 import { GeoTable } from '../../src/geo/geo-table.js';
 import { compileMmdb } from '../../src/geo/mmdb.js';
 import { parseAddress, parseRange } from '../../src/net/address.js';
@@ -247,5 +249,48 @@ describe('the geo section', () => {
     );
     assert.match(problems('lists: [{ name: a, format: asn, path: a.txt }]'), /lists\[0\] \(a\) is a list of ASNs: geo\.asn-db is needed/);
     assert.match(problems('variables: { country: ip_score }'), /variables\.country and variables\.score name the same variable/);
+  });
+});
+
+describe('countries and ASNs in the metrics', () => {
+  it('counts located messages, keeps the totals across a database reload, and shows the top in /metrics', async () => {
+    const e = engine();
+    const counts = new GeoCounts();
+    const handler = reputationHandler({
+      engine: e,
+      variables: { scope: 'txn', score: 's', action: 'a', category: 'c', source: 'src' },
+      geoCounts: counts,
+      now: () => NOW,
+    });
+    const send = (address: string, times: number) => {
+      for (let i = 0; i < times; i++) handler(new Message('check-client-ip', [{ name: '', value: { type: 'ipv4', value: address } }]), undefined as never);
+    };
+    send('192.0.2.1', 3); // FR, AS64496
+    send('198.51.100.1', 2); // CN, AS64496
+    send('192.0.2.200', 1); // FR, AS64511
+    send('203.0.113.1', 5); // not located
+    // The same databases loaded again (new tables, new labels): counts carry over by name.
+    e.geo.setTables(new GeoTable(compileMmdb(writeMmdb([{ network: '192.0.2.0/24', data: { country: { iso_code: 'FR' } } }]), 'country', 'c', LIMITS)), asns);
+    send('192.0.2.1', 1);
+    assert.deepEqual(counts.top('country', 20), [
+      { value: 'FR', count: 5 },
+      { value: 'CN', count: 2 },
+    ]);
+    assert.deepEqual(counts.top('asn', 1), [{ value: 'AS64496', count: 6, name: 'Example Net' }]);
+
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    metrics.setGeoProvider(() => ({
+      top: 20,
+      countries: counts.top('country', 20),
+      asns: counts.top('asn', 20),
+      databases: [{ kind: 'country', path: 'c.mmdb', networks: 1, labels: 1, databaseType: 'Test', builtAt: null, loadedAt: NOW, lastError: 'broken' }],
+    }));
+    const text = await metrics.registry.metrics();
+    assert.match(text, /^iprep_geo_messages\{kind="country",value="FR"\} 5$/m);
+    assert.match(text, /^iprep_geo_messages\{kind="asn",value="AS64511"\} 1$/m);
+    assert.match(text, /^iprep_geo_database_networks\{kind="country"\} 1$/m);
+    assert.match(text, /^iprep_geo_database_error\{kind="country"\} 1$/m);
+    const status = metrics.status();
+    assert.deepEqual(status.geo?.countries[0], { value: 'FR', count: 5 });
   });
 });
