@@ -6,10 +6,12 @@
  * and HAProxy echoes ip_country and ip_asn in response headers.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import {
   type HaproxyHandle,
   type HttpResult,
@@ -27,6 +29,7 @@ import {
 import { type MmdbNetwork, writeMmdb } from '../../packages/iprep/test/fixtures/mmdb-writer.js';
 
 const VERSIONS = ['2.6', '3.2'] as const;
+const run = promisify(execFile);
 
 const country = (code: string) => ({ country: { iso_code: code } });
 const asn = (number: number, organization: string) => ({ autonomous_system_number: number, autonomous_system_organization: organization });
@@ -151,6 +154,13 @@ for (const version of VERSIONS) {
       assert.equal(verdict.source, 'embargo');
       assert.deepEqual(verdict.location, { country: 'CN' });
       assert.deepEqual(verdict.matches[0], { kind: 'geo', source: 'embargo', category: 'geo-block', score: 0, action: 'deny', detail: 'country CN' });
+
+      // spoa explain prints the location and the rule.
+      const { stdout } = await run(process.execPath, [spoaBin, 'explain', '127.0.0.49'], {
+        env: { PATH: process.env['PATH'] ?? '', SPOA_ADMIN: s.admin.replace('http://', '') },
+      });
+      assert.match(stdout, /^ {2}located: country FR, AS64496 Example Hosting$/m);
+      assert.match(stdout, /geo asn:64496 \[hosting\] -30 points: AS64496 Example Hosting/);
 
       // The country database replaced (written beside, renamed over): the agent follows it.
       writeFileSync(join(s.dir, 'country.next'), countryDb('NL'));
