@@ -39,6 +39,8 @@ const WATCH_DEBOUNCE_MS = 200;
 const DEFAULT_WORKER_THRESHOLD_BYTES = 64 * 1024;
 /** Heap of the compiling thread: the file (at most max-bytes) and its tables. */
 const WORKER_HEAP_MB = 1024;
+/** A real database compiles in about a second; a crafted one that keeps the thread busy is stopped. */
+const WORKER_TIMEOUT_MS = 120_000;
 
 interface GoodCopy {
   readonly table: GeoTable;
@@ -165,12 +167,18 @@ function runInWorker(job: GeoJob): Promise<GeoJobResult> {
   return new Promise((resolve) => {
     const worker = startWorker(new URL('./geo-worker.js', import.meta.url), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
     let settled = false;
+    const timer = setTimeout(() => {
+      fail(`not compiled after ${WORKER_TIMEOUT_MS / 1000} s: stopped`);
+      void worker.terminate();
+    }, WORKER_TIMEOUT_MS).unref();
     const fail = (problem: string): void => {
+      clearTimeout(timer);
       if (settled) return;
       settled = true;
       resolve({ ok: false, error: `${job.path}: ${problem}` });
     };
     worker.once('message', (result: GeoJobResult) => {
+      clearTimeout(timer);
       settled = true;
       resolve(result);
     });

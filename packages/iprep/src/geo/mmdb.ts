@@ -229,7 +229,8 @@ class TreeWalker {
     try {
       value = this.#reader.get(address);
     } catch (err) {
-      throw new MmdbError(`${this.#origin}: corrupt data record for ${address}/${depth} (${(err as Error).message})`);
+      const length = this.#shape.ipVersion === 6 && address.includes('.') ? depth - 96 : depth;
+      throw new MmdbError(`${this.#origin}: corrupt data record for ${address}/${length} (${(err as Error).message})`);
     }
     const label = this.#kind === 'country' ? this.#countryLabel(value) : this.#asnLabel(value);
     this.#byPointer.set(record, label);

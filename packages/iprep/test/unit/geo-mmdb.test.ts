@@ -103,6 +103,16 @@ describe('compileMmdb', () => {
     assert.throws(() => compileMmdb(loop, 'country', 'loop.mmdb', LIMITS), /loop\.mmdb: corrupt search tree/);
   });
 
+  it('a data record that points to itself is an error, not a hang', () => {
+    const db = writeMmdb([{ network: '192.0.2.0/24', data: { country: { iso_code: 'FR' } } }]);
+    // The data section follows 16 zero bytes; its first record (a map) becomes a pointer to offset 0: itself.
+    const data = db.indexOf(Buffer.concat([Buffer.alloc(16), Buffer.from([0xe1])])) + 16;
+    const looped = Buffer.from(db);
+    looped[data] = 0x20;
+    looped[data + 1] = 0;
+    assert.throws(() => compileMmdb(looped, 'country', 'self.mmdb', LIMITS), /^MmdbError: self\.mmdb: corrupt data record for 192\.0\.2\.0\/24/);
+  });
+
   it('a database of the other kind is an error that says so', () => {
     const db = writeMmdb(COUNTRY_NETWORKS);
     assert.throws(() => compileMmdb(db, 'asn', 'country.mmdb', LIMITS), /country\.mmdb: no AS number in its \d+ records: is it a asn database\?/);
