@@ -150,3 +150,65 @@ describe('compileMmdb with a real database (@ip-location-db/geo-whois-asn-countr
     console.log(`# ${file}: ${table.table.intervals} intervals, ${table.labelCount} countries, compiled in ${ms.toFixed(0)} ms`);
   });
 });
+
+/** A range as the CIDR prefixes that cover exactly it (the mmdb search tree holds prefixes). */
+function rangeToCidrs(start: bigint, end: bigint, bits: number, format: (value: bigint) => string): string[] {
+  const out: string[] = [];
+  let at = start;
+  while (at <= end) {
+    let size = 0;
+    while (size < bits && (at & ((1n << BigInt(size + 1)) - 1n)) === 0n && at + (1n << BigInt(size + 1)) - 1n <= end) size++;
+    out.push(`${format(at)}/${bits - size}`);
+    at += 1n << BigInt(size);
+  }
+  return out;
+}
+
+function toBigInt(bytes: Uint8Array): bigint {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  return n;
+}
+
+function fromBigInt(n: bigint, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = length - 1; i >= 0; i--, n >>= 8n) out[i] = Number(n & 0xffn);
+  return out;
+}
+
+describe('compileMmdb with real ASN data (@ip-location-db/asn: RouteViews and DB-IP, CC BY 4.0)', () => {
+  const require = createRequire(import.meta.url);
+  const csv = (family: 4 | 6) => readFileSync(require.resolve(`@ip-location-db/asn/asn-ipv${family}.csv`), 'utf8');
+
+  it('a database written from a sample of its ranges answers every range with its AS number and organisation', () => {
+    // Every 40th IPv4 range and every 20th IPv6 one, across the whole address space.
+    const ranges: { start: Uint8Array; end: Uint8Array; asn: number; name: string }[] = [];
+    for (const family of [4, 6] as const) {
+      const lines = csv(family).split('\n');
+      for (let i = 0; i < lines.length; i += family === 4 ? 40 : 20) {
+        const m = /^([^,]+),([^,]+),(\d+),"?(.*?)"?$/.exec(lines[i] as string);
+        if (m === null) continue;
+        ranges.push({ start: address(m[1] as string), end: address(m[2] as string), asn: Number(m[3]), name: (m[4] as string).replaceAll('""', '"') });
+      }
+    }
+    const networks: MmdbNetwork[] = ranges.flatMap(({ start, end, asn, name }) =>
+      rangeToCidrs(toBigInt(start), toBigInt(end), start.length * 8, (value) => formatAddress(fromBigInt(value, start.length))).map((network) => ({
+        network,
+        data: { autonomous_system_number: asn, autonomous_system_organization: name },
+      })),
+    );
+    const db = writeMmdb(networks, { databaseType: 'ip-location-db-asn-sample' });
+    const table = new GeoTable(compileMmdb(db, 'asn', 'asn-sample.mmdb', LIMITS));
+    const reader = new Reader<Record<string, unknown>>(db);
+    for (const { start, end, asn, name } of ranges) {
+      const middle = fromBigInt((toBigInt(start) + toBigInt(end)) / 2n, start.length);
+      for (const probe of [start, middle, end]) {
+        const label = table.lookup(probe);
+        assert.equal(table.asn(label), asn, formatAddress(probe));
+        assert.equal(table.name(label), name.slice(0, 120));
+        assert.equal(reader.get(formatAddress(probe))?.['autonomous_system_number'], asn);
+      }
+    }
+    console.log(`# ${ranges.length} real ranges as ${networks.length} networks: ${table.table.intervals} intervals, ${table.labelCount} ASNs`);
+  });
+});
