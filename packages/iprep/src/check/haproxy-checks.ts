@@ -273,7 +273,9 @@ function checkVariables(config: IprepConfig, sections: readonly Section[], prefi
   const { scope } = config.variables;
   const { score, action, category, source } = config.variables;
   // Random mode sets the score alone.
-  const names = config.mode === 'reputation' ? [score, action, category, source] : [score];
+  // ip_country and ip_asn when configured (geo).
+  const geo = [config.variables.country, config.variables.asn].filter((name): name is string => name !== undefined);
+  const names = config.mode === 'reputation' ? [score, action, category, source, ...geo] : [score];
   let used = false;
   for (const section of sections) {
     for (const line of section.lines) {

@@ -12,7 +12,10 @@ import { describe, it } from 'node:test';
 import { consoleLogger } from 'spop';
 import { watchEventLoop } from 'test-support/event-loop';
 import { waitFor } from 'test-support/wait';
+import { readExample } from 'test-support/haproxy';
 import { workerHealth } from '../../src/admin/workers.js';
+import { checkHaproxySetup } from '../../src/check/haproxy-checks.js';
+import { runCheck } from '../../src/check/run.js';
 import { loadConfigFile } from '../../src/config/index.js';
 import { IprepService } from '../../src/service.js';
 import { writeMmdb } from '../fixtures/mmdb-writer.js';
@@ -115,6 +118,47 @@ describe('geo databases in the service', () => {
         loop.stop();
         await service.close();
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('spoa check with geo databases', () => {
+  it('compiles each database as the agent would, and knows ip_country / ip_asn in HAProxy rules', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iprep-geo-check-'));
+    try {
+      writeFileSync(join(dir, 'country.mmdb'), countryDb('FR'));
+      writeFileSync(join(dir, 'asn.mmdb'), asnDb.subarray(0, 40));
+      const yaml = 'admin: { enabled: false }\nvariables: { country: ip_country, asn: ip_asn }\ngeo: { country-db: country.mmdb, asn-db: asn.mmdb }\n';
+      writeFileSync(join(dir, 'iprep.yaml'), yaml);
+      let out = '';
+      const io = { out: { write: (text: string) => void (out += text) }, err: { write: (text: string) => void (out += text) } };
+      assert.equal(await runCheck(['--config', join(dir, 'iprep.yaml')], io, {}), 1);
+      assert.match(out, /^note: .*country\.mmdb: geo country-db: 1 networks, 1 countries \(Test-DB\)$/m);
+      assert.match(out, /^error: .*asn\.mmdb: geo asn-db: .*asn\.mmdb: (not a MaxMind DB file|truncated or corrupt)/m);
+
+      const config = await loadConfigFile(join(dir, 'iprep.yaml'));
+      const haproxy = `${readExample('haproxy.cfg')}\n    http-request set-header x-country %[var(sess.iprep.ip_country)]\n`;
+      const findings = checkHaproxySetup({
+        config,
+        haproxyFile: 'haproxy.cfg',
+        cwd: dir,
+        version: undefined,
+        readText: (path) => (path === 'haproxy.cfg' ? haproxy : path.endsWith('spoe-iprep.conf') ? readExample('spoe-iprep.conf') : undefined),
+      });
+      assert.deepEqual(
+        findings.filter((f) => /ip_country/.test(f.message)),
+        [],
+      );
+      const off = checkHaproxySetup({
+        config: { ...config, variables: { ...config.variables, country: undefined } },
+        haproxyFile: 'haproxy.cfg',
+        cwd: dir,
+        version: undefined,
+        readText: (path) => (path === 'haproxy.cfg' ? haproxy : path.endsWith('spoe-iprep.conf') ? readExample('spoe-iprep.conf') : undefined),
+      });
+      assert.match(off.map((f) => f.message).join('\n'), /sess\.iprep\.ip_country is not a variable the agent sets/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
