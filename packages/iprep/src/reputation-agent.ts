@@ -50,9 +50,8 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   await service.start();
 
   const clock = new CoarseClock();
-  // Countries and ASNs are counted when there are databases to locate with (the status page, /metrics).
-  const { geo } = config;
-  const geoCounts = geo.countryDb !== undefined || geo.asnDb !== undefined ? new GeoCounts() : undefined;
+  // Countries and ASNs of the messages (the status page, /metrics): nothing is counted while no database locates them.
+  const geoCounts = new GeoCounts();
   const handler = reputationHandler({
     geoCounts,
     engine: service.engine,
@@ -74,14 +73,12 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   metrics.setStoreProvider(() => service.store());
   const { behaviour } = service;
   if (behaviour !== undefined) metrics.setTopClientsProvider(() => behaviour.topClients(TOP_CLIENTS));
-  if (geoCounts !== undefined) {
-    metrics.setGeoProvider(() => ({
-      top: geo.top,
-      countries: geoCounts.top('country', geo.top),
-      asns: geoCounts.top('asn', geo.top),
-      databases: service.geoDatabases(),
-    }));
-  }
+  metrics.setGeoProvider(() => {
+    // The geo section reloads: its databases and `top` are the service's current ones.
+    const databases = service.geoDatabases();
+    const { top } = service.config.geo;
+    return databases.length === 0 ? undefined : { top, countries: geoCounts.top('country', top), asns: geoCounts.top('asn', top), databases };
+  });
   // A node:cluster worker: the admin API answers for every worker, and reloads them all, through the primary.
   let link: ClusterMetricsLink | undefined;
   if (hasClusterMetricsHub()) {

@@ -109,7 +109,7 @@ export class ReputationMetrics {
   /** The latest behaviour bans, newest first (at most LATEST_BANS). */
   readonly #latestBans: BanRecord[] = [];
   #readTopClients: (() => readonly ClientCount[]) | undefined;
-  #readGeo: (() => GeoFigures) | undefined;
+  #readGeo: (() => GeoFigures | undefined) | undefined;
 
   /** Series by source, then a short list of (action, category) pairs: sources are the most specific label. */
   readonly #seriesBySource = new Map<string, SeriesCount[]>();
@@ -291,7 +291,7 @@ export class ReputationMetrics {
       aggregator: 'max',
       collect: () => {
         geoNetworks.reset();
-        for (const db of this.#readGeo?.().databases ?? []) geoNetworks.set({ kind: db.kind }, db.networks);
+        for (const db of this.#readGeo?.()?.databases ?? []) geoNetworks.set({ kind: db.kind }, db.networks);
       },
     });
     const geoError: Gauge<'kind'> = new Gauge({
@@ -302,7 +302,7 @@ export class ReputationMetrics {
       aggregator: 'max',
       collect: () => {
         geoError.reset();
-        for (const db of this.#readGeo?.().databases ?? []) geoError.set({ kind: db.kind }, db.lastError === null ? 0 : 1);
+        for (const db of this.#readGeo?.()?.databases ?? []) geoError.set({ kind: db.kind }, db.lastError === null ? 0 : 1);
       },
     });
 
@@ -436,8 +436,8 @@ export class ReputationMetrics {
     this.#readTopClients = read;
   }
 
-  /** Where the most seen countries and ASNs and the geo databases' state come from, read when asked. */
-  setGeoProvider(read: () => GeoFigures): void {
+  /** Where the most seen countries and ASNs and the geo databases' state come from, read when asked (undefined: no geo databases). */
+  setGeoProvider(read: () => GeoFigures | undefined): void {
     this.#readGeo = read;
   }
 
@@ -512,7 +512,7 @@ export class ReputationMetrics {
       reloads: { ...this.#reloadCounts, last: this.#lastReload },
       topClients: (this.#readTopClients?.() ?? []).slice(0, TOP_CLIENTS).map(({ client, count }) => ({ client, count })),
       bans: [...this.#latestBans],
-      ...(this.#readGeo === undefined ? {} : { geo: this.#readGeo() }),
+      ...geoPart(this.#readGeo?.()),
     };
   }
 
@@ -643,4 +643,8 @@ function metricsJson(part: unknown): MetricsJson | undefined {
     metrics.push({ ...(metric as MetricsJson[number]), values: checked });
   }
   return metrics;
+}
+
+function geoPart(geo: GeoFigures | undefined): { geo?: GeoFigures } {
+  return geo === undefined ? {} : { geo };
 }

@@ -85,6 +85,23 @@ describe('geo databases in the service', () => {
     });
   });
 
+  it('a reload adds, changes and removes databases and rules', async () => {
+    const plain = 'special: { enabled: false }\nadmin: { enabled: false }\n';
+    await withService(plain, { 'country.mmdb': countryDb('CN'), 'asn.mmdb': asnDb, 'asns.txt': '' }, async (service, dir) => {
+      assert.equal(service.explain('192.0.2.1').location, undefined);
+      writeFileSync(join(dir, 'iprep.yaml'), YAML);
+      assert.deepEqual((await service.reload()).errors, []);
+      assert.equal(service.explain('192.0.2.1').source, 'embargo');
+      writeFileSync(join(dir, 'iprep.yaml'), YAML.replace('country: [CN], score: 0', 'country: [CN], score: 30'));
+      assert.deepEqual((await service.reload()).errors, []);
+      assert.equal(service.explain('192.0.2.1').score, 30, 'the new rule, the same databases');
+      writeFileSync(join(dir, 'iprep.yaml'), plain);
+      assert.deepEqual((await service.reload()).errors, []);
+      assert.equal(service.explain('192.0.2.1').location, undefined);
+      assert.deepEqual(service.geoDatabases(), []);
+    });
+  });
+
   it('refuses to start with a database that cannot be used, naming it', async () => {
     await assert.rejects(
       withService(YAML, { 'country.mmdb': 'not a database', 'asn.mmdb': asnDb, 'asns.txt': '' }, async () => {}),

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Message, type SetVarAction } from 'spop';
-import { ReputationMetrics } from '../../src/admin/index.js';
+import { ReputationMetrics, mergeStatus } from '../../src/admin/index.js';
+import { isStatusCounts } from '../../src/admin/status.js';
 import { parseConfig } from '../../src/config/index.js';
 import { DecisionIndex } from '../../src/decisions/index.js';
 import { type CompiledList, ReputationEngine } from '../../src/engine/engine.js';
@@ -292,5 +293,49 @@ describe('countries and ASNs in the metrics', () => {
     assert.match(text, /^iprep_geo_database_error\{kind="country"\} 1$/m);
     const status = metrics.status();
     assert.deepEqual(status.geo?.countries[0], { value: 'FR', count: 5 });
+  });
+});
+
+describe('countries and ASNs across workers', () => {
+  it('are summed by name, the first worker’s databases shown; a part with a bad geo field is refused', () => {
+    const part = (countries: [string, number][], asns: [string, number][]) => {
+      const metrics = new ReputationMetrics({ defaultMetrics: false, now: () => NOW });
+      metrics.setGeoProvider(() => ({
+        top: 2,
+        countries: countries.map(([value, count]) => ({ value, count })),
+        asns: asns.map(([value, count]) => ({ value, count, name: `${value} Org` })),
+        databases: [{ kind: 'country', path: 'c.mmdb', networks: 9, labels: 3, databaseType: null, builtAt: null, loadedAt: NOW, lastError: null }],
+      }));
+      return metrics.statusCounts();
+    };
+    const a = part(
+      [
+        ['FR', 5],
+        ['DE', 1],
+      ],
+      [['AS1', 2]],
+    );
+    const b = part(
+      [
+        ['DE', 7],
+        ['CN', 2],
+      ],
+      [['AS2', 9]],
+    );
+    const merged = mergeStatus([a, b]);
+    assert.deepEqual(merged.geo?.countries, [
+      { value: 'DE', count: 8 },
+      { value: 'FR', count: 5 },
+    ]);
+    assert.deepEqual(merged.geo?.asns, [
+      { value: 'AS2', count: 9, name: 'AS2 Org' },
+      { value: 'AS1', count: 2, name: 'AS1 Org' },
+    ]);
+    assert.equal(merged.geo?.databases[0]?.networks, 9);
+    assert.equal(isStatusCounts(JSON.parse(JSON.stringify(a))), true);
+    assert.equal(isStatusCounts({ ...a, geo: { ...a.geo, countries: Array.from({ length: 1001 }, () => ({ value: 'FR', count: 1 })) } }), false);
+    const none = new ReputationMetrics({ defaultMetrics: false });
+    none.setGeoProvider(() => undefined);
+    assert.equal(none.status().geo, null, 'no databases: no geo figures');
   });
 });
