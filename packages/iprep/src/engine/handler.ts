@@ -31,7 +31,7 @@ export interface ReputationHandlerOptions {
    */
   readonly rate?: { readonly argument: string; readonly max: number } | undefined;
   readonly metrics?: VerdictObserver | undefined;
-  /** Counts the countries and ASNs of the messages (metrics), when geo databases are configured. */
+  /** Counts the countries and ASNs of the messages (metrics); nothing while no geo database locates them. */
   readonly geoCounts?: GeoCounts | undefined;
   /** Called with each verdict (debug logging). */
   readonly onVerdict?: ((address: string, verdict: Verdict) => void) | undefined;

@@ -11,7 +11,7 @@ export class GeoTable {
   readonly databaseType: string;
   readonly builtAt: number;
   readonly table: IntervalTable;
-  /** Per label: the country code (country databases), else `AS<number>`. */
+  /** Per label: the country code (country databases only). */
   readonly #texts: readonly string[];
   readonly #labels: Uint32Array;
   readonly #nameOffsets: Uint32Array;
@@ -26,10 +26,8 @@ export class GeoTable {
     this.#labels = data.labels;
     this.#nameOffsets = data.nameOffsets;
     this.#nameBytes = data.nameBytes;
-    this.#texts =
-      data.kind === 'country'
-        ? Array.from(data.labels, (packed) => String.fromCharCode(packed >>> 8, packed & 255))
-        : Array.from(data.labels, (asn) => `AS${asn}`);
+    // A few hundred country codes, built once; AS texts are built when asked (explain, metrics), not for 100,000 ASNs here.
+    this.#texts = data.kind === 'country' ? Array.from(data.labels, (packed) => String.fromCharCode(packed >>> 8, packed & 255)) : [];
   }
 
   /** Distinct countries or AS numbers. */
@@ -44,6 +42,7 @@ export class GeoTable {
 
   /** `FR`, or `AS64496`. */
   text(label: number): string {
+    if (this.kind === 'asn') return label >= 0 && label < this.#labels.length ? `AS${this.#labels[label]}` : '';
     return this.#texts[label] ?? '';
   }
 
