@@ -248,7 +248,7 @@ describe('status page in Chromium', () => {
       ['FR', '1,200'],
       ['CN', '30'],
     ]);
-    assert.deepEqual(await rows(page, '#asns'), [['AS64496', '<b>Example</b> Net', '900']]);
+    assert.deepEqual(await rows(page, '#asns'), [['AS64496 <b>Example</b> Net', '900']]);
     assert.equal(await text(page, '#geo-databases'), 'country: 550,563 networks (geo-whois-asn-country); asn: 12 networks, last error: a.mmdb: truncated');
     await page.screenshot({ path: '/tmp/status-page-geo.png', fullPage: true });
     await page.close();

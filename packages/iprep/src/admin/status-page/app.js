@@ -230,10 +230,10 @@
       fillTable(
         'asns',
         s.geo.asns.map(function (c) {
-          return row([cell(c.value), cell(c.name || '', 'wrap'), cell(numberFormat.format(c.count), 'num')]);
+          return row([cell(c.name ? c.value + ' ' + c.name : c.value, 'wrap'), cell(numberFormat.format(c.count), 'num')]);
         }),
         'No located message yet',
-        3,
+        2,
       );
       $('geo-databases').textContent = s.geo.databases
         .map(function (d) {
