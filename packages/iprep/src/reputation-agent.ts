@@ -12,6 +12,7 @@ import { hasWorkerFlag } from './cluster/flags.js';
 import { serveHandOvers } from './cluster/handover.js';
 import { SUPERVISOR_ENV, leaveCluster, requestRestart } from './cluster/supervisor.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
+import { GeoCounts } from './geo/geo-counts.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
 
@@ -50,7 +51,10 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   await service.start();
 
   const clock = new CoarseClock();
+  // Countries and ASNs of the messages (the status page, /metrics): nothing is counted while no database locates them.
+  const geoCounts = new GeoCounts();
   const handler = reputationHandler({
+    geoCounts,
     engine: service.engine,
     now: clock.now,
     variables: config.variables,
@@ -71,6 +75,12 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   metrics.setStoreProvider(() => service.store());
   const { behaviour } = service;
   if (behaviour !== undefined) metrics.setTopClientsProvider(() => behaviour.topClients(TOP_CLIENTS));
+  metrics.setGeoProvider(() => {
+    // The geo section reloads: its databases and `top` are the service's current ones.
+    const databases = service.geoDatabases();
+    const { top } = service.config.geo;
+    return databases.length === 0 ? undefined : { top, countries: geoCounts.top('country', top), asns: geoCounts.top('asn', top), databases };
+  });
   // A node:cluster worker: the admin API answers for every worker, and reloads them all, through the primary.
   let link: ClusterMetricsLink | undefined;
   if (hasClusterMetricsHub()) {

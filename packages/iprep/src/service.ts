@@ -11,6 +11,8 @@ import { type DecisionAuditEvent, DecisionAudit } from './decisions/audit.js';
 import { DecisionIndex, banDecision, decisionKey, makeDecision } from './decisions/index.js';
 import { type CompiledAllowlist, type CompiledList, ReputationEngine } from './engine/index.js';
 import { FingerprintLists, TlsScorer, isFingerprint } from './ja4/index.js';
+import { GeoDatabases, type PreparedGeo } from './geo/geo-databases.js';
+import type { GeoStatus } from './geo/geo-source.js';
 import { type IpRange, parseRange } from './net/address.js';
 import { ListSource, insideInternalWarning } from './sources/index.js';
 import { type Stores, createStores, hasClusterStoreHost, startCounterSync } from './store/index.js';
@@ -69,6 +71,8 @@ export class IprepService implements ReputationService {
   /** Copies of lists already warned about for entries that `special` shadows: one warning per copy. */
   readonly #warnedInsideInternal = new WeakSet<LoadedList>();
   #allowSources: ListSource[] = [];
+  /** Country and ASN databases (geo section). */
+  readonly #geo: GeoDatabases;
   #stopSync: (() => void) | undefined;
   #unsubscribe: (() => void) | undefined;
   readonly #audit: DecisionAudit;
@@ -104,6 +108,7 @@ export class IprepService implements ReputationService {
     this.engine = new ReputationEngine(config, { decisions: this.#index, behaviour: this.behaviour });
     this.tls = new TlsScorer(config.tls, config.variables.scope, { now: this.#now });
     this.#fingerprintLists = new FingerprintLists((lists) => this.tls.setLists(lists), options.logger);
+    this.#geo = new GeoDatabases(this.engine.geo, { logger: options.logger, now: this.#now });
   }
 
   get config(): IprepConfig {
@@ -139,6 +144,7 @@ export class IprepService implements ReputationService {
     for (const slot of this.#lists) slot.source.stop();
     for (const source of this.#allowSources) source.stop();
     this.#fingerprintLists.stop();
+    this.#geo.close();
     await this.#stores.close();
   }
 
@@ -230,6 +236,10 @@ export class IprepService implements ReputationService {
     return this.#stores.health();
   }
 
+  geoDatabases(): readonly GeoStatus[] {
+    return this.#geo.status();
+  }
+
   decisionCount(): number {
     return this.#index.size;
   }
@@ -280,6 +290,7 @@ export class IprepService implements ReputationService {
     const fresh: ListSource[] = [];
     const background = new Set<ListSource>();
     const allowSources = config.allowlist.files.map((path) => new ListSource(allowlistFileConfig(path, config.listDefaults), sourceOptions));
+    let geo: PreparedGeo | undefined;
     try {
       // Each slot with what it will hold: kept slots are only changed once everything loaded.
       const loaded = await Promise.all(
@@ -299,6 +310,7 @@ export class IprepService implements ReputationService {
       const allowLoaded = await Promise.all(allowSources.map((source) => source.load()));
       const fingerprintLists = await this.#fingerprintLists.load(config.tls.lists);
       const allow = await compileAllowlist(config.allowlist.entries, allowLoaded);
+      geo = await this.#geo.prepare(config.geo);
       // Everything loaded: swap it in, then stop the sources no longer used.
       for (const slot of this.#lists) if (!kept.has(slot)) slot.source.stop();
       for (const source of this.#allowSources) source.stop();
@@ -309,9 +321,11 @@ export class IprepService implements ReputationService {
       this.engine.configure(config);
       this.engine.setAllowlist(allow);
       this.#fingerprintLists.apply(fingerprintLists);
+      geo.commit();
       this.#publishLists();
     } catch (err) {
       for (const source of [...fresh, ...allowSources]) source.stop();
+      geo?.discard();
       throw err;
     }
     for (const slot of this.#lists) {

@@ -15,7 +15,7 @@ export const IP_ACTIONS = ['allow', 'log', 'captcha', 'tarpit', 'deny'] as const
 export type IpAction = (typeof IP_ACTIONS)[number];
 
 /** Where a match came from, in the order the engine consults them. */
-export type MatchKind = 'allowlist' | 'decision' | 'special' | 'list' | 'behaviour';
+export type MatchKind = 'allowlist' | 'decision' | 'special' | 'list' | 'geo' | 'behaviour';
 
 /** One reason that applies to an address: every match is listed by `explain`. */
 export interface Match {
@@ -42,6 +42,15 @@ export interface Verdict {
   readonly source: string;
   /** Every match, deciding one first. Empty on the hot path unless asked for. */
   readonly matches: readonly Match[];
+  /** Explain only, with geo databases: the address's country and AS. */
+  readonly location?: GeoLocation;
+}
+
+/** What the geo databases say of an address. */
+export interface GeoLocation {
+  readonly country?: string;
+  readonly asn?: number;
+  readonly organization?: string;
 }
 
 // ---------------------------------------------------------------------------
@@ -64,8 +73,13 @@ export const LIST_FORMATS = [
   'tor-exits', // Tor bulk exit list (one address per line) or TorDNSEL (`ExitAddress a.b.c.d ...`)
   'aws-json', // AWS ip-ranges.json (prefixes[].ip_prefix, ipv6_prefixes[].ipv6_prefix)
   'gcp-json', // Google cloud.json / goog.json (prefixes[].ipv4Prefix | ipv6Prefix)
+  'asn', // AS numbers, one per line (`AS64496` or `64496`), # comments: every network of those ASNs (geo.asn-db)
+  'asn-drop', // Spamhaus ASN-DROP JSON lines ({"asn":...,"asname":...}, a metadata line last)
 ] as const;
 export type ListFormat = (typeof LIST_FORMATS)[number];
+
+/** Formats of lists of AS numbers: their entries are ASNs, matched through the ASN database. */
+export const ASN_LIST_FORMATS: readonly ListFormat[] = ['asn', 'asn-drop'];
 
 /** A list's entries: packed in typed arrays when loaded (sources/list-entries.ts), built as objects on demand. */
 export interface ListEntries extends Iterable<ListEntry> {
@@ -219,6 +233,20 @@ export interface ReputationService {
   reloadError(): string | null;
   lists(): readonly ListStatus[];
   store(): StoreHealth;
+  /** The country and ASN databases (geo section), when the service has them. */
+  geoDatabases?(): readonly GeoDatabaseStatus[];
+}
+
+/** A geo database's state: what is in service and the last error (the last good copy stays). */
+export interface GeoDatabaseStatus {
+  readonly kind: 'country' | 'asn';
+  readonly path: string;
+  readonly networks: number;
+  readonly labels: number;
+  readonly databaseType: string | null;
+  readonly builtAt: number | null;
+  readonly loadedAt: number | null;
+  readonly lastError: string | null;
 }
 
 // ---------------------------------------------------------------------------
@@ -246,6 +274,33 @@ export interface ListConfig {
   readonly maxBytes?: number;
   /** Most entries a copy may have. Default `listDefaults.maxEntries`. */
   readonly maxEntries?: number;
+}
+
+/** A rule by country or by AS number (exactly one of the two lists is non-empty). */
+export interface GeoRuleConfig {
+  /** The verdict's source when it decides. Default `country:CN,RU` / `asn:64496`. */
+  readonly name: string;
+  /** ISO 3166-1 alpha-2 codes, upper case. */
+  readonly countries: readonly string[];
+  readonly asns: readonly number[];
+  /** Absolute score of a match, or points taken from 100 (as lists have them). */
+  readonly score?: number;
+  readonly penalty?: number;
+  readonly category: string;
+  readonly action?: IpAction;
+}
+
+/** Country and ASN databases (MaxMind DB files) and the rules that use them. */
+export interface GeoConfig {
+  readonly countryDb?: string | undefined;
+  readonly asnDb?: string | undefined;
+  /** Largest database file read. */
+  readonly maxBytes: number;
+  /** Most networks a database may hold. */
+  readonly maxEntries: number;
+  readonly rules: readonly GeoRuleConfig[];
+  /** Countries and ASNs shown by /metrics and the status page (the most seen). */
+  readonly top: number;
 }
 
 export interface BehaviourConfig {
@@ -355,6 +410,9 @@ export interface IprepConfig {
     readonly action: string;
     readonly category: string;
     readonly source: string;
+    /** The address's country code (str) and AS number (int), from the geo databases; absent: not sent. */
+    readonly country?: string | undefined;
+    readonly asn?: string | undefined;
   };
   /** Action from score when no match names one: the first threshold the score is below. */
   readonly thresholds: { readonly deny: number; readonly tarpit: number; readonly captcha: number; readonly log: number };
@@ -364,6 +422,7 @@ export interface IprepConfig {
   readonly lists: readonly ListConfig[];
   /** Bounds of every list (and allowlist file) that does not set its own. */
   readonly listDefaults: { readonly maxBytes: number; readonly maxEntries: number };
+  readonly geo: GeoConfig;
   /** Start answering only once every list had its first load (else URL lists load in the background). */
   readonly waitForLists: boolean;
   readonly behaviour: BehaviourConfig;

@@ -20,6 +20,7 @@ import {
   type AgentGauges,
   type BanRecord,
   type ClientCount,
+  type GeoFigures,
   LATEST_BANS,
   TOP_CLIENTS,
   HANDLER_SECONDS_BOUNDS,
@@ -108,6 +109,7 @@ export class ReputationMetrics {
   /** The latest behaviour bans, newest first (at most LATEST_BANS). */
   readonly #latestBans: BanRecord[] = [];
   #readTopClients: (() => readonly ClientCount[]) | undefined;
+  #readGeo: (() => GeoFigures | undefined) | undefined;
 
   /** Series by source, then a short list of (action, category) pairs: sources are the most specific label. */
   readonly #seriesBySource = new Map<string, SeriesCount[]>();
@@ -282,6 +284,43 @@ export class ReputationMetrics {
       aggregator: 'sum',
     });
 
+    const geoMessages: Gauge<'kind' | 'value'> = new Gauge({
+      name: `${prefix}geo_messages`,
+      help: 'Messages since start from the most seen countries (kind country, value FR) and ASNs (kind asn, value AS64496): geo.top of each',
+      labelNames: ['kind', 'value'],
+      registers,
+      aggregator: 'sum',
+      collect: () => {
+        geoMessages.reset();
+        const geo = this.#readGeo?.();
+        if (geo === undefined) return;
+        for (const { value, count } of geo.countries) geoMessages.set({ kind: 'country', value }, count);
+        for (const { value, count } of geo.asns) geoMessages.set({ kind: 'asn', value }, count);
+      },
+    });
+    const geoNetworks: Gauge<'kind'> = new Gauge({
+      name: `${prefix}geo_database_networks`,
+      help: 'Networks of the geo database in service (kind country or asn)',
+      labelNames: ['kind'],
+      registers,
+      aggregator: 'max',
+      collect: () => {
+        geoNetworks.reset();
+        for (const db of this.#readGeo?.()?.databases ?? []) geoNetworks.set({ kind: db.kind }, db.networks);
+      },
+    });
+    const geoError: Gauge<'kind'> = new Gauge({
+      name: `${prefix}geo_database_error`,
+      help: 'Whether the last load of the geo database failed (1: its last good copy is in service)',
+      labelNames: ['kind'],
+      registers,
+      aggregator: 'max',
+      collect: () => {
+        geoError.reset();
+        for (const db of this.#readGeo?.()?.databases ?? []) geoError.set({ kind: db.kind }, db.lastError === null ? 0 : 1);
+      },
+    });
+
     this.#reloadsCounter = new Counter({
       name: `${prefix}reloads_total`,
       help: 'Reloads of the lists and configuration, by result',
@@ -412,6 +451,11 @@ export class ReputationMetrics {
     this.#readTopClients = read;
   }
 
+  /** Where the most seen countries and ASNs and the geo databases' state come from, read when asked (undefined: no geo databases). */
+  setGeoProvider(read: () => GeoFigures | undefined): void {
+    this.#readGeo = read;
+  }
+
   /** Records a reload (SIGHUP, file change, `POST /reload`): whoever runs one reports it here. */
   reloaded(ok: boolean, durationMs: number): void {
     if (ok) this.#reloadCounts.ok++;
@@ -483,6 +527,7 @@ export class ReputationMetrics {
       reloads: { ...this.#reloadCounts, last: this.#lastReload },
       topClients: (this.#readTopClients?.() ?? []).slice(0, TOP_CLIENTS).map(({ client, count }) => ({ client, count })),
       bans: [...this.#latestBans],
+      ...geoPart(this.#readGeo?.()),
     };
   }
 
@@ -613,4 +658,8 @@ function metricsJson(part: unknown): MetricsJson | undefined {
     metrics.push({ ...(metric as MetricsJson[number]), values: checked });
   }
   return metrics;
+}
+
+function geoPart(geo: GeoFigures | undefined): { geo?: GeoFigures } {
+  return geo === undefined ? {} : { geo };
 }

@@ -3,7 +3,7 @@
  * add up to it: each worker takes its StatusCounts, and the worker that answers merges them with
  * `mergeStatus`, its own first. One process is the case of one part.
  */
-import { IP_ACTIONS, type ListStatus, type StoreHealth } from '../types.js';
+import { type GeoDatabaseStatus, IP_ACTIONS, type ListStatus, type StoreHealth } from '../types.js';
 import { VERSION } from '../version.js';
 import { isFiniteNumber, isRecord } from './guards.js';
 
@@ -69,6 +69,24 @@ export interface ReloadSummary {
   readonly last: { readonly ok: boolean; readonly durationMs: number; readonly at: number } | null;
 }
 
+/** Messages of one country (`FR`) or AS (`AS64496`, with its organisation when known). */
+export interface GeoCount {
+  readonly value: string;
+  readonly count: number;
+  readonly name?: string;
+}
+
+/** The geo databases and the most seen countries and ASNs (at most `top` of each, most first). */
+export interface GeoFigures {
+  readonly top: number;
+  readonly countries: readonly GeoCount[];
+  readonly asns: readonly GeoCount[];
+  readonly databases: readonly GeoDatabaseStatus[];
+}
+
+/** Most countries and ASNs a part may carry (geo.top is at most this). */
+export const MAX_TOP_GEO = 1000;
+
 /** What the status page shows, as `/status.json` serves it. */
 export interface StatusSnapshot {
   /** The agent's version (package.json). */
@@ -101,6 +119,8 @@ export interface StatusSnapshot {
   readonly topClients: readonly ClientCount[];
   /** The latest behaviour bans of every worker, newest first. */
   readonly latestBans: readonly BanRecord[];
+  /** Countries and ASNs summed over the workers, the databases as the answering worker loaded them; null without geo databases. */
+  readonly geo: GeoFigures | null;
   /** As the answering worker loaded them (every worker loads the same lists). */
   readonly lists: readonly ListSnapshot[];
   /** Null when no provider was set. Down when any worker's store is; writes waiting and dropped are summed. */
@@ -147,6 +167,8 @@ export interface StatusCounts {
   readonly topClients: readonly ClientCount[];
   /** At most LATEST_BANS, newest first. */
   readonly bans: readonly BanRecord[];
+  /** Absent without geo databases. */
+  readonly geo?: GeoFigures;
 }
 
 /**
@@ -224,6 +246,7 @@ export function mergeStatus(parts: readonly [StatusCounts, ...StatusCounts[]], m
       .slice(0, TOP_CLIENTS)
       .map(([client, count]) => ({ client, count })),
     latestBans: bans.sort((a, b) => b.at - a.at).slice(0, LATEST_BANS),
+    geo: mergeGeo(parts),
     lists: first.lists.map((list) => ({ ...list, ageSeconds: list.loadedAt === null ? null : Math.max(0, (time - list.loadedAt) / 1000) })),
     store: mergeStore(parts),
     decisions: first.decisions,
@@ -232,6 +255,27 @@ export function mergeStatus(parts: readonly [StatusCounts, ...StatusCounts[]], m
     workers: parts.length,
     workersMissing: missing,
   };
+}
+
+/** Countries and ASNs summed over the workers (each counts its own messages), the first's databases. */
+function mergeGeo(parts: readonly [StatusCounts, ...StatusCounts[]]): GeoFigures | null {
+  const first = parts[0].geo;
+  if (first === undefined) return null;
+  const sum = (pick: (geo: GeoFigures) => readonly GeoCount[]): GeoCount[] => {
+    const totals = new Map<string, { count: number; name?: string }>();
+    for (const part of parts) {
+      if (part.geo === undefined) continue;
+      for (const { value, count, name } of pick(part.geo)) {
+        const known = totals.get(value);
+        totals.set(value, { count: (known?.count ?? 0) + count, ...(name === undefined ? {} : { name }) });
+      }
+    }
+    return [...totals]
+      .sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))
+      .slice(0, first.top)
+      .map(([value, { count, name }]) => (name === undefined ? { value, count } : { value, count, name }));
+  };
+  return { top: first.top, countries: sum((geo) => geo.countries), asns: sum((geo) => geo.asns), databases: first.databases };
 }
 
 function addInto(total: number[], counts: readonly number[]): void {
@@ -355,6 +399,26 @@ export function isStatusCounts(value: unknown): value is StatusCounts {
     value.topClients.every(isClientCount) &&
     Array.isArray(value.bans) &&
     value.bans.length <= LATEST_BANS &&
-    value.bans.every(isBanRecord)
+    value.bans.every(isBanRecord) &&
+    (value.geo === undefined || isGeoFigures(value.geo))
+  );
+}
+
+function isGeoFigures(value: unknown): value is GeoFigures {
+  const isCount = (c: unknown): boolean =>
+    isRecord(c) &&
+    typeof c.value === 'string' &&
+    c.value.length <= 16 &&
+    isFiniteNumber(c.count) &&
+    (c.name === undefined || (typeof c.name === 'string' && c.name.length <= 200));
+  const isCounts = (list: unknown): boolean => Array.isArray(list) && list.length <= MAX_TOP_GEO && list.every(isCount);
+  return (
+    isRecord(value) &&
+    isFiniteNumber(value.top) &&
+    value.top <= MAX_TOP_GEO &&
+    isCounts(value.countries) &&
+    isCounts(value.asns) &&
+    Array.isArray(value.databases) &&
+    value.databases.length <= 2
   );
 }

@@ -74,6 +74,8 @@ export function workerHealth(service: ReputationService, uptimeSeconds: number, 
   const store = service.store();
   const lists = service.lists();
   const listErrors = lists.flatMap((list) => (list.lastError === null ? [] : [{ list: list.name, error: list.lastError }]));
+  // A geo database that failed to reload serves its last good copy: degraded, as a list is.
+  for (const db of service.geoDatabases?.() ?? []) if (db.lastError !== null) listErrors.push({ list: `geo:${db.kind}-db`, error: db.lastError });
   const reloadError = service.reloadError();
   const loading = lists.filter((list) => list.loading === true);
   const empty = loading.some((list) => list.loadedAt === null);

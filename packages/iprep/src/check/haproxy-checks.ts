@@ -281,8 +281,10 @@ function fetchName(expression: string): string {
 function checkVariables(config: IprepConfig, sections: readonly Section[], prefixes: ReadonlyMap<string, ReadonlySet<string>>, add: Add): void {
   const { scope } = config.variables;
   const { score, action, category, source } = config.variables;
-  // Random mode sets the score alone; reputation mode also the TLS fingerprints of messages that carry a ClientHello.
-  const names = config.mode === 'reputation' ? [score, action, category, source, config.tls.variables.ja4, config.tls.variables.ja3] : [score];
+  // Random mode sets the score alone; reputation mode also the TLS fingerprints of messages that carry a ClientHello,
+  // and ip_country and ip_asn when configured (geo).
+  const geo = [config.variables.country, config.variables.asn].filter((name): name is string => name !== undefined);
+  const names = config.mode === 'reputation' ? [score, action, category, source, config.tls.variables.ja4, config.tls.variables.ja3, ...geo] : [score];
   let used = false;
   for (const section of sections) {
     for (const line of section.lines) {

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { resolveConfig } from '../config/flags.js';
 import { ConfigError } from '../config/index.js';
+import { runGeoJob } from '../geo/geo-job.js';
 import { loadFingerprintList } from '../ja4/index.js';
 import { PackedListEntries, entriesInsideInternal, insideInternalWarning, parseList } from '../sources/index.js';
 import type { IprepConfig } from '../types.js';
@@ -81,6 +82,7 @@ export async function runCheck(
   const config = await checkAgentConfig(values.config, findings);
   if (config !== undefined) await checkLists(config, findings);
   if (config !== undefined) await checkFingerprintLists(config, findings);
+  if (config !== undefined) checkGeoDatabases(config, findings);
   const haproxyBin = values['haproxy-bin'] ?? (env['HAPROXY_BIN'] || undefined);
   if (values.haproxy !== undefined) {
     const version = haproxyBin === undefined ? undefined : await haproxyVersion(haproxyBin, findings);
@@ -174,6 +176,29 @@ async function checkFingerprintLists(config: IprepConfig, findings: Finding[]): 
       findings.push({ severity: 'note', where, message: `fingerprint list ${list.name}: ${entries.size} fingerprints` });
     } catch (e) {
       findings.push({ severity: 'error', where, message: (e as Error).message });
+    }
+  }
+}
+
+/** Compiles the geo databases as the agent would (here on this thread: nothing else waits on it). */
+function checkGeoDatabases(config: IprepConfig, findings: Finding[]): void {
+  if (config.mode !== 'reputation') return;
+  const { geo } = config;
+  for (const [kind, path] of [
+    ['country', geo.countryDb],
+    ['asn', geo.asnDb],
+  ] as const) {
+    if (path === undefined) continue;
+    const result = runGeoJob({ path, kind, maxBytes: geo.maxBytes, maxNetworks: geo.maxEntries });
+    if (!result.ok) findings.push({ severity: 'error', where: path, message: `geo ${kind}-db: ${result.error}` });
+    else if (!result.unchanged) {
+      const { data } = result;
+      const networks = data.table.v4.values.length + data.table.v6.values.length;
+      findings.push({
+        severity: 'note',
+        where: path,
+        message: `geo ${kind}-db: ${networks} networks, ${data.labels.length} ${kind === 'country' ? 'countries' : 'ASNs'} (${data.databaseType})`,
+      });
     }
   }
 }

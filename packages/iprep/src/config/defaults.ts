@@ -25,6 +25,18 @@ export const LIST_DEFAULTS = {
   maxEntries: 2_000_000,
 } as const;
 
+/** Defaults of the geo section: a GeoLite2-City file is about 70 MB, a country or ASN one under 15 MB. */
+export const GEO_DEFAULTS = {
+  maxBytes: 256 * 2 ** 20,
+  /** Networks of one database: GeoLite2-City has about 4 million, country and ASN ones under 1.5 million. */
+  maxEntries: 8_000_000,
+  /** Countries and ASNs shown by /metrics and the status page. */
+  top: 20,
+  /** A rule with neither score nor penalty takes this penalty (as lists do). */
+  penalty: 50,
+  category: 'geo',
+} as const;
+
 export const REDIS_DEFAULTS = {
   url: 'redis://127.0.0.1:6379',
   prefix: 'iprep',
@@ -62,6 +74,7 @@ export function defaultConfig(): IprepConfig {
     allowlist: { entries: [], files: [] },
     lists: [],
     listDefaults: { maxBytes: LIST_DEFAULTS.maxBytes, maxEntries: LIST_DEFAULTS.maxEntries },
+    geo: { countryDb: undefined, asnDb: undefined, maxBytes: GEO_DEFAULTS.maxBytes, maxEntries: GEO_DEFAULTS.maxEntries, rules: [], top: GEO_DEFAULTS.top },
     waitForLists: false,
     behaviour: {
       enabled: true,

@@ -8,8 +8,8 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isScalar, isSeq } from 'yaml';
 import { LOG_FORMATS, LOG_LEVELS, MAX_MAX_FRAME_SIZE } from 'spop';
 import { parseRange } from '../net/address.js';
-import { IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
-import { DEFAULT_CACHE_DIR, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig, defaultDecisions, defaultWorkers } from './defaults.js';
+import { type GeoRuleConfig, IP_ACTIONS, type IprepConfig, LIST_FORMATS, type ListConfig } from '../types.js';
+import { DEFAULT_CACHE_DIR, GEO_DEFAULTS, LIST_DEFAULTS, REDIS_DEFAULTS, defaultConfig, defaultDecisions, defaultWorkers } from './defaults.js';
 import { formatDuration } from './duration.js';
 import type { MapReader, StringRule } from './reader.js';
 import { show } from './reader.js';
@@ -55,6 +55,7 @@ export function readConfig(root: MapReader, file: string): IprepConfig {
     allowlist: readAllowlist(root, base),
     listDefaults: (listDefaults = readListDefaults(root.map('list-defaults'), defaults.listDefaults)),
     lists: readLists(root, base, listDefaults),
+    geo: readGeo(root.map('geo'), base, defaults.geo),
     waitForLists: root.boolean('wait-for-lists') ?? defaults.waitForLists,
     behaviour: readBehaviour(root.map('behaviour'), defaults.behaviour),
     tls: readTls(root.map('tls'), base, defaults.tls),
@@ -152,18 +153,24 @@ function readMessages(root: MapReader, d: readonly string[]): readonly string[] 
 }
 
 function readVariables(s: MapReader, d: IprepConfig['variables']): IprepConfig['variables'] {
-  const variables = {
+  const variables: { -readonly [K in keyof IprepConfig['variables']]: IprepConfig['variables'][K] } = {
     scope: s.oneOf('scope', VARIABLE_SCOPES) ?? d.scope,
     score: s.string('score', VARIABLE_NAME) ?? d.score,
     action: s.string('action', VARIABLE_NAME) ?? d.action,
     category: s.string('category', VARIABLE_NAME) ?? d.category,
     source: s.string('source', VARIABLE_NAME) ?? d.source,
   };
+  // Off unless named: they cost an answer per location.
+  const country = s.isNull('country') ? undefined : (s.string('country', VARIABLE_NAME) ?? d.country);
+  const asn = s.isNull('asn') ? undefined : (s.string('asn', VARIABLE_NAME) ?? d.asn);
+  Object.assign(variables, country === undefined ? {} : { country }, asn === undefined ? {} : { asn });
   const seen = new Map<string, string>();
-  for (const key of ['score', 'action', 'category', 'source'] as const) {
-    const other = seen.get(variables[key]);
-    if (other !== undefined) s.reportAt(key, `variables.${key} and variables.${other} name the same variable ${show(variables[key])}`);
-    seen.set(variables[key], key);
+  for (const key of ['score', 'action', 'category', 'source', 'country', 'asn'] as const) {
+    const name = variables[key];
+    if (name === undefined) continue;
+    const other = seen.get(name);
+    if (other !== undefined) s.reportAt(key, `variables.${key} and variables.${other} name the same variable ${show(name)}`);
+    seen.set(name, key);
   }
   s.finish();
   return variables;
@@ -287,6 +294,75 @@ function readList(s: MapReader, base: string, limits: IprepConfig['listDefaults'
     maxShrink: maxShrink ?? LIST_DEFAULTS.maxShrink,
     maxBytes: maxBytes ?? limits.maxBytes,
     maxEntries: maxEntries ?? limits.maxEntries,
+  };
+}
+
+/** Largest `geo.max-bytes`: a database is read whole into one buffer. */
+const MAX_GEO_BYTES = 2 ** 30;
+const COUNTRY_CODE: StringRule = { pattern: /^[A-Za-z]{2}$/, expected: 'a two-letter country code (ISO 3166-1 alpha-2)' };
+const ASN_TEXT = /^(?:AS)?(\d{1,10})$/i;
+
+function readGeo(s: MapReader, base: string, d: IprepConfig['geo']): IprepConfig['geo'] {
+  const countryDb = s.string('country-db');
+  const asnDb = s.string('asn-db');
+  const maxBytes = s.bytes('max-bytes', 1, MAX_GEO_BYTES) ?? d.maxBytes;
+  const maxEntries = s.integer('max-entries', 1, 100_000_000) ?? d.maxEntries;
+  const top = s.integer('top', 0, 1000) ?? d.top;
+  const firstRuleOf = new Map<string, number>();
+  const rules = s.seq('rules').flatMap((node, i) => {
+    const item = s.reader.requiredMap(node, `geo.rules[${i}]`);
+    if (item === undefined) return [];
+    const rule = readGeoRule(item, i);
+    if (rule.countries.length > 0 && !s.has('country-db')) item.reportAt('country', `geo.rules[${i}] is by country: geo.country-db is needed`);
+    if (rule.asns.length > 0 && !s.has('asn-db')) item.reportAt('asn', `geo.rules[${i}] is by ASN: geo.asn-db is needed`);
+    for (const key of [...rule.countries, ...rule.asns.map((asn) => `AS${asn}`)]) {
+      const first = firstRuleOf.get(key);
+      if (first !== undefined && first !== i) item.report(`geo.rules[${i}] names ${key}, already in geo.rules[${first}]: one rule per country or ASN`);
+      else firstRuleOf.set(key, i);
+    }
+    return [rule];
+  });
+  s.finish();
+  return {
+    countryDb: countryDb === undefined ? undefined : resolve(base, countryDb),
+    asnDb: asnDb === undefined ? undefined : resolve(base, asnDb),
+    maxBytes,
+    maxEntries,
+    rules,
+    top,
+  };
+}
+
+function readGeoRule(s: MapReader, index: number): GeoRuleConfig {
+  const what = `geo.rules[${index}]`;
+  const name = s.string('name', LIST_NAME);
+  const countries = s.seq('country').flatMap((node, i) => {
+    const code = s.reader.string(node, `${what}.country[${i}]`, COUNTRY_CODE);
+    return code === undefined ? [] : [code.toUpperCase()];
+  });
+  const asns = s.seq('asn').flatMap((node, i) => {
+    const value = s.reader.resolve(node);
+    const text = isScalar(value) ? String(value.value) : '';
+    const asn = Number(ASN_TEXT.exec(text)?.[1]);
+    if (Number.isInteger(asn) && asn > 0 && asn <= 0xffffffff) return [asn];
+    s.reader.report(node, `${what}.asn[${i}] must be an AS number (64496 or AS64496), got ${show(text)}`);
+    return [];
+  });
+  if (s.has('country') === s.has('asn')) s.report(`${what} needs either country: [..] or asn: [..] (one of the two)`);
+  else if (countries.length === 0 && asns.length === 0) s.report(`${what} names no country or ASN`);
+  const score = s.integer('score', 0, 100);
+  const penalty = s.integer('penalty', 0, 100);
+  if (s.has('score') && s.has('penalty')) s.report(`${what} has both score and penalty: give one`);
+  const category = s.string('category', CATEGORY) ?? GEO_DEFAULTS.category;
+  const action = s.oneOf('action', IP_ACTIONS);
+  s.finish();
+  return {
+    name: name ?? (countries.length > 0 ? `country:${countries.join(',')}` : `asn:${asns.join(',')}`),
+    countries,
+    asns,
+    ...(score === undefined ? { penalty: penalty ?? GEO_DEFAULTS.penalty } : { score }),
+    category,
+    ...(action === undefined ? {} : { action }),
   };
 }
 

@@ -21,6 +21,16 @@ the deciding one first. With --ja4, for a client of that TLS fingerprint (JA4 or
     }
     out(`${printable(address)}: score ${verdict.score}, ${paintAction(paint, String(verdict.action))}`);
     out(` (category ${printable(String(verdict.category))}, source ${printable(String(verdict.source))})\n`);
+    const location = verdict.location;
+    if (location !== undefined && location !== null && typeof location === 'object') {
+      const parts = [
+        location.country === undefined ? '' : `country ${printable(String(location.country))}`,
+        location.asn === undefined
+          ? ''
+          : `AS${printable(String(location.asn))}${location.organization === undefined ? '' : ` ${printable(String(location.organization))}`}`,
+      ].filter((part) => part !== '');
+      if (parts.length > 0) out(`  located: ${parts.join(', ')}\n`);
+    }
     const matches = Array.isArray(verdict.matches) ? verdict.matches : [];
     if (matches.length === 0) out('  nothing matched: the default score applies\n');
     matches.forEach((match, i) => {

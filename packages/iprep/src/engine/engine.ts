@@ -7,8 +7,9 @@
 import { type IpRange, formatRange, isIPv4Mapped, parseAddress } from '../net/address.js';
 import type { BehaviourTracker } from '../behaviour/index.js';
 import type { DecisionIndex } from '../decisions/index.js';
+import { GeoMatcher } from '../geo/geo-matcher.js';
 import { IntervalTable, type SpecialRange, SpecialRanges } from '../table/index.js';
-import type { Decision, IprepConfig, ListConfig, ListEntry, LoadedList, Match, Verdict } from '../types.js';
+import { ASN_LIST_FORMATS, type Decision, type IprepConfig, type ListConfig, type ListEntry, type LoadedList, type Match, type Verdict } from '../types.js';
 import { INTERNAL, combine, decidesAlone } from './verdict.js';
 
 /** A list ready for lookups: its table maps an address to the index of its entry. */
@@ -55,6 +56,8 @@ export class ReputationEngine {
   #lists: readonly ListSlot[] = [];
   /** Reused by the hot path: matches of the address being scored. */
   readonly #scratch: Match[] = [];
+  /** Country and ASN: rules, ASN lists, and the last address's location (geo/). */
+  readonly geo = new GeoMatcher();
 
   constructor(config: EngineConfig, deps: EngineDependencies) {
     this.#config = config;
@@ -75,11 +78,13 @@ export class ReputationEngine {
 
   /** Replaces every list at once: lookups see all the old lists or all the new ones. */
   setLists(lists: readonly CompiledList[]): void {
-    this.#lists = lists.map((compiled) => ({ compiled, match: listMatch(compiled.config), byScore: [] }));
+    const byAddress = lists.filter((compiled) => !ASN_LIST_FORMATS.includes(compiled.config.format));
+    this.#lists = byAddress.map((compiled) => ({ compiled, match: listMatch(compiled.config), byScore: [] }));
+    this.geo.setAsnLists(lists.filter((compiled) => ASN_LIST_FORMATS.includes(compiled.config.format)));
   }
 
   get lists(): readonly CompiledList[] {
-    return this.#lists.map((slot) => slot.compiled);
+    return this.#lists.map((slot) => slot.compiled).concat(this.geo.asnLists);
   }
 
   get allowlist(): CompiledAllowlist {
@@ -106,7 +111,9 @@ export class ReputationEngine {
     const matches: Match[] = [];
     this.#collect(bytes, now, matches, true);
     if (extra !== undefined && extra.length > 0) addExtra(matches, extra);
-    return combine(matches, this.#config.thresholds, true);
+    const verdict = combine(matches, this.#config.thresholds, true);
+    const location = this.geo.active ? this.geo.location() : undefined;
+    return location === undefined ? verdict : { ...verdict, location };
   }
 
   /**
@@ -116,6 +123,9 @@ export class ReputationEngine {
   #collect(input: Uint8Array, now: number, out: Match[], detail: boolean): void {
     // HAProxy may hand an IPv4 client over as ::ffff:a.b.c.d: judge it as IPv4.
     const address = isIPv4Mapped(input) ? input.subarray(12) : input;
+    // Located first: the handler's ip_country / ip_asn are set whatever decides.
+    const geo = this.geo;
+    if (geo.active) geo.locate(address);
 
     const allow = this.#allow;
     const allowed = allow.table.lookup(address);
@@ -158,6 +168,8 @@ export class ReputationEngine {
       const match = score < 0 ? slot.match : entryMatch(slot, score);
       out.push(detail ? { ...match, detail: entryDetail(entries.at(index) as ListEntry) } : match);
     }
+
+    if (geo.active) geo.collect(out, detail);
 
     const behaviour = this.#behaviour?.evaluate(address, now);
     if (behaviour !== undefined) out.push(behaviour);

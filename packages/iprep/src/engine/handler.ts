@@ -7,6 +7,8 @@
 import { type Action, type Message, type MessageHandler, preEncode, setVar, T } from 'spop';
 import type { BehaviourTracker } from '../behaviour/index.js';
 import type { TlsScorer } from '../ja4/index.js';
+import { GeoVariableActions } from '../geo/geo-variables.js';
+import type { GeoCounts } from '../geo/geo-counts.js';
 import { parseAddress } from '../net/address.js';
 import type { IprepConfig, Verdict } from '../types.js';
 import type { ReputationEngine } from './engine.js';
@@ -32,6 +34,8 @@ export interface ReputationHandlerOptions {
   readonly metrics?: VerdictObserver | undefined;
   /** Fingerprints the ClientHello pieces a message carries (`tls_*` arguments), scores and sets them. */
   readonly tls?: TlsScorer | undefined;
+  /** Counts the countries and ASNs of the messages (metrics); nothing while no geo database locates them. */
+  readonly geoCounts?: GeoCounts | undefined;
   /** Called with each verdict (debug logging). */
   readonly onVerdict?: ((address: string, verdict: Verdict) => void) | undefined;
   /** Milliseconds since the epoch; a CoarseClock's `now` saves a clock read per message. Default Date.now. */
@@ -49,6 +53,8 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
   const errorWeight = options.errorWeight ?? 1;
   const now = options.now ?? Date.now;
   const answers = new VerdictActions(options.variables);
+  const geoAnswers = GeoVariableActions.of(options.variables, engine.geo);
+  const { geoCounts } = options;
   let calls = 0;
   return (message) => {
     const timed = metrics !== undefined && (++calls & (TIMED_ONE_IN - 1)) === 0;
@@ -63,7 +69,9 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
     const verdict = engine.score(address, t, judged?.matches);
     if (metrics !== undefined) metrics.observeVerdict(verdict, timed ? (performance.now() - started) / 1000 : undefined);
     if (onVerdict !== undefined) onVerdict(String(message.value(ADDRESS_ARGUMENT) ?? message.value(0)), verdict);
-    return judged === undefined ? answers.for(verdict) : (tls as TlsScorer).answer(judged.fingerprint, answers.for(verdict));
+    if (geoCounts !== undefined) geoCounts.count(engine.geo);
+    const base = geoAnswers === undefined ? answers.for(verdict) : geoAnswers.with(answers.for(verdict), verdict);
+    return judged === undefined ? base : (tls as TlsScorer).answer(judged.fingerprint, base);
   };
 }
 

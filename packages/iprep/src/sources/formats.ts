@@ -82,6 +82,8 @@ const PARSERS: Record<ListFormat, (text: string, out: Collector) => ParseReport>
     parsePrefixDocument(text, out, 'a Google cloud.json / goog.json', [
       { array: 'prefixes', keys: ['ipv4Prefix', 'ipv6Prefix'], noteKeys: ['scope', 'service'], required: true },
     ]),
+  asn: (text, out) => parseLines(text, out, asnLine),
+  'asn-drop': parseAsnDrop,
 };
 
 // ---------------------------------------------------------------------------
@@ -272,6 +274,65 @@ function torAddress(text: string, note: string | undefined): Entry | string {
   const bytes = parseAddress(text);
   if (bytes === undefined) return `not an address: ${JSON.stringify(text)}`;
   return { range: prefixRange(bytes, bytes.length * 8), note: note || undefined };
+}
+
+// ---------------------------------------------------------------------------
+// Lists of AS numbers. An ASN is kept as a one-address IPv4 "range" whose 32 bits are the AS
+// number: the packed entries, the worker thread and the interval table then serve them unchanged,
+// and the engine looks a located address's ASN up in them (geo/geo-matcher.ts).
+
+/** The entry of an AS number (1 .. 2^32 - 1). */
+export function asnEntry(asn: number, note?: string): Entry {
+  const key = new Uint8Array([asn >>> 24, (asn >>> 16) & 255, (asn >>> 8) & 255, asn & 255]);
+  return { range: { family: 4, start: key, end: key }, note: note || undefined };
+}
+
+/** The AS number of an entry of an ASN list. */
+export function asnOfEntry(entry: ListEntry): number {
+  const k = entry.range.start;
+  return (((k[0] as number) << 24) | ((k[1] as number) << 16) | ((k[2] as number) << 8) | (k[3] as number)) >>> 0;
+}
+
+/** `AS64496`, `as64496` or `64496`; null when not an AS number. */
+function readAsn(text: string): number | null {
+  const digits = /^(?:AS)?(\d{1,10})$/i.exec(text)?.[1];
+  const asn = digits === undefined ? NaN : Number(digits);
+  return Number.isInteger(asn) && asn > 0 && asn <= 0xffffffff ? asn : null;
+}
+
+/** `AS64496` or `64496`, optionally followed by whitespace and a `#`/`;` comment (the note). */
+function asnLine(line: string): LineResult {
+  if (isBlankOrComment(line)) return null;
+  const space = line.search(/\s/);
+  const word = space < 0 ? line : line.slice(0, space);
+  const rest = space < 0 ? '' : line.slice(space).trimStart();
+  if (rest !== '' && !rest.startsWith('#') && !rest.startsWith(';')) return `unexpected text after the AS number: ${JSON.stringify(rest)}`;
+  const asn = readAsn(word);
+  if (asn === null) return `not an AS number: ${JSON.stringify(word)}`;
+  return asnEntry(asn, rest.slice(1).trim());
+}
+
+/** Spamhaus ASN-DROP JSON lines: `{"asn":64496,"rir":...,"domain":...,"cc":...,"asname":...}`, then `{"type":"metadata",...,"records":N}`. */
+function parseAsnDrop(text: string, out: Collector): ParseReport {
+  let metadata: { line: number; records: unknown } | undefined;
+  forEachLine(text, (raw, number) => {
+    const line = raw.trim();
+    if (line === '') return;
+    const record = line.startsWith('{') ? parseJson(line) : undefined;
+    if (record === undefined || !isObject(record)) {
+      out.skip(number, `not a JSON object: ${JSON.stringify(line.length > 60 ? line.slice(0, 60) + '...' : line)}`);
+    } else if (record['type'] === 'metadata') {
+      metadata = { line: number, records: record['records'] };
+    } else {
+      const asn = typeof record['asn'] === 'number' || typeof record['asn'] === 'string' ? readAsn(String(record['asn'])) : null;
+      if (asn === null) out.skip(number, 'no "asn" number');
+      else out.add(asnEntry(asn, [record['asname'], record['domain'], record['cc']].filter((v) => typeof v === 'string' && v !== '').join(' ')));
+    }
+  });
+  if (metadata !== undefined && typeof metadata.records === 'number' && metadata.records !== out.items) {
+    throw new ListFormatError(`${out.origin}:${metadata.line}: the metadata says ${metadata.records} records, the file has ${out.items}`);
+  }
+  return out.finish();
 }
 
 // ---------------------------------------------------------------------------

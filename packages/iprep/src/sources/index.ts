@@ -1,5 +1,5 @@
 /** Reputation lists: their file formats, and loading them from disk or URLs. */
-export { ListFormatError, MAX_WARNINGS, parseList, parseListInto, type EntrySink, type ParsedList, type ParseReport } from './formats.js';
+export { ListFormatError, MAX_WARNINGS, asnEntry, asnOfEntry, parseList, parseListInto, type EntrySink, type ParsedList, type ParseReport } from './formats.js';
 export { PackedListBuilder, PackedListEntries, type PackedListData } from './list-entries.js';
 export { entriesInsideInternal, insideInternalWarning, type EntriesInsideInternal } from './internal-entries.js';
 export { runListJob, type ListJob, type ListJobResult } from './list-job.js';

@@ -217,6 +217,44 @@ describe('status page in Chromium', () => {
     await page.close();
   });
 
+  it('shows the most seen countries and ASNs, and the geo databases', async () => {
+    const page = await context!.newPage();
+    await page.goto(open.url);
+    await waitForText(page, '#version', `spoa ${VERSION}`);
+    assert.equal(await page.locator('#geo').isHidden(), true, 'hidden without geo databases');
+    open.metrics.setGeoProvider(() => ({
+      top: 20,
+      countries: [
+        { value: 'FR', count: 1200 },
+        { value: 'CN', count: 30 },
+      ],
+      asns: [{ value: 'AS64496', count: 900, name: '<b>Example</b> Net' }],
+      databases: [
+        {
+          kind: 'country',
+          path: '/geo/c.mmdb',
+          networks: 550563,
+          labels: 251,
+          databaseType: 'geo-whois-asn-country',
+          builtAt: null,
+          loadedAt: Date.now(),
+          lastError: null,
+        },
+        { kind: 'asn', path: '/geo/a.mmdb', networks: 12, labels: 3, databaseType: null, builtAt: null, loadedAt: Date.now(), lastError: 'a.mmdb: truncated' },
+      ],
+    }));
+    await page.reload();
+    await waitForText(page, '#countries tbody tr:first-child td:first-child', 'FR');
+    assert.deepEqual(await rows(page, '#countries'), [
+      ['FR', '1,200'],
+      ['CN', '30'],
+    ]);
+    assert.deepEqual(await rows(page, '#asns'), [['AS64496 <b>Example</b> Net', '900']]);
+    assert.equal(await text(page, '#geo-databases'), 'country: 550,563 networks (geo-whois-asn-country); asn: 12 networks, last error: a.mmdb: truncated');
+    await page.screenshot({ path: '/tmp/status-page-geo.png', fullPage: true });
+    await page.close();
+  });
+
   it('shows a shared store’s sync age, change lag and queued writes, and its outage', async () => {
     const running = await startAdmin();
     running.service.storeHealth = { kind: 'redis', up: true, syncAgeMs: 420, changeLagMs: 3, pendingWrites: 0, droppedWrites: 0 };

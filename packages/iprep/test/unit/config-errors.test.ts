@@ -39,7 +39,7 @@ describe('parseConfig: invalid files', () => {
     ],
     [
       'colour: red',
-      'conf/iprep.yaml:1:1: unknown key colour (known keys: mode, listen, agent, log, messages, variables, thresholds, special, allowlist, list-defaults, lists, wait-for-lists, behaviour, tls, decisions, cache-dir, store, admin)',
+      'conf/iprep.yaml:1:1: unknown key colour (known keys: mode, listen, agent, log, messages, variables, thresholds, special, allowlist, list-defaults, lists, geo, wait-for-lists, behaviour, tls, decisions, cache-dir, store, admin)',
     ],
     // wrong types
     ['listen: 12345', 'conf/iprep.yaml:1:9: listen must be a map of keys, got 12345'],
@@ -97,7 +97,7 @@ describe('parseConfig: invalid files', () => {
     ],
     [
       'lists: [{ name: a, path: a, format: netsets }]',
-      'conf/iprep.yaml:1:37: lists[0].format must be one of netset, csv, spamhaus-json, spamhaus-text, tor-exits, aws-json, gcp-json; got "netsets" (did you mean netset?)',
+      'conf/iprep.yaml:1:37: lists[0].format must be one of netset, csv, spamhaus-json, spamhaus-text, tor-exits, aws-json, gcp-json, asn, asn-drop; got "netsets" (did you mean netset?)',
     ],
     ['store: { type: postgres }', 'conf/iprep.yaml:1:16: store.type must be one of memory, redis; got "postgres"'],
     // durations

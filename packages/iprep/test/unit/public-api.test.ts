@@ -14,6 +14,7 @@ import * as api from '../../src/index.js';
 
 test('the package exports the embedding API, and not the CLI parser nor the cluster hubs', () => {
   assert.deepEqual(Object.keys(api).sort(), [
+    'ASN_LIST_FORMATS',
     'AdminServer',
     'CHECK_CLIENT_IP',
     'CoarseClock',

@@ -217,6 +217,37 @@
       'No client in the window',
       2,
     );
+    $('geo').hidden = !s.geo;
+    if (s.geo) {
+      fillTable(
+        'countries',
+        s.geo.countries.map(function (c) {
+          return row([cell(c.value), cell(numberFormat.format(c.count), 'num')]);
+        }),
+        'No located message yet',
+        2,
+      );
+      fillTable(
+        'asns',
+        s.geo.asns.map(function (c) {
+          return row([cell(c.name ? c.value + ' ' + c.name : c.value, 'wrap'), cell(numberFormat.format(c.count), 'num')]);
+        }),
+        'No located message yet',
+        2,
+      );
+      $('geo-databases').textContent = s.geo.databases
+        .map(function (d) {
+          return (
+            d.kind +
+            ': ' +
+            numberFormat.format(d.networks) +
+            ' networks' +
+            (d.databaseType ? ' (' + d.databaseType + ')' : '') +
+            (d.lastError ? ', last error: ' + d.lastError : '')
+          );
+        })
+        .join('; ');
+    }
     fillTable(
       'bans',
       s.latestBans.map(function (b) {
