@@ -16,7 +16,7 @@ import { freePort } from 'spop/testkit';
 import { spoaBin } from 'test-support/paths';
 import { killAtEnd, running } from 'test-support/processes';
 import { waitFor } from 'test-support/wait';
-import { startActivated } from './activated.js';
+import { startActivated } from 'test-support/socket-activation';
 import { pipelinedLoad } from './pipelined-load.js';
 import { spawnSpoaWorkers, writeReputationConfig } from './spoa-workers.js';
 

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { FakeHaproxy } from 'spop/testkit';
 import { killAtEnd, running } from 'test-support/processes';
 import { waitFor } from 'test-support/wait';
-import { startActivated } from './activated.js';
+import { startActivated } from 'test-support/socket-activation';
 
 async function answers(port: number): Promise<boolean> {
   try {

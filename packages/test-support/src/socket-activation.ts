@@ -1,12 +1,12 @@
-/** spoa started with systemd socket activation, as a socket unit would (see socket-activation.test.ts). */
+/** spoa started with systemd socket activation, as a socket unit would (fd 3, LISTEN_FDS, LISTEN_PID). */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { type Server, createServer } from 'node:net';
 import { freePort } from 'spop/testkit';
-import { spoaBin } from 'test-support/paths';
-import { killAtEnd } from 'test-support/processes';
-import { waitFor } from 'test-support/wait';
+import { spoaBin } from './paths.js';
+import { killAtEnd } from './processes.js';
+import { waitFor } from './wait.js';
 
 /** A listening socket on a free loopback port, not accepting here: only its descriptor is passed on. */
 export async function listeningSocket(): Promise<{ server: Server; port: number }> {
