@@ -320,12 +320,13 @@ async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number 
     logger,
     retireDelayMs: DEFAULT_RETIRE_DELAY_MS,
     decisions: host === undefined ? undefined : () => host.encodedSnapshot(),
-    exit: () => process.exit(0),
+    exit: (code) => process.exit(code),
   });
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) process.exit(1);
     stopping = true;
+    replacement.abort();
     logger.info('stopping workers', { signal });
     setTimeout(() => process.exit(1), config.agent.shutdownTimeoutMs + 3000).unref();
     // Every worker is gone: write the decisions file, then leave.

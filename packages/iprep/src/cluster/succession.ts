@@ -38,8 +38,13 @@ export interface PredecessorOptions {
   readonly retireDelayMs: number;
   /** The decisions this primary holds, encoded; sent once its workers are gone (they change no more). */
   readonly decisions?: () => readonly string[];
-  /** Called once the successor took over: this process leaves. */
-  readonly exit: () => void;
+  /**
+   * Called once the successor took over (code 0): this process leaves. Code 1 when the successor died
+   * after it was ready, while this primary's workers were already leaving: a service manager restarts.
+   */
+  readonly exit: (code: number) => void;
+  /** What runs as the successor (tests); default: this process's command line again. */
+  readonly command?: { readonly file: string; readonly args: readonly string[] };
 }
 
 /**
@@ -49,6 +54,8 @@ export interface PredecessorOptions {
 export class PrimaryReplacement {
   readonly #options: PredecessorOptions;
   #running: Promise<RestartResult> | undefined;
+  /** The successor while it starts: stopped if this primary stops meanwhile. */
+  #starting: ChildProcess | undefined;
 
   constructor(options: PredecessorOptions) {
     this.#options = options;
@@ -75,18 +82,20 @@ export class PrimaryReplacement {
       };
     }
     const retired = supervisor.serving();
-    const args = [...process.execArgv, ...process.argv.slice(1)];
+    const { file, args } = this.#options.command ?? { file: process.execPath, args: [...process.execArgv, ...process.argv.slice(1)] };
     logger.info('replacing the primary: starting its successor', { command: args.join(' ') });
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, args, {
+      child = spawn(file, args, {
         stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'],
         env: { ...process.env, LISTEN_FDS: '1', [SUCCESSOR_ENV]: String(process.pid) },
       });
     } catch (error) {
       return { ok: false, error: `cannot start the successor: ${String(error)}` };
     }
+    this.#starting = child;
     const ready = await this.#waitReady(child);
+    this.#starting = undefined;
     if (typeof ready === 'string') {
       logger.error('replacing the primary failed: this one keeps serving', { error: ready });
       child.kill('SIGTERM');
@@ -99,6 +108,11 @@ export class PrimaryReplacement {
     logger.info('successor ready: handing the connections over', { successor, workers: ready.join(',') });
     setTimeout(() => void this.#handOver(child, successor), this.#options.retireDelayMs);
     return { ok: true, workers: ready, retired, primary: successor };
+  }
+
+  /** This primary stops: a successor still starting is stopped too (once ready, it is the one that stays). */
+  abort(): void {
+    this.#starting?.kill('SIGTERM');
   }
 
   /** The successor's workers once it says ready, or why it did not. */
@@ -131,6 +145,14 @@ export class PrimaryReplacement {
     const { logger, supervisor } = this.#options;
     // Each connection a worker hands over goes on to the successor, which gives it to one of its workers.
     await supervisor.handOverAll({ send: (message, handle, callback) => sendHandle(child, message, handle, callback) });
+    if (child.exitCode !== null || child.signalCode !== null) {
+      logger.error('the successor exited while taking over: leaving with code 1 (for the service manager to start spoa again)', {
+        code: child.exitCode,
+        signal: child.signalCode,
+      });
+      this.#options.exit(1);
+      return;
+    }
     const decisions = this.#options.decisions?.() ?? [];
     await new Promise<void>((resolve) => {
       try {
@@ -146,8 +168,8 @@ export class PrimaryReplacement {
     await announceMainPid(successor, logger);
     logger.info('the successor is the primary now: leaving', { successor, decisions: decisions.length });
     // Messages keep their order: once disconnected, the successor has read everything sent before.
-    child.disconnect();
-    this.#options.exit();
+    if (child.connected) child.disconnect();
+    this.#options.exit(0);
   }
 }
 

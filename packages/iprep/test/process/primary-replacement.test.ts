@@ -116,7 +116,7 @@ describe('spoa restart --primary: the primary replaced by its successor', () => 
     await waitFor('the successor and its workers exit', () => ![successor, ...newPids].some(running), 15_000);
   });
 
-  it('refuses without socket activation, and the agent serves on', async (t) => {
+  it('refuses without socket activation (and a malformed ?primary=), and the agent serves on', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'spoa-primary-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const adminPort = await freePort();
@@ -130,6 +130,8 @@ describe('spoa restart --primary: the primary replaced by its successor', () => 
     const restart = await spoa(['restart', '--primary', '--admin', `127.0.0.1:${adminPort}`]);
     assert.equal(restart.code, 1, `${restart.stdout}${restart.stderr}`);
     assert.match(restart.stdout, /socket activation/);
+    const bad = await fetch(`http://127.0.0.1:${adminPort}/restart?primary=yes`, { method: 'POST' });
+    assert.equal(bad.status, 400, 'primary is 0 or 1');
     assert.equal(child.exitCode, null, log());
     child.kill('SIGTERM');
     await waitFor('spoa exits', () => child.exitCode !== null, 10_000);
