@@ -55,7 +55,8 @@ Commands (spoa help <command>, or spoa <command> -h, for each one's options):
   spoa explain <address>                  the verdict for an address, and why
   spoa lists                              the loaded lists
   spoa reload                             reload the configuration and lists in every worker
-  spoa restart                            restart the workers without closing the port (as SIGUSR2)
+  spoa restart [--primary]                restart the workers without closing the port (as SIGUSR2);
+                                          --primary: the primary too (socket activation), for an upgrade
   spoa status                             a summary: throughput, verdicts, lists, store, workers
 All but check talk to a running agent's admin API: --admin <host:port>, --token-file <file> (or
 SPOA_ADMIN, SPOA_TOKEN, or -c <config>). Exit codes: 0 ok, 1 the agent said no (check: problems

@@ -50,7 +50,7 @@ async function spoaUntilOk(args: readonly string[], timeoutMs: number): Promise<
 }
 
 describe('spoa restart --primary: the primary replaced by its successor', () => {
-  it('passes the socket, the live connections and the decisions on; announces MAINPID; the old primary exits', async (t) => {
+  it('passes the socket, the live connections and the decisions on; announces MAINPID; the old primary exits; and again', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'spoa-primary-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const adminPort = await freePort();
@@ -112,8 +112,22 @@ describe('spoa restart --primary: the primary replaced by its successor', () => 
     const decisions = await spoa(['decisions', 'list', ...admin]);
     assert.match(decisions.stdout, /192\.0\.2\.7\s+deny/, 'the decision went to the successor');
 
-    process.kill(successor, 'SIGTERM');
-    await waitFor('the successor and its workers exit', () => ![successor, ...newPids].some(running), 15_000);
+    // The successor is replaced in turn (the next upgrade): it passes on the socket it was given.
+    const again = await spoa(['restart', '--primary', ...admin]);
+    assert.equal(again.code, 0, `${again.stdout}${again.stderr}${log()}`);
+    const third = Number(/primary (\d+) serves/.exec(again.stdout)?.[1]);
+    killAtEnd(third);
+    for (const pid of pids()) killAtEnd(pid);
+    await waitFor('the second primary leaves', () => !running(successor), 20_000);
+    const lastPids = pids().filter((pid) => !oldPids.includes(pid) && !newPids.includes(pid));
+    assert.equal(lastPids.length, 2, log());
+    const lastStatus = await spoaUntilOk(['status', ...admin], 10_000);
+    assert.equal(lastStatus.code, 0, `${lastStatus.stderr}${log()}`);
+    assert.match((await spoa(['decisions', 'list', ...admin])).stdout, /192\.0\.2\.7\s+deny/);
+    assert.equal(readFileSync(notifyLog, 'utf8').trim().split('\n')[1], `--pid=${third} MAINPID=${third}`);
+
+    process.kill(third, 'SIGTERM');
+    await waitFor('the last primary and its workers exit', () => ![third, ...lastPids].some(running), 15_000);
   });
 
   it('refuses without socket activation (and a malformed ?primary=), and the agent serves on', async (t) => {
