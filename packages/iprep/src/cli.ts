@@ -10,13 +10,14 @@ import { type CliFlags, resolveConfig } from './config/flags.js';
 import { ConfigError } from './config/index.js';
 import { MAX_CONNECTIONS } from './config/sections.js';
 import { parseRange } from './net/address.js';
-import { LISTEN_FDS_START, SYSTEMD_SOCKET_ENV, takeListenFd } from './net/systemd.js';
+import { LISTEN_FDS_START, SUCCESSOR_ENV, SYSTEMD_SOCKET_ENV, takeListenFd } from './net/systemd.js';
 import { allowFromFilter, isLoopbackHost } from './net/peer-filter.js';
 import { CHECK_CLIENT_IP, randomScoreHandler } from './random-score.js';
 import type { ClusterMetricsHub } from './admin/cluster.js';
 import { hasWorkerFlag, sendMessage, setWorkerFlag } from './cluster/index.js';
 import { serveHandOvers } from './cluster/handover.js';
-import { SUPERVISOR_ENV, WorkerSupervisor, leaveCluster, reportReady } from './cluster/supervisor.js';
+import { DEFAULT_RETIRE_DELAY_MS, type RestartResult, SUPERVISOR_ENV, WorkerSupervisor, leaveCluster, reportReady } from './cluster/supervisor.js';
+import { ADMIN_PORT_WAIT_ENV, PrimaryReplacement, serveAsSuccessor } from './cluster/succession.js';
 import type { ClusterStoreHost } from './store/cluster.js';
 import type { OperatorCommandName } from './ctl/index.js';
 import type { IprepConfig } from './types.js';
@@ -54,7 +55,8 @@ Commands (spoa help <command>, or spoa <command> -h, for each one's options):
   spoa explain <address>                  the verdict for an address, and why
   spoa lists                              the loaded lists
   spoa reload                             reload the configuration and lists in every worker
-  spoa restart                            restart the workers without closing the port (as SIGUSR2)
+  spoa restart [--primary]                restart the workers without closing the port (as SIGUSR2);
+                                          --primary: the primary too (socket activation), for an upgrade
   spoa status                             a summary: throughput, verdicts, lists, store, workers
 All but check talk to a running agent's admin API: --admin <host:port>, --token-file <file> (or
 SPOA_ADMIN, SPOA_TOKEN, or -c <config>). Exit codes: 0 ok, 1 the agent said no (check: problems
@@ -265,13 +267,15 @@ async function runAgent(config: IprepConfig, flags: CliFlags, logger: Logger, fd
  * admin API it relays the figures of every worker to the one answering an admin request, and a
  * `POST /reload` to every worker. SIGUSR2 restarts the workers without a gap (cluster/supervisor.ts).
  */
-async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number | undefined): Promise<void> {
+async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number | undefined, successor: boolean): Promise<void> {
   let host: ClusterStoreHost | undefined;
   let metricsHub: ClusterMetricsHub | undefined;
   const env: Record<string, string> = {};
   setWorkerFlag(env, SUPERVISOR_ENV);
   // The workers listen on it through the primary, which keeps it open across rolling restarts.
   if (fd !== undefined) setWorkerFlag(env, SYSTEMD_SOCKET_ENV);
+  // Started by the previous primary, whose workers hold the admin port until they leave.
+  if (successor) setWorkerFlag(env, ADMIN_PORT_WAIT_ENV);
   if (config.mode === 'reputation' && config.store.type === 'memory') {
     const { CLUSTER_STORE_ENV, ClusterStoreHost } = await import('./store/cluster.js');
     host = new ClusterStoreHost({ decisionsFile: config.decisions.file, logger });
@@ -283,11 +287,12 @@ async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number 
     metricsHub = new ClusterMetricsHub();
     setWorkerFlag(env, CLUSTER_METRICS_ENV);
   }
-  const supervisor = new WorkerSupervisor({
+  const supervisor: WorkerSupervisor = new WorkerSupervisor({
     workers: config.listen.workers,
     logger,
     // A rolling restart moves the live connections to the new workers: HAProxy loses none of its NOTIFY.
     handOver: true,
+    replacePrimary: (): Promise<RestartResult> => replacement.replace(),
     stopTimeoutMs: config.agent.shutdownTimeoutMs + 3000,
     // A crash loop ends the primary (exit 1): a service manager starts it afresh (systemd: with its socket).
     onCrashLoop: () => {
@@ -309,10 +314,20 @@ async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number 
       };
     },
   });
+  // `spoa restart --primary`: a successor from the code on disk takes the socket, connections and decisions.
+  const replacement: PrimaryReplacement = new PrimaryReplacement({
+    fd,
+    supervisor,
+    logger,
+    retireDelayMs: DEFAULT_RETIRE_DELAY_MS,
+    decisions: host === undefined ? undefined : () => host.encodedSnapshot(),
+    exit: (code) => process.exit(code),
+  });
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) process.exit(1);
     stopping = true;
+    replacement.abort();
     logger.info('stopping workers', { signal });
     setTimeout(() => process.exit(1), config.agent.shutdownTimeoutMs + 3000).unref();
     // Every worker is gone: write the decisions file, then leave.
@@ -332,6 +347,7 @@ async function superviseWorkers(config: IprepConfig, logger: Logger, fd: number 
   process.on('SIGUSR2', () => void supervisor.restart());
   logger.info('starting workers', { workers: config.listen.workers, port: config.listen.socket ?? config.listen.port });
   supervisor.start();
+  if (successor) serveAsSuccessor({ supervisor, logger, mergeDecisions: host === undefined ? undefined : (decisions) => host.merge(decisions) });
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -343,6 +359,8 @@ export async function main(argv: string[]): Promise<void> {
   let flags: CliFlags | 'help' | 'version';
   let config: IprepConfig;
   let systemdFd: number | undefined;
+  // Started by a primary that hands everything over to this one (cluster/succession.ts).
+  const successor = cluster.isPrimary && process.send !== undefined && process.env[SUCCESSOR_ENV] === String(process.ppid);
   try {
     if (cluster.isPrimary) systemdFd = takeListenFd();
     flags = parseCli(argv);
@@ -368,5 +386,5 @@ export async function main(argv: string[]): Promise<void> {
   // listening socket, which the primary holds (a rolling restart, SIGUSR2, never leaves the port closed).
   const fd = inheritedSocket(systemdFd);
   if ((config.listen.workers === 1 && !config.listen.supervise) || !cluster.isPrimary) return runAgent(config, flags, logger, fd);
-  await superviseWorkers(config, logger, fd);
+  await superviseWorkers(config, logger, fd, successor);
 }

@@ -4,12 +4,15 @@
  * public API and the engine's pieces; nothing knows about sockets but the Agent.
  */
 import { watch } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { basename, dirname } from 'node:path';
 import { type Agent, type Logger, closeOnSignals } from 'spop';
 import { AdminServer, ClusterMetricsLink, ReputationMetrics, hasClusterMetricsHub, workerHealth, workerReload } from './admin/index.js';
 import { TOP_CLIENTS } from './admin/status.js';
 import { hasWorkerFlag } from './cluster/flags.js';
 import { serveHandOvers } from './cluster/handover.js';
+import { ADMIN_PORT_WAIT_ENV } from './cluster/succession.js';
 import { SUPERVISOR_ENV, leaveCluster, requestRestart } from './cluster/supervisor.js';
 import { CoarseClock, reputationHandler } from './engine/index.js';
 import { GeoCounts } from './geo/geo-counts.js';
@@ -105,6 +108,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   }
 
   let admin: AdminServer | undefined;
+  let adminClosed = false;
   if (config.admin.enabled) {
     admin = new AdminServer({
       service,
@@ -115,8 +119,10 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
       ...(link === undefined ? {} : { peers: link }),
       ...(hasWorkerFlag(SUPERVISOR_ENV) ? { restart: requestRestart } : {}),
     });
-    const address = await admin.listen({ host: config.admin.host, port: config.admin.port });
-    logger.info('admin API listening', { address: `${address.address}:${address.port}` });
+    const listening = (address: AddressInfo): void => logger.info('admin API listening', { address: `${address.address}:${address.port}` });
+    // A successor primary's worker: the previous primary's workers hold the port until they leave.
+    if (hasWorkerFlag(ADMIN_PORT_WAIT_ENV)) void listenOnceFree(admin, config.admin, logger, () => adminClosed).then((a) => a && listening(a));
+    else listening(await admin.listen({ host: config.admin.host, port: config.admin.port }));
   }
 
   const reload = (why: string): void => {
@@ -142,6 +148,7 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
     clock.stop();
     clearTimeout(debounce);
     watcher?.close();
+    adminClosed = true;
     await admin?.close();
     link?.close();
     await service.close();
@@ -156,4 +163,28 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   // A rolling restart: this worker's connections go to the new workers, not closed (cluster/handover.ts).
   serveHandOvers(agent, { timeoutMs: config.agent.shutdownTimeoutMs, logger, onHandedOver: leave });
   return { service, metrics, admin, close };
+}
+
+/** Time a successor primary's worker waits for the admin port its predecessor's workers hold. */
+const ADMIN_PORT_WAIT_MS = 60_000;
+const ADMIN_PORT_RETRY_MS = 100;
+
+/** Listens once the port is free (EADDRINUSE: tried again), until `closed` or ADMIN_PORT_WAIT_MS; undefined when it never was. */
+async function listenOnceFree(
+  admin: AdminServer,
+  where: { host: string; port: number },
+  logger: Logger,
+  closed: () => boolean,
+): Promise<AddressInfo | undefined> {
+  for (const deadline = Date.now() + ADMIN_PORT_WAIT_MS; !closed(); await sleep(ADMIN_PORT_RETRY_MS)) {
+    try {
+      return await admin.listen(where);
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'EADDRINUSE' || Date.now() > deadline) {
+        logger.error('admin API: cannot listen', { error: String(error) });
+        return undefined;
+      }
+    }
+  }
+  return undefined;
 }

@@ -34,8 +34,11 @@ export interface AdminServerOptions {
    * refused with 421, whatever the route and the token (see host-check.ts).
    */
   allowedHosts?: readonly string[];
-  /** A rolling restart of the workers, by the primary that supervises them; without it `POST /restart` answers 409. */
-  restart?: () => Promise<RestartResult>;
+  /**
+   * A rolling restart of the workers, by the primary that supervises them, or (`primary`, from
+   * `POST /restart?primary=1`) the primary replaced by its successor; without it `POST /restart` answers 409.
+   */
+  restart?: (options: { primary: boolean }) => Promise<RestartResult>;
 }
 
 /** Largest request body accepted. */
@@ -113,7 +116,7 @@ export class AdminServer {
       ['/explain', { handlers: { GET: (_request, url) => this.#explain(url) } }],
       ['/decisions', { handlers: { GET: () => json(200, this.#service.listDecisions()), POST: (request) => this.#addDecision(request) } }],
       ['/reload', { handlers: { POST: () => this.#reload() } }],
-      ['/restart', { handlers: { POST: () => this.#restart(options.restart) } }],
+      ['/restart', { handlers: { POST: (_request, url) => this.#restart(options.restart, url) } }],
       ['/lists', { handlers: { GET: () => json(200, this.#service.lists()) } }],
       ['/metrics', { handlers: { GET: () => this.#prometheus() } }],
       ['/status.json', { handlers: { GET: async () => json(200, await this.#metrics.clusterStatus()) } }],
@@ -131,15 +134,21 @@ export class AdminServer {
   /** Starts listening; resolves with the bound address (port 0 picks a free port). */
   listen(options: { host: string; port: number }): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
-      this.#server.once('error', onError);
-      this.#server.listen({ host: options.host, port: options.port }, () => {
+      const onError = (error: Error): void => {
+        this.#server.off('listening', onListening);
+        reject(error);
+      };
+      const onListening = (): void => {
         this.#server.off('error', onError);
         this.#server.on('error', (error) => this.#logger.error('admin: server error', { error }));
         const address = this.#server.address() as AddressInfo;
         this.#hostCheck = new HostCheck(address.address, this.#allowedHosts);
         resolve(address);
-      });
+      };
+      // Both removed once one fires: a listen that failed (EADDRINUSE) may be tried again.
+      this.#server.once('error', onError);
+      this.#server.once('listening', onListening);
+      this.#server.listen({ host: options.host, port: options.port });
     });
   }
 
@@ -259,11 +268,15 @@ export class AdminServer {
   }
 
   /** A rolling restart, answered once the new workers serve (200) or it failed and the old ones still do (500). */
-  async #restart(restart: (() => Promise<RestartResult>) | undefined): Promise<Reply> {
+  async #restart(restart: ((options: { primary: boolean }) => Promise<RestartResult>) | undefined, url: URL): Promise<Reply> {
+    const primary = url.searchParams.get('primary');
+    if (primary !== null && primary !== '0' && primary !== '1') throw new HttpError(400, 'query parameter "primary" must be 0 or 1');
     if (restart === undefined) {
       throw new HttpError(409, 'no rolling restart: this agent runs in one process; start it with --supervise (or more than one worker)');
     }
-    const result = await restart().catch((error: unknown): RestartResult => ({ ok: false, error: error instanceof Error ? error.message : String(error) }));
+    const result = await restart({ primary: primary === '1' }).catch(
+      (error: unknown): RestartResult => ({ ok: false, error: error instanceof Error ? error.message : String(error) }),
+    );
     return json(result.ok ? 200 : 500, result);
   }
 

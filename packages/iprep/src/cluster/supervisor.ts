@@ -101,10 +101,20 @@ export interface WorkerSupervisorOptions {
    * leave) instead of stopping them with SIGTERM, which closes the connections. Default false.
    */
   handOver?: boolean;
+  /**
+   * Replaces this primary with its successor (cluster/succession.ts), for a worker's `restart` request
+   * with `primary: true`; without it such a request fails.
+   */
+  replacePrimary?: () => Promise<RestartResult>;
+}
+
+/** Where connections go once the whole generation leaves for a successor primary. */
+export interface HandleSink {
+  send(message: HandoverMessage, handle: NativeHandle, callback: (error: Error | null) => void): void;
 }
 
 export type RestartResult =
-  | { readonly ok: true; readonly workers: readonly number[]; readonly retired: readonly number[] }
+  | { readonly ok: true; readonly workers: readonly number[]; readonly retired: readonly number[]; readonly primary?: number }
   | { readonly ok: false; readonly error: string };
 
 type Role = 'serving' | 'incoming' | 'retiring';
@@ -130,6 +140,9 @@ export class WorkerSupervisor {
   #allExited: (() => void) | undefined;
   /** Round robin over the serving workers for connections handed over. */
   #nextTarget = 0;
+  /** Set by handOverAll: the successor primary every connection handed over goes to. */
+  #successor: HandleSink | undefined;
+  #readyWaiters: (() => void)[] = [];
 
   constructor(options: WorkerSupervisorOptions) {
     this.#options = options;
@@ -145,6 +158,52 @@ export class WorkerSupervisor {
   /** The pids of the workers serving now (not those starting or leaving). */
   serving(): number[] {
     return [...this.#roles].filter(([, role]) => role === 'serving').flatMap(([w]) => (w.pid === undefined ? [] : [w.pid]));
+  }
+
+  /** Resolves once `workers` serving workers are ready (the first generation after start()). */
+  whenReady(): Promise<readonly number[]> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.#countReadyServing() < this.#options.workers) this.#readyWaiters.push(check);
+        else resolve(this.serving());
+      };
+      check();
+    });
+  }
+
+  #countReadyServing(): number {
+    let n = 0;
+    for (const [w, role] of this.#roles) if (role === 'serving' && this.#ready.has(w)) n++;
+    return n;
+  }
+
+  /**
+   * For a successor primary: every worker hands its connections over, each passed on to `successor`,
+   * and leaves; none is replaced. Resolves once all have exited (SIGKILL after stopTimeoutMs).
+   */
+  handOverAll(successor: HandleSink): Promise<readonly number[]> {
+    this.#stopping = true;
+    this.#successor = successor;
+    this.#roll?.finish('the primary is being replaced');
+    const retired = [...this.#roles.keys()].flatMap((w) => w.pid ?? []);
+    const exited = new Promise<readonly number[]>((resolve) => {
+      this.#allExited = () => resolve(retired);
+    });
+    for (const worker of [...this.#roles.keys()]) this.#retire(worker, true);
+    if (this.#roles.size === 0) this.#allExited?.();
+    return exited;
+  }
+
+  /** A connection the predecessor primary passed on: to the next serving worker that is ready, else closed. */
+  adoptFromPredecessor(message: HandoverMessage, handle: NativeHandle): void {
+    const target = this.#nextReadyServing(undefined);
+    const nobody: HandleSink = { send: (_message, _handle, callback) => callback(new Error('no worker is ready')) };
+    forwardConnection(message, handle, target === undefined ? undefined : { send: target.sendHandle.bind(target) }, nobody, this.#options.logger);
+  }
+
+  #nextReadyServing(except: SupervisedWorker | undefined): SupervisedWorker | undefined {
+    const targets = [...this.#roles].filter(([w, role]) => role === 'serving' && w !== except && this.#ready.has(w)).map(([w]) => w);
+    return targets.length === 0 ? undefined : targets[this.#nextTarget++ % targets.length];
   }
 
   /**
@@ -192,12 +251,20 @@ export class WorkerSupervisor {
       if (message.type === 'leaving') worker.send({ tag: SUPERVISOR_TAG, type: 'leave-ok' });
       if (message.type === 'restart' && isRequestId(message.id)) {
         const id = message.id;
+        const replacePrimary = this.#options.replacePrimary;
+        const restart =
+          message['primary'] !== true
+            ? this.restart()
+            : replacePrimary === undefined
+              ? Promise.resolve<RestartResult>({ ok: false, error: 'this primary cannot be replaced' })
+              : replacePrimary();
         // The answer goes out as the new workers are ready, while the asking worker still runs.
-        void this.restart().then((result) => worker.send({ tag: SUPERVISOR_TAG, type: 'restarted', id, result }));
+        void restart.then((result) => worker.send({ tag: SUPERVISOR_TAG, type: 'restarted', id, result }));
       }
       if (message.type !== 'ready') return;
       this.#ready.add(worker);
       this.#failedStarts = 0;
+      for (const wake of this.#readyWaiters.splice(0)) wake();
       if (this.#roll?.incoming.has(worker) && [...this.#roll.incoming].every((w) => this.#ready.has(w))) this.#roll.finish(undefined);
     });
     worker.onExit((code, signal) => this.#exited(worker, code, signal));
@@ -239,9 +306,9 @@ export class WorkerSupervisor {
 
   /** A connection a retiring worker handed over: to the next serving worker that is ready, else back to its sender. */
   #forward(from: SupervisedWorker, message: HandoverMessage, handle: NativeHandle): void {
-    const targets = [...this.#roles].filter(([w, role]) => role === 'serving' && w !== from && this.#ready.has(w)).map(([w]) => w);
-    const target = targets.length === 0 ? undefined : targets[this.#nextTarget++ % targets.length];
     const via = (w: SupervisedWorker) => ({ send: w.sendHandle.bind(w) });
+    if (this.#successor !== undefined) return forwardConnection(message, handle, this.#successor, via(from), this.#options.logger);
+    const target = this.#nextReadyServing(from);
     forwardConnection(message, handle, target === undefined ? undefined : via(target), via(from), this.#options.logger);
   }
 
@@ -304,24 +371,29 @@ export class WorkerSupervisor {
 const RESTART_REQUEST_TIMEOUT_MS = DEFAULT_READY_TIMEOUT_MS + 5000;
 
 function restartResultFrom(value: unknown): RestartResult {
-  const v = value as { ok?: unknown; error?: unknown; workers?: unknown; retired?: unknown } | null;
+  const v = value as { ok?: unknown; error?: unknown; workers?: unknown; retired?: unknown; primary?: unknown } | null;
   const pids = (list: unknown): number[] | undefined =>
     Array.isArray(list) && list.length <= 256 && list.every((pid) => Number.isSafeInteger(pid)) ? (list as number[]) : undefined;
   if (typeof v === 'object' && v !== null) {
     if (v.ok === false && typeof v.error === 'string') return { ok: false, error: v.error.slice(0, 1000) };
     const workers = pids(v.workers);
     const retired = pids(v.retired);
-    if (v.ok === true && workers !== undefined && retired !== undefined) return { ok: true, workers, retired };
+    const primary = Number.isSafeInteger(v.primary) ? { primary: v.primary as number } : {};
+    if (v.ok === true && workers !== undefined && retired !== undefined) return { ok: true, workers, retired, ...primary };
   }
   throw new Error('the primary answered a restart with something else than a result');
 }
 
 type RestartedMessage = TaggedMessage<typeof SUPERVISOR_TAG> & { readonly type: 'restarted' };
-let restartClient: RequestClient<{ readonly type: 'restart' }, RestartedMessage, typeof SUPERVISOR_TAG> | undefined;
+type RestartRequest = { readonly type: 'restart'; readonly primary: boolean };
+let restartClient: RequestClient<RestartRequest, RestartedMessage, typeof SUPERVISOR_TAG> | undefined;
 
-/** In a worker of a supervising primary (SUPERVISOR_ENV): asks the primary for a rolling restart, and its outcome. */
-export function requestRestart(): Promise<RestartResult> {
-  restartClient ??= new RequestClient<{ readonly type: 'restart' }, RestartedMessage, typeof SUPERVISOR_TAG>({
+/**
+ * In a worker of a supervising primary (SUPERVISOR_ENV): asks the primary for a rolling restart, or
+ * (`primary`) to replace itself with a successor, and its outcome.
+ */
+export function requestRestart(options: { readonly primary?: boolean } = {}): Promise<RestartResult> {
+  restartClient ??= new RequestClient<RestartRequest, RestartedMessage, typeof SUPERVISOR_TAG>({
     channel: parentChannel(),
     tag: SUPERVISOR_TAG,
     replyTypes: ['restarted'],
@@ -329,5 +401,5 @@ export function requestRestart(): Promise<RestartResult> {
     maxPending: 10,
     subject: 'restart',
   });
-  return restartClient.request({ type: 'restart' }, (reply) => restartResultFrom(reply['result']));
+  return restartClient.request({ type: 'restart', primary: options.primary === true }, (reply) => restartResultFrom(reply['result']));
 }

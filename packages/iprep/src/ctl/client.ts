@@ -127,8 +127,8 @@ export class AdminClient {
   }
 
   /** A rolling restart of the workers; a failed one (500: the old workers still serve) is an answer too. */
-  async restart(): Promise<RestartResult> {
-    const { body } = await this.#call('POST', '/restart', undefined, [200, 500], RESTART_TIMEOUT_MS);
+  async restart(options: { readonly primary?: boolean } = {}): Promise<RestartResult> {
+    const { body } = await this.#call('POST', options.primary === true ? '/restart?primary=1' : '/restart', undefined, [200, 500], RESTART_TIMEOUT_MS);
     return record<RestartResult>(body, '/restart');
   }
 

@@ -74,6 +74,11 @@ export type IpcChannel = GenericIpcChannel<ClusterStoreMessage>;
 // ---------------------------------------------------------------------------
 // The primary
 
+/** Most decisions a successor primary takes from its predecessor (redis.max-decisions's ceiling). */
+const MAX_MERGED_DECISIONS = 10_000_000;
+/** Decisions merged per turn of the event loop. */
+const MERGE_SLICE = 1000;
+
 export interface ClusterStoreHostOptions {
   /** The decisions file (`decisions.file`): read by start(), rewritten after changes and by close(). */
   readonly decisionsFile?: string | null;
@@ -131,6 +136,34 @@ export class ClusterStoreHost {
   /** The current decisions, as the workers see them. */
   snapshot(): readonly Decision[] {
     return this.#decisions.snapshot();
+  }
+
+  /**
+   * Puts the decisions a predecessor primary held (encoded, as its `snapshot` reads them), broadcast
+   * to the workers like any change; resolves with how many were taken. Checked here: they crossed a
+   * process boundary. Applied in slices, so a large store never holds this process for long.
+   */
+  async merge(encoded: unknown): Promise<number> {
+    if (!Array.isArray(encoded) || encoded.length > MAX_MERGED_DECISIONS) throw new Error(`decisions to merge: an array of at most ${MAX_MERGED_DECISIONS}`);
+    let taken = 0;
+    for (let start = 0; start < encoded.length; start += MERGE_SLICE) {
+      for (const text of encoded.slice(start, start + MERGE_SLICE)) {
+        if (typeof text !== 'string') continue;
+        try {
+          await this.#decisions.put(decodeDecision(text));
+          taken++;
+        } catch (error) {
+          this.#logger?.warn('cluster store: a decision handed over was refused', { error: String(error) });
+        }
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return taken;
+  }
+
+  /** The decisions, encoded, for a successor primary's `merge`. */
+  encodedSnapshot(): string[] {
+    return this.#decisions.snapshot().map(encodeDecision);
   }
 
   /** Detaches every worker and closes the stores (writing the decisions file if a change is pending). */

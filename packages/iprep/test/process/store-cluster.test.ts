@@ -359,3 +359,29 @@ describe('ClusterStoreHost requests', () => {
     await store.close();
   });
 });
+
+describe('ClusterStoreHost.merge: the decisions of a predecessor primary', () => {
+  it('takes each valid decision (broadcast to the workers), skips bad ones, refuses what is not an array', async () => {
+    const before = new ClusterStoreHost({ logger: quiet });
+    const after = new ClusterStoreHost({ logger: quiet });
+    hosts.push(before, after);
+    await Promise.all([before.start(), after.start()]);
+    const { primaryEnd, workerEnd } = channelPair<ClusterStoreMessage>();
+    after.attach(primaryEnd);
+    const worker = new IpcDecisionStore({ channel: workerEnd, logger: quiet });
+    await worker.start();
+    assert.equal(await before.merge([encodeDecision(decision('192.0.2.7')), encodeDecision(decision('192.0.2.8'))]), 2);
+    const taken = await after.merge([...before.encodedSnapshot(), 'not json', 42]);
+    assert.equal(taken, 2);
+    await waitFor('the worker got both', () => worker.snapshot().length === 2, 2000);
+    assert.deepEqual(
+      worker
+        .snapshot()
+        .map((d) => d.value)
+        .sort(),
+      ['192.0.2.7', '192.0.2.8'],
+    );
+    await assert.rejects(after.merge({ length: 1 }), /an array of at most/);
+    await worker.close();
+  });
+});

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'spop';
 import { HANDOVER_TAG, type NativeHandle } from '../../src/cluster/handover.js';
-import { SUPERVISOR_TAG, type SupervisedWorker, WorkerSupervisor } from '../../src/cluster/supervisor.js';
+import { type RestartResult, SUPERVISOR_TAG, type SupervisedWorker, WorkerSupervisor } from '../../src/cluster/supervisor.js';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -316,5 +316,89 @@ describe('WorkerSupervisor', () => {
       only.exit();
       await stopped;
     });
+  });
+});
+
+describe('WorkerSupervisor and a successor primary', () => {
+  const connection = { tag: HANDOVER_TAG, type: 'connection', state: { version: '2.0' }, unread: 'AAEC' };
+
+  function unready(workers: number, replacePrimary?: () => Promise<RestartResult>) {
+    const forked: FakeWorker[] = [];
+    const supervisor = new WorkerSupervisor({
+      workers,
+      fork: () => {
+        const worker = new FakeWorker(2000 + forked.length);
+        forked.push(worker);
+        return worker;
+      },
+      logger: quiet,
+      stopTimeoutMs: 1000,
+      respawnDelayMs: 10,
+      ...(replacePrimary === undefined ? {} : { replacePrimary }),
+    });
+    supervisor.start();
+    return { supervisor, forked };
+  }
+
+  it('whenReady resolves once every worker is ready, not at the first', async () => {
+    const { supervisor, forked } = unready(2);
+    let workers: readonly number[] | undefined;
+    void supervisor.whenReady().then((pids) => (workers = pids));
+    forked[0]!.ready();
+    await sleep(5);
+    assert.equal(workers, undefined, 'one of two ready');
+    forked[1]!.ready();
+    await sleep(5);
+    assert.deepEqual(workers, [2000, 2001]);
+  });
+
+  it('handOverAll: every worker hands over, each connection goes to the successor, none is replaced', async () => {
+    const { supervisor, forked } = setup(2);
+    const received: Array<{ message: unknown; handle: NativeHandle }> = [];
+    const all = supervisor.handOverAll({
+      send: (message, handle, callback) => {
+        received.push({ message, handle });
+        callback(null);
+      },
+    });
+    for (const worker of forked) assert.deepEqual(worker.sent, [{ tag: HANDOVER_TAG, type: 'hand-over' }]);
+    const handle = new FakeHandle();
+    forked[0]!.events.emit('message', connection, handle);
+    assert.deepEqual(received[0]?.message, { ...connection, type: 'adopt' });
+    assert.equal(handle.closed, 1, "the primary's copy is closed once sent");
+    assert.equal(forked[1]!.handles.length, 0, 'not to a worker of this generation');
+    for (const worker of forked) worker.exit(0);
+    assert.deepEqual(await all, [1000, 1001]);
+    await sleep(30);
+    assert.equal(forked.length, 2, 'no replacement forked');
+    assert.deepEqual(await supervisor.restart(), { ok: false, error: 'the agent is stopping' });
+  });
+
+  it('adoptFromPredecessor: to a ready worker, round robin; closed when none is ready', async () => {
+    const { supervisor, forked } = unready(2);
+    const lost = new FakeHandle();
+    supervisor.adoptFromPredecessor({ ...connection, type: 'adopt' } as never, lost);
+    assert.equal(lost.closed, 1);
+    for (const worker of forked) worker.ready();
+    for (let i = 0; i < 2; i++) supervisor.adoptFromPredecessor({ ...connection, type: 'adopt' } as never, new FakeHandle());
+    assert.deepEqual(
+      forked.map((w) => w.handles.length),
+      [1, 1],
+    );
+    assert.deepEqual(forked[0]!.handles[0]!.message, { ...connection, type: 'adopt' });
+  });
+
+  it('a restart request with primary: true replaces the primary, and says so when it cannot', async () => {
+    const replaced: RestartResult = { ok: true, workers: [7, 8], retired: [2000], primary: 6 };
+    const { forked } = unready(1, () => Promise.resolve(replaced));
+    forked[0]!.events.emit('message', { tag: SUPERVISOR_TAG, type: 'restart', id: 1, primary: true });
+    await sleep(5);
+    assert.deepEqual(forked[0]!.sent, [{ tag: SUPERVISOR_TAG, type: 'restarted', id: 1, result: replaced }]);
+    const without = unready(1);
+    without.forked[0]!.events.emit('message', { tag: SUPERVISOR_TAG, type: 'restart', id: 2, primary: true });
+    await sleep(5);
+    assert.deepEqual(without.forked[0]!.sent, [
+      { tag: SUPERVISOR_TAG, type: 'restarted', id: 2, result: { ok: false, error: 'this primary cannot be replaced' } },
+    ]);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * examples/systemd: the units parse (systemd-analyze verify, where installed), the service's command
- * line is one spoa accepts, its reload is a rolling restart, and the socket unit passes one socket.
+ * line is one spoa accepts, its reload replaces the primary and its workers without a gap, and the socket unit passes one socket.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -19,14 +19,18 @@ function values(unit: string, key: string): string[] {
 }
 
 describe('examples/systemd', () => {
-  it('starts spoa with options it accepts, supervised, and reloads with a rolling restart', () => {
+  it('starts spoa with options it accepts, supervised, and reloads by replacing the primary (spoa restart --primary)', () => {
     const [execStart] = values(service, 'ExecStart');
     const [binary, ...args] = execStart!.split(/\s+/);
     assert.match(binary!, /\/spoa$/);
     const flags = parseCli(args);
     assert.ok(flags !== 'help' && flags !== 'version');
     assert.equal(flags.supervise, true);
-    assert.deepEqual(values(service, 'ExecReload'), ['/bin/kill -USR2 $MAINPID']);
+    // A reload replaces the primary too (the documented path after a package upgrade), on the config's admin API.
+    const [config] = args.filter((_, i) => args[i - 1] === '--config');
+    assert.deepEqual(values(service, 'ExecReload'), [`${binary} restart --primary --config ${config}`]);
+    // The successor primary becomes the main process: systemd-notify MAINPID= from a process that is not the main one.
+    assert.deepEqual(values(service, 'NotifyAccess'), ['all']);
     assert.deepEqual(values(service, 'User'), ['spoa']);
     for (const key of ['NoNewPrivileges', 'ProtectSystem', 'ProtectHome', 'PrivateTmp']) assert.equal(values(service, key).length, 1, key);
     assert.equal(values(service, 'KillMode')[0], 'mixed', 'SIGTERM to the primary, which stops its workers gracefully');
@@ -40,8 +44,8 @@ describe('examples/systemd', () => {
   it('passes systemd-analyze verify', { skip: existsSync('/usr/bin/systemd-analyze') ? false : 'systemd-analyze not installed' }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'spoa-units-'));
     try {
-      // The binary must exist for verify: /bin/true stands in for the installed spoa.
-      writeFileSync(join(dir, 'spoa.service'), service.replace(/^ExecStart=\S+/m, 'ExecStart=/bin/true'));
+      // The binaries must exist for verify: /bin/true stands in for the installed spoa.
+      writeFileSync(join(dir, 'spoa.service'), service.replace(/^ExecStart=\S+/m, 'ExecStart=/bin/true').replace(/^ExecReload=\S+/m, 'ExecReload=/bin/true'));
       writeFileSync(join(dir, 'spoa.socket'), socket);
       const run = spawnSync('systemd-analyze', ['verify', '--man=no', join(dir, 'spoa.socket'), join(dir, 'spoa.service')], {
         encoding: 'utf8',
