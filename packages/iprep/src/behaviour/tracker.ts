@@ -11,7 +11,7 @@
  */
 import { formatAddress, isIPv4Mapped, parseRange, prefixLengthOf, wordAt } from '../net/address.js';
 import type { BehaviourConfig, Match } from '../types.js';
-import { ClientTable, type ClientState } from './client-table.js';
+import { ClientTable, NO_CLIENT } from './client-table.js';
 
 /** A ban the tracker has just decided; `onBan` receives each one once. */
 export interface BanEvent {
@@ -101,17 +101,18 @@ export class BehaviourTracker {
    */
   hit(address: Uint8Array, weight = 1, now = this.#now(), atLeast = 0): void {
     if (!this.#config.enabled || !this.#locate(address)) return;
-    let state = this.#clients.find(this.#family, this.#hi, this.#lo);
-    if (state === undefined) state = this.#clients.add(this.#family, this.#hi, this.#lo);
-    else this.#clients.touch(state);
-    this.#roll(state, now);
-    state.current += weight;
-    state.pending += weight;
+    const clients = this.#clients;
+    let c = clients.find(this.#family, this.#hi, this.#lo);
+    if (c === NO_CLIENT) c = clients.add(this.#family, this.#hi, this.#lo);
+    else clients.touch(c);
+    this.#roll(c, now);
+    clients.current[c] = (clients.current[c] as number) + weight;
+    clients.pending[c] = (clients.pending[c] as number) + weight;
     if (atLeast > 0) {
-      const count = this.#windowCount(state, now);
-      if (atLeast > count) state.current += atLeast - count;
+      const count = this.#windowCount(c, now);
+      if (atLeast > count) clients.current[c] = (clients.current[c] as number) + atLeast - count;
     }
-    this.#judge(state, now);
+    this.#judge(c, now);
   }
 
   /**
@@ -121,26 +122,28 @@ export class BehaviourTracker {
    */
   evaluate(address: Uint8Array, now = this.#now()): Match | undefined {
     if (!this.#locate(address)) return undefined;
-    const state = this.#clients.find(this.#family, this.#hi, this.#lo);
-    if (state === undefined) return undefined;
-    if (state.bannedUntil > now) {
+    const clients = this.#clients;
+    const c = clients.find(this.#family, this.#hi, this.#lo);
+    if (c === NO_CLIENT) return undefined;
+    const bannedUntil = clients.bannedUntil[c] as number;
+    if (bannedUntil > now) {
       return {
         kind: 'behaviour',
         source: 'behaviour:ban',
         category: 'behaviour',
         action: this.#config.banAction,
         score: 0,
-        detail: `until ${new Date(state.bannedUntil).toISOString()}`,
+        detail: `until ${new Date(bannedUntil).toISOString()}`,
       };
     }
-    const penalty = this.#penaltyNow(state, now);
+    const penalty = this.#penaltyNow(c, now);
     if (penalty <= 0) return undefined;
     return {
       kind: 'behaviour',
       source: 'behaviour:rate',
       category: 'behaviour',
       penalty,
-      detail: `${Math.round(this.#windowCount(state, now))} messages in the window`,
+      detail: `${Math.round(this.#windowCount(c, now))} messages in the window`,
     };
   }
 
@@ -150,12 +153,16 @@ export class BehaviourTracker {
    */
   takeDeltas(): Map<string, number> {
     const deltas = new Map<string, number>();
-    this.#clients.forEach((state) => {
-      if (state.pending === 0) return;
+    const clients = this.#clients;
+    clients.forEach((c) => {
+      const pending = clients.pending[c] as number;
+      if (pending === 0) return;
       // current + previous bounds the window count from above, whatever the clock says now.
-      if (state.current + state.previous < MIN_SHARED_COUNT && state.penalty === 0 && state.bannedUntil === 0) return;
-      deltas.set(this.#keyText(state), state.pending);
-      state.pending = 0;
+      if ((clients.current[c] as number) + (clients.previous[c] as number) < MIN_SHARED_COUNT && clients.penalty[c] === 0 && clients.bannedUntil[c] === 0) {
+        return;
+      }
+      deltas.set(this.#keyText(c), pending);
+      clients.pending[c] = 0;
     });
     return deltas;
   }
@@ -169,14 +176,15 @@ export class BehaviourTracker {
     if (!this.#config.enabled) return;
     for (const [key, total] of totals) {
       if (!(total > 0) || !this.#locateKey(key)) continue;
-      let state = this.#clients.find(this.#family, this.#hi, this.#lo);
-      if (state === undefined) state = this.#clients.add(this.#family, this.#hi, this.#lo);
-      else this.#clients.touch(state);
-      this.#roll(state, now);
-      const local = this.#windowCount(state, now);
+      const clients = this.#clients;
+      let c = clients.find(this.#family, this.#hi, this.#lo);
+      if (c === NO_CLIENT) c = clients.add(this.#family, this.#hi, this.#lo);
+      else clients.touch(c);
+      this.#roll(c, now);
+      const local = this.#windowCount(c, now);
       if (total <= local) continue;
-      state.current += total - local;
-      this.#judge(state, now);
+      clients.current[c] = (clients.current[c] as number) + total - local;
+      this.#judge(c, now);
     }
   }
 
@@ -191,17 +199,17 @@ export class BehaviourTracker {
    * the clients kept (at most maxClients) holding the best n in a small sorted array: no sort of them all.
    */
   topClients(n: number, now = this.#now()): { client: string; count: number }[] {
-    const best: { state: ClientState; count: number }[] = [];
+    const best: { c: number; count: number }[] = [];
     if (n <= 0) return [];
-    this.#clients.forEach((state) => {
-      const count = this.#windowCount(state, now);
+    this.#clients.forEach((c) => {
+      const count = this.#windowCount(c, now);
       if (!(count >= 1) || (best.length === n && count <= (best[n - 1] as { count: number }).count)) return;
       let at = best.length;
       while (at > 0 && (best[at - 1] as { count: number }).count < count) at--;
-      best.splice(at, 0, { state, count });
+      best.splice(at, 0, { c, count });
       if (best.length > n) best.pop();
     });
-    return best.map(({ state, count }) => ({ client: this.#keyText(state), count: Math.round(count) }));
+    return best.map(({ c, count }) => ({ client: this.#keyText(c), count: Math.round(count) }));
   }
 
   /** Forgets everything (tests, reload with behaviour disabled). */
@@ -244,10 +252,15 @@ export class BehaviourTracker {
     return prefixLengthOf(range) === expected && this.#locate(range.start);
   }
 
-  #keyText(state: ClientState): string {
-    state.keyText ??= this.#formatKey(state.family, state.hi, state.lo);
-    return state.keyText;
+  #keyText(c: number): string {
+    return this.#clients.keyText(c, this.#formatClientKey);
   }
+
+  /** Bound once: building a key text is rare (deltas, bans), the closure need not be made per call. */
+  readonly #formatClientKey = (c: number): string => {
+    const clients = this.#clients;
+    return this.#formatKey(clients.family[c] as 4 | 6, clients.hi[c] as number, clients.lo[c] as number);
+  };
 
   #formatKey(family: 4 | 6, hi: number, lo: number): string {
     const bytes = new Uint8Array(family === 4 ? 4 : 16);
@@ -259,47 +272,57 @@ export class BehaviourTracker {
   }
 
   /** Moves the client's buckets forward to the one holding `now` (a clock going back stays put). */
-  #roll(state: ClientState, now: number): void {
+  #roll(c: number, now: number): void {
+    const clients = this.#clients;
     const bucket = Math.floor(now / this.#config.windowMs);
-    if (bucket <= state.bucket) return;
-    state.previous = bucket === state.bucket + 1 ? state.current : 0;
-    state.current = 0;
-    state.bucket = bucket;
+    const was = clients.bucket[c] as number;
+    if (bucket <= was) return;
+    clients.previous[c] = bucket === was + 1 ? (clients.current[c] as number) : 0;
+    clients.current[c] = 0;
+    clients.bucket[c] = bucket;
   }
 
   /** Sliding-window estimate of the messages in the last windowMs. */
-  #windowCount(state: ClientState, now: number): number {
+  #windowCount(c: number, now: number): number {
+    const clients = this.#clients;
     const windowMs = this.#config.windowMs;
     const bucket = Math.floor(now / windowMs);
-    if (bucket <= state.bucket) {
-      const covered = 1 - (now - state.bucket * windowMs) / windowMs;
-      return state.current + state.previous * Math.min(1, Math.max(0, covered));
+    const at = clients.bucket[c] as number;
+    const current = clients.current[c] as number;
+    if (bucket <= at) {
+      const covered = 1 - (now - at * windowMs) / windowMs;
+      return current + (clients.previous[c] as number) * Math.min(1, Math.max(0, covered));
     }
-    if (bucket === state.bucket + 1) return state.current * (1 - (now - bucket * windowMs) / windowMs);
+    if (bucket === at + 1) return current * (1 - (now - bucket * windowMs) / windowMs);
     return 0;
   }
 
-  #penaltyNow(state: ClientState, now: number): number {
-    if (state.penalty === 0) return 0;
-    const intervals = Math.floor(Math.max(0, now - state.penaltyAt) / this.#config.decayIntervalMs);
-    return Math.max(0, state.penalty - intervals * this.#config.decayPoints);
+  #penaltyNow(c: number, now: number): number {
+    const clients = this.#clients;
+    const penalty = clients.penalty[c] as number;
+    if (penalty === 0) return 0;
+    const intervals = Math.floor(Math.max(0, now - (clients.penaltyAt[c] as number)) / this.#config.decayIntervalMs);
+    return Math.max(0, penalty - intervals * this.#config.decayPoints);
   }
 
   /** Gives the penalty while the client is above the rate threshold, and bans it above the ban threshold. */
-  #judge(state: ClientState, now: number): void {
+  #judge(c: number, now: number): void {
     const config = this.#config;
-    const count = this.#windowCount(state, now);
+    const clients = this.#clients;
+    const count = this.#windowCount(c, now);
     if (count > config.rateThreshold && config.ratePenalty > 0) {
-      state.penalty = config.ratePenalty;
-      state.penaltyAt = now;
+      clients.penalty[c] = config.ratePenalty;
+      clients.penaltyAt[c] = now;
     }
-    if (count <= config.banThreshold || state.bannedUntil > now) return;
-    state.offences++;
-    const durationMs = Math.min(config.maxBanMs, config.banMs * config.banGrowth ** (state.offences - 1));
-    state.bannedUntil = now + durationMs;
+    if (count <= config.banThreshold || (clients.bannedUntil[c] as number) > now) return;
+    const offences = (clients.offences[c] as number) + 1;
+    clients.offences[c] = offences;
+    const durationMs = Math.min(config.maxBanMs, config.banMs * config.banGrowth ** (offences - 1));
+    const until = now + durationMs;
+    clients.bannedUntil[c] = until;
     if (this.#onBan !== undefined) {
-      const key = this.#keyText(state);
-      this.#onBan({ key, value: key, until: state.bannedUntil, count: Math.round(count), offences: state.offences });
+      const key = this.#keyText(c);
+      this.#onBan({ key, value: key, until, count: Math.round(count), offences });
     }
   }
 }
