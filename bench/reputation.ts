@@ -14,7 +14,7 @@
  *
  *   node --import tsx bench/reputation.ts [--seconds N] [--prefixes N] [--shapes 1x1,4x20,32x8,256x1]
  *     [--families ipv4,ipv6] [--mixes random,zipf] [--clients N] [--zipf S] [--agents random,reputation]
- *     [--rounds N] [--max-clients N] [--node-options "--cpu-prof --cpu-prof-dir=DIR"]
+ *     [--rounds N] [--max-clients N] [--node-options "--cpu-prof --cpu-prof-dir=DIR"] [--spoa PATH/bin/spoa.js]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +36,8 @@ const { values } = parseArgs({
     'max-clients': { type: 'string', default: '100000' },
     // Extra node flags for the agents (not the floor), e.g. a CPU profile or --trace-gc.
     'node-options': { type: 'string', default: '' },
+    // The spoa command measured, e.g. another checkout's build to compare with.
+    spoa: { type: 'string', default: 'packages/iprep/bin/spoa.js' },
   },
 });
 const seconds = Number(values.seconds);
@@ -84,8 +86,8 @@ admin: { enabled: false }
 );
 
 const allAgents: Record<string, string> = {
-  random: `node ${nodeOptions} packages/iprep/bin/spoa.js -p {port} -n 1 --host {host}`,
-  reputation: `node ${nodeOptions} packages/iprep/bin/spoa.js -p {port} -n 1 --host {host} --config ${join(dir, 'iprep.yaml')}`,
+  random: `node ${nodeOptions} ${values.spoa} -p {port} -n 1 --host {host}`,
+  reputation: `node ${nodeOptions} ${values.spoa} -p {port} -n 1 --host {host} --config ${join(dir, 'iprep.yaml')}`,
 };
 const agents = Object.entries(allAgents).filter(([name]) => list(values.agents).includes(name));
 

@@ -35,6 +35,8 @@ export interface BehaviourTrackerOptions {
 
 /** Clients whose window holds fewer messages than this are not worth a round trip to the shared counters. */
 const MIN_SHARED_COUNT = 2;
+/** Distinct rate penalties whose match is kept (they come from the configuration: a few decay steps). */
+const MAX_RATE_MATCHES = 256;
 
 /** Mask of the first `bits` (0..32) bits of a word, as an int32. */
 function wordMask(bits: number): number {
@@ -76,6 +78,9 @@ export class BehaviourTracker {
   #family: 4 | 6 = 4;
   #hi = 0;
   #lo = 0;
+  /** The hot path's matches, without detail text, built once: a ban, and a rate penalty per value. */
+  readonly #banMatch: Match;
+  readonly #rateMatches = new Map<number, Match>();
 
   constructor(config: BehaviourConfig, options: BehaviourTrackerOptions = {}) {
     validate(config);
@@ -85,6 +90,7 @@ export class BehaviourTracker {
     this.#clients = new ClientTable(config.maxClients);
     this.#hiMask = wordMask(config.ipv6PrefixLength);
     this.#loMask = wordMask(config.ipv6PrefixLength - 32);
+    this.#banMatch = Object.freeze({ kind: 'behaviour', source: 'behaviour:ban', category: 'behaviour', action: config.banAction, score: 0 });
   }
 
   /** Clients tracked now. */
@@ -118,15 +124,18 @@ export class BehaviourTracker {
   /**
    * The client's behaviour match now: a ban (source 'behaviour:ban', action config.banAction,
    * score 0), else a rate penalty (source 'behaviour:rate', decayed by decayPoints per
-   * decayIntervalMs since it was given), else undefined. Allocates only when there is a match.
+   * decayIntervalMs since it was given), else undefined. With `detail` (explain) the match says why,
+   * in a new object; without (the hot path) it is a frozen match built once, so the engine can
+   * cache the verdict and the handler its answer: a penalised or banned client costs no allocation.
    */
-  evaluate(address: Uint8Array, now = this.#now()): Match | undefined {
+  evaluate(address: Uint8Array, now = this.#now(), detail = true): Match | undefined {
     if (!this.#locate(address)) return undefined;
     const clients = this.#clients;
     const c = clients.find(this.#family, this.#hi, this.#lo);
     if (c === NO_CLIENT) return undefined;
     const bannedUntil = clients.bannedUntil[c] as number;
     if (bannedUntil > now) {
+      if (!detail) return this.#banMatch;
       return {
         kind: 'behaviour',
         source: 'behaviour:ban',
@@ -138,6 +147,7 @@ export class BehaviourTracker {
     }
     const penalty = this.#penaltyNow(c, now);
     if (penalty <= 0) return undefined;
+    if (!detail) return this.#rateMatch(penalty);
     return {
       kind: 'behaviour',
       source: 'behaviour:rate',
@@ -210,6 +220,15 @@ export class BehaviourTracker {
       if (best.length > n) best.pop();
     });
     return best.map(({ c, count }) => ({ client: this.#keyText(c), count: Math.round(count) }));
+  }
+
+  #rateMatch(penalty: number): Match {
+    let match = this.#rateMatches.get(penalty);
+    if (match === undefined) {
+      match = Object.freeze({ kind: 'behaviour', source: 'behaviour:rate', category: 'behaviour', penalty });
+      if (this.#rateMatches.size < MAX_RATE_MATCHES) this.#rateMatches.set(penalty, match);
+    }
+    return match;
   }
 
   /** Forgets everything (tests, reload with behaviour disabled). */

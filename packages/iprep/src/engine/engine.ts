@@ -153,7 +153,7 @@ export class ReputationEngine {
       out.push(detail ? { ...match, detail: entryDetail(entries.at(index) as ListEntry) } : match);
     }
 
-    const behaviour = this.#behaviour?.evaluate(address, now);
+    const behaviour = this.#behaviour?.evaluate(address, now, detail);
     if (behaviour !== undefined) out.push(behaviour);
   }
 
@@ -162,8 +162,9 @@ export class ReputationEngine {
     if (match === undefined) {
       const { internalAction, bogonScore } = this.#config.special;
       const source = `rfc6890:${range.name}`;
-      if (range.policy === 'internal') match = { kind: 'special', source, category: INTERNAL, score: 100, action: internalAction };
-      else if (range.policy === 'bogon') match = { kind: 'special', source, category: 'bogon', score: bogonScore };
+      // Frozen like every match the hot path collects: the verdict cache keys on them.
+      if (range.policy === 'internal') match = Object.freeze({ kind: 'special', source, category: INTERNAL, score: 100, action: internalAction });
+      else if (range.policy === 'bogon') match = Object.freeze({ kind: 'special', source, category: 'bogon', score: bogonScore });
       else match = null;
       this.#specialMatches.set(range, match);
     }
