@@ -3,7 +3,9 @@
  * where the samples landed, with their share of the busy (non-idle) time,
  * and garbage collection and idle time on their own lines.
  *
- *   node --import tsx bench/profile-summary.ts FILE.cpuprofile [--top N]
+ *   node --import tsx bench/profile-summary.ts FILE.cpuprofile [--top N] [--skip S]
+ *
+ * --skip leaves out the first S seconds (start-up: module loading, list parsing).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -16,9 +18,13 @@ interface Profile {
   readonly nodes: readonly ProfileNode[];
   readonly samples: readonly number[];
   readonly timeDeltas: readonly number[];
+  readonly startTime: number;
 }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { top: { type: 'string', default: '25' }, skip: { type: 'string', default: '0' } },
+});
 const file = positionals[0];
 if (file === undefined) throw new Error('usage: profile-summary.ts FILE.cpuprofile [--top N]');
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
@@ -31,8 +37,12 @@ for (const node of profile.nodes) {
 }
 const selfUs = new Map<string, number>();
 let totalUs = 0;
+const skipUs = Number(values.skip) * 1e6;
+let at = 0;
 profile.samples.forEach((id, i) => {
   const us = profile.timeDeltas[i] ?? 0;
+  at += us;
+  if (at < skipUs) return;
   const name = nameOf.get(id) ?? '?';
   selfUs.set(name, (selfUs.get(name) ?? 0) + us);
   totalUs += us;

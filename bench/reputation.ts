@@ -14,7 +14,7 @@
  *
  *   node --import tsx bench/reputation.ts [--seconds N] [--prefixes N] [--shapes 1x1,4x20,32x8,256x1]
  *     [--families ipv4,ipv6] [--mixes random,zipf] [--clients N] [--zipf S] [--agents random,reputation]
- *     [--rounds N] [--max-clients N] [--node-options "--cpu-prof --cpu-prof-dir=DIR"] [--spoa PATH/bin/spoa.js]
+ *     [--rounds N] [--max-clients N] [--node-options="--cpu-prof --cpu-prof-dir=DIR"] [--spoa PATH/bin/spoa.js]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
