@@ -4,7 +4,7 @@
  * compiled (their tables are built off the hot path) and are swapped in by
  * replacing one reference, so a lookup sees the old state or the new one.
  */
-import { type IpRange, formatRange, isIPv4Mapped, parseAddress } from '../net/address.js';
+import { type IpRange, formatRange, isIPv4Mapped, parseAddress, wordAt } from '../net/address.js';
 import type { BehaviourTracker } from '../behaviour/index.js';
 import type { DecisionIndex } from '../decisions/index.js';
 import { IntervalTable, type SpecialRange, SpecialRanges } from '../table/index.js';
@@ -110,16 +110,24 @@ export class ReputationEngine {
   #collect(input: Uint8Array, now: number, out: Match[], detail: boolean): void {
     // HAProxy may hand an IPv4 client over as ::ffff:a.b.c.d: judge it as IPv4.
     const address = isIPv4Mapped(input) ? input.subarray(12) : input;
+    // Read once as unsigned words; every table below is asked with these numbers (one read and
+    // family test per message, not one per table).
+    const v4 = address.length === 4;
+    if (!v4 && address.length !== 16) throw new RangeError(`an address has 4 or 16 bytes, got ${address.length}`);
+    const a0 = wordAt(address, 0) >>> 0;
+    const a1 = v4 ? 0 : wordAt(address, 4) >>> 0;
+    const a2 = v4 ? 0 : wordAt(address, 8) >>> 0;
+    const a3 = v4 ? 0 : wordAt(address, 12) >>> 0;
 
     const allow = this.#allow;
-    const allowed = allow.table.lookup(address);
+    const allowed = allow.table.lookupWords(v4, a0, a1, a2, a3);
     if (allowed >= 0) {
       out.push(detail ? { ...ALLOW_MATCH, detail: formatRange(allow.ranges[allowed] as IpRange) } : ALLOW_MATCH);
       if (!detail) return;
     } else if (allow.files !== undefined) {
       for (let i = 0; i < allow.files.length; i++) {
         const file = allow.files[i] as LoadedList;
-        const index = file.table.lookup(address);
+        const index = file.table.lookupWords(v4, a0, a1, a2, a3);
         if (index < 0) continue;
         out.push(detail ? { ...ALLOW_MATCH, detail: formatRange((file.entries.at(index) as ListEntry).range) } : ALLOW_MATCH);
         if (!detail) return;
@@ -134,7 +142,7 @@ export class ReputationEngine {
     }
 
     if (this.#config.special.enabled) {
-      const special = this.#special.lookup(address);
+      const special = this.#special.lookupWords(v4, a0, a1, a2, a3);
       const match = special === undefined ? null : this.#specialMatch(special);
       if (match !== null) {
         out.push(detail ? { ...match, detail: special?.cidr } : match);
@@ -145,7 +153,7 @@ export class ReputationEngine {
     const lists = this.#lists;
     for (let i = 0; i < lists.length; i++) {
       const slot = lists[i] as ListSlot;
-      const index = slot.compiled.table.lookup(address);
+      const index = slot.compiled.table.lookupWords(v4, a0, a1, a2, a3);
       if (index < 0) continue;
       const entries = slot.compiled.list.entries;
       const score = entries.scoreAt(index);

@@ -129,6 +129,14 @@ export class IntervalTable {
     throw new RangeError(`lookup needs 4 or 16 address bytes from the offset, got ${length}`);
   }
 
+  /**
+   * `lookup` of an address already read as unsigned words: `a0` for IPv4, `a0..a3` for IPv6. The
+   * engine reads a message's address once and asks every table with the same numbers.
+   */
+  lookupWords(v4: boolean, a0: number, a1: number, a2: number, a3: number): number {
+    return v4 ? this.#lookupV4(a0) : this.#lookupV6(a0, a1, a2, a3);
+  }
+
   #lookupV4(a: number): number {
     const starts = this.#v4Starts;
     let low = 0;

@@ -93,7 +93,11 @@ function probes(entries: readonly TableEntry[], extra: readonly Uint8Array[]): U
 
 function assertMatchesNaive(table: IntervalTable, entries: readonly TableEntry[], extra: readonly Uint8Array[]): void {
   for (const a of probes(entries, extra)) {
-    assert.equal(table.lookup(a), naiveLookup(entries, a), `lookup of ${toBigInt(a).toString(16)} (${a.length} bytes)`);
+    const expected = naiveLookup(entries, a);
+    assert.equal(table.lookup(a), expected, `lookup of ${toBigInt(a).toString(16)} (${a.length} bytes)`);
+    const word = (at: number): number =>
+      a.length > at ? (((a[at] as number) << 24) | ((a[at + 1] as number) << 16) | ((a[at + 2] as number) << 8) | (a[at + 3] as number)) >>> 0 : 0;
+    assert.equal(table.lookupWords(a.length === 4, word(0), word(4), word(8), word(12)), expected, `lookupWords of ${toBigInt(a).toString(16)}`);
   }
 }
 
