@@ -78,6 +78,8 @@ export class BehaviourTracker {
   #family: 4 | 6 = 4;
   #hi = 0;
   #lo = 0;
+  /** Slot of the client of the last hit: the engine evaluates the client just counted, no second probe. */
+  #lastSlot = NO_CLIENT;
   /** The hot path's matches, without detail text, built once: a ban, and a rate penalty per value. */
   readonly #banMatch: Match;
   readonly #rateMatches = new Map<number, Match>();
@@ -111,6 +113,7 @@ export class BehaviourTracker {
     let c = clients.find(this.#family, this.#hi, this.#lo);
     if (c === NO_CLIENT) c = clients.add(this.#family, this.#hi, this.#lo);
     else clients.touch(c);
+    this.#lastSlot = c;
     this.#roll(c, now);
     clients.current[c] = (clients.current[c] as number) + weight;
     clients.pending[c] = (clients.pending[c] as number) + weight;
@@ -131,7 +134,11 @@ export class BehaviourTracker {
   evaluate(address: Uint8Array, now = this.#now(), detail = true): Match | undefined {
     if (!this.#locate(address)) return undefined;
     const clients = this.#clients;
-    const c = clients.find(this.#family, this.#hi, this.#lo);
+    let c = this.#lastSlot;
+    // The slot still holds this client (a slot holds one client at a time; cleared slots are past size)?
+    if (!(c !== NO_CLIENT && c < clients.size && clients.hi[c] === this.#hi && clients.lo[c] === this.#lo && clients.family[c] === this.#family)) {
+      c = clients.find(this.#family, this.#hi, this.#lo);
+    }
     if (c === NO_CLIENT) return undefined;
     const bannedUntil = clients.bannedUntil[c] as number;
     if (bannedUntil > now) {

@@ -344,3 +344,20 @@ describe('BehaviourTracker shared counts', () => {
     assert.equal(tracker.evaluate(addr('192.0.2.9'))?.penalty, 30);
   });
 });
+
+describe('BehaviourTracker evaluates the client it just counted without a second lookup', () => {
+  it('and never mistakes another client, or a forgotten one, for it', () => {
+    const { tracker, clock } = setup({ maxClients: 1 });
+    clock.now = T0;
+    const a = addr('192.0.2.1');
+    hits(tracker, a, 11);
+    assert.equal(tracker.evaluate(a, T0, false)?.penalty, 30);
+    // A shared total for another client takes the only slot: the last hit's slot now holds it.
+    tracker.applyTotals(new Map([['192.0.2.2', 5]]));
+    assert.equal(tracker.evaluate(a, T0, false), undefined, 'a was forgotten');
+    assert.equal(tracker.evaluate(addr('192.0.2.2'), T0, false), undefined, 'b is under the threshold');
+    hits(tracker, a, 11);
+    tracker.clear();
+    assert.equal(tracker.evaluate(a, T0, false), undefined, 'cleared');
+  });
+});
