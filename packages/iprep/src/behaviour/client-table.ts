@@ -5,13 +5,19 @@
  *
  * Shaped for a botnet's churn (every message from a new source, the table
  * full, each new client evicting the oldest) without garbage: every client is
- * a slot number 0..maxClients-1 into typed arrays allocated once (one array
- * per field), found through an open-addressing hash index (linear probing,
- * load <= 1/2, backward-shift deletion: no tombstones). Adding, touching and
- * evicting a client write numbers into those arrays; no object is made, so
- * the collector has nothing to trace or move however many clients there are.
- * Least to most recently seen is a doubly linked list of slot numbers
- * (`older`/`newer`); the oldest is evicted, and its slot reused, when full.
+ * a slot number 0..maxClients-1 into typed arrays allocated once, found
+ * through an open-addressing hash index (linear probing, load <= 1/2,
+ * backward-shift deletion: no tombstones). Adding, touching and evicting a
+ * client write numbers into those arrays; no object is made, so the collector
+ * has nothing to trace or move however many clients there are. Least to most
+ * recently seen is a doubly linked list of slot numbers; the oldest is
+ * evicted, and its slot reused, when full.
+ *
+ * Laid out for the cache, since with random sources every access misses it:
+ * a client's counters are 8 consecutive doubles (one cache line, `state`),
+ * its key 4 consecutive ints, and the index keeps each entry's hash beside
+ * its slot, so a probe and a backward shift read the index alone and only a
+ * matching hash reads the key.
  *
  * The hash is seeded at random per table: which sources collide cannot be
  * chosen from outside to make long probe sequences.
@@ -21,32 +27,38 @@ import { randomBytes } from 'node:crypto';
 /** No slot: the end of the recency list, or a client not found. */
 export const NO_CLIENT = -1;
 
+/** Fields of a client's counters: `state[c * STATE_STRIDE + FIELD]`. */
+export const STATE_STRIDE = 8;
+/** Sliding window: the current fixed bucket's index, its count, and the count of the one before it. */
+export const BUCKET = 0;
+export const CURRENT = 1;
+export const PREVIOUS = 2;
+/** Weight counted since the last `takeDeltas`. */
+export const PENDING = 3;
+/** Rate penalty as given, and when (decay runs from then). */
+export const PENALTY = 4;
+export const PENALTY_AT = 5;
+/** End of the current ban (ms since epoch), 0 when never banned, and the bans so far. */
+export const BANNED_UNTIL = 6;
+export const OFFENCES = 7;
+
+/** Key of a client: `keys[c * 4 + ...]`. */
+const HI = 0;
+const LO = 1;
+const FAMILY = 2;
+const HASH = 3;
+
 export class ClientTable {
   readonly maxClients: number;
   /**
-   * The fields of the client in slot `c` are `table.<field>[c]`. Public arrays rather than accessors,
-   * so the tracker's hot path reads and writes them directly. A slot added is all zeros.
+   * The counters of every client, STATE_STRIDE doubles each (see BUCKET...OFFENCES). A public array
+   * rather than accessors, so the tracker's hot path reads and writes it directly. A slot added is zeros.
    */
-  readonly family: Uint8Array;
-  readonly hi: Int32Array;
-  readonly lo: Int32Array;
-  /** Sliding window: counts of the current fixed bucket (index `bucket`) and the one before it. */
-  readonly bucket: Float64Array;
-  readonly current: Float64Array;
-  readonly previous: Float64Array;
-  /** Weight counted since the last `takeDeltas`. */
-  readonly pending: Float64Array;
-  /** Rate penalty as given, and when (decay runs from then). */
-  readonly penalty: Float64Array;
-  readonly penaltyAt: Float64Array;
-  /** End of the current ban (ms since epoch), 0 when never banned. */
-  readonly bannedUntil: Float64Array;
-  readonly offences: Uint32Array;
-
-  readonly #hash: Int32Array;
-  readonly #older: Int32Array;
-  readonly #newer: Int32Array;
-  /** Hash index: slot + 1 of the client stored there, 0 when empty. Capacity a power of two >= 2 x maxClients. */
+  readonly state: Float64Array;
+  readonly #keys: Int32Array;
+  /** older, newer: two ints per slot. */
+  readonly #links: Int32Array;
+  /** Hash index, two ints per entry: slot + 1 (0: empty) and the key's hash. Capacity a power of two >= 2 x maxClients. */
   readonly #index: Int32Array;
   readonly #mask: number;
   readonly #seed: number;
@@ -61,23 +73,12 @@ export class ClientTable {
     this.maxClients = maxClients;
     // Allocated once at the bound: memory pages are only committed as slots get used (the
     // allocator hands out zeroed pages lazily), and nothing is ever copied to grow.
-    this.family = new Uint8Array(maxClients);
-    this.hi = new Int32Array(maxClients);
-    this.lo = new Int32Array(maxClients);
-    this.bucket = new Float64Array(maxClients);
-    this.current = new Float64Array(maxClients);
-    this.previous = new Float64Array(maxClients);
-    this.pending = new Float64Array(maxClients);
-    this.penalty = new Float64Array(maxClients);
-    this.penaltyAt = new Float64Array(maxClients);
-    this.bannedUntil = new Float64Array(maxClients);
-    this.offences = new Uint32Array(maxClients);
-    this.#hash = new Int32Array(maxClients);
-    this.#older = new Int32Array(maxClients);
-    this.#newer = new Int32Array(maxClients);
+    this.state = new Float64Array(maxClients * STATE_STRIDE);
+    this.#keys = new Int32Array(maxClients * 4);
+    this.#links = new Int32Array(maxClients * 2);
     let capacity = 2;
     while (capacity < 2 * maxClients) capacity *= 2;
-    this.#index = new Int32Array(capacity);
+    this.#index = new Int32Array(capacity * 2);
     this.#mask = capacity - 1;
     this.#seed = randomBytes(4).readInt32LE(0);
   }
@@ -89,13 +90,36 @@ export class ClientTable {
   /** Slot of the client, or NO_CLIENT. */
   find(family: 4 | 6, hi: number, lo: number): number {
     const index = this.#index;
+    const keys = this.#keys;
     const mask = this.#mask;
-    for (let at = this.#hashOf(family, hi, lo) & mask; ; at = (at + 1) & mask) {
-      const entry = index[at] as number;
+    const hash = this.#hashOf(family, hi, lo);
+    for (let at = hash & mask; ; at = (at + 1) & mask) {
+      const entry = index[at * 2] as number;
       if (entry === 0) return NO_CLIENT;
-      const c = entry - 1;
-      if (this.hi[c] === hi && this.lo[c] === lo && this.family[c] === family) return c;
+      if (index[at * 2 + 1] !== hash) continue;
+      const k = (entry - 1) * 4;
+      if (keys[k + HI] === hi && keys[k + LO] === lo && keys[k + FAMILY] === family) return entry - 1;
     }
+  }
+
+  /** True when slot `c` holds this client now. */
+  holds(c: number, family: 4 | 6, hi: number, lo: number): boolean {
+    if (!(c >= 0 && c < this.#size)) return false;
+    const keys = this.#keys;
+    const k = c * 4;
+    return keys[k + HI] === hi && keys[k + LO] === lo && keys[k + FAMILY] === family;
+  }
+
+  familyOf(c: number): 4 | 6 {
+    return this.#keys[c * 4 + FAMILY] as 4 | 6;
+  }
+
+  hiOf(c: number): number {
+    return this.#keys[c * 4 + HI] as number;
+  }
+
+  loOf(c: number): number {
+    return this.#keys[c * 4 + LO] as number;
   }
 
   /** Adds a client (absent: check with `find`) as the most recently seen, forgetting the least recently seen one when full. */
@@ -108,25 +132,21 @@ export class ClientTable {
       this.#unindex(c);
       this.#unlink(c);
       if (this.#keyTexts.size > 0) this.#keyTexts.delete(c);
-      this.bucket[c] = 0;
-      this.current[c] = 0;
-      this.previous[c] = 0;
-      this.pending[c] = 0;
-      this.penalty[c] = 0;
-      this.penaltyAt[c] = 0;
-      this.bannedUntil[c] = 0;
-      this.offences[c] = 0;
+      this.state.fill(0, c * STATE_STRIDE, (c + 1) * STATE_STRIDE);
     }
-    this.family[c] = family;
-    this.hi[c] = hi;
-    this.lo[c] = lo;
     const hash = this.#hashOf(family, hi, lo);
-    this.#hash[c] = hash;
+    const keys = this.#keys;
+    const k = c * 4;
+    keys[k + HI] = hi;
+    keys[k + LO] = lo;
+    keys[k + FAMILY] = family;
+    keys[k + HASH] = hash;
     const index = this.#index;
     const mask = this.#mask;
     let at = hash & mask;
-    while (index[at] !== 0) at = (at + 1) & mask;
-    index[at] = c + 1;
+    while (index[at * 2] !== 0) at = (at + 1) & mask;
+    index[at * 2] = c + 1;
+    index[at * 2 + 1] = hash;
     this.#append(c);
     return c;
   }
@@ -140,7 +160,7 @@ export class ClientTable {
 
   /** Calls `visit` for every client, least recently seen first. */
   forEach(visit: (c: number) => void): void {
-    for (let c = this.#oldest; c !== NO_CLIENT; c = this.#newer[c] as number) visit(c);
+    for (let c = this.#oldest; c !== NO_CLIENT; c = this.#links[c * 2 + 1] as number) visit(c);
   }
 
   /** The client's key text, built by `make` the first time and kept while the client is. */
@@ -155,14 +175,7 @@ export class ClientTable {
 
   clear(): void {
     this.#index.fill(0);
-    this.bucket.fill(0, 0, this.#size);
-    this.current.fill(0, 0, this.#size);
-    this.previous.fill(0, 0, this.#size);
-    this.pending.fill(0, 0, this.#size);
-    this.penalty.fill(0, 0, this.#size);
-    this.penaltyAt.fill(0, 0, this.#size);
-    this.bannedUntil.fill(0, 0, this.#size);
-    this.offences.fill(0, 0, this.#size);
+    this.state.fill(0, 0, this.#size * STATE_STRIDE);
     this.#keyTexts.clear();
     this.#oldest = NO_CLIENT;
     this.#newest = NO_CLIENT;
@@ -182,36 +195,40 @@ export class ClientTable {
   #unindex(c: number): void {
     const index = this.#index;
     const mask = this.#mask;
-    let hole = (this.#hash[c] as number) & mask;
-    while (index[hole] !== c + 1) hole = (hole + 1) & mask;
-    index[hole] = 0;
+    let hole = (this.#keys[c * 4 + HASH] as number) & mask;
+    while (index[hole * 2] !== c + 1) hole = (hole + 1) & mask;
+    index[hole * 2] = 0;
     for (let at = (hole + 1) & mask; ; at = (at + 1) & mask) {
-      const entry = index[at] as number;
+      const entry = index[at * 2] as number;
       if (entry === 0) return;
-      const home = (this.#hash[entry - 1] as number) & mask;
+      const hash = index[at * 2 + 1] as number;
+      const home = hash & mask;
       // The entry may move into the hole unless its home lies cyclically in (hole, at].
       const stays = hole <= at ? home > hole && home <= at : home > hole || home <= at;
       if (stays) continue;
-      index[hole] = entry;
-      index[at] = 0;
+      index[hole * 2] = entry;
+      index[hole * 2 + 1] = hash;
+      index[at * 2] = 0;
       hole = at;
     }
   }
 
   #append(c: number): void {
-    this.#older[c] = this.#newest;
-    this.#newer[c] = NO_CLIENT;
-    if (this.#newest !== NO_CLIENT) this.#newer[this.#newest] = c;
+    const links = this.#links;
+    links[c * 2] = this.#newest;
+    links[c * 2 + 1] = NO_CLIENT;
+    if (this.#newest !== NO_CLIENT) links[this.#newest * 2 + 1] = c;
     else this.#oldest = c;
     this.#newest = c;
   }
 
   #unlink(c: number): void {
-    const older = this.#older[c] as number;
-    const newer = this.#newer[c] as number;
-    if (older !== NO_CLIENT) this.#newer[older] = newer;
+    const links = this.#links;
+    const older = links[c * 2] as number;
+    const newer = links[c * 2 + 1] as number;
+    if (older !== NO_CLIENT) links[older * 2 + 1] = newer;
     else this.#oldest = newer;
-    if (newer !== NO_CLIENT) this.#older[newer] = older;
+    if (newer !== NO_CLIENT) links[newer * 2] = older;
     else this.#newest = older;
   }
 }

@@ -11,7 +11,7 @@
  */
 import { formatAddress, isIPv4Mapped, parseRange, prefixLengthOf, wordAt } from '../net/address.js';
 import type { BehaviourConfig, Match } from '../types.js';
-import { ClientTable, NO_CLIENT } from './client-table.js';
+import { BANNED_UNTIL, BUCKET, CURRENT, ClientTable, NO_CLIENT, OFFENCES, PENALTY, PENALTY_AT, PENDING, PREVIOUS, STATE_STRIDE } from './client-table.js';
 
 /** A ban the tracker has just decided; `onBan` receives each one once. */
 export interface BanEvent {
@@ -115,11 +115,11 @@ export class BehaviourTracker {
     else clients.touch(c);
     this.#lastSlot = c;
     this.#roll(c, now);
-    clients.current[c] = (clients.current[c] as number) + weight;
-    clients.pending[c] = (clients.pending[c] as number) + weight;
+    clients.state[c * STATE_STRIDE + CURRENT] = (clients.state[c * STATE_STRIDE + CURRENT] as number) + weight;
+    clients.state[c * STATE_STRIDE + PENDING] = (clients.state[c * STATE_STRIDE + PENDING] as number) + weight;
     if (atLeast > 0) {
       const count = this.#windowCount(c, now);
-      if (atLeast > count) clients.current[c] = (clients.current[c] as number) + atLeast - count;
+      if (atLeast > count) clients.state[c * STATE_STRIDE + CURRENT] = (clients.state[c * STATE_STRIDE + CURRENT] as number) + atLeast - count;
     }
     this.#judge(c, now);
   }
@@ -136,11 +136,11 @@ export class BehaviourTracker {
     const clients = this.#clients;
     let c = this.#lastSlot;
     // The slot still holds this client (a slot holds one client at a time; cleared slots are past size)?
-    if (!(c !== NO_CLIENT && c < clients.size && clients.hi[c] === this.#hi && clients.lo[c] === this.#lo && clients.family[c] === this.#family)) {
+    if (!clients.holds(c, this.#family, this.#hi, this.#lo)) {
       c = clients.find(this.#family, this.#hi, this.#lo);
     }
     if (c === NO_CLIENT) return undefined;
-    const bannedUntil = clients.bannedUntil[c] as number;
+    const bannedUntil = clients.state[c * STATE_STRIDE + BANNED_UNTIL] as number;
     if (bannedUntil > now) {
       if (!detail) return this.#banMatch;
       return {
@@ -172,14 +172,18 @@ export class BehaviourTracker {
     const deltas = new Map<string, number>();
     const clients = this.#clients;
     clients.forEach((c) => {
-      const pending = clients.pending[c] as number;
+      const pending = clients.state[c * STATE_STRIDE + PENDING] as number;
       if (pending === 0) return;
       // current + previous bounds the window count from above, whatever the clock says now.
-      if ((clients.current[c] as number) + (clients.previous[c] as number) < MIN_SHARED_COUNT && clients.penalty[c] === 0 && clients.bannedUntil[c] === 0) {
+      if (
+        (clients.state[c * STATE_STRIDE + CURRENT] as number) + (clients.state[c * STATE_STRIDE + PREVIOUS] as number) < MIN_SHARED_COUNT &&
+        clients.state[c * STATE_STRIDE + PENALTY] === 0 &&
+        clients.state[c * STATE_STRIDE + BANNED_UNTIL] === 0
+      ) {
         return;
       }
       deltas.set(this.#keyText(c), pending);
-      clients.pending[c] = 0;
+      clients.state[c * STATE_STRIDE + PENDING] = 0;
     });
     return deltas;
   }
@@ -200,7 +204,7 @@ export class BehaviourTracker {
       this.#roll(c, now);
       const local = this.#windowCount(c, now);
       if (total <= local) continue;
-      clients.current[c] = (clients.current[c] as number) + total - local;
+      clients.state[c * STATE_STRIDE + CURRENT] = (clients.state[c * STATE_STRIDE + CURRENT] as number) + total - local;
       this.#judge(c, now);
     }
   }
@@ -285,7 +289,7 @@ export class BehaviourTracker {
   /** Bound once: building a key text is rare (deltas, bans), the closure need not be made per call. */
   readonly #formatClientKey = (c: number): string => {
     const clients = this.#clients;
-    return this.#formatKey(clients.family[c] as 4 | 6, clients.hi[c] as number, clients.lo[c] as number);
+    return this.#formatKey(clients.familyOf(c), clients.hiOf(c), clients.loOf(c));
   };
 
   #formatKey(family: 4 | 6, hi: number, lo: number): string {
@@ -301,11 +305,11 @@ export class BehaviourTracker {
   #roll(c: number, now: number): void {
     const clients = this.#clients;
     const bucket = Math.floor(now / this.#config.windowMs);
-    const was = clients.bucket[c] as number;
+    const was = clients.state[c * STATE_STRIDE + BUCKET] as number;
     if (bucket <= was) return;
-    clients.previous[c] = bucket === was + 1 ? (clients.current[c] as number) : 0;
-    clients.current[c] = 0;
-    clients.bucket[c] = bucket;
+    clients.state[c * STATE_STRIDE + PREVIOUS] = bucket === was + 1 ? (clients.state[c * STATE_STRIDE + CURRENT] as number) : 0;
+    clients.state[c * STATE_STRIDE + CURRENT] = 0;
+    clients.state[c * STATE_STRIDE + BUCKET] = bucket;
   }
 
   /** Sliding-window estimate of the messages in the last windowMs. */
@@ -313,11 +317,11 @@ export class BehaviourTracker {
     const clients = this.#clients;
     const windowMs = this.#config.windowMs;
     const bucket = Math.floor(now / windowMs);
-    const at = clients.bucket[c] as number;
-    const current = clients.current[c] as number;
+    const at = clients.state[c * STATE_STRIDE + BUCKET] as number;
+    const current = clients.state[c * STATE_STRIDE + CURRENT] as number;
     if (bucket <= at) {
       const covered = 1 - (now - at * windowMs) / windowMs;
-      return current + (clients.previous[c] as number) * Math.min(1, Math.max(0, covered));
+      return current + (clients.state[c * STATE_STRIDE + PREVIOUS] as number) * Math.min(1, Math.max(0, covered));
     }
     if (bucket === at + 1) return current * (1 - (now - bucket * windowMs) / windowMs);
     return 0;
@@ -325,9 +329,9 @@ export class BehaviourTracker {
 
   #penaltyNow(c: number, now: number): number {
     const clients = this.#clients;
-    const penalty = clients.penalty[c] as number;
+    const penalty = clients.state[c * STATE_STRIDE + PENALTY] as number;
     if (penalty === 0) return 0;
-    const intervals = Math.floor(Math.max(0, now - (clients.penaltyAt[c] as number)) / this.#config.decayIntervalMs);
+    const intervals = Math.floor(Math.max(0, now - (clients.state[c * STATE_STRIDE + PENALTY_AT] as number)) / this.#config.decayIntervalMs);
     return Math.max(0, penalty - intervals * this.#config.decayPoints);
   }
 
@@ -337,15 +341,15 @@ export class BehaviourTracker {
     const clients = this.#clients;
     const count = this.#windowCount(c, now);
     if (count > config.rateThreshold && config.ratePenalty > 0) {
-      clients.penalty[c] = config.ratePenalty;
-      clients.penaltyAt[c] = now;
+      clients.state[c * STATE_STRIDE + PENALTY] = config.ratePenalty;
+      clients.state[c * STATE_STRIDE + PENALTY_AT] = now;
     }
-    if (count <= config.banThreshold || (clients.bannedUntil[c] as number) > now) return;
-    const offences = (clients.offences[c] as number) + 1;
-    clients.offences[c] = offences;
+    if (count <= config.banThreshold || (clients.state[c * STATE_STRIDE + BANNED_UNTIL] as number) > now) return;
+    const offences = (clients.state[c * STATE_STRIDE + OFFENCES] as number) + 1;
+    clients.state[c * STATE_STRIDE + OFFENCES] = offences;
     const durationMs = Math.min(config.maxBanMs, config.banMs * config.banGrowth ** (offences - 1));
     const until = now + durationMs;
-    clients.bannedUntil[c] = until;
+    clients.state[c * STATE_STRIDE + BANNED_UNTIL] = until;
     if (this.#onBan !== undefined) {
       const key = this.#keyText(c);
       this.#onBan({ key, value: key, until, count: Math.round(count), offences });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ClientTable, NO_CLIENT } from '../../src/behaviour/client-table.js';
+import { BANNED_UNTIL, CURRENT, ClientTable, NO_CLIENT, OFFENCES, STATE_STRIDE } from '../../src/behaviour/client-table.js';
 
 type Key = readonly [family: 4 | 6, hi: number, lo: number];
 const text = ([family, hi, lo]: Key): string => `${family}/${hi}/${lo}`;
@@ -14,7 +14,7 @@ const text = ([family, hi, lo]: Key): string => `${family}/${hi}/${lo}`;
 /** Keys in slot order of recency, least recently seen first. */
 function order(table: ClientTable): string[] {
   const out: string[] = [];
-  table.forEach((c) => out.push(text([table.family[c] as 4 | 6, table.hi[c] as number, table.lo[c] as number])));
+  table.forEach((c) => out.push(text([table.familyOf(c), table.hiOf(c), table.loOf(c)])));
   return out;
 }
 
@@ -44,8 +44,8 @@ describe('ClientTable', () => {
             model.delete(name);
             model.set(name, count);
           }
-          assert.equal(table.current[c], model.get(name), `${name}: a reused slot starts from zero`);
-          table.current[c] = (table.current[c] as number) + 1;
+          assert.equal(table.state[c * STATE_STRIDE + CURRENT], model.get(name), `${name}: a reused slot starts from zero`);
+          table.state[c * STATE_STRIDE + CURRENT] = (table.state[c * STATE_STRIDE + CURRENT] as number) + 1;
           model.set(name, (model.get(name) as number) + 1);
           assert.equal(table.size, model.size);
         }
@@ -54,7 +54,7 @@ describe('ClientTable', () => {
           const [family, hi, lo] = name.split('/').map(Number) as [4 | 6, number, number];
           const c = table.find(family, hi, lo);
           assert.notEqual(c, NO_CLIENT, `${name} not found`);
-          assert.equal(table.current[c], model.get(name));
+          assert.equal(table.state[c * STATE_STRIDE + CURRENT], model.get(name));
         }
       }),
       { numRuns: 300 },
@@ -66,21 +66,23 @@ describe('ClientTable', () => {
     const a = table.add(4, 0x0a000001, 0);
     const b = table.add(6, 0x20010db8, 1);
     const c = table.add(4, 0x0a000003, 0);
-    table.current[b] = 5;
-    table.bannedUntil[b] = 1e12;
-    table.offences[b] = 2;
+    table.state[b * STATE_STRIDE + CURRENT] = 5;
+    table.state[b * STATE_STRIDE + BANNED_UNTIL] = 1e12;
+    table.state[b * STATE_STRIDE + OFFENCES] = 2;
     table.touch(a);
     // b is now the oldest: a fourth client takes its slot.
     const d = table.add(6, 0x20010db8, 2);
     assert.equal(d, b);
+    assert.equal(table.holds(d, 6, 0x20010db8, 2), true);
+    assert.equal(table.holds(d, 6, 0x20010db8, 1), false, 'the slot holds the new client, not the forgotten one');
     assert.equal(table.size, 3);
     assert.equal(table.find(6, 0x20010db8, 1), NO_CLIENT);
     assert.equal(table.find(6, 0x20010db8, 2), d);
     assert.equal(table.find(4, 0x0a000001, 0), a);
     assert.equal(table.find(4, 0x0a000003, 0), c);
-    assert.equal(table.current[d], 0);
-    assert.equal(table.bannedUntil[d], 0);
-    assert.equal(table.offences[d], 0);
+    assert.equal(table.state[d * STATE_STRIDE + CURRENT], 0);
+    assert.equal(table.state[d * STATE_STRIDE + BANNED_UNTIL], 0);
+    assert.equal(table.state[d * STATE_STRIDE + OFFENCES], 0);
     assert.deepEqual(order(table), [text([4, 0x0a000003, 0]), text([4, 0x0a000001, 0]), text([6, 0x20010db8, 2])]);
   });
 
@@ -131,12 +133,13 @@ describe('ClientTable', () => {
   it('starts empty again after clear', () => {
     const table = new ClientTable(4);
     const a = table.add(4, 1, 0);
-    table.current[a] = 9;
+    table.state[a * STATE_STRIDE + CURRENT] = 9;
     table.clear();
+    assert.equal(table.holds(a, 4, 1, 0), false, 'a cleared slot holds nobody');
     assert.equal(table.size, 0);
     assert.equal(table.find(4, 1, 0), NO_CLIENT);
     const b = table.add(4, 1, 0);
-    assert.equal(table.current[b], 0);
+    assert.equal(table.state[b * STATE_STRIDE + CURRENT], 0);
     assert.deepEqual(order(table), [text([4, 1, 0])]);
   });
 });
