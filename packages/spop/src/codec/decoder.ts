@@ -61,8 +61,13 @@ class DecodedIp implements IpData {
     this.#buf = buf;
     this.#offset = offset;
   }
-  get bytes(): Buffer {
-    return this.#buf.subarray(this.#offset, this.#offset + (this.type === 'ipv4' ? 4 : 16));
+  /**
+   * A plain Uint8Array view, not Buffer#subarray: on Node 20 the latter costs about 200 ns (species
+   * lookup, FastBuffer), more than decoding the whole message, and a handler asks for it per message.
+   */
+  get bytes(): Uint8Array {
+    const buf = this.#buf;
+    return new Uint8Array(buf.buffer, buf.byteOffset + this.#offset, this.type === 'ipv4' ? 4 : 16);
   }
   get value(): string {
     return (this.#text ??= this.type === 'ipv4' ? formatIPv4(this.#buf, this.#offset) : formatIPv6(this.#buf, this.#offset));
