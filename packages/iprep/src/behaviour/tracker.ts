@@ -115,11 +115,14 @@ export class BehaviourTracker {
     else clients.touch(c);
     this.#lastSlot = c;
     this.#roll(c, now);
-    clients.state[c * STATE_STRIDE + CURRENT] = (clients.state[c * STATE_STRIDE + CURRENT] as number) + weight;
-    clients.state[c * STATE_STRIDE + PENDING] = (clients.state[c * STATE_STRIDE + PENDING] as number) + weight;
+    // The client's counters: one run of STATE_STRIDE doubles (one cache line) at `at`.
+    const state = clients.state;
+    const at = c * STATE_STRIDE;
+    state[at + CURRENT] = (state[at + CURRENT] as number) + weight;
+    state[at + PENDING] = (state[at + PENDING] as number) + weight;
     if (atLeast > 0) {
       const count = this.#windowCount(c, now);
-      if (atLeast > count) clients.state[c * STATE_STRIDE + CURRENT] = (clients.state[c * STATE_STRIDE + CURRENT] as number) + atLeast - count;
+      if (atLeast > count) state[at + CURRENT] = (state[at + CURRENT] as number) + atLeast - count;
     }
     this.#judge(c, now);
   }
@@ -172,18 +175,20 @@ export class BehaviourTracker {
     const deltas = new Map<string, number>();
     const clients = this.#clients;
     clients.forEach((c) => {
-      const pending = clients.state[c * STATE_STRIDE + PENDING] as number;
+      const state = clients.state;
+      const at = c * STATE_STRIDE;
+      const pending = state[at + PENDING] as number;
       if (pending === 0) return;
       // current + previous bounds the window count from above, whatever the clock says now.
       if (
-        (clients.state[c * STATE_STRIDE + CURRENT] as number) + (clients.state[c * STATE_STRIDE + PREVIOUS] as number) < MIN_SHARED_COUNT &&
-        clients.state[c * STATE_STRIDE + PENALTY] === 0 &&
-        clients.state[c * STATE_STRIDE + BANNED_UNTIL] === 0
+        (state[at + CURRENT] as number) + (state[at + PREVIOUS] as number) < MIN_SHARED_COUNT &&
+        state[at + PENALTY] === 0 &&
+        state[at + BANNED_UNTIL] === 0
       ) {
         return;
       }
       deltas.set(this.#keyText(c), pending);
-      clients.state[c * STATE_STRIDE + PENDING] = 0;
+      state[at + PENDING] = 0;
     });
     return deltas;
   }
@@ -303,53 +308,57 @@ export class BehaviourTracker {
 
   /** Moves the client's buckets forward to the one holding `now` (a clock going back stays put). */
   #roll(c: number, now: number): void {
-    const clients = this.#clients;
+    const state = this.#clients.state;
+    const at = c * STATE_STRIDE;
     const bucket = Math.floor(now / this.#config.windowMs);
-    const was = clients.state[c * STATE_STRIDE + BUCKET] as number;
+    const was = state[at + BUCKET] as number;
     if (bucket <= was) return;
-    clients.state[c * STATE_STRIDE + PREVIOUS] = bucket === was + 1 ? (clients.state[c * STATE_STRIDE + CURRENT] as number) : 0;
-    clients.state[c * STATE_STRIDE + CURRENT] = 0;
-    clients.state[c * STATE_STRIDE + BUCKET] = bucket;
+    state[at + PREVIOUS] = bucket === was + 1 ? (state[at + CURRENT] as number) : 0;
+    state[at + CURRENT] = 0;
+    state[at + BUCKET] = bucket;
   }
 
   /** Sliding-window estimate of the messages in the last windowMs. */
   #windowCount(c: number, now: number): number {
-    const clients = this.#clients;
+    const state = this.#clients.state;
+    const at = c * STATE_STRIDE;
     const windowMs = this.#config.windowMs;
     const bucket = Math.floor(now / windowMs);
-    const at = clients.state[c * STATE_STRIDE + BUCKET] as number;
-    const current = clients.state[c * STATE_STRIDE + CURRENT] as number;
-    if (bucket <= at) {
-      const covered = 1 - (now - at * windowMs) / windowMs;
-      return current + (clients.state[c * STATE_STRIDE + PREVIOUS] as number) * Math.min(1, Math.max(0, covered));
+    const was = state[at + BUCKET] as number;
+    const current = state[at + CURRENT] as number;
+    if (bucket <= was) {
+      const covered = 1 - (now - was * windowMs) / windowMs;
+      return current + (state[at + PREVIOUS] as number) * Math.min(1, Math.max(0, covered));
     }
-    if (bucket === at + 1) return current * (1 - (now - bucket * windowMs) / windowMs);
+    if (bucket === was + 1) return current * (1 - (now - bucket * windowMs) / windowMs);
     return 0;
   }
 
   #penaltyNow(c: number, now: number): number {
-    const clients = this.#clients;
-    const penalty = clients.state[c * STATE_STRIDE + PENALTY] as number;
+    const state = this.#clients.state;
+    const at = c * STATE_STRIDE;
+    const penalty = state[at + PENALTY] as number;
     if (penalty === 0) return 0;
-    const intervals = Math.floor(Math.max(0, now - (clients.state[c * STATE_STRIDE + PENALTY_AT] as number)) / this.#config.decayIntervalMs);
+    const intervals = Math.floor(Math.max(0, now - (state[at + PENALTY_AT] as number)) / this.#config.decayIntervalMs);
     return Math.max(0, penalty - intervals * this.#config.decayPoints);
   }
 
   /** Gives the penalty while the client is above the rate threshold, and bans it above the ban threshold. */
   #judge(c: number, now: number): void {
     const config = this.#config;
-    const clients = this.#clients;
+    const state = this.#clients.state;
+    const at = c * STATE_STRIDE;
     const count = this.#windowCount(c, now);
     if (count > config.rateThreshold && config.ratePenalty > 0) {
-      clients.state[c * STATE_STRIDE + PENALTY] = config.ratePenalty;
-      clients.state[c * STATE_STRIDE + PENALTY_AT] = now;
+      state[at + PENALTY] = config.ratePenalty;
+      state[at + PENALTY_AT] = now;
     }
-    if (count <= config.banThreshold || (clients.state[c * STATE_STRIDE + BANNED_UNTIL] as number) > now) return;
-    const offences = (clients.state[c * STATE_STRIDE + OFFENCES] as number) + 1;
-    clients.state[c * STATE_STRIDE + OFFENCES] = offences;
+    if (count <= config.banThreshold || (state[at + BANNED_UNTIL] as number) > now) return;
+    const offences = (state[at + OFFENCES] as number) + 1;
+    state[at + OFFENCES] = offences;
     const durationMs = Math.min(config.maxBanMs, config.banMs * config.banGrowth ** (offences - 1));
     const until = now + durationMs;
-    clients.state[c * STATE_STRIDE + BANNED_UNTIL] = until;
+    state[at + BANNED_UNTIL] = until;
     if (this.#onBan !== undefined) {
       const key = this.#keyText(c);
       this.#onBan({ key, value: key, until, count: Math.round(count), offences });
