@@ -148,6 +148,20 @@ stage('decode + random handler (the seed)', (i) => {
   const result = seedHandler(reader.reset(payloads[i] as Buffer).messages()[0] as Message, context);
   sink += result === undefined ? 0 : 1;
 });
+const addressOf = (i: number): Uint8Array => {
+  const message = reader.reset(payloads[i] as Buffer).messages()[0] as Message;
+  const arg = message.arg('ip') ?? message.arg(0);
+  return arg !== undefined && 'bytes' in arg && arg.bytes !== undefined ? arg.bytes : new Uint8Array(4);
+};
+stage('decode + address + hit', (i) => {
+  service.behaviour?.hit(addressOf(i), 1, clock.now());
+});
+stage('decode + address + hit + score', (i) => {
+  const address = addressOf(i);
+  const t = clock.now();
+  service.behaviour?.hit(address, 1, t);
+  sink += service.engine.score(address, t).score;
+});
 const bare = reputationHandler({ engine: service.engine, now: clock.now, variables: config.variables, behaviour: service.behaviour });
 stage('decode + reputation handler, no metrics/status', (i) => {
   const result = bare(reader.reset(payloads[i] as Buffer).messages()[0] as Message, context);
