@@ -319,9 +319,14 @@ class EncodedMessage extends Message {
     return this.#decoded;
   }
 
-  /** By position: decodes that one argument only (the common `args src` case costs one value). */
+  /**
+   * By position: decodes that one argument only (the common `args src` case costs one value). By
+   * an ASCII name: compares the names' bytes in place and decodes the matching value only (a
+   * handler looking for `ip` then costs no argument list, no name strings, no other values).
+   */
   override arg(key: number | string): TypedData | undefined {
-    if (typeof key !== 'number' || this.#decoded !== undefined) return super.arg(key);
+    if (this.#decoded !== undefined) return super.arg(key);
+    if (typeof key !== 'number') return isAscii(key) ? this.#argNamed(key) : super.arg(key);
     if (!(key >= 0 && key < this.#count)) return undefined;
     const r = argReader.reset(this.#buf, this.#start, this.#end);
     for (let i = 0; i < key; i++) {
@@ -331,9 +336,29 @@ class EncodedMessage extends Message {
     r.skip(r.length());
     return r.typedData();
   }
+
+  /** The first argument named `name` (ASCII: its UTF-8 bytes are its char codes). */
+  #argNamed(name: string): TypedData | undefined {
+    const r = argReader.reset(this.#buf, this.#start, this.#end);
+    const buf = this.#buf;
+    for (let i = 0; i < this.#count; i++) {
+      const n = r.length();
+      const at = r.skip(n);
+      let same = n === name.length;
+      for (let j = 0; same && j < n; j++) same = buf[at + j] === name.charCodeAt(j);
+      if (same) return r.typedData();
+      r.skipTypedData();
+    }
+    return undefined;
+  }
 }
 
 const NO_ARGS: readonly MessageArg[] = Object.freeze([]);
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
 
 /** True when `buf` holds `known` at `start` (the caller checked there is room). */
 function sameBytes(known: Buffer, buf: Buffer, start: number): boolean {
