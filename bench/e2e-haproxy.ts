@@ -2,12 +2,13 @@
  * End-to-end benchmark: wrk through a real HAProxy (2.6, 3.0 or 3.2 from
  * .cache/haproxy), one SPOE NOTIFY per HTTP request.
  *
- *   node --import tsx bench/e2e-haproxy.ts [--versions 2.6,3.2] [--duration 10] [--connections 50] [--json]
+ *   node --import tsx bench/e2e-haproxy.ts [--versions 2.6,3.2] [--duration 10] [--connections 50] [--config iprep.yaml] [--json]
  *
  * For each HAProxy version, in the same invocation and one after the other,
  * three configurations behind an identical frontend:
  *   baseline  no SPOE filter: what HAProxy and wrk cost on their own;
- *   ours      the filter, with `spoa -n 1` (packages/iprep) as the agent;
+ *   ours      the filter, with `spoa -n 1` (packages/iprep) as the agent, in random mode, or
+ *             in reputation mode with `--config` (bench/reputation.ts writes such a configuration);
  *   floor     the filter, with the floor agent (packages/spop-bench/dist/floor-agent.js),
  *             the least work a Node agent can do per NOTIFY.
  * Each gets a fresh HAProxy and a fresh agent, a warm-up, then a measured wrk
@@ -74,6 +75,7 @@ baseline (no SPOE filter), ours (spoa -n 1), floor (the floor agent).
                              rounds, with the per-round figures beside it
   --threads <n>              wrk threads (default 1: the machine has few cores to share)
   --processing-timeout <ms>  SPOE "timeout processing" (default 500)
+  --config <file>            run ours with this spoa configuration (e.g. reputation mode); default: random mode
   --json                     print one JSON document instead of the tables
   -h, --help                 show this help
 `;
@@ -86,6 +88,7 @@ interface Options {
   readonly rounds: number;
   readonly threads: number;
   readonly processingTimeoutMs: number;
+  readonly configFile: string | undefined;
   readonly json: boolean;
 }
 
@@ -105,6 +108,7 @@ function parseOptions(argv: string[]): Options | 'help' {
         rounds: { type: 'string' },
         threads: { type: 'string' },
         'processing-timeout': { type: 'string' },
+        config: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -134,6 +138,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     rounds: int('rounds', v.rounds, 1, 1, 20),
     threads: int('threads', v.threads, 1, 1, 64),
     processingTimeoutMs: int('processing-timeout', v['processing-timeout'], 500, 1, 60_000),
+    configFile: v.config,
     json: v.json ?? false,
   };
   if (options.threads > options.connections) {
@@ -192,7 +197,7 @@ backend iprep-backend
 }
 
 /** spoe-iprep.conf: the seed's engine, agent and message names, with one NOTIFY per HTTP request. */
-function spoeConfig(processingTimeoutMs: number): string {
+function spoeConfig(processingTimeoutMs: number, randomSources: boolean): string {
   return `[ip-reputation]
 
 spoe-agent iprep-agent
@@ -208,7 +213,7 @@ spoe-agent iprep-agent
     use-backend iprep-backend
 
 spoe-message check-client-ip
-    args src
+    args ${randomSources ? 'ip=req.hdr_ip(x-forwarded-for,-1)' : 'src'}
     event on-frontend-http-request
 `;
 }
@@ -223,6 +228,17 @@ spoe-message check-client-ip
  * setup() collected. The result is one line of JSON, found by its prefix.
  */
 const WRK_SCRIPT_NAME = 'count-scores.lua';
+/**
+ * With --config (reputation mode), each request comes from a random IPv4 client (X-Forwarded-For, which
+ * the SPOE message then sends): from 127.0.0.1 alone, every check would stop at the RFC 6890 table.
+ */
+const WRK_RANDOM_SOURCES = `
+request = function()
+  wrk.headers["X-Forwarded-For"] = string.format("%d.%d.%d.%d", math.random(1, 223), math.random(0, 255), math.random(0, 255), math.random(1, 254))
+  return wrk.format()
+end
+`;
+
 const WRK_SCRIPT = `local threads = {}
 
 function setup(thread)
@@ -400,9 +416,9 @@ export interface Report {
   readonly versions: readonly VersionReport[];
 }
 
-function agentCommand(config: ConfigName, port: number): string[] {
+function agentCommand(config: ConfigName, port: number, configFile: string | undefined): string[] {
   const p = String(port);
-  if (config === 'ours') return [oursBin, '-p', p, '-n', '1', '--host', '127.0.0.1'];
+  if (config === 'ours') return [oursBin, '-p', p, '-n', '1', '--host', '127.0.0.1', ...(configFile === undefined ? [] : ['--config', configFile])];
   return [floorBin, '--port', p, '--host', '127.0.0.1'];
 }
 
@@ -414,7 +430,7 @@ async function measure(version: HaproxyVersion, config: ConfigName, round: numbe
     if (config !== 'baseline') {
       agentPort = await freePort();
       // Own process group: a stop reaches anything the agent forks.
-      agent = harness.startProcess(process.execPath, agentCommand(config, agentPort), { name: `agent ${config}`, processGroup: true });
+      agent = harness.startProcess(process.execPath, agentCommand(config, agentPort, options.configFile), { name: `agent ${config}`, processGroup: true });
       await harness.waitForPort(agentPort, '127.0.0.1', 15_000);
     }
     const frontendPort = await freePort();
@@ -423,8 +439,8 @@ async function measure(version: HaproxyVersion, config: ConfigName, round: numbe
       config: haproxyConfig(frontendPort, agentPort),
       // wrk's script rides along in HAProxy's temp dir, which the harness removes whatever happens.
       files: {
-        [WRK_SCRIPT_NAME]: WRK_SCRIPT,
-        ...(agentPort !== undefined ? { 'spoe-iprep.conf': spoeConfig(options.processingTimeoutMs) } : {}),
+        [WRK_SCRIPT_NAME]: options.configFile === undefined ? WRK_SCRIPT : WRK_SCRIPT + WRK_RANDOM_SOURCES,
+        ...(agentPort !== undefined ? { 'spoe-iprep.conf': spoeConfig(options.processingTimeoutMs, options.configFile !== undefined) } : {}),
       },
     });
     const scriptPath = join(haproxy.dir, WRK_SCRIPT_NAME);

@@ -15,7 +15,7 @@ import { GeoDatabases, type PreparedGeo } from './geo/geo-databases.js';
 import type { GeoStatus } from './geo/geo-source.js';
 import { type IpRange, parseRange } from './net/address.js';
 import { ListSource, insideInternalWarning } from './sources/index.js';
-import { type Stores, createStores, hasClusterStoreHost, startCounterSync } from './store/index.js';
+import { MemoryCounterStore, type Stores, createStores, hasClusterStoreHost, startCounterSync } from './store/index.js';
 import { compileTable } from './table/index.js';
 import type {
   AddedDecision,
@@ -126,7 +126,11 @@ export class IprepService implements ReputationService {
     this.#unsubscribe = decisions.onChange((change) => this.#onStoreChange(change));
     this.#index.replaceAll(decisions.snapshot());
     await this.#stores.counters.start();
-    if (this.behaviour !== undefined) {
+    // A memory counter store in this process is this process's alone: its totals would be the tracker's
+    // own counts back, after formatting and parsing the key of every busy client each second on the
+    // thread that answers HAProxy (tens of ms with 100,000 clients). Workers of a cluster share the
+    // primary's store through IPC, and Redis is shared: those sync.
+    if (this.behaviour !== undefined && !(this.#stores.counters instanceof MemoryCounterStore)) {
       this.#stopSync = startCounterSync(this.behaviour, this.#stores.counters, {
         windowMs: this.#config.behaviour.windowMs,
         logger: this.#options.logger,

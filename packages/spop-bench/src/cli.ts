@@ -15,7 +15,7 @@ import { type TreeStats, clockTicksPerSecond, readTreeStats, treeCpuDelta } from
 
 export const USAGE: string = `Usage: spop-bench [--host H --port P | --path SOCKET | --agent "<command with {port}>"] [--floor]
                   [-c CONNECTIONS] [-d DEPTH] [--rate FRAMES_PER_S] [-t SECONDS] [--warmup SECONDS]
-                  [--family ipv4|ipv6|mixed] [--json]
+                  [--family ipv4|ipv6|mixed] [--clients N [--zipf S]] [--json]
 
 Load generator for SPOP agents. Plays HAProxy 3.x: HELLO with pipelining, then check-client-ip
 NOTIFY frames with random source addresses; keeps C connections x D frames in flight; validates
@@ -46,6 +46,10 @@ Load:
       --rounds <n>          runs per target (default 1); with --floor the order is agent, floor,
                             then floor, agent, and so on, so that a steady drift cancels out
       --family <f>          ipv4, ipv6 or mixed source addresses (default ipv4)
+      --clients <n>         source addresses drawn from n distinct clients (random addresses chosen
+                            once per run), uniformly; default: a new random address per frame
+      --zipf <s>            with --clients: client popularity follows a Zipf law of exponent s (the
+                            k-th client sends in proportion to 1/k^s; 1 is the classic web mix)
       --message <name>      message name (default check-client-ip)
       --variable <name>     variable the ACK must set in sess scope (default ip_score)
       --max-frame-size <n>  announced in HAPROXY-HELLO (default 16380)
@@ -56,6 +60,7 @@ Output:
   -h, --help                show this help
 
   Table columns: ACK/s = valid ACKs per measured second; latencies from NOTIFY sent to ACK read;
+  max gap = the longest time in the window without any ACK (the target's longest pause, GC included);
   CPU ms, CPU µs/ACK, RSS = the target's process tree during the window (when its pid is known);
   gen CPU = this generator's own CPU, in % of one core (near 100%: the generator was the limit).
 
@@ -76,6 +81,8 @@ export interface BenchCliOptions {
   readonly warmupMs: number;
   readonly rounds: number;
   readonly family: AddressFamily;
+  readonly clients: number | undefined;
+  readonly zipf: number | undefined;
   readonly messageName: string;
   readonly variable: string;
   readonly maxFrameSize: number;
@@ -109,6 +116,8 @@ const argSpec = {
   warmup: { type: 'string' },
   rounds: { type: 'string' },
   family: { type: 'string' },
+  clients: { type: 'string' },
+  zipf: { type: 'string' },
   message: { type: 'string' },
   variable: { type: 'string' },
   'max-frame-size': { type: 'string' },
@@ -135,6 +144,7 @@ export function parseBenchArgs(argv: string[]): BenchCliOptions | 'help' {
   if (values.agent !== undefined && !values.agent.includes('{port}')) throw new UsageError('the --agent command must contain {port}');
   if (values.pid !== undefined && targets === 0) throw new UsageError('--pid goes with --port or --path');
   if (values.pid !== undefined && values.agent !== undefined) throw new UsageError('--pid is implied by --agent');
+  if (values.zipf !== undefined && values.clients === undefined) throw new UsageError('--zipf needs --clients: the Zipf law ranks a fixed set of clients');
   return {
     agent: values.agent,
     host: values.host ?? '127.0.0.1',
@@ -149,6 +159,8 @@ export function parseBenchArgs(argv: string[]): BenchCliOptions | 'help' {
     warmupMs: (number('warmup', values.warmup, 0, 600, false) ?? 1) * 1000,
     rounds: number('rounds', values.rounds, 1, 100) ?? 1,
     family,
+    clients: number('clients', values.clients, 1, 10_000_000),
+    zipf: number('zipf', values.zipf, 0, 10, false),
     messageName: values.message ?? 'check-client-ip',
     variable: values.variable ?? 'ip_score',
     maxFrameSize: number('max-frame-size', values['max-frame-size'], 256, 0xffff_ffff) ?? 16380,
@@ -192,6 +204,8 @@ export interface TargetSummary {
   readonly durationMs: number;
   readonly throughput: number;
   readonly latency: LatencySummary;
+  /** The longest gap without an ACK over the runs, in ms. */
+  readonly maxAckGapMs: number;
   readonly errors: number;
   readonly agentCpuMs: number | undefined;
   readonly agentCpuUsPerAck: number | undefined;
@@ -242,6 +256,8 @@ async function measure(target: Target, round: number, options: BenchCliOptions):
     durationMs: options.durationMs,
     warmupMs: options.warmupMs,
     family: options.family,
+    ...(options.clients === undefined ? {} : { clients: options.clients }),
+    ...(options.zipf === undefined ? {} : { zipf: options.zipf }),
     messageName: options.messageName,
     variable: options.variable,
     maxFrameSize: options.maxFrameSize,
@@ -282,6 +298,7 @@ function summarize(runs: readonly RunReport[], histograms: readonly LatencyHisto
     durationMs,
     throughput: durationMs > 0 ? (acks * 1000) / durationMs : 0,
     latency: merged.summary(),
+    maxAckGapMs: Math.max(...runs.map((r) => r.result.maxAckGapMs)),
     errors: runs.reduce((n, r) => n + r.result.errors, 0),
     agentCpuMs,
     agentCpuUsPerAck: agentCpuMs !== undefined && acks > 0 ? (agentCpuMs * 1000) / acks : undefined,
@@ -384,7 +401,7 @@ const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 const fixed = (n: number | undefined, digits: number): string => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits));
 const mib = (bytes: number | undefined): string => (bytes === undefined ? '-' : (bytes / 1048576).toFixed(1));
 
-const COLUMNS = ['target', 'round', 'ACK/s', 'p50 µs', 'p90 µs', 'p99 µs', 'max µs', 'errors', 'CPU ms', 'CPU µs/ACK', 'RSS MiB', 'gen CPU'];
+const COLUMNS = ['target', 'round', 'ACK/s', 'p50 µs', 'p90 µs', 'p99 µs', 'max µs', 'max gap ms', 'errors', 'CPU ms', 'CPU µs/ACK', 'RSS MiB', 'gen CPU'];
 
 function row(cells: string[]): string {
   return cells.map((c, i) => (i < 2 ? c.padEnd(i === 0 ? 6 : 5) : c.padStart((COLUMNS[i] as string).length + 2))).join(' ');
@@ -400,6 +417,7 @@ function runRow(r: RunReport): string {
     int(l.p90Us),
     int(l.p99Us),
     int(l.maxUs),
+    fixed(r.result.maxAckGapMs, 1),
     int(r.result.errors),
     r.agentCpuMs === undefined ? '-' : int(r.agentCpuMs),
     fixed(r.agentCpuUsPerAck, 1),
@@ -418,6 +436,7 @@ function summaryRow(name: TargetName, s: TargetSummary): string {
     int(l.p90Us),
     int(l.p99Us),
     int(l.maxUs),
+    fixed(s.maxAckGapMs, 1),
     int(s.errors),
     s.agentCpuMs === undefined ? '-' : int(s.agentCpuMs),
     fixed(s.agentCpuUsPerAck, 1),
@@ -431,7 +450,7 @@ function header(options: BenchCliOptions): string {
   return (
     `spop-bench: ${options.connections} connection${options.connections > 1 ? 's' : ''} x ${options.depth} in flight, ` +
     (options.rate === undefined ? '' : `${int(options.rate)} frames/s offered, `) +
-    `${options.family}, ${s(options.durationMs)} measured after ${s(options.warmupMs)} of warm-up, ` +
+    `${options.family}${options.clients === undefined ? '' : `, ${int(options.clients)} clients${options.zipf ? ` (Zipf ${options.zipf})` : ''}`}, ${s(options.durationMs)} measured after ${s(options.warmupMs)} of warm-up, ` +
     `${options.rounds} round${options.rounds > 1 ? 's' : ''}`
   );
 }

@@ -1,7 +1,8 @@
 /**
  * A SPOP load generator: it plays HAProxy 3.x's side of the protocol (HELLO
  * with pipelining, then NOTIFY frames shaped like `check-client-ip` with a
- * random source address), keeps `connections x depth` frames in flight, and
+ * random source address, or one drawn from a fixed set of clients, uniformly
+ * or by a Zipf law), keeps `connections x depth` frames in flight, and
  * validates every ACK.
  *
  * It usually shares the machine (here: two cores) with the agent it measures,
@@ -64,6 +65,16 @@ export interface LoadOptions {
   readonly warmupMs?: number;
   /** Default 'ipv4'. */
   readonly family?: AddressFamily;
+  /**
+   * Source addresses drawn from this many distinct clients (random addresses chosen once per run)
+   * instead of a new random address per frame (the default: every source is new, as in a botnet).
+   */
+  readonly clients?: number;
+  /**
+   * With `clients`: the clients' popularity follows a Zipf law of this exponent (the k-th most
+   * popular client sends in proportion to 1/k^zipf: 1 is the classic web mix). Absent or 0: uniform.
+   */
+  readonly zipf?: number;
   /** Message name in the NOTIFY frames. Default 'check-client-ip'. */
   readonly messageName?: string;
   /** Variable the ACK must set in `sess` scope. Default 'ip_score'. */
@@ -88,6 +99,10 @@ export interface LoadResult {
   /** Frames per second offered (open loop), or undefined for a closed loop. */
   readonly rate: number | undefined;
   readonly family: AddressFamily;
+  /** Distinct source clients, or undefined for a new random address per frame. */
+  readonly clients: number | undefined;
+  /** Zipf exponent of the clients' popularity (0: uniform), undefined without `clients`. */
+  readonly zipf: number | undefined;
   /** Actual length of the warm-up, in ms. */
   readonly warmupMs: number;
   /** Actual length of the measured window, in ms. */
@@ -100,6 +115,12 @@ export interface LoadResult {
   readonly throughput: number;
   /** Send-to-ACK latency of the ACKs counted in `acks`. */
   readonly latency: LatencySummary;
+  /**
+   * Longest time in the measured window without a valid ACK from any connection (from the window's
+   * start to the first, between two, from the last to the window's end), in ms: the longest pause of
+   * the target as the load sees it, its GC pauses included. Chunks are timed as they arrive.
+   */
+  readonly maxAckGapMs: number;
   /** invalidAcks + unanswered + connectionErrors, over the whole run (warm-up and drain included). */
   readonly errors: number;
   /** ACKs with unknown ids, without FIN, or not setting exactly sess.<variable> to an integer 0..100. */
@@ -145,6 +166,9 @@ class RunState {
   connectionErrors = 0;
   unsent = 0;
   live = 0;
+  /** Arrival of the last valid ACK in the window (or the window's start), and the longest gap so far. */
+  lastAckAt = 0;
+  maxAckGapMs = 0;
   readonly errorSamples: string[] = [];
   readonly histogram: LatencyHistogram;
   #wake: (() => void) | null = null;
@@ -206,6 +230,66 @@ interface Templates {
   readonly disconnect: Buffer;
 }
 
+/**
+ * A fixed set of source clients shared by the connections of a run, and how often each sends.
+ * Typed arrays: a draw is a binary search over the cumulative probabilities (Zipf) or a multiply
+ * (uniform), then the address's words are copied; nothing is allocated per frame.
+ */
+class SourceClients {
+  /** Four words per client, big-endian order; an IPv4 client uses the first. */
+  readonly #words: Uint32Array;
+  /** 1 for an IPv6 client. */
+  readonly #v6: Uint8Array;
+  /** Cumulative probability of clients 0..i (most popular first); null for a uniform draw. */
+  readonly #cdf: Float64Array | null;
+  readonly #count: number;
+
+  constructor(count: number, family: AddressFamily, zipf: number) {
+    this.#count = count;
+    const words = new Uint32Array(count * 4);
+    const random = randomBytes(words.byteLength);
+    words.set(new Uint32Array(random.buffer, random.byteOffset, words.length));
+    this.#words = words;
+    this.#v6 = new Uint8Array(count);
+    for (let i = 0; i < count; i++) this.#v6[i] = family === 'ipv6' || (family === 'mixed' && (words[i * 4 + 3] as number) & 1) ? 1 : 0;
+    if (zipf === 0) {
+      this.#cdf = null;
+      return;
+    }
+    const cdf = new Float64Array(count);
+    let sum = 0;
+    for (let k = 0; k < count; k++) {
+      sum += 1 / (k + 1) ** zipf;
+      cdf[k] = sum;
+    }
+    for (let k = 0; k < count; k++) cdf[k] = (cdf[k] as number) / sum;
+    this.#cdf = cdf;
+  }
+
+  /** The client drawn by `u` in [0, 1). */
+  pick(u: number): number {
+    const cdf = this.#cdf;
+    if (cdf === null) return Math.floor(u * this.#count);
+    let low = 0;
+    let high = this.#count - 1;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((cdf[mid] as number) > u) high = mid;
+      else low = mid + 1;
+    }
+    return low;
+  }
+
+  isV6(client: number): boolean {
+    return this.#v6[client] === 1;
+  }
+
+  /** Word `k` (0..3) of the client's address. */
+  word(client: number, k: number): number {
+    return this.#words[client * 4 + k] as number;
+  }
+}
+
 function buildTemplates(messageName: string, variable: string, maxFrameSize: number, capabilities: string): Templates {
   // The payloads come from the library's own encoder, then the address bytes are cut off to be patched per frame.
   const payload = (type: 'ipv4' | 'ipv6', value: string, size: number): Uint8Array => {
@@ -262,6 +346,8 @@ class LoadConnection {
   readonly #tpl: Templates;
   readonly #depth: number;
   readonly #family: AddressFamily;
+  /** Null: a new random address per frame. */
+  readonly #clients: SourceClients | null;
   readonly #capabilities: string;
   readonly #maxFrameSize: number;
   #socket: Socket | null = null;
@@ -293,11 +379,21 @@ class LoadConnection {
   #onOpen: ((err?: Error) => void) | null = null;
   #onClosed: (() => void) | null = null;
 
-  constructor(run: RunState, tpl: Templates, depth: number, family: AddressFamily, capabilities: string, maxFrameSize: number, openLoop: boolean) {
+  constructor(
+    run: RunState,
+    tpl: Templates,
+    depth: number,
+    family: AddressFamily,
+    clients: SourceClients | null,
+    capabilities: string,
+    maxFrameSize: number,
+    openLoop: boolean,
+  ) {
     this.#run = run;
     this.#tpl = tpl;
     this.#depth = depth;
     this.#family = family;
+    this.#clients = clients;
     this.#capabilities = capabilities;
     this.#maxFrameSize = maxFrameSize;
     this.#parser = new FrameParser(maxFrameSize);
@@ -441,6 +537,9 @@ class LoadConnection {
       if (run.measuring) {
         run.acks++;
         run.histogram.record((this.#now - (this.#sentAt[slot] as number)) * 1000);
+        const gap = this.#now - run.lastAckAt;
+        if (gap > run.maxAckGapMs) run.maxAckGapMs = gap;
+        run.lastAckAt = this.#now;
       }
     }
     if (this.outstanding === 0 && !run.sending) run.poke();
@@ -553,6 +652,23 @@ class LoadConnection {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
+    const clients = this.#clients;
+    if (clients !== null) {
+      this.#rng = x;
+      const client = clients.pick((x >>> 0) / 4294967296);
+      const v6 = clients.isV6(client);
+      const tpl = v6 ? this.#tpl.notify6 : this.#tpl.notify4;
+      for (let i = 0; i < tpl.length; i++) buf[pos++] = tpl[i] as number;
+      for (let k = 0, words = v6 ? 4 : 1; k < words; k++) {
+        const w = clients.word(client, k);
+        buf[pos++] = w >>> 24;
+        buf[pos++] = w >>> 16;
+        buf[pos++] = w >>> 8;
+        buf[pos++] = w;
+      }
+      buf.writeUInt32BE(pos - start - 4, start);
+      return pos;
+    }
     const v6 = this.#family === 'ipv6' || (this.#family === 'mixed' && (x & 0x100) !== 0);
     const tpl = v6 ? this.#tpl.notify6 : this.#tpl.notify4;
     // A byte loop beats Buffer#copy/set for ~20 bytes: no native call, no bounds re-checks.
@@ -662,12 +778,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   }
   const family = options.family ?? 'ipv4';
   if (family !== 'ipv4' && family !== 'ipv6' && family !== 'mixed') throw new RangeError(`unknown family: ${String(family)}`);
+  const clientCount = options.clients === undefined ? undefined : positiveInteger('clients', options.clients, 10_000_000);
+  const zipf = options.zipf;
+  if (zipf !== undefined && clientCount === undefined) throw new RangeError('zipf needs clients: the Zipf law ranks a fixed set of clients');
+  if (zipf !== undefined && !(Number.isFinite(zipf) && zipf >= 0 && zipf <= 10)) throw new RangeError(`zipf must be a number from 0 to 10: ${zipf}`);
+  const clients = clientCount === undefined ? null : new SourceClients(clientCount, family, zipf ?? 0);
   const maxFrameSize = options.maxFrameSize ?? 16380;
   const capabilities = options.capabilities ?? 'pipelining';
   const tpl = buildTemplates(options.messageName ?? 'check-client-ip', options.variable ?? 'ip_score', maxFrameSize, capabilities);
   const run = new RunState(options.latencyLimitUs ?? 1_000_000);
 
-  const conns = Array.from({ length: connections }, () => new LoadConnection(run, tpl, depth, family, capabilities, maxFrameSize, rate !== undefined));
+  const conns = Array.from({ length: connections }, () => new LoadConnection(run, tpl, depth, family, clients, capabilities, maxFrameSize, rate !== undefined));
   const opened = await Promise.allSettled(conns.map((c) => c.open(options.target, options.connectTimeoutMs ?? 5000)));
   const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed !== undefined) {
@@ -684,6 +805,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
   const windowStart = performance.now();
   const cpuStart = process.cpuUsage();
+  run.lastAckAt = windowStart;
   run.measuring = true;
   options.onPhase?.('measure');
   await run.waitUntil(allLost, durationMs);
@@ -691,6 +813,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   run.sending = false;
   const cpu = process.cpuUsage(cpuStart);
   const windowEnd = performance.now();
+  run.maxAckGapMs = Math.max(run.maxAckGapMs, windowEnd - run.lastAckAt);
   options.onPhase?.('drain');
 
   if (schedule !== undefined) clearInterval(schedule);
@@ -704,12 +827,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     depth,
     rate,
     family,
+    clients: clientCount,
+    zipf: clientCount === undefined ? undefined : (zipf ?? 0),
     warmupMs: windowStart - warmupStart,
     durationMs: measuredMs,
     sent: run.sent,
     acks: run.acks,
     throughput: measuredMs > 0 ? (run.acks * 1000) / measuredMs : 0,
     latency: run.histogram.summary(),
+    maxAckGapMs: run.maxAckGapMs,
     errors: run.invalidAcks + unanswered + run.connectionErrors,
     invalidAcks: run.invalidAcks,
     unanswered,

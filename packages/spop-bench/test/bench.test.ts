@@ -42,6 +42,84 @@ describe('runLoad: closed loop', () => {
   });
 });
 
+describe('runLoad: source clients', () => {
+  /** An agent that counts the NOTIFY frames of each source address. */
+  async function countingAgent(t: Parameters<typeof startAgent>[0]): Promise<{ target: { host: string; port: number }; seen: Map<string, number> }> {
+    const seen = new Map<string, number>();
+    const h = await startAgent(t, (a) =>
+      a.message('check-client-ip', (message) => {
+        const source = String(message.value(0));
+        seen.set(source, (seen.get(source) ?? 0) + 1);
+        return setVar('sess', 'ip_score', T.uint32(1));
+      }),
+    );
+    return { target: h.target, seen };
+  }
+
+  it('draws every address at random by default: almost no address comes twice', async (t) => {
+    const { target, seen } = await countingAgent(t);
+    const result = await runLoad({ target, connections: 2, depth: 8, durationMs: 300, warmupMs: 0 });
+    assert.equal(result.errors, 0, result.errorSamples.join('\n'));
+    assert.ok(seen.size > 0.99 * result.totalSent, `${seen.size} distinct of ${result.totalSent}`);
+  });
+
+  it('draws from a fixed set of clients, uniformly without an exponent', async (t) => {
+    const { target, seen } = await countingAgent(t);
+    const result = await runLoad({ target, connections: 2, depth: 8, durationMs: 300, warmupMs: 0, clients: 10, family: 'mixed' });
+    assert.equal(result.errors, 0, result.errorSamples.join('\n'));
+    assert.ok(result.totalSent > 500, `only ${result.totalSent} frames`);
+    assert.equal(seen.size, 10, [...seen.keys()].join(' '));
+    const counts = [...seen.values()].sort((a, b) => b - a);
+    assert.ok((counts[0] as number) < 2.5 * (counts[9] as number), `uneven uniform draw: ${counts.join(' ')}`);
+  });
+
+  it('follows a Zipf law over the clients: the most popular one takes its share', async (t) => {
+    const { target, seen } = await countingAgent(t);
+    const result = await runLoad({ target, connections: 2, depth: 8, durationMs: 400, warmupMs: 0, clients: 1000, zipf: 1 });
+    assert.equal(result.errors, 0, result.errorSamples.join('\n'));
+    const total = result.totalSent;
+    const counts = [...seen.values()].sort((a, b) => b - a);
+    // Zipf(1) over 1,000 clients: the first has 1/H(1000) = 13.4% of the frames, the second half of that.
+    const top = (counts[0] as number) / total;
+    assert.ok(top > 0.1 && top < 0.17, `top client share ${top}`);
+    assert.ok(seen.size <= 1000);
+    const second = (counts[1] as number) / total;
+    assert.ok(second > 0.045 && second < 0.09, `second client share ${second}`);
+  });
+
+  it('rejects a client count or an exponent out of range', async () => {
+    await assert.rejects(runLoad({ target: { port: 1 }, clients: 0 }), /clients must be/);
+    await assert.rejects(runLoad({ target: { port: 1 }, zipf: 1 }), /zipf needs clients/);
+    await assert.rejects(runLoad({ target: { port: 1 }, clients: 10, zipf: -1 }), /zipf must be/);
+  });
+});
+
+describe('runLoad: longest gap between answers', () => {
+  it('reports the longest time the agent left without an answer during the window', async (t) => {
+    let calls = 0;
+    const h = await startAgent(t, (a) =>
+      a.message('check-client-ip', () => {
+        // One stall of 120 ms in the middle of the window, like a long GC pause.
+        if (++calls === 300) {
+          const until = performance.now() + 120;
+          while (performance.now() < until) {}
+        }
+        return setVar('sess', 'ip_score', T.uint32(1));
+      }),
+    );
+    const result = await runLoad({ target: h.target, connections: 2, depth: 4, durationMs: 600, warmupMs: 0 });
+    assert.equal(result.errors, 0, result.errorSamples.join('\n'));
+    assert.ok(calls > 400, `only ${calls} frames: the stall was not inside the window`);
+    assert.ok(result.maxAckGapMs >= 115 && result.maxAckGapMs < 400, `longest gap ${result.maxAckGapMs} ms`);
+  });
+
+  it('stays small when nothing stalls', async (t) => {
+    const h = await startAgent(t, (a) => a.message('check-client-ip', () => setVar('sess', 'ip_score', T.uint32(1))));
+    const result = await runLoad({ target: h.target, connections: 2, depth: 4, durationMs: 300, warmupMs: 100 });
+    assert.ok(result.maxAckGapMs > 0 && result.maxAckGapMs < 100, `longest gap ${result.maxAckGapMs} ms`);
+  });
+});
+
 describe('runLoad: open loop (rate)', () => {
   it('offers the rate, spread over the connections, and no more', async (t) => {
     let answered = 0;
@@ -107,6 +185,19 @@ describe('spop-bench options', () => {
     const closed = parseBenchArgs(['--floor']);
     assert.ok(closed !== 'help');
     assert.equal(closed.rate, undefined);
+  });
+
+  it('reads --clients and --zipf, absent by default', () => {
+    const parsed = parseBenchArgs(['--floor', '--clients', '100000', '--zipf', '1.1']);
+    assert.ok(parsed !== 'help');
+    assert.equal(parsed.clients, 100000);
+    assert.equal(parsed.zipf, 1.1);
+    const random = parseBenchArgs(['--floor']);
+    assert.ok(random !== 'help');
+    assert.equal(random.clients, undefined);
+    assert.equal(random.zipf, undefined);
+    assert.throws(() => parseBenchArgs(['--floor', '--zipf', '1']), /--zipf needs --clients/);
+    assert.throws(() => parseBenchArgs(['--floor', '--clients', '0']), /--clients must be an integer from 1/);
   });
 
   it('names the option and the range of a bad value', () => {

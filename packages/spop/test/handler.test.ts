@@ -67,6 +67,32 @@ describe('decoded messages (arguments decoded on access)', () => {
     });
   });
 
+  it('finds an argument by name without decoding the others: first of equal names, exact names only', async () => {
+    const { Reader, Writer } = await import('../src/index.js');
+    const encoded = new Writer(128)
+      .message({
+        name: 'm',
+        args: [
+          { name: 'port', value: { type: 'int32', value: 1 } },
+          { name: 'ip', value: { type: 'ipv4', value: '192.0.2.1' } },
+          { name: 'ip', value: { type: 'ipv4', value: '192.0.2.2' } },
+          { name: 'héhé', value: { type: 'str', value: 'accent' } },
+          { name: '', value: { type: 'null' } },
+        ],
+      })
+      .take();
+    const fresh = () => new Reader(encoded).messages()[0]!;
+    assert.equal(fresh().value('ip'), '192.0.2.1');
+    assert.equal(fresh().value('port'), 1);
+    assert.equal(fresh().value('po'), undefined);
+    assert.equal(fresh().value('ports'), undefined);
+    assert.equal(fresh().value('héhé'), 'accent');
+    assert.equal(fresh().value(''), null);
+    assert.equal(fresh().arg('nope'), undefined);
+    const [first] = new Reader(two).messages();
+    assert.equal(first!.value('ip'), '192.168.1.10');
+  });
+
   it('still rejects a malformed argument when the frame is read, not later', async () => {
     const { Reader, SpopError } = await import('../src/index.js');
     // Second argument of log-request truncated; and an unknown type 0x0c.

@@ -11,7 +11,7 @@
  */
 import { formatAddress, isIPv4Mapped, parseRange, prefixLengthOf, wordAt } from '../net/address.js';
 import type { BehaviourConfig, Match } from '../types.js';
-import { ClientTable, type ClientState } from './client-table.js';
+import { BANNED_UNTIL, BUCKET, CURRENT, ClientTable, NO_CLIENT, OFFENCES, PENALTY, PENALTY_AT, PENDING, PREVIOUS, STATE_STRIDE } from './client-table.js';
 
 /** A ban the tracker has just decided; `onBan` receives each one once. */
 export interface BanEvent {
@@ -35,6 +35,8 @@ export interface BehaviourTrackerOptions {
 
 /** Clients whose window holds fewer messages than this are not worth a round trip to the shared counters. */
 const MIN_SHARED_COUNT = 2;
+/** Distinct rate penalties whose match is kept (they come from the configuration: a few decay steps). */
+const MAX_RATE_MATCHES = 256;
 
 /** Mask of the first `bits` (0..32) bits of a word, as an int32. */
 function wordMask(bits: number): number {
@@ -76,6 +78,11 @@ export class BehaviourTracker {
   #family: 4 | 6 = 4;
   #hi = 0;
   #lo = 0;
+  /** Slot of the client of the last hit: the engine evaluates the client just counted, no second probe. */
+  #lastSlot = NO_CLIENT;
+  /** The hot path's matches, without detail text, built once: a ban, and a rate penalty per value. */
+  readonly #banMatch: Match;
+  readonly #rateMatches = new Map<number, Match>();
 
   constructor(config: BehaviourConfig, options: BehaviourTrackerOptions = {}) {
     validate(config);
@@ -85,6 +92,7 @@ export class BehaviourTracker {
     this.#clients = new ClientTable(config.maxClients);
     this.#hiMask = wordMask(config.ipv6PrefixLength);
     this.#loMask = wordMask(config.ipv6PrefixLength - 32);
+    this.#banMatch = Object.freeze({ kind: 'behaviour', source: 'behaviour:ban', category: 'behaviour', action: config.banAction, score: 0 });
   }
 
   /** Clients tracked now. */
@@ -101,46 +109,61 @@ export class BehaviourTracker {
    */
   hit(address: Uint8Array, weight = 1, now = this.#now(), atLeast = 0): void {
     if (!this.#config.enabled || !this.#locate(address)) return;
-    let state = this.#clients.find(this.#family, this.#hi, this.#lo);
-    if (state === undefined) state = this.#clients.add(this.#family, this.#hi, this.#lo);
-    else this.#clients.touch(state);
-    this.#roll(state, now);
-    state.current += weight;
-    state.pending += weight;
+    const clients = this.#clients;
+    let c = clients.find(this.#family, this.#hi, this.#lo);
+    if (c === NO_CLIENT) c = clients.add(this.#family, this.#hi, this.#lo);
+    else clients.touch(c);
+    this.#lastSlot = c;
+    this.#roll(c, now);
+    // The client's counters: one run of STATE_STRIDE doubles (one cache line) at `at`.
+    const state = clients.state;
+    const at = c * STATE_STRIDE;
+    state[at + CURRENT] = (state[at + CURRENT] as number) + weight;
+    state[at + PENDING] = (state[at + PENDING] as number) + weight;
     if (atLeast > 0) {
-      const count = this.#windowCount(state, now);
-      if (atLeast > count) state.current += atLeast - count;
+      const count = this.#windowCount(c, now);
+      if (atLeast > count) state[at + CURRENT] = (state[at + CURRENT] as number) + atLeast - count;
     }
-    this.#judge(state, now);
+    this.#judge(c, now);
   }
 
   /**
    * The client's behaviour match now: a ban (source 'behaviour:ban', action config.banAction,
    * score 0), else a rate penalty (source 'behaviour:rate', decayed by decayPoints per
-   * decayIntervalMs since it was given), else undefined. Allocates only when there is a match.
+   * decayIntervalMs since it was given), else undefined. With `detail` (explain) the match says why,
+   * in a new object; without (the hot path) it is a frozen match built once, so the engine can
+   * cache the verdict and the handler its answer: a penalised or banned client costs no allocation.
    */
-  evaluate(address: Uint8Array, now = this.#now()): Match | undefined {
+  evaluate(address: Uint8Array, now = this.#now(), detail = true): Match | undefined {
     if (!this.#locate(address)) return undefined;
-    const state = this.#clients.find(this.#family, this.#hi, this.#lo);
-    if (state === undefined) return undefined;
-    if (state.bannedUntil > now) {
+    const clients = this.#clients;
+    let c = this.#lastSlot;
+    // The slot still holds this client (a slot holds one client at a time; cleared slots are past size)?
+    if (!clients.holds(c, this.#family, this.#hi, this.#lo)) {
+      c = clients.find(this.#family, this.#hi, this.#lo);
+    }
+    if (c === NO_CLIENT) return undefined;
+    const bannedUntil = clients.state[c * STATE_STRIDE + BANNED_UNTIL] as number;
+    if (bannedUntil > now) {
+      if (!detail) return this.#banMatch;
       return {
         kind: 'behaviour',
         source: 'behaviour:ban',
         category: 'behaviour',
         action: this.#config.banAction,
         score: 0,
-        detail: `until ${new Date(state.bannedUntil).toISOString()}`,
+        detail: `until ${new Date(bannedUntil).toISOString()}`,
       };
     }
-    const penalty = this.#penaltyNow(state, now);
+    const penalty = this.#penaltyNow(c, now);
     if (penalty <= 0) return undefined;
+    if (!detail) return this.#rateMatch(penalty);
     return {
       kind: 'behaviour',
       source: 'behaviour:rate',
       category: 'behaviour',
       penalty,
-      detail: `${Math.round(this.#windowCount(state, now))} messages in the window`,
+      detail: `${Math.round(this.#windowCount(c, now))} messages in the window`,
     };
   }
 
@@ -150,12 +173,22 @@ export class BehaviourTracker {
    */
   takeDeltas(): Map<string, number> {
     const deltas = new Map<string, number>();
-    this.#clients.forEach((state) => {
-      if (state.pending === 0) return;
+    const clients = this.#clients;
+    clients.forEach((c) => {
+      const state = clients.state;
+      const at = c * STATE_STRIDE;
+      const pending = state[at + PENDING] as number;
+      if (pending === 0) return;
       // current + previous bounds the window count from above, whatever the clock says now.
-      if (state.current + state.previous < MIN_SHARED_COUNT && state.penalty === 0 && state.bannedUntil === 0) return;
-      deltas.set(this.#keyText(state), state.pending);
-      state.pending = 0;
+      if (
+        (state[at + CURRENT] as number) + (state[at + PREVIOUS] as number) < MIN_SHARED_COUNT &&
+        state[at + PENALTY] === 0 &&
+        state[at + BANNED_UNTIL] === 0
+      ) {
+        return;
+      }
+      deltas.set(this.#keyText(c), pending);
+      state[at + PENDING] = 0;
     });
     return deltas;
   }
@@ -169,14 +202,15 @@ export class BehaviourTracker {
     if (!this.#config.enabled) return;
     for (const [key, total] of totals) {
       if (!(total > 0) || !this.#locateKey(key)) continue;
-      let state = this.#clients.find(this.#family, this.#hi, this.#lo);
-      if (state === undefined) state = this.#clients.add(this.#family, this.#hi, this.#lo);
-      else this.#clients.touch(state);
-      this.#roll(state, now);
-      const local = this.#windowCount(state, now);
+      const clients = this.#clients;
+      let c = clients.find(this.#family, this.#hi, this.#lo);
+      if (c === NO_CLIENT) c = clients.add(this.#family, this.#hi, this.#lo);
+      else clients.touch(c);
+      this.#roll(c, now);
+      const local = this.#windowCount(c, now);
       if (total <= local) continue;
-      state.current += total - local;
-      this.#judge(state, now);
+      clients.state[c * STATE_STRIDE + CURRENT] = (clients.state[c * STATE_STRIDE + CURRENT] as number) + total - local;
+      this.#judge(c, now);
     }
   }
 
@@ -191,17 +225,26 @@ export class BehaviourTracker {
    * the clients kept (at most maxClients) holding the best n in a small sorted array: no sort of them all.
    */
   topClients(n: number, now = this.#now()): { client: string; count: number }[] {
-    const best: { state: ClientState; count: number }[] = [];
+    const best: { c: number; count: number }[] = [];
     if (n <= 0) return [];
-    this.#clients.forEach((state) => {
-      const count = this.#windowCount(state, now);
+    this.#clients.forEach((c) => {
+      const count = this.#windowCount(c, now);
       if (!(count >= 1) || (best.length === n && count <= (best[n - 1] as { count: number }).count)) return;
       let at = best.length;
       while (at > 0 && (best[at - 1] as { count: number }).count < count) at--;
-      best.splice(at, 0, { state, count });
+      best.splice(at, 0, { c, count });
       if (best.length > n) best.pop();
     });
-    return best.map(({ state, count }) => ({ client: this.#keyText(state), count: Math.round(count) }));
+    return best.map(({ c, count }) => ({ client: this.#keyText(c), count: Math.round(count) }));
+  }
+
+  #rateMatch(penalty: number): Match {
+    let match = this.#rateMatches.get(penalty);
+    if (match === undefined) {
+      match = Object.freeze({ kind: 'behaviour', source: 'behaviour:rate', category: 'behaviour', penalty });
+      if (this.#rateMatches.size < MAX_RATE_MATCHES) this.#rateMatches.set(penalty, match);
+    }
+    return match;
   }
 
   /** Forgets everything (tests, reload with behaviour disabled). */
@@ -244,10 +287,15 @@ export class BehaviourTracker {
     return prefixLengthOf(range) === expected && this.#locate(range.start);
   }
 
-  #keyText(state: ClientState): string {
-    state.keyText ??= this.#formatKey(state.family, state.hi, state.lo);
-    return state.keyText;
+  #keyText(c: number): string {
+    return this.#clients.keyText(c, this.#formatClientKey);
   }
+
+  /** Bound once: building a key text is rare (deltas, bans), the closure need not be made per call. */
+  readonly #formatClientKey = (c: number): string => {
+    const clients = this.#clients;
+    return this.#formatKey(clients.familyOf(c), clients.hiOf(c), clients.loOf(c));
+  };
 
   #formatKey(family: 4 | 6, hi: number, lo: number): string {
     const bytes = new Uint8Array(family === 4 ? 4 : 16);
@@ -259,47 +307,61 @@ export class BehaviourTracker {
   }
 
   /** Moves the client's buckets forward to the one holding `now` (a clock going back stays put). */
-  #roll(state: ClientState, now: number): void {
+  #roll(c: number, now: number): void {
+    const state = this.#clients.state;
+    const at = c * STATE_STRIDE;
     const bucket = Math.floor(now / this.#config.windowMs);
-    if (bucket <= state.bucket) return;
-    state.previous = bucket === state.bucket + 1 ? state.current : 0;
-    state.current = 0;
-    state.bucket = bucket;
+    const was = state[at + BUCKET] as number;
+    if (bucket <= was) return;
+    state[at + PREVIOUS] = bucket === was + 1 ? (state[at + CURRENT] as number) : 0;
+    state[at + CURRENT] = 0;
+    state[at + BUCKET] = bucket;
   }
 
   /** Sliding-window estimate of the messages in the last windowMs. */
-  #windowCount(state: ClientState, now: number): number {
+  #windowCount(c: number, now: number): number {
+    const state = this.#clients.state;
+    const at = c * STATE_STRIDE;
     const windowMs = this.#config.windowMs;
     const bucket = Math.floor(now / windowMs);
-    if (bucket <= state.bucket) {
-      const covered = 1 - (now - state.bucket * windowMs) / windowMs;
-      return state.current + state.previous * Math.min(1, Math.max(0, covered));
+    const was = state[at + BUCKET] as number;
+    const current = state[at + CURRENT] as number;
+    if (bucket <= was) {
+      const covered = 1 - (now - was * windowMs) / windowMs;
+      return current + (state[at + PREVIOUS] as number) * Math.min(1, Math.max(0, covered));
     }
-    if (bucket === state.bucket + 1) return state.current * (1 - (now - bucket * windowMs) / windowMs);
+    if (bucket === was + 1) return current * (1 - (now - bucket * windowMs) / windowMs);
     return 0;
   }
 
-  #penaltyNow(state: ClientState, now: number): number {
-    if (state.penalty === 0) return 0;
-    const intervals = Math.floor(Math.max(0, now - state.penaltyAt) / this.#config.decayIntervalMs);
-    return Math.max(0, state.penalty - intervals * this.#config.decayPoints);
+  #penaltyNow(c: number, now: number): number {
+    const state = this.#clients.state;
+    const at = c * STATE_STRIDE;
+    const penalty = state[at + PENALTY] as number;
+    if (penalty === 0) return 0;
+    const intervals = Math.floor(Math.max(0, now - (state[at + PENALTY_AT] as number)) / this.#config.decayIntervalMs);
+    return Math.max(0, penalty - intervals * this.#config.decayPoints);
   }
 
   /** Gives the penalty while the client is above the rate threshold, and bans it above the ban threshold. */
-  #judge(state: ClientState, now: number): void {
+  #judge(c: number, now: number): void {
     const config = this.#config;
-    const count = this.#windowCount(state, now);
+    const state = this.#clients.state;
+    const at = c * STATE_STRIDE;
+    const count = this.#windowCount(c, now);
     if (count > config.rateThreshold && config.ratePenalty > 0) {
-      state.penalty = config.ratePenalty;
-      state.penaltyAt = now;
+      state[at + PENALTY] = config.ratePenalty;
+      state[at + PENALTY_AT] = now;
     }
-    if (count <= config.banThreshold || state.bannedUntil > now) return;
-    state.offences++;
-    const durationMs = Math.min(config.maxBanMs, config.banMs * config.banGrowth ** (state.offences - 1));
-    state.bannedUntil = now + durationMs;
+    if (count <= config.banThreshold || (state[at + BANNED_UNTIL] as number) > now) return;
+    const offences = (state[at + OFFENCES] as number) + 1;
+    state[at + OFFENCES] = offences;
+    const durationMs = Math.min(config.maxBanMs, config.banMs * config.banGrowth ** (offences - 1));
+    const until = now + durationMs;
+    state[at + BANNED_UNTIL] = until;
     if (this.#onBan !== undefined) {
-      const key = this.#keyText(state);
-      this.#onBan({ key, value: key, until: state.bannedUntil, count: Math.round(count), offences: state.offences });
+      const key = this.#keyText(c);
+      this.#onBan({ key, value: key, until, count: Math.round(count), offences });
     }
   }
 }

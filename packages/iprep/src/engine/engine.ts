@@ -4,7 +4,7 @@
  * compiled (their tables are built off the hot path) and are swapped in by
  * replacing one reference, so a lookup sees the old state or the new one.
  */
-import { type IpRange, formatRange, isIPv4Mapped, parseAddress } from '../net/address.js';
+import { type IpRange, formatRange, isIPv4Mapped, parseAddress, wordAt } from '../net/address.js';
 import type { BehaviourTracker } from '../behaviour/index.js';
 import type { DecisionIndex } from '../decisions/index.js';
 import { GeoMatcher } from '../geo/geo-matcher.js';
@@ -126,16 +126,24 @@ export class ReputationEngine {
     // Located first: the handler's ip_country / ip_asn are set whatever decides.
     const geo = this.geo;
     if (geo.active) geo.locate(address);
+    // Read once as unsigned words; every table below is asked with these numbers (one read and
+    // family test per message, not one per table).
+    const v4 = address.length === 4;
+    if (!v4 && address.length !== 16) throw new RangeError(`an address has 4 or 16 bytes, got ${address.length}`);
+    const a0 = wordAt(address, 0) >>> 0;
+    const a1 = v4 ? 0 : wordAt(address, 4) >>> 0;
+    const a2 = v4 ? 0 : wordAt(address, 8) >>> 0;
+    const a3 = v4 ? 0 : wordAt(address, 12) >>> 0;
 
     const allow = this.#allow;
-    const allowed = allow.table.lookup(address);
+    const allowed = allow.table.lookupWords(v4, a0, a1, a2, a3);
     if (allowed >= 0) {
       out.push(detail ? { ...ALLOW_MATCH, detail: formatRange(allow.ranges[allowed] as IpRange) } : ALLOW_MATCH);
       if (!detail) return;
     } else if (allow.files !== undefined) {
       for (let i = 0; i < allow.files.length; i++) {
         const file = allow.files[i] as LoadedList;
-        const index = file.table.lookup(address);
+        const index = file.table.lookupWords(v4, a0, a1, a2, a3);
         if (index < 0) continue;
         out.push(detail ? { ...ALLOW_MATCH, detail: formatRange((file.entries.at(index) as ListEntry).range) } : ALLOW_MATCH);
         if (!detail) return;
@@ -150,7 +158,7 @@ export class ReputationEngine {
     }
 
     if (this.#config.special.enabled) {
-      const special = this.#special.lookup(address);
+      const special = this.#special.lookupWords(v4, a0, a1, a2, a3);
       const match = special === undefined ? null : this.#specialMatch(special);
       if (match !== null) {
         out.push(detail ? { ...match, detail: special?.cidr } : match);
@@ -161,7 +169,7 @@ export class ReputationEngine {
     const lists = this.#lists;
     for (let i = 0; i < lists.length; i++) {
       const slot = lists[i] as ListSlot;
-      const index = slot.compiled.table.lookup(address);
+      const index = slot.compiled.table.lookupWords(v4, a0, a1, a2, a3);
       if (index < 0) continue;
       const entries = slot.compiled.list.entries;
       const score = entries.scoreAt(index);
@@ -171,7 +179,7 @@ export class ReputationEngine {
 
     if (geo.active) geo.collect(out, detail);
 
-    const behaviour = this.#behaviour?.evaluate(address, now);
+    const behaviour = this.#behaviour?.evaluate(address, now, detail);
     if (behaviour !== undefined) out.push(behaviour);
   }
 
@@ -180,8 +188,9 @@ export class ReputationEngine {
     if (match === undefined) {
       const { internalAction, bogonScore } = this.#config.special;
       const source = `rfc6890:${range.name}`;
-      if (range.policy === 'internal') match = { kind: 'special', source, category: INTERNAL, score: 100, action: internalAction };
-      else if (range.policy === 'bogon') match = { kind: 'special', source, category: 'bogon', score: bogonScore };
+      // Frozen like every match the hot path collects: the verdict cache keys on them.
+      if (range.policy === 'internal') match = Object.freeze({ kind: 'special', source, category: INTERNAL, score: 100, action: internalAction });
+      else if (range.policy === 'bogon') match = Object.freeze({ kind: 'special', source, category: 'bogon', score: bogonScore });
       else match = null;
       this.#specialMatches.set(range, match);
     }

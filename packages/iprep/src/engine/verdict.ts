@@ -70,6 +70,47 @@ function single(m: Match, thresholds: Thresholds): Verdict {
 }
 
 /**
+ * Verdicts of several matches, on the hot path: a trie of the match objects in the order they were
+ * collected (a list's match, then behaviour's...), per thresholds. The matches the hot path collects
+ * are built once each (per list, entry score, range, decision, rate penalty), so a combination seen
+ * once is a few WeakMap reads the next time, and its verdict is frozen: the handler's answer for it
+ * is cached too. Combinations are few (lists x entry scores x penalty steps); WeakMaps let those of
+ * replaced lists go.
+ */
+interface VerdictNode {
+  verdict: Verdict | undefined;
+  readonly next: WeakMap<Match, VerdictNode>;
+}
+const manyVerdicts = new WeakMap<Thresholds, WeakMap<Match, VerdictNode>>();
+
+function cachedMany(matches: readonly Match[], thresholds: Thresholds): Verdict {
+  let level = manyVerdicts.get(thresholds);
+  if (level === undefined) {
+    level = new WeakMap();
+    manyVerdicts.set(thresholds, level);
+  }
+  let node: VerdictNode | undefined;
+  for (let i = 0; i < matches.length; i++) {
+    const m = matches[i] as Match;
+    node = level.get(m);
+    if (node === undefined) {
+      node = { verdict: undefined, next: new WeakMap() };
+      level.set(m, node);
+    }
+    level = node.next;
+  }
+  const leaf = node as VerdictNode;
+  leaf.verdict ??= Object.freeze(combineMany(matches, thresholds, false));
+  return leaf.verdict;
+}
+
+/** True when every match is frozen: built once by the engine, so it can key a cache. */
+function allFrozen(matches: readonly Match[]): boolean {
+  for (let i = 0; i < matches.length; i++) if (!Object.isFrozen(matches[i])) return false;
+  return true;
+}
+
+/**
  * Combines the matches collected in precedence order. `keep` puts the matches
  * in the verdict (explain); the hot path passes false and a reused array.
  */
@@ -79,6 +120,7 @@ export function combine(matches: readonly Match[], thresholds: Thresholds, keep:
   if (decidesAlone(first)) return keep ? { ...alone(first, thresholds), matches } : alone(first, thresholds);
   // One match alone decides as it would among others; its verdict is built once (frozen: cacheable).
   if (matches.length === 1 && !keep) return single(first, thresholds);
+  if (!keep && allFrozen(matches)) return cachedMany(matches, thresholds);
   return combineMany(matches, thresholds, keep);
 }
 

@@ -104,6 +104,12 @@ export class SpecialRanges {
    * or undefined. An IPv4-mapped address (::ffff:a.b.c.d) is looked up as its
    * IPv4 address first, and is `ipv4-mapped` only when that is not special.
    */
+  /** `lookup` of an address read as unsigned words (see IntervalTable.lookupWords), not IPv4-mapped. */
+  lookupWords(v4: boolean, a0: number, a1: number, a2: number, a3: number): SpecialRange | undefined {
+    const index = this.#table.lookupWords(v4, a0, a1, a2, a3);
+    return index < 0 ? undefined : this.#ranges[index];
+  }
+
   lookup(address: Uint8Array): SpecialRange | undefined {
     if (isIPv4Mapped(address)) {
       const v4 = this.#table.lookup(address, 12);

@@ -345,26 +345,19 @@ describe('BehaviourTracker shared counts', () => {
   });
 });
 
-describe('ClientTable', () => {
-  it('keeps IPv6 clients whose keys hash the same apart, through adds, finds and evictions', async () => {
-    const { ClientTable } = await import('../../src/behaviour/client-table.js');
-    const table = new ClientTable(3);
-    const mix = (hi: number): number => Math.imul(hi, 0x9e3779b1);
-    // Three clients with the same hash: lo chosen so that mix(hi) ^ lo is equal.
-    const keys: Array<[number, number]> = [
-      [1, 7],
-      [2, mix(1) ^ 7 ^ mix(2)],
-      [3, mix(1) ^ 7 ^ mix(3)],
-    ];
-    const states = keys.map(([hi, lo]) => table.add(6, hi, lo | 0));
-    keys.forEach(([hi, lo], i) => assert.equal(table.find(6, hi, lo | 0), states[i]));
-    assert.equal(table.find(6, 4, 7), undefined);
-    // Full: adding a fourth evicts the least recently seen (the first), from the middle of no chain.
-    table.touch(states[0]!);
-    table.add(4, 0x0a000001, 0);
-    assert.equal(table.find(6, 1, 7), states[0], 'the touched client stays');
-    assert.equal(table.find(6, 2, keys[1]![1] | 0), undefined, 'the oldest, in the middle of the chain, went');
-    assert.equal(table.find(6, 3, keys[2]![1] | 0), states[2]);
-    assert.equal(table.size, 3);
+describe('BehaviourTracker evaluates the client it just counted without a second lookup', () => {
+  it('and never mistakes another client, or a forgotten one, for it', () => {
+    const { tracker, clock } = setup({ maxClients: 1 });
+    clock.now = T0;
+    const a = addr('192.0.2.1');
+    hits(tracker, a, 11);
+    assert.equal(tracker.evaluate(a, T0, false)?.penalty, 30);
+    // A shared total for another client takes the only slot: the last hit's slot now holds it.
+    tracker.applyTotals(new Map([['192.0.2.2', 5]]));
+    assert.equal(tracker.evaluate(a, T0, false), undefined, 'a was forgotten');
+    assert.equal(tracker.evaluate(addr('192.0.2.2'), T0, false), undefined, 'b is under the threshold');
+    hits(tracker, a, 11);
+    tracker.clear();
+    assert.equal(tracker.evaluate(a, T0, false), undefined, 'cleared');
   });
 });

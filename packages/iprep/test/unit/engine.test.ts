@@ -194,6 +194,51 @@ describe('decisions and behaviour', () => {
   });
 });
 
+describe('the hot path allocates no verdict per message', () => {
+  it('answers a penalised, a banned, and a listed and penalised client with the same objects every time', () => {
+    const tracker = new BehaviourTracker(behaviourConfig, { now: () => NOW });
+    const e = engine({ behaviour: tracker, lists: [list({ name: 'soft', penalty: 20, category: 'proxy' }, ['203.0.113.0/24'])] });
+    const variables: IprepConfig['variables'] = { scope: 'sess', score: 'ip_score', action: 'ip_action', category: 'ip_category', source: 'ip_source' };
+    const handler = reputationHandler({ engine: e, variables, now: () => NOW });
+    const answer = (address: string) => handler(new Message('check-client-ip', [{ name: '', value: { type: 'ipv4', value: address } }]), undefined as never);
+    const penalised = ip('198.51.100.9');
+    const both = ip('203.0.113.7');
+    const banned = ip('198.51.100.10');
+    for (let i = 0; i < 6; i++) {
+      tracker.hit(penalised, 1, NOW);
+      tracker.hit(both, 1, NOW);
+    }
+    for (let i = 0; i < 12; i++) tracker.hit(banned, 1, NOW);
+    for (const [address, brief_] of [
+      ['198.51.100.9', [70, 'log', 'behaviour', 'behaviour:rate']],
+      ['203.0.113.7', [50, 'captcha', 'behaviour', 'behaviour:rate']],
+      ['198.51.100.10', [0, 'deny', 'behaviour', 'behaviour:ban']],
+    ] as const) {
+      const bytes = ip(address);
+      const first = e.score(bytes, NOW);
+      assert.deepEqual(brief(first), brief_, address);
+      assert.equal(e.score(bytes, NOW), first, `${address}: the same verdict object`);
+      assert.equal(answer(address), answer(address), `${address}: the same pre-encoded answer`);
+      // explain still tells what matched, in full.
+      assert.ok(
+        e.explain(bytes, NOW).matches.every((m) => m.detail !== undefined),
+        address,
+      );
+    }
+  });
+
+  it('gives the behaviour match without its detail text when asked, once built', () => {
+    const tracker = new BehaviourTracker(behaviourConfig, { now: () => NOW });
+    const client = ip('198.51.100.9');
+    for (let i = 0; i < 6; i++) tracker.hit(client, 1, NOW);
+    const match = tracker.evaluate(client, NOW, false);
+    assert.deepEqual(match, { kind: 'behaviour', source: 'behaviour:rate', category: 'behaviour', penalty: 30 });
+    assert.equal(tracker.evaluate(client, NOW, false), match);
+    assert.ok(Object.isFrozen(match));
+    assert.match(tracker.evaluate(client, NOW)?.detail ?? '', /6 messages in the window/);
+  });
+});
+
 describe('the hot path agrees with explain', () => {
   it('for random addresses over random lists', () => {
     const prefix = fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 8, max: 32 })).map(([n, len]) => {

@@ -53,6 +53,23 @@ const verdictOf = (service: IprepService, ip: string) => {
 };
 
 describe('IprepService', () => {
+  it('does not round-trip behaviour counts through a memory store that only this process uses', async () => {
+    // The store would hand back this process's own counts: formatting and parsing every busy client's key
+    // each second for nothing, on the thread that answers HAProxy.
+    await withService(
+      () => base,
+      { 'deny.netset': '198.51.100.1\n' },
+      async (service) => {
+        const tracker = service.behaviour;
+        assert.ok(tracker);
+        const client = Uint8Array.of(192, 0, 2, 7);
+        for (let i = 0; i < 3; i++) tracker.hit(client);
+        await sleep(1300); // past a sync interval
+        assert.deepEqual([...tracker.takeDeltas()], [['192.0.2.7', 3]], 'the counts were not taken by a sync');
+      },
+    );
+  });
+
   it('reloads a changed list, and keeps the last good state when the new one is broken', async () => {
     await withService(
       () => base,

@@ -93,7 +93,11 @@ function probes(entries: readonly TableEntry[], extra: readonly Uint8Array[]): U
 
 function assertMatchesNaive(table: IntervalTable, entries: readonly TableEntry[], extra: readonly Uint8Array[]): void {
   for (const a of probes(entries, extra)) {
-    assert.equal(table.lookup(a), naiveLookup(entries, a), `lookup of ${toBigInt(a).toString(16)} (${a.length} bytes)`);
+    const expected = naiveLookup(entries, a);
+    assert.equal(table.lookup(a), expected, `lookup of ${toBigInt(a).toString(16)} (${a.length} bytes)`);
+    const word = (at: number): number =>
+      a.length > at ? (((a[at] as number) << 24) | ((a[at + 1] as number) << 16) | ((a[at + 2] as number) << 8) | (a[at + 3] as number)) >>> 0 : 0;
+    assert.equal(table.lookupWords(a.length === 4, word(0), word(4), word(8), word(12)), expected, `lookupWords of ${toBigInt(a).toString(16)}`);
   }
 }
 
@@ -115,6 +119,39 @@ describe('IntervalTable', () => {
       .map(([range, value]) => ({ range, value }));
     const table = IntervalTable.compile(entries);
     assertMatchesNaive(table, entries, []);
+  });
+
+  it('answers like a linear scan through its /16 index: ranges across, inside and at the edges of /16s', () => {
+    // Enough intervals for the first-level index; ranges that start, end and span /16 boundaries.
+    const entries: TableEntry[] = [];
+    const probesAt: Uint8Array[] = [];
+    let x = 99;
+    const next = (): number => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return x >>> 0;
+    };
+    for (let i = 0; i < 600; i++) {
+      const bucket = (next() % 64) + 0x0a00; // 10.0.0.0/10: many ranges per /16 and many /16s empty
+      const start = ((bucket << 16) >>> 0) + (i % 3 === 0 ? 0 : next() % 65536) - (i % 7 === 0 ? 5 : 0);
+      const span = i % 11 === 0 ? 70_000 + (next() % 200_000) : next() % 300;
+      const v6 = i % 4 === 0;
+      const word = (n: number): Uint8Array => Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+      const end = Math.min(start + span, 0xffffffff);
+      const range: IpRange = v6
+        ? { family: 6, start: Uint8Array.of(...word(start), ...new Uint8Array(12)), end: Uint8Array.of(...word(end), ...new Uint8Array(12).fill(255)) }
+        : { family: 4, start: word(start), end: word(end) };
+      entries.push({ range, value: i });
+      probesAt.push(word(((bucket << 16) >>> 0) - 1), word((bucket << 16) >>> 0), word(((bucket << 16) | 0xffff) >>> 0));
+      probesAt.push(
+        Uint8Array.of(...word((bucket << 16) >>> 0), ...new Uint8Array(12)),
+        Uint8Array.of(...word(((bucket << 16) >>> 0) - 1), ...new Uint8Array(12).fill(255)),
+      );
+    }
+    const table = IntervalTable.compile(entries);
+    assert.ok(table.intervals > 100, `${table.intervals} intervals`);
+    assertMatchesNaive(table, entries, probesAt);
   });
 
   it('keeps intervals disjoint, sorted and merged when neighbours share a value', () => {

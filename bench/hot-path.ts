@@ -1,0 +1,193 @@
+/**
+ * Where a NOTIFY's time goes inside the reputation agent, in-process and by
+ * stage, without sockets: decoding the message (the library), the whole
+ * handler (behaviour, engine, answer), and the behaviour tracker and the
+ * engine alone. The data is bench/reputation.ts's: a generated deny list of
+ * --prefixes prefixes, 10,000 scored addresses, 1,000 allowlisted, RFC 6890,
+ * behaviour on (max-clients --max-clients). CPU profiles of the agent under
+ * load on a shared machine charge the time a preempted thread waits to the
+ * native call it was in (writeBuffer); this splits the JavaScript work itself.
+ *
+ *   node --import tsx bench/hot-path.ts [--messages N] [--prefixes N] [--clients N] [--zipf S] [--max-clients N] [--repeat N]
+ *   (--clients 0: a new random address per message)
+ *
+ * Each stage runs --repeat times (default 5), interleaved with the others; the fastest pass is
+ * reported, the one least disturbed by the other processes of a shared machine.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Message, Reader, Writer, silentLogger } from 'spop';
+import { ReputationMetrics } from '../packages/iprep/src/admin/index.js';
+import { randomScoreHandler } from '../packages/iprep/src/random-score.js';
+import { loadConfigFile } from '../packages/iprep/src/config/index.js';
+import { CoarseClock, reputationHandler } from '../packages/iprep/src/engine/index.js';
+import { IprepService } from '../packages/iprep/src/service.js';
+
+const { values } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '2000000' },
+    prefixes: { type: 'string', default: '100000' },
+    clients: { type: 'string', default: '0' },
+    zipf: { type: 'string', default: '1' },
+    'max-clients': { type: 'string', default: '100000' },
+    repeat: { type: 'string', default: '5' },
+  },
+});
+const messages = Number(values.messages);
+const clientCount = Number(values.clients);
+
+let seed = 0x2545f491;
+const random32 = (): number => {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return seed >>> 0;
+};
+const byte = (): number => random32() & 255;
+const hex = (): string => (random32() & 0xffff).toString(16);
+const lines = (n: number, line: (i: number) => string): string => `${Array.from({ length: n }, (_, i) => line(i)).join('\n')}\n`;
+
+const dir = mkdtempSync(join(tmpdir(), 'iprep-hot-path-'));
+writeFileSync(
+  join(dir, 'deny.netset'),
+  lines(Number(values.prefixes), (i) =>
+    i % 10 < 7 ? `${byte()}.${byte()}.${byte()}.0/${16 + (i % 9)}` : `2${hex().slice(1)}:${hex()}:${hex()}::/${32 + (i % 17)}`,
+  ),
+);
+writeFileSync(
+  join(dir, 'scored.csv'),
+  lines(10_000, () => `${byte()}.${byte()}.${byte()}.${byte()},${random32() % 101}`),
+);
+writeFileSync(
+  join(dir, 'allow.netset'),
+  lines(1_000, () => `${byte()}.${byte()}.${byte()}.${byte()}`),
+);
+writeFileSync(
+  join(dir, 'iprep.yaml'),
+  `mode: reputation
+allowlist: [{ file: allow.netset }]
+lists:
+  - { name: deny, path: deny.netset, score: 0, category: attacker, action: deny }
+  - { name: scored, format: csv, path: scored.csv, category: partner }
+behaviour: { enabled: true, max-clients: ${Number(values['max-clients'])} }
+admin: { enabled: false }
+`,
+);
+
+// The messages' payloads, encoded as HAProxy sends them: a ring of distinct sources, or Zipf draws over clients.
+const RING = 1 << 18;
+const payloads: Buffer[] = [];
+const addresses: Uint8Array[] = [];
+const cdf = new Float64Array(clientCount);
+if (clientCount > 0) {
+  let sum = 0;
+  for (let k = 0; k < clientCount; k++) cdf[k] = sum += 1 / (k + 1) ** Number(values.zipf);
+  for (let k = 0; k < clientCount; k++) cdf[k] = (cdf[k] as number) / sum;
+}
+const clientAddress = (k: number): number => Math.imul(k + 1, 0x9e3779b1) >>> 0;
+for (let i = 0; i < RING; i++) {
+  let n = random32();
+  if (clientCount > 0) {
+    const u = random32() / 2 ** 32;
+    let low = 0;
+    let high = clientCount - 1;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((cdf[mid] as number) > u) high = mid;
+      else low = mid + 1;
+    }
+    n = clientAddress(low);
+  }
+  const bytes = Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+  addresses.push(bytes);
+  const text = bytes.join('.');
+  payloads.push(new Writer(64).message({ name: 'check-client-ip', args: [{ name: '', value: { type: 'ipv4', value: text } }] }).take());
+}
+
+const config = await loadConfigFile(join(dir, 'iprep.yaml'));
+const service = new IprepService(config, { logger: silentLogger });
+await service.start();
+const clock = new CoarseClock();
+const handler = reputationHandler({
+  engine: service.engine,
+  now: clock.now,
+  variables: config.variables,
+  behaviour: service.behaviour,
+  statusArgument: config.behaviour.statusArgument,
+  errorWeight: config.behaviour.errorWeight,
+  metrics: new ReputationMetrics(),
+});
+const reader = new Reader();
+const context = undefined as never;
+let sink = 0;
+
+const stages: Array<{ name: string; run: (i: number) => void; best: number }> = [];
+function stage(name: string, run: (i: number) => void): void {
+  stages.push({ name, run, best: Number.POSITIVE_INFINITY });
+}
+
+process.stdout.write(
+  `${messages.toLocaleString('en-US')} messages, ${clientCount > 0 ? `Zipf ${values.zipf} over ${clientCount.toLocaleString('en-US')} clients` : 'random sources'}, ` +
+    `${Number(values.prefixes).toLocaleString('en-US')} deny prefixes, max-clients ${Number(values['max-clients']).toLocaleString('en-US')}\n`,
+);
+const behaviour = service.behaviour;
+const engine = service.engine;
+const seedHandler = randomScoreHandler();
+stage('decode (library: Reader.messages)', (i) => {
+  sink += reader.reset(payloads[i] as Buffer).messages().length;
+});
+stage('decode + address bytes', (i) => {
+  const message = reader.reset(payloads[i] as Buffer).messages()[0] as Message;
+  const arg = message.arg('ip') ?? message.arg(0);
+  sink += arg !== undefined && 'bytes' in arg && arg.bytes !== undefined ? arg.bytes.length : 0;
+});
+stage('decode + random handler (the seed)', (i) => {
+  const result = seedHandler(reader.reset(payloads[i] as Buffer).messages()[0] as Message, context);
+  sink += result === undefined ? 0 : 1;
+});
+const addressOf = (i: number): Uint8Array => {
+  const message = reader.reset(payloads[i] as Buffer).messages()[0] as Message;
+  const arg = message.arg('ip') ?? message.arg(0);
+  return arg !== undefined && 'bytes' in arg && arg.bytes !== undefined ? arg.bytes : new Uint8Array(4);
+};
+stage('decode + address + hit', (i) => {
+  service.behaviour?.hit(addressOf(i), 1, clock.now());
+});
+stage('decode + address + hit + score', (i) => {
+  const address = addressOf(i);
+  const t = clock.now();
+  service.behaviour?.hit(address, 1, t);
+  sink += service.engine.score(address, t).score;
+});
+const bare = reputationHandler({ engine: service.engine, now: clock.now, variables: config.variables, behaviour: service.behaviour });
+stage('decode + reputation handler, no metrics/status', (i) => {
+  const result = bare(reader.reset(payloads[i] as Buffer).messages()[0] as Message, context);
+  sink += result === undefined ? 0 : 1;
+});
+stage('decode + reputation handler', (i) => {
+  const result = handler(reader.reset(payloads[i] as Buffer).messages()[0] as Message, context);
+  sink += result === undefined ? 0 : 1;
+});
+if (behaviour !== undefined) {
+  stage('behaviour.hit', (i) => behaviour.hit(addresses[i] as Uint8Array, 1, clock.now()));
+}
+stage('engine.score', (i) => {
+  sink += engine.score(addresses[i] as Uint8Array, clock.now()).score;
+});
+for (const s of stages) for (let i = 0; i < 200_000; i++) s.run(i & (RING - 1)); // warm-up: JIT, tables filled
+for (let pass = 0; pass < Number(values.repeat); pass++) {
+  for (const s of stages) {
+    const started = performance.now();
+    for (let i = 0; i < messages; i++) s.run(i & (RING - 1));
+    s.best = Math.min(s.best, ((performance.now() - started) * 1e6) / messages);
+  }
+}
+for (const s of stages) process.stdout.write(`${s.name.padEnd(44)} ${s.best.toFixed(0).padStart(6)} ns/message\n`);
+process.stdout.write(`(checksum ${sink % 1000})\n`);
+clock.stop();
+await service.close();
+rmSync(dir, { recursive: true, force: true });
+void Message;
