@@ -7,25 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import {
-  type HaproxyHandle,
-  type HttpResult,
-  type ManagedProcess,
-  freePort,
-  httpGet,
-  seedConfig,
-  seedSpoeConfig,
-  spoaBin,
-  startHaproxy,
-  startProcess,
-  waitFor,
-  waitServerStatus,
-} from 'test-support';
+import { type HttpResult, httpGet, spoaBin, waitFor, type ReputationStack, startReputationStack, stopReputationStack } from 'test-support';
 import { type MmdbNetwork, writeMmdb } from '../../packages/iprep/test/fixtures/mmdb-writer.js';
 
 const VERSIONS = ['2.6', '3.2'] as const;
@@ -68,50 +54,17 @@ admin: { enabled: true, host: 127.0.0.1, port: ${adminPort} }
 `;
 }
 
-interface Setup {
-  dir: string;
-  agent: ManagedProcess;
-  haproxy: HaproxyHandle;
-  frontend: number;
-  admin: string;
-}
+type Setup = ReputationStack;
 
-async function setUp(version: (typeof VERSIONS)[number]): Promise<Setup> {
-  const dir = mkdtempSync(join(tmpdir(), 'iprep-e2e-geo-'));
-  writeFileSync(join(dir, 'country.mmdb'), countryDb('CN'));
-  writeFileSync(join(dir, 'asn.mmdb'), ASN_DB);
-  writeFileSync(join(dir, 'asns.txt'), '# networks we do not want\nAS64511\n');
-  const [agentPort, adminPort, frontend] = await Promise.all([freePort(), freePort(), freePort()]);
-  writeFileSync(join(dir, 'iprep.yaml'), agentConfig(dir, adminPort));
-  const agent = startProcess(process.execPath, [spoaBin, '--config', join(dir, 'iprep.yaml'), '-p', String(agentPort), '-n', '1', '--host', '127.0.0.1'], {
-    name: 'spoa',
-  });
-  await agent.waitForOutput(/agent listening/);
-  const haproxy = await startHaproxy({
+const setUp = (version: (typeof VERSIONS)[number]): Promise<Setup> =>
+  startReputationStack({
     version,
-    config: seedConfig({
-      frontendPort: frontend,
-      agentPort,
-      extra: {
-        frontend: [
-          'http-after-response set-header x-ip-action %[var(sess.iprep.ip_action)]',
-          'http-after-response set-header x-ip-source %[var(sess.iprep.ip_source)]',
-          'http-after-response set-header x-ip-country %[var(sess.iprep.ip_country)]',
-          'http-after-response set-header x-ip-asn %[var(sess.iprep.ip_asn)]',
-        ],
-      },
-    }),
-    files: { 'spoe-iprep.conf': seedSpoeConfig({ processingTimeout: '500ms' }) },
+    files: { 'country.mmdb': countryDb('CN'), 'asn.mmdb': ASN_DB, 'asns.txt': '# networks we do not want\nAS64511\n' },
+    config: agentConfig,
+    echo: ['ip_action', 'ip_source', 'ip_country', 'ip_asn'],
   });
-  await waitServerStatus(haproxy, 'iprep-backend', 'iprep-srv', 'UP');
-  return { dir, agent, haproxy, frontend, admin: `http://127.0.0.1:${adminPort}` };
-}
 
-async function tearDown(s: Setup | undefined): Promise<void> {
-  await s?.haproxy.stop();
-  await s?.agent.stop();
-  if (s) rmSync(s.dir, { recursive: true, force: true });
-}
+const tearDown = stopReputationStack;
 
 type Seen = { rejected: true } | { rejected: false; score: number; action: string; source: string; country: string; asn: string };
 

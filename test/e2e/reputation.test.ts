@@ -7,24 +7,10 @@
  * echoes in response headers.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  type HaproxyHandle,
-  type HttpResult,
-  type ManagedProcess,
-  freePort,
-  haproxyVersions,
-  httpGet,
-  seedConfig,
-  seedSpoeConfig,
-  startHaproxy,
-  startProcess,
-  waitServerStatus,
-  spoaBin,
-} from 'test-support';
+import { type HttpResult, haproxyVersions, httpGet, type ReputationStack, startReputationStack, stopReputationStack } from 'test-support';
 
 const DENY_LIST = '# hand-made list\n127.0.0.10\n127.0.0.30\n';
 const SOFT_LIST = '127.0.0.16/30\n';
@@ -45,50 +31,17 @@ ${extraLists.map((l) => `  - ${l}\n`).join('')}admin: { enabled: true, host: 127
 `;
 }
 
-interface Setup {
-  dir: string;
-  agent: ManagedProcess;
-  haproxy: HaproxyHandle;
-  frontend: number;
-  admin: string;
-}
+type Setup = ReputationStack;
 
-async function setUp(version: (typeof haproxyVersions)[number]): Promise<Setup> {
-  const dir = mkdtempSync(join(tmpdir(), 'iprep-e2e-'));
-  writeFileSync(join(dir, 'deny.netset'), DENY_LIST);
-  writeFileSync(join(dir, 'soft.netset'), SOFT_LIST);
-  writeFileSync(join(dir, 'scored.csv'), SCORED_CSV);
-  const [agentPort, adminPort, frontend] = await Promise.all([freePort(), freePort(), freePort()]);
-  writeFileSync(join(dir, 'iprep.yaml'), agentConfig(dir, adminPort));
-  const agent = startProcess(process.execPath, [spoaBin, '--config', join(dir, 'iprep.yaml'), '-p', String(agentPort), '-n', '1', '--host', '127.0.0.1'], {
-    name: 'spoa',
-  });
-  await agent.waitForOutput(/agent listening/);
-  const haproxy = await startHaproxy({
+const setUp = (version: (typeof haproxyVersions)[number]): Promise<Setup> =>
+  startReputationStack({
     version,
-    config: seedConfig({
-      frontendPort: frontend,
-      agentPort,
-      extra: {
-        frontend: [
-          'http-after-response set-header x-ip-action %[var(sess.iprep.ip_action)]',
-          'http-after-response set-header x-ip-category %[var(sess.iprep.ip_category)]',
-          'http-after-response set-header x-ip-source %[var(sess.iprep.ip_source)]',
-        ],
-      },
-    }),
-    // A loaded CI machine may stall beyond the seed's 15 ms: these tests check verdicts, not timing.
-    files: { 'spoe-iprep.conf': seedSpoeConfig({ processingTimeout: '500ms' }) },
+    files: { 'deny.netset': DENY_LIST, 'soft.netset': SOFT_LIST, 'scored.csv': SCORED_CSV },
+    config: agentConfig,
+    echo: ['ip_action', 'ip_category', 'ip_source'],
   });
-  await waitServerStatus(haproxy, 'iprep-backend', 'iprep-srv', 'UP');
-  return { dir, agent, haproxy, frontend, admin: `http://127.0.0.1:${adminPort}` };
-}
 
-async function tearDown(s: Setup | undefined): Promise<void> {
-  await s?.haproxy.stop();
-  await s?.agent.stop();
-  if (s) rmSync(s.dir, { recursive: true, force: true });
-}
+const tearDown = stopReputationStack;
 
 type Seen = { rejected: true } | { rejected: false; score: number; action: string; category: string; source: string };
 

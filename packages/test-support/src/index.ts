@@ -12,3 +12,4 @@ export * from './ports.js';
 export * from './processes.js';
 export * from './redis.js';
 export * from './wait.js';
+export * from './reputation-stack.js';
