@@ -24,6 +24,7 @@ import { ReputationMetrics } from '../packages/iprep/src/admin/index.js';
 import { randomScoreHandler } from '../packages/iprep/src/random-score.js';
 import { loadConfigFile } from '../packages/iprep/src/config/index.js';
 import { CoarseClock, reputationHandler } from '../packages/iprep/src/engine/index.js';
+import { serviceHandler } from '../packages/iprep/src/reputation-agent.js';
 import { IprepService } from '../packages/iprep/src/service.js';
 
 const { values } = parseArgs({
@@ -111,15 +112,7 @@ const config = await loadConfigFile(join(dir, 'iprep.yaml'));
 const service = new IprepService(config, { logger: silentLogger });
 await service.start();
 const clock = new CoarseClock();
-const handler = reputationHandler({
-  engine: service.engine,
-  now: clock.now,
-  variables: config.variables,
-  behaviour: service.behaviour,
-  statusArgument: config.behaviour.statusArgument,
-  errorWeight: config.behaviour.errorWeight,
-  metrics: new ReputationMetrics(),
-});
+const handler = serviceHandler(service, config, clock, { metrics: new ReputationMetrics() });
 const reader = new Reader();
 const context = undefined as never;
 let sink = 0;

@@ -7,14 +7,14 @@ import { watch } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { basename, dirname } from 'node:path';
-import { type Agent, type Logger, closeOnSignals } from 'spop';
+import { type Agent, type Logger, type MessageHandler, closeOnSignals } from 'spop';
 import { AdminServer, ClusterMetricsLink, ReputationMetrics, hasClusterMetricsHub, workerHealth, workerReload } from './admin/index.js';
 import { TOP_CLIENTS } from './admin/status.js';
 import { hasWorkerFlag } from './cluster/flags.js';
 import { serveHandOvers } from './cluster/handover.js';
 import { ADMIN_PORT_WAIT_ENV } from './cluster/succession.js';
 import { SUPERVISOR_ENV, leaveCluster, requestRestart } from './cluster/supervisor.js';
-import { CoarseClock, reputationHandler } from './engine/index.js';
+import { CoarseClock, type ReputationHandlerOptions, reputationHandler } from './engine/index.js';
 import { GeoCounts } from './geo/geo-counts.js';
 import { IprepService } from './service.js';
 import type { IprepConfig } from './types.js';
@@ -56,17 +56,9 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   const clock = new CoarseClock();
   // Countries and ASNs of the messages (the status page, /metrics): nothing is counted while no database locates them.
   const geoCounts = new GeoCounts();
-  const handler = reputationHandler({
-    geoCounts,
-    engine: service.engine,
-    now: clock.now,
-    variables: config.variables,
-    behaviour: service.behaviour,
-    statusArgument: config.behaviour.statusArgument,
-    errorWeight: config.behaviour.errorWeight,
-    rate: config.behaviour.rateArgument === undefined ? undefined : { argument: config.behaviour.rateArgument, max: config.behaviour.maxRate },
+  const handler = serviceHandler(service, config, clock, {
     metrics,
-    tls: service.tls,
+    geoCounts,
     onVerdict: options.debug ? (ip, v) => logger.debug('scored', { ip, score: v.score, action: v.action, category: v.category, source: v.source }) : undefined,
   });
   for (const name of config.messages) agent.message(name, handler);
@@ -187,4 +179,24 @@ async function listenOnceFree(
     }
   }
   return undefined;
+}
+
+/** The reputation handler wired to a started service as the agent runs it (bench/hot-path.ts measures this one). */
+export function serviceHandler(
+  service: IprepService,
+  config: IprepConfig,
+  clock: CoarseClock,
+  extras: Pick<ReputationHandlerOptions, 'metrics' | 'geoCounts' | 'onVerdict'> = {},
+): MessageHandler {
+  return reputationHandler({
+    ...extras,
+    engine: service.engine,
+    now: clock.now,
+    variables: config.variables,
+    behaviour: service.behaviour,
+    statusArgument: config.behaviour.statusArgument,
+    errorWeight: config.behaviour.errorWeight,
+    rate: config.behaviour.rateArgument === undefined ? undefined : { argument: config.behaviour.rateArgument, max: config.behaviour.maxRate },
+    tls: service.tls,
+  });
 }
