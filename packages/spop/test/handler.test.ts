@@ -22,6 +22,20 @@ describe('preEncode', () => {
     }
     assert.equal(encode(preEncode(setVar('sess', 'ip_score', T.uint32(42)))), '0103010869705f73636f7265032a');
   });
+
+  it('encodes a list of actions once: the same bytes as its actions one by one, still a readable frozen list', () => {
+    const list = [preEncode(setVar('sess', 'ip_score', T.uint32(70))), setVar('sess', 'action', 'deny'), unsetVar('txn', 'category')];
+    const pre = preEncode(list);
+    const oneByOne = new Writer(64);
+    for (const a of list) oneByOne.action(a);
+    assert.equal(new Writer(16).actions(pre).take().toString('hex'), oneByOne.take().toString('hex'));
+    assert.equal(new Writer(16).actions(list).take().toString('hex'), new Writer(16).actions(pre).take().toString('hex'));
+    assert.deepEqual([...pre], list, 'the actions stay readable, in order');
+    assert.ok(Array.isArray(pre) && Object.isFrozen(pre));
+    assert.notEqual(pre, list, 'the list given is left as it was');
+    assert.ok(!Object.isFrozen(list));
+    assert.throws(() => preEncode([setVar('sess', 'n', T.int32(2 ** 31))]), /out of range/, 'a bad value fails at once, not in an ACK');
+  });
 });
 
 describe('toTypedData', () => {

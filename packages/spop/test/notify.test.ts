@@ -17,6 +17,7 @@ import {
   Message,
   T,
   encodeFrame,
+  preEncode,
   setVar,
   unsetVar,
 } from '../src/index.js';
@@ -120,6 +121,17 @@ describe('messages and handler results', () => {
       ['k'],
     );
     assert.equal(h.agent.stats.unknownMessages, 3);
+  });
+
+  test("a pre-encoded list of actions goes into the ACK whole, in order, after the other messages' actions", async (t) => {
+    const verdict = preEncode([setVar('sess', 'ip_score', T.uint32(70)), setVar('sess', 'action', 'deny'), unsetVar('sess', 'category')]);
+    const h = await startAgent(t, {}, (a) => a.message('first', () => setVar('txn', 'before', 1)).message('check', () => verdict));
+    const fake = await h.ready();
+    const ack = await fake.notify(1, 1, [msg('first'), msg('check')]);
+    assert.deepEqual(
+      ack.actions.map((x) => `${x.type} ${x.scope}.${x.name}${x.type === 'set-var' ? `=${String(x.value.type === 'null' ? null : x.value.value)}` : ''}`),
+      ['set-var txn.before=1', 'set-var sess.ip_score=70', 'set-var sess.action=deny', 'unset-var sess.category'],
+    );
   });
 
   test('a NOTIFY with no message at all -> empty ACK', async (t) => {

@@ -196,6 +196,14 @@ export class Writer {
     return this.byte(ActionType.UNSET_VAR).byte(2).byte(Scope[a.scope]).name(a.name);
   }
 
+  /** Writes a list of actions: one copy for a list from {@link preEncode}, else each in turn. */
+  actions(list: readonly Action[]): this {
+    const encoded = (list as PreEncoded)[ENCODED];
+    if (encoded !== undefined) return this.bytes(encoded);
+    for (let i = 0; i < list.length; i++) this.action(list[i] as Action);
+    return this;
+  }
+
   /**
    * Starts a frame: reserves the length prefix and writes the header.
    * Returns the frame's start, to give to endFrame.
@@ -242,7 +250,7 @@ export class Writer {
         for (const m of f.messages) this.message(m);
         break;
       case 'ack':
-        for (const a of f.actions) this.action(a);
+        this.actions(f.actions);
         break;
       case 'raw':
         this.bytes(f.payload);
@@ -279,10 +287,24 @@ type PreEncoded = { readonly [ENCODED]?: Uint8Array };
  * The same action with its wire bytes computed once. Handlers that answer
  * with a few recurring actions (a fixed verdict, one of 101 scores) keep them
  * pre-encoded: each ACK then costs a copy instead of an encoding.
+ *
+ * Given a list, a frozen copy of it whose actions are encoded together: a
+ * handler answering with a recurring list (a verdict's four variables) then
+ * costs one copy per ACK, not one per action. Throws, as encoding would, on
+ * a value that does not encode.
  */
-export function preEncode<A extends Action>(action: A): A {
-  const bytes = new Writer(64).action(action).take();
-  return Object.freeze({ ...action, [ENCODED]: bytes }) as A;
+export function preEncode<A extends Action>(action: A): A;
+export function preEncode(actions: readonly Action[]): readonly Action[];
+export function preEncode(actions: Action | readonly Action[]): Action | readonly Action[] {
+  if (!isActionList(actions)) return Object.freeze({ ...actions, [ENCODED]: new Writer(64).action(actions).take() });
+  const bytes = new Writer(64 * Math.max(1, actions.length)).actions(actions).take();
+  const list = [...actions];
+  Object.defineProperty(list, ENCODED, { value: bytes });
+  return Object.freeze(list);
+}
+
+function isActionList(a: Action | readonly Action[]): a is readonly Action[] {
+  return Array.isArray(a);
 }
 
 /** Encodes one frame into a fresh Buffer (length prefix included). */

@@ -510,7 +510,7 @@ export class SpopConnection {
       if (result === undefined || result === null) continue;
       const before = w.length;
       try {
-        if (isActionList(result)) for (const action of result) w.action(action);
+        if (isActionList(result)) w.actions(result);
         else w.action(result);
       } catch (err) {
         w.truncate(before);
