@@ -1,0 +1,123 @@
+/**
+ * What the library costs per NOTIFY from a socket's chunk to the ACK bytes written, in-process: a
+ * stub socket feeds an agent's connection chunks of --depth pipelined NOTIFY (one message, one IPv4
+ * argument, as HAProxy sends `check-client-ip`) and takes its writes. No network, no other process:
+ * this is the library's per-message path alone (frame parsing, decoding, dispatch, ACK encoding),
+ * for handlers answering like the seed (one pre-encoded action) and like reputation mode (a list
+ * of four pre-encoded actions, and that list pre-encoded as one).
+ *
+ *   node --import tsx bench/connection.ts [--messages N] [--depth N] [--repeat N]
+ *
+ * Costs are CPU time (process.cpuUsage: the time a preempted process waits is not counted), the
+ * least of --repeat passes.
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { parseArgs } from 'node:util';
+import { type Action, Agent, FrameFlags, type MessageHandler, T, Writer, encodeFrame, haproxyHelloKv, preEncode, setVar, silentLogger } from 'spop';
+
+const { values } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '2000000' },
+    depth: { type: 'string', default: '20' },
+    repeat: { type: 'string', default: '5' },
+  },
+});
+const messages = Number(values.messages);
+const depth = Number(values.depth);
+
+/** Just enough of a net.Socket for a connection: writes are counted, never sent. */
+class StubSocket extends EventEmitter {
+  written = 0;
+  readonly remoteAddress = undefined;
+  readonly writableLength = 0;
+  setNoDelay(): this {
+    return this;
+  }
+  write(bytes: Uint8Array): boolean {
+    this.written += bytes.length;
+    return true;
+  }
+  pause(): this {
+    return this;
+  }
+  resume(): this {
+    return this;
+  }
+  end(): this {
+    return this;
+  }
+  destroy(): this {
+    this.emit('close');
+    return this;
+  }
+}
+
+let seed = 0x2545f491;
+const random32 = (): number => {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return seed >>> 0;
+};
+
+/** Chunks of `depth` NOTIFY frames with increasing stream ids and random sources. */
+const RING = 4096;
+const chunks: Buffer[] = [];
+let stream = 1;
+for (let c = 0; c < RING; c++) {
+  const w = new Writer(64 * depth);
+  for (let f = 0; f < depth; f++) {
+    const n = random32();
+    w.frame({
+      type: 'notify',
+      flags: FrameFlags.FIN,
+      streamId: stream++ & 0xffff,
+      frameId: 1,
+      messages: [
+        { name: 'check-client-ip', args: [{ name: '', value: { type: 'ipv4', value: `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}` } }] },
+      ],
+    });
+  }
+  chunks.push(w.take());
+}
+
+const scores = Array.from({ length: 101 }, (_, score) => preEncode(setVar('sess', 'ip_score', T.uint32(score))));
+const listed = [
+  scores[70] as Action,
+  preEncode(setVar('sess', 'action', T.str('deny'))),
+  preEncode(setVar('sess', 'category', T.str('attacker'))),
+  preEncode(setVar('sess', 'source', T.str('deny'))),
+];
+const listedAsOne = preEncode(listed);
+const handlers: Record<string, MessageHandler> = {
+  'one action (the seed)': (message) => {
+    const ip = message.arg(0);
+    return ip === undefined ? undefined : scores[random32() % 101];
+  },
+  'four actions (reputation)': (message) => (message.arg(0) === undefined ? undefined : listed),
+  'four actions, one list': (message) => (message.arg(0) === undefined ? undefined : listedAsOne),
+};
+
+const results: Array<{ name: string; best: number }> = [];
+for (const [name, handler] of Object.entries(handlers)) {
+  const agent = new Agent({ logger: silentLogger }).message('check-client-ip', handler);
+  const socket = new StubSocket();
+  agent.handle(socket as unknown as Socket);
+  socket.emit('data', encodeFrame({ type: 'haproxy-hello', flags: FrameFlags.FIN, streamId: 0, frameId: 0, kv: haproxyHelloKv({}) }));
+  const frames = Math.ceil(messages / depth);
+  for (let i = 0; i < 20_000; i++) socket.emit('data', chunks[i % RING]); // warm-up
+  let best = Number.POSITIVE_INFINITY;
+  for (let pass = 0; pass < Number(values.repeat); pass++) {
+    const started = process.cpuUsage();
+    for (let i = 0; i < frames; i++) socket.emit('data', chunks[i % RING]);
+    const used = process.cpuUsage(started);
+    best = Math.min(best, ((used.user + used.system) * 1e3) / (frames * depth));
+  }
+  results.push({ name, best });
+  if (agent.stats.acks === 0 || socket.written === 0) throw new Error(`${name}: no ACK written`);
+  socket.destroy();
+  await agent.close({ timeout: 100 });
+}
+process.stdout.write(`${messages.toLocaleString('en-US')} NOTIFY, ${depth} per chunk\n`);
+for (const r of results) process.stdout.write(`${r.name.padEnd(28)} ${r.best.toFixed(0).padStart(6)} ns CPU/message\n`);
