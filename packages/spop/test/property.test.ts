@@ -212,6 +212,36 @@ describe('round trips', () => {
     );
   });
 
+  it('a Writer kept across takes (tail reused, grown mid-frame): lengths, truncation and frames stay relative to what was not taken', () => {
+    const step = fc.record({ f: frame, dropped: fc.boolean(), take: fc.boolean() });
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 24 }), fc.constantFrom(300, 1024, 2048), (steps, initial) => {
+        const w = new Writer(initial);
+        const out: string[] = [];
+        const expected: string[] = [];
+        let pending = '';
+        for (const { f, dropped, take } of steps) {
+          const mark = w.length;
+          const length = w.frame(f);
+          assert.equal(w.length, mark + 4 + length);
+          if (dropped) w.truncate(mark);
+          else pending += toHex(encodeFrame(f));
+          assert.equal(w.length, pending.length / 2);
+          if (take) {
+            out.push(toHex(w.take()));
+            expected.push(pending);
+            pending = '';
+            assert.equal(w.length, 0);
+          }
+        }
+        out.push(toHex(w.take()));
+        expected.push(pending);
+        assert.deepEqual(out, expected);
+      }),
+      RUNS,
+    );
+  });
+
   it('strings that are not well-formed UTF-16 travel as U+FFFD, with consistent lengths', () => {
     const withLoneSurrogates = fc
       .array(fc.oneof(fc.integer({ min: 0xd800, max: 0xdfff }), fc.integer({ min: 0x20, max: 0x7e })), { maxLength: 40 })

@@ -21,6 +21,8 @@ const INT64_MAX = (1n << 63n) - 1n;
 export class Writer {
   #buf: Buffer;
   #pos = 0;
+  /** Where the bytes not taken yet start: `take()` moves it on rather than making a Buffer of the tail. */
+  #base = 0;
   readonly #initialSize: number;
 
   constructor(initialSize = 1024) {
@@ -30,14 +32,15 @@ export class Writer {
 
   /** Bytes written so far. */
   get length(): number {
-    return this.#pos;
+    return this.#pos - this.#base;
   }
 
   #ensure(n: number): void {
     const need = this.#pos + n;
     if (need <= this.#buf.length) return;
     const grown = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
-    this.#buf.copy(grown, 0, 0, this.#pos);
+    // Same offsets: a frame begun before growing ends at the position beginFrame gave.
+    this.#buf.copy(grown, this.#base, this.#base, this.#pos);
     this.#buf = grown;
   }
 
@@ -46,18 +49,23 @@ export class Writer {
    * returned may sit in a socket's queue, so they are never written again.
    */
   take(): Buffer {
-    const out = this.#buf.subarray(0, this.#pos);
-    // Keep the unused tail when there is room (no allocation); never keep a
-    // one-off large buffer's size for every later flush.
+    const out = this.#buf.subarray(this.#base, this.#pos);
+    // Keep writing after what was taken when there is room (no allocation, not even a Buffer for
+    // the tail: one per flush cost about as much as a frame); never keep a one-off large buffer's
+    // size for every later flush.
     const tail = this.#buf.length - this.#pos;
-    this.#buf = tail >= 256 && tail <= this.#initialSize ? this.#buf.subarray(this.#pos) : Buffer.allocUnsafe(this.#initialSize);
-    this.#pos = 0;
+    if (tail >= 256 && tail <= this.#initialSize) {
+      this.#base = this.#pos;
+    } else {
+      this.#buf = Buffer.allocUnsafe(this.#initialSize);
+      this.#base = this.#pos = 0;
+    }
     return out;
   }
 
-  /** Forgets everything after `position` (used to drop a frame that came out too big). */
+  /** Forgets everything after `position`, a `length` taken earlier (used to drop a frame that came out too big). */
   truncate(position: number): void {
-    this.#pos = position;
+    this.#pos = this.#base + position;
   }
 
   /** Writes one byte. */
