@@ -116,7 +116,11 @@ export class VerdictActions {
     let actions = this.#byVerdict.get(verdict);
     if (actions === undefined) {
       actions = this.#build(verdict);
-      if (Object.isFrozen(verdict)) this.#byVerdict.set(verdict, actions);
+      if (Object.isFrozen(verdict)) {
+        // Kept answers are encoded as one list: the ACK copies it once instead of four actions (not worth it for one use).
+        actions = preEncode(actions);
+        this.#byVerdict.set(verdict, actions);
+      }
     }
     return actions;
   }
