@@ -14,7 +14,7 @@
  * Each stage runs --repeat times (default 5), interleaved with the others; the fastest pass is
  * reported, the one least disturbed by the other processes of a shared machine.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -26,6 +26,7 @@ import { loadConfigFile } from '../packages/iprep/src/config/index.js';
 import { CoarseClock, reputationHandler } from '../packages/iprep/src/engine/index.js';
 import { serviceHandler } from '../packages/iprep/src/reputation-agent.js';
 import { IprepService } from '../packages/iprep/src/service.js';
+import { writeReputationData } from './reputation-data.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,36 +48,9 @@ const random32 = (): number => {
   seed ^= seed << 5;
   return seed >>> 0;
 };
-const byte = (): number => random32() & 255;
-const hex = (): string => (random32() & 0xffff).toString(16);
-const lines = (n: number, line: (i: number) => string): string => `${Array.from({ length: n }, (_, i) => line(i)).join('\n')}\n`;
 
 const dir = mkdtempSync(join(tmpdir(), 'iprep-hot-path-'));
-writeFileSync(
-  join(dir, 'deny.netset'),
-  lines(Number(values.prefixes), (i) =>
-    i % 10 < 7 ? `${byte()}.${byte()}.${byte()}.0/${16 + (i % 9)}` : `2${hex().slice(1)}:${hex()}:${hex()}::/${32 + (i % 17)}`,
-  ),
-);
-writeFileSync(
-  join(dir, 'scored.csv'),
-  lines(10_000, () => `${byte()}.${byte()}.${byte()}.${byte()},${random32() % 101}`),
-);
-writeFileSync(
-  join(dir, 'allow.netset'),
-  lines(1_000, () => `${byte()}.${byte()}.${byte()}.${byte()}`),
-);
-writeFileSync(
-  join(dir, 'iprep.yaml'),
-  `mode: reputation
-allowlist: [{ file: allow.netset }]
-lists:
-  - { name: deny, path: deny.netset, score: 0, category: attacker, action: deny }
-  - { name: scored, format: csv, path: scored.csv, category: partner }
-behaviour: { enabled: true, max-clients: ${Number(values['max-clients'])} }
-admin: { enabled: false }
-`,
-);
+writeReputationData(dir, { prefixes: Number(values.prefixes), maxClients: Number(values['max-clients']), random32: random32 });
 
 // The messages' payloads, encoded as HAProxy sends them: a ring of distinct sources, or Zipf draws over clients.
 const RING = 1 << 18;

@@ -16,11 +16,12 @@
  *     [--families ipv4,ipv6] [--mixes random,zipf] [--clients N] [--zipf S] [--agents random,reputation]
  *     [--rounds N] [--max-clients N] [--node-options="--cpu-prof --cpu-prof-dir=DIR"] [--spoa PATH/bin/spoa.js]
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BenchReport, parseBenchArgs, runBench } from 'spop-bench';
+import { writeReputationData } from './reputation-data.js';
 
 const { values } = parseArgs({
   options: {
@@ -58,32 +59,7 @@ for (const mix of mixes) if (mix !== 'random' && mix !== 'zipf') throw new Error
 const nodeOptions = values['node-options'];
 
 const dir = mkdtempSync(join(tmpdir(), 'iprep-bench-'));
-const byte = (): number => Math.floor(Math.random() * 256);
-const hex = (): string => Math.floor(Math.random() * 0x10000).toString(16);
-const lines = (n: number, line: (i: number) => string): string => `${Array.from({ length: n }, (_, i) => line(i)).join('\n')}\n`;
-writeFileSync(
-  join(dir, 'deny.netset'),
-  lines(prefixes, (i) => (i % 10 < 7 ? `${byte()}.${byte()}.${byte()}.0/${16 + (i % 9)}` : `2${hex().slice(1)}:${hex()}:${hex()}::/${32 + (i % 17)}`)),
-);
-writeFileSync(
-  join(dir, 'scored.csv'),
-  lines(10_000, () => `${byte()}.${byte()}.${byte()}.${byte()},${Math.floor(Math.random() * 101)}`),
-);
-writeFileSync(
-  join(dir, 'allow.netset'),
-  lines(1_000, () => `${byte()}.${byte()}.${byte()}.${byte()}`),
-);
-writeFileSync(
-  join(dir, 'iprep.yaml'),
-  `mode: reputation
-allowlist: [{ file: allow.netset }]
-lists:
-  - { name: deny, path: deny.netset, score: 0, category: attacker, action: deny }
-  - { name: scored, format: csv, path: scored.csv, category: partner }
-behaviour: { enabled: true, max-clients: ${Number(values['max-clients'])} }
-admin: { enabled: false }
-`,
-);
+writeReputationData(dir, { prefixes: prefixes, maxClients: Number(values['max-clients']), random32: () => Math.floor(Math.random() * 2 ** 32) });
 
 const allAgents: Record<string, string> = {
   random: `node ${nodeOptions} ${values.spoa} -p {port} -n 1 --host {host}`,
