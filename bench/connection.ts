@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { type Action, Agent, FrameFlags, type MessageHandler, T, Writer, encodeFrame, haproxyHelloKv, preEncode, setVar, silentLogger } from 'spop';
+import { seededRandom32 } from './random.js';
 
 const { values } = parseArgs({
   options: {
@@ -53,13 +54,7 @@ class StubSocket extends EventEmitter {
   }
 }
 
-let seed = 0x2545f491;
-const random32 = (): number => {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return seed >>> 0;
-};
+const random32 = seededRandom32();
 
 /** Chunks of `depth` NOTIFY frames with increasing stream ids and random sources. */
 const RING = 4096;

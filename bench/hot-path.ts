@@ -27,6 +27,7 @@ import { CoarseClock, reputationHandler } from '../packages/iprep/src/engine/ind
 import { serviceHandler } from '../packages/iprep/src/reputation-agent.js';
 import { IprepService } from '../packages/iprep/src/service.js';
 import { writeReputationData } from './reputation-data.js';
+import { seededRandom32 } from './random.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,13 +42,7 @@ const { values } = parseArgs({
 const messages = Number(values.messages);
 const clientCount = Number(values.clients);
 
-let seed = 0x2545f491;
-const random32 = (): number => {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return seed >>> 0;
-};
+const random32 = seededRandom32();
 
 const dir = mkdtempSync(join(tmpdir(), 'iprep-hot-path-'));
 writeReputationData(dir, { prefixes: Number(values.prefixes), maxClients: Number(values['max-clients']), random32: random32 });

@@ -6,13 +6,13 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { resolveConfig } from '../config/flags.js';
 import { ConfigError } from '../config/index.js';
 import { runGeoJob } from '../geo/geo-job.js';
 import { loadFingerprintList } from '../ja4/index.js';
-import { PackedListEntries, entriesInsideInternal, insideInternalWarning, parseList } from '../sources/index.js';
+import { insideInternalWarning, runListJob } from '../sources/index.js';
+import { readBoundedFile } from '../sources/list-cache.js';
 import type { IprepConfig } from '../types.js';
 import { MAX_CONFIG_BYTES } from './haproxy-config.js';
 import { type RoundTrip, measureRoundTrip } from './machine.js';
@@ -115,42 +115,57 @@ async function checkAgentConfig(path: string | undefined, findings: Finding[]): 
 /** Parses every list and allowlist file as the agent would, counting entries; URL lists are fetched at start, not here. */
 async function checkLists(config: IprepConfig, findings: Finding[]): Promise<void> {
   if (config.mode !== 'reputation') return;
+  const { maxBytes, maxEntries } = config.listDefaults;
   const files = [
-    ...config.lists.map((list) => ({ name: list.name, format: list.format, path: list.path, minEntries: list.minEntries, scored: true })),
-    ...config.allowlist.files.map((path) => ({ name: `allowlist:${path}`, format: 'netset' as const, path, minEntries: 0, scored: false })),
+    ...config.lists.map((list) => ({
+      name: list.name,
+      format: list.format,
+      path: list.path,
+      minEntries: list.minEntries,
+      maxBytes: list.maxBytes ?? maxBytes,
+      maxEntries: list.maxEntries ?? maxEntries,
+      scored: true,
+    })),
+    ...config.allowlist.files.map((path) => ({
+      name: `allowlist:${path}`,
+      format: 'netset' as const,
+      path,
+      minEntries: 0,
+      maxBytes,
+      maxEntries,
+      scored: false,
+    })),
   ];
   for (const file of files) {
     if (file.path === undefined) continue;
-    let text: string;
+    // Read and parsed as the agent does: within the list's byte and entry bounds.
+    let body: readonly Uint8Array[];
     try {
-      text = await readFile(file.path, 'utf8');
+      body = (await readBoundedFile(file.path, file.maxBytes)).blocks;
     } catch (e) {
       findings.push({ severity: 'error', where: file.path, message: `list ${file.name}: cannot read it: ${(e as Error).message}` });
       continue;
     }
-    try {
-      const { entries, warnings } = parseList(file.format, text, file.path);
-      for (const warning of warnings.slice(0, LIST_WARNINGS_SHOWN))
-        findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: skipped ${warning}` });
-      if (warnings.length > LIST_WARNINGS_SHOWN)
-        findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: ${warnings.length - LIST_WARNINGS_SHOWN} more bad lines` });
-      const inside = file.scored && config.special.enabled ? entriesInsideInternal(PackedListEntries.from(entries).data) : undefined;
-      if (inside !== undefined && inside.count > 0) {
-        findings.push({
-          severity: 'warning',
-          where: file.path,
-          message: insideInternalWarning(file.name, inside),
-        });
-      }
-      const severity: Severity = entries.length < file.minEntries ? 'error' : 'note';
-      findings.push({
-        severity,
-        where: file.path,
-        message: `list ${file.name}: ${entries.length} entries${severity === 'error' ? `, fewer than min-entries ${file.minEntries}` : ''}`,
-      });
-    } catch (e) {
-      findings.push({ severity: 'error', where: file.path, message: `list ${file.name}: ${(e as Error).message}` });
+    const result = runListJob({ format: file.format, origin: file.path, body, maxEntries: file.maxEntries });
+    if (!result.ok || result.unchanged === true) {
+      findings.push({ severity: 'error', where: file.path, message: `list ${file.name}: ${result.ok ? 'not parsed' : result.error}` });
+      continue;
     }
+    const { warnings, insideInternal } = result;
+    const count = result.entries.count;
+    for (const warning of warnings.slice(0, LIST_WARNINGS_SHOWN))
+      findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: skipped ${warning}` });
+    if (warnings.length > LIST_WARNINGS_SHOWN)
+      findings.push({ severity: 'warning', where: file.path, message: `list ${file.name}: ${warnings.length - LIST_WARNINGS_SHOWN} more bad lines` });
+    if (file.scored && config.special.enabled && insideInternal.count > 0) {
+      findings.push({ severity: 'warning', where: file.path, message: insideInternalWarning(file.name, insideInternal) });
+    }
+    const severity: Severity = count < file.minEntries ? 'error' : 'note';
+    findings.push({
+      severity,
+      where: file.path,
+      message: `list ${file.name}: ${count} entries${severity === 'error' ? `, fewer than min-entries ${file.minEntries}` : ''}`,
+    });
   }
 }
 

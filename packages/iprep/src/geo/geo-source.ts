@@ -4,11 +4,10 @@
  * otherwise the last good copy stays in service and the error (naming the file) is reported by
  * status().lastError, the log and /health, as lists do.
  */
-import { type FSWatcher, watch } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import path from 'node:path';
 import { type Logger, silentLogger } from 'spop';
-import { startWorker } from '../table/compile.js';
+import { watchFile } from '../sources/file-watch.js';
+import { runWorkerJob } from '../table/compile.js';
 import { type GeoJob, type GeoJobResult, runGeoJob } from './geo-job.js';
 import { GeoTable } from './geo-table.js';
 import type { GeoDatabaseStatus } from '../types.js';
@@ -35,7 +34,6 @@ export interface GeoSourceOptions {
   readonly workerThresholdBytes?: number;
 }
 
-const WATCH_DEBOUNCE_MS = 200;
 const DEFAULT_WORKER_THRESHOLD_BYTES = 64 * 1024;
 /** Heap of the compiling thread: the file (at most max-bytes) and its tables. */
 const WORKER_HEAP_MB = 1024;
@@ -57,8 +55,7 @@ export class GeoSource {
   #good: GoodCopy | undefined;
   #lastError: string | null = null;
   #queue: Promise<unknown> = Promise.resolve();
-  #watcher: FSWatcher | undefined;
-  #debounce: NodeJS.Timeout | undefined;
+  #unwatch: (() => void) | undefined;
 
   constructor(config: GeoDatabaseConfig, options: GeoSourceOptions = {}) {
     this.config = config;
@@ -85,28 +82,18 @@ export class GeoSource {
     return run;
   }
 
-  /** Watches the file (its directory: editors and downloaders rename a new file over the old one); onUpdate gets each new table. */
+  /** Watches the file (file-watch.ts); onUpdate gets each new table. */
   start(onUpdate: (table: GeoTable) => void): void {
-    if (!this.#watchFile || this.#watcher !== undefined) return;
-    const file = this.config.path;
-    const dir = path.dirname(path.resolve(file));
-    const base = path.basename(file);
-    try {
-      this.#watcher = watch(dir, { persistent: false }, (_event, name) => {
-        if (name !== null && name !== base) return;
-        clearTimeout(this.#debounce);
-        this.#debounce = setTimeout(() => void this.#refreshAndNotify(onUpdate), WATCH_DEBOUNCE_MS).unref();
-      });
-      this.#watcher.on('error', (err) => this.#logger.warn(`geo ${this.config.kind}: watching ${dir} failed: ${err.message}`));
-    } catch (err) {
-      this.#logger.warn(`geo ${this.config.kind}: cannot watch ${dir}: ${(err as Error).message}`);
-    }
+    if (!this.#watchFile || this.#unwatch !== undefined) return;
+    this.#unwatch = watchFile(this.config.path, () => void this.#refreshAndNotify(onUpdate), {
+      logger: this.#logger,
+      what: `geo ${this.config.kind}`,
+    });
   }
 
   stop(): void {
-    clearTimeout(this.#debounce);
-    this.#watcher?.close();
-    this.#watcher = undefined;
+    this.#unwatch?.();
+    this.#unwatch = undefined;
   }
 
   status(): GeoStatus {
@@ -131,7 +118,7 @@ export class GeoSource {
       this.#logger.warn(`${(err as Error).message}; keeping the last good copy`, { geo: this.config.kind });
       return;
     }
-    if (table !== undefined && this.#watcher !== undefined) onUpdate(table);
+    if (table !== undefined && this.#unwatch !== undefined) onUpdate(table);
   }
 
   async #read(): Promise<GeoTable | undefined> {
@@ -164,25 +151,10 @@ export class GeoSource {
 }
 
 function runInWorker(job: GeoJob): Promise<GeoJobResult> {
-  return new Promise((resolve) => {
-    const worker = startWorker(new URL('./geo-worker.js', import.meta.url), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
-    let settled = false;
-    const timer = setTimeout(() => {
-      fail(`not compiled after ${WORKER_TIMEOUT_MS / 1000} s: stopped`);
-      void worker.terminate();
-    }, WORKER_TIMEOUT_MS).unref();
-    const fail = (problem: string): void => {
-      clearTimeout(timer);
-      if (settled) return;
-      settled = true;
-      resolve({ ok: false, error: `${job.path}: ${problem}` });
-    };
-    worker.once('message', (result: GeoJobResult) => {
-      clearTimeout(timer);
-      settled = true;
-      resolve(result);
-    });
-    worker.once('error', (error) => fail(`the compiling thread failed: ${error.message}`));
-    worker.once('exit', (code) => fail(`the compiling thread exited with code ${code} before answering`));
+  return runWorkerJob<GeoJobResult>(new URL('./geo-worker.js', import.meta.url), job, {
+    thread: 'the compiling thread',
+    heapMb: WORKER_HEAP_MB,
+    timeoutMs: WORKER_TIMEOUT_MS,
+    failed: (problem) => ({ ok: false, error: `${job.path}: ${problem}` }),
   });
 }

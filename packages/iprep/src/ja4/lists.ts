@@ -5,9 +5,8 @@
  * entries than `max-entries` refuse the file (the previous copy stays in service). Files are
  * watched and reloaded when they change (FingerprintLists).
  */
-import { type FSWatcher, watch } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
 import { type Logger, silentLogger } from 'spop';
+import { watchFile } from '../sources/file-watch.js';
 import { BodyTooLargeError } from '../sources/list-body.js';
 import { readBoundedFile } from '../sources/list-cache.js';
 import type { FingerprintListConfig } from '../types.js';
@@ -78,7 +77,6 @@ export async function loadFingerprintList(config: FingerprintListConfig, now = D
 }
 
 /** Editors write a file in several steps: one reload after the last event. */
-const WATCH_DEBOUNCE_MS = 200;
 
 /**
  * The fingerprint lists in service, kept current: each file is watched (its directory, since
@@ -89,8 +87,7 @@ export class FingerprintLists {
   readonly #publish: (lists: readonly LoadedFingerprintList[]) => void;
   readonly #logger: Logger;
   #lists: LoadedFingerprintList[] = [];
-  #watchers: FSWatcher[] = [];
-  #timers = new Map<number, NodeJS.Timeout>();
+  #unwatch: (() => void)[] = [];
 
   constructor(publish: (lists: readonly LoadedFingerprintList[]) => void, logger: Logger = silentLogger) {
     this.#publish = publish;
@@ -110,38 +107,19 @@ export class FingerprintLists {
     for (const list of lists) {
       if (list.warnings.length > 0) this.#logger.warn('fingerprint list: invalid lines skipped', { list: list.config.name, first: list.warnings[0] });
     }
-    const byDirectory = new Map<string, Map<string, number[]>>();
     lists.forEach((list, index) => {
-      const dir = dirname(resolve(list.config.path));
-      const names = byDirectory.get(dir) ?? new Map<string, number[]>();
-      names.set(basename(list.config.path), [...(names.get(basename(list.config.path)) ?? []), index]);
-      byDirectory.set(dir, names);
+      const unwatch = watchFile(list.config.path, () => void this.#reload(index, lists), {
+        logger: this.#logger,
+        what: `fingerprint list ${list.config.name}`,
+        fields: { list: list.config.name },
+      });
+      if (unwatch !== undefined) this.#unwatch.push(unwatch);
     });
-    for (const [dir, names] of byDirectory) {
-      try {
-        const watcher = watch(dir, { persistent: false }, (_event, name) => {
-          for (const index of name === null ? [...names.values()].flat() : (names.get(name) ?? [])) this.#schedule(index, lists);
-        });
-        watcher.on('error', (err) => this.#logger.warn('cannot watch fingerprint lists', { dir, error: err.message }));
-        this.#watchers.push(watcher);
-      } catch (err) {
-        this.#logger.warn('cannot watch fingerprint lists', { dir, error: (err as Error).message });
-      }
-    }
   }
 
   stop(): void {
-    for (const watcher of this.#watchers) watcher.close();
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#watchers = [];
-    this.#timers.clear();
-  }
-
-  #schedule(index: number, applied: readonly LoadedFingerprintList[]): void {
-    clearTimeout(this.#timers.get(index));
-    const timer = setTimeout(() => void this.#reload(index, applied), WATCH_DEBOUNCE_MS);
-    timer.unref();
-    this.#timers.set(index, timer);
+    for (const unwatch of this.#unwatch) unwatch();
+    this.#unwatch = [];
   }
 
   async #reload(index: number, applied: readonly LoadedFingerprintList[]): Promise<void> {

@@ -6,8 +6,7 @@
  */
 import { formatRange } from '../net/address.js';
 import { SpecialRanges } from '../table/special-ranges.js';
-import type { PackedFamily } from '../table/flatten.js';
-import type { PackedListData } from './list-entries.js';
+import { type PackedListData, readAddress } from './list-entries.js';
 
 export interface EntriesInsideInternal {
   readonly count: number;
@@ -30,27 +29,14 @@ export function entriesInsideInternal(data: PackedListData): EntriesInsideIntern
     const start = new Uint8Array(words * 4);
     const end = new Uint8Array(words * 4);
     for (let p = 0; p < family.values.length; p++) {
-      read(family, p, words, start, end);
+      readAddress(family.starts, p, words, start);
+      readAddress(family.ends, p, words, end);
       const range = specialRanges.lookup(start);
       if (range === undefined || range.policy !== 'internal' || specialRanges.lookup(end) !== range) continue;
       if (count++ < MAX_EXAMPLES) examples.push(`${describeEntry(start, end, words)} (${range.name}, ${range.rfc})`);
     }
   }
   return { count, examples };
-}
-
-function read(family: PackedFamily, position: number, words: number, start: Uint8Array, end: Uint8Array): void {
-  for (let k = 0; k < words; k++) {
-    put(start, k * 4, family.starts[position * words + k] as number);
-    put(end, k * 4, family.ends[position * words + k] as number);
-  }
-}
-
-function put(bytes: Uint8Array, at: number, value: number): void {
-  bytes[at] = value >>> 24;
-  bytes[at + 1] = (value >>> 16) & 255;
-  bytes[at + 2] = (value >>> 8) & 255;
-  bytes[at + 3] = value & 255;
 }
 
 function describeEntry(start: Uint8Array, end: Uint8Array, words: number): string {

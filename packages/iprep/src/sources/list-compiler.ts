@@ -3,7 +3,7 @@
  * never stalls the event loop that answers HAProxy; a small body is done inline, where a
  * thread would cost more than it saves. The body's buffers are transferred there and back.
  */
-import { startWorker } from '../table/compile.js';
+import { runWorkerJob } from '../table/compile.js';
 import { type ListJob, type ListJobResult, listJobTransferList, runListJob } from './list-job.js';
 
 export interface CompileListOptions {
@@ -19,24 +19,11 @@ const WORKER_HEAP_MB = 1024;
 export async function compileListBody(job: ListJob, options: CompileListOptions = {}): Promise<ListJobResult> {
   const bytes = job.body.reduce((sum, block) => sum + block.byteLength, 0);
   if (bytes < (options.workerThresholdBytes ?? DEFAULT_WORKER_THRESHOLD_BYTES)) return runListJob(job);
-  return new Promise((resolve) => {
-    const worker = startWorker(new URL('./list-worker.js', import.meta.url), {
-      workerData: job,
-      transferList: listJobTransferList(job),
-      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
-    });
-    let settled = false;
-    const fail = (problem: string): void => {
-      if (settled) return;
-      settled = true;
-      // The body went to the thread and did not come back: the caller keeps nothing of it.
-      resolve({ ok: false, error: `${job.origin}: ${problem}`, body: [] });
-    };
-    worker.once('message', (result: ListJobResult) => {
-      settled = true;
-      resolve(result);
-    });
-    worker.once('error', (error) => fail(`the parsing thread failed: ${error.message}`));
-    worker.once('exit', (code) => fail(`the parsing thread exited with code ${code} before answering`));
+  // The body went to the thread: on a failure the caller keeps nothing of it.
+  return runWorkerJob<ListJobResult>(new URL('./list-worker.js', import.meta.url), job, {
+    thread: 'the parsing thread',
+    transferList: listJobTransferList(job),
+    heapMb: WORKER_HEAP_MB,
+    failed: (problem) => ({ ok: false, error: `${job.origin}: ${problem}`, body: [] }),
   });
 }

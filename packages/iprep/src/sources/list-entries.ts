@@ -177,7 +177,11 @@ function word(bytes: Uint8Array, at: number): number {
 }
 
 function bytes(words: Uint32Array, position: number, w: number): Uint8Array {
-  const out = new Uint8Array(w * 4);
+  return readAddress(words, position, w, new Uint8Array(w * 4));
+}
+
+/** Writes the address at `position` of packed `words` (`w` words per address: 1 for IPv4, 4 for IPv6) into `out`, and returns it. */
+export function readAddress(words: Uint32Array, position: number, w: number, out: Uint8Array): Uint8Array {
   for (let k = 0; k < w; k++) {
     const value = words[position * w + k] as number;
     out[k * 4] = value >>> 24;

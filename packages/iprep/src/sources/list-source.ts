@@ -12,13 +12,12 @@
  * is not small: the main thread only moves buffers and swaps a reference. A list file that
  * is not small is read and hashed by that job too, so its bytes never reach the main thread.
  */
-import { type FSWatcher, watch } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import path from 'node:path';
 import { type Logger, silentLogger } from 'spop';
 import { LIST_DEFAULTS } from '../config/defaults.js';
 import { IntervalTable } from '../table/interval-table.js';
 import type { ListConfig, ListStatus, LoadedList } from '../types.js';
+import { watchFile } from './file-watch.js';
 import { type ListBody, BodyTooLargeError, readListBody, tooLargeMessage } from './list-body.js';
 import { ListCache, readBoundedFile } from './list-cache.js';
 import { compileListBody, DEFAULT_WORKER_THRESHOLD_BYTES } from './list-compiler.js';
@@ -44,8 +43,6 @@ export interface ListSourceOptions {
 const DEFAULTS = {
   watch: true,
   fetchTimeoutMs: 30_000,
-  /** Editors write a file in several steps; one reload after the last event is enough. */
-  watchDebounceMs: 200,
   /** Refresh periods vary by +-10% so that many agents do not fetch in step. */
   refreshJitter: 0.1,
 } as const;
@@ -72,7 +69,7 @@ type FetchResult = { readonly body: ListBody; readonly validators: Validators } 
 interface Running {
   readonly onUpdate: (list: LoadedList) => void;
   timer?: NodeJS.Timeout;
-  watcher?: FSWatcher;
+  unwatch?: (() => void) | undefined;
 }
 
 export class ListSource {
@@ -174,7 +171,14 @@ export class ListSource {
     const run: Running = { onUpdate };
     this.#running = run;
     if (this.config.url !== undefined) this.#scheduleRefresh(run);
-    else if (this.#watchFiles) this.#watchFile(run, this.config.path as string);
+    else if (this.#watchFiles) {
+      const fields = { list: this.config.name };
+      run.unwatch = watchFile(this.config.path as string, () => void this.#refreshAndNotify(run), {
+        logger: this.#logger,
+        what: `list ${this.config.name}`,
+        fields,
+      });
+    }
   }
 
   stop(): void {
@@ -182,7 +186,7 @@ export class ListSource {
     this.#running = undefined;
     if (run !== undefined) {
       clearTimeout(run.timer);
-      run.watcher?.close();
+      run.unwatch?.();
     }
     this.#stopSignal.abort(new Error('the list source was stopped'));
     this.#stopSignal = new AbortController();
@@ -238,27 +242,6 @@ export class ListSource {
     }
     if (this.#good?.digest === body.digest) return undefined;
     return (await this.#accept(body, from)).list;
-  }
-
-  /** Watches the directory, not the file: editors that save by renaming a new file over the old one replace its inode. */
-  #watchFile(run: Running, file: string): void {
-    const dir = path.dirname(path.resolve(file));
-    const base = path.basename(file);
-    let debounce: NodeJS.Timeout | undefined;
-    try {
-      run.watcher = watch(dir, { persistent: false }, (_event, filename) => {
-        if (filename !== null && filename !== base) return;
-        clearTimeout(debounce);
-        debounce = setTimeout(() => void this.#refreshAndNotify(run), DEFAULTS.watchDebounceMs).unref();
-      });
-    } catch (err) {
-      this.#logger.warn(`list ${this.config.name}: cannot watch ${dir}: ${(err as Error).message}`, { list: this.config.name });
-      return;
-    }
-    run.watcher.on('error', (err) => {
-      this.#logger.warn(`list ${this.config.name}: watching ${dir} failed: ${err.message}`, { list: this.config.name });
-    });
-    run.watcher.on('close', () => clearTimeout(debounce));
   }
 
   // -------------------------------------------------------------------------

@@ -27,21 +27,58 @@ export async function compileTable(entries: readonly TableEntry[], options: Comp
   return IntervalTable.fromData(data);
 }
 
-function flattenInWorker(packed: PackedEntries): Promise<IntervalTableData> {
-  return new Promise((resolve, reject) => {
-    const worker = startWorker(new URL('./compile-worker.js', import.meta.url), { workerData: packed, transferList: packedTransferList(packed) });
+async function flattenInWorker(packed: PackedEntries): Promise<IntervalTableData> {
+  const result = await runWorkerJob<IntervalTableData | Error>(new URL('./compile-worker.js', import.meta.url), packed, {
+    thread: 'the table compile worker',
+    transferList: packedTransferList(packed),
+    failed: (problem) => new Error(problem),
+  });
+  if (result instanceof Error) throw result;
+  return result;
+}
+
+export interface WorkerJobOptions<R> {
+  /** Names the thread in failures: `the parsing thread`. */
+  readonly thread: string;
+  /** Buffers moved to the thread, not copied. */
+  readonly transferList?: readonly ArrayBuffer[];
+  /** The thread's heap limit. */
+  readonly heapMb?: number;
+  /** A thread still busy after this long is stopped. Default: never. */
+  readonly timeoutMs?: number;
+  /** The result when the thread fails, exits or times out before answering, from what happened. */
+  readonly failed: (problem: string) => R;
+}
+
+/**
+ * Runs one job in a worker thread (`entry` posts one message, the result) and resolves with that
+ * result. Never rejects: whatever stops the thread first becomes `failed(problem)`.
+ */
+export function runWorkerJob<R>(entry: URL, workerData: unknown, options: WorkerJobOptions<R>): Promise<R> {
+  return new Promise((resolve) => {
+    const worker = startWorker(entry, {
+      workerData,
+      ...(options.transferList === undefined ? {} : { transferList: [...options.transferList] }),
+      ...(options.heapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: options.heapMb } }),
+    });
     let settled = false;
-    worker.once('message', (data: IntervalTableData) => {
+    const settle = (result: R): void => {
+      if (settled) return;
       settled = true;
-      resolve(data);
-    });
-    worker.once('error', (error) => {
-      settled = true;
-      reject(error);
-    });
-    worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`table compile worker exited with code ${code} before answering`));
-    });
+      clearTimeout(timer);
+      resolve(result);
+    };
+    const { timeoutMs } = options;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            settle(options.failed(`${options.thread} did not answer within ${timeoutMs / 1000} s: stopped`));
+            void worker.terminate();
+          }, timeoutMs).unref();
+    worker.once('message', (result: R) => settle(result));
+    worker.once('error', (error) => settle(options.failed(`${options.thread} failed: ${error.message}`)));
+    worker.once('exit', (code) => settle(options.failed(`${options.thread} exited with code ${code} before answering`)));
   });
 }
 
