@@ -101,20 +101,21 @@ const seedHandler = randomScoreHandler();
 stage('decode (library: Reader.messages)', (i) => {
   sink += reader.reset(payloads[i] as Buffer).messages().length;
 });
-stage('decode + address bytes', (i) => {
+// The address as the handler reads it: copied in place into a reused array.
+const addressBytes = new Uint8Array(16);
+const addressV4 = addressBytes.subarray(0, 4);
+const addressOf = (i: number): Uint8Array => {
   const message = reader.reset(payloads[i] as Buffer).messages()[0] as Message;
-  const arg = message.arg('ip') ?? message.arg(0);
-  sink += arg !== undefined && 'bytes' in arg && arg.bytes !== undefined ? arg.bytes.length : 0;
+  const index = message.argIndex('ip');
+  return message.addressInto(Math.max(index, 0), addressBytes) === 4 ? addressV4 : addressBytes;
+};
+stage('decode + address bytes', (i) => {
+  sink += addressOf(i).length;
 });
 stage('decode + random handler (the seed)', (i) => {
   const result = seedHandler(reader.reset(payloads[i] as Buffer).messages()[0] as Message, context);
   sink += result === undefined ? 0 : 1;
 });
-const addressOf = (i: number): Uint8Array => {
-  const message = reader.reset(payloads[i] as Buffer).messages()[0] as Message;
-  const arg = message.arg('ip') ?? message.arg(0);
-  return arg !== undefined && 'bytes' in arg && arg.bytes !== undefined ? arg.bytes : new Uint8Array(4);
-};
 stage('decode + address + hit', (i) => {
   service.behaviour?.hit(addressOf(i), 1, clock.now());
 });

@@ -107,6 +107,46 @@ describe('decoded messages (arguments decoded on access)', () => {
     assert.equal(first!.value('ip'), '192.168.1.10');
   });
 
+  it('counts arguments, finds one by name and copies an address in place, as a plain Message does', async () => {
+    const { Message, Reader, Writer } = await import('../src/index.js');
+    const args = [
+      { name: 'port', value: { type: 'int32', value: 1 } },
+      { name: 'ip', value: { type: 'ipv4', value: '192.0.2.1' } },
+      { name: 'ip', value: { type: 'ipv4', value: '192.0.2.2' } },
+      { name: 'v6', value: { type: 'ipv6', value: '2001:db8::ff' } },
+      { name: 'host', value: { type: 'str', value: '192.0.2.9' } },
+      { name: 'héhé', value: { type: 'str', value: 'accent' } },
+    ] as const;
+    const encoded = new Writer(256).message({ name: 'm', args }).take();
+    for (const [kind, message] of [
+      ['decoded', new Reader(encoded).messages()[0]!],
+      [
+        'decoded after args',
+        (() => {
+          const m = new Reader(encoded).messages()[0]!;
+          void m.args;
+          return m;
+        })(),
+      ],
+      ['plain', new Message('m', args)],
+    ] as const) {
+      assert.equal(message.argCount, 6, kind);
+      assert.deepEqual(
+        ['port', 'ip', 'v6', 'host', 'héhé', 'nope', 'i', ''].map((name) => message.argIndex(name)),
+        [0, 1, 3, 4, 5, -1, -1, -1],
+        kind,
+      );
+      const into = new Uint8Array(16).fill(0xee);
+      assert.equal(message.addressInto(1, into), 4, kind);
+      assert.deepEqual([...into.subarray(0, 5)], [192, 0, 2, 1, 0xee], `${kind}: four bytes written, the rest left`);
+      assert.equal(message.addressInto(3, into), 16, kind);
+      assert.equal(Buffer.from(into).toString('hex'), '20010db80000000000000000000000ff', kind);
+      for (const index of [0, 4, 6, -1, 1.5, Number.NaN]) assert.equal(message.addressInto(index, into), 0, `${kind}: ${index} is no address`);
+      assert.equal(message.arg(1.5), undefined, `${kind}: no argument between two`);
+      assert.throws(() => message.addressInto(1, new Uint8Array(4)), RangeError, `${kind}: room for IPv6 needed whatever the argument`);
+    }
+  });
+
   it('still rejects a malformed argument when the frame is read, not later', async () => {
     const { Reader, SpopError } = await import('../src/index.js');
     // Second argument of log-request truncated; and an unknown type 0x0c.

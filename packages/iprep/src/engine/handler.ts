@@ -55,11 +55,12 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
   const answers = new VerdictActions(options.variables);
   const geoAnswers = GeoVariableActions.of(options.variables, engine.geo);
   const { geoCounts } = options;
+  const addresses = new AddressReader();
   let calls = 0;
   return (message) => {
     const timed = metrics !== undefined && (++calls & (TIMED_ONE_IN - 1)) === 0;
     const started = timed ? performance.now() : 0;
-    const address = clientAddress(message);
+    const address = addresses.read(message);
     if (address === undefined) return undefined;
     const t = now();
     if (behaviour !== undefined) {
@@ -75,13 +76,24 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
   };
 }
 
-/** Address bytes from an IPV4/IPV6 argument, or from a string one (an address taken from a header). */
-function clientAddress(message: Message): Uint8Array | undefined {
-  const data = message.arg(ADDRESS_ARGUMENT) ?? message.arg(0);
-  if (data === undefined) return undefined;
-  if (data.type === 'ipv4' || data.type === 'ipv6') return data.bytes ?? parseAddress(data.value);
-  if (data.type === 'str') return parseAddress(data.value);
-  return undefined;
+/**
+ * Reads a message's client address into reused arrays: an IPV4/IPV6 argument is copied in place
+ * (nothing allocated per message), a string one (an address taken from a header) is parsed.
+ * The array returned is valid until the next read: the tracker and the engine keep no reference.
+ */
+class AddressReader {
+  readonly #bytes = new Uint8Array(16);
+  readonly #v4 = this.#bytes.subarray(0, 4);
+
+  read(message: Message): Uint8Array | undefined {
+    let index = message.argIndex(ADDRESS_ARGUMENT);
+    if (index < 0) index = 0;
+    const length = message.addressInto(index, this.#bytes);
+    if (length === 4) return this.#v4;
+    if (length === 16) return this.#bytes;
+    const data = message.arg(index);
+    return data?.type === 'str' ? parseAddress(data.value) : undefined;
+  }
 }
 
 function weightOf(message: Message, statusArgument: string | undefined, errorWeight: number): number {

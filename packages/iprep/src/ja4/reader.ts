@@ -54,9 +54,10 @@ export class ClientHelloReader {
 
   /** The pieces this message carries, or undefined when it carries no cipher list (not TLS, or no capture). */
   read(message: Message): ClientHelloFields | undefined {
+    // The address, the ciphers and the extensions at least: most messages have the address alone,
+    // and are turned away without decoding their arguments.
+    if (message.argCount < 3) return undefined;
     const args = message.args;
-    // The address, the ciphers and the extensions at least: most messages have the address alone.
-    if (args.length < 3) return undefined;
     const f = this.#fields;
     f.helloVersion = -1;
     f.ciphers = f.extensions = f.groups = f.pointFormats = f.sigalgs = f.supportedVersions = f.alpn = undefined;

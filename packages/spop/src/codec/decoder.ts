@@ -332,18 +332,51 @@ class EncodedMessage extends Message {
   override arg(key: number | string): TypedData | undefined {
     if (this.#decoded !== undefined) return super.arg(key);
     if (typeof key !== 'number') return isAscii(key) ? this.#argNamed(key) : super.arg(key);
-    if (!(key >= 0 && key < this.#count)) return undefined;
+    if (!isIndex(key, this.#count)) return undefined;
+    return this.#seek(key).typedData();
+  }
+
+  override get argCount(): number {
+    return this.#count;
+  }
+
+  override argIndex(name: string): number {
+    if (this.#decoded !== undefined || !isAscii(name)) return super.argIndex(name);
+    return this.#seekNamed(name);
+  }
+
+  override addressInto(index: number, into: Uint8Array): 0 | 4 | 16 {
+    if (into.length < 16) throw new RangeError(`addressInto needs 16 bytes of room, got ${into.length}`);
+    if (!isIndex(index, this.#count)) return 0;
+    const r = this.#seek(index);
+    const buf = this.#buf;
+    const type = (buf[r.pos] as number) & 0x0f;
+    const at = r.pos + 1;
+    if (type === DataType.IPV4) {
+      into[0] = buf[at] as number;
+      into[1] = buf[at + 1] as number;
+      into[2] = buf[at + 2] as number;
+      into[3] = buf[at + 3] as number;
+      return 4;
+    }
+    if (type !== DataType.IPV6) return 0;
+    for (let i = 0; i < 16; i++) into[i] = buf[at + i] as number;
+    return 16;
+  }
+
+  /** The argument reader at the value of argument `index` (< count), its name skipped. */
+  #seek(index: number): Reader {
     const r = argReader.reset(this.#buf, this.#start, this.#end);
-    for (let i = 0; i < key; i++) {
+    for (let i = 0; i < index; i++) {
       r.skip(r.length());
       r.skipTypedData();
     }
     r.skip(r.length());
-    return r.typedData();
+    return r;
   }
 
-  /** The first argument named `name` (ASCII: its UTF-8 bytes are its char codes). */
-  #argNamed(name: string): TypedData | undefined {
+  /** Index of the first argument named `name` (ASCII: its UTF-8 bytes are its char codes), the reader left at its value; -1. */
+  #seekNamed(name: string): number {
     const r = argReader.reset(this.#buf, this.#start, this.#end);
     const buf = this.#buf;
     for (let i = 0; i < this.#count; i++) {
@@ -351,14 +384,24 @@ class EncodedMessage extends Message {
       const at = r.skip(n);
       let same = n === name.length;
       for (let j = 0; same && j < n; j++) same = buf[at + j] === name.charCodeAt(j);
-      if (same) return r.typedData();
+      if (same) return i;
       r.skipTypedData();
     }
-    return undefined;
+    return -1;
+  }
+
+  /** The first argument named `name` (ASCII). */
+  #argNamed(name: string): TypedData | undefined {
+    return this.#seekNamed(name) < 0 ? undefined : argReader.typedData();
   }
 }
 
 const NO_ARGS: readonly MessageArg[] = Object.freeze([]);
+
+/** An argument position: an integer from 0 below `count` (1.5 or NaN is none, as for an array). */
+function isIndex(index: number, count: number): boolean {
+  return Number.isInteger(index) && index >= 0 && index < count;
+}
 
 function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;

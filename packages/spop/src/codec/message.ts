@@ -1,4 +1,5 @@
 /** A decoded SPOE message, as handlers receive it. */
+import { parseIPv4, parseIPv6 } from './ip.js';
 import type { MessageArg, SpoeMessage, TypedData } from './types.js';
 
 /** A SPOE message with convenient access to its arguments (what the decoder returns). */
@@ -14,6 +15,33 @@ export class Message implements SpoeMessage {
 
   get args(): readonly MessageArg[] {
     return this.#args;
+  }
+
+  /** How many arguments the message carries; a decoded message counts them without decoding them. */
+  get argCount(): number {
+    return this.args.length;
+  }
+
+  /** Position of the first argument with that name, -1 when there is none. Decodes no value. */
+  argIndex(name: string): number {
+    const args = this.args;
+    for (let i = 0; i < args.length; i++) if ((args[i] as MessageArg).name === name) return i;
+    return -1;
+  }
+
+  /**
+   * Copies the bytes of the IPV4 or IPV6 argument at `index` into `into` (16 bytes or more, from its
+   * start) and returns how many: 4 or 16; 0 when there is no such argument or it is not an address.
+   * A decoded message reads them in place: no value object, no view, nothing allocated (the hot path
+   * of an agent that looks at the client's address in every message).
+   */
+  addressInto(index: number, into: Uint8Array): 0 | 4 | 16 {
+    if (into.length < 16) throw new RangeError(`addressInto needs 16 bytes of room, got ${into.length}`);
+    const data = this.args[index]?.value;
+    if (data === undefined || (data.type !== 'ipv4' && data.type !== 'ipv6')) return 0;
+    const bytes = data.bytes ?? (data.type === 'ipv4' ? parseIPv4(data.value) : parseIPv6(data.value));
+    into.set(bytes);
+    return data.type === 'ipv4' ? 4 : 16;
   }
 
   /** The argument at a position, or the first with that name. */
