@@ -111,7 +111,7 @@ export class TlsScorer {
     const fingerprint = this.fingerprint(message);
     if (fingerprint === undefined) return undefined;
     const out = this.#matches;
-    out.length = 0;
+    while (out.length > 0) out.pop(); // cheaper than assigning length (a runtime call)
     this.#collect(fingerprint, now, out, true, false);
     this.#judgement.fingerprint = fingerprint;
     return this.#judgement;

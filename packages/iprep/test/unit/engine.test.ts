@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { Message, type SetVarAction } from 'spop';
+import { Message, Reader, type SetVarAction, Writer } from 'spop';
 import { BehaviourTracker } from '../../src/behaviour/index.js';
 import { defaultConfig } from '../../src/config/index.js';
 import { DecisionIndex, makeDecision } from '../../src/decisions/index.js';
@@ -302,6 +302,38 @@ describe('reputationHandler', () => {
     assert.equal(named[3]?.value.type === 'str' && named[3].value.value, 'drop');
     const text = call([{ name: '', value: { type: 'str', value: '198.51.100.200' } }]) as SetVarAction[];
     assert.equal(text[0]?.value.type !== 'null' && text[0]?.value.value, 0);
+  });
+
+  it('reads addresses from messages as decoded off the wire, one after another (the address array is reused)', () => {
+    const wire = (args: ConstructorParameters<typeof Message>[1]) =>
+      handler(new Reader(new Writer(128).message({ name: 'check-client-ip', args }).take()).messages()[0] as Message, undefined as never) as
+        | SetVarAction[]
+        | undefined;
+    const source = (actions: SetVarAction[] | undefined) => (actions === undefined ? undefined : actions[3]?.value.type === 'str' && actions[3].value.value);
+    const sequence: Array<[ConstructorParameters<typeof Message>[1], string | false | undefined]> = [
+      [[{ name: '', value: { type: 'ipv4', value: '198.51.100.3' } }], 'drop'],
+      [[{ name: '', value: { type: 'ipv6', value: '2001:db8::7' } }], 'drop'],
+      [[{ name: '', value: { type: 'ipv4', value: '192.0.2.1' } }], 'default'],
+      [[{ name: '', value: { type: 'ipv6', value: '2001:db9::7' } }], 'default'],
+      [[{ name: '', value: { type: 'ipv4', value: '198.51.100.250' } }], 'drop'],
+      // `ip` wins over the first argument, whatever its type: here a string from a header.
+      [
+        [
+          { name: 'src', value: { type: 'ipv4', value: '192.0.2.1' } },
+          { name: 'ip', value: { type: 'str', value: '198.51.100.9' } },
+        ],
+        'drop',
+      ],
+      [
+        [
+          { name: 'src', value: { type: 'ipv4', value: '198.51.100.9' } },
+          { name: 'ip', value: { type: 'str', value: 'not an address' } },
+        ],
+        undefined,
+      ],
+      [[{ name: '', value: { type: 'int32', value: 5 } }], undefined],
+    ];
+    for (const [args, expected] of sequence) assert.equal(source(wire(args)), expected, JSON.stringify(args));
   });
 
   it('answers nothing when there is no address', () => {
