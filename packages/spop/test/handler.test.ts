@@ -115,6 +115,10 @@ describe('decoded messages (arguments decoded on access)', () => {
       { name: 'ip', value: { type: 'ipv4', value: '192.0.2.2' } },
       { name: 'v6', value: { type: 'ipv6', value: '2001:db8::ff' } },
       { name: 'host', value: { type: 'str', value: '192.0.2.9' } },
+      { name: 'xff', value: { type: 'str', value: '2001:db8::1:2' } },
+      { name: 'spaced', value: { type: 'str', value: ' 192.0.2.9' } },
+      { name: 'list', value: { type: 'str', value: '192.0.2.9, 192.0.2.10' } },
+      { name: 'wide', value: { type: 'str', value: '192.0.2.Ĳ' } },
       { name: 'héhé', value: { type: 'str', value: 'accent' } },
     ] as const;
     const encoded = new Writer(256).message({ name: 'm', args }).take();
@@ -130,10 +134,10 @@ describe('decoded messages (arguments decoded on access)', () => {
       ],
       ['plain', new Message('m', args)],
     ] as const) {
-      assert.equal(message.argCount, 6, kind);
+      assert.equal(message.argCount, 10, kind);
       assert.deepEqual(
         ['port', 'ip', 'v6', 'host', 'héhé', 'nope', 'i', ''].map((name) => message.argIndex(name)),
-        [0, 1, 3, 4, 5, -1, -1, -1],
+        [0, 1, 3, 4, 9, -1, -1, -1],
         kind,
       );
       const into = new Uint8Array(16).fill(0xee);
@@ -141,7 +145,12 @@ describe('decoded messages (arguments decoded on access)', () => {
       assert.deepEqual([...into.subarray(0, 5)], [192, 0, 2, 1, 0xee], `${kind}: four bytes written, the rest left`);
       assert.equal(message.addressInto(3, into), 16, kind);
       assert.equal(Buffer.from(into).toString('hex'), '20010db80000000000000000000000ff', kind);
-      for (const index of [0, 4, 6, -1, 1.5, Number.NaN]) assert.equal(message.addressInto(index, into), 0, `${kind}: ${index} is no address`);
+      assert.equal(message.addressInto(4, into), 4, `${kind}: an address as text`);
+      assert.deepEqual([...into.subarray(0, 4)], [192, 0, 2, 9], kind);
+      assert.equal(message.addressInto(5, into), 16, `${kind}: an IPv6 address as text`);
+      assert.equal(Buffer.from(into).toString('hex'), '20010db8000000000000000000010002', kind);
+      // Exactly an address: no spaces, no lists, no character that merely ends in a digit's byte.
+      for (const index of [0, 6, 7, 8, 9, 10, -1, 1.5, Number.NaN]) assert.equal(message.addressInto(index, into), 0, `${kind}: ${index} is no address`);
       assert.equal(message.arg(1.5), undefined, `${kind}: no argument between two`);
       assert.throws(() => message.addressInto(1, new Uint8Array(4)), RangeError, `${kind}: room for IPv6 needed whatever the argument`);
     }

@@ -3,8 +3,10 @@
  * mixed notation for IPv4-mapped addresses), and TypeError on invalid text.
  */
 import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
 import { describe, it } from 'node:test';
-import { formatIPv4, formatIPv6, parseIP, parseIPv4, parseIPv6 } from '../src/codec/index.js';
+import fc from 'fast-check';
+import { formatIPv4, formatIPv6, parseIP, parseIPInto, parseIPv4, parseIPv6 } from '../src/codec/index.js';
 import { fromHex, toHex } from './helpers.js';
 
 /** [bytes as 8 groups of hex, canonical text, other accepted spellings of the same address]. */
@@ -101,5 +103,79 @@ describe('invalid text is a TypeError', () => {
   }
   it('parseIP rejects what is neither', () => {
     for (const text of ['', 'localhost', '1.2.3', '::g']) assert.throws(() => parseIP(text), TypeError, text);
+  });
+});
+
+describe('parseIPInto (address text as bytes, no string made)', () => {
+  /** What node:net accepts (zone ids aside), as parseIP's bytes; undefined otherwise. */
+  const reference = (text: string): Buffer | undefined => (isIP(text) !== 0 && !text.includes('%') ? parseIP(text) : undefined);
+  const check = (text: string): void => {
+    const bytes = Buffer.from(`<${text}>`, 'latin1'); // parsed between the brackets: offsets are honoured
+    const into = new Uint8Array(16).fill(0xee);
+    const n = parseIPInto(bytes, 1, bytes.length - 1, into);
+    const expected = reference(text);
+    if (expected === undefined) assert.equal(n, 0, JSON.stringify(text));
+    else assert.deepEqual([n, toHex(into.subarray(0, n))], [expected.length, toHex(expected)], JSON.stringify(text));
+  };
+
+  it('agrees with node:net on chosen spellings, valid and not', () => {
+    for (const [, canonical, ...variants] of ipv6Cases) for (const text of [canonical, ...variants]) check(text);
+    const others = [
+      '0.0.0.0',
+      '255.255.255.255',
+      '256.1.1.1',
+      '01.2.3.4',
+      '1.2.3',
+      '1.2.3.4.5',
+      '1..2.3',
+      '1.2.3.4 ',
+      ' 1.2.3.4',
+      '',
+      '::',
+      ':',
+      ':::',
+      '1::2::3',
+      '::1',
+      '1::',
+      ':1::',
+      '1:',
+      '1:2:3:4:5:6:7:8',
+      '1:2:3:4:5:6:7:8:9',
+      '1:2:3:4:5:6:7::',
+      '::2:3:4:5:6:7:8',
+      '1:2:3:4::5:6:7:8',
+      '1:2:3:4:5:6:7',
+      '12345::',
+      'g::1',
+      'fe80::1%eth0',
+      '::ffff:1.2.3.4',
+      '::ffff:01.2.3.4',
+      '1:2:3:4:5:6:1.2.3.4',
+      '1:2:3:4:5:6:7:1.2.3.4',
+      '::1.2.3.4',
+      '1::1.2.3.4',
+      '1.2.3.4::',
+      '::1.2.3',
+      'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255',
+      '1.2.3.4:5',
+      '[::1]',
+      '::FFFF:A:B',
+    ];
+    for (const text of others) check(text);
+  });
+
+  it('agrees with node:net on generated addresses and near misses', () => {
+    const near = fc.array(fc.constantFrom(...'0123456789abcdefABCDEF:.%g '.split('')), { maxLength: 46 }).map((chars) => chars.join(''));
+    const mutated = fc
+      .tuple(fc.oneof(fc.ipV4(), fc.ipV6(), fc.ipV4Extended()), fc.nat(46), fc.constantFrom('', ':', '.', '0', 'f', '::', '1.2'))
+      .map(([text, at, insert]) => text.slice(0, at % (text.length + 1)) + insert + text.slice(at % (text.length + 1)));
+    fc.assert(
+      fc.property(fc.oneof(fc.ipV4(), fc.ipV6(), near, mutated), (text) => check(text)),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('needs room for sixteen bytes', () => {
+    assert.throws(() => parseIPInto(Buffer.from('1.2.3.4'), 0, 7, new Uint8Array(4)), RangeError);
   });
 });

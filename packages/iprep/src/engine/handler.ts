@@ -77,8 +77,9 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
 }
 
 /**
- * Reads a message's client address into reused arrays: an IPV4/IPV6 argument is copied in place
- * (nothing allocated per message), a string one (an address taken from a header) is parsed.
+ * Reads a message's client address into reused arrays: an IPV4/IPV6 argument, or a string one
+ * holding exactly an address (taken from a header), is read in place, nothing allocated per
+ * message; other strings (spaces around the address) go through parseAddress, as before.
  * The array returned is valid until the next read: the tracker and the engine keep no reference.
  */
 class AddressReader {

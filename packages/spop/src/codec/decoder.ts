@@ -4,7 +4,7 @@
  * on anything malformed. Strings, binaries and addresses stay views of the
  * input buffer; their text is produced on first access.
  */
-import { formatIPv4, formatIPv6 } from './ip.js';
+import { formatIPv4, formatIPv6, parseIPInto } from './ip.js';
 import { Message } from './message.js';
 import { invalidFrame } from './status.js';
 import {
@@ -359,9 +359,14 @@ class EncodedMessage extends Message {
       into[3] = buf[at + 3] as number;
       return 4;
     }
-    if (type !== DataType.IPV6) return 0;
-    for (let i = 0; i < 16; i++) into[i] = buf[at + i] as number;
-    return 16;
+    if (type === DataType.IPV6) {
+      for (let i = 0; i < 16; i++) into[i] = buf[at + i] as number;
+      return 16;
+    }
+    if (type !== DataType.STR) return 0;
+    r.pos = at;
+    const length = r.length();
+    return parseIPInto(buf, r.pos, r.pos + length, into);
   }
 
   /** The argument reader at the value of argument `index` (< count), its name skipped. */

@@ -85,3 +85,116 @@ export function parseIPv6(text: string): Buffer {
 export function parseIP(text: string): Buffer {
   return isIPv4(text) ? parseIPv4(text) : parseIPv6(text);
 }
+
+const DOT = 0x2e;
+const COLON = 0x3a;
+
+/** Value of an ASCII hex digit, -1 for any other byte. */
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const lower = c | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
+}
+
+/**
+ * Parses a dotted quad in `bytes[start, end)` into `into[at..at+4)`: four decimal numbers 0..255
+ * without leading zeros (what `net.isIPv4` accepts). Returns false when it is not one.
+ */
+function dottedQuadInto(bytes: Uint8Array, start: number, end: number, into: Uint8Array, at: number): boolean {
+  let part = 0;
+  let i = start;
+  while (part < 4) {
+    const first = i;
+    let value = 0;
+    while (i < end && i - first < 3) {
+      const d = (bytes[i] as number) - 0x30;
+      if (d < 0 || d > 9) break;
+      value = value * 10 + d;
+      i++;
+    }
+    const digits = i - first;
+    if (digits === 0 || value > 255 || (digits > 1 && bytes[first] === 0x30)) return false;
+    into[at + part] = value;
+    part++;
+    if (part < 4) {
+      if (i >= end || bytes[i] !== DOT) return false;
+      i++;
+    }
+  }
+  return i === end;
+}
+
+/**
+ * Parses the text of an IPv4 or IPv6 address held as ASCII bytes in `bytes[start, end)` (a header
+ * value from HAProxy, say) into `into` (16 bytes or more), without making a string: returns 4 or 16,
+ * or 0 when the text is not exactly one address. It accepts what `net.isIP` accepts, except IPv6 zone
+ * ids (`%eth0`), which are no client's address; no surrounding spaces.
+ */
+export function parseIPInto(bytes: Uint8Array, start: number, end: number, into: Uint8Array): 0 | 4 | 16 {
+  if (into.length < 16) throw new RangeError(`parseIPInto needs 16 bytes of room, got ${into.length}`);
+  const length = end - start;
+  if (length < 2 || length > 45) return 0;
+  let colon = false;
+  for (let i = start; i < end; i++) {
+    if (bytes[i] === COLON) {
+      colon = true;
+      break;
+    }
+  }
+  if (!colon) return dottedQuadInto(bytes, start, end, into, 0) ? 4 : 0;
+
+  // IPv6: up to 8 groups of 1-4 hex digits, at most one "::" standing for one group or more, and
+  // optionally a dotted quad as the last two groups. Groups after "::" are written where they
+  // are read, then moved to the end.
+  let groups = 0;
+  let gap = -1;
+  let i = start;
+  if (bytes[i] === COLON) {
+    if (bytes[i + 1] !== COLON) return 0;
+    gap = 0;
+    i += 2;
+    if (i === end) {
+      into.fill(0, 0, 16);
+      return 16;
+    }
+  }
+  for (;;) {
+    if (groups === 8) return 0;
+    const first = i;
+    let value = 0;
+    while (i < end && i - first < 4) {
+      const h = hexValue(bytes[i] as number);
+      if (h < 0) break;
+      value = (value << 4) | h;
+      i++;
+    }
+    if (i < end && bytes[i] === DOT) {
+      // A dotted quad ends the address and counts as two groups.
+      if (groups > 6 || !dottedQuadInto(bytes, first, end, into, groups * 2)) return 0;
+      groups += 2;
+      break;
+    }
+    if (i === first) return 0;
+    into[groups * 2] = value >> 8;
+    into[groups * 2 + 1] = value & 0xff;
+    groups++;
+    if (i === end) break;
+    if (bytes[i] !== COLON) return 0;
+    i++;
+    if (bytes[i] === COLON) {
+      if (gap >= 0) return 0;
+      gap = groups;
+      i++;
+      if (i === end) break;
+    } else if (i === end) {
+      return 0; // a lone trailing colon
+    }
+  }
+  if (gap < 0) return groups === 8 ? 16 : 0;
+  if (groups > 7) return 0;
+  // Move the groups after the gap to the end, zeros in between.
+  const after = (groups - gap) * 2;
+  into.copyWithin(16 - after, gap * 2, groups * 2);
+  into.fill(0, gap * 2, 16 - after);
+  return 16;
+}

@@ -1,5 +1,5 @@
 /** A decoded SPOE message, as handlers receive it. */
-import { parseIPv4, parseIPv6 } from './ip.js';
+import { parseIPInto, parseIPv4, parseIPv6 } from './ip.js';
 import type { MessageArg, SpoeMessage, TypedData } from './types.js';
 
 /** A SPOE message with convenient access to its arguments (what the decoder returns). */
@@ -30,15 +30,22 @@ export class Message implements SpoeMessage {
   }
 
   /**
-   * Copies the bytes of the IPV4 or IPV6 argument at `index` into `into` (16 bytes or more, from its
-   * start) and returns how many: 4 or 16; 0 when there is no such argument or it is not an address.
-   * A decoded message reads them in place: no value object, no view, nothing allocated (the hot path
-   * of an agent that looks at the client's address in every message).
+   * The address the argument at `index` carries, copied into `into` (16 bytes or more, from its
+   * start): the bytes of an IPV4 or IPV6 argument, or a STR argument holding exactly an address's
+   * text (a header value such as X-Forwarded-For: what `net.isIP` accepts, zone ids aside, no
+   * surrounding spaces). Returns 4 or 16, or 0 when there is no such argument or it carries no
+   * address. A decoded message reads it in place: no value object, no view, no string, nothing
+   * allocated (the hot path of an agent that looks at the client's address in every message).
    */
   addressInto(index: number, into: Uint8Array): 0 | 4 | 16 {
     if (into.length < 16) throw new RangeError(`addressInto needs 16 bytes of room, got ${into.length}`);
     const data = this.args[index]?.value;
-    if (data === undefined || (data.type !== 'ipv4' && data.type !== 'ipv6')) return 0;
+    if (data === undefined) return 0;
+    if (data.type === 'str') {
+      const text = Buffer.from(data.value, 'utf8');
+      return parseIPInto(text, 0, text.length, into);
+    }
+    if (data.type !== 'ipv4' && data.type !== 'ipv6') return 0;
     const bytes = data.bytes ?? (data.type === 'ipv4' ? parseIPv4(data.value) : parseIPv6(data.value));
     into.set(bytes);
     return data.type === 'ipv4' ? 4 : 16;
