@@ -92,6 +92,11 @@ class SeriesCount {
     readonly category: string,
     readonly source: string,
   ) {}
+
+  /** Whether this series counts the verdict (its own labels; not the overflow series). */
+  counts(verdict: Verdict): boolean {
+    return this.source === verdict.source && this.category === verdict.category && this.action === verdict.action;
+  }
 }
 
 export class ReputationMetrics {
@@ -116,6 +121,7 @@ export class ReputationMetrics {
   #seriesCount = 0;
   /** The series of the previous message: consecutive messages often share one. */
   #lastSeries: SeriesCount | undefined;
+  #previousSeries: SeriesCount | undefined;
 
   /** Messages per second, a ring indexed by `slot` (the second in progress, `currentSecond`). */
   readonly #perSecond = new Float64Array(RING_SLOTS);
@@ -417,9 +423,13 @@ export class ReputationMetrics {
     // Callers time a sample of their messages: reading the clock costs more than the rest.
     if (handlerSeconds !== undefined) this.#handlerSeconds.observe(handlerSeconds);
     this.#scores.observe(verdict.score);
+    // The last two series counted: messages alternate between a few verdicts (unknown, a list's).
     let series = this.#lastSeries;
-    if (series === undefined || series.source !== verdict.source || series.category !== verdict.category || series.action !== verdict.action) {
-      series = this.#seriesFor(verdict.action, verdict.category, verdict.source);
+    if (series === undefined || !series.counts(verdict)) {
+      const previous = this.#previousSeries;
+      if (previous?.counts(verdict)) series = previous;
+      else series = this.#seriesFor(verdict.action, verdict.category, verdict.source);
+      this.#previousSeries = this.#lastSeries;
       this.#lastSeries = series;
     }
     series.count++;

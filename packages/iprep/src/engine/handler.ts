@@ -125,7 +125,26 @@ export class VerdictActions {
   /** Answers of verdicts the engine reuses (unknown addresses, single matches): no array per message. */
   readonly #byVerdict = new WeakMap<Verdict, readonly Action[]>();
 
+  /** The last two kept verdicts answered, and their answers: most messages repeat one of a few verdicts (a WeakMap read costs more). */
+  #recent: Verdict | undefined;
+  #recentAnswer: readonly Action[] = [];
+  #previous: Verdict | undefined;
+  #previousAnswer: readonly Action[] = [];
+
   for(verdict: Verdict): readonly Action[] {
+    if (verdict === this.#recent) return this.#recentAnswer;
+    if (verdict === this.#previous) return this.#previousAnswer;
+    const actions = this.#kept(verdict);
+    if (Object.isFrozen(verdict)) {
+      this.#previous = this.#recent;
+      this.#previousAnswer = this.#recentAnswer;
+      this.#recent = verdict;
+      this.#recentAnswer = actions;
+    }
+    return actions;
+  }
+
+  #kept(verdict: Verdict): readonly Action[] {
     let actions = this.#byVerdict.get(verdict);
     if (actions === undefined) {
       actions = this.#build(verdict);

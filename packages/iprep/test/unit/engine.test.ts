@@ -5,17 +5,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { Message, Reader, type SetVarAction, Writer } from 'spop';
+import { type Action, Message, Reader, type SetVarAction, Writer } from 'spop';
 import { BehaviourTracker } from '../../src/behaviour/index.js';
 import { defaultConfig } from '../../src/config/index.js';
 import { DecisionIndex, makeDecision } from '../../src/decisions/index.js';
 import { type CompiledList, ReputationEngine } from '../../src/engine/engine.js';
-import { reputationHandler } from '../../src/engine/handler.js';
+import { VerdictActions, reputationHandler } from '../../src/engine/handler.js';
 import { combine, thresholdAction } from '../../src/engine/verdict.js';
 import { formatAddress, parseAddress, parseRange } from '../../src/net/address.js';
 import { PackedListEntries } from '../../src/sources/index.js';
 import { IntervalTable } from '../../src/table/index.js';
-import type { BehaviourConfig, IprepConfig, ListConfig, ListEntry } from '../../src/types.js';
+import type { BehaviourConfig, IprepConfig, ListConfig, ListEntry, Verdict } from '../../src/types.js';
 
 const thresholds: IprepConfig['thresholds'] = { deny: 20, tarpit: 40, captcha: 60, log: 80 };
 const special: IprepConfig['special'] = { enabled: true, internalAction: 'allow', bogonScore: 10 };
@@ -340,6 +340,24 @@ describe('reputationHandler', () => {
     assert.equal(call([]), undefined);
     assert.equal(call([{ name: '', value: { type: 'str', value: 'nope' } }]), undefined);
     assert.equal(call([{ name: '', value: { type: 'int32', value: 5 } }]), undefined);
+  });
+});
+
+describe('VerdictActions', () => {
+  const variables: IprepConfig['variables'] = { scope: 'sess', score: 'ip_score', action: 'ip_action', category: 'ip_category', source: 'ip_source' };
+  const verdict = (score: number, source: string): Verdict => ({ score, action: score < 20 ? 'deny' : 'allow', category: 'c', source, matches: [] });
+  const values = (actions: readonly Action[]) => actions.map((a) => (a.type === 'set-var' && a.value.type !== 'null' ? a.value.value : null));
+
+  it('answers each verdict with its own actions whatever the order verdicts come in, kept or not', () => {
+    const answers = new VerdictActions(variables);
+    const kept = [Object.freeze(verdict(0, 'a')), Object.freeze(verdict(50, 'b')), Object.freeze(verdict(100, 'c'))];
+    const fresh = verdict(7, 'd');
+    const order = [0, 1, 0, 2, 1, 2, 0, 0, 1, 3, 1, 3, 2, 0];
+    for (const i of order) {
+      const v = i === 3 ? fresh : (kept[i] as Verdict);
+      assert.deepEqual(values(answers.for(v)), [v.score, v.action, v.category, v.source], `verdict ${i}`);
+    }
+    assert.equal(answers.for(kept[0] as Verdict), answers.for(kept[0] as Verdict), 'a kept verdict has one answer');
   });
 });
 

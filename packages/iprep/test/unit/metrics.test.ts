@@ -126,6 +126,17 @@ describe('ReputationMetrics: status page version, top clients and latest bans', 
 });
 
 describe('ReputationMetrics: Prometheus text', () => {
+  it('counts each series right when verdicts alternate between a few of them', async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    const kinds = [verdict(100, 'allow', 'none', 'default'), verdict(0, 'deny', 'hijacked', 'drop'), verdict(35, 'captcha', 'tor', 'tor-exits')];
+    const order = [0, 1, 0, 1, 2, 0, 2, 2, 1, 0, 0, 1, 2, 1];
+    for (const i of order) metrics.observeVerdict(kinds[i]!);
+    const text = await metrics.registry.metrics();
+    assert.equal(sample(text, 'iprep_messages_total{action="allow",category="none",source="default"}'), 5);
+    assert.equal(sample(text, 'iprep_messages_total{action="deny",category="hijacked",source="drop"}'), 5);
+    assert.equal(sample(text, 'iprep_messages_total{action="captcha",category="tor",source="tor-exits"}'), 4);
+  });
+
   it('exposes messages, handler time and score histograms after observeVerdict', async () => {
     const metrics = new ReputationMetrics({ defaultMetrics: false });
     metrics.observeVerdict(verdict(0, 'deny', 'hijacked', 'spamhaus-drop'), 0.000003);
