@@ -294,7 +294,8 @@ type PreEncoded = { readonly [ENCODED]?: Uint8Array };
 /**
  * The same action with its wire bytes computed once. Handlers that answer
  * with a few recurring actions (a fixed verdict, one of 101 scores) keep them
- * pre-encoded: each ACK then costs a copy instead of an encoding.
+ * pre-encoded: each ACK then costs a copy instead of an encoding. The copy
+ * keeps the action's fields (`type`, `scope`, `name`, `value`), no others.
  *
  * Given a list, a frozen copy of it whose actions are encoded together: a
  * handler answering with a recurring list (a verdict's four variables) then
@@ -304,11 +305,21 @@ type PreEncoded = { readonly [ENCODED]?: Uint8Array };
 export function preEncode<A extends Action>(action: A): A;
 export function preEncode(actions: readonly Action[]): readonly Action[];
 export function preEncode(actions: Action | readonly Action[]): Action | readonly Action[] {
-  if (!isActionList(actions)) return Object.freeze({ ...actions, [ENCODED]: new Writer(64).action(actions).take() });
+  if (!isActionList(actions)) return Object.freeze(withEncoding(actions, new Writer(64).action(actions).take()));
   const bytes = new Writer(64 * Math.max(1, actions.length)).actions(actions).take();
   const list = [...actions];
   Object.defineProperty(list, ENCODED, { value: bytes });
   return Object.freeze(list);
+}
+
+/**
+ * The action's fields and its bytes in an object literal of fixed order: a spread (`{ ...action }`)
+ * gives objects of one kind many hidden classes, which makes every property load on them in the ACK
+ * path megamorphic.
+ */
+function withEncoding(a: Action, bytes: Uint8Array): Action {
+  if (a.type === 'set-var') return { type: 'set-var', scope: a.scope, name: a.name, value: a.value, [ENCODED]: bytes } as Action;
+  return { type: 'unset-var', scope: a.scope, name: a.name, [ENCODED]: bytes } as Action;
 }
 
 function isActionList(a: Action | readonly Action[]): a is readonly Action[] {
