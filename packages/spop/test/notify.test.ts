@@ -4,6 +4,7 @@
  * (docs/protocol.md §5, §7, §10.3).
  */
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { type Socket, createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import {
@@ -16,7 +17,9 @@ import {
   FrameFlags,
   Message,
   T,
+  decodeFrame,
   encodeFrame,
+  haproxyHelloKv,
   preEncode,
   setVar,
   unsetVar,
@@ -441,5 +444,90 @@ describe('pipelining', () => {
     assert.ok(chunks >= 1);
     assert.ok(writes <= chunks, `${writes} writes for ${chunks} chunks of NOTIFY`);
     assert.equal(agent.stats.acks, N);
+  });
+
+  test('ACK bytes the socket wrote out at once are written over for the next ACKs; bytes it still holds never are', () => {
+    /** A socket that keeps what it is given, and says it still holds it while `holding`. */
+    class KeepingSocket extends EventEmitter {
+      holding = false;
+      readonly writes: Array<{ bytes: Buffer; hex: string }> = [];
+      readonly remoteAddress = undefined;
+      get writableLength(): number {
+        return this.holding ? 1 : 0;
+      }
+      setNoDelay(): this {
+        return this;
+      }
+      write(bytes: Buffer): boolean {
+        this.writes.push({ bytes, hex: bytes.toString('hex') });
+        return true;
+      }
+      pause(): this {
+        return this;
+      }
+      resume(): this {
+        return this;
+      }
+      end(): this {
+        return this;
+      }
+      destroy(): this {
+        this.emit('close');
+        return this;
+      }
+    }
+    const agent = new Agent({ logger: silent() });
+    agent.message('m', (m) => setVar('txn', 'i', m.value(0) as number));
+    const socket = new KeepingSocket();
+    agent.handle(socket as unknown as Socket);
+    socket.emit('data', encodeFrame({ type: 'haproxy-hello', flags: FrameFlags.FIN, streamId: 0, frameId: 0, kv: haproxyHelloKv({}) }));
+    const notify = (i: number): void => {
+      socket.emit('data', encodeFrame(notifyFrame(i, 1, [msg('m', { '': int(i) })])));
+    };
+    const ackOf = (w: { hex: string }): string => {
+      const f = decodeFrame(Buffer.from(w.hex, 'hex').subarray(4));
+      assert.equal(f.type, 'ack');
+      const a = (f as AckFrame).actions[0] as Action & { type: 'set-var' };
+      return `${f.streamId}: ${String(plain(a.value).value)}`;
+    };
+
+    for (let i = 1; i <= 5; i++) notify(i);
+    const sent = socket.writes.slice(1);
+    assert.deepEqual(sent.map(ackOf), ['1: 1', '2: 2', '3: 3', '4: 4', '5: 5'], 'each ACK as written');
+    for (const w of sent.slice(1)) {
+      assert.equal(w.bytes.buffer, (sent[0] as { bytes: Buffer }).bytes.buffer, 'the same buffer');
+      assert.equal(w.bytes.byteOffset, (sent[0] as { bytes: Buffer }).bytes.byteOffset, 'at the same place');
+    }
+
+    socket.holding = true;
+    const from = socket.writes.length;
+    for (let i = 6; i <= 200; i++) notify(i);
+    const held = socket.writes.slice(from);
+    assert.equal(held.length, 195);
+    for (const w of held) assert.equal(w.bytes.toString('hex'), w.hex, 'bytes the socket holds are never written over');
+    assert.deepEqual(
+      held.map(ackOf),
+      Array.from({ length: 195 }, (_, k) => `${k + 6}: ${k + 6}`),
+    );
+    socket.destroy();
+  });
+
+  test('ACKs given to onFrame keep their values while later ACKs are written', async (t) => {
+    const out: AckFrame[] = [];
+    const h = await startAgent(
+      t,
+      {
+        onFrame: (direction, frame) => {
+          if (direction === 'out' && frame.type === 'ack') out.push(frame);
+        },
+      },
+      (a) => a.message('m', (m) => setVar('txn', 's', `value-${String(m.value(0))}`)),
+    );
+    const fake = await h.ready();
+    for (let i = 1; i <= 30; i++) await fake.notify(i, 1, [msg('m', { '': int(i) })]);
+    assert.deepEqual(
+      out.map((f) => String(plain((f.actions[0] as Action & { type: 'set-var' }).value).value)),
+      Array.from({ length: 30 }, (_, k) => `value-${k + 1}`),
+    );
   });
 });

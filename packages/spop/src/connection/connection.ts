@@ -547,10 +547,11 @@ export class SpopConnection {
 
   #frameWritten(mark: number): void {
     if (this.#options.onFrame) {
-      // Debug only: decode what we just encoded, from a copy of the writer's bytes.
+      // Debug only: decode what we just encoded, from a copy (decoded values view their bytes, and
+      // the writer's are written over once the socket has sent them).
       const bytes = this.#writer.take();
-      this.#options.onFrame('out', decodeFrame(bytes.subarray(mark + 4)), this.info.id);
       this.#writer.bytes(bytes);
+      this.#options.onFrame('out', decodeFrame(Buffer.from(bytes.subarray(mark + 4))), this.info.id);
     }
     this.#scheduleFlush();
   }
@@ -567,7 +568,12 @@ export class SpopConnection {
   /** One socket write for everything encoded since the last flush. */
   #flush(): void {
     if (this.#writer.length === 0 || this.#state === 'closed') return;
-    if (this.#socket.write(this.#writer.take())) return;
+    const socket = this.#socket;
+    if (socket.write(this.#writer.take())) {
+      // Written out at once (nothing queued): the next ACKs go in the same bytes, no new buffer.
+      if (socket.writableLength === 0) this.#writer.recycle();
+      return;
+    }
     if (this.#writeBlocked) return;
     // HAProxy reads slower than we answer: stop reading NOTIFY until it catches up.
     this.#writeBlocked = true;
