@@ -137,6 +137,49 @@ describe('messages and handler results', () => {
     );
   });
 
+  test("a handler may keep its context past a sync return: each keeps its own NOTIFY's ids, connection and signal", async (t) => {
+    const kept: NotifyContext[] = [];
+    const h = await startAgent(t, {}, (a) =>
+      a.message('m', (_m, ctx) => {
+        kept.push(ctx);
+        return setVar('txn', 'n', kept.length);
+      }),
+    );
+    const fake = await h.ready();
+    await fake.notify(5, 1, [msg('m')]);
+    await fake.notify(6, 2, [msg('m')]);
+    await fake.notify(7, 3, [msg('m'), msg('m')]);
+    await fake.notify(8, 4, [msg('m')]);
+    assert.deepEqual(
+      kept.map((c) => `${c.streamId}/${c.frameId}`),
+      ['5/1', '6/2', '7/3', '7/3', '8/4'],
+    );
+    assert.equal(new Set(kept).size, 4, 'one context per NOTIFY, shared by its messages');
+    assert.ok(kept.every((c) => c.connection === kept[0]?.connection && !c.signal.aborted));
+  });
+
+  test('handlers are found by name whatever the order of messages; one registered later answers from then on', async (t) => {
+    const h = await startAgent(t, {}, (a) => a.message('a', () => setVar('txn', 'a', 1)).message('b', () => setVar('txn', 'b', 2)));
+    const fake = await h.ready();
+    const names: string[] = [];
+    for (const [i, batch] of [['a'], ['b'], ['b'], ['a'], ['a', 'b', 'a'], ['late'], ['b']].entries()) {
+      const ack = await fake.notify(
+        i + 1,
+        1,
+        batch.map((n) => msg(n)),
+      );
+      names.push(ack.actions.map((x) => x.name).join(','));
+    }
+    assert.deepEqual(names, ['a', 'b', 'b', 'a', 'a,b,a', '', 'b']);
+    h.agent.message('late', () => setVar('txn', 'late', 3));
+    const late = await fake.notify(20, 1, [msg('late')]);
+    assert.deepEqual(
+      late.actions.map((x) => x.name),
+      ['late'],
+    );
+    assert.equal(h.agent.stats.unknownMessages, 1);
+  });
+
   test('a NOTIFY with no message at all -> empty ACK', async (t) => {
     const h = await startAgent(t);
     const fake = await h.ready();
