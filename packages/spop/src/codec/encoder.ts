@@ -144,17 +144,9 @@ export class Writer {
 
   /** Writes raw bytes. */
   bytes(data: Uint8Array): this {
-    const n = data.length;
-    this.#ensure(n);
-    const buf = this.#buf;
-    const pos = this.#pos;
-    if (n <= 32) {
-      // A pre-encoded action or a name: a loop costs less than TypedArray#set's call and checks.
-      for (let i = 0; i < n; i++) buf[pos + i] = data[i] as number;
-    } else {
-      buf.set(data, pos);
-    }
-    this.#pos = pos + n;
+    this.#ensure(data.length);
+    this.#buf.set(data, this.#pos);
+    this.#pos += data.length;
     return this;
   }
 
