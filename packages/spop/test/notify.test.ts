@@ -24,7 +24,23 @@ import {
   setVar,
   unsetVar,
 } from '../src/index.js';
-import { type Deferred, connectTo, deferred, int, msg, notifyFrame, plain, silent, startAgent, str, tick, until, wire, withTimeout } from './agent-helpers.js';
+import {
+  type Deferred,
+  connectTo,
+  deferred,
+  int,
+  msg,
+  notifyFrame,
+  plain,
+  silent,
+  sleep,
+  startAgent,
+  str,
+  tick,
+  until,
+  wire,
+  withTimeout,
+} from './agent-helpers.js';
 
 const ackIds = (f: AckFrame): string => `${f.streamId}/${f.frameId}`;
 
@@ -178,6 +194,37 @@ describe('messages and handler results', () => {
       ['late'],
     );
     assert.equal(h.agent.stats.unknownMessages, 1);
+  });
+
+  test('a thenable that calls back at once (not a real Promise): one ACK per NOTIFY, with every message answered, no timeout', async (t) => {
+    // Outside the handler type (a Promise), but a JavaScript caller may return any thenable.
+    const atOnce = (action: Action): Promise<Action> =>
+      ({
+        // biome-ignore lint/suspicious/noThenProperty: a thenable is what is tested
+        then: <R>(resolve?: ((value: Action) => R | PromiseLike<R>) | null) => {
+          void resolve?.(action);
+          return undefined as unknown as PromiseLike<R>;
+        },
+      }) as unknown as Promise<Action>;
+    const h = await startAgent(t, { handlerTimeout: 40 }, (a) =>
+      a.message('now', () => atOnce(setVar('txn', 'now', 1))).message('sync', () => setVar('txn', 'sync', 2)),
+    );
+    const fake = await h.ready();
+    const one = await fake.notify(1, 1, [msg('now')]);
+    const two = await fake.notify(2, 1, [msg('now'), msg('sync'), msg('now')]);
+    assert.deepEqual(
+      one.actions.map((x) => x.name),
+      ['now'],
+    );
+    assert.deepEqual(
+      two.actions.map((x) => x.name),
+      ['now', 'sync', 'now'],
+    );
+    await sleep(100); // past the handler timeout
+    assert.equal(wire(fake).filter((f) => f.type === 'ack').length, 2, 'one ACK each');
+    assert.equal(h.agent.stats.handlerTimeouts, 0);
+    assert.equal(h.agent.stats.acks, 2);
+    assert.equal(h.agent.stats.inFlight, 0);
   });
 
   test('a NOTIFY with no message at all -> empty ACK', async (t) => {

@@ -445,7 +445,7 @@ export class SpopConnection {
         this.#complete(call, undefined, undefined);
       },
     );
-    this.#wait(call, undefined);
+    if (!call.done) this.#wait(call, undefined); // a thenable may have called back already
   }
 
   /** A NOTIFY of no message or several: results in message order, whatever finishes first. */
@@ -453,7 +453,9 @@ export class SpopConnection {
     const call = this.#startCall(streamId, frameId, messages);
     const hooked = this.#options.onError !== undefined;
     const results = new Array<HandlerResult>(messages.length);
-    let waiting = 0;
+    // One for the loop itself: a thenable calling back at once must not complete the call before
+    // every handler was called.
+    let waiting = 1;
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i] as Message;
       const handler = this.#handlerOf(m.name);
@@ -489,7 +491,7 @@ export class SpopConnection {
         results[i] = result;
       }
     }
-    if (waiting === 0) return this.#complete(call, results, undefined);
+    if (--waiting === 0) return this.#complete(call, results, undefined);
     this.#wait(call, results);
   }
 
@@ -549,9 +551,9 @@ export class SpopConnection {
    * its `result`.
    */
   #complete(call: NotifyCall, results: HandlerResult[] | undefined, result: HandlerResult): void {
+    call.done = true;
     if (call.timer !== undefined) {
-      // Only calls that waited have a timer and a place in #pending, and late results to ignore.
-      call.done = true;
+      // Only calls that waited have a timer and a place in #pending.
       clearTimeout(call.timer);
       this.#pending.delete(call);
     }
