@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import v8 from 'node:v8';
 import { Writer, preEncode, setVar, T, unsetVar, toTypedData } from '../src/index.js';
 
 const encode = (a: Parameters<Writer['action']>[0]): string => new Writer(16).action(a).take().toString('hex');
@@ -35,6 +36,22 @@ describe('preEncode', () => {
     assert.notEqual(pre, list, 'the list given is left as it was');
     assert.ok(!Object.isFrozen(list));
     assert.throws(() => preEncode([setVar('sess', 'n', T.int32(2 ** 31))]), /out of range/, 'a bad value fails at once, not in an ACK');
+  });
+
+  it('gives every pre-encoded action of a kind one object shape, so the ACK path stays monomorphic', () => {
+    // V8's own answer (a function compiled after the flag is set may ask it): actions of many
+    // shapes make every property load on them in the ACK path megamorphic.
+    v8.setFlagsFromString('--allow-natives-syntax');
+    const sameShape = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+    const shapes = (actions: readonly object[]): number => {
+      const distinct: object[] = [];
+      for (const a of actions) if (!distinct.some((d) => sameShape(d, a))) distinct.push(a);
+      return distinct.length;
+    };
+    const scores = Array.from({ length: 101 }, (_, score) => preEncode(setVar('sess', 'ip_score', T.uint32(score))));
+    assert.equal(shapes(scores), 1, 'one shape for 101 scores');
+    assert.equal(shapes([...scores, preEncode(setVar('txn', 'action', 'deny')), preEncode(setVar('req', 'n', -5))]), 1, 'whatever the value');
+    assert.equal(shapes(Array.from({ length: 20 }, (_, i) => preEncode(unsetVar('txn', `v${i}`)))), 1, 'one shape for unset-var');
   });
 });
 

@@ -4,6 +4,7 @@
  * (docs/protocol.md §5, §7, §10.3).
  */
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { type Socket, createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import {
@@ -16,12 +17,30 @@ import {
   FrameFlags,
   Message,
   T,
+  decodeFrame,
   encodeFrame,
+  haproxyHelloKv,
   preEncode,
   setVar,
   unsetVar,
 } from '../src/index.js';
-import { type Deferred, connectTo, deferred, int, msg, notifyFrame, plain, silent, startAgent, str, tick, until, wire, withTimeout } from './agent-helpers.js';
+import {
+  type Deferred,
+  connectTo,
+  deferred,
+  int,
+  msg,
+  notifyFrame,
+  plain,
+  silent,
+  sleep,
+  startAgent,
+  str,
+  tick,
+  until,
+  wire,
+  withTimeout,
+} from './agent-helpers.js';
 
 const ackIds = (f: AckFrame): string => `${f.streamId}/${f.frameId}`;
 
@@ -132,6 +151,80 @@ describe('messages and handler results', () => {
       ack.actions.map((x) => `${x.type} ${x.scope}.${x.name}${x.type === 'set-var' ? `=${String(x.value.type === 'null' ? null : x.value.value)}` : ''}`),
       ['set-var txn.before=1', 'set-var sess.ip_score=70', 'set-var sess.action=deny', 'unset-var sess.category'],
     );
+  });
+
+  test("a handler may keep its context past a sync return: each keeps its own NOTIFY's ids, connection and signal", async (t) => {
+    const kept: NotifyContext[] = [];
+    const h = await startAgent(t, {}, (a) =>
+      a.message('m', (_m, ctx) => {
+        kept.push(ctx);
+        return setVar('txn', 'n', kept.length);
+      }),
+    );
+    const fake = await h.ready();
+    await fake.notify(5, 1, [msg('m')]);
+    await fake.notify(6, 2, [msg('m')]);
+    await fake.notify(7, 3, [msg('m'), msg('m')]);
+    await fake.notify(8, 4, [msg('m')]);
+    assert.deepEqual(
+      kept.map((c) => `${c.streamId}/${c.frameId}`),
+      ['5/1', '6/2', '7/3', '7/3', '8/4'],
+    );
+    assert.equal(new Set(kept).size, 4, 'one context per NOTIFY, shared by its messages');
+    assert.ok(kept.every((c) => c.connection === kept[0]?.connection && !c.signal.aborted));
+  });
+
+  test('handlers are found by name whatever the order of messages; one registered later answers from then on', async (t) => {
+    const h = await startAgent(t, {}, (a) => a.message('a', () => setVar('txn', 'a', 1)).message('b', () => setVar('txn', 'b', 2)));
+    const fake = await h.ready();
+    const names: string[] = [];
+    for (const [i, batch] of [['a'], ['b'], ['b'], ['a'], ['a', 'b', 'a'], ['late'], ['b']].entries()) {
+      const ack = await fake.notify(
+        i + 1,
+        1,
+        batch.map((n) => msg(n)),
+      );
+      names.push(ack.actions.map((x) => x.name).join(','));
+    }
+    assert.deepEqual(names, ['a', 'b', 'b', 'a', 'a,b,a', '', 'b']);
+    h.agent.message('late', () => setVar('txn', 'late', 3));
+    const late = await fake.notify(20, 1, [msg('late')]);
+    assert.deepEqual(
+      late.actions.map((x) => x.name),
+      ['late'],
+    );
+    assert.equal(h.agent.stats.unknownMessages, 1);
+  });
+
+  test('a thenable that calls back at once (not a real Promise): one ACK per NOTIFY, with every message answered, no timeout', async (t) => {
+    // Outside the handler type (a Promise), but a JavaScript caller may return any thenable.
+    const atOnce = (action: Action): Promise<Action> =>
+      ({
+        // biome-ignore lint/suspicious/noThenProperty: a thenable is what is tested
+        then: <R>(resolve?: ((value: Action) => R | PromiseLike<R>) | null) => {
+          void resolve?.(action);
+          return undefined as unknown as PromiseLike<R>;
+        },
+      }) as unknown as Promise<Action>;
+    const h = await startAgent(t, { handlerTimeout: 40 }, (a) =>
+      a.message('now', () => atOnce(setVar('txn', 'now', 1))).message('sync', () => setVar('txn', 'sync', 2)),
+    );
+    const fake = await h.ready();
+    const one = await fake.notify(1, 1, [msg('now')]);
+    const two = await fake.notify(2, 1, [msg('now'), msg('sync'), msg('now')]);
+    assert.deepEqual(
+      one.actions.map((x) => x.name),
+      ['now'],
+    );
+    assert.deepEqual(
+      two.actions.map((x) => x.name),
+      ['now', 'sync', 'now'],
+    );
+    await sleep(100); // past the handler timeout
+    assert.equal(wire(fake).filter((f) => f.type === 'ack').length, 2, 'one ACK each');
+    assert.equal(h.agent.stats.handlerTimeouts, 0);
+    assert.equal(h.agent.stats.acks, 2);
+    assert.equal(h.agent.stats.inFlight, 0);
   });
 
   test('a NOTIFY with no message at all -> empty ACK', async (t) => {
@@ -441,5 +534,90 @@ describe('pipelining', () => {
     assert.ok(chunks >= 1);
     assert.ok(writes <= chunks, `${writes} writes for ${chunks} chunks of NOTIFY`);
     assert.equal(agent.stats.acks, N);
+  });
+
+  test('ACK bytes the socket wrote out at once are written over for the next ACKs; bytes it still holds never are', () => {
+    /** A socket that keeps what it is given, and says it still holds it while `holding`. */
+    class KeepingSocket extends EventEmitter {
+      holding = false;
+      readonly writes: Array<{ bytes: Buffer; hex: string }> = [];
+      readonly remoteAddress = undefined;
+      get writableLength(): number {
+        return this.holding ? 1 : 0;
+      }
+      setNoDelay(): this {
+        return this;
+      }
+      write(bytes: Buffer): boolean {
+        this.writes.push({ bytes, hex: bytes.toString('hex') });
+        return true;
+      }
+      pause(): this {
+        return this;
+      }
+      resume(): this {
+        return this;
+      }
+      end(): this {
+        return this;
+      }
+      destroy(): this {
+        this.emit('close');
+        return this;
+      }
+    }
+    const agent = new Agent({ logger: silent() });
+    agent.message('m', (m) => setVar('txn', 'i', m.value(0) as number));
+    const socket = new KeepingSocket();
+    agent.handle(socket as unknown as Socket);
+    socket.emit('data', encodeFrame({ type: 'haproxy-hello', flags: FrameFlags.FIN, streamId: 0, frameId: 0, kv: haproxyHelloKv({}) }));
+    const notify = (i: number): void => {
+      socket.emit('data', encodeFrame(notifyFrame(i, 1, [msg('m', { '': int(i) })])));
+    };
+    const ackOf = (w: { hex: string }): string => {
+      const f = decodeFrame(Buffer.from(w.hex, 'hex').subarray(4));
+      assert.equal(f.type, 'ack');
+      const a = (f as AckFrame).actions[0] as Action & { type: 'set-var' };
+      return `${f.streamId}: ${String(plain(a.value).value)}`;
+    };
+
+    for (let i = 1; i <= 5; i++) notify(i);
+    const sent = socket.writes.slice(1);
+    assert.deepEqual(sent.map(ackOf), ['1: 1', '2: 2', '3: 3', '4: 4', '5: 5'], 'each ACK as written');
+    for (const w of sent.slice(1)) {
+      assert.equal(w.bytes.buffer, (sent[0] as { bytes: Buffer }).bytes.buffer, 'the same buffer');
+      assert.equal(w.bytes.byteOffset, (sent[0] as { bytes: Buffer }).bytes.byteOffset, 'at the same place');
+    }
+
+    socket.holding = true;
+    const from = socket.writes.length;
+    for (let i = 6; i <= 200; i++) notify(i);
+    const held = socket.writes.slice(from);
+    assert.equal(held.length, 195);
+    for (const w of held) assert.equal(w.bytes.toString('hex'), w.hex, 'bytes the socket holds are never written over');
+    assert.deepEqual(
+      held.map(ackOf),
+      Array.from({ length: 195 }, (_, k) => `${k + 6}: ${k + 6}`),
+    );
+    socket.destroy();
+  });
+
+  test('ACKs given to onFrame keep their values while later ACKs are written', async (t) => {
+    const out: AckFrame[] = [];
+    const h = await startAgent(
+      t,
+      {
+        onFrame: (direction, frame) => {
+          if (direction === 'out' && frame.type === 'ack') out.push(frame);
+        },
+      },
+      (a) => a.message('m', (m) => setVar('txn', 's', `value-${String(m.value(0))}`)),
+    );
+    const fake = await h.ready();
+    for (let i = 1; i <= 30; i++) await fake.notify(i, 1, [msg('m', { '': int(i) })]);
+    assert.deepEqual(
+      out.map((f) => String(plain((f.actions[0] as Action & { type: 'set-var' }).value).value)),
+      Array.from({ length: 30 }, (_, k) => `value-${k + 1}`),
+    );
   });
 });

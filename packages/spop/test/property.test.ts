@@ -242,6 +242,48 @@ describe('round trips', () => {
     );
   });
 
+  it('Writer.recycle(): taken bytes stay as they were until recycled; then the writer writes over them, from the start of its buffer', () => {
+    const step = fc.record({ f: frame, take: fc.boolean(), recycle: fc.boolean() });
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 24 }), fc.constantFrom(64, 300, 2048), (steps, initial) => {
+        const w = new Writer(initial);
+        let live: Array<{ bytes: Buffer; hex: string }> = [];
+        let pending = '';
+        for (const { f, take, recycle } of steps) {
+          w.frame(f);
+          pending += toHex(encodeFrame(f));
+          if (take) {
+            const bytes = w.take();
+            assert.equal(toHex(bytes), pending);
+            live.push({ bytes, hex: pending });
+            pending = '';
+            if (recycle) {
+              w.recycle();
+              live = [];
+            }
+          }
+          for (const t of live) assert.equal(toHex(t.bytes), t.hex, 'bytes taken and not recycled are never written again');
+        }
+        assert.equal(toHex(w.take()), pending);
+      }),
+      RUNS,
+    );
+  });
+
+  it('Writer.recycle() after a take: the next bytes go where the taken ones were (no new buffer)', () => {
+    const w = new Writer(256);
+    w.frame(encodeFrameInput(1));
+    const first = w.take();
+    w.recycle();
+    w.frame(encodeFrameInput(2));
+    const second = w.take();
+    assert.equal(second.buffer, first.buffer);
+    assert.equal(second.byteOffset, first.byteOffset);
+    w.frame(encodeFrameInput(3));
+    w.recycle(); // bytes written since the take: not recycled
+    assert.equal(toHex(w.take()), toHex(encodeFrame(encodeFrameInput(3))));
+  });
+
   it('strings that are not well-formed UTF-16 travel as U+FFFD, with consistent lengths', () => {
     const withLoneSurrogates = fc
       .array(fc.oneof(fc.integer({ min: 0xd800, max: 0xdfff }), fc.integer({ min: 0x20, max: 0x7e })), { maxLength: 40 })
@@ -426,3 +468,8 @@ describe('IPv6 formatting', () => {
     assert.equal(urlHost('2001:0:0:1:0:0:0:1'), formatIPv6(parseIPv6('2001:0:0:1:0:0:0:1')));
   });
 });
+
+/** A small ACK frame, distinct per `n`. */
+function encodeFrameInput(n: number): Frame {
+  return { type: 'ack', flags: 1, streamId: n, frameId: 1, actions: [{ type: 'unset-var', scope: 'txn', name: `v${n}` }] };
+}

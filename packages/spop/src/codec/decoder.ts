@@ -114,6 +114,15 @@ export class Reader {
 
   /** Reads a varint: a number when safe, a bigint beyond 2^53. */
   varint(): number | bigint {
+    const pos = this.pos;
+    if (pos < this.end) {
+      // One byte (below 240): ids, lengths and counts, most of the time.
+      const b = this.buf[pos] as number;
+      if (b < 240) {
+        this.pos = pos + 1;
+        return b;
+      }
+    }
     const r = readVarint(this.buf, this.pos, this.end, this.#varint);
     this.pos = r.offset;
     return r.value;
@@ -457,7 +466,8 @@ export interface FrameHead {
 export function readFrameHead(reader: Reader, buf: Buffer, start: number, end: number, out: FrameHead): FrameHead {
   if (end - start < MIN_FRAME_LENGTH) throw invalidFrame(`frame of ${end - start} bytes is shorter than 7`);
   out.typeId = buf[start] as number;
-  out.flags = buf.readUInt32BE(start + 1);
+  // By hand: readUInt32BE's checks cost more than the read, on every frame.
+  out.flags = (((buf[start + 1] as number) << 24) | ((buf[start + 2] as number) << 16) | ((buf[start + 3] as number) << 8) | (buf[start + 4] as number)) >>> 0;
   reader.reset(buf, start + 5, end);
   out.streamId = reader.varint();
   out.frameId = reader.varint();

@@ -17,6 +17,9 @@ const UINT32_MAX = 0xffff_ffff;
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 
+/** What a writer holds between a take() that left no room and the next bytes. */
+const NO_ROOM = Buffer.alloc(0);
+
 /** Encodes SPOP values, payloads and whole frames into a growing buffer; `take()` hands the bytes out. One instance is reused for many frames. */
 export class Writer {
   #buf: Buffer;
@@ -24,6 +27,8 @@ export class Writer {
   /** Where the bytes not taken yet start: `take()` moves it on rather than making a Buffer of the tail. */
   #base = 0;
   readonly #initialSize: number;
+  /** The buffer take() left when it was full: recycle() takes it back. */
+  #spent: Buffer | undefined;
 
   constructor(initialSize = 1024) {
     this.#initialSize = initialSize;
@@ -38,6 +43,12 @@ export class Writer {
   #ensure(n: number): void {
     const need = this.#pos + n;
     if (need <= this.#buf.length) return;
+    if (this.#buf.length === 0) {
+      // take() left no room: a fresh buffer (the spent one's bytes may still be in use).
+      this.#buf = Buffer.allocUnsafe(Math.max(need, this.#initialSize));
+      this.#spent = undefined;
+      return;
+    }
     const grown = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
     // Same offsets: a frame begun before growing ends at the position beginFrame gave.
     this.#buf.copy(grown, this.#base, this.#base, this.#pos);
@@ -49,18 +60,39 @@ export class Writer {
    * returned may sit in a socket's queue, so they are never written again.
    */
   take(): Buffer {
-    const out = this.#buf.subarray(this.#base, this.#pos);
+    const buf = this.#buf;
+    const out = buf.subarray(this.#base, this.#pos);
     // Keep writing after what was taken when there is room (no allocation, not even a Buffer for
     // the tail: one per flush cost about as much as a frame); never keep a one-off large buffer's
-    // size for every later flush.
-    const tail = this.#buf.length - this.#pos;
-    if (tail >= 256 && tail <= this.#initialSize) {
+    // size for every later flush. A new buffer is allocated only when bytes come (recycle() may
+    // give this one back first).
+    const tail = buf.length - this.#pos;
+    if ((tail >= 256 && tail <= this.#initialSize) || buf.length === 0) {
       this.#base = this.#pos;
     } else {
-      this.#buf = Buffer.allocUnsafe(this.#initialSize);
+      this.#spent = buf.length === this.#initialSize ? buf : undefined;
+      this.#buf = NO_ROOM;
       this.#base = this.#pos = 0;
     }
     return out;
+  }
+
+  /**
+   * Declares every byte `take()` handed out no longer in use (a socket wrote them all out
+   * synchronously: its `writableLength` is 0): the writer then writes over them, from the start of
+   * its buffer, instead of allocating another. Does nothing when bytes were written since the last
+   * `take()`.
+   */
+  recycle(): void {
+    if (this.#pos !== this.#base) return;
+    if (this.#buf.length === 0) {
+      if (this.#spent === undefined) return;
+      this.#buf = this.#spent;
+    } else if (this.#buf.length > this.#initialSize) {
+      this.#buf = NO_ROOM; // a one-off large buffer is not kept
+    }
+    this.#spent = undefined;
+    this.#base = this.#pos = 0;
   }
 
   /** Forgets everything after `position`, a `length` taken earlier (used to drop a frame that came out too big). */
@@ -294,7 +326,8 @@ type PreEncoded = { readonly [ENCODED]?: Uint8Array };
 /**
  * The same action with its wire bytes computed once. Handlers that answer
  * with a few recurring actions (a fixed verdict, one of 101 scores) keep them
- * pre-encoded: each ACK then costs a copy instead of an encoding.
+ * pre-encoded: each ACK then costs a copy instead of an encoding. The copy
+ * keeps the action's fields (`type`, `scope`, `name`, `value`), no others.
  *
  * Given a list, a frozen copy of it whose actions are encoded together: a
  * handler answering with a recurring list (a verdict's four variables) then
@@ -304,11 +337,21 @@ type PreEncoded = { readonly [ENCODED]?: Uint8Array };
 export function preEncode<A extends Action>(action: A): A;
 export function preEncode(actions: readonly Action[]): readonly Action[];
 export function preEncode(actions: Action | readonly Action[]): Action | readonly Action[] {
-  if (!isActionList(actions)) return Object.freeze({ ...actions, [ENCODED]: new Writer(64).action(actions).take() });
+  if (!isActionList(actions)) return Object.freeze(withEncoding(actions, new Writer(64).action(actions).take()));
   const bytes = new Writer(64 * Math.max(1, actions.length)).actions(actions).take();
   const list = [...actions];
   Object.defineProperty(list, ENCODED, { value: bytes });
   return Object.freeze(list);
+}
+
+/**
+ * The action's fields and its bytes in an object literal of fixed order: a spread (`{ ...action }`)
+ * gives objects of one kind many hidden classes, which makes every property load on them in the ACK
+ * path megamorphic.
+ */
+function withEncoding(a: Action, bytes: Uint8Array): Action {
+  if (a.type === 'set-var') return { type: 'set-var', scope: a.scope, name: a.name, value: a.value, [ENCODED]: bytes } as Action;
+  return { type: 'unset-var', scope: a.scope, name: a.name, [ENCODED]: bytes } as Action;
 }
 
 function isActionList(a: Action | readonly Action[]): a is readonly Action[] {

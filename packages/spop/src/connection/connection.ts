@@ -17,6 +17,7 @@ import {
   type Action,
   type ByteBudget,
   type FrameHead,
+  type FrameId,
   FrameFlags,
   FrameParser,
   type Message,
@@ -107,6 +108,9 @@ export class SpopConnection {
   #partialTimer: NodeJS.Timeout | undefined;
   /** Async NOTIFY calls still running, to abort them if the connection goes. */
   readonly #pending = new Set<NotifyCall>();
+  /** The last message name whose handler was found, and that handler (see #handlerOf). */
+  #lastName: string | undefined;
+  #lastHandler: MessageHandler | undefined;
   #fragments: Fragments | undefined;
   #inData = false;
   #flushQueued = false;
@@ -313,7 +317,7 @@ export class SpopConnection {
       this.#fragments = { streamId: head.streamId, frameId: head.frameId, chunks: [payload], size: payload.length };
       return;
     }
-    this.#dispatch(head.streamId, head.frameId, this.#reader.messages());
+    this.#dispatchMessages(head.streamId, head.frameId);
   }
 
   /** A continuation frame of a fragmented NOTIFY (HAProxy 2.6 with `fragmentation`). */
@@ -342,7 +346,8 @@ export class SpopConnection {
     // Pieces kept in a list and joined once: reassembly copies each byte twice, whatever their number.
     const whole = Buffer.concat(fragments.chunks, fragments.size);
     this.#dropFragments();
-    this.#dispatch(fragments.streamId, fragments.frameId, this.#reader.reset(whole).messages());
+    this.#reader.reset(whole);
+    this.#dispatchMessages(fragments.streamId, fragments.frameId);
   }
 
   #takeFragmentBytes(bytes: number): void {
@@ -371,21 +376,91 @@ export class SpopConnection {
 
   // ---- handlers ------------------------------------------------------------
 
-  #dispatch(streamId: number | bigint, frameId: number | bigint, messages: Message[]): void {
-    const { handlers, stats } = this.#host;
+  /** Reads the NOTIFY's messages at the reader and calls their handlers. */
+  #dispatchMessages(streamId: FrameId, frameId: FrameId): void {
+    const reader = this.#reader;
+    if (reader.pos < reader.end) {
+      const first = reader.message();
+      // One message (the common case): no list of messages, no list of results.
+      if (reader.pos >= reader.end) return this.#dispatchOne(streamId, frameId, first);
+      const messages = [first, reader.message()];
+      while (reader.pos < reader.end) messages.push(reader.message());
+      return this.#dispatch(streamId, frameId, messages);
+    }
+    this.#dispatch(streamId, frameId, []);
+  }
+
+  /**
+   * The handler registered for `name`. Names come interned from the reader (the same string each
+   * time), so the last one found is recognised before the map is asked; handlers are never removed
+   * or replaced, so what is remembered stays true.
+   */
+  #handlerOf(name: string): MessageHandler | undefined {
+    if (name === this.#lastName) return this.#lastHandler;
+    const handler = this.#host.handlers.get(name);
+    if (handler !== undefined) {
+      this.#lastName = name;
+      this.#lastHandler = handler;
+    }
+    return handler;
+  }
+
+  #startCall(streamId: FrameId, frameId: FrameId, messages: Message | readonly Message[]): NotifyCall {
+    const stats = this.#host.stats;
     stats.notifies++;
     stats.inFlight++;
     this.#inFlight++;
     const call = new NotifyCall(streamId, frameId, this.info, messages);
+    if (this.#options.onError !== undefined) call.startedAt = performance.now();
+    return call;
+  }
+
+  /** A NOTIFY of one message: its result goes straight to the ACK. */
+  #dispatchOne(streamId: FrameId, frameId: FrameId, m: Message): void {
+    const call = this.#startCall(streamId, frameId, m);
+    const handler = this.#handlerOf(m.name);
+    if (handler === undefined) {
+      this.#host.stats.unknownMessages++;
+      return this.#complete(call, undefined, undefined);
+    }
+    let result: HandlerResult | Promise<HandlerResult>;
+    try {
+      result = handler(m, call);
+    } catch (err) {
+      this.#handlerFailed(call, m.name, err);
+      return this.#complete(call, undefined, undefined);
+    }
+    if (!isPromiseLike(result)) return this.#complete(call, undefined, result);
+    if (this.#options.onError !== undefined) call.waitingOn = [m.name];
+    result.then(
+      (value) => {
+        if (call.done) return;
+        settled(call, m.name);
+        this.#complete(call, undefined, value);
+      },
+      (err: unknown) => {
+        if (call.done) return;
+        settled(call, m.name);
+        this.#handlerFailed(call, m.name, err);
+        this.#complete(call, undefined, undefined);
+      },
+    );
+    if (!call.done) this.#wait(call, undefined); // a thenable may have called back already
+  }
+
+  /** A NOTIFY of no message or several: results in message order, whatever finishes first. */
+  #dispatch(streamId: FrameId, frameId: FrameId, messages: readonly Message[]): void {
+    const call = this.#startCall(streamId, frameId, messages);
     const hooked = this.#options.onError !== undefined;
-    if (hooked) call.startedAt = performance.now();
     const results = new Array<HandlerResult>(messages.length);
-    let waiting = 0;
+    // One for the loop itself: a thenable calling back at once must not complete the call before
+    // every handler was called.
+    let waiting = 1;
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i] as Message;
-      const handler = handlers.get(m.name);
+      const handler = this.#handlerOf(m.name);
       if (handler === undefined) {
-        stats.unknownMessages++;
+        this.#host.stats.unknownMessages++;
         continue;
       }
       let result: HandlerResult | Promise<HandlerResult>;
@@ -403,33 +478,37 @@ export class SpopConnection {
             if (call.done) return;
             results[i] = value;
             settled(call, m.name);
-            if (--waiting === 0) this.#complete(call, results);
+            if (--waiting === 0) this.#complete(call, results, undefined);
           },
           (err: unknown) => {
             if (call.done) return;
             settled(call, m.name);
             this.#handlerFailed(call, m.name, err);
-            if (--waiting === 0) this.#complete(call, results);
+            if (--waiting === 0) this.#complete(call, results, undefined);
           },
         );
       } else {
         results[i] = result;
       }
     }
-    if (waiting === 0) return this.#complete(call, results);
-    // Only calls that really wait get a timer and a place in the pending set.
+    if (--waiting === 0) return this.#complete(call, results, undefined);
+    this.#wait(call, results);
+  }
+
+  /** A call whose handlers have not all settled: a place in the pending set and a timer (only calls that really wait get them). */
+  #wait(call: NotifyCall, results: HandlerResult[] | undefined): void {
     this.#pending.add(call);
     call.timer = setTimeout(() => {
-      stats.handlerTimeouts++;
+      this.#host.stats.handlerTimeouts++;
       this.#options.logger.warn('handler timed out: ACK sent without its actions', {
         connection: this.info.id,
-        streamId: String(streamId),
+        streamId: String(call.streamId),
         timeoutMs: this.#options.handlerTimeout,
       });
       const error = new Error(`handler timeout (${this.#options.handlerTimeout} ms)`);
       call.abort(error);
       this.#notifyEvent('handler-timeout', call, call.waitingOn ?? [], error);
-      this.#complete(call, results);
+      this.#complete(call, results, undefined);
     }, this.#options.handlerTimeout);
   }
 
@@ -467,7 +546,11 @@ export class SpopConnection {
     callErrorHook(hook, event, this.#host.peerLog);
   }
 
-  #complete(call: NotifyCall, results: HandlerResult[]): void {
+  /**
+   * Answers a NOTIFY: `results` in message order, or for a NOTIFY of one message undefined and
+   * its `result`.
+   */
+  #complete(call: NotifyCall, results: HandlerResult[] | undefined, result: HandlerResult): void {
     call.done = true;
     if (call.timer !== undefined) {
       // Only calls that waited have a timer and a place in #pending.
@@ -477,8 +560,8 @@ export class SpopConnection {
     this.#inFlight--;
     this.#host.stats.inFlight--;
     if (this.#state === 'ready' || this.#state === 'draining' || this.#state === 'detaching') {
-      this.#writeAck(call, results);
-    } else if (!(this.#negotiated?.async && this.#rerouteAck(call, results))) {
+      this.#writeAck(call, results, result);
+    } else if (!(this.#negotiated?.async && this.#rerouteAck(call, results, result))) {
       return; // the connection is gone: HAProxy will time this NOTIFY out
     }
     if (this.#state === 'draining' || this.#state === 'detaching') {
@@ -489,10 +572,10 @@ export class SpopConnection {
   }
 
   /** With `async` (HAProxy 2.6), an ACK may go back on any connection of the same engine. */
-  #rerouteAck(call: NotifyCall, results: HandlerResult[]): boolean {
+  #rerouteAck(call: NotifyCall, results: HandlerResult[] | undefined, result: HandlerResult): boolean {
     const other = this.#host.rerouteTarget?.(this);
     if (other === undefined) return false;
-    other.#writeAck(call, results);
+    other.#writeAck(call, results, result);
     return true;
   }
 
@@ -501,27 +584,16 @@ export class SpopConnection {
    * are left out; an ACK over the negotiated size goes out empty, since
    * HAProxy 3.x wedges the connection on an oversize frame.
    */
-  #writeAck(call: NotifyCall, results: HandlerResult[]): void {
+  #writeAck(call: NotifyCall, results: HandlerResult[] | undefined, result: HandlerResult): void {
     const w = this.#writer;
     const mark = w.length;
     const start = w.beginFrame(FrameType.ACK, FrameFlags.FIN, call.streamId, call.frameId);
-    for (let i = 0; i < results.length; i++) {
-      const result = results[i];
-      if (result === undefined || result === null) continue;
-      const before = w.length;
-      try {
-        if (isActionList(result)) w.actions(result);
-        else w.action(result);
-      } catch (err) {
-        w.truncate(before);
-        this.#host.stats.handlerErrors++;
-        const message = call.messages[i]?.name ?? '';
-        this.#options.logger.error('handler returned an action that does not encode: left out of the ACK', {
-          connection: this.info.id,
-          message,
-          error: err instanceof Error ? err.message : String(err),
-        });
-        this.#notifyEvent('invalid-action', call, [message], err);
+    if (results === undefined) {
+      if (result !== undefined && result !== null) this.#writeResult(call, result, 0);
+    } else {
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i];
+        if (r !== undefined && r !== null) this.#writeResult(call, r, i);
       }
     }
     const length = w.endFrame(start);
@@ -533,6 +605,26 @@ export class SpopConnection {
     }
     this.#host.stats.acks++;
     this.#frameWritten(mark);
+  }
+
+  /** The actions of message `index`'s handler; left out (and reported) when they do not encode. */
+  #writeResult(call: NotifyCall, result: Action | readonly Action[], index: number): void {
+    const w = this.#writer;
+    const before = w.length;
+    try {
+      if (isActionList(result)) w.actions(result);
+      else w.action(result);
+    } catch (err) {
+      w.truncate(before);
+      this.#host.stats.handlerErrors++;
+      const message = call.messageName(index);
+      this.#options.logger.error('handler returned an action that does not encode: left out of the ACK', {
+        connection: this.info.id,
+        message,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      this.#notifyEvent('invalid-action', call, [message], err);
+    }
   }
 
   // ---- output --------------------------------------------------------------
@@ -547,10 +639,11 @@ export class SpopConnection {
 
   #frameWritten(mark: number): void {
     if (this.#options.onFrame) {
-      // Debug only: decode what we just encoded, from a copy of the writer's bytes.
+      // Debug only: decode what we just encoded, from a copy (decoded values view their bytes, and
+      // the writer's are written over once the socket has sent them).
       const bytes = this.#writer.take();
-      this.#options.onFrame('out', decodeFrame(bytes.subarray(mark + 4)), this.info.id);
       this.#writer.bytes(bytes);
+      this.#options.onFrame('out', decodeFrame(Buffer.from(bytes.subarray(mark + 4))), this.info.id);
     }
     this.#scheduleFlush();
   }
@@ -567,7 +660,12 @@ export class SpopConnection {
   /** One socket write for everything encoded since the last flush. */
   #flush(): void {
     if (this.#writer.length === 0 || this.#state === 'closed') return;
-    if (this.#socket.write(this.#writer.take())) return;
+    const socket = this.#socket;
+    if (socket.write(this.#writer.take())) {
+      // Written out at once (nothing queued): the next ACKs go in the same bytes, no new buffer.
+      if (socket.writableLength === 0) this.#writer.recycle();
+      return;
+    }
     if (this.#writeBlocked) return;
     // HAProxy reads slower than we answer: stop reading NOTIFY until it catches up.
     this.#writeBlocked = true;
@@ -685,7 +783,7 @@ export class SpopConnection {
       // Its ACK can go nowhere (unless `async` may reroute it): forget the call
       // now, so that neither its timer (a false "timed out") nor a handler
       // rejecting because of this abort (a false "handler failed") is reported.
-      if (!this.#negotiated?.async) this.#complete(call, []);
+      if (!this.#negotiated?.async) this.#complete(call, undefined, undefined);
     }
     this.#drained?.();
     this.#host.onClose(this);

@@ -19,9 +19,15 @@ export class NotifyCall implements NotifyContext {
     readonly streamId: FrameId,
     readonly frameId: FrameId,
     readonly connection: ConnectionInfo,
-    /** The NOTIFY's messages, in order (results are indexed alike). */
-    readonly messages: readonly Message[],
+    /** The NOTIFY's message when it has one (the common case), else its messages in order (results are indexed alike). */
+    readonly messages: Message | readonly Message[],
   ) {}
+
+  /** Name of the message at `index` (for reports). */
+  messageName(index: number): string {
+    const m = this.messages;
+    return (isMessageList(m) ? m[index]?.name : m.name) ?? '';
+  }
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
@@ -36,4 +42,8 @@ export class NotifyCall implements NotifyContext {
     this.#abortReason = reason;
     this.#controller?.abort(reason);
   }
+}
+
+function isMessageList(m: Message | readonly Message[]): m is readonly Message[] {
+  return Array.isArray(m);
 }
