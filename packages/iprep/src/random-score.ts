@@ -22,11 +22,12 @@ export function randomScoreHandler(options: RandomScoreOptions = {}): MessageHan
   // built and encoded once: a NOTIFY then allocates nothing here.
   const answers = Array.from({ length: 101 }, (_, score) => preEncode(setVar('sess', variable, T.uint32(score))));
   return (message) => {
-    // The first argument, named or not (`args src` or `args ip=src`).
-    const ip = message.arg(0);
-    if (ip === undefined || (ip.type !== 'ipv4' && ip.type !== 'ipv6')) return undefined;
+    // The first argument, named or not (`args src` or `args ip=src`): its type is read in place,
+    // the address itself only decoded for the debug log.
+    const type = message.argType(0);
+    if (type !== 'ipv4' && type !== 'ipv6') return undefined;
     const score = Math.floor(random() * 101);
-    onScore?.(ip.value, score);
+    if (onScore !== undefined) onScore(String(message.value(0)), score);
     return answers[score];
   };
 }

@@ -169,8 +169,34 @@ describe('decoded messages (arguments decoded on access)', () => {
       // Exactly an address: no spaces, no lists, no character that merely ends in a digit's byte.
       for (const index of [0, 6, 7, 8, 9, 10, -1, 1.5, Number.NaN]) assert.equal(message.addressInto(index, into), 0, `${kind}: ${index} is no address`);
       assert.equal(message.arg(1.5), undefined, `${kind}: no argument between two`);
+      assert.deepEqual(
+        [0, 1, 3, 4, 10, -1, 1.5].map((index) => message.argType(index)),
+        ['int32', 'ipv4', 'ipv6', 'str', undefined, undefined, undefined],
+        `${kind}: types read without values`,
+      );
       assert.throws(() => message.addressInto(1, new Uint8Array(4)), RangeError, `${kind}: room for IPv6 needed whatever the argument`);
     }
+  });
+
+  it('reads every argument type without decoding a value, as the decoded values say', async () => {
+    const { Reader, Writer } = await import('../src/index.js');
+    const args = [
+      { name: 'a', value: { type: 'null' } },
+      { name: 'b', value: { type: 'bool', value: true } },
+      { name: 'c', value: { type: 'int32', value: -1 } },
+      { name: 'd', value: { type: 'uint32', value: 1 } },
+      { name: 'e', value: { type: 'int64', value: -2 } },
+      { name: 'f', value: { type: 'uint64', value: 2 } },
+      { name: 'g', value: { type: 'ipv4', value: '192.0.2.1' } },
+      { name: 'h', value: { type: 'ipv6', value: '::1' } },
+      { name: 'i', value: { type: 'str', value: 'x' } },
+      { name: 'j', value: { type: 'bin', value: Buffer.from([1]) } },
+    ] as const;
+    const message = new Reader(new Writer(256).message({ name: 'm', args }).take()).messages()[0]!;
+    assert.deepEqual(
+      args.map((_, i) => message.argType(i)),
+      args.map((a) => a.value.type),
+    );
   });
 
   it('still rejects a malformed argument when the frame is read, not later', async () => {

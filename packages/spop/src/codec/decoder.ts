@@ -17,6 +17,7 @@ import {
   type MessageArg,
   type StrData,
   type TypedData,
+  type TypedDataType,
   type VarScope,
   ActionType,
   DataType,
@@ -354,6 +355,12 @@ class EncodedMessage extends Message {
     return this.#seekNamed(name);
   }
 
+  override argType(index: number): TypedDataType | undefined {
+    if (!isIndex(index, this.#count)) return undefined;
+    const r = this.#seek(index);
+    return TYPE_NAMES[(this.#buf[r.pos] as number) & 0x0f];
+  }
+
   override addressInto(index: number, into: Uint8Array): 0 | 4 | 16 {
     if (into.length < 16) throw new RangeError(`addressInto needs 16 bytes of room, got ${into.length}`);
     if (!isIndex(index, this.#count)) return 0;
@@ -411,6 +418,9 @@ class EncodedMessage extends Message {
 }
 
 const NO_ARGS: readonly MessageArg[] = Object.freeze([]);
+
+/** Type names by the low nibble of a type byte (the types a checked frame can hold). */
+const TYPE_NAMES: readonly (TypedDataType | undefined)[] = ['null', 'bool', 'int32', 'uint32', 'int64', 'uint64', 'ipv4', 'ipv6', 'str', 'bin'];
 
 /** An argument position: an integer from 0 below `count` (1.5 or NaN is none, as for an array). */
 function isIndex(index: number, count: number): boolean {

@@ -1,6 +1,6 @@
 /** A decoded SPOE message, as handlers receive it. */
 import { parseIPInto, parseIPv4, parseIPv6 } from './ip.js';
-import type { MessageArg, SpoeMessage, TypedData } from './types.js';
+import type { MessageArg, SpoeMessage, TypedData, TypedDataType } from './types.js';
 
 /** A SPOE message with convenient access to its arguments (what the decoder returns). */
 export class Message implements SpoeMessage {
@@ -27,6 +27,11 @@ export class Message implements SpoeMessage {
     const args = this.args;
     for (let i = 0; i < args.length; i++) if ((args[i] as MessageArg).name === name) return i;
     return -1;
+  }
+
+  /** The type of the argument at `index` (`'ipv4'`, `'str'`...), undefined when there is none. Decodes no value. */
+  argType(index: number): TypedDataType | undefined {
+    return this.args[index]?.value.type;
   }
 
   /**
