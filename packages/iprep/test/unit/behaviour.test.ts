@@ -167,7 +167,9 @@ describe('BehaviourTracker bans', () => {
     clock.now = T0;
     hits(tracker, a, 51);
     tracker.hit(addr('192.0.2.1'));
-    tracker.hit(addr('192.0.2.2')); // evicts a
+    tracker.hit(addr('192.0.2.2')); // the hand passes a (seen again since added) and forgets 192.0.2.1
+    assert.equal(tracker.evaluate(a)?.action, 'deny', 'a client seen again survives the hand passing once');
+    tracker.hit(addr('192.0.2.3')); // then a, not seen since the hand passed it
     clock.now = T0 + 60_000;
     hits(tracker, a, 51);
     assert.deepEqual(
