@@ -59,11 +59,12 @@ export const MAX_SWEEP = 1024;
 const RECORD_INTS = STATE_STRIDE * 2;
 const HI = 16;
 const LO = 17;
-/** The family (4 or 6) and the SEEN mark. */
+/** The family (4 or 6), the SEEN mark, and HAS_TEXT (a key text is kept for the slot). */
 const FLAGS = 18;
 const HASH = 19;
 const FAMILY_BITS = 0xff;
 const SEEN = 0x100;
+const HAS_TEXT = 0x200;
 
 export class ClientTable {
   readonly maxClients: number;
@@ -148,7 +149,8 @@ export class ClientTable {
     } else {
       c = this.#sweep();
       this.#unindex(c);
-      if (this.#keyTexts.size > 0) this.#keyTexts.delete(c);
+      // The mark is in the record the hand just read: no Map lookup for the many clients without a text.
+      if (((this.#ints[c * RECORD_INTS + FLAGS] as number) & HAS_TEXT) !== 0) this.#keyTexts.delete(c);
       // Plain stores: the record's line is in the cache already (the hand read it), a fill would be a call.
       const at = c * STATE_STRIDE;
       state[at + BUCKET] = 0;
@@ -195,6 +197,9 @@ export class ClientTable {
     if (text === undefined) {
       text = make(c);
       this.#keyTexts.set(c, text);
+      const ints = this.#ints;
+      const f = c * RECORD_INTS + FLAGS;
+      ints[f] = (ints[f] as number) | HAS_TEXT;
     }
     return text;
   }
@@ -221,7 +226,7 @@ export class ClientTable {
         this.#hand = hand;
         return c;
       }
-      ints[f] = flags & FAMILY_BITS;
+      ints[f] = flags & ~SEEN;
     }
   }
 

@@ -85,6 +85,13 @@ describe('ClientTable', () => {
             table.touch(c);
             (model.slots[c] as { seen: boolean }).seen = true;
           }
+          // Some clients get a key text: it must be theirs, never a forgotten one's from the same slot.
+          if ((hi & 1) === 0)
+            assert.equal(
+              table.keyText(c, () => name),
+              name,
+              `${name}: another client's key text`,
+            );
           const slot = model.slots[c] as { count: number };
           assert.equal(table.state[c * STATE_STRIDE + CURRENT], slot.count, `${name}: a reused slot starts from zero`);
           table.state[c * STATE_STRIDE + CURRENT] = (table.state[c * STATE_STRIDE + CURRENT] as number) + 1;
@@ -186,6 +193,38 @@ describe('ClientTable', () => {
     assert.equal(
       table.keyText(b, () => 'second'),
       'second',
+    );
+  });
+
+  it('keeps a key text while the hand passes its client, and forgets it when the client goes', () => {
+    const table = new ClientTable(2);
+    const a = table.add(4, 1, 0);
+    table.touch(a);
+    assert.equal(
+      table.keyText(a, () => 'a'),
+      'a',
+    );
+    const b = table.add(4, 2, 0);
+    assert.equal(
+      table.keyText(b, () => 'b'),
+      'b',
+    );
+    // The hand passes a (seen) and forgets b; then forgets a.
+    const c = table.add(4, 3, 0);
+    assert.equal(c, b);
+    assert.equal(
+      table.keyText(c, () => 'c'),
+      'c',
+    );
+    assert.equal(
+      table.keyText(a, () => 'a again'),
+      'a',
+    );
+    const d = table.add(4, 4, 0);
+    assert.equal(d, a);
+    assert.equal(
+      table.keyText(d, () => 'd'),
+      'd',
     );
   });
 
