@@ -333,7 +333,7 @@ export interface BehaviourConfig {
   readonly rateArgument?: string;
   /** The most a rate argument counts for; default `banThreshold`, so that one message cannot ban. */
   readonly maxRate: number;
-  /** Most clients tracked; the least recently seen are forgotten first. */
+  /** Most clients tracked; when full, one not seen again since the CLOCK hand last passed it is forgotten (see ClientTable). */
   readonly maxClients: number;
 }
 

@@ -4,31 +4,42 @@
  * of at most 64 bits, held as two int32 words (`hi`, `lo`; IPv4 uses `hi`).
  *
  * Shaped for a botnet's churn (every message from a new source, the table
- * full, each new client evicting the oldest) without garbage: every client is
- * a slot number 0..maxClients-1 into typed arrays allocated once, found
- * through an open-addressing hash index (linear probing, load <= 1/2,
- * backward-shift deletion: no tombstones). Adding, touching and evicting a
+ * full, each new client forgetting another) without garbage: every client is
+ * a slot number 0..maxClients-1 into one buffer of records allocated once,
+ * found through an open-addressing hash index (linear probing, load <= 1/2,
+ * backward-shift deletion: no tombstones). Adding, touching and forgetting a
  * client write numbers into those arrays; no object is made, so the collector
- * has nothing to trace or move however many clients there are. Least to most
- * recently seen is a doubly linked list of slot numbers; the oldest is
- * evicted, and its slot reused, when full.
+ * has nothing to trace or move however many clients there are.
+ *
+ * Which client is forgotten when full: CLOCK (second chance). Each record
+ * has a "seen" mark, set when the client is seen again (`touch`); a hand
+ * goes round the slots in order, clearing the marks it passes, and the first
+ * client not seen since the hand last passed it gives its slot to the new
+ * one. A client seen again within a turn of the hand is kept; a client seen
+ * once goes in its turn. The hand passes at most MAX_SWEEP marked clients per
+ * new one and then takes the next slot whatever its mark, so one message
+ * never sweeps the whole table. Slots fill in order and the hand starts at
+ * slot 0, so clients never seen again go first in, first out.
  *
  * Laid out for the cache, since with random sources every access misses it:
- * a client's counters are 8 consecutive doubles (one cache line, `state`),
- * its key 4 consecutive ints, and the index keeps each entry's hash beside
- * its slot, so a probe and a backward shift read the index alone and only a
- * matching hash reads the key.
+ * a client's counters and its key are one record of STATE_STRIDE doubles
+ * (80 bytes, two cache lines), so a lookup's key check, the counters and the
+ * seen mark share lines; forgetting reads records in slot order (the
+ * prefetcher follows the hand); a hit is the index probe and the record, with
+ * no recency list to relink. The index keeps each entry's hash beside its
+ * slot, so a probe and a backward shift read the index alone and only a
+ * matching hash reads the record.
  *
  * The hash is seeded at random per table: which sources collide cannot be
  * chosen from outside to make long probe sequences.
  */
 import { randomBytes } from 'node:crypto';
 
-/** No slot: the end of the recency list, or a client not found. */
+/** No slot: a client not found. */
 export const NO_CLIENT = -1;
 
-/** Fields of a client's counters: `state[c * STATE_STRIDE + FIELD]`. */
-export const STATE_STRIDE = 8;
+/** Doubles per client record: `state[c * STATE_STRIDE + FIELD]`, the 8 counters (BUCKET...OFFENCES) then the key. */
+export const STATE_STRIDE = 10;
 /** Sliding window: the current fixed bucket's index, its count, and the count of the one before it. */
 export const BUCKET = 0;
 export const CURRENT = 1;
@@ -41,31 +52,38 @@ export const PENALTY_AT = 5;
 /** End of the current ban (ms since epoch), 0 when never banned, and the bans so far. */
 export const BANNED_UNTIL = 6;
 export const OFFENCES = 7;
+/** Marked clients the hand passes at most per client added, before it takes the next slot regardless: one step reads at most this many records in order (80 KiB), a few microseconds. */
+export const MAX_SWEEP = 1024;
 
-/** Key of a client: `keys[c * 4 + ...]`. */
-const HI = 0;
-const LO = 1;
-const FAMILY = 2;
-const HASH = 3;
+/** The key, as int32s after the counters: `ints[c * RECORD_INTS + ...]`. */
+const RECORD_INTS = STATE_STRIDE * 2;
+const HI = 16;
+const LO = 17;
+/** The family (4 or 6), the SEEN mark, and HAS_TEXT (a key text is kept for the slot). */
+const FLAGS = 18;
+const HASH = 19;
+const FAMILY_BITS = 0xff;
+const SEEN = 0x100;
+const HAS_TEXT = 0x200;
 
 export class ClientTable {
   readonly maxClients: number;
   /**
-   * The counters of every client, STATE_STRIDE doubles each (see BUCKET...OFFENCES). A public array
-   * rather than accessors, so the tracker's hot path reads and writes it directly. A slot added is zeros.
+   * The records of every client, STATE_STRIDE doubles each, counters first (see BUCKET...OFFENCES). A
+   * public array rather than accessors, so the tracker's hot path reads and writes it directly. A slot
+   * added has zero counters. The doubles past OFFENCES are the key (this class's).
    */
   readonly state: Float64Array;
-  readonly #keys: Int32Array;
-  /** older, newer: two ints per slot. */
-  readonly #links: Int32Array;
+  /** The same records as int32s, for the key. */
+  readonly #ints: Int32Array;
   /** Hash index, two ints per entry: slot + 1 (0: empty) and the key's hash. Capacity a power of two >= 2 x maxClients. */
   readonly #index: Int32Array;
   readonly #mask: number;
   readonly #seed: number;
   /** Key texts built for clients that needed one (deltas, bans, top clients), by slot; dropped with the client. */
   readonly #keyTexts = new Map<number, string>();
-  #oldest = NO_CLIENT;
-  #newest = NO_CLIENT;
+  /** The slot the CLOCK hand looks at next when a client must be forgotten. */
+  #hand = 0;
   #size = 0;
 
   constructor(maxClients: number) {
@@ -73,9 +91,9 @@ export class ClientTable {
     this.maxClients = maxClients;
     // Allocated once at the bound: memory pages are only committed as slots get used (the
     // allocator hands out zeroed pages lazily), and nothing is ever copied to grow.
-    this.state = new Float64Array(maxClients * STATE_STRIDE);
-    this.#keys = new Int32Array(maxClients * 4);
-    this.#links = new Int32Array(maxClients * 2);
+    const records = new ArrayBuffer(maxClients * STATE_STRIDE * 8);
+    this.state = new Float64Array(records);
+    this.#ints = new Int32Array(records);
     let capacity = 2;
     while (capacity < 2 * maxClients) capacity *= 2;
     this.#index = new Int32Array(capacity * 2);
@@ -90,77 +108,87 @@ export class ClientTable {
   /** Slot of the client, or NO_CLIENT. */
   find(family: 4 | 6, hi: number, lo: number): number {
     const index = this.#index;
-    const keys = this.#keys;
+    const ints = this.#ints;
     const mask = this.#mask;
     const hash = this.#hashOf(family, hi, lo);
     for (let at = hash & mask; ; at = (at + 1) & mask) {
       const entry = index[at * 2] as number;
       if (entry === 0) return NO_CLIENT;
       if (index[at * 2 + 1] !== hash) continue;
-      const k = (entry - 1) * 4;
-      if (keys[k + HI] === hi && keys[k + LO] === lo && keys[k + FAMILY] === family) return entry - 1;
+      const k = (entry - 1) * RECORD_INTS;
+      if (ints[k + HI] === hi && ints[k + LO] === lo && ((ints[k + FLAGS] as number) & FAMILY_BITS) === family) return entry - 1;
     }
   }
 
   /** True when slot `c` holds this client now. */
   holds(c: number, family: 4 | 6, hi: number, lo: number): boolean {
     if (!(c >= 0 && c < this.#size)) return false;
-    const keys = this.#keys;
-    const k = c * 4;
-    return keys[k + HI] === hi && keys[k + LO] === lo && keys[k + FAMILY] === family;
+    const ints = this.#ints;
+    const k = c * RECORD_INTS;
+    return ints[k + HI] === hi && ints[k + LO] === lo && ((ints[k + FLAGS] as number) & FAMILY_BITS) === family;
   }
 
   familyOf(c: number): 4 | 6 {
-    return this.#keys[c * 4 + FAMILY] as 4 | 6;
+    return ((this.#ints[c * RECORD_INTS + FLAGS] as number) & FAMILY_BITS) as 4 | 6;
   }
 
   hiOf(c: number): number {
-    return this.#keys[c * 4 + HI] as number;
+    return this.#ints[c * RECORD_INTS + HI] as number;
   }
 
   loOf(c: number): number {
-    return this.#keys[c * 4 + LO] as number;
+    return this.#ints[c * RECORD_INTS + LO] as number;
   }
 
-  /** Adds a client (absent: check with `find`) as the most recently seen, forgetting the least recently seen one when full. */
+  /** Adds a client (absent: check with `find`), not yet seen again; when full, forgets the one the CLOCK hand picks. */
   add(family: 4 | 6, hi: number, lo: number): number {
     let c: number;
+    const state = this.state;
     if (this.#size < this.maxClients) {
       c = this.#size++;
     } else {
-      c = this.#oldest;
+      c = this.#sweep();
       this.#unindex(c);
-      this.#unlink(c);
-      if (this.#keyTexts.size > 0) this.#keyTexts.delete(c);
-      this.state.fill(0, c * STATE_STRIDE, (c + 1) * STATE_STRIDE);
+      // The mark is in the record the hand just read: no Map lookup for the many clients without a text.
+      if (((this.#ints[c * RECORD_INTS + FLAGS] as number) & HAS_TEXT) !== 0) this.#keyTexts.delete(c);
+      // Plain stores: the record's line is in the cache already (the hand read it), a fill would be a call.
+      const at = c * STATE_STRIDE;
+      state[at + BUCKET] = 0;
+      state[at + CURRENT] = 0;
+      state[at + PREVIOUS] = 0;
+      state[at + PENDING] = 0;
+      state[at + PENALTY] = 0;
+      state[at + PENALTY_AT] = 0;
+      state[at + BANNED_UNTIL] = 0;
+      state[at + OFFENCES] = 0;
     }
     const hash = this.#hashOf(family, hi, lo);
-    const keys = this.#keys;
-    const k = c * 4;
-    keys[k + HI] = hi;
-    keys[k + LO] = lo;
-    keys[k + FAMILY] = family;
-    keys[k + HASH] = hash;
+    const ints = this.#ints;
+    const k = c * RECORD_INTS;
+    ints[k + HI] = hi;
+    ints[k + LO] = lo;
+    ints[k + FLAGS] = family;
+    ints[k + HASH] = hash;
     const index = this.#index;
     const mask = this.#mask;
     let at = hash & mask;
     while (index[at * 2] !== 0) at = (at + 1) & mask;
     index[at * 2] = c + 1;
     index[at * 2 + 1] = hash;
-    this.#append(c);
     return c;
   }
 
-  /** Marks a client as the most recently seen. */
+  /** Marks a client as seen again: the hand will pass it once before forgetting it. */
   touch(c: number): void {
-    if (c === this.#newest) return;
-    this.#unlink(c);
-    this.#append(c);
+    const ints = this.#ints;
+    const f = c * RECORD_INTS + FLAGS;
+    ints[f] = (ints[f] as number) | SEEN;
   }
 
-  /** Calls `visit` for every client, least recently seen first. */
+  /** Calls `visit` for every client, in slot order (not an order of recency). */
   forEach(visit: (c: number) => void): void {
-    for (let c = this.#oldest; c !== NO_CLIENT; c = this.#links[c * 2 + 1] as number) visit(c);
+    const size = this.#size;
+    for (let c = 0; c < size; c++) visit(c);
   }
 
   /** The client's key text, built by `make` the first time and kept while the client is. */
@@ -169,6 +197,9 @@ export class ClientTable {
     if (text === undefined) {
       text = make(c);
       this.#keyTexts.set(c, text);
+      const ints = this.#ints;
+      const f = c * RECORD_INTS + FLAGS;
+      ints[f] = (ints[f] as number) | HAS_TEXT;
     }
     return text;
   }
@@ -177,9 +208,26 @@ export class ClientTable {
     this.#index.fill(0);
     this.state.fill(0, 0, this.#size * STATE_STRIDE);
     this.#keyTexts.clear();
-    this.#oldest = NO_CLIENT;
-    this.#newest = NO_CLIENT;
+    this.#hand = 0;
     this.#size = 0;
+  }
+
+  /** Moves the hand to the slot to reuse: the first client not seen since the hand last passed, or the one after MAX_SWEEP passed. */
+  #sweep(): number {
+    const ints = this.#ints;
+    const max = this.maxClients;
+    let hand = this.#hand;
+    for (let passed = 0; ; passed++) {
+      const c = hand;
+      hand = hand + 1 === max ? 0 : hand + 1;
+      const f = c * RECORD_INTS + FLAGS;
+      const flags = ints[f] as number;
+      if ((flags & SEEN) === 0 || passed === MAX_SWEEP) {
+        this.#hand = hand;
+        return c;
+      }
+      ints[f] = flags & ~SEEN;
+    }
   }
 
   /** Seeded murmur3-style mixing of the key; family in, so that 1.2.3.4 and 102:304::/64 differ. */
@@ -195,7 +243,7 @@ export class ClientTable {
   #unindex(c: number): void {
     const index = this.#index;
     const mask = this.#mask;
-    let hole = (this.#keys[c * 4 + HASH] as number) & mask;
+    let hole = (this.#ints[c * RECORD_INTS + HASH] as number) & mask;
     while (index[hole * 2] !== c + 1) hole = (hole + 1) & mask;
     index[hole * 2] = 0;
     for (let at = (hole + 1) & mask; ; at = (at + 1) & mask) {
@@ -211,24 +259,5 @@ export class ClientTable {
       index[at * 2] = 0;
       hole = at;
     }
-  }
-
-  #append(c: number): void {
-    const links = this.#links;
-    links[c * 2] = this.#newest;
-    links[c * 2 + 1] = NO_CLIENT;
-    if (this.#newest !== NO_CLIENT) links[this.#newest * 2 + 1] = c;
-    else this.#oldest = c;
-    this.#newest = c;
-  }
-
-  #unlink(c: number): void {
-    const links = this.#links;
-    const older = links[c * 2] as number;
-    const newer = links[c * 2 + 1] as number;
-    if (older !== NO_CLIENT) links[older * 2 + 1] = newer;
-    else this.#oldest = newer;
-    if (newer !== NO_CLIENT) links[newer * 2] = older;
-    else this.#newest = older;
   }
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ClientTable } from '../../src/behaviour/client-table.js';
 import { BehaviourTracker, type BanEvent } from '../../src/behaviour/index.js';
 import { parseAddress } from '../../src/net/address.js';
 import type { BehaviourConfig } from '../../src/types.js';
@@ -167,7 +168,9 @@ describe('BehaviourTracker bans', () => {
     clock.now = T0;
     hits(tracker, a, 51);
     tracker.hit(addr('192.0.2.1'));
-    tracker.hit(addr('192.0.2.2')); // evicts a
+    tracker.hit(addr('192.0.2.2')); // the hand passes a (seen again since added) and forgets 192.0.2.1
+    assert.equal(tracker.evaluate(a)?.action, 'deny', 'a client seen again survives the hand passing once');
+    tracker.hit(addr('192.0.2.3')); // then a, not seen since the hand passed it
     clock.now = T0 + 60_000;
     hits(tracker, a, 51);
     assert.deepEqual(
@@ -359,5 +362,30 @@ describe('BehaviourTracker evaluates the client it just counted without a second
     hits(tracker, a, 11);
     tracker.clear();
     assert.equal(tracker.evaluate(a, T0, false), undefined, 'cleared');
+  });
+
+  it('does not probe the table again for it', () => {
+    const { tracker, clock } = setup();
+    clock.now = T0;
+    const a = addr('192.0.2.1');
+    const b = addr('192.0.2.2');
+    hits(tracker, a, 11);
+    tracker.hit(b);
+    const find = ClientTable.prototype.find;
+    let probes = 0;
+    ClientTable.prototype.find = function (this: ClientTable, family, hi, lo) {
+      probes++;
+      return find.call(this, family, hi, lo);
+    };
+    try {
+      tracker.hit(a);
+      assert.equal(probes, 1, 'the hit looks the client up');
+      assert.equal(tracker.evaluate(a, T0, false)?.penalty, 30);
+      assert.equal(probes, 1, 'evaluating the client just counted reads its slot');
+      assert.equal(tracker.evaluate(b, T0, false), undefined);
+      assert.equal(probes, 2, 'another client is looked up');
+    } finally {
+      ClientTable.prototype.find = find;
+    }
   });
 });
