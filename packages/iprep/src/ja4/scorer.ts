@@ -12,6 +12,9 @@ import type { LoadedFingerprintList } from './lists.js';
 import { ClientHelloReader, FingerprintCache, type TlsFingerprint, fingerprintKey } from './reader.js';
 
 /** What the reused judgement holds before its first use. */
+/** Distinct rate penalties whose match is kept (the configuration's few decay steps). */
+const MAX_RATE_MATCHES = 256;
+
 const NO_FINGERPRINT: TlsFingerprint = Object.freeze({ ja4: undefined, ja3: undefined, ja4Raw: undefined, key: new Uint8Array(16) });
 
 interface ListSlot {
@@ -71,6 +74,7 @@ export class TlsScorer {
   readonly #variableActions = new WeakMap<TlsFingerprint, readonly Action[]>();
   readonly #answers = new WeakMap<TlsFingerprint, WeakMap<readonly Action[], readonly Action[]>>();
   #banMatch: Match | undefined;
+  readonly #rateMatches = new Map<number, Match>();
 
   constructor(config: TlsConfig, scope: VarScope, options: { now?: () => number } = {}) {
     this.#cache = new FingerprintCache({ maxEntries: config.cacheSize, ja3: config.ja3 });
@@ -105,7 +109,7 @@ export class TlsScorer {
   /**
    * Reads the message's fingerprint, counts the message for it, and collects what the lists and
    * its rate say. Undefined when the message carries no fingerprint. Hot path: nothing allocated
-   * for a fingerprint seen before, unless it is rate-penalised.
+   * for a fingerprint seen before, penalised or banned ones included.
    */
   judge(message: Message, now: number): TlsJudgement | undefined {
     const fingerprint = this.fingerprint(message);
@@ -173,20 +177,27 @@ export class TlsScorer {
     const behaviour = this.#behaviour;
     if (behaviour === undefined) return;
     if (count) behaviour.hit(print.key, 1, now);
-    const rate = behaviour.evaluate(print.key, now);
+    // Without detail (the hot path) the tracker's matches are frozen ones built once, and so are these.
+    const rate = behaviour.evaluate(print.key, now, detail);
     if (rate === undefined) return;
     if (rate.score === 0) {
       this.#banMatch ??= Object.freeze({ kind: 'behaviour', source: 'tls-behaviour:ban', category: 'behaviour', score: 0, action: this.#banAction });
       out.push(detail ? { ...this.#banMatch, detail: rate.detail } : this.#banMatch);
+    } else if (detail) {
+      out.push({ ...this.#rateMatch(rate.penalty ?? 0), detail: `${rate.detail} of this fingerprint` });
     } else {
-      out.push({
-        kind: 'behaviour',
-        source: 'tls-behaviour:rate',
-        category: 'behaviour',
-        penalty: rate.penalty ?? 0,
-        detail: `${rate.detail} of this fingerprint`,
-      });
+      out.push(this.#rateMatch(rate.penalty ?? 0));
     }
+  }
+
+  /** The rate match of a penalty, built once per value (a few decay steps of the configuration). */
+  #rateMatch(penalty: number): Match {
+    let match = this.#rateMatches.get(penalty);
+    if (match === undefined) {
+      match = Object.freeze({ kind: 'behaviour', source: 'tls-behaviour:rate', category: 'behaviour', penalty });
+      if (this.#rateMatches.size < MAX_RATE_MATCHES) this.#rateMatches.set(penalty, match);
+    }
+    return match;
   }
 }
 

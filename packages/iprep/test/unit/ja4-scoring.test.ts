@@ -153,6 +153,24 @@ describe('TLS fingerprints in the verdict', () => {
     for (let i = 1; i <= 20; i++) assert.equal(send(`203.0.113.${i}`, STACK_B).ip_source, 'default', 'allowed fingerprint');
   });
 
+  it('judges a penalised or banned fingerprint with matches built once, and explains it with detail', () => {
+    const behaviour = { ...defaultConfig().tls.behaviour, enabled: true, rateThreshold: 2, ratePenalty: 30, banThreshold: 6 };
+    const { tls } = setup({ tls: { behaviour } });
+    const judged = () => {
+      const judgement = tls.judge(new Message('check-client-ip', args('198.51.100.1', STACK_A)), NOW);
+      return [...(judgement?.matches ?? [])];
+    };
+    for (let i = 0; i < 3; i++) judged();
+    const [penalised] = judged();
+    assert.deepEqual([penalised?.source, penalised?.penalty, Object.isFrozen(penalised)], ['tls-behaviour:rate', 30, true]);
+    assert.equal(judged()[0], penalised, 'the same match object, no new one per message');
+    assert.match(String(tls.explain(JA4_A, NOW)[0]?.detail), /of this fingerprint/);
+    for (let i = 0; i < 4; i++) judged();
+    const [banned] = judged();
+    assert.deepEqual([banned?.source, Object.isFrozen(banned)], ['tls-behaviour:ban', true]);
+    assert.equal(judged()[0], banned);
+  });
+
   it('explains a fingerprint with the entry it hit', () => {
     const deny = fingerprintList({ name: 'tools', score: 0, action: 'deny', category: 'tool' }, `${JA4_A} scanner 1.0\n`);
     const { tls } = setup({ lists: [deny] });
