@@ -173,24 +173,35 @@ export class BehaviourTracker {
    */
   takeDeltas(): Map<string, number> {
     const deltas = new Map<string, number>();
+    this.takeDeltasStep(deltas, 0, Number.POSITIVE_INFINITY);
+    return deltas;
+  }
+
+  /**
+   * `takeDeltas` over the clients of slots `from` to `from + count - 1`, added to `into`: the counter
+   * sync scans a million clients in steps and gives the event loop back between them (a whole scan
+   * takes several ms). Returns the slot to go on from, or -1 once past the last client.
+   */
+  takeDeltasStep(into: Map<string, number>, from: number, count: number): number {
     const clients = this.#clients;
-    clients.forEach((c) => {
-      const state = clients.state;
+    const state = clients.state;
+    const end = Math.min(clients.size, from + count);
+    for (let c = Math.max(0, from); c < end; c++) {
       const at = c * STATE_STRIDE;
       const pending = state[at + PENDING] as number;
-      if (pending === 0) return;
+      if (pending === 0) continue;
       // current + previous bounds the window count from above, whatever the clock says now.
       if (
         (state[at + CURRENT] as number) + (state[at + PREVIOUS] as number) < MIN_SHARED_COUNT &&
         state[at + PENALTY] === 0 &&
         state[at + BANNED_UNTIL] === 0
       ) {
-        return;
+        continue;
       }
-      deltas.set(this.#keyText(c), pending);
+      into.set(this.#keyText(c), pending);
       state[at + PENDING] = 0;
-    });
-    return deltas;
+    }
+    return end < clients.size ? end : -1;
   }
 
   /**

@@ -3,6 +3,7 @@
  * the memory of the primary process) or shared through Redis.
  */
 import { randomUUID } from 'node:crypto';
+import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'spop';
 import type { CounterStore, DecisionStore, IprepConfig, StoreHealth } from '../types.js';
 import { IpcCounterStore, IpcDecisionStore, hasClusterStoreHost } from './cluster.js';
@@ -103,7 +104,24 @@ export function createStores(
 
 export interface CounterTracker {
   takeDeltas(): Map<string, number>;
+  /** takeDeltas in steps of `count` clients from `from` (see BehaviourTracker); -1 when done. Used instead when present. */
+  takeDeltasStep?(into: Map<string, number>, from: number, count: number): number;
   applyTotals(totals: ReadonlyMap<string, number>, now?: number): void;
+}
+
+/** Clients scanned between two turns of the event loop when taking deltas (about half a ms). */
+export const DELTA_SCAN_STEP = 65_536;
+
+/** The tracker's deltas, scanned DELTA_SCAN_STEP clients at a time with the event loop let run between steps. */
+async function takeDeltasInSteps(tracker: CounterTracker): Promise<Map<string, number>> {
+  if (tracker.takeDeltasStep === undefined) return tracker.takeDeltas();
+  const deltas = new Map<string, number>();
+  let from = tracker.takeDeltasStep(deltas, 0, DELTA_SCAN_STEP);
+  while (from >= 0) {
+    await setImmediate();
+    from = tracker.takeDeltasStep(deltas, from, DELTA_SCAN_STEP);
+  }
+  return deltas;
 }
 
 /**
@@ -124,8 +142,8 @@ export function startCounterSync(
     if (running) return;
     running = true;
     try {
-      const deltas = tracker.takeDeltas();
-      if (deltas.size === 0) return;
+      const deltas = await takeDeltasInSteps(tracker);
+      if (deltas.size === 0 || stopped) return;
       const at = now();
       const totals = await store.flush(deltas, options.windowMs, at);
       if (!stopped) tracker.applyTotals(totals, at);

@@ -285,6 +285,26 @@ describe('BehaviourTracker clients', () => {
 });
 
 describe('BehaviourTracker shared counts', () => {
+  it('takes the same deltas in steps of a few clients as in one scan, each once', () => {
+    const counts = [3, 1, 2, 5, 0, 4, 2, 1, 7];
+    const load = () => {
+      const { tracker, clock } = setup();
+      clock.now = T0;
+      counts.forEach((n, i) => hits(tracker, addr(`192.0.2.${i + 1}`), n));
+      return tracker;
+    };
+    const whole = load().takeDeltas();
+    for (const step of [1, 2, 3, 100]) {
+      const tracker = load();
+      const stepped = new Map<string, number>();
+      const starts: number[] = [];
+      for (let from = 0; from >= 0; from = tracker.takeDeltasStep(stepped, from, step)) starts.push(from);
+      assert.deepEqual(stepped, whole, `steps of ${step}`);
+      assert.equal(starts.length, Math.ceil(counts.filter((n) => n > 0).length / step), `steps of ${step}: every slot once`);
+      assert.deepEqual(tracker.takeDeltas(), new Map(), 'taken once');
+    }
+  });
+
   it('takeDeltas reports clients with at least 2 messages in the window, once', () => {
     const { tracker, clock } = setup();
     clock.now = T0;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { MemoryCounterStore, MemoryDecisionStore } from '../../src/store/memory.js';
-import { createStores, startCounterSync } from '../../src/store/index.js';
+import { DELTA_SCAN_STEP, createStores, startCounterSync } from '../../src/store/index.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +101,45 @@ describe('startCounterSync', () => {
     } finally {
       stop();
     }
+  });
+
+  it('takes deltas in steps of clients, letting the event loop run between steps', async () => {
+    const steps: Array<[number, number]> = [];
+    let turns = 0;
+    let ticking = true;
+    const spin = (): void => {
+      turns++;
+      if (ticking) setImmediate(spin);
+    };
+    const clients = DELTA_SCAN_STEP * 2 + 5;
+    const turnsAtStep: number[] = [];
+    const tracker = {
+      takeDeltas: () => assert.fail('the whole scan at once'),
+      takeDeltasStep: (into: Map<string, number>, from: number, count: number) => {
+        steps.push([from, count]);
+        turnsAtStep.push(turns);
+        into.set(`k${from}`, 1);
+        return from + count < clients ? from + count : -1;
+      },
+      applyTotals: () => {},
+    };
+    const flushed: Map<string, number>[] = [];
+    const store: CounterStore = { start: async () => {}, close: async () => {}, flush: async (deltas) => (flushed.push(new Map(deltas)), new Map()) };
+    spin();
+    const stop = startCounterSync(tracker, store, { windowMs: 1000, intervalMs: 5 });
+    try {
+      for (let i = 0; i < 100 && flushed.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    } finally {
+      stop();
+      ticking = false;
+    }
+    assert.deepEqual(steps.slice(0, 3), [
+      [0, DELTA_SCAN_STEP],
+      [DELTA_SCAN_STEP, DELTA_SCAN_STEP],
+      [DELTA_SCAN_STEP * 2, DELTA_SCAN_STEP],
+    ]);
+    assert.deepEqual([...(flushed[0]?.keys() ?? [])], ['k0', `k${DELTA_SCAN_STEP}`, `k${DELTA_SCAN_STEP * 2}`], 'one flush of every step');
+    assert.ok((turnsAtStep[1] as number) > (turnsAtStep[0] as number) && (turnsAtStep[2] as number) > (turnsAtStep[1] as number), 'the loop ran between steps');
   });
 
   it('drops the totals of a flush still in flight when stopped', async () => {
