@@ -124,7 +124,14 @@ describe('startCounterSync', () => {
       applyTotals: () => {},
     };
     const flushed: Map<string, number>[] = [];
-    const store: CounterStore = { start: async () => {}, close: async () => {}, flush: async (deltas) => (flushed.push(new Map(deltas)), new Map()) };
+    const store: CounterStore = {
+      start: async () => {},
+      close: async () => {},
+      flush: async (deltas) => {
+        flushed.push(new Map(deltas));
+        return new Map();
+      },
+    };
     spin();
     const stop = startCounterSync(tracker, store, { windowMs: 1000, intervalMs: 5 });
     try {
