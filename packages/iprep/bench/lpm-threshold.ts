@@ -8,13 +8,13 @@
  * Thresholds run interleaved, best of --repeat passes, timed in CPU time.
  *
  *   node --import tsx packages/iprep/bench/lpm-threshold.ts [--prefixes 100000] [--lookups 2000000] [--repeat 5] [--pollute 4]
- *     [--threshold N (a /16 index from N records) | --threshold N/sized (the table's own index bits from N records)]...
+ *     [--threshold N (a /16 index from N records) | N/sized (the table's own index bits, indexBits) | N/sized+K (K bits more)]...
  */
 import { parseArgs } from 'node:util';
 import { seededRandom32 } from '../../../bench/random.js';
 import { parseRange, prefixRange } from '../src/net/address.js';
-import { IntervalTable, SPECIAL_RANGES, type TableEntry } from '../src/table/index.js';
-import { recordsIndex } from '../src/table/records.js';
+import { type FamilyRecords, IntervalTable, SPECIAL_RANGES, type TableEntry } from '../src/table/index.js';
+import { indexBits, recordsIndex } from '../src/table/records.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -45,25 +45,24 @@ const sources = [
   IntervalTable.compile(deny),
 ];
 
-/** The same table, indexed from `threshold` records, on `bits` bits (default: sized by the table). */
-function withIndex(table: IntervalTable, threshold: number, bits: number | undefined): IntervalTable {
+/** The same table, indexed from `threshold` records, on `bits` bits, or indexBits + `extra` bits (at most 16). */
+function withIndex(table: IntervalTable, threshold: number, bits: number | undefined, extra: number): IntervalTable {
   const data = table.toData();
-  return IntervalTable.fromFlattened({
-    ...data,
-    v4: { records: data.v4.records, index: recordsIndex(data.v4.records, 1, threshold, bits) },
-    v6: { records: data.v6.records, index: recordsIndex(data.v6.records, 4, threshold, bits) },
-  });
+  const family = (records: Uint32Array, w: number): FamilyRecords => {
+    const n = records.length / (w + 1);
+    return { records, index: recordsIndex(records, w, threshold, bits ?? Math.min(16, indexBits(n) + extra)) };
+  };
+  return IntervalTable.fromFlattened({ ...data, v4: family(data.v4.records, 1), v6: family(data.v6.records, 4) });
 }
 
-// --threshold N: a /16 index from N records; --threshold N/sized: an index sized by the table (indexBits).
+// --threshold N: a /16 index from N records; N/sized: an index sized by the table (indexBits); N/sized+K: K more bits.
 const variants = args.threshold.map((t) => {
-  const [threshold, sized] = t.split('/');
-  const bits = sized === 'sized' ? undefined : 16;
-  return {
-    name: sized === 'sized' ? `sized, from ${threshold}` : `/16, from ${threshold}`,
-    tables: sources.map((s) => withIndex(s, Number(threshold), bits)),
-    best: Infinity,
-  };
+  const [threshold, how = '16'] = t.split('/');
+  const sized = how.startsWith('sized');
+  const extra = sized ? Number(how.slice(6) || 0) : 0;
+  const bits = sized ? undefined : Number(how);
+  const name = sized ? `${how}, from ${threshold}` : `/${how}, from ${threshold}`;
+  return { name, tables: sources.map((s) => withIndex(s, Number(threshold), bits, extra)), best: Number.POSITIVE_INFINITY };
 });
 const lookups = Number(args.lookups);
 const addresses = new Uint32Array(1 << 20).map(() => random32());
