@@ -49,7 +49,7 @@ const sources = [
 function withIndex(table: IntervalTable, threshold: number, bits: number | undefined, extra: number): IntervalTable {
   const data = table.toData();
   const family = (records: Uint32Array, w: number): FamilyRecords => {
-    const n = records.length / (w + 1);
+    const n = records.length / (2 * w + 1);
     return { records, index: recordsIndex(records, w, threshold, bits ?? Math.min(16, indexBits(n) + extra)) };
   };
   return IntervalTable.fromFlattened({ ...data, v4: family(data.v4.records, 1), v6: family(data.v6.records, 4) });
@@ -91,7 +91,7 @@ for (let pass = 0; pass <= Number(args.repeat); pass++) {
     if (pass > 0) variant.best = Math.min(variant.best, ns); // pass 0 warms up
   }
 }
-const records = sources.map((t) => t.toData().v4.records.length / 2);
+const records = sources.map((t) => t.toData().v4.records.length / 3);
 console.log(
   `IPv4 records: allow ${records[0]}, special ${records[1]}, scored ${records[2]}, deny ${records[3]}; --pollute ${touches} lines of ${pollution.byteLength >> 10} KiB`,
 );

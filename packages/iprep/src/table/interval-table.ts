@@ -1,12 +1,12 @@
 /**
- * A compiled longest-prefix-match table: each address family cut into records, sorted and
- * without gaps, each carrying the value of the most specific range that covers it (or none).
- * Immutable; a new table is compiled and swapped in to change it.
+ * A compiled longest-prefix-match table: sorted, disjoint address intervals per family, each
+ * carrying the value of the most specific range that covers it. Immutable; a new table is
+ * compiled and swapped in to change it.
  *
- * A record is its start (one Uint32 word for IPv4, four for IPv6, big-endian word order) then its
- * value, in one array per family (layout.ts): a lookup is a binary search over the starts for the
- * last record starting at or before the address, and the value is read beside that start. No
- * allocation.
+ * An interval is a record of its start, its end (one Uint32 word each for IPv4, four for IPv6,
+ * big-endian word order) and its value, side by side in one array per family (layout.ts): a lookup
+ * is a binary search over the starts, and the end and value of the interval found lie beside its
+ * start, in the same cache line. No allocation.
  *
  * A family of 16 records or more also has a first-level index on the top bits of the address
  * (of its first word for IPv6), built with the records: the search then covers only the records
@@ -18,7 +18,7 @@
 import { flattenEntries, packEntries } from './flatten.js';
 import type { FamilyRecords, IntervalTableData, TableEntry } from './layout.js';
 import { MAX_TABLE_VALUE } from './flatten.js';
-import { NO_VALUE, familyRecords, indexShift, recordsIndex } from './records.js';
+import { familyRecords, indexShift, recordsIndex } from './records.js';
 import { compareWords, readWord } from './words.js';
 
 // Defined in layout.ts (shared with flatten.ts) and exported here too, with the table they describe.
@@ -29,11 +29,11 @@ const NO_INTERVALS = { starts: new Uint32Array(0), ends: new Uint32Array(0), val
 export class IntervalTable {
   /** Entries compiled (both families). */
   readonly size: number;
-  /** Disjoint intervals kept (both families): the records that have a value. */
+  /** Disjoint intervals kept (both families). */
   readonly intervals: number;
   readonly #v4Records: Uint32Array;
   readonly #v6Records: Uint32Array;
-  /** Number of the last record (there is always one). */
+  /** Number of the last record (-1: none). */
   readonly #v4Last: number;
   readonly #v6Last: number;
   readonly #v4Index: Uint32Array | null;
@@ -47,8 +47,8 @@ export class IntervalTable {
     this.intervals = data.intervals;
     this.#v4Records = data.v4.records;
     this.#v6Records = data.v6.records;
-    this.#v4Last = data.v4.records.length / 2 - 1;
-    this.#v6Last = data.v6.records.length / 5 - 1;
+    this.#v4Last = data.v4.records.length / 3 - 1;
+    this.#v6Last = data.v6.records.length / 9 - 1;
     this.#v4Index = data.v4.index;
     this.#v6Index = data.v6.index;
     this.#v4Shift = data.v4.index === null ? 0 : indexShift(data.v4.index);
@@ -69,8 +69,8 @@ export class IntervalTable {
   }
 
   /**
-   * Checks the records (from address 0, sorted, values >= 0 or none) and wraps them without
-   * copying; the index is built here, not taken from the data.
+   * Checks the records (sorted, disjoint intervals, values >= 0) and wraps them without copying;
+   * the index is built here, not taken from the data.
    */
   static fromData(data: IntervalTableData): IntervalTable {
     if (!Number.isInteger(data.size) || data.size < 0) throw new TypeError(`interval table data: bad size ${String(data.size)}`);
@@ -131,39 +131,61 @@ export class IntervalTable {
   }
 
   #lookupV4(a: number): number {
-    const records = this.#v4Records;
-    let low = 0; // a record starting at or before the address
+    const records = this.#v4Records; // start, end, value
+    let low = 0;
     let high = this.#v4Last;
     const index = this.#v4Index;
     if (index !== null) {
       const bucket = a >>> this.#v4Shift;
       low = index[bucket] as number;
-      high = index[bucket + 1] as number;
+      // The first record reaching the next bucket may start in this one: it is a candidate too.
+      high = Math.min(index[bucket + 1] as number, high);
     }
-    while (low < high) {
-      const mid = (low + high + 1) >>> 1;
-      if ((records[mid << 1] as number) <= a) low = mid;
-      else high = mid - 1;
+    let found = -1; // last record starting at or before the address
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      if ((records[mid * 3] as number) <= a) {
+        found = mid;
+        low = mid + 1;
+      } else {
+        high = mid - 1;
+      }
     }
-    return (records[(low << 1) + 1] as number) | 0;
+    const at = found * 3;
+    return found >= 0 && a <= (records[at + 1] as number) ? (records[at + 2] as number) : -1;
   }
 
   #lookupV6(a0: number, a1: number, a2: number, a3: number): number {
-    const records = this.#v6Records;
+    const records = this.#v6Records; // start (4 words), end (4 words), value
     let low = 0;
     let high = this.#v6Last;
     const index = this.#v6Index;
     if (index !== null) {
       const bucket = a0 >>> this.#v6Shift;
       low = index[bucket] as number;
-      high = index[bucket + 1] as number;
+      high = Math.min(index[bucket + 1] as number, high);
     }
-    while (low < high) {
-      const mid = (low + high + 1) >>> 1;
-      if (notAfter(records, mid * 5, a0, a1, a2, a3)) low = mid;
-      else high = mid - 1;
+    let found = -1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      if (notAfter(records, mid * 9, a0, a1, a2, a3)) {
+        found = mid;
+        low = mid + 1;
+      } else {
+        high = mid - 1;
+      }
     }
-    return (records[low * 5 + 4] as number) | 0;
+    if (found < 0) return -1;
+    const at = found * 9;
+    const value = records[at + 8] as number;
+    // a <= end, word by word.
+    const e0 = records[at + 4] as number;
+    if (a0 !== e0) return a0 < e0 ? value : -1;
+    const e1 = records[at + 5] as number;
+    if (a1 !== e1) return a1 < e1 ? value : -1;
+    const e2 = records[at + 6] as number;
+    if (a2 !== e2) return a2 < e2 ? value : -1;
+    return a3 <= (records[at + 7] as number) ? value : -1;
   }
 }
 
@@ -188,27 +210,22 @@ function notAfter(words: Uint32Array, at: number, a0: number, a1: number, a2: nu
   return (words[at + 3] as number) <= a3;
 }
 
-/** Checks a family's records; returns how many have a value. */
+/** Checks a family's records; returns how many there are. */
 function checkFamily(family: FamilyRecords, w: number, name: string): number {
   const { records } = family;
   if (!(records instanceof Uint32Array)) throw new TypeError(`interval table data: ${name} records must be a Uint32Array`);
-  const stride = w + 1;
+  const stride = 2 * w + 1;
   const n = records.length / stride;
-  if (!Number.isInteger(n) || n < 1) {
-    throw new TypeError(`interval table data: ${name} records hold ${records.length} words, not a positive multiple of ${stride}`);
-  }
-  for (let k = 0; k < w; k++) if (records[k] !== 0) throw new RangeError(`interval table data: ${name} record 0 does not start at address 0`);
-  let intervals = 0;
+  if (!Number.isInteger(n)) throw new TypeError(`interval table data: ${name} records hold ${records.length} words, not a multiple of ${stride}`);
   for (let i = 0; i < n; i++) {
     const at = i * stride;
-    const value = records[at + w] as number;
-    if (value !== NO_VALUE) {
-      if (value > MAX_TABLE_VALUE) throw new RangeError(`interval table data: ${name} record ${i} has a bad value ${value}`);
-      intervals++;
+    if ((records[at + 2 * w] as number) > MAX_TABLE_VALUE) {
+      throw new RangeError(`interval table data: ${name} record ${i} has a bad value ${records[at + 2 * w] as number}`);
     }
-    if (i > 0 && compareWords(records, at - stride, records, at, w) >= 0) {
-      throw new RangeError(`interval table data: ${name} record ${i} does not start after record ${i - 1}`);
+    if (compareWords(records, at, records, at + w, w) > 0) throw new RangeError(`interval table data: ${name} record ${i} ends before it starts`);
+    if (i > 0 && compareWords(records, at - stride + w, records, at, w) >= 0) {
+      throw new RangeError(`interval table data: ${name} record ${i} does not start after record ${i - 1} ends`);
     }
   }
-  return intervals;
+  return n;
 }

@@ -22,17 +22,15 @@ export interface FamilyIntervals {
 }
 
 /**
- * One family as the table reads it. `records` covers the whole family without gaps: record i is
- * its start (1 word for IPv4, 4 for IPv6) then its value (0xffffffff where no range covers the
- * addresses), and holds up to the next record's start. Record 0 starts at address 0. So a lookup
- * is the last record starting at or before the address, and its value lies beside the start it
- * compared: one cache line for the interval found, where separate starts, ends and values arrays
- * took three.
+ * One family as the table reads it. `records`: the family's intervals, sorted and disjoint, each
+ * its start, its end (1 word each for IPv4, 4 for IPv6, inclusive) and its value, side by side, so
+ * that the interval a search finds costs one cache line, where separate starts, ends and values
+ * arrays took three.
  *
- * `index`, for tables of 16 records or more (records.ts): 2^bits + 1 words, bits 8 to 16 sized
- * by the table (about one record per bucket); index[b] = the record holding the first address of
- * bucket b (the address's top `bits` bits, of its first word for IPv6), index[2^bits] = the last
- * record. The record holding an address of bucket b is then one of index[b]..index[b + 1].
+ * `index`, for families of 16 records or more (records.ts): 2^bits + 1 words, bits 8 to 16 sized
+ * by the family (about one bucket per record); a bucket is the address's top `bits` bits (of its
+ * first word for IPv6); index[b] = the first record whose end reaches bucket b, index[2^bits] =
+ * the number of records. The record holding an address of bucket b is one of index[b]..index[b + 1].
  */
 export interface FamilyRecords {
   readonly records: Uint32Array;
@@ -43,7 +41,7 @@ export interface FamilyRecords {
 export interface IntervalTableData {
   /** Entries the table was compiled from. */
   readonly size: number;
-  /** Intervals with a value, both families (the records that are not gaps). */
+  /** Intervals, both families (records). */
   readonly intervals: number;
   readonly v4: FamilyRecords;
   readonly v6: FamilyRecords;
