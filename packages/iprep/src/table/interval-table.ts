@@ -152,7 +152,8 @@ export class IntervalTable {
       }
     }
     const at = found * 3;
-    return found >= 0 && a <= (records[at + 1] as number) ? (records[at + 2] as number) : -1;
+    // `| 0`: an int32 (values are at most 2^31 - 1), not a uint32 that V8 may box as a double.
+    return found >= 0 && a <= (records[at + 1] as number) ? (records[at + 2] as number) | 0 : -1;
   }
 
   #lookupV6(a0: number, a1: number, a2: number, a3: number): number {
@@ -177,7 +178,7 @@ export class IntervalTable {
     }
     if (found < 0) return -1;
     const at = found * 9;
-    const value = records[at + 8] as number;
+    const value = (records[at + 8] as number) | 0;
     // a <= end, word by word.
     const e0 = records[at + 4] as number;
     if (a0 !== e0) return a0 < e0 ? value : -1;
