@@ -208,7 +208,7 @@ function checkGeoDatabases(config: IprepConfig, findings: Finding[]): void {
     if (!result.ok) findings.push({ severity: 'error', where: path, message: `geo ${kind}-db: ${result.error}` });
     else if (!result.unchanged) {
       const { data } = result;
-      const networks = data.table.v4.values.length + data.table.v6.values.length;
+      const networks = data.table.intervals;
       findings.push({
         severity: 'note',
         where: path,

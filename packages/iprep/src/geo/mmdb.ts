@@ -9,7 +9,8 @@
  */
 import { Reader } from 'mmdb-lib';
 import { formatAddress } from '../net/address.js';
-import type { FamilyIntervals, IntervalTableData } from '../table/interval-table.js';
+import { type FamilyIntervals, type IntervalTableData, intervalTableTransferList } from '../table/interval-table.js';
+import { tableData } from '../table/records.js';
 
 export const GEO_KINDS = ['country', 'asn'] as const;
 export type GeoKind = (typeof GEO_KINDS)[number];
@@ -47,10 +48,7 @@ export class MmdbError extends Error {
 }
 
 export function geoTableTransferList(data: GeoTableData): ArrayBuffer[] {
-  const t = data.table;
-  return [t.v4.starts, t.v4.ends, t.v4.values, t.v6.starts, t.v6.ends, t.v6.values, data.labels, data.nameOffsets, data.nameBytes].map(
-    (array) => array.buffer as ArrayBuffer,
-  );
+  return intervalTableTransferList(data.table).concat([data.labels, data.nameOffsets, data.nameBytes].map((array) => array.buffer as ArrayBuffer));
 }
 
 /** Compiles `db` (the whole file) as a database of `kind`; throws an MmdbError naming `origin` when it cannot be used. */
@@ -78,7 +76,7 @@ export function compileMmdb(db: Buffer, kind: GeoKind, origin: string, limits: M
     kind,
     databaseType: String(meta.databaseType ?? ''),
     builtAt: meta.buildEpoch instanceof Date ? meta.buildEpoch.getTime() : 0,
-    table: { size: walker.networks, v4: walker.v4.finish(), v6: walker.v6.finish() },
+    table: tableData(walker.networks, walker.v4.finish(), walker.v6.finish()),
     ...walker.labels(),
   };
 }

@@ -23,8 +23,9 @@ const DEFAULT_WORKER_THRESHOLD = 50_000;
 export async function compileTable(entries: readonly TableEntry[], options: CompileTableOptions = {}): Promise<IntervalTable> {
   const threshold = options.workerThreshold ?? DEFAULT_WORKER_THRESHOLD;
   const packed = packEntries(entries);
+  // Made here or by this module's worker: wrapped without checking again (see fromFlattened).
   const data = entries.length >= threshold ? await flattenInWorker(packed) : flattenEntries(packed);
-  return IntervalTable.fromData(data);
+  return IntervalTable.fromFlattened(data);
 }
 
 async function flattenInWorker(packed: PackedEntries): Promise<IntervalTableData> {

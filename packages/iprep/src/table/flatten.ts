@@ -9,6 +9,7 @@
  */
 import { formatAddress } from '../net/address.js';
 import type { FamilyIntervals, IntervalTableData, TableEntry } from './layout.js';
+import { tableData } from './records.js';
 import { compareWords, readWord } from './words.js';
 
 /** The entries of one family, in input order (a later entry wins ties). */
@@ -66,16 +67,13 @@ export function packedTransferList(packed: PackedEntries): ArrayBuffer[] {
 }
 
 /** The buffers of a family's arrays (each array owns its buffer here). */
-export function familyBuffers(family: PackedFamily | FamilyIntervals): ArrayBuffer[] {
+export function familyBuffers(family: PackedFamily): ArrayBuffer[] {
   return [family.starts.buffer as ArrayBuffer, family.ends.buffer as ArrayBuffer, family.values.buffer as ArrayBuffer];
 }
 
+/** The table of packed entries: flattened into intervals, then records and indexes (records.ts). */
 export function flattenEntries(packed: PackedEntries): IntervalTableData {
-  return {
-    size: packed.v4.values.length + packed.v6.values.length,
-    v4: flattenFamily(packed.v4, 1),
-    v6: flattenFamily(packed.v6, 4),
-  };
+  return tableData(packed.v4.values.length + packed.v6.values.length, flattenFamily(packed.v4, 1), flattenFamily(packed.v6, 4));
 }
 
 function allocateFamily(count: number, w: number): PackedFamily {

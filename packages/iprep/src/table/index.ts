@@ -2,6 +2,7 @@ export {
   IntervalTable,
   intervalTableTransferList,
   type FamilyIntervals,
+  type FamilyRecords,
   type IntervalTableData,
   type TableEntry,
 } from './interval-table.js';

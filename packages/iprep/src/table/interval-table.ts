@@ -1,74 +1,58 @@
 /**
- * A compiled longest-prefix-match table: sorted, disjoint address intervals
- * per family, each carrying the value of the most specific range that covers
- * it. Immutable; a new table is compiled and swapped in to change it.
+ * A compiled longest-prefix-match table: sorted, disjoint address intervals per family, each
+ * carrying the value of the most specific range that covers it. Immutable; a new table is
+ * compiled and swapped in to change it.
  *
- * IPv4 intervals are one Uint32 word per address, IPv6 intervals four words
- * (big-endian word order). Lookups are a binary search over the starts, with
- * no allocation.
+ * An interval is a record of its start, its end (one Uint32 word each for IPv4, four for IPv6,
+ * big-endian word order) and its value, side by side in one array per family (layout.ts): a lookup
+ * is a binary search over the starts, and the end and value of the interval found lie beside its
+ * start, in the same cache line. No allocation.
  *
- * A table of more than a few intervals also gets a first-level index on the
- * top 16 bits of the address (65,537 Uint32: 256 KiB per family): the search
- * then covers only the intervals reaching into that /16 (IPv4) or /16 of the
- * first word (IPv6), one or two steps instead of 17 to 20 for 100,000 to
- * 1,000,000 intervals. Those steps were cache misses each, the most expensive
- * part of scoring an address.
+ * A family of 16 records or more also has a first-level index on the top bits of the address
+ * (of its first word for IPv6), built with the records: the search then covers only the records
+ * of that bucket, one or two steps instead of 17 to 20 for 100,000 to 1,000,000 intervals, steps
+ * that were cache misses each. The index has about one bucket per record (records.ts,
+ * indexBits): a /16 index (65,537 Uint32, 256 KiB) for large tables, a few KiB for an allowlist,
+ * small enough to stay in cache with its records.
  */
-import { familyBuffers, flattenEntries, packEntries } from './flatten.js';
-import type { FamilyIntervals, IntervalTableData, TableEntry } from './layout.js';
+import { flattenEntries, packEntries } from './flatten.js';
+import type { FamilyRecords, IntervalTableData, TableEntry } from './layout.js';
+import { MAX_TABLE_VALUE } from './flatten.js';
+import { familyRecords, indexShift, recordsIndex } from './records.js';
 import { compareWords, readWord } from './words.js';
 
-/** Fewer intervals than this are searched directly: the index would cost more memory than it saves time. */
-const INDEX_MIN_INTERVALS = 16;
-const BUCKETS = 65536;
-
-/**
- * index[b] = the first interval whose end reaches bucket b (its end's top 16 bits >= b), for b in
- * 0..65536 (index[65536] = n). The intervals that may hold an address of bucket b are then
- * index[b]..index[b + 1]: the later ones start past the bucket, the earlier ones end before it.
- * One pass over the ends: about 2 ms for a million intervals.
- */
-function bucketIndex(ends: Uint32Array, words: number): Uint32Array | null {
-  const n = ends.length / words;
-  if (n < INDEX_MIN_INTERVALS) return null;
-  const index = new Uint32Array(BUCKETS + 1);
-  let i = 0;
-  for (let b = 0; b < BUCKETS; b++) {
-    while (i < n && (ends[i * words] as number) >>> 16 < b) i++;
-    index[b] = i;
-  }
-  index[BUCKETS] = n;
-  return index;
-}
-
 // Defined in layout.ts (shared with flatten.ts) and exported here too, with the table they describe.
-export type { FamilyIntervals, IntervalTableData, TableEntry } from './layout.js';
+export type { FamilyIntervals, FamilyRecords, IntervalTableData, TableEntry } from './layout.js';
+
+const NO_INTERVALS = { starts: new Uint32Array(0), ends: new Uint32Array(0), values: new Int32Array(0) };
 
 export class IntervalTable {
   /** Entries compiled (both families). */
   readonly size: number;
   /** Disjoint intervals kept (both families). */
   readonly intervals: number;
-  readonly #v4Starts: Uint32Array;
-  readonly #v4Ends: Uint32Array;
-  readonly #v4Values: Int32Array;
-  readonly #v6Starts: Uint32Array;
-  readonly #v6Ends: Uint32Array;
-  readonly #v6Values: Int32Array;
+  readonly #v4Records: Uint32Array;
+  readonly #v6Records: Uint32Array;
+  /** Number of the last record (-1: none). */
+  readonly #v4Last: number;
+  readonly #v6Last: number;
   readonly #v4Index: Uint32Array | null;
   readonly #v6Index: Uint32Array | null;
+  /** Address (first word) >>> shift = its index bucket. */
+  readonly #v4Shift: number;
+  readonly #v6Shift: number;
 
   private constructor(data: IntervalTableData) {
     this.size = data.size;
-    this.intervals = data.v4.values.length + data.v6.values.length;
-    this.#v4Starts = data.v4.starts;
-    this.#v4Ends = data.v4.ends;
-    this.#v4Values = data.v4.values;
-    this.#v6Starts = data.v6.starts;
-    this.#v6Ends = data.v6.ends;
-    this.#v6Values = data.v6.values;
-    this.#v4Index = bucketIndex(data.v4.ends, 1);
-    this.#v6Index = bucketIndex(data.v6.ends, 4);
+    this.intervals = data.intervals;
+    this.#v4Records = data.v4.records;
+    this.#v6Records = data.v6.records;
+    this.#v4Last = data.v4.records.length / 3 - 1;
+    this.#v6Last = data.v6.records.length / 9 - 1;
+    this.#v4Index = data.v4.index;
+    this.#v6Index = data.v6.index;
+    this.#v4Shift = data.v4.index === null ? 0 : indexShift(data.v4.index);
+    this.#v6Shift = data.v6.index === null ? 0 : indexShift(data.v6.index);
   }
 
   /**
@@ -81,22 +65,30 @@ export class IntervalTable {
   }
 
   static empty(): IntervalTable {
-    const none: FamilyIntervals = { starts: new Uint32Array(0), ends: new Uint32Array(0), values: new Int32Array(0) };
-    return new IntervalTable({ size: 0, v4: none, v6: none });
-  }
-
-  /** Checks the arrays (sorted, disjoint, values >= 0) and wraps them without copying. */
-  static fromData(data: IntervalTableData): IntervalTable {
-    if (!Number.isInteger(data.size) || data.size < 0) throw new TypeError(`interval table data: bad size ${String(data.size)}`);
-    checkFamily(data.v4, 1, 'IPv4');
-    checkFamily(data.v6, 4, 'IPv6');
-    return new IntervalTable(data);
+    return new IntervalTable({ size: 0, intervals: 0, v4: familyRecords(NO_INTERVALS, 1), v6: familyRecords(NO_INTERVALS, 4) });
   }
 
   /**
-   * Wraps arrays that flattenEntries made (in a worker thread of this process) without checking
-   * them again: they are sorted and disjoint by construction, and checking a million intervals
-   * would pause the main thread for tens of ms, the very pause the worker thread is there to avoid.
+   * Checks the records (sorted, disjoint intervals, values >= 0) and wraps them without copying;
+   * the index is built here, not taken from the data.
+   */
+  static fromData(data: IntervalTableData): IntervalTable {
+    if (!Number.isInteger(data.size) || data.size < 0) throw new TypeError(`interval table data: bad size ${String(data.size)}`);
+    const intervals = checkFamily(data.v4, 1, 'IPv4') + checkFamily(data.v6, 4, 'IPv6');
+    if (data.intervals !== intervals) throw new RangeError(`interval table data: ${String(data.intervals)} intervals announced, ${intervals} found`);
+    return new IntervalTable({
+      size: data.size,
+      intervals,
+      v4: { records: data.v4.records, index: recordsIndex(data.v4.records, 1) },
+      v6: { records: data.v6.records, index: recordsIndex(data.v6.records, 4) },
+    });
+  }
+
+  /**
+   * Wraps records and indexes that this process made (flattenEntries or a geo database's
+   * compiler, in a worker thread) without checking them again: they are right by construction,
+   * and checking a million intervals would pause the main thread for tens of ms, the very pause
+   * the worker thread is there to avoid.
    */
   static fromFlattened(data: IntervalTableData): IntervalTable {
     return new IntervalTable(data);
@@ -109,8 +101,9 @@ export class IntervalTable {
   toData(): IntervalTableData {
     return {
       size: this.size,
-      v4: { starts: this.#v4Starts, ends: this.#v4Ends, values: this.#v4Values },
-      v6: { starts: this.#v6Starts, ends: this.#v6Ends, values: this.#v6Values },
+      intervals: this.intervals,
+      v4: { records: this.#v4Records, index: this.#v4Index },
+      v6: { records: this.#v6Records, index: this.#v6Index },
     };
   }
 
@@ -138,44 +131,45 @@ export class IntervalTable {
   }
 
   #lookupV4(a: number): number {
-    const starts = this.#v4Starts;
+    const records = this.#v4Records; // start, end, value
     let low = 0;
-    let high = starts.length - 1;
+    let high = this.#v4Last;
     const index = this.#v4Index;
     if (index !== null) {
-      const bucket = a >>> 16;
+      const bucket = a >>> this.#v4Shift;
       low = index[bucket] as number;
-      // The first interval reaching the next bucket may start in this one: it is a candidate too.
+      // The first record reaching the next bucket may start in this one: it is a candidate too.
       high = Math.min(index[bucket + 1] as number, high);
     }
-    let found = -1; // last interval starting at or before the address
+    let found = -1; // last record starting at or before the address
     while (low <= high) {
       const mid = (low + high) >>> 1;
-      if ((starts[mid] as number) <= a) {
+      if ((records[mid * 3] as number) <= a) {
         found = mid;
         low = mid + 1;
       } else {
         high = mid - 1;
       }
     }
-    return found >= 0 && a <= (this.#v4Ends[found] as number) ? (this.#v4Values[found] as number) : -1;
+    const at = found * 3;
+    // `| 0`: an int32 (values are at most 2^31 - 1), not a uint32 that V8 may box as a double.
+    return found >= 0 && a <= (records[at + 1] as number) ? (records[at + 2] as number) | 0 : -1;
   }
 
   #lookupV6(a0: number, a1: number, a2: number, a3: number): number {
-    const starts = this.#v6Starts;
+    const records = this.#v6Records; // start (4 words), end (4 words), value
     let low = 0;
-    let high = (starts.length >> 2) - 1;
+    let high = this.#v6Last;
     const index = this.#v6Index;
     if (index !== null) {
-      const bucket = a0 >>> 16;
+      const bucket = a0 >>> this.#v6Shift;
       low = index[bucket] as number;
       high = Math.min(index[bucket + 1] as number, high);
     }
     let found = -1;
     while (low <= high) {
       const mid = (low + high) >>> 1;
-      const at = mid << 2;
-      if (notAfter(starts, at, a0, a1, a2, a3)) {
+      if (notAfter(records, mid * 9, a0, a1, a2, a3)) {
         found = mid;
         low = mid + 1;
       } else {
@@ -183,22 +177,27 @@ export class IntervalTable {
       }
     }
     if (found < 0) return -1;
-    const ends = this.#v6Ends;
-    const at = found << 2;
+    const at = found * 9;
+    const value = (records[at + 8] as number) | 0;
     // a <= end, word by word.
-    const e0 = ends[at] as number;
-    if (a0 !== e0) return a0 < e0 ? (this.#v6Values[found] as number) : -1;
-    const e1 = ends[at + 1] as number;
-    if (a1 !== e1) return a1 < e1 ? (this.#v6Values[found] as number) : -1;
-    const e2 = ends[at + 2] as number;
-    if (a2 !== e2) return a2 < e2 ? (this.#v6Values[found] as number) : -1;
-    return a3 <= (ends[at + 3] as number) ? (this.#v6Values[found] as number) : -1;
+    const e0 = records[at + 4] as number;
+    if (a0 !== e0) return a0 < e0 ? value : -1;
+    const e1 = records[at + 5] as number;
+    if (a1 !== e1) return a1 < e1 ? value : -1;
+    const e2 = records[at + 6] as number;
+    if (a2 !== e2) return a2 < e2 ? value : -1;
+    return a3 <= (records[at + 7] as number) ? value : -1;
   }
 }
 
 /** The buffers to list in `transferList` when posting table data; the sender's arrays are detached. */
 export function intervalTableTransferList(data: IntervalTableData): ArrayBuffer[] {
-  return familyBuffers(data.v4).concat(familyBuffers(data.v6));
+  const buffers: ArrayBuffer[] = [];
+  for (const family of [data.v4, data.v6]) {
+    buffers.push(family.records.buffer as ArrayBuffer);
+    if (family.index !== null) buffers.push(family.index.buffer as ArrayBuffer);
+  }
+  return buffers;
 }
 
 /** True when the 4-word value at `at` is <= (a0, a1, a2, a3). */
@@ -212,21 +211,22 @@ function notAfter(words: Uint32Array, at: number, a0: number, a1: number, a2: nu
   return (words[at + 3] as number) <= a3;
 }
 
-function checkFamily(family: FamilyIntervals, words: number, name: string): void {
-  const { starts, ends, values } = family;
-  if (!(starts instanceof Uint32Array) || !(ends instanceof Uint32Array) || !(values instanceof Int32Array)) {
-    throw new TypeError(`interval table data: ${name} starts/ends must be Uint32Arrays and values an Int32Array`);
-  }
-  const n = values.length;
-  if (starts.length !== n * words || ends.length !== n * words) {
-    throw new TypeError(`interval table data: ${name} has ${n} values but ${starts.length} start and ${ends.length} end words`);
-  }
+/** Checks a family's records; returns how many there are. */
+function checkFamily(family: FamilyRecords, w: number, name: string): number {
+  const { records } = family;
+  if (!(records instanceof Uint32Array)) throw new TypeError(`interval table data: ${name} records must be a Uint32Array`);
+  const stride = 2 * w + 1;
+  const n = records.length / stride;
+  if (!Number.isInteger(n)) throw new TypeError(`interval table data: ${name} records hold ${records.length} words, not a multiple of ${stride}`);
   for (let i = 0; i < n; i++) {
-    const at = i * words;
-    if ((values[i] as number) < 0) throw new RangeError(`interval table data: ${name} interval ${i} has a negative value`);
-    if (compareWords(starts, at, ends, at, words) > 0) throw new RangeError(`interval table data: ${name} interval ${i} ends before it starts`);
-    if (i > 0 && compareWords(ends, at - words, starts, at, words) >= 0) {
-      throw new RangeError(`interval table data: ${name} interval ${i} is not after interval ${i - 1}`);
+    const at = i * stride;
+    if ((records[at + 2 * w] as number) > MAX_TABLE_VALUE) {
+      throw new RangeError(`interval table data: ${name} record ${i} has a bad value ${records[at + 2 * w] as number}`);
+    }
+    if (compareWords(records, at, records, at + w, w) > 0) throw new RangeError(`interval table data: ${name} record ${i} ends before it starts`);
+    if (i > 0 && compareWords(records, at - stride + w, records, at, w) >= 0) {
+      throw new RangeError(`interval table data: ${name} record ${i} does not start after record ${i - 1} ends`);
     }
   }
+  return n;
 }

@@ -131,9 +131,13 @@ describe('compileMmdb with a real database (@ip-location-db/geo-whois-asn-countr
   it('answers as the reader does for 20,000 addresses of each family', () => {
     const db = readFileSync(file);
     const started = performance.now();
-    const table = new GeoTable(compileMmdb(db, 'country', file, LIMITS));
+    const data = compileMmdb(db, 'country', file, LIMITS);
+    const table = new GeoTable(data);
     const ms = performance.now() - started;
     assert.ok(table.table.intervals > 100_000, `${table.table.intervals} intervals`);
+    // Built with the records, where the database is compiled (a worker thread in the agent): the main thread only wraps it.
+    assert.equal(data.table.v4.index?.length, 65537, 'a /16 index for IPv4');
+    assert.ok(data.table.v6.index !== null, 'an index for IPv6');
     assert.ok(table.labelCount > 200 && table.labelCount < 300, `${table.labelCount} countries`);
     const reader = new Reader(db);
     let known = 0;

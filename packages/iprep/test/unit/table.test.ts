@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { compareAddress, type IpRange, parseAddress, parseRange, prefixRange } from '../../src/net/address.js';
 import { IntervalTable, type IntervalTableData, type TableEntry, compileTable, intervalTableTransferList } from '../../src/table/index.js';
+import { INDEX_MIN_RECORDS, indexBits } from '../../src/table/records.js';
 
 /** The specification: the smallest range containing the address, the later entry among equal sizes. */
 function naiveLookup(entries: readonly TableEntry[], address: Uint8Array): number {
@@ -91,13 +92,32 @@ function probes(entries: readonly TableEntry[], extra: readonly Uint8Array[]): U
   return out;
 }
 
-function assertMatchesNaive(table: IntervalTable, entries: readonly TableEntry[], extra: readonly Uint8Array[]): void {
-  for (const a of probes(entries, extra)) {
+function assertMatchesNaive(table: IntervalTable, entries: readonly TableEntry[], extra: readonly Uint8Array[], edgesOf = entries): void {
+  for (const a of probes(edgesOf, extra)) {
     const expected = naiveLookup(entries, a);
     assert.equal(table.lookup(a), expected, `lookup of ${toBigInt(a).toString(16)} (${a.length} bytes)`);
     const word = (at: number): number =>
       a.length > at ? (((a[at] as number) << 24) | ((a[at + 1] as number) << 16) | ((a[at + 2] as number) << 8) | (a[at + 3] as number)) >>> 0 : 0;
     assert.equal(table.lookupWords(a.length === 4, word(0), word(4), word(8), word(12)), expected, `lookupWords of ${toBigInt(a).toString(16)}`);
+  }
+}
+
+/** assertMatchesNaive for thousands of entries: the same specification, the sizes computed once. */
+function assertMatchesModel(table: IntervalTable, entries: readonly TableEntry[], addresses: readonly Uint8Array[]): void {
+  const model = entries.map(({ range, value }) => ({ length: range.start.length, start: toBigInt(range.start), end: toBigInt(range.end), value }));
+  for (const a of addresses) {
+    const n = toBigInt(a);
+    let expected = -1;
+    let bestSize = 0n;
+    for (const m of model) {
+      if (m.length !== a.length || n < m.start || n > m.end) continue;
+      const size = m.end - m.start;
+      if (expected < 0 || size <= bestSize) {
+        expected = m.value;
+        bestSize = size;
+      }
+    }
+    assert.equal(table.lookup(a), expected, `lookup of ${n.toString(16)} (${a.length} bytes)`);
   }
 }
 
@@ -122,7 +142,7 @@ describe('IntervalTable', () => {
   });
 
   it('answers like a linear scan through its /16 index: ranges across, inside and at the edges of /16s', () => {
-    // Enough intervals for the first-level index; ranges that start, end and span /16 boundaries.
+    // Enough records for a full /16 index (2^15 and more); ranges that start, end and span /16 boundaries.
     const entries: TableEntry[] = [];
     const probesAt: Uint8Array[] = [];
     let x = 99;
@@ -132,7 +152,8 @@ describe('IntervalTable', () => {
       x ^= x << 5;
       return x >>> 0;
     };
-    for (let i = 0; i < 600; i++) {
+    const count = 40_000;
+    for (let i = 0; i < count; i++) {
       const bucket = (next() % 64) + 0x0a00; // 10.0.0.0/10: many ranges per /16 and many /16s empty
       const start = ((bucket << 16) >>> 0) + (i % 3 === 0 ? 0 : next() % 65536) - (i % 7 === 0 ? 5 : 0);
       const span = i % 11 === 0 ? 70_000 + (next() % 200_000) : next() % 300;
@@ -143,6 +164,7 @@ describe('IntervalTable', () => {
         ? { family: 6, start: Uint8Array.of(...word(start), ...new Uint8Array(12)), end: Uint8Array.of(...word(end), ...new Uint8Array(12).fill(255)) }
         : { family: 4, start: word(start), end: word(end) };
       entries.push({ range, value: i });
+      if (i % 64 !== 0) continue; // probes around a sample of the /16s and entries: the linear scan is slow
       probesAt.push(word(((bucket << 16) >>> 0) - 1), word((bucket << 16) >>> 0), word(((bucket << 16) | 0xffff) >>> 0));
       probesAt.push(
         Uint8Array.of(...word((bucket << 16) >>> 0), ...new Uint8Array(12)),
@@ -150,25 +172,84 @@ describe('IntervalTable', () => {
       );
     }
     const table = IntervalTable.compile(entries);
-    assert.ok(table.intervals > 100, `${table.intervals} intervals`);
-    assertMatchesNaive(table, entries, probesAt);
+    const { v4, v6 } = table.toData();
+    assert.equal(v4.index?.length, 65537, 'a /16 index');
+    assert.ok(v6.index !== null, 'IPv6 indexed');
+    assertMatchesModel(
+      table,
+      entries,
+      probes(
+        entries.filter((_, i) => i % 64 === 1),
+        probesAt,
+      ),
+    );
   });
 
-  it('keeps intervals disjoint, sorted and merged when neighbours share a value', () => {
+  // Sizes on both sides of INDEX_MIN_RECORDS, and indexes of a few bits and of 16 bits.
+  for (const length of [4, 16] as const) {
+    for (const [count, what] of [
+      [Math.floor((INDEX_MIN_RECORDS - 1) / 4), 'no index'],
+      [INDEX_MIN_RECORDS * 3, 'a small index'],
+      [1_500, 'an index of about one bucket per record'],
+      [40_000, 'a /16 index'],
+    ] as const) {
+      it(`answers like a linear scan for ${count} random IPv${length === 4 ? 4 : 6} ranges, with ${what}`, () => {
+        // Mostly short ranges anywhere (each adds one or two records), some clustered ones that
+        // nest and overlap. At most 4 records per entry.
+        const max = (1n << BigInt(length * 8)) - 1n;
+        const scattered = fc.tuple(fc.bigInt({ min: 0n, max }), fc.integer({ min: 0, max: 1000 })).map(([s, extra]): IpRange => {
+          const e = s + BigInt(extra) > max ? max : s + BigInt(extra);
+          return { family: length === 4 ? 4 : 6, start: fromBigInt(s, length), end: fromBigInt(e, length) };
+        });
+        const range = fc.oneof({ arbitrary: scattered, weight: 9 }, { arbitrary: rangeArbitrary(length), weight: 1 });
+        const entry = fc.tuple(range, fc.nat(30)).map(([r, value]) => ({ range: r, value }));
+        // Sampled, not shrunk: a shrunk failure would fall to another size than the one it is about.
+        const samples = fc.sample(
+          fc.tuple(fc.array(entry, { minLength: count, maxLength: count }), fc.array(addressArbitrary(length), { minLength: 200, maxLength: 200 })),
+          {
+            numRuns: count > 10_000 ? 1 : 3,
+            seed: length + count,
+          },
+        );
+        for (const [entries, extra] of samples) {
+          const table = IntervalTable.compile(entries);
+          const family = length === 4 ? table.toData().v4 : table.toData().v6;
+          const records = family.records.length / (length === 4 ? 3 : 9);
+          if (count * 4 < INDEX_MIN_RECORDS) assert.equal(family.index, null, `${records} records`);
+          else {
+            assert.ok(records >= INDEX_MIN_RECORDS, `${records} records`);
+            assert.equal(family.index?.length, 2 ** indexBits(records) + 1, `${records} records`);
+          }
+          if (count === 40_000) assert.equal(family.index?.length, 65537);
+          assertMatchesModel(table, entries, probes(entries.slice(0, 100), extra));
+        }
+      });
+    }
+  }
+
+  it('keeps records (start, end, value) disjoint, sorted and merged when neighbours share a value', () => {
     fc.assert(
       fc.property(entriesArbitrary, (entries) => {
         const data = IntervalTable.compile(entries).toData();
+        let count = 0;
         for (const [family, w] of [
           [data.v4, 1],
           [data.v6, 4],
         ] as const) {
-          for (let i = 1; i < family.values.length; i++) {
-            const previousEnd = toBigInt(wordsToBytes(family.ends, (i - 1) * w, w));
-            const start = toBigInt(wordsToBytes(family.starts, i * w, w));
+          const { records } = family;
+          const stride = 2 * w + 1;
+          assert.equal(records.length % stride, 0, 'whole records');
+          count += records.length / stride;
+          for (let i = 0; i < records.length / stride; i++) {
+            const start = toBigInt(wordsToBytes(records, i * stride, w));
+            assert.ok(start <= toBigInt(wordsToBytes(records, i * stride + w, w)), 'starts before it ends');
+            if (i === 0) continue;
+            const previousEnd = toBigInt(wordsToBytes(records, (i - 1) * stride + w, w));
             assert.ok(previousEnd < start, 'sorted and disjoint');
-            if (previousEnd + 1n === start) assert.notEqual(family.values[i], family.values[i - 1], 'touching equal values are merged');
+            if (previousEnd + 1n === start) assert.notEqual(records[i * stride + 2 * w], records[(i - 1) * stride + 2 * w], 'touching equal values are merged');
           }
         }
+        assert.equal(data.intervals, count);
       }),
     );
   });
@@ -287,36 +368,46 @@ describe('IntervalTable', () => {
         assert.equal(copy.intervals, table.intervals);
         assert.deepEqual(copy.toData(), data);
         assertMatchesNaive(copy, entries, []);
-        assert.equal(IntervalTable.fromData(data).toData().v4.starts, data.v4.starts);
+        assert.equal(IntervalTable.fromData(data).toData().v4.records, data.v4.records);
       }),
       { numRuns: 100 },
     );
   });
 
-  it('rejects table data that is not sorted, disjoint intervals', () => {
+  it('rejects table data that is not sorted, disjoint records', () => {
     const data = IntervalTable.compile([entry('10.0.0.0/8', 1), entry('10.1.0.0/16', 2), entry('2001:db8::/32', 3)]).toData();
-    const withV4 = (v4: Partial<IntervalTableData['v4']>): IntervalTableData => ({ ...data, v4: { ...data.v4, ...v4 } });
-    assert.throws(() => IntervalTable.fromData(withV4({ values: new Int32Array([1, 2]) })), /IPv4 has 2 values but 3 start/);
-    assert.throws(() => IntervalTable.fromData(withV4({ values: new Int32Array([1, -2, 1]) })), /IPv4 interval 1 has a negative value/);
-    const starts = data.v4.starts.slice();
-    starts[1] = starts[0] as number;
-    assert.throws(() => IntervalTable.fromData(withV4({ starts })), /IPv4 interval 1 is not after interval 0/);
-    const ends = data.v4.ends.slice();
-    ends[0] = 0;
-    assert.throws(() => IntervalTable.fromData(withV4({ ends })), /IPv4 interval 0 ends before it starts/);
-    assert.throws(() => IntervalTable.fromData({ ...data, v6: { ...data.v6, starts: new Uint32Array(1) } }), /IPv6 has 1 values but 1 start and 4 end words/);
+    // IPv4: [10.0.0.0, 10.0.255.255, 1] [10.1.0.0, 10.1.255.255, 2] [10.2.0.0, 10.255.255.255, 1]
+    assert.equal(data.v4.records.length, 9);
+    const withV4 = (records: Uint32Array): IntervalTableData => ({ ...data, v4: { records, index: null } });
+    const changed = (at: number, word: number): Uint32Array => {
+      const records = data.v4.records.slice();
+      records[at] = word;
+      return records;
+    };
+    assert.throws(() => IntervalTable.fromData(withV4(data.v4.records.subarray(0, 8))), /IPv4 records hold 8 words, not a multiple of 3/);
+    assert.throws(() => IntervalTable.fromData(withV4(changed(5, 0x80000000))), /IPv4 record 1 has a bad value 2147483648/);
+    assert.throws(() => IntervalTable.fromData(withV4(changed(1, 0))), /IPv4 record 0 ends before it starts/);
+    assert.throws(() => IntervalTable.fromData(withV4(changed(3, data.v4.records[1] as number))), /IPv4 record 1 does not start after record 0 ends/);
+    assert.throws(
+      () => IntervalTable.fromData({ ...data, v6: { records: new Uint32Array(4), index: null } }),
+      /IPv6 records hold 4 words, not a multiple of 9/,
+    );
+    assert.throws(() => IntervalTable.fromData({ ...data, intervals: 5 }), /5 intervals announced, 4 found/);
     assert.throws(() => IntervalTable.fromData({ ...data, size: -1 }), /bad size -1/);
-    assert.throws(() => IntervalTable.fromData(withV4({ values: [1, 2, 1] as unknown as Int32Array })), /must be Uint32Arrays and values an Int32Array/);
+    assert.throws(() => IntervalTable.fromData(withV4([0, 1] as unknown as Uint32Array)), /IPv4 records must be a Uint32Array/);
+    // A forged index is not trusted: fromData builds its own.
+    const forged = { ...data, v4: { records: data.v4.records, index: new Uint32Array(257) } };
+    assert.equal(IntervalTable.fromData(forged).lookup(address('10.1.2.3')), 2);
   });
 
   it('lists the buffers to transfer, which detaches them', () => {
     const table = IntervalTable.compile([entry('192.0.2.0/24', 1), entry('2001:db8::/32', 2)]);
     const data = table.toData();
     const buffers = intervalTableTransferList(data);
-    assert.equal(buffers.length, 6);
-    assert.equal(new Set(buffers).size, 6);
+    assert.equal(buffers.length, 2, 'one array of records per family, no index for a small table');
+    assert.equal(new Set(buffers).size, 2);
     const moved = structuredClone(data, { transfer: buffers });
-    assert.equal(data.v4.starts.length, 0, 'detached');
+    assert.equal(data.v4.records.length, 0, 'detached');
     assert.equal(IntervalTable.fromData(moved).lookup(address('192.0.2.1')), 1);
   });
 });
