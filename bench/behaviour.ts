@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BehaviourTracker } from '../packages/iprep/src/behaviour/index.js';
 import type { BehaviourConfig } from '../packages/iprep/src/types.js';
-import { seededRandom32 } from './random.js';
+import { seededRandom32, sourceRing } from './random.js';
 
 const { values } = parseArgs({
   options: {
@@ -62,26 +62,7 @@ trackers.push({ name: 'this checkout', tracker: new BehaviourTracker(config), hi
 // A ring of sources: random, or Zipf draws over clients (the same as bench/hot-path.ts).
 const random32 = seededRandom32();
 const RING = 1 << 18;
-const addresses: Uint8Array[] = [];
-const cdf = new Float64Array(clientCount);
-let sum = 0;
-for (let k = 0; k < clientCount; k++) cdf[k] = sum += 1 / (k + 1) ** Number(values.zipf);
-for (let k = 0; k < clientCount; k++) cdf[k] = (cdf[k] as number) / sum;
-for (let i = 0; i < RING; i++) {
-  let n = random32();
-  if (clientCount > 0) {
-    const u = random32() / 2 ** 32;
-    let low = 0;
-    let high = clientCount - 1;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if ((cdf[mid] as number) > u) high = mid;
-      else low = mid + 1;
-    }
-    n = Math.imul(low + 1, 0x9e3779b1) >>> 0;
-  }
-  addresses.push(Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255));
-}
+const addresses = sourceRing(RING, clientCount, Number(values.zipf), random32);
 
 const now = 1_800_000_000_000;
 let sink = 0;

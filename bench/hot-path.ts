@@ -27,7 +27,7 @@ import { CoarseClock, reputationHandler } from '../packages/iprep/src/engine/ind
 import { serviceHandler } from '../packages/iprep/src/reputation-agent.js';
 import { IprepService } from '../packages/iprep/src/service.js';
 import { writeReputationData } from './reputation-data.js';
-import { seededRandom32 } from './random.js';
+import { seededRandom32, sourceRing } from './random.js';
 
 const { values } = parseArgs({
   options: {
@@ -49,33 +49,10 @@ writeReputationData(dir, { prefixes: Number(values.prefixes), maxClients: Number
 
 // The messages' payloads, encoded as HAProxy sends them: a ring of distinct sources, or Zipf draws over clients.
 const RING = 1 << 18;
-const payloads: Buffer[] = [];
-const addresses: Uint8Array[] = [];
-const cdf = new Float64Array(clientCount);
-if (clientCount > 0) {
-  let sum = 0;
-  for (let k = 0; k < clientCount; k++) cdf[k] = sum += 1 / (k + 1) ** Number(values.zipf);
-  for (let k = 0; k < clientCount; k++) cdf[k] = (cdf[k] as number) / sum;
-}
-const clientAddress = (k: number): number => Math.imul(k + 1, 0x9e3779b1) >>> 0;
-for (let i = 0; i < RING; i++) {
-  let n = random32();
-  if (clientCount > 0) {
-    const u = random32() / 2 ** 32;
-    let low = 0;
-    let high = clientCount - 1;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if ((cdf[mid] as number) > u) high = mid;
-      else low = mid + 1;
-    }
-    n = clientAddress(low);
-  }
-  const bytes = Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
-  addresses.push(bytes);
-  const text = bytes.join('.');
-  payloads.push(new Writer(64).message({ name: 'check-client-ip', args: [{ name: '', value: { type: 'ipv4', value: text } }] }).take());
-}
+const addresses = sourceRing(RING, clientCount, Number(values.zipf), random32);
+const payloads = addresses.map((bytes) =>
+  new Writer(64).message({ name: 'check-client-ip', args: [{ name: '', value: { type: 'ipv4', value: bytes.join('.') } }] }).take(),
+);
 
 const config = await loadConfigFile(join(dir, 'iprep.yaml'));
 const service = new IprepService(config, { logger: silentLogger });
