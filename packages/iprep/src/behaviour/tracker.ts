@@ -31,6 +31,8 @@ export interface BehaviourTrackerOptions {
   /** Clock used when a call gives no `now`. Default Date.now. */
   now?: () => number;
   onBan?: (ban: BanEvent) => void;
+  /** What the matches name as their source: `<source>:ban`, `<source>:rate`. Default 'behaviour'. */
+  source?: string;
 }
 
 /** Clients whose window holds fewer messages than this are not worth a round trip to the shared counters. */
@@ -83,6 +85,8 @@ export class BehaviourTracker {
   /** The hot path's matches, without detail text, built once: a ban, and a rate penalty per value. */
   readonly #banMatch: Match;
   readonly #rateMatches = new Map<number, Match>();
+  readonly #banSource: string;
+  readonly #rateSource: string;
 
   constructor(config: BehaviourConfig, options: BehaviourTrackerOptions = {}) {
     validate(config);
@@ -92,7 +96,10 @@ export class BehaviourTracker {
     this.#clients = new ClientTable(config.maxClients);
     this.#hiMask = wordMask(config.ipv6PrefixLength);
     this.#loMask = wordMask(config.ipv6PrefixLength - 32);
-    this.#banMatch = Object.freeze({ kind: 'behaviour', source: 'behaviour:ban', category: 'behaviour', action: config.banAction, score: 0 });
+    const source = options.source ?? 'behaviour';
+    this.#banSource = `${source}:ban`;
+    this.#rateSource = `${source}:rate`;
+    this.#banMatch = Object.freeze({ kind: 'behaviour', source: this.#banSource, category: 'behaviour', action: config.banAction, score: 0 });
   }
 
   /** Clients tracked now. */
@@ -128,8 +135,8 @@ export class BehaviourTracker {
   }
 
   /**
-   * The client's behaviour match now: a ban (source 'behaviour:ban', action config.banAction,
-   * score 0), else a rate penalty (source 'behaviour:rate', decayed by decayPoints per
+   * The client's behaviour match now: a ban (source 'behaviour:ban', or options.source + ':ban';
+   * action config.banAction, score 0), else a rate penalty (source 'behaviour:rate', decayed by decayPoints per
    * decayIntervalMs since it was given), else undefined. With `detail` (explain) the match says why,
    * in a new object; without (the hot path) it is a frozen match built once, so the engine can
    * cache the verdict and the handler its answer: a penalised or banned client costs no allocation.
@@ -148,7 +155,7 @@ export class BehaviourTracker {
       if (!detail) return this.#banMatch;
       return {
         kind: 'behaviour',
-        source: 'behaviour:ban',
+        source: this.#banSource,
         category: 'behaviour',
         action: this.#config.banAction,
         score: 0,
@@ -160,7 +167,7 @@ export class BehaviourTracker {
     if (!detail) return this.#rateMatch(penalty);
     return {
       kind: 'behaviour',
-      source: 'behaviour:rate',
+      source: this.#rateSource,
       category: 'behaviour',
       penalty,
       detail: `${Math.round(this.#windowCount(c, now))} messages in the window`,
@@ -252,7 +259,7 @@ export class BehaviourTracker {
   #rateMatch(penalty: number): Match {
     let match = this.#rateMatches.get(penalty);
     if (match === undefined) {
-      match = Object.freeze({ kind: 'behaviour', source: 'behaviour:rate', category: 'behaviour', penalty });
+      match = Object.freeze({ kind: 'behaviour', source: this.#rateSource, category: 'behaviour', penalty });
       if (this.#rateMatches.size < MAX_RATE_MATCHES) this.#rateMatches.set(penalty, match);
     }
     return match;

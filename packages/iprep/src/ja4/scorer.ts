@@ -12,9 +12,6 @@ import type { LoadedFingerprintList } from './lists.js';
 import { ClientHelloReader, FingerprintCache, type TlsFingerprint, fingerprintKey } from './reader.js';
 
 /** What the reused judgement holds before its first use. */
-/** Distinct rate penalties whose match is kept (the configuration's few decay steps). */
-const MAX_RATE_MATCHES = 256;
-
 const NO_FINGERPRINT: TlsFingerprint = Object.freeze({ ja4: undefined, ja3: undefined, ja4Raw: undefined, key: new Uint8Array(16) });
 
 interface ListSlot {
@@ -63,7 +60,6 @@ export class TlsScorer {
   readonly #reader = new ClientHelloReader();
   readonly #cache: FingerprintCache;
   readonly #behaviour: BehaviourTracker | undefined;
-  readonly #banAction: TlsConfig['behaviour']['banAction'];
   readonly #scope: VarScope;
   readonly #variables: TlsConfig['variables'];
   #allow: readonly ListSlot[] = [];
@@ -73,13 +69,12 @@ export class TlsScorer {
   readonly #judgement: { fingerprint: TlsFingerprint; matches: readonly Match[] } = { fingerprint: NO_FINGERPRINT, matches: this.#matches };
   readonly #variableActions = new WeakMap<TlsFingerprint, readonly Action[]>();
   readonly #answers = new WeakMap<TlsFingerprint, WeakMap<readonly Action[], readonly Action[]>>();
-  #banMatch: Match | undefined;
-  readonly #rateMatches = new Map<number, Match>();
 
   constructor(config: TlsConfig, scope: VarScope, options: { now?: () => number } = {}) {
     this.#cache = new FingerprintCache({ maxEntries: config.cacheSize, ja3: config.ja3 });
-    this.#behaviour = config.behaviour.enabled ? new BehaviourTracker(trackerConfig(config.behaviour), options.now ? { now: options.now } : {}) : undefined;
-    this.#banAction = config.behaviour.banAction;
+    this.#behaviour = config.behaviour.enabled
+      ? new BehaviourTracker(trackerConfig(config.behaviour), { source: 'tls-behaviour', ...(options.now ? { now: options.now } : {}) })
+      : undefined;
     this.#scope = scope;
     this.#variables = config.variables;
   }
@@ -177,27 +172,10 @@ export class TlsScorer {
     const behaviour = this.#behaviour;
     if (behaviour === undefined) return;
     if (count) behaviour.hit(print.key, 1, now);
-    // Without detail (the hot path) the tracker's matches are frozen ones built once, and so are these.
-    const rate = behaviour.evaluate(print.key, now, detail);
-    if (rate === undefined) return;
-    if (rate.score === 0) {
-      this.#banMatch ??= Object.freeze({ kind: 'behaviour', source: 'tls-behaviour:ban', category: 'behaviour', score: 0, action: this.#banAction });
-      out.push(detail ? { ...this.#banMatch, detail: rate.detail } : this.#banMatch);
-    } else if (detail) {
-      out.push({ ...this.#rateMatch(rate.penalty ?? 0), detail: `${rate.detail} of this fingerprint` });
-    } else {
-      out.push(this.#rateMatch(rate.penalty ?? 0));
-    }
-  }
-
-  /** The rate match of a penalty, built once per value (a few decay steps of the configuration). */
-  #rateMatch(penalty: number): Match {
-    let match = this.#rateMatches.get(penalty);
-    if (match === undefined) {
-      match = Object.freeze({ kind: 'behaviour', source: 'tls-behaviour:rate', category: 'behaviour', penalty });
-      if (this.#rateMatches.size < MAX_RATE_MATCHES) this.#rateMatches.set(penalty, match);
-    }
-    return match;
+    // Without detail (the hot path) the tracker's matches are frozen ones built once, named for fingerprints.
+    const match = behaviour.evaluate(print.key, now, detail);
+    if (match === undefined) return;
+    out.push(detail && match.score !== 0 ? { ...match, detail: `${match.detail} of this fingerprint` } : match);
   }
 }
 
