@@ -11,7 +11,7 @@ import { freePort } from 'spop/testkit';
 import { type SpawnedAgent, spawnAgent, splitCommand } from './agent-process.js';
 import { type LatencySummary, LatencyHistogram } from './histogram.js';
 import { type AddressFamily, type LoadResult, type LoadTarget, runLoad } from './load.js';
-import { type TreeStats, clockTicksPerSecond, readTreeStats, treeCpuDelta } from './process-stats.js';
+import { type TreeStats, clockTicksPerSecond, readTreeStats, treeCpuDelta, treeSystemDelta } from './process-stats.js';
 
 export const USAGE: string = `Usage: spop-bench [--host H --port P | --path SOCKET | --agent "<command with {port}>"] [--floor]
                   [-c CONNECTIONS] [-d DEPTH] [--rate FRAMES_PER_S] [-t SECONDS] [--warmup SECONDS]
@@ -62,6 +62,7 @@ Output:
   Table columns: ACK/s = valid ACKs per measured second; latencies from NOTIFY sent to ACK read;
   max gap = the longest time in the window without any ACK (the target's longest pause, GC included);
   CPU ms, CPU µs/ACK, RSS = the target's process tree during the window (when its pid is known);
+  sys µs/ACK = the kernel's share of CPU µs/ACK (the socket stack);
   gen CPU = this generator's own CPU, in % of one core (near 100%: the generator was the limit).
 
 Exit status: 0; 1 if any ACK was invalid or missing or a connection was lost; 2 on bad usage.
@@ -188,6 +189,8 @@ export interface RunReport {
   /** The target's CPU time during the window (whole process tree), when its pid is known. */
   readonly agentCpuMs: number | undefined;
   readonly agentCpuUsPerAck: number | undefined;
+  /** The kernel's share of agentCpuUsPerAck (system time): the socket stack's part of the cost. */
+  readonly agentSystemUsPerAck: number | undefined;
   /** RSS summed over the target's process tree at the end of the window. */
   readonly agentRssBytes: number | undefined;
   readonly agentProcesses: number | undefined;
@@ -209,6 +212,8 @@ export interface TargetSummary {
   readonly errors: number;
   readonly agentCpuMs: number | undefined;
   readonly agentCpuUsPerAck: number | undefined;
+  /** The kernel's share of agentCpuUsPerAck. */
+  readonly agentSystemUsPerAck: number | undefined;
   readonly agentRssBytes: number | undefined;
   readonly generatorCpuPercent: number;
 }
@@ -269,6 +274,7 @@ async function measure(target: Target, round: number, options: BenchCliOptions):
     },
   });
   const agentCpuMs = before !== undefined && after !== undefined ? treeCpuDelta(before, after) : undefined;
+  const agentSystemMs = before !== undefined && after !== undefined ? treeSystemDelta(before, after) : undefined;
   return {
     histogram,
     report: {
@@ -277,6 +283,7 @@ async function measure(target: Target, round: number, options: BenchCliOptions):
       result,
       agentCpuMs,
       agentCpuUsPerAck: agentCpuMs !== undefined && result.acks > 0 ? (agentCpuMs * 1000) / result.acks : undefined,
+      agentSystemUsPerAck: agentSystemMs !== undefined && result.acks > 0 ? (agentSystemMs * 1000) / result.acks : undefined,
       agentRssBytes: after?.rssBytes,
       agentProcesses: after?.processes.length,
       generatorCpuPercent: result.durationMs > 0 ? (100 * result.generatorCpuMs) / result.durationMs : 0,
@@ -292,6 +299,8 @@ function summarize(runs: readonly RunReport[], histograms: readonly LatencyHisto
   const durationMs = runs.reduce((n, r) => n + r.result.durationMs, 0);
   const measured = runs.every((r) => r.agentCpuMs !== undefined);
   const agentCpuMs = measured ? runs.reduce((n, r) => n + (r.agentCpuMs as number), 0) : undefined;
+  // Each run's system time, back from its per-ACK figure: summed like the CPU time.
+  const agentSystemMs = measured ? runs.reduce((n, r) => n + ((r.agentSystemUsPerAck ?? 0) * r.result.acks) / 1000, 0) : undefined;
   return {
     runs: runs.length,
     acks,
@@ -302,6 +311,7 @@ function summarize(runs: readonly RunReport[], histograms: readonly LatencyHisto
     errors: runs.reduce((n, r) => n + r.result.errors, 0),
     agentCpuMs,
     agentCpuUsPerAck: agentCpuMs !== undefined && acks > 0 ? (agentCpuMs * 1000) / acks : undefined,
+    agentSystemUsPerAck: agentSystemMs !== undefined && acks > 0 ? (agentSystemMs * 1000) / acks : undefined,
     agentRssBytes: measured ? Math.max(...runs.map((r) => r.agentRssBytes ?? 0)) : undefined,
     generatorCpuPercent: durationMs > 0 ? (100 * runs.reduce((n, r) => n + r.result.generatorCpuMs, 0)) / durationMs : 0,
   };
@@ -401,7 +411,22 @@ const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 const fixed = (n: number | undefined, digits: number): string => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits));
 const mib = (bytes: number | undefined): string => (bytes === undefined ? '-' : (bytes / 1048576).toFixed(1));
 
-const COLUMNS = ['target', 'round', 'ACK/s', 'p50 µs', 'p90 µs', 'p99 µs', 'max µs', 'max gap ms', 'errors', 'CPU ms', 'CPU µs/ACK', 'RSS MiB', 'gen CPU'];
+const COLUMNS = [
+  'target',
+  'round',
+  'ACK/s',
+  'p50 µs',
+  'p90 µs',
+  'p99 µs',
+  'max µs',
+  'max gap ms',
+  'errors',
+  'CPU ms',
+  'CPU µs/ACK',
+  'sys µs/ACK',
+  'RSS MiB',
+  'gen CPU',
+];
 
 function row(cells: string[]): string {
   return cells.map((c, i) => (i < 2 ? c.padEnd(i === 0 ? 6 : 5) : c.padStart((COLUMNS[i] as string).length + 2))).join(' ');
@@ -421,6 +446,7 @@ function runRow(r: RunReport): string {
     int(r.result.errors),
     r.agentCpuMs === undefined ? '-' : int(r.agentCpuMs),
     fixed(r.agentCpuUsPerAck, 1),
+    fixed(r.agentSystemUsPerAck, 1),
     mib(r.agentRssBytes),
     `${r.generatorCpuPercent.toFixed(0)}%`,
   ]);
@@ -440,6 +466,7 @@ function summaryRow(name: TargetName, s: TargetSummary): string {
     int(s.errors),
     s.agentCpuMs === undefined ? '-' : int(s.agentCpuMs),
     fixed(s.agentCpuUsPerAck, 1),
+    fixed(s.agentSystemUsPerAck, 1),
     mib(s.agentRssBytes),
     `${s.generatorCpuPercent.toFixed(0)}%`,
   ]);

@@ -15,6 +15,7 @@ export {
   readProcessStats,
   readTreeStats,
   treeCpuDelta,
+  treeSystemDelta,
   processTree,
   childPids,
   clockTicksPerSecond,

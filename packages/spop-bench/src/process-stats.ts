@@ -154,6 +154,15 @@ export function readTreeStats(pid: number): TreeStats {
  * nothing (its time went to its parent's cutime, which we do not read).
  */
 export function treeCpuDelta(before: TreeStats, after: TreeStats): number {
-  const start = new Map(before.processes.map((s) => [s.pid, s.cpuMs]));
-  return after.processes.reduce((n, s) => n + s.cpuMs - (start.get(s.pid) ?? 0), 0);
+  return treeDelta(before, after, 'cpuMs');
+}
+
+/** The kernel's share of `treeCpuDelta`: system calls, the socket stack, page faults. */
+export function treeSystemDelta(before: TreeStats, after: TreeStats): number {
+  return treeDelta(before, after, 'systemMs');
+}
+
+function treeDelta(before: TreeStats, after: TreeStats, time: 'cpuMs' | 'systemMs'): number {
+  const start = new Map(before.processes.map((s) => [s.pid, s[time]]));
+  return after.processes.reduce((n, s) => n + s[time] - (start.get(s.pid) ?? 0), 0);
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setVar, T } from 'spop';
-import { parseBenchArgs, runLoad, startFloorAgent } from '../src/index.js';
+import { type ProcessStats, type TreeStats, parseBenchArgs, runLoad, startFloorAgent, treeCpuDelta, treeSystemDelta } from '../src/index.js';
 import { UsageError } from '../src/cli.js';
 import { startAgent } from './agent.js';
 
@@ -207,5 +207,26 @@ describe('spop-bench options', () => {
     );
     assert.throws(() => parseBenchArgs(['--floor', '--rate', 'fast']), UsageError);
     assert.throws(() => parseBenchArgs(['-c', '4']), /nothing to measure/);
+  });
+});
+
+describe('CPU time of a process tree', () => {
+  const stats = (pid: number, userMs: number, systemMs: number): ProcessStats => ({
+    pid,
+    ppid: 1,
+    userMs,
+    systemMs,
+    cpuMs: userMs + systemMs,
+    rssBytes: 0,
+    peakRssBytes: 0,
+    startTicks: 0,
+  });
+  const tree = (...processes: ProcessStats[]): TreeStats => ({ processes, cpuMs: 0, rssBytes: 0 });
+
+  it('splits the kernel share from the total, per pid, a process born in between counting from zero', () => {
+    const before = tree(stats(10, 100, 40), stats(11, 5, 5));
+    const after = tree(stats(10, 130, 50), stats(11, 6, 9), stats(12, 2, 3));
+    assert.equal(treeCpuDelta(before, after), 30 + 10 + 1 + 4 + 2 + 3);
+    assert.equal(treeSystemDelta(before, after), 10 + 4 + 3);
   });
 });
