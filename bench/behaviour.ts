@@ -48,6 +48,7 @@ const config: BehaviourConfig = {
   errorWeight: 5,
   maxRate: 50,
   maxClients,
+  doorkeeper: true,
 };
 
 type Tracker = Pick<BehaviourTracker, 'hit' | 'evaluate'>;
