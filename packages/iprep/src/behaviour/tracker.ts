@@ -187,13 +187,11 @@ export class BehaviourTracker {
   evaluate(address: Uint8Array, now = this.#now(), detail = true): Match | undefined {
     if (!this.#locate(address)) return undefined;
     const clients = this.#clients;
+    // The client the last hit left to the doorkeeper is not in the table: no record to read to find that out.
+    if (this.#awayFamily === this.#family && this.#awayHi === this.#hi && this.#awayLo === this.#lo) return undefined;
     let c = this.#lastSlot;
     // The slot still holds this client (a slot holds one client at a time; cleared slots are past size)?
-    if (!clients.holds(c, this.#family, this.#hi, this.#lo)) {
-      // The client the last hit left to the doorkeeper is not in the table: no probe to find that out.
-      if (this.#awayFamily === this.#family && this.#awayHi === this.#hi && this.#awayLo === this.#lo) return undefined;
-      c = clients.find(this.#family, this.#hi, this.#lo);
-    }
+    if (!clients.holds(c, this.#family, this.#hi, this.#lo)) c = clients.find(this.#family, this.#hi, this.#lo);
     if (c === NO_CLIENT) return undefined;
     const bannedUntil = clients.state[c * STATE_STRIDE + BANNED_UNTIL] as number;
     if (bannedUntil > now) {
