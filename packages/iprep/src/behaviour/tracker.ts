@@ -8,6 +8,10 @@
  * aligned on the epoch (so every agent agrees on them), the current bucket's
  * count plus the previous bucket's weighted by how much of it the window
  * still covers. Counts from other agents arrive through `applyTotals`.
+ *
+ * A doorkeeper (config.doorkeeper; see Doorkeeper) keeps one-off sources out of the client table:
+ * a client enters it at its second message in a bucket (or when a shared total names it), the
+ * first then counted as if it had been there all along.
  */
 import { formatAddress, isIPv4Mapped, parseRange, prefixLengthOf, wordAt } from '../net/address.js';
 import type { BehaviourConfig, Match } from '../types.js';
@@ -257,7 +261,8 @@ export class BehaviourTracker {
   /**
    * Cluster-wide window counts (from CounterStore.flush) for client keys: each replaces the local
    * estimate when larger, and may start penalties and bans (onBan). Keys that are not client keys
-   * of this configuration are ignored.
+   * of this configuration are ignored. A client the doorkeeper remembered enters the table with
+   * that message counted (and to share).
    */
   applyTotals(totals: ReadonlyMap<string, number>, now = this.#now()): void {
     if (!this.#config.enabled) return;
@@ -266,9 +271,24 @@ export class BehaviourTracker {
       this.#awayFamily = 0;
       const clients = this.#clients;
       let c = clients.find(this.#family, this.#hi, this.#lo);
-      if (c === NO_CLIENT) c = clients.add(this.#family, this.#hi, this.#lo);
-      else clients.touch(c);
+      let remembered = 0;
+      if (c === NO_CLIENT) {
+        const door = this.#door;
+        if (door !== undefined) {
+          if (now >= this.#doorUntil) this.#nextDoorBucket(door, now);
+          // The client's message the doorkeeper remembered is counted (and shared) from now on, as at a second message.
+          if (door.has(this.#family, this.#hi, this.#lo)) remembered = 1;
+        }
+        c = clients.add(this.#family, this.#hi, this.#lo);
+      } else {
+        clients.touch(c);
+      }
       this.#roll(c, now);
+      if (remembered > 0) {
+        const at = c * STATE_STRIDE;
+        clients.state[at + CURRENT] = (clients.state[at + CURRENT] as number) + remembered;
+        clients.state[at + PENDING] = (clients.state[at + PENDING] as number) + remembered;
+      }
       const local = this.#windowCount(c, now);
       if (total <= local) continue;
       clients.state[c * STATE_STRIDE + CURRENT] = (clients.state[c * STATE_STRIDE + CURRENT] as number) + total - local;

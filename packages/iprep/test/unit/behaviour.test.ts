@@ -472,6 +472,17 @@ describe('BehaviourTracker doorkeeper', () => {
     assert.equal(tracker.topClients(5).find((c) => c.client === '192.0.2.2')?.count, 30);
   });
 
+  it('counts a remembered message when a shared total admits its client, and shares it', () => {
+    const { tracker, clock } = door();
+    clock.now = T0;
+    const a = addr('192.0.2.1');
+    tracker.hit(a);
+    tracker.applyTotals(new Map([['192.0.2.1', 1]]));
+    assert.deepEqual(tracker.topClients(1), [{ client: '192.0.2.1', count: 1 }]);
+    tracker.hit(a);
+    assert.deepEqual(tracker.takeDeltas(), new Map([['192.0.2.1', 2]]), "both messages are this agent's to share");
+  });
+
   it('is off when one message could cross a threshold', () => {
     const { tracker, clock, bans } = door({ banThreshold: 0 });
     clock.now = T0;
@@ -575,7 +586,8 @@ describe('BehaviourTracker doorkeeper', () => {
 
   it('agrees with a tracker without it fed every message but the lone first ones of a bucket', () => {
     // The model: a client neither tracked nor remembered whose message weighs 1 (and claims no rate
-    // above 1) is remembered, not counted; its next message in the same bucket counts both. With a
+    // above 1) is remembered, not counted; its next message in the same bucket counts both, as does
+    // a shared total for it (the remembered message is then a local count, and a delta). With a
     // handful of clients in a filter of 16 KiB a false positive is as good as impossible.
     const clients = ['192.0.2.1', '192.0.2.2', '2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:9::1'].map(addr);
     const step = fc.oneof(
@@ -605,6 +617,8 @@ describe('BehaviourTracker doorkeeper', () => {
           const bucket = Math.floor(now / BASE.windowMs);
           if (s.kind === 'totals') {
             withDoor.tracker.applyTotals(new Map([[key, s.total]]), now);
+            // A remembered message counts when a shared total admits the client (and is shared then).
+            if (!tracked.has(key) && remembered.get(key) === bucket) without.tracker.hit(address, 1, now);
             without.tracker.applyTotals(new Map([[key, s.total]]), now);
             tracked.add(key);
           } else {
