@@ -69,7 +69,10 @@ export async function runReputationAgent(agent: Agent, config: IprepConfig, opti
   metrics.setDecisionsProvider(() => service.decisionCount());
   metrics.setStoreProvider(() => service.store());
   const { behaviour } = service;
-  if (behaviour !== undefined) metrics.setTopClientsProvider(() => behaviour.topClients(TOP_CLIENTS));
+  if (behaviour !== undefined) {
+    metrics.setTopClientsProvider(() => behaviour.topClients(TOP_CLIENTS));
+    metrics.setBehaviourProvider(() => ({ clients: behaviour.size, turnedAway: behaviour.turnedAway }));
+  }
   metrics.setGeoProvider(() => {
     // The geo section reloads: its databases and `top` are the service's current ones.
     const databases = service.geoDatabases();

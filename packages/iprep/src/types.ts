@@ -335,6 +335,8 @@ export interface BehaviourConfig {
   readonly maxRate: number;
   /** Most clients tracked; when full, one not seen again since the CLOCK hand last passed it is forgotten (see ClientTable). */
   readonly maxClients: number;
+  /** A client enters the table at its second message in a window bucket, the first remembered by a Bloom filter (see Doorkeeper). Default true. */
+  readonly doorkeeper: boolean;
 }
 
 /** A fingerprint list (`tls.lists`): JA4 or JA3 fingerprints, one a line. */

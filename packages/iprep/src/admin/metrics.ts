@@ -99,6 +99,14 @@ class SeriesCount {
   }
 }
 
+/** The behaviour tracker's figures for /metrics. */
+export interface BehaviourFigures {
+  /** Clients tracked now. */
+  readonly clients: number;
+  /** Messages since start whose client the doorkeeper remembered instead of tracking it. */
+  readonly turnedAway: number;
+}
+
 export class ReputationMetrics {
   readonly registry: Registry;
   readonly #now: () => number;
@@ -114,6 +122,7 @@ export class ReputationMetrics {
   /** The latest behaviour bans, newest first (at most LATEST_BANS). */
   readonly #latestBans: BanRecord[] = [];
   #readTopClients: (() => readonly ClientCount[]) | undefined;
+  #readBehaviour: (() => BehaviourFigures) | undefined;
   #readGeo: (() => GeoFigures | undefined) | undefined;
 
   /** Series by source, then a short list of (action, category) pairs: sources are the most specific label. */
@@ -215,6 +224,25 @@ export class ReputationMetrics {
         const counters = this.#readAgentCounters?.();
         handedOver.inc({ result: 'adopted' }, counters?.connectionsAdopted ?? 0);
         handedOver.inc({ result: 'refused' }, counters?.adoptionsRefused ?? 0);
+      },
+    });
+
+    const behaviourClients: Gauge = new Gauge({
+      name: `${prefix}behaviour_clients`,
+      help: 'Clients the behaviour tracker keeps counts for',
+      registers,
+      aggregator: 'sum',
+      collect: () => behaviourClients.set(this.#readBehaviour?.().clients ?? 0),
+    });
+    // The tracker keeps the total: each scrape publishes it as it is.
+    const turnedAway: Counter = new Counter({
+      name: `${prefix}behaviour_turned_away_total`,
+      help: "Messages whose client the behaviour doorkeeper remembered instead of tracking it (a client's first in a window)",
+      registers,
+      aggregator: 'sum',
+      collect: () => {
+        turnedAway.reset();
+        turnedAway.inc(this.#readBehaviour?.().turnedAway ?? 0);
       },
     });
 
@@ -459,6 +487,11 @@ export class ReputationMetrics {
   /** Where the status page's top clients come from (the behaviour tracker), read when asked. */
   setTopClientsProvider(read: () => readonly ClientCount[]): void {
     this.#readTopClients = read;
+  }
+
+  /** Where the behaviour tracker's figures come from, read at scrape time. */
+  setBehaviourProvider(read: () => BehaviourFigures): void {
+    this.#readBehaviour = read;
   }
 
   /** Where the most seen countries and ASNs and the geo databases' state come from, read when asked (undefined: no geo databases). */

@@ -8,10 +8,15 @@
  * aligned on the epoch (so every agent agrees on them), the current bucket's
  * count plus the previous bucket's weighted by how much of it the window
  * still covers. Counts from other agents arrive through `applyTotals`.
+ *
+ * A doorkeeper (config.doorkeeper; see Doorkeeper) keeps one-off sources out of the client table:
+ * a client enters it at its second message in a bucket (or when a shared total names it), the
+ * first then counted as if it had been there all along.
  */
 import { formatAddress, isIPv4Mapped, parseRange, prefixLengthOf, wordAt } from '../net/address.js';
 import type { BehaviourConfig, Match } from '../types.js';
 import { BANNED_UNTIL, BUCKET, CURRENT, ClientTable, NO_CLIENT, OFFENCES, PENALTY, PENALTY_AT, PENDING, PREVIOUS, STATE_STRIDE } from './client-table.js';
+import { Doorkeeper } from './doorkeeper.js';
 
 /** A ban the tracker has just decided; `onBan` receives each one once. */
 export interface BanEvent {
@@ -82,6 +87,15 @@ export class BehaviourTracker {
   #lo = 0;
   /** Slot of the client of the last hit: the engine evaluates the client just counted, no second probe. */
   #lastSlot = NO_CLIENT;
+  /** Clients seen once in the current window bucket (see Doorkeeper); undefined when off. */
+  readonly #door: Doorkeeper | undefined;
+  /** End of the window bucket the doorkeeper's clients were seen in: it is cleared from then on. */
+  #doorUntil = Number.NEGATIVE_INFINITY;
+  /** The client the last hit left to the doorkeeper (family 0: none), which evaluate need not look up. */
+  #awayFamily = 0;
+  #awayHi = 0;
+  #awayLo = 0;
+  #turnedAway = 0;
   /** The hot path's matches, without detail text, built once: a ban, and a rate penalty per value. */
   readonly #banMatch: Match;
   readonly #rateMatches = new Map<number, Match>();
@@ -94,6 +108,9 @@ export class BehaviourTracker {
     this.#now = options.now ?? Date.now;
     this.#onBan = options.onBan;
     this.#clients = new ClientTable(config.maxClients);
+    // A client's first message is only remembered: not where one message could cross a threshold alone.
+    const oneMessageJudged = (config.rateThreshold < 1 && config.ratePenalty > 0) || config.banThreshold < 1;
+    this.#door = config.doorkeeper && !oneMessageJudged ? new Doorkeeper(config.maxClients) : undefined;
     this.#hiMask = wordMask(config.ipv6PrefixLength);
     this.#loMask = wordMask(config.ipv6PrefixLength - 32);
     const source = options.source ?? 'behaviour';
@@ -107,26 +124,56 @@ export class BehaviourTracker {
     return this.#clients.size;
   }
 
+  /** Messages since start whose client the doorkeeper remembered instead of tracking it. */
+  get turnedAway(): number {
+    return this.#turnedAway;
+  }
+
   /**
    * Counts one message (weight default 1) from this client (4 or 16 bytes). Hot path: no
    * allocation for a client already tracked, no string building. May trigger a ban (onBan) when
    * the window count crosses banThreshold. Does nothing when behaviour is disabled.
    * `atLeast` is a rate HAProxy measured for the client: the window count is raised to it
    * (locally only: every agent sees HAProxy's rate, summing it across agents would count it twice).
+   *
+   * With the doorkeeper, the first message of a client not tracked, when it weighs 1 and claims no
+   * rate above 1, is only remembered (until the window bucket ends): the client enters the table
+   * at its next message, with both counted. A first message weighing more enters it at once.
    */
   hit(address: Uint8Array, weight = 1, now = this.#now(), atLeast = 0): void {
     if (!this.#config.enabled || !this.#locate(address)) return;
+    this.#awayFamily = 0;
     const clients = this.#clients;
     let c = clients.find(this.#family, this.#hi, this.#lo);
-    if (c === NO_CLIENT) c = clients.add(this.#family, this.#hi, this.#lo);
-    else clients.touch(c);
+    let remembered = 0;
+    if (c === NO_CLIENT) {
+      const door = this.#door;
+      if (door !== undefined) {
+        if (now >= this.#doorUntil) this.#nextDoorBucket(door, now);
+        if (weight === 1 && !(atLeast > 1)) {
+          if (!door.admit(this.#family, this.#hi, this.#lo)) {
+            this.#awayFamily = this.#family;
+            this.#awayHi = this.#hi;
+            this.#awayLo = this.#lo;
+            this.#turnedAway++;
+            return;
+          }
+          remembered = 1;
+        } else if (door.has(this.#family, this.#hi, this.#lo)) {
+          remembered = 1;
+        }
+      }
+      c = clients.add(this.#family, this.#hi, this.#lo);
+    } else {
+      clients.touch(c);
+    }
     this.#lastSlot = c;
     this.#roll(c, now);
     // The client's counters: one run of STATE_STRIDE doubles (one cache line) at `at`.
     const state = clients.state;
     const at = c * STATE_STRIDE;
-    state[at + CURRENT] = (state[at + CURRENT] as number) + weight;
-    state[at + PENDING] = (state[at + PENDING] as number) + weight;
+    state[at + CURRENT] = (state[at + CURRENT] as number) + weight + remembered;
+    state[at + PENDING] = (state[at + PENDING] as number) + weight + remembered;
     if (atLeast > 0) {
       const count = this.#windowCount(c, now);
       if (atLeast > count) state[at + CURRENT] = (state[at + CURRENT] as number) + atLeast - count;
@@ -144,11 +191,11 @@ export class BehaviourTracker {
   evaluate(address: Uint8Array, now = this.#now(), detail = true): Match | undefined {
     if (!this.#locate(address)) return undefined;
     const clients = this.#clients;
+    // The client the last hit left to the doorkeeper is not in the table: no record to read to find that out.
+    if (this.#awayFamily === this.#family && this.#awayHi === this.#hi && this.#awayLo === this.#lo) return undefined;
     let c = this.#lastSlot;
     // The slot still holds this client (a slot holds one client at a time; cleared slots are past size)?
-    if (!clients.holds(c, this.#family, this.#hi, this.#lo)) {
-      c = clients.find(this.#family, this.#hi, this.#lo);
-    }
+    if (!clients.holds(c, this.#family, this.#hi, this.#lo)) c = clients.find(this.#family, this.#hi, this.#lo);
     if (c === NO_CLIENT) return undefined;
     const bannedUntil = clients.state[c * STATE_STRIDE + BANNED_UNTIL] as number;
     if (bannedUntil > now) {
@@ -214,17 +261,34 @@ export class BehaviourTracker {
   /**
    * Cluster-wide window counts (from CounterStore.flush) for client keys: each replaces the local
    * estimate when larger, and may start penalties and bans (onBan). Keys that are not client keys
-   * of this configuration are ignored.
+   * of this configuration are ignored. A client the doorkeeper remembered enters the table with
+   * that message counted (and to share).
    */
   applyTotals(totals: ReadonlyMap<string, number>, now = this.#now()): void {
     if (!this.#config.enabled) return;
     for (const [key, total] of totals) {
       if (!(total > 0) || !this.#locateKey(key)) continue;
+      this.#awayFamily = 0;
       const clients = this.#clients;
       let c = clients.find(this.#family, this.#hi, this.#lo);
-      if (c === NO_CLIENT) c = clients.add(this.#family, this.#hi, this.#lo);
-      else clients.touch(c);
+      let remembered = 0;
+      if (c === NO_CLIENT) {
+        const door = this.#door;
+        if (door !== undefined) {
+          if (now >= this.#doorUntil) this.#nextDoorBucket(door, now);
+          // The client's message the doorkeeper remembered is counted (and shared) from now on, as at a second message.
+          if (door.has(this.#family, this.#hi, this.#lo)) remembered = 1;
+        }
+        c = clients.add(this.#family, this.#hi, this.#lo);
+      } else {
+        clients.touch(c);
+      }
       this.#roll(c, now);
+      if (remembered > 0) {
+        const at = c * STATE_STRIDE;
+        clients.state[at + CURRENT] = (clients.state[at + CURRENT] as number) + remembered;
+        clients.state[at + PENDING] = (clients.state[at + PENDING] as number) + remembered;
+      }
       const local = this.#windowCount(c, now);
       if (total <= local) continue;
       clients.state[c * STATE_STRIDE + CURRENT] = (clients.state[c * STATE_STRIDE + CURRENT] as number) + total - local;
@@ -268,6 +332,15 @@ export class BehaviourTracker {
   /** Forgets everything (tests, reload with behaviour disabled). */
   clear(): void {
     this.#clients.clear();
+    this.#door?.clear();
+    this.#awayFamily = 0;
+  }
+
+  /** A new window bucket: the clients seen once in the previous one are forgotten. */
+  #nextDoorBucket(door: Doorkeeper, now: number): void {
+    door.clear();
+    const windowMs = this.#config.windowMs;
+    this.#doorUntil = (Math.floor(now / windowMs) + 1) * windowMs;
   }
 
   /** Sets #family/#hi/#lo to the client key of the address; false when it is neither 4 nor 16 bytes. */

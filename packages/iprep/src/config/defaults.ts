@@ -95,6 +95,7 @@ export function defaultConfig(): IprepConfig {
       rateArgument: undefined,
       maxRate: 600,
       maxClients: 100_000,
+      doorkeeper: true,
     },
     tls: {
       variables: { ja4: 'ja4', ja3: 'ja3' },

@@ -386,6 +386,7 @@ function readBehaviour(s: MapReader, d: IprepConfig['behaviour']): IprepConfig['
     rateArgument: s.isNull('rate-argument') ? undefined : (s.string('rate-argument', MESSAGE_NAME) ?? d.rateArgument),
     maxRate: s.integer('max-rate', 1), // default: the ban threshold, below
     maxClients: s.integer('max-clients', 1) ?? d.maxClients,
+    doorkeeper: s.boolean('doorkeeper') ?? d.doorkeeper,
   };
   if (behaviour.maxBanMs < behaviour.banMs) {
     s.reportAt(

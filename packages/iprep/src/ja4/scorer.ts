@@ -47,6 +47,8 @@ function trackerConfig(b: TlsConfig['behaviour']): BehaviourConfig {
     errorWeight: 1,
     maxRate: 0,
     maxClients: b.maxFingerprints,
+    // A fingerprint sent once (a forged or randomised ClientHello) is remembered, not counted, as for addresses.
+    doorkeeper: true,
   };
 }
 

@@ -30,9 +30,10 @@ function total(text: string, name: string): number {
 async function startSpoa(
   configLines: readonly string[],
   dir: string,
+  behaviour = false,
 ): Promise<{ child: ChildProcess; port: number; adminPort: number; pids: number[]; log: () => string }> {
   const [port, adminPort] = [await freePort(), await freePort()];
-  const config = writeReputationConfig(dir, adminPort, ['behaviour: { enabled: false }', 'decisions: { file: null }', ...configLines]);
+  const config = writeReputationConfig(dir, adminPort, [`behaviour: { enabled: ${behaviour} }`, 'decisions: { file: null }', ...configLines]);
   const { child, pids, log } = await spawnSpoaWorkers(['--config', config, '-p', String(port), '-n', '2', '--host', '127.0.0.1']);
   return { child, port, adminPort, pids, log };
 }
@@ -48,7 +49,8 @@ for (const store of ['memory', 'redis'] as const) {
         t.after(() => redis.destroy());
         storeLines = [`store: { type: redis, url: ${JSON.stringify(redis.url)}, prefix: metrics-test }`];
       }
-      const spoa = await startSpoa(storeLines, dir);
+      // Behaviour on: every message is from a new source, which the doorkeepers of both workers turn away.
+      const spoa = await startSpoa(storeLines, dir, true);
 
       // Eight connections at once: node:cluster hands them to the workers in turn; /proc tells which took each.
       const clients = await Promise.all(Array.from({ length: 8 }, () => FakeHaproxy.connect({ port: spoa.port })));
@@ -88,6 +90,8 @@ for (const store of ['memory', 'redis'] as const) {
         assert.equal(total(metrics.body, 'iprep_connections'), 8, where);
         assert.equal(total(metrics.body, 'iprep_workers'), 2, where);
         assert.equal(total(metrics.body, 'iprep_workers_missing'), 0, where);
+        assert.equal(total(metrics.body, 'iprep_behaviour_turned_away_total'), 52, where);
+        assert.equal(total(metrics.body, 'iprep_behaviour_clients'), 0, where);
         assert.equal(metrics.body.match(/^# TYPE iprep_messages_total counter$/gm)?.length, 1, 'each metric once');
 
         const status = await adminCall(spoa.adminPort, 'GET', '/status.json', spoa.pids);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { ClientTable } from '../../src/behaviour/client-table.js';
+import { Doorkeeper, doorkeeperSize } from '../../src/behaviour/doorkeeper.js';
 import { BehaviourTracker, type BanEvent } from '../../src/behaviour/index.js';
 import { parseAddress } from '../../src/net/address.js';
 import type { BehaviourConfig } from '../../src/types.js';
@@ -25,6 +27,8 @@ const BASE: BehaviourConfig = {
   errorWeight: 5,
   maxRate: 50,
   maxClients: 1000,
+  // The tests before the doorkeeper's own run without it: they show it off changes nothing.
+  doorkeeper: false,
 };
 
 /** A tracker on a fake clock, recording its bans. */
@@ -407,5 +411,236 @@ describe('BehaviourTracker evaluates the client it just counted without a second
     } finally {
       ClientTable.prototype.find = find;
     }
+  });
+});
+
+describe('BehaviourTracker doorkeeper', () => {
+  const door = (overrides: Partial<BehaviourConfig> = {}) => setup({ doorkeeper: true, ...overrides });
+
+  it('does not track a client seen once; its second message admits it with both counted', () => {
+    const { tracker, clock } = door();
+    clock.now = T0 + 1000;
+    const a = addr('192.0.2.1');
+    tracker.hit(a);
+    assert.equal(tracker.size, 0, 'seen once: not in the table');
+    assert.equal(tracker.evaluate(a), undefined, 'explain of a client seen once: no behaviour match');
+    assert.deepEqual(tracker.topClients(5), []);
+    assert.deepEqual(tracker.takeDeltas(), new Map());
+    assert.equal(tracker.turnedAway, 1);
+    tracker.hit(a);
+    assert.equal(tracker.size, 1);
+    assert.deepEqual(tracker.topClients(5), [{ client: '192.0.2.1', count: 2 }]);
+    assert.deepEqual(tracker.takeDeltas(), new Map([['192.0.2.1', 2]]), 'the first message is in the count and the delta');
+    assert.equal(tracker.turnedAway, 1);
+  });
+
+  it('gives the rate penalty and the ban at the same message as without it', () => {
+    const messagesUntil = (doorkeeper: boolean) => {
+      const { tracker, clock, bans } = setup({ doorkeeper });
+      clock.now = T0 + 1000;
+      const a = addr('203.0.113.9');
+      let penalty = 0;
+      let ban = 0;
+      for (let n = 1; n <= 60; n++) {
+        tracker.hit(a);
+        if (penalty === 0 && tracker.evaluate(a, clock.now, false)?.penalty === 30) penalty = n;
+        if (ban === 0 && bans.length > 0) ban = n;
+      }
+      return { penalty, ban, count: bans[0]?.count };
+    };
+    assert.deepEqual(messagesUntil(true), { penalty: 11, ban: 51, count: 51 });
+    assert.deepEqual(messagesUntil(true), messagesUntil(false));
+  });
+
+  it('lets weights above 1 and claimed rates above 1 in at once, with a remembered first message counted', () => {
+    const { tracker, clock } = door();
+    clock.now = T0;
+    tracker.hit(addr('192.0.2.1'), 5);
+    tracker.hit(addr('192.0.2.2'), 1, T0, 30);
+    tracker.hit(addr('192.0.2.3'), 1, T0, 1); // a rate of 1 says no more than the message itself
+    assert.equal(tracker.size, 2);
+    tracker.hit(addr('192.0.2.4'));
+    tracker.hit(addr('192.0.2.4'), 5);
+    assert.deepEqual(
+      tracker.takeDeltas(),
+      new Map([
+        ['192.0.2.1', 5],
+        ['192.0.2.2', 1],
+        ['192.0.2.4', 6],
+      ]),
+    );
+    assert.equal(tracker.topClients(5).find((c) => c.client === '192.0.2.2')?.count, 30);
+  });
+
+  it('counts a remembered message when a shared total admits its client, and shares it', () => {
+    const { tracker, clock } = door();
+    clock.now = T0;
+    const a = addr('192.0.2.1');
+    tracker.hit(a);
+    tracker.applyTotals(new Map([['192.0.2.1', 1]]));
+    assert.deepEqual(tracker.topClients(1), [{ client: '192.0.2.1', count: 1 }]);
+    tracker.hit(a);
+    assert.deepEqual(tracker.takeDeltas(), new Map([['192.0.2.1', 2]]), "both messages are this agent's to share");
+  });
+
+  it('is off when one message could cross a threshold', () => {
+    const { tracker, clock, bans } = door({ banThreshold: 0 });
+    clock.now = T0;
+    tracker.hit(addr('192.0.2.1'));
+    assert.equal(bans.length, 1, 'banned at the first message, as without it');
+    const rate = door({ rateThreshold: 0 }).tracker;
+    rate.hit(addr('192.0.2.1'), 1, T0);
+    assert.equal(rate.evaluate(addr('192.0.2.1'), T0)?.penalty, 30);
+  });
+
+  it('forgets the clients it remembers when the window bucket moves on', () => {
+    const { tracker, clock } = door();
+    const a = addr('192.0.2.1');
+    clock.now = T0 + 9999;
+    tracker.hit(a);
+    clock.now = T0 + 10_000;
+    tracker.hit(a);
+    assert.equal(tracker.size, 0, 'a new bucket: its first message there');
+    tracker.hit(a);
+    assert.equal(tracker.size, 1);
+    assert.deepEqual(tracker.takeDeltas(), new Map([['192.0.2.1', 2]]));
+  });
+
+  it('forgets the clients it remembers once it has remembered as many as its capacity', () => {
+    const filter = new Doorkeeper(1);
+    const { capacity } = doorkeeperSize(1);
+    assert.equal(filter.capacity, capacity);
+    let next = 0;
+    const another = (): boolean => filter.admit(6, next++, 7);
+    assert.equal(filter.admit(4, 1, 0), false, 'not seen: remembered');
+    assert.equal(filter.admit(4, 1, 0), true, 'seen');
+    while (filter.size < capacity) another();
+    assert.equal(filter.has(4, 1, 0), true, 'remembered among capacity clients');
+    let falsePositives = 0;
+    while (filter.size === capacity) if (another()) falsePositives++;
+    assert.equal(filter.size, 1, 'full: cleared before the next one is remembered');
+    assert.equal(filter.has(4, 1, 0), false, 'forgotten');
+    assert.ok(falsePositives < 10);
+  });
+
+  it('errs on the side of "seen" for at most 3% of unseen clients when full', () => {
+    const filter = new Doorkeeper(100_000);
+    let next = 0;
+    while (filter.size < filter.capacity) filter.admit(4, next++, 0);
+    let seen = 0;
+    const probes = 100_000;
+    for (let i = 0; i < probes; i++) if (filter.has(6, i, -1)) seen++;
+    assert.ok(seen / probes < 0.03, `${((100 * seen) / probes).toFixed(2)}% false positives`);
+    filter.clear();
+    assert.equal(filter.size, 0);
+    assert.equal(filter.has(4, 1, 0), false);
+  });
+
+  it('sizes its filter from maxClients, within bounds', () => {
+    assert.deepEqual(doorkeeperSize(1), { bytes: 16 * 1024, capacity: 16 * 1024 });
+    assert.deepEqual(doorkeeperSize(100_000), { bytes: 128 * 1024, capacity: 128 * 1024 });
+    assert.deepEqual(doorkeeperSize(10_000_000), { bytes: 2 * 1024 * 1024, capacity: 2 * 1024 * 1024 });
+  });
+
+  it('keeps tracked clients through a flood of one-off sources', () => {
+    const maxClients = 1000;
+    for (const doorkeeper of [true, false]) {
+      const { tracker, clock } = setup({ maxClients, doorkeeper });
+      clock.now = T0;
+      const client = (i: number) => Uint8Array.of(198, 51, (i >> 8) & 255, i & 255);
+      for (let i = 0; i < maxClients; i++) hits(tracker, client(i), 11);
+      for (let i = 0; i < 10 * maxClients; i++) tracker.hit(Uint8Array.of(10, (i >> 16) & 255, (i >> 8) & 255, i & 255));
+      let kept = 0;
+      for (let i = 0; i < maxClients; i++) if (tracker.evaluate(client(i), T0, false)?.penalty === 30) kept++;
+      if (doorkeeper) assert.ok(kept >= 0.95 * maxClients, `${kept} of ${maxClients} penalised clients kept`);
+      else assert.equal(kept, 0, 'without it the flood takes every slot');
+    }
+  });
+
+  it('does not probe the table to evaluate the client it just turned away', () => {
+    const { tracker, clock } = door();
+    clock.now = T0;
+    const a = addr('192.0.2.1');
+    const b = addr('192.0.2.2');
+    hits(tracker, a, 11);
+    hits(tracker, addr('192.0.2.3'), 2);
+    const find = ClientTable.prototype.find;
+    let probes = 0;
+    ClientTable.prototype.find = function (this: ClientTable, family, hi, lo) {
+      probes++;
+      return find.call(this, family, hi, lo);
+    };
+    try {
+      tracker.hit(b);
+      assert.equal(probes, 1, 'the hit looks the client up');
+      assert.equal(tracker.evaluate(b, T0, false), undefined);
+      assert.equal(probes, 1, 'and the evaluation does not');
+      assert.equal(tracker.evaluate(a, T0, false)?.penalty, 30);
+      assert.equal(probes, 2, 'another client is looked up');
+      tracker.applyTotals(new Map([['192.0.2.2', 20]]));
+      assert.equal(tracker.evaluate(b, T0, false)?.penalty, 30, 'admitted by a shared total since');
+    } finally {
+      ClientTable.prototype.find = find;
+    }
+  });
+
+  it('agrees with a tracker without it fed every message but the lone first ones of a bucket', () => {
+    // The model: a client neither tracked nor remembered whose message weighs 1 (and claims no rate
+    // above 1) is remembered, not counted; its next message in the same bucket counts both, as does
+    // a shared total for it (the remembered message is then a local count, and a delta). With a
+    // handful of clients in a filter of 16 KiB a false positive is as good as impossible.
+    const clients = ['192.0.2.1', '192.0.2.2', '2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:9::1'].map(addr);
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant('hit' as const), client: fc.nat(4), weight: fc.constantFrom(1, 1, 1, 5, 0), atLeast: fc.constantFrom(0, 0, 0, 1, 3, 40) }),
+      fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 6000 }) }),
+      fc.record({ kind: fc.constant('totals' as const), client: fc.nat(4), total: fc.integer({ min: 1, max: 60 }) }),
+      fc.constant({ kind: 'deltas' as const }),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 120 }), (steps) => {
+        const withDoor = door({ maxClients: 100 });
+        const without = setup({ maxClients: 100 });
+        let now = T0;
+        const tracked = new Set<string>();
+        const remembered = new Map<string, number>(); // key -> bucket
+        for (const s of steps) {
+          if (s.kind === 'wait') {
+            now += s.ms;
+            continue;
+          }
+          if (s.kind === 'deltas') {
+            assert.deepEqual(withDoor.tracker.takeDeltas(), without.tracker.takeDeltas());
+            continue;
+          }
+          const address = clients[s.client] as Uint8Array;
+          const key = without.tracker.clientKey(address);
+          const bucket = Math.floor(now / BASE.windowMs);
+          if (s.kind === 'totals') {
+            withDoor.tracker.applyTotals(new Map([[key, s.total]]), now);
+            // A remembered message counts when a shared total admits the client (and is shared then).
+            if (!tracked.has(key) && remembered.get(key) === bucket) without.tracker.hit(address, 1, now);
+            without.tracker.applyTotals(new Map([[key, s.total]]), now);
+            tracked.add(key);
+          } else {
+            withDoor.tracker.hit(address, s.weight, now, s.atLeast);
+            if (!tracked.has(key)) {
+              if (remembered.get(key) === bucket) without.tracker.hit(address, 1, now);
+              else if (s.weight === 1 && s.atLeast <= 1) {
+                remembered.set(key, bucket);
+                assert.equal(withDoor.tracker.evaluate(address, now, false), undefined);
+                continue;
+              }
+              tracked.add(key);
+            }
+            without.tracker.hit(address, s.weight, now, s.atLeast);
+          }
+          for (const other of clients) assert.deepEqual(withDoor.tracker.evaluate(other, now), without.tracker.evaluate(other, now));
+          assert.equal(withDoor.tracker.size, without.tracker.size);
+          assert.deepEqual(withDoor.tracker.topClients(5, now), without.tracker.topClients(5, now));
+          assert.deepEqual(withDoor.bans, without.bans);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });

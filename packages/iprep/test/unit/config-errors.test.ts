@@ -82,6 +82,7 @@ describe('parseConfig: invalid files', () => {
     ],
     ['list-defaults: { max-entries: 0 }', 'conf/iprep.yaml:1:31: list-defaults.max-entries must be an integer >= 1, got 0'],
     ['wait-for-lists: yes', 'conf/iprep.yaml:1:17: wait-for-lists must be true or false, got "yes"'],
+    ['behaviour: { doorkeeper: 1 }', 'conf/iprep.yaml:1:26: behaviour.doorkeeper must be true or false, got 1'],
     ['behaviour: { ban-growth: 0.5 }', 'conf/iprep.yaml:1:26: behaviour.ban-growth must be a number >= 1, got 0.5'],
     ['behaviour: { ipv6-prefix-length: 65 }', 'conf/iprep.yaml:1:34: behaviour.ipv6-prefix-length must be an integer from 1 to 64, got 65'],
     // enums

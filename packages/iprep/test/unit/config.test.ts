@@ -148,6 +148,7 @@ describe('defaultConfig', () => {
       maxRate: 600,
       errorWeight: 5,
       maxClients: 100_000,
+      doorkeeper: true,
     });
     assert.deepEqual(d.decisions, {
       defaultDurationMs: 4 * 3_600_000,
@@ -294,6 +295,7 @@ describe('parseConfig: valid files', () => {
       },
     ],
     ['behaviour: { status-argument: null }', { 'behaviour.statusArgument': undefined }],
+    ['behaviour: { doorkeeper: false }', { 'behaviour.doorkeeper': false, 'behaviour.maxClients': 100_000 }],
     ['behaviour: { rate-argument: rate }', { 'behaviour.rateArgument': 'rate', 'behaviour.maxRate': 600 }],
     ['behaviour: { rate-argument: rate, ban-threshold: 50 }', { 'behaviour.maxRate': 50 }],
     ['behaviour: { rate-argument: rate, max-rate: 100 }', { 'behaviour.maxRate': 100 }],

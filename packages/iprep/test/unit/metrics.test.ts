@@ -60,6 +60,22 @@ describe('ReputationMetrics: build, decisions and bans', () => {
   });
 });
 
+describe('ReputationMetrics: behaviour clients', () => {
+  it('publishes the clients tracked and the messages the doorkeeper turned away, read at scrape time', async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    assert.equal(sample(await metrics.registry.metrics(), 'iprep_behaviour_clients'), 0, 'no behaviour: nothing');
+    const figures = { clients: 12, turnedAway: 3400 };
+    metrics.setBehaviourProvider(() => figures);
+    let text = await metrics.registry.metrics();
+    assert.equal(sample(text, 'iprep_behaviour_clients'), 12);
+    assert.equal(sample(text, 'iprep_behaviour_turned_away_total'), 3400);
+    assert.match(text, /^# TYPE iprep_behaviour_turned_away_total counter$/m);
+    figures.turnedAway = 3500;
+    text = await metrics.registry.metrics();
+    assert.equal(sample(text, 'iprep_behaviour_turned_away_total'), 3500);
+  });
+});
+
 describe('ReputationMetrics: status page version, top clients and latest bans', () => {
   it('shows the version, the top clients from the provider and the last 20 bans, newest first', () => {
     const clock = manualClock();
