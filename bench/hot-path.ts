@@ -57,6 +57,8 @@ const payloads = addresses.map((bytes) =>
 const config = await loadConfigFile(join(dir, 'iprep.yaml'));
 const service = new IprepService(config, { logger: silentLogger });
 await service.start();
+// The combined address table is built once the lists are in (in a worker thread when large): measure with it in use.
+const combined = await service.engine.combinedSettled();
 const clock = new CoarseClock();
 const handler = serviceHandler(service, config, clock, { metrics: new ReputationMetrics() });
 const reader = new Reader();
@@ -75,7 +77,8 @@ function stage(name: string, run: (i: number) => void): void {
 
 process.stdout.write(
   `${messages.toLocaleString('en-US')} messages, ${clientCount > 0 ? `Zipf ${values.zipf} over ${clientCount.toLocaleString('en-US')} clients` : 'random sources'}, ` +
-    `${Number(values.prefixes).toLocaleString('en-US')} deny prefixes, max-clients ${Number(values['max-clients']).toLocaleString('en-US')}\n`,
+    `${Number(values.prefixes).toLocaleString('en-US')} deny prefixes, max-clients ${Number(values['max-clients']).toLocaleString('en-US')}, ` +
+    `combined address table ${combined ? 'in use' : 'not in use'}\n`,
 );
 const behaviour = service.behaviour;
 const engine = service.engine;
