@@ -89,6 +89,9 @@ export function mergeTables(job: MergeJob): MergeResult {
   return { ok: true, table: tableData(intervals, v4, v6), combinations: combinations.tuples() };
 }
 
+/** Heap a merge thread may use: the combinations' maps; its typed arrays are sized by the tables, which are bounded. */
+const MERGE_HEAP_MB = 1024;
+
 export interface MergeInWorkerOptions {
   /** A thread still busy after this long is stopped: the result is then a failure. */
   readonly timeoutMs: number;
@@ -99,6 +102,7 @@ export function mergeTablesInWorker(job: MergeJob, options: MergeInWorkerOptions
   return runWorkerJob<MergeResult>(new URL('./merge-worker.js', import.meta.url), job, {
     thread: 'the merge thread',
     timeoutMs: options.timeoutMs,
+    heapMb: MERGE_HEAP_MB,
     failed: (problem) => ({ ok: false, error: problem, tooMany: false }),
   });
 }
