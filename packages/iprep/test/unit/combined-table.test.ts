@@ -5,12 +5,17 @@
  * are shared with its thread, not copied.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Logger } from 'spop';
+import { type Logger, consoleLogger } from 'spop';
+import { loadConfigFile } from '../../src/config/index.js';
 import { DecisionIndex } from '../../src/decisions/index.js';
 import { type CompiledAllowlist, type CompiledList, type EngineDependencies, ReputationEngine } from '../../src/engine/engine.js';
-import { type IpRange, formatAddress } from '../../src/net/address.js';
+import { type IpRange, formatAddress, parseAddress } from '../../src/net/address.js';
+import { IprepService } from '../../src/service.js';
 import { PackedListEntries } from '../../src/sources/index.js';
 import { compileListBody } from '../../src/sources/list-compiler.js';
 import { IntervalTable } from '../../src/table/index.js';
@@ -89,7 +94,7 @@ function listsOf(shapes: readonly ListShape[]): CompiledList[] {
   );
 }
 
-const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} } as unknown as Logger;
+const silent: Logger = consoleLogger('silent');
 
 function recordingLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
@@ -269,6 +274,51 @@ describe('the tables a merge reads', () => {
       assert.ok(result.entries.scores.buffer instanceof SharedArrayBuffer, 'scores');
       const job = mergeJob([{ table: result.table, keys: result.entries.scores }], 100);
       assert.equal(sharedBytesMissing(job), 0, 'nothing to copy when posting the job');
+    }
+  });
+});
+
+describe('the service and the combined table', () => {
+  it('builds it once the lists are loaded, and again on a reload, answering like explain throughout', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iprep-combined-'));
+    const write = (name: string, text: string): void => writeFileSync(join(dir, name), text);
+    write('allow.netset', '93.184.0.1\n');
+    write('deny.netset', '93.184.0.0/24\n2a00:1450::/32\n');
+    write('scored.csv', '93.184.0.2,70\n93.184.0.3,10\n');
+    write(
+      'iprep.yaml',
+      `special: { enabled: false }
+admin: { enabled: false }
+allowlist: [{ file: allow.netset }]
+lists:
+  - { name: deny, path: deny.netset, penalty: 40, category: attacker }
+  - { name: scored, format: csv, path: scored.csv, category: partner }
+`,
+    );
+    const configPath = join(dir, 'iprep.yaml');
+    const service = new IprepService(await loadConfigFile(configPath), { configPath, logger: silent });
+    const addresses = ['93.184.0.1', '93.184.0.2', '93.184.0.3', '93.184.0.9', '93.184.1.1', '2a00:1450::1'];
+    const verdicts = () => addresses.map((a) => brief(service.engine.score(parseAddress(a) as Uint8Array, NOW)));
+    try {
+      await service.start();
+      assert.equal(await service.engine.combinedSettled(), true);
+      assert.deepEqual(
+        verdicts(),
+        addresses.map((a) => brief(service.explain(a))),
+      );
+      assert.deepEqual(verdicts()[1], [30, 'tarpit', 'attacker', 'deny']); // 70 less the penalty
+      write('deny.netset', '93.184.1.0/24\n');
+      assert.equal((await service.reload()).ok, true);
+      assert.equal(await service.engine.combinedSettled(), true);
+      assert.deepEqual(
+        verdicts(),
+        addresses.map((a) => brief(service.explain(a))),
+      );
+      assert.deepEqual(verdicts()[4], [60, 'log', 'attacker', 'deny']);
+      assert.deepEqual(verdicts()[1], [70, 'log', 'partner', 'scored']);
+    } finally {
+      await service.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
