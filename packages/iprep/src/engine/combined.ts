@@ -128,36 +128,42 @@ export class CombinedTableBuilder {
     while (this.#running !== undefined) await this.#running;
   }
 
+  /** One build for the current sources; its result is dropped if they changed meanwhile. */
+  async #build(): Promise<void> {
+    const { allow, lists } = this.#current();
+    const started = performance.now();
+    const job = combinedJob(allow, lists, this.#options.maxCombinations);
+    const records = mergeJobRecords(job);
+    const result: MergeResult =
+      records < this.#options.workerThreshold ? mergeTables(job) : await mergeTablesInWorker(job, { timeoutMs: this.#options.timeoutMs });
+    if (this.#again) return; // superseded: the next turn builds for the current sources
+    if (!result.ok) {
+      const message = `combined address table: ${result.error}: keeping per-table lookups`;
+      if (result.tooMany) this.#logger?.warn(message, { lists: lists.length });
+      else this.#logger?.error(message, { lists: lists.length });
+      return;
+    }
+    this.#install(combinedTable(allow, lists, result));
+    this.#logger?.debug('combined address table built', {
+      records,
+      intervals: result.table.intervals,
+      combinations: result.combinations.length / (job.sources.length || 1),
+      ms: Math.round(performance.now() - started),
+    });
+  }
+
   async #run(): Promise<void> {
     try {
       while (this.#again) {
         // Changes made together (a reload sets the allowlist, then the lists) make one build.
         await Promise.resolve();
         this.#again = false;
-        const { allow, lists } = this.#current();
-        const started = performance.now();
-        const job = combinedJob(allow, lists, this.#options.maxCombinations);
-        const records = mergeJobRecords(job);
-        let result: MergeResult;
         try {
-          result = records < this.#options.workerThreshold ? mergeTables(job) : await mergeTablesInWorker(job, { timeoutMs: this.#options.timeoutMs });
+          await this.#build();
         } catch (err) {
-          result = { ok: false, error: String(err), tooMany: false };
+          // A bug here must not take the process down: the per-table lookups answer the same.
+          this.#logger?.error(`combined address table: ${String(err)}: keeping per-table lookups`);
         }
-        if (this.#again) continue; // superseded: the next turn builds for the current sources
-        if (!result.ok) {
-          const message = `combined address table: ${result.error}: keeping per-table lookups`;
-          if (result.tooMany) this.#logger?.warn(message, { lists: lists.length });
-          else this.#logger?.error(message, { lists: lists.length });
-          continue;
-        }
-        this.#install(combinedTable(allow, lists, result));
-        this.#logger?.debug('combined address table built', {
-          records,
-          intervals: result.table.intervals,
-          combinations: result.combinations.length / (job.sources.length || 1),
-          ms: Math.round(performance.now() - started),
-        });
       }
     } finally {
       this.#running = undefined;

@@ -67,21 +67,10 @@ export function sharedBytesMissing(job: MergeJob): number {
 export function mergeTables(job: MergeJob): MergeResult {
   const combinations = new Combinations(job.sources.length, job.maxCombinations);
   const keys = job.sources.map((source) => source.keys);
-  const v4 = mergeFamily(
-    job.sources.map((source) => source.v4),
-    keys,
-    1,
-    combinations,
-  );
-  const v6 =
-    v4 === null
-      ? null
-      : mergeFamily(
-          job.sources.map((source) => source.v6),
-          keys,
-          4,
-          combinations,
-        );
+  const v4Records = job.sources.map((source) => source.v4);
+  const v6Records = job.sources.map((source) => source.v6);
+  const v4 = mergeFamily(v4Records, keys, 1, combinations);
+  const v6 = v4 === null ? null : mergeFamily(v6Records, keys, 4, combinations);
   if (v4 === null || v6 === null) {
     return { ok: false, error: `more than ${job.maxCombinations} combinations`, tooMany: true };
   }
