@@ -10,8 +10,8 @@
  * Generic over tables: what a combination means is the caller's (engine/combined.ts).
  */
 import { runWorkerJob } from './compile.js';
-import type { FamilyIntervals, IntervalTableData } from './layout.js';
-import { tableData } from './records.js';
+import type { FamilyRecords, IntervalTableData } from './layout.js';
+import { recordsIndex } from './records.js';
 import { isShared, transferableBuffers } from './shared.js';
 import { compareWords } from './words.js';
 
@@ -74,8 +74,8 @@ export function mergeTables(job: MergeJob): MergeResult {
   if (v4 === null || v6 === null) {
     return { ok: false, error: `more than ${job.maxCombinations} combinations`, tooMany: true };
   }
-  const intervals = v4.values.length + v6.values.length;
-  return { ok: true, table: tableData(intervals, v4, v6), combinations: combinations.tuples() };
+  const intervals = v4.records.length / 3 + v6.records.length / 9;
+  return { ok: true, table: { size: intervals, intervals, v4, v6 }, combinations: combinations.tuples() };
 }
 
 /** Heap a merge thread may use: the combinations' maps; its typed arrays are sized by the tables, which are bounded. */
@@ -163,7 +163,7 @@ class Combinations {
  * constant. Each step ends at a boundary: at most two steps per record. Null: too many
  * combinations.
  */
-function mergeFamily(records: readonly Uint32Array[], keys: readonly Uint8Array[], w: number, combinations: Combinations): FamilyIntervals | null {
+function mergeFamily(records: readonly Uint32Array[], keys: readonly Uint8Array[], w: number, combinations: Combinations): FamilyRecords | null {
   const width = records.length;
   const stride = 2 * w + 1;
   const counts = records.map((r) => r.length / stride);
@@ -175,10 +175,9 @@ function mergeFamily(records: readonly Uint32Array[], keys: readonly Uint8Array[
   const position = new Uint32Array(w);
   const segmentEnd = new Uint32Array(w);
   const beforeStart = new Uint32Array(w);
-  // Every record boundary splits at most one segment in two.
-  const outStarts = new Uint32Array((2 * total + 1) * w);
-  const outEnds = new Uint32Array((2 * total + 1) * w);
-  const outValues = new Int32Array(2 * total + 1);
+  // The records made (start, end, value: layout.ts), grown by doubling: merged intervals are
+  // usually far fewer than the 2 * total + 1 segments the boundaries could cut.
+  let output = new Uint32Array(Math.min(2 * total + 1, 1024) * stride);
   let out = 0;
   let contiguous = false;
 
@@ -197,7 +196,7 @@ function mergeFamily(records: readonly Uint32Array[], keys: readonly Uint8Array[
     return found;
   };
 
-  if (!jump()) return { starts: new Uint32Array(0), ends: new Uint32Array(0), values: new Int32Array(0) };
+  if (!jump()) return { records: new Uint32Array(0), index: null };
   for (;;) {
     let covered = false;
     let bounded = false;
@@ -242,11 +241,17 @@ function mergeFamily(records: readonly Uint32Array[], keys: readonly Uint8Array[
     previousId = id;
     previous.set(state);
 
-    if (!contiguous || outValues[out - 1] !== id) {
-      for (let i = 0; i < w; i++) outStarts[out * w + i] = position[i] as number;
-      outValues[out++] = id;
+    if (!contiguous || output[out * stride - 1] !== id) {
+      if ((out + 1) * stride > output.length) {
+        const grown = new Uint32Array(output.length * 2);
+        grown.set(output);
+        output = grown;
+      }
+      for (let i = 0; i < w; i++) output[out * stride + i] = position[i] as number;
+      output[out * stride + 2 * w] = id;
+      out++;
     }
-    for (let i = 0; i < w; i++) outEnds[(out - 1) * w + i] = segmentEnd[i] as number;
+    for (let i = 0; i < w; i++) output[(out - 1) * stride + w + i] = segmentEnd[i] as number;
 
     // position = segmentEnd + 1, unless that is past the family's last address.
     let carry = 1;
@@ -266,5 +271,6 @@ function mergeFamily(records: readonly Uint32Array[], keys: readonly Uint8Array[
       cursor[k] = c;
     }
   }
-  return { starts: outStarts.slice(0, out * w), ends: outEnds.slice(0, out * w), values: outValues.slice(0, out) };
+  const made = output.slice(0, out * stride);
+  return { records: made, index: recordsIndex(made, w) };
 }
