@@ -200,6 +200,15 @@ describe('swapping lists while the combined table is rebuilt', () => {
     assert.deepEqual(brief(e.score(onlyB, NOW)), [100, 'allow', 'none', 'default']);
   });
 
+  it('builds once for an allowlist and lists set together (a reload)', async () => {
+    const { logger, lines } = recordingLogger();
+    const e = engine(false, {}, logger);
+    e.setAllowlist(allowlist([rangeOf(4, 0, 20)]));
+    e.setLists(a);
+    assert.equal(await e.combinedSettled(), true);
+    assert.equal(lines.filter((line) => line === 'debug combined address table built').length, 1, lines.join('\n'));
+  });
+
   it('keeps the per-table path and logs when the merge fails or times out', async () => {
     const { logger, lines } = recordingLogger();
     const e = engine(false, { workerThreshold: 0, timeoutMs: 1 }, logger);
