@@ -7,26 +7,37 @@
  * gap of a 1 ms timer, main-thread GC pauses, and the wall time until the table is in use. RSS is
  * taken after a GC with and without the table.
  *
- *   node --expose-gc --import tsx bench/combined-table.ts [--prefixes 1000000] [--repeat 3]
+ *   node --expose-gc --import tsx bench/combined-table.ts [--prefixes 1000000] [--repeat 3] [--dist]
+ *
+ * Then the main thread's pieces of a rebuild timed one by one: the job, `new Worker`, installing the
+ * result. `--dist`: everything with the built modules (packages/iprep/dist, `npx tsc -b` first), where
+ * a worker thread starts without tsx's loader.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { watchEventLoop } from 'test-support/event-loop';
-import { DecisionIndex } from '../packages/iprep/src/decisions/index.js';
-import { type CompiledAllowlist, type CompiledList, ReputationEngine } from '../packages/iprep/src/engine/index.js';
-import { ListSource } from '../packages/iprep/src/sources/index.js';
-import { IntervalTable } from '../packages/iprep/src/table/index.js';
-import { combinedJob } from '../packages/iprep/src/engine/combined.js';
-import { listSlot } from '../packages/iprep/src/engine/list-slot.js';
-import { mergeTables } from '../packages/iprep/src/table/merge.js';
+import type { CompiledAllowlist, CompiledList } from '../packages/iprep/src/engine/index.js';
 import type { ListConfig } from '../packages/iprep/src/types.js';
 import { seededRandom32 } from './random.js';
 
-const { values } = parseArgs({ options: { prefixes: { type: 'string', default: '1000000' }, repeat: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { prefixes: { type: 'string', default: '1000000' }, repeat: { type: 'string', default: '3' }, dist: { type: 'boolean', default: false } },
+});
 const prefixes = Number(values.prefixes);
+// Every module from one place (a list loaded by one copy of the code is not an instance of the other's classes).
+const from = (path: string): string =>
+  values.dist ? pathToFileURL(resolve(`packages/iprep/dist/${path}.js`)).href : new URL(`../packages/iprep/src/${path}.ts`, import.meta.url).href;
+const { DecisionIndex } = (await import(from('decisions/index'))) as typeof import('../packages/iprep/src/decisions/index.js');
+const { ReputationEngine } = (await import(from('engine/index'))) as typeof import('../packages/iprep/src/engine/index.js');
+const { ListSource } = (await import(from('sources/index'))) as typeof import('../packages/iprep/src/sources/index.js');
+const { IntervalTable } = (await import(from('table/index'))) as typeof import('../packages/iprep/src/table/index.js');
+const { combinedJob, combinedTable } = (await import(from('engine/combined'))) as typeof import('../packages/iprep/src/engine/combined.js');
+const { listSlot } = (await import(from('engine/list-slot'))) as typeof import('../packages/iprep/src/engine/list-slot.js');
+const { mergeTables, mergeTablesInWorker } = (await import(from('table/merge'))) as typeof import('../packages/iprep/src/table/merge.js');
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');
 const random32 = seededRandom32();
@@ -160,6 +171,22 @@ try {
   observer.disconnect();
   loop.stop();
   console.log(`RSS after GC: lists only ${mib(rssWithout)} MiB, with the combined table ${mib(rssWith)} MiB (+${mib(rssWith - rssWithout)} MiB)`);
+
+  const slots = lists.map(listSlot);
+  for (let pass = 0; pass < Number(values.repeat) * 2; pass++) {
+    let t = performance.now();
+    const job = combinedJob(allow, slots, 65_536);
+    const jobMs = performance.now() - t;
+    t = performance.now();
+    const pending = mergeTablesInWorker(job, { timeoutMs: 60_000 });
+    const startMs = performance.now() - t;
+    const result = await pending;
+    if (!result.ok) throw new Error(result.error);
+    t = performance.now();
+    combinedTable(allow, slots, result);
+    const installMs = performance.now() - t;
+    console.log(`pieces${values.dist ? ' (dist)' : ''}: job ${jobMs.toFixed(2)} ms, new Worker ${startMs.toFixed(2)} ms, install ${installMs.toFixed(2)} ms`);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
