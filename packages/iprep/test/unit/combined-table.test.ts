@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type Logger, consoleLogger } from 'spop';
@@ -180,7 +181,8 @@ describe('swapping lists while the combined table is rebuilt', () => {
   const b = [compiledList({ name: 'b', score: 30, category: 'second' }, [{ range: rangeOf(4, 400, 200) }])];
 
   it('never answers from a table of other lists, and uses the new one once built', async () => {
-    const e = engine(false, { workerThreshold: 0 });
+    const { logger, lines } = recordingLogger();
+    const e = engine(false, { workerThreshold: 0 }, logger);
     e.setAllowlist(allowlist([]));
     e.setLists(a);
     assert.deepEqual(brief(e.score(onlyA, NOW)), [0, 'deny', 'first', 'a']);
@@ -189,7 +191,9 @@ describe('swapping lists while the combined table is rebuilt', () => {
     assert.equal(e.combinedActive, false);
     assert.deepEqual(brief(e.score(onlyA, NOW)), [100, 'allow', 'none', 'default']);
     assert.deepEqual(brief(e.score(onlyB, NOW)), [30, 'tarpit', 'second', 'b']);
-    e.setLists(a); // while b's rebuild runs: it is superseded
+    await delay(5); // b's merge thread is starting (tens of ms)
+    const builtBefore = lines.filter((line) => line === 'debug combined address table built').length;
+    e.setLists(a); // while b's rebuild runs: it is superseded, its result discarded
     e.setAllowlist(allowlist([rangeOf(4, 0, 20)]));
     assert.deepEqual(brief(e.score(onlyA, NOW)), [100, 'allow', 'allowlisted', 'allowlist']);
     assert.deepEqual(brief(e.score(onlyB, NOW)), [100, 'allow', 'none', 'default']);
@@ -198,6 +202,7 @@ describe('swapping lists while the combined table is rebuilt', () => {
     assert.deepEqual(brief(e.score(onlyA, NOW)), [100, 'allow', 'allowlisted', 'allowlist']);
     assert.deepEqual(brief(e.score(near(4, 50), NOW)), [0, 'deny', 'first', 'a']);
     assert.deepEqual(brief(e.score(onlyB, NOW)), [100, 'allow', 'none', 'default']);
+    assert.equal(lines.filter((line) => line === 'debug combined address table built').length, builtBefore + 1, 'b discarded, a installed');
   });
 
   it('builds once for an allowlist and lists set together (a reload)', async () => {
