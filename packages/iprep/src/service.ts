@@ -105,7 +105,7 @@ export class IprepService implements ReputationService {
           },
         })
       : undefined;
-    this.engine = new ReputationEngine(config, { decisions: this.#index, behaviour: this.behaviour });
+    this.engine = new ReputationEngine(config, { decisions: this.#index, behaviour: this.behaviour, logger: options.logger });
     this.tls = new TlsScorer(config.tls, config.variables.scope, { now: this.#now });
     this.#fingerprintLists = new FingerprintLists((lists) => this.tls.setLists(lists), options.logger);
     this.#geo = new GeoDatabases(this.engine.geo, { logger: options.logger, now: this.#now });

@@ -9,23 +9,14 @@ import type { BehaviourTracker } from '../behaviour/index.js';
 import type { DecisionIndex } from '../decisions/index.js';
 import { GeoMatcher } from '../geo/geo-matcher.js';
 import { IntervalTable, type SpecialRange, SpecialRanges } from '../table/index.js';
-import { ASN_LIST_FORMATS, type Decision, type IprepConfig, type ListConfig, type ListEntry, type LoadedList, type Match, type Verdict } from '../types.js';
+import { ASN_LIST_FORMATS, type Decision, type IprepConfig, type ListEntry, type LoadedList, type Match, type Verdict } from '../types.js';
+import type { Logger } from 'spop';
 import { INTERNAL, combine, decidesAlone } from './verdict.js';
+import { type CombinedTable, CombinedTableBuilder, type CombinedTableOptions } from './combined.js';
+import { ALLOW_MATCH, type CompiledAllowlist, type CompiledList, type ListSlot, entryMatch, listSlot } from './list-slot.js';
 
-/** A list ready for lookups: its table maps an address to the index of its entry. */
-export interface CompiledList {
-  readonly config: ListConfig;
-  readonly list: LoadedList;
-  readonly table: IntervalTable;
-}
-
-/** Addresses that always win: the configured ones compiled like a list, and allowlist files with their own tables. */
-export interface CompiledAllowlist {
-  readonly ranges: readonly IpRange[];
-  readonly table: IntervalTable;
-  /** Allowlist files as loaded (parsed and compiled off the main thread when big), consulted after `table`. */
-  readonly files?: readonly LoadedList[];
-}
+export type { CompiledAllowlist, CompiledList } from './list-slot.js';
+export type { CombinedTableOptions } from './combined.js';
 
 export type EngineConfig = Pick<IprepConfig, 'thresholds' | 'special'>;
 
@@ -34,15 +25,10 @@ export interface EngineDependencies {
   /** Absent when behaviour is disabled. */
   readonly behaviour?: BehaviourTracker | undefined;
   readonly special?: SpecialRanges;
-}
-
-/** A compiled list with the match objects its hits produce, built once. */
-interface ListSlot {
-  readonly compiled: CompiledList;
-  /** The list's own match (its score or penalty, category, action). */
-  readonly match: Match;
-  /** Matches of entries carrying their own score (CSV), by score; built on first use. */
-  readonly byScore: (Match | undefined)[];
+  /** The combined table of the allowlist and the lists (combined.ts); false: one lookup per table. Default: on. */
+  readonly combined?: CombinedTableOptions | false;
+  /** Where a failed combined table build is told. */
+  readonly logger?: Logger;
 }
 
 export class ReputationEngine {
@@ -54,6 +40,9 @@ export class ReputationEngine {
   readonly #decisionMatches = new WeakMap<Decision, Match>();
   #allow: CompiledAllowlist = { ranges: [], table: IntervalTable.empty() };
   #lists: readonly ListSlot[] = [];
+  /** One lookup for the allowlist and the lists, when built from the current ones (see #combinedNow). */
+  #combined: CombinedTable | undefined;
+  readonly #builder: CombinedTableBuilder | undefined;
   /** Reused by the hot path: matches of the address being scored. */
   readonly #scratch: Match[] = [];
   /** Country and ASN: rules, ASN lists, and the last address's location (geo/). */
@@ -64,6 +53,16 @@ export class ReputationEngine {
     this.#decisions = deps.decisions;
     this.#behaviour = deps.behaviour;
     this.#special = deps.special ?? new SpecialRanges();
+    if (deps.combined !== false) {
+      this.#builder = new CombinedTableBuilder(
+        deps.combined ?? {},
+        deps.logger,
+        () => ({ allow: this.#allow, lists: this.#lists }),
+        (combined) => {
+          if (combined.allow === this.#allow && combined.lists === this.#lists) this.#combined = combined;
+        },
+      );
+    }
   }
 
   /** New thresholds and special-range policy (reload). */
@@ -74,13 +73,34 @@ export class ReputationEngine {
 
   setAllowlist(allow: CompiledAllowlist): void {
     this.#allow = allow;
+    this.#combined = undefined;
+    this.#builder?.request();
   }
 
   /** Replaces every list at once: lookups see all the old lists or all the new ones. */
   setLists(lists: readonly CompiledList[]): void {
     const byAddress = lists.filter((compiled) => !ASN_LIST_FORMATS.includes(compiled.config.format));
-    this.#lists = byAddress.map((compiled) => ({ compiled, match: listMatch(compiled.config), byScore: [] }));
+    this.#lists = byAddress.map(listSlot);
+    this.#combined = undefined;
+    this.#builder?.request();
     this.geo.setAsnLists(lists.filter((compiled) => ASN_LIST_FORMATS.includes(compiled.config.format)));
+  }
+
+  /** True when lookups use the combined table (built from the current allowlist and lists). */
+  get combinedActive(): boolean {
+    return this.#combinedNow() !== undefined;
+  }
+
+  /** Resolves when the combined table's rebuilds are done: with whether lookups use it. */
+  async combinedSettled(): Promise<boolean> {
+    await this.#builder?.settled();
+    return this.combinedActive;
+  }
+
+  /** The combined table if it was built from exactly the current allowlist and lists. */
+  #combinedNow(): CombinedTable | undefined {
+    const combined = this.#combined;
+    return combined !== undefined && combined.allow === this.#allow && combined.lists === this.#lists ? combined : undefined;
   }
 
   get lists(): readonly CompiledList[] {
@@ -136,20 +156,18 @@ export class ReputationEngine {
     const a2 = v4 ? 0 : wordAt(address, 8) >>> 0;
     const a3 = v4 ? 0 : wordAt(address, 12) >>> 0;
 
+    // Explain (detail) names each entry: it asks the tables one by one.
+    const combined = detail ? undefined : this.#combinedNow();
+    let combination = -1;
     const allow = this.#allow;
-    const allowed = allow.table.lookupWords(v4, a0, a1, a2, a3);
-    if (allowed >= 0) {
-      out.push(detail ? { ...ALLOW_MATCH, detail: formatRange(allow.ranges[allowed] as IpRange) } : ALLOW_MATCH);
-      if (!detail) return;
-    } else if (allow.files !== undefined) {
-      for (let i = 0; i < allow.files.length; i++) {
-        const file = allow.files[i] as LoadedList;
-        const index = file.table.lookupWords(v4, a0, a1, a2, a3);
-        if (index < 0) continue;
-        out.push(detail ? { ...ALLOW_MATCH, detail: formatRange((file.entries.at(index) as ListEntry).range) } : ALLOW_MATCH);
-        if (!detail) return;
-        break;
+    if (combined !== undefined) {
+      combination = combined.table.lookupWords(v4, a0, a1, a2, a3);
+      if (combination >= 0 && combined.allowed[combination] === 1) {
+        out.push(ALLOW_MATCH);
+        return;
       }
+    } else {
+      if (this.#collectAllowlist(allow, v4, a0, a1, a2, a3, out, detail) && !detail) return;
     }
 
     const decision = this.#decisions.lookup(address, now);
@@ -167,6 +185,42 @@ export class ReputationEngine {
       }
     }
 
+    if (combined !== undefined) {
+      if (combination >= 0) {
+        const matches = combined.matches[combination] as readonly Match[];
+        for (let i = 0; i < matches.length; i++) out.push(matches[i] as Match);
+      }
+    } else {
+      this.#collectLists(v4, a0, a1, a2, a3, out, detail);
+    }
+
+    if (geo.active) geo.collect(out, detail);
+
+    const behaviour = this.#behaviour?.evaluate(address, now, detail);
+    if (behaviour !== undefined) out.push(behaviour);
+  }
+
+  /** Adds the allowlist's match if the address is on it (true then), asking its tables one by one. */
+  #collectAllowlist(allow: CompiledAllowlist, v4: boolean, a0: number, a1: number, a2: number, a3: number, out: Match[], detail: boolean): boolean {
+    const allowed = allow.table.lookupWords(v4, a0, a1, a2, a3);
+    if (allowed >= 0) {
+      out.push(detail ? { ...ALLOW_MATCH, detail: formatRange(allow.ranges[allowed] as IpRange) } : ALLOW_MATCH);
+      return true;
+    }
+    const files = allow.files;
+    if (files === undefined) return false;
+    for (let i = 0; i < files.length; i++) {
+      const file = files[i] as LoadedList;
+      const index = file.table.lookupWords(v4, a0, a1, a2, a3);
+      if (index < 0) continue;
+      out.push(detail ? { ...ALLOW_MATCH, detail: formatRange((file.entries.at(index) as ListEntry).range) } : ALLOW_MATCH);
+      return true;
+    }
+    return false;
+  }
+
+  /** The lists' matches, in configuration order, asking their tables one by one. */
+  #collectLists(v4: boolean, a0: number, a1: number, a2: number, a3: number, out: Match[], detail: boolean): void {
     const lists = this.#lists;
     for (let i = 0; i < lists.length; i++) {
       const slot = lists[i] as ListSlot;
@@ -177,11 +231,6 @@ export class ReputationEngine {
       const match = score < 0 ? slot.match : entryMatch(slot, score);
       out.push(detail ? { ...match, detail: entryDetail(entries.at(index) as ListEntry) } : match);
     }
-
-    if (geo.active) geo.collect(out, detail);
-
-    const behaviour = this.#behaviour?.evaluate(address, now, detail);
-    if (behaviour !== undefined) out.push(behaviour);
   }
 
   #specialMatch(range: SpecialRange): Match | null {
@@ -220,25 +269,6 @@ export class ReputationEngine {
 function addExtra(matches: Match[], extra: readonly Match[]): void {
   if (matches.length > 0 && decidesAlone(matches[0] as Match)) return;
   for (let i = 0; i < extra.length; i++) matches.push(extra[i] as Match);
-}
-
-const ALLOW_MATCH: Match = Object.freeze({ kind: 'allowlist', source: 'allowlist', category: 'allowlisted', score: 100, action: 'allow' });
-
-/** What a hit on this list means: its absolute score (hard list) or its penalty (default 50). */
-function listMatch(config: ListConfig): Match {
-  const base = { kind: 'list', source: config.name, category: config.category } as const;
-  const action = config.action === undefined ? {} : { action: config.action };
-  if (config.score !== undefined) return Object.freeze({ ...base, ...action, score: config.score });
-  return Object.freeze({ ...base, ...action, penalty: config.penalty ?? 50 });
-}
-
-function entryMatch(slot: ListSlot, score: number): Match {
-  const cached = slot.byScore[score];
-  if (cached !== undefined) return cached;
-  const { penalty: _ignored, ...rest } = slot.match;
-  const match = Object.freeze({ ...rest, score });
-  slot.byScore[score] = match;
-  return match;
 }
 
 function entryDetail(entry: ListEntry): string {

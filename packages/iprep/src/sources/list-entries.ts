@@ -6,6 +6,7 @@
  */
 import type { IpRange } from '../net/address.js';
 import type { PackedFamily } from '../table/flatten.js';
+import { sharedUint8Copy, transferableBuffers } from '../table/shared.js';
 import type { ListEntries, ListEntry } from '../types.js';
 import type { EntrySink } from './formats.js';
 
@@ -19,7 +20,7 @@ export interface PackedListData {
   readonly v6: PackedFamily;
   /** Per entry: its position in v4, or -1 - its position in v6. */
   readonly slots: Int32Array;
-  /** Per entry: its own score (CSV lists), NO_SCORE without; empty when no entry has one. */
+  /** Per entry: its own score (CSV lists), NO_SCORE without; empty when no entry has one. Shared (a SharedArrayBuffer), like the list's table. */
   readonly scores: Uint8Array;
   /** Entry i's note is noteBytes[noteOffsets[i] .. noteOffsets[i + 1]) in UTF-8; both empty when no entry has a note. */
   readonly noteOffsets: Uint32Array;
@@ -28,9 +29,18 @@ export interface PackedListData {
 
 /** The buffers of packed entries, to transfer them between threads (each array owns its buffer). */
 export function packedListTransferList(data: PackedListData): ArrayBuffer[] {
-  return [data.v4.starts, data.v4.ends, data.v4.values, data.v6.starts, data.v6.ends, data.v6.values, data.slots, data.scores]
-    .concat([data.noteOffsets, data.noteBytes])
-    .map((array) => array.buffer as ArrayBuffer);
+  return transferableBuffers([
+    data.v4.starts,
+    data.v4.ends,
+    data.v4.values,
+    data.v6.starts,
+    data.v6.ends,
+    data.v6.values,
+    data.slots,
+    data.scores,
+    data.noteOffsets,
+    data.noteBytes,
+  ]);
 }
 
 /** Fills packed entries as a parser finds them (arrays grow by doubling, and are trimmed at the end). */
@@ -102,7 +112,7 @@ export class PackedListBuilder implements EntrySink {
       v4: { starts: this.#v4Starts.slice(0, this.#v4), ends: this.#v4Ends.slice(0, this.#v4), values: this.#v4Ids.slice(0, this.#v4) },
       v6: { starts: this.#v6Starts.slice(0, this.#v6 * 4), ends: this.#v6Ends.slice(0, this.#v6 * 4), values: this.#v6Ids.slice(0, this.#v6) },
       slots: this.#slots.slice(0, n),
-      scores: this.#scores === undefined ? new Uint8Array(0) : this.#scores.slice(0, n),
+      scores: sharedUint8Copy(this.#scores === undefined ? new Uint8Array(0) : this.#scores.subarray(0, n)),
       noteOffsets: notes === undefined ? new Uint32Array(0) : notes.slice(0, n + 1),
       noteBytes: this.#noteBytes === undefined ? new Uint8Array(0) : this.#noteBytes.slice(0, this.#noteLength),
     };

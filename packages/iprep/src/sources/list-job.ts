@@ -66,7 +66,8 @@ export function runListJob(job: ListJob): ListJobResult {
     const { warnings } = parseListInto(job.format, text, job.origin, builder, job.maxEntries);
     text = '';
     const entries = builder.finish();
-    const table = flattenEntries({ v4: entries.v4, v6: entries.v6 });
+    // Shared: the combined table's merge reads it in its own thread without a copy.
+    const table = flattenEntries({ v4: entries.v4, v6: entries.v6 }, true);
     const insideInternal = entriesInsideInternal(entries);
     return { ok: true, entries, table, warnings, insideInternal, body: job.body, ...(digest === undefined ? {} : { digest }) };
   } catch (err) {

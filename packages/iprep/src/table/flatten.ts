@@ -71,9 +71,9 @@ export function familyBuffers(family: PackedFamily): ArrayBuffer[] {
   return [family.starts.buffer as ArrayBuffer, family.ends.buffer as ArrayBuffer, family.values.buffer as ArrayBuffer];
 }
 
-/** The table of packed entries: flattened into intervals, then records and indexes (records.ts). */
-export function flattenEntries(packed: PackedEntries): IntervalTableData {
-  return tableData(packed.v4.values.length + packed.v6.values.length, flattenFamily(packed.v4, 1), flattenFamily(packed.v6, 4));
+/** The table of packed entries: flattened into intervals, then records and indexes (records.ts; `shared`: see tableData). */
+export function flattenEntries(packed: PackedEntries, shared = false): IntervalTableData {
+  return tableData(packed.v4.values.length + packed.v6.values.length, flattenFamily(packed.v4, 1), flattenFamily(packed.v6, 4), shared);
 }
 
 function allocateFamily(count: number, w: number): PackedFamily {

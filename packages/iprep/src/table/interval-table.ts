@@ -19,6 +19,7 @@ import { flattenEntries, packEntries } from './flatten.js';
 import type { FamilyRecords, IntervalTableData, TableEntry } from './layout.js';
 import { MAX_TABLE_VALUE } from './flatten.js';
 import { familyRecords, indexShift, recordsIndex } from './records.js';
+import { transferableBuffers } from './shared.js';
 import { compareWords, readWord } from './words.js';
 
 // Defined in layout.ts (shared with flatten.ts) and exported here too, with the table they describe.
@@ -190,14 +191,17 @@ export class IntervalTable {
   }
 }
 
-/** The buffers to list in `transferList` when posting table data; the sender's arrays are detached. */
+/**
+ * The buffers to list in `transferList` when posting table data; the sender's arrays are detached.
+ * Records in SharedArrayBuffers are shared, not transferred.
+ */
 export function intervalTableTransferList(data: IntervalTableData): ArrayBuffer[] {
-  const buffers: ArrayBuffer[] = [];
+  const arrays: Uint32Array[] = [];
   for (const family of [data.v4, data.v6]) {
-    buffers.push(family.records.buffer as ArrayBuffer);
-    if (family.index !== null) buffers.push(family.index.buffer as ArrayBuffer);
+    arrays.push(family.records);
+    if (family.index !== null) arrays.push(family.index);
   }
-  return buffers;
+  return transferableBuffers(arrays);
 }
 
 /** True when the 4-word value at `at` is <= (a0, a1, a2, a3). */

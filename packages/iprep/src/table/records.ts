@@ -6,6 +6,7 @@
  * only wraps the arrays it receives.
  */
 import type { FamilyIntervals, FamilyRecords, IntervalTableData } from './layout.js';
+import { sharedUint32 } from './shared.js';
 
 /** Records from which a family gets an index: below, a search of at most 4 steps. */
 export const INDEX_MIN_RECORDS = 16;
@@ -22,17 +23,21 @@ export function indexBits(n: number): number {
   return Math.min(MAX_INDEX_BITS, Math.max(MIN_INDEX_BITS, Math.ceil(Math.log2(n))));
 }
 
-/** The table data of flattened families: records and their indexes. */
-export function tableData(size: number, v4: FamilyIntervals, v6: FamilyIntervals): IntervalTableData {
-  return { size, intervals: v4.values.length + v6.values.length, v4: familyRecords(v4, 1), v6: familyRecords(v6, 4) };
+/**
+ * The table data of flattened families: records and their indexes. `shared`: records in
+ * SharedArrayBuffers (shared.ts), for tables that another thread may read (lists: the combined
+ * table's merge).
+ */
+export function tableData(size: number, v4: FamilyIntervals, v6: FamilyIntervals, shared = false): IntervalTableData {
+  return { size, intervals: v4.values.length + v6.values.length, v4: familyRecords(v4, 1, shared), v6: familyRecords(v6, 4, shared) };
 }
 
 /** A family's records and index, from its intervals (`w` words per address). */
-export function familyRecords(intervals: FamilyIntervals, w: number): FamilyRecords {
+export function familyRecords(intervals: FamilyIntervals, w: number, shared = false): FamilyRecords {
   const { starts, ends, values } = intervals;
   const n = values.length;
   const stride = 2 * w + 1;
-  const records = new Uint32Array(n * stride);
+  const records = shared ? sharedUint32(n * stride) : new Uint32Array(n * stride);
   for (let i = 0; i < n; i++) {
     const at = i * stride;
     for (let k = 0; k < w; k++) {
