@@ -402,6 +402,26 @@ describe('reputationHandler feeds behaviour', () => {
     assert.equal(source(send('198.51.100.24', [{ name: 'rate', value: { type: 'int32', value: -5 } }])), 'default');
   });
 
+  it('reads a message of one argument as the address alone, whatever its name: no status or rate in it', () => {
+    const { source } = setup();
+    const tracker = new BehaviourTracker(behaviourConfig, { now: () => NOW });
+    const handler = reputationHandler({
+      engine: engine({ behaviour: tracker }),
+      variables,
+      behaviour: tracker,
+      statusArgument: 'status',
+      errorWeight: 5,
+      rate: { argument: 'rate', max: 10 },
+      now: () => NOW,
+    });
+    const only = (name: string, ip: string) =>
+      source(handler(new Message('check-client-ip', [{ name, value: { type: 'ipv4', value: ip } }]), undefined as never) as SetVarAction[]);
+    for (let i = 0; i < 5; i++) assert.equal(only('status', '198.51.100.26'), 'default', `message ${i + 1} counts 1`);
+    assert.equal(only('rate', '198.51.100.26'), 'behaviour:rate', 'the sixth is above the threshold of 5');
+    assert.equal(only('rate', '198.51.100.27'), 'default', 'an address named rate claims no rate');
+    assert.equal(handler(new Message('check-client-ip', [{ name: 'status', value: { type: 'int32', value: 500 } }]), undefined as never), undefined);
+  });
+
   it('ignores a rate argument unless it is configured', () => {
     const { send, source } = setup(null);
     assert.equal(source(send('198.51.100.25', [{ name: 'rate', value: { type: 'int32', value: 1_000_000 } }])), 'default');
