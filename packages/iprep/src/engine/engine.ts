@@ -136,8 +136,9 @@ export class ReputationEngine {
     const a2 = v4 ? 0 : wordAt(address, 8) >>> 0;
     const a3 = v4 ? 0 : wordAt(address, 12) >>> 0;
 
+    // Empty tables (no allowlist, no decision: the usual case) are not asked.
     const allow = this.#allow;
-    const allowed = allow.table.lookupWords(v4, a0, a1, a2, a3);
+    const allowed = allow.table.size === 0 ? -1 : allow.table.lookupWords(v4, a0, a1, a2, a3);
     if (allowed >= 0) {
       out.push(detail ? { ...ALLOW_MATCH, detail: formatRange(allow.ranges[allowed] as IpRange) } : ALLOW_MATCH);
       if (!detail) return;
@@ -152,7 +153,7 @@ export class ReputationEngine {
       }
     }
 
-    const decision = this.#decisions.lookup(address, now);
+    const decision = this.#decisions.size === 0 ? undefined : this.#decisions.lookup(address, now);
     if (decision !== undefined) {
       out.push(this.#decisionMatch(decision));
       if (!detail) return;

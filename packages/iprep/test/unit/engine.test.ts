@@ -12,7 +12,7 @@ import { DecisionIndex, makeDecision } from '../../src/decisions/index.js';
 import { type CompiledList, ReputationEngine } from '../../src/engine/engine.js';
 import { VerdictActions, reputationHandler } from '../../src/engine/handler.js';
 import { combine, thresholdAction } from '../../src/engine/verdict.js';
-import { formatAddress, parseAddress, parseRange } from '../../src/net/address.js';
+import { type IpRange, formatAddress, parseAddress, parseRange } from '../../src/net/address.js';
 import { PackedListEntries } from '../../src/sources/index.js';
 import { IntervalTable } from '../../src/table/index.js';
 import type { BehaviourConfig, IprepConfig, ListConfig, ListEntry, Verdict } from '../../src/types.js';
@@ -166,6 +166,22 @@ describe('decisions and behaviour', () => {
     });
     assert.deepEqual(brief(e.score(ip('203.0.113.5'), NOW)), [50, 'captcha', 'manual', 'manual']);
     assert.deepEqual(brief(e.score(ip('203.0.113.5'), NOW + 1001)), [70, 'log', 'scanners', 'scanners']);
+  });
+
+  it('sees the first decision and the first allowlist entry once they arrive, after scoring with none', () => {
+    const decisions = new DecisionIndex();
+    const e = engine({ decisions });
+    assert.deepEqual(brief(e.score(ip('203.0.113.8'), NOW)), [100, 'allow', 'none', 'default']);
+    decisions.apply({
+      op: 'put',
+      decision: makeDecision({ value: '203.0.113.8', score: 5 }, { action: 'deny', durationMs: 1000, origin: 'api' }, NOW),
+    });
+    assert.deepEqual(brief(e.score(ip('203.0.113.8'), NOW)), [5, 'deny', 'manual', 'manual']);
+    decisions.apply({ op: 'delete', key: 'ip:203.0.113.8' });
+    assert.deepEqual(brief(e.score(ip('203.0.113.8'), NOW)), [100, 'allow', 'none', 'default']);
+    const ranges = [parseRange('203.0.113.0/24')];
+    e.setAllowlist({ ranges, table: IntervalTable.compile([{ range: ranges[0] as IpRange, value: 0 }]) });
+    assert.deepEqual(brief(e.score(ip('203.0.113.8'), NOW)), [100, 'allow', 'allowlisted', 'allowlist']);
   });
 
   it('explains a decision stored with an expiry past what a date can hold (written before durations were capped)', () => {
