@@ -169,6 +169,26 @@ describe('ReputationMetrics: Prometheus text', () => {
     assert.equal(sample(text, 'iprep_score_sum'), 135);
   });
 
+  it('counts every score, whole or not, in the first bucket whose bound it does not exceed', async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    const scores = [...Array.from({ length: 101 }, (_, score) => score), 9.5, 89.25, 0.5, 100, 9, 90];
+    for (const score of scores) metrics.observeVerdict(verdict(score, 'allow', 'none', 'default'));
+    const text = await metrics.registry.metrics();
+    for (const bound of [9, 19, 29, 39, 49, 59, 69, 79, 89]) {
+      assert.equal(sample(text, `iprep_score_bucket{le="${bound}"}`), scores.filter((score) => score <= bound).length, `le ${bound}`);
+    }
+    assert.equal(sample(text, 'iprep_score_bucket{le="+Inf"}'), scores.length);
+    assert.equal(
+      sample(text, 'iprep_score_sum'),
+      scores.reduce((sum, score) => sum + score, 0),
+    );
+    // Ten scores a bucket, eleven in the last (90-100), and the extra ones: 0.5 and 9 (first), 9.5 (second), 89.25, 90 and 100 (last).
+    assert.deepEqual(
+      metrics.status().scores.map((bucket) => bucket.count),
+      [12, 11, 10, 10, 10, 10, 10, 10, 10, 14],
+    );
+  });
+
   it('reads gauges from the providers at scrape time', async () => {
     const clock = manualClock();
     const metrics = new ReputationMetrics({ defaultMetrics: false, now: clock.now });
