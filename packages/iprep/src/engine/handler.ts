@@ -12,6 +12,7 @@ import type { GeoCounts } from '../geo/geo-counts.js';
 import { parseAddress } from '../net/address.js';
 import type { IprepConfig, Verdict } from '../types.js';
 import type { ReputationEngine } from './engine.js';
+import { RecentByIdentity } from './recent.js';
 
 export interface VerdictObserver {
   /** `handlerSeconds` is given for the sample of messages whose handling was timed. */
@@ -130,22 +131,14 @@ export class VerdictActions {
   /** Answers of verdicts the engine reuses (unknown addresses, single matches): no array per message. */
   readonly #byVerdict = new WeakMap<Verdict, readonly Action[]>();
 
-  /** The last two kept verdicts answered, and their answers: most messages repeat one of a few verdicts (a WeakMap read costs more). */
-  #recent: Verdict | undefined;
-  #recentAnswer: readonly Action[] = [];
-  #previous: Verdict | undefined;
-  #previousAnswer: readonly Action[] = [];
+  /** The last kept verdicts answered, and their answers: most messages repeat one of a few verdicts (a WeakMap read costs more). */
+  readonly #recent = new RecentByIdentity<Verdict, readonly Action[]>();
 
   for(verdict: Verdict): readonly Action[] {
-    if (verdict === this.#recent) return this.#recentAnswer;
-    if (verdict === this.#previous) return this.#previousAnswer;
+    const recent = this.#recent.get(verdict);
+    if (recent !== undefined) return recent;
     const actions = this.#kept(verdict);
-    if (Object.isFrozen(verdict)) {
-      this.#previous = this.#recent;
-      this.#previousAnswer = this.#recentAnswer;
-      this.#recent = verdict;
-      this.#recentAnswer = actions;
-    }
+    if (Object.isFrozen(verdict)) this.#recent.set(verdict, actions);
     return actions;
   }
 

@@ -375,6 +375,19 @@ describe('VerdictActions', () => {
     }
     assert.equal(answers.for(kept[0] as Verdict), answers.for(kept[0] as Verdict), 'a kept verdict has one answer');
   });
+
+  it('answers right among more verdicts than it keeps at hand, kept or fresh', () => {
+    const answers = new VerdictActions(variables);
+    const kept = Array.from({ length: 9 }, (_, i) => Object.freeze(verdict(i * 10, `s${i}`)));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat({ max: kept.length - 1 }), fc.boolean()), { maxLength: 60 }), (picks) => {
+        for (const [i, fresh] of picks) {
+          const v = fresh ? verdict(i * 10, `s${i}`) : (kept[i] as Verdict);
+          assert.deepEqual(values(answers.for(v)), [v.score, v.action, v.category, v.source], `verdict ${i}`);
+        }
+      }),
+    );
+  });
 });
 
 describe('reputationHandler feeds behaviour', () => {

@@ -137,6 +137,27 @@ describe('ReputationMetrics: Prometheus text', () => {
     assert.equal(sample(text, 'iprep_messages_total{action="captcha",category="tor",source="tor-exits"}'), 4);
   });
 
+  it('counts each series right among many verdicts, kept or fresh, some with the same labels', async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    // Seven series; kept (frozen, reused) verdicts and fresh copies of the same labels.
+    const labels = Array.from({ length: 7 }, (_, i) => [i * 10, i % 2 === 0 ? 'deny' : 'allow', `c${i}`, `s${i}`] as const);
+    const kept = labels.map(([score, action, category, source]) => Object.freeze(verdict(score, action, category, source)));
+    const expected = new Array<number>(labels.length).fill(0);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat({ max: labels.length - 1 }), fc.boolean()), { maxLength: 60 }), (picks) => {
+        for (const [i, fresh] of picks) {
+          const [score, action, category, source] = labels[i]!;
+          metrics.observeVerdict(fresh ? verdict(score, action, category, source) : kept[i]!);
+          expected[i]!++;
+        }
+      }),
+    );
+    const text = await metrics.registry.metrics();
+    labels.forEach(([, action, category, source], i) => {
+      assert.equal(sample(text, `iprep_messages_total{action="${action}",category="${category}",source="${source}"}`) ?? 0, expected[i], source);
+    });
+  });
+
   it('exposes messages, handler time and score histograms after observeVerdict', async () => {
     const metrics = new ReputationMetrics({ defaultMetrics: false });
     metrics.observeVerdict(verdict(0, 'deny', 'hijacked', 'spamhaus-drop'), 0.000003);
