@@ -127,12 +127,29 @@ export class SpecialRanges {
    */
   /** `lookup` of an address read as unsigned words (see IntervalTable.lookupWords), not IPv4-mapped. */
   lookupWords(v4: boolean, a0: number, a1: number, a2: number, a3: number): SpecialRange | undefined {
+    const index = this.indexWords(v4, a0, a1, a2, a3);
+    return index < 0 ? undefined : this.#ranges[index];
+  }
+
+  /** As lookupWords, the range's number (`at`), -1 when none: callers can keep what they derive from a range in an array. */
+  indexWords(v4: boolean, a0: number, a1: number, a2: number, a3: number): number {
     if (v4) {
       const known = this.#v4ByFirstByte[a0 >>> 24] as number;
-      if (known !== ASK_TABLE) return known === NO_RANGE ? undefined : this.#ranges[known];
+      if (known !== ASK_TABLE) return known; // NO_RANGE is -1
     }
-    const index = this.#table.lookupWords(v4, a0, a1, a2, a3);
-    return index < 0 ? undefined : this.#ranges[index];
+    return this.#table.lookupWords(v4, a0, a1, a2, a3);
+  }
+
+  /** The range numbered `index` by indexWords. */
+  at(index: number): SpecialRange {
+    const range = this.#ranges[index];
+    if (range === undefined) throw new RangeError(`no special range ${index}`);
+    return range;
+  }
+
+  /** Number of ranges (indexWords answers below it). */
+  get size(): number {
+    return this.#ranges.length;
   }
 
   lookup(address: Uint8Array): SpecialRange | undefined {

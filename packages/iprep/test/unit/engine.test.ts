@@ -128,6 +128,36 @@ describe('combination rules', () => {
         assert.deepEqual(brief(withSpecial.explain(address, NOW)), expected);
       });
     }
+
+    it('follows a new policy (reload), in IPv4 and IPv6, with each range named in explain', () => {
+      const e = engine({ specialRanges: true });
+      const addresses = ['10.1.2.3', '240.0.0.1', '224.0.0.1', '::1', 'ff02::1'];
+      const before = addresses.map((a) => brief(e.score(ip(a), NOW)));
+      assert.deepEqual(before, [
+        [100, 'allow', 'internal', 'rfc6890:private'],
+        [10, 'deny', 'bogon', 'rfc6890:reserved'],
+        [10, 'deny', 'bogon', 'rfc6890:multicast'],
+        [100, 'allow', 'internal', 'rfc6890:loopback'],
+        [10, 'deny', 'bogon', 'rfc6890:multicast'],
+      ]);
+      e.configure({ thresholds, special: { enabled: true, internalAction: 'log', bogonScore: 50 } });
+      assert.deepEqual(
+        addresses.map((a) => brief(e.score(ip(a), NOW))),
+        [
+          [100, 'log', 'internal', 'rfc6890:private'],
+          [50, 'captcha', 'bogon', 'rfc6890:reserved'],
+          [50, 'captcha', 'bogon', 'rfc6890:multicast'],
+          [100, 'log', 'internal', 'rfc6890:loopback'],
+          [50, 'captcha', 'bogon', 'rfc6890:multicast'],
+        ],
+      );
+      assert.deepEqual(
+        addresses.map((a) => e.explain(a, NOW).matches[0]?.detail),
+        ['10.0.0.0/8', '240.0.0.0/4', '224.0.0.0/4', '::1/128', 'ff00::/8'],
+      );
+      e.configure({ thresholds, special: { enabled: false, internalAction: 'allow', bogonScore: 10 } });
+      assert.deepEqual(brief(e.score(ip('240.0.0.1'), NOW)), [100, 'allow', 'none', 'default']);
+    });
   });
 
   it('explain lists every match with what it matched', () => {
