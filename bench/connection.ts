@@ -11,11 +11,10 @@
  * Costs are CPU time (process.cpuUsage: the time a preempted process waits is not counted), the
  * least of --repeat passes.
  */
-import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
-import { type Action, Agent, FrameFlags, type MessageHandler, T, Writer, encodeFrame, haproxyHelloKv, preEncode, setVar, silentLogger } from 'spop';
+import { type Action, Agent, type MessageHandler, T, preEncode, setVar, silentLogger } from 'spop';
 import { seededRandom32 } from './random.js';
+import { notifyChunks, stubConnection } from './stub-socket.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,55 +26,14 @@ const { values } = parseArgs({
 const messages = Number(values.messages);
 const depth = Number(values.depth);
 
-/** Just enough of a net.Socket for a connection: writes are counted, never sent. */
-class StubSocket extends EventEmitter {
-  written = 0;
-  readonly remoteAddress = undefined;
-  readonly writableLength = 0;
-  setNoDelay(): this {
-    return this;
-  }
-  write(bytes: Uint8Array): boolean {
-    this.written += bytes.length;
-    return true;
-  }
-  pause(): this {
-    return this;
-  }
-  resume(): this {
-    return this;
-  }
-  end(): this {
-    return this;
-  }
-  destroy(): this {
-    this.emit('close');
-    return this;
-  }
-}
-
 const random32 = seededRandom32();
 
 /** Chunks of `depth` NOTIFY frames with increasing stream ids and random sources. */
 const RING = 4096;
-const chunks: Buffer[] = [];
-let stream = 1;
-for (let c = 0; c < RING; c++) {
-  const w = new Writer(64 * depth);
-  for (let f = 0; f < depth; f++) {
-    const n = random32();
-    w.frame({
-      type: 'notify',
-      flags: FrameFlags.FIN,
-      streamId: stream++ & 0xffff,
-      frameId: 1,
-      messages: [
-        { name: 'check-client-ip', args: [{ name: '', value: { type: 'ipv4', value: `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}` } }] },
-      ],
-    });
-  }
-  chunks.push(w.take());
-}
+const chunks = notifyChunks(RING, depth, () => {
+  const n = random32();
+  return Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+});
 
 const scores = Array.from({ length: 101 }, (_, score) => preEncode(setVar('sess', 'ip_score', T.uint32(score))));
 const listed = [
@@ -97,9 +55,7 @@ const handlers: Record<string, MessageHandler> = {
 const results: Array<{ name: string; best: number }> = [];
 for (const [name, handler] of Object.entries(handlers)) {
   const agent = new Agent({ logger: silentLogger }).message('check-client-ip', handler);
-  const socket = new StubSocket();
-  agent.handle(socket as unknown as Socket);
-  socket.emit('data', encodeFrame({ type: 'haproxy-hello', flags: FrameFlags.FIN, streamId: 0, frameId: 0, kv: haproxyHelloKv({}) }));
+  const socket = stubConnection(agent);
   const frames = Math.ceil(messages / depth);
   for (let i = 0; i < 20_000; i++) socket.emit('data', chunks[i % RING]); // warm-up
   let best = Number.POSITIVE_INFINITY;

@@ -27,6 +27,7 @@ export {
 export { IprepService, type IprepServiceOptions } from './service.js';
 export {
   CoarseClock,
+  type CoarseClockOptions,
   VerdictActions,
   reputationHandler,
   type ReputationEngine,

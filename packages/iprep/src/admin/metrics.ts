@@ -12,6 +12,7 @@
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { AgentStats } from 'spop';
 import type { DecisionAuditEvent } from '../decisions/audit.js';
+import { RecentByIdentity } from '../engine/recent.js';
 import type { ListStatus, StoreHealth, Verdict } from '../types.js';
 import { NODE_VERSION, VERSION } from '../version.js';
 import type { WorkerPeers } from './cluster.js';
@@ -92,11 +93,6 @@ class SeriesCount {
     readonly category: string,
     readonly source: string,
   ) {}
-
-  /** Whether this series counts the verdict (its own labels; not the overflow series). */
-  counts(verdict: Verdict): boolean {
-    return this.source === verdict.source && this.category === verdict.category && this.action === verdict.action;
-  }
 }
 
 /** The behaviour tracker's figures for /metrics. */
@@ -128,9 +124,8 @@ export class ReputationMetrics {
   /** Series by source, then a short list of (action, category) pairs: sources are the most specific label. */
   readonly #seriesBySource = new Map<string, SeriesCount[]>();
   #seriesCount = 0;
-  /** The series of the previous message: consecutive messages often share one. */
-  #lastSeries: SeriesCount | undefined;
-  #previousSeries: SeriesCount | undefined;
+  /** The series of the last verdicts counted, by verdict: verdicts are few and reused (the engine keeps them). */
+  readonly #recentSeries = new RecentByIdentity<Verdict, SeriesCount>();
 
   /** Messages per second, a ring indexed by `slot` (the second in progress, `currentSecond`). */
   readonly #perSecond = new Float64Array(RING_SLOTS);
@@ -451,14 +446,11 @@ export class ReputationMetrics {
     // Callers time a sample of their messages: reading the clock costs more than the rest.
     if (handlerSeconds !== undefined) this.#handlerSeconds.observe(handlerSeconds);
     this.#scores.observe(verdict.score);
-    // The last two series counted: messages alternate between a few verdicts (unknown, a list's).
-    let series = this.#lastSeries;
-    if (series === undefined || !series.counts(verdict)) {
-      const previous = this.#previousSeries;
-      if (previous?.counts(verdict)) series = previous;
-      else series = this.#seriesFor(verdict.action, verdict.category, verdict.source);
-      this.#previousSeries = this.#lastSeries;
-      this.#lastSeries = series;
+    // The series of the last verdicts counted: messages alternate between a few verdicts (unknown, a list's, RFC 6890's).
+    let series = this.#recentSeries.get(verdict);
+    if (series === undefined) {
+      series = this.#seriesFor(verdict.action, verdict.category, verdict.source);
+      this.#recentSeries.set(verdict, series);
     }
     series.count++;
   }

@@ -8,7 +8,7 @@ import { type IpRange, formatRange, isIPv4Mapped, parseAddress, wordAt } from '.
 import type { BehaviourTracker } from '../behaviour/index.js';
 import type { DecisionIndex } from '../decisions/index.js';
 import { GeoMatcher } from '../geo/geo-matcher.js';
-import { IntervalTable, type SpecialRange, SpecialRanges } from '../table/index.js';
+import { IntervalTable, SpecialRanges } from '../table/index.js';
 import { ASN_LIST_FORMATS, type Decision, type IprepConfig, type ListEntry, type LoadedList, type Match, type Verdict } from '../types.js';
 import type { Logger } from 'spop';
 import { INTERNAL, combine, decidesAlone } from './verdict.js';
@@ -36,7 +36,8 @@ export class ReputationEngine {
   readonly #decisions: DecisionIndex;
   readonly #behaviour: BehaviourTracker | undefined;
   readonly #special: SpecialRanges;
-  readonly #specialMatches = new Map<SpecialRange, Match | null>();
+  /** Match of each special range by its number (null: the range's policy is none), built on first use. */
+  readonly #specialMatches: (Match | null | undefined)[];
   readonly #decisionMatches = new WeakMap<Decision, Match>();
   #allow: CompiledAllowlist = { ranges: [], table: IntervalTable.empty() };
   #lists: readonly ListSlot[] = [];
@@ -53,6 +54,7 @@ export class ReputationEngine {
     this.#decisions = deps.decisions;
     this.#behaviour = deps.behaviour;
     this.#special = deps.special ?? new SpecialRanges();
+    this.#specialMatches = new Array<Match | null | undefined>(this.#special.size).fill(undefined);
     if (deps.combined !== false) {
       this.#builder = new CombinedTableBuilder(
         deps.combined ?? {},
@@ -68,7 +70,7 @@ export class ReputationEngine {
   /** New thresholds and special-range policy (reload). */
   configure(config: EngineConfig): void {
     this.#config = config;
-    this.#specialMatches.clear();
+    this.#specialMatches.fill(undefined);
   }
 
   setAllowlist(allow: CompiledAllowlist): void {
@@ -170,17 +172,17 @@ export class ReputationEngine {
       if (this.#collectAllowlist(allow, v4, a0, a1, a2, a3, out, detail) && !detail) return;
     }
 
-    const decision = this.#decisions.lookup(address, now);
+    const decision = this.#decisions.size === 0 ? undefined : this.#decisions.lookup(address, now);
     if (decision !== undefined) {
       out.push(this.#decisionMatch(decision));
       if (!detail) return;
     }
 
     if (this.#config.special.enabled) {
-      const special = this.#special.lookupWords(v4, a0, a1, a2, a3);
-      const match = special === undefined ? null : this.#specialMatch(special);
+      const special = this.#special.indexWords(v4, a0, a1, a2, a3);
+      const match = special < 0 ? null : this.#specialMatch(special);
       if (match !== null) {
-        out.push(detail ? { ...match, detail: special?.cidr } : match);
+        out.push(detail ? { ...match, detail: this.#special.at(special).cidr } : match);
         if (!detail && match.category === INTERNAL) return;
       }
     }
@@ -202,7 +204,8 @@ export class ReputationEngine {
 
   /** Adds the allowlist's match if the address is on it (true then), asking its tables one by one. */
   #collectAllowlist(allow: CompiledAllowlist, v4: boolean, a0: number, a1: number, a2: number, a3: number, out: Match[], detail: boolean): boolean {
-    const allowed = allow.table.lookupWords(v4, a0, a1, a2, a3);
+    // An empty table (no configured allowlist ranges: the usual case) is not asked.
+    const allowed = allow.table.size === 0 ? -1 : allow.table.lookupWords(v4, a0, a1, a2, a3);
     if (allowed >= 0) {
       out.push(detail ? { ...ALLOW_MATCH, detail: formatRange(allow.ranges[allowed] as IpRange) } : ALLOW_MATCH);
       return true;
@@ -233,16 +236,17 @@ export class ReputationEngine {
     }
   }
 
-  #specialMatch(range: SpecialRange): Match | null {
-    let match = this.#specialMatches.get(range);
+  #specialMatch(index: number): Match | null {
+    let match = this.#specialMatches[index];
     if (match === undefined) {
+      const range = this.#special.at(index);
       const { internalAction, bogonScore } = this.#config.special;
       const source = `rfc6890:${range.name}`;
       // Frozen like every match the hot path collects: the verdict cache keys on them.
       if (range.policy === 'internal') match = Object.freeze({ kind: 'special', source, category: INTERNAL, score: 100, action: internalAction });
       else if (range.policy === 'bogon') match = Object.freeze({ kind: 'special', source, category: 'bogon', score: bogonScore });
       else match = null;
-      this.#specialMatches.set(range, match);
+      this.#specialMatches[index] = match;
     }
     return match;
   }

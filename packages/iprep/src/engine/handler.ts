@@ -12,6 +12,7 @@ import type { GeoCounts } from '../geo/geo-counts.js';
 import { parseAddress } from '../net/address.js';
 import type { IprepConfig, Verdict } from '../types.js';
 import type { ReputationEngine } from './engine.js';
+import { RecentByIdentity } from './recent.js';
 
 export interface VerdictObserver {
   /** `handlerSeconds` is given for the sample of messages whose handling was timed. */
@@ -60,13 +61,17 @@ export function reputationHandler(options: ReputationHandlerOptions): MessageHan
   return (message) => {
     const timed = metrics !== undefined && (++calls & (TIMED_ONE_IN - 1)) === 0;
     const started = timed ? performance.now() : 0;
-    const address = addresses.read(message);
+    // A message of one argument (`args src`, HAProxy's usual) carries the address alone: no status,
+    // rate or ClientHello piece to look for by name.
+    const alone = message.argCount === 1;
+    const address = addresses.read(message, alone);
     if (address === undefined) return undefined;
     const t = now();
     if (behaviour !== undefined) {
-      behaviour.hit(address, weightOf(message, statusArgument, errorWeight), t, rate === undefined ? 0 : rateOf(message, rate.argument, rate.max));
+      if (alone) behaviour.hit(address, 1, t, 0);
+      else behaviour.hit(address, weightOf(message, statusArgument, errorWeight), t, rate === undefined ? 0 : rateOf(message, rate.argument, rate.max));
     }
-    const judged = tls?.judge(message, t);
+    const judged = alone ? undefined : tls?.judge(message, t);
     const verdict = engine.score(address, t, judged?.matches);
     if (metrics !== undefined) metrics.observeVerdict(verdict, timed ? (performance.now() - started) / 1000 : undefined);
     if (onVerdict !== undefined) onVerdict(String(message.value(ADDRESS_ARGUMENT) ?? message.value(0)), verdict);
@@ -86,8 +91,9 @@ class AddressReader {
   readonly #bytes = new Uint8Array(16);
   readonly #v4 = this.#bytes.subarray(0, 4);
 
-  read(message: Message): Uint8Array | undefined {
-    let index = message.argIndex(ADDRESS_ARGUMENT);
+  /** `alone`: the message has one argument, the address whatever its name (no name to look for). */
+  read(message: Message, alone: boolean): Uint8Array | undefined {
+    let index = alone ? 0 : message.argIndex(ADDRESS_ARGUMENT);
     if (index < 0) index = 0;
     const length = message.addressInto(index, this.#bytes);
     if (length === 4) return this.#v4;
@@ -125,22 +131,14 @@ export class VerdictActions {
   /** Answers of verdicts the engine reuses (unknown addresses, single matches): no array per message. */
   readonly #byVerdict = new WeakMap<Verdict, readonly Action[]>();
 
-  /** The last two kept verdicts answered, and their answers: most messages repeat one of a few verdicts (a WeakMap read costs more). */
-  #recent: Verdict | undefined;
-  #recentAnswer: readonly Action[] = [];
-  #previous: Verdict | undefined;
-  #previousAnswer: readonly Action[] = [];
+  /** The last kept verdicts answered, and their answers: most messages repeat one of a few verdicts (a WeakMap read costs more). */
+  readonly #recent = new RecentByIdentity<Verdict, readonly Action[]>();
 
   for(verdict: Verdict): readonly Action[] {
-    if (verdict === this.#recent) return this.#recentAnswer;
-    if (verdict === this.#previous) return this.#previousAnswer;
+    const recent = this.#recent.get(verdict);
+    if (recent !== undefined) return recent;
     const actions = this.#kept(verdict);
-    if (Object.isFrozen(verdict)) {
-      this.#previous = this.#recent;
-      this.#previousAnswer = this.#recentAnswer;
-      this.#recent = verdict;
-      this.#recentAnswer = actions;
-    }
+    if (Object.isFrozen(verdict)) this.#recent.set(verdict, actions);
     return actions;
   }
 

@@ -5,7 +5,7 @@
  * 'none' so that a more specific entry inside a bogon block (PCP anycast in
  * 192.0.0.0/24, Teredo in 2001::/23) is not blocked with it.
  */
-import { isIPv4Mapped, parseRange } from '../net/address.js';
+import { isIPv4Mapped, parseRange, wordAt } from '../net/address.js';
 import { IntervalTable } from './interval-table.js';
 
 /**
@@ -80,10 +80,20 @@ export const SPECIAL_RANGES: readonly SpecialRange[] = [
   { cidr: 'ff00::/8', name: 'multicast', policy: 'bogon', rfc: 'RFC 4291' },
 ];
 
+/** In SpecialRanges' per-first-byte array: no range touches that /8, or the table must be asked. */
+const NO_RANGE = -1;
+const ASK_TABLE = -2;
+
 /** The most specific special range of an address, from a compiled table. */
 export class SpecialRanges {
   readonly #ranges: readonly SpecialRange[];
   readonly #table: IntervalTable;
+  /**
+   * Per first byte of an IPv4 address: the range whose answer is the same for all of that /8 (most
+   * /8s touch no range; 10/8, 127/8 and 224/3 are covered whole), else ASK_TABLE. The hot path then
+   * asks the table for 8 of the 256 /8s only.
+   */
+  readonly #v4ByFirstByte = new Int32Array(256);
 
   /** Throws a TypeError naming the range when a `cidr` does not parse. */
   constructor(ranges: readonly SpecialRange[] = SPECIAL_RANGES) {
@@ -97,6 +107,17 @@ export class SpecialRanges {
         }
       }),
     );
+    this.#v4ByFirstByte.fill(NO_RANGE);
+    const v4 = ranges.map((special) => parseRange(special.cidr)).filter((range) => range.family === 4);
+    for (let first = 0; first < 256; first++) {
+      const low = first * 2 ** 24;
+      const high = low + 0xffffff;
+      const touching = v4.filter((range) => wordAt(range.start, 0) >>> 0 <= high && wordAt(range.end, 0) >>> 0 >= low);
+      if (touching.length === 0) continue;
+      // Constant over the /8 when every range touching it covers it whole: the most specific of them, as the table says.
+      const whole = touching.every((range) => wordAt(range.start, 0) >>> 0 <= low && wordAt(range.end, 0) >>> 0 >= high);
+      this.#v4ByFirstByte[first] = whole ? this.#table.lookupWords(true, low, 0, 0, 0) : ASK_TABLE;
+    }
   }
 
   /**
@@ -106,8 +127,29 @@ export class SpecialRanges {
    */
   /** `lookup` of an address read as unsigned words (see IntervalTable.lookupWords), not IPv4-mapped. */
   lookupWords(v4: boolean, a0: number, a1: number, a2: number, a3: number): SpecialRange | undefined {
-    const index = this.#table.lookupWords(v4, a0, a1, a2, a3);
+    const index = this.indexWords(v4, a0, a1, a2, a3);
     return index < 0 ? undefined : this.#ranges[index];
+  }
+
+  /** As lookupWords, the range's number (`at`), -1 when none: callers can keep what they derive from a range in an array. */
+  indexWords(v4: boolean, a0: number, a1: number, a2: number, a3: number): number {
+    if (v4) {
+      const known = this.#v4ByFirstByte[a0 >>> 24] as number;
+      if (known !== ASK_TABLE) return known; // NO_RANGE is -1
+    }
+    return this.#table.lookupWords(v4, a0, a1, a2, a3);
+  }
+
+  /** The range numbered `index` by indexWords. */
+  at(index: number): SpecialRange {
+    const range = this.#ranges[index];
+    if (range === undefined) throw new RangeError(`no special range ${index}`);
+    return range;
+  }
+
+  /** Number of ranges (indexWords answers below it). */
+  get size(): number {
+    return this.#ranges.length;
   }
 
   lookup(address: Uint8Array): SpecialRange | undefined {

@@ -12,7 +12,7 @@ import { DecisionIndex, makeDecision } from '../../src/decisions/index.js';
 import { type CompiledList, ReputationEngine } from '../../src/engine/engine.js';
 import { VerdictActions, reputationHandler } from '../../src/engine/handler.js';
 import { combine, thresholdAction } from '../../src/engine/verdict.js';
-import { formatAddress, parseAddress, parseRange } from '../../src/net/address.js';
+import { type IpRange, formatAddress, parseAddress, parseRange } from '../../src/net/address.js';
 import { PackedListEntries } from '../../src/sources/index.js';
 import { IntervalTable } from '../../src/table/index.js';
 import type { BehaviourConfig, IprepConfig, ListConfig, ListEntry, Verdict } from '../../src/types.js';
@@ -128,6 +128,36 @@ describe('combination rules', () => {
         assert.deepEqual(brief(withSpecial.explain(address, NOW)), expected);
       });
     }
+
+    it('follows a new policy (reload), in IPv4 and IPv6, with each range named in explain', () => {
+      const e = engine({ specialRanges: true });
+      const addresses = ['10.1.2.3', '240.0.0.1', '224.0.0.1', '::1', 'ff02::1'];
+      const before = addresses.map((a) => brief(e.score(ip(a), NOW)));
+      assert.deepEqual(before, [
+        [100, 'allow', 'internal', 'rfc6890:private'],
+        [10, 'deny', 'bogon', 'rfc6890:reserved'],
+        [10, 'deny', 'bogon', 'rfc6890:multicast'],
+        [100, 'allow', 'internal', 'rfc6890:loopback'],
+        [10, 'deny', 'bogon', 'rfc6890:multicast'],
+      ]);
+      e.configure({ thresholds, special: { enabled: true, internalAction: 'log', bogonScore: 50 } });
+      assert.deepEqual(
+        addresses.map((a) => brief(e.score(ip(a), NOW))),
+        [
+          [100, 'log', 'internal', 'rfc6890:private'],
+          [50, 'captcha', 'bogon', 'rfc6890:reserved'],
+          [50, 'captcha', 'bogon', 'rfc6890:multicast'],
+          [100, 'log', 'internal', 'rfc6890:loopback'],
+          [50, 'captcha', 'bogon', 'rfc6890:multicast'],
+        ],
+      );
+      assert.deepEqual(
+        addresses.map((a) => e.explain(a, NOW).matches[0]?.detail),
+        ['10.0.0.0/8', '240.0.0.0/4', '224.0.0.0/4', '::1/128', 'ff00::/8'],
+      );
+      e.configure({ thresholds, special: { enabled: false, internalAction: 'allow', bogonScore: 10 } });
+      assert.deepEqual(brief(e.score(ip('240.0.0.1'), NOW)), [100, 'allow', 'none', 'default']);
+    });
   });
 
   it('explain lists every match with what it matched', () => {
@@ -166,6 +196,22 @@ describe('decisions and behaviour', () => {
     });
     assert.deepEqual(brief(e.score(ip('203.0.113.5'), NOW)), [50, 'captcha', 'manual', 'manual']);
     assert.deepEqual(brief(e.score(ip('203.0.113.5'), NOW + 1001)), [70, 'log', 'scanners', 'scanners']);
+  });
+
+  it('sees the first decision and the first allowlist entry once they arrive, after scoring with none', () => {
+    const decisions = new DecisionIndex();
+    const e = engine({ decisions });
+    assert.deepEqual(brief(e.score(ip('203.0.113.8'), NOW)), [100, 'allow', 'none', 'default']);
+    decisions.apply({
+      op: 'put',
+      decision: makeDecision({ value: '203.0.113.8', score: 5 }, { action: 'deny', durationMs: 1000, origin: 'api' }, NOW),
+    });
+    assert.deepEqual(brief(e.score(ip('203.0.113.8'), NOW)), [5, 'deny', 'manual', 'manual']);
+    decisions.apply({ op: 'delete', key: 'ip:203.0.113.8' });
+    assert.deepEqual(brief(e.score(ip('203.0.113.8'), NOW)), [100, 'allow', 'none', 'default']);
+    const ranges = [parseRange('203.0.113.0/24')];
+    e.setAllowlist({ ranges, table: IntervalTable.compile([{ range: ranges[0] as IpRange, value: 0 }]) });
+    assert.deepEqual(brief(e.score(ip('203.0.113.8'), NOW)), [100, 'allow', 'allowlisted', 'allowlist']);
   });
 
   it('explains a decision stored with an expiry past what a date can hold (written before durations were capped)', () => {
@@ -359,6 +405,19 @@ describe('VerdictActions', () => {
     }
     assert.equal(answers.for(kept[0] as Verdict), answers.for(kept[0] as Verdict), 'a kept verdict has one answer');
   });
+
+  it('answers right among more verdicts than it keeps at hand, kept or fresh', () => {
+    const answers = new VerdictActions(variables);
+    const kept = Array.from({ length: 9 }, (_, i) => Object.freeze(verdict(i * 10, `s${i}`)));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat({ max: kept.length - 1 }), fc.boolean()), { maxLength: 60 }), (picks) => {
+        for (const [i, fresh] of picks) {
+          const v = fresh ? verdict(i * 10, `s${i}`) : (kept[i] as Verdict);
+          assert.deepEqual(values(answers.for(v)), [v.score, v.action, v.category, v.source], `verdict ${i}`);
+        }
+      }),
+    );
+  });
 });
 
 describe('reputationHandler feeds behaviour', () => {
@@ -400,6 +459,26 @@ describe('reputationHandler feeds behaviour', () => {
     // One message cannot ban, whatever rate it claims.
     assert.equal(source(send('198.51.100.23', [{ name: 'rate', value: { type: 'int32', value: 1_000_000 } }])), 'behaviour:rate');
     assert.equal(source(send('198.51.100.24', [{ name: 'rate', value: { type: 'int32', value: -5 } }])), 'default');
+  });
+
+  it('reads a message of one argument as the address alone, whatever its name: no status or rate in it', () => {
+    const { source } = setup();
+    const tracker = new BehaviourTracker(behaviourConfig, { now: () => NOW });
+    const handler = reputationHandler({
+      engine: engine({ behaviour: tracker }),
+      variables,
+      behaviour: tracker,
+      statusArgument: 'status',
+      errorWeight: 5,
+      rate: { argument: 'rate', max: 10 },
+      now: () => NOW,
+    });
+    const only = (name: string, ip: string) =>
+      source(handler(new Message('check-client-ip', [{ name, value: { type: 'ipv4', value: ip } }]), undefined as never) as SetVarAction[]);
+    for (let i = 0; i < 5; i++) assert.equal(only('status', '198.51.100.26'), 'default', `message ${i + 1} counts 1`);
+    assert.equal(only('rate', '198.51.100.26'), 'behaviour:rate', 'the sixth is above the threshold of 5');
+    assert.equal(only('rate', '198.51.100.27'), 'default', 'an address named rate claims no rate');
+    assert.equal(handler(new Message('check-client-ip', [{ name: 'status', value: { type: 'int32', value: 500 } }]), undefined as never), undefined);
   });
 
   it('ignores a rate argument unless it is configured', () => {

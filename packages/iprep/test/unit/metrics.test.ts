@@ -153,6 +153,27 @@ describe('ReputationMetrics: Prometheus text', () => {
     assert.equal(sample(text, 'iprep_messages_total{action="captcha",category="tor",source="tor-exits"}'), 4);
   });
 
+  it('counts each series right among many verdicts, kept or fresh, some with the same labels', async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    // Seven series; kept (frozen, reused) verdicts and fresh copies of the same labels.
+    const labels = Array.from({ length: 7 }, (_, i) => [i * 10, i % 2 === 0 ? 'deny' : 'allow', `c${i}`, `s${i}`] as const);
+    const kept = labels.map(([score, action, category, source]) => Object.freeze(verdict(score, action, category, source)));
+    const expected = new Array<number>(labels.length).fill(0);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat({ max: labels.length - 1 }), fc.boolean()), { maxLength: 60 }), (picks) => {
+        for (const [i, fresh] of picks) {
+          const [score, action, category, source] = labels[i]!;
+          metrics.observeVerdict(fresh ? verdict(score, action, category, source) : kept[i]!);
+          expected[i]!++;
+        }
+      }),
+    );
+    const text = await metrics.registry.metrics();
+    labels.forEach(([, action, category, source], i) => {
+      assert.equal(sample(text, `iprep_messages_total{action="${action}",category="${category}",source="${source}"}`) ?? 0, expected[i], source);
+    });
+  });
+
   it('exposes messages, handler time and score histograms after observeVerdict', async () => {
     const metrics = new ReputationMetrics({ defaultMetrics: false });
     metrics.observeVerdict(verdict(0, 'deny', 'hijacked', 'spamhaus-drop'), 0.000003);
@@ -183,6 +204,26 @@ describe('ReputationMetrics: Prometheus text', () => {
     assert.equal(sample(text, 'iprep_score_bucket{le="89"}'), 3);
     assert.equal(sample(text, 'iprep_score_bucket{le="+Inf"}'), 4);
     assert.equal(sample(text, 'iprep_score_sum'), 135);
+  });
+
+  it('counts every score, whole or not, in the first bucket whose bound it does not exceed', async () => {
+    const metrics = new ReputationMetrics({ defaultMetrics: false });
+    const scores = [...Array.from({ length: 101 }, (_, score) => score), 9.5, 89.25, 0.5, 100, 9, 90];
+    for (const score of scores) metrics.observeVerdict(verdict(score, 'allow', 'none', 'default'));
+    const text = await metrics.registry.metrics();
+    for (const bound of [9, 19, 29, 39, 49, 59, 69, 79, 89]) {
+      assert.equal(sample(text, `iprep_score_bucket{le="${bound}"}`), scores.filter((score) => score <= bound).length, `le ${bound}`);
+    }
+    assert.equal(sample(text, 'iprep_score_bucket{le="+Inf"}'), scores.length);
+    assert.equal(
+      sample(text, 'iprep_score_sum'),
+      scores.reduce((sum, score) => sum + score, 0),
+    );
+    // Ten scores a bucket, eleven in the last (90-100), and the extra ones: 0.5 and 9 (first), 9.5 (second), 89.25, 90 and 100 (last).
+    assert.deepEqual(
+      metrics.status().scores.map((bucket) => bucket.count),
+      [12, 11, 10, 10, 10, 10, 10, 10, 10, 14],
+    );
   });
 
   it('reads gauges from the providers at scrape time', async () => {

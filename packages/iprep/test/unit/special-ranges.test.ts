@@ -121,6 +121,28 @@ describe('SpecialRanges', () => {
     );
   });
 
+  it('answers IPv4 words (the hot path) as it answers addresses, at each /8 boundary and anywhere', () => {
+    const own = new SpecialRanges([
+      { cidr: '10.0.0.0/8', name: 'whole', policy: 'internal', rfc: 'RFC 1' },
+      { cidr: '10.1.2.3/32', name: 'inside', policy: 'bogon', rfc: 'RFC 2' },
+      { cidr: '20.0.0.0/7', name: 'two', policy: 'bogon', rfc: 'RFC 3' },
+      { cidr: '30.128.0.0-32.127.255.255', name: 'across', policy: 'bogon', rfc: 'RFC 4' },
+      { cidr: '40.0.0.0/8', name: 'outer', policy: 'bogon', rfc: 'RFC 5' },
+      { cidr: '40.0.0.0/8', name: 'same', policy: 'none', rfc: 'RFC 6' },
+    ]);
+    const agree = (table: SpecialRanges, word: number) => {
+      const address = Uint8Array.of(word >>> 24, (word >>> 16) & 255, (word >>> 8) & 255, word & 255);
+      assert.equal(table.lookupWords(true, word >>> 0, 0, 0, 0), table.lookup(address), address.join('.'));
+    };
+    for (const table of [specials, own]) {
+      for (let first = 0; first < 256; first++) {
+        for (const low of [0, 1, 0x7fffff, 0x800000, 0xfffffe, 0xffffff]) agree(table, ((first << 24) | low) >>> 0);
+      }
+      for (const word of [0x0a010203, 0x0a010202, 0x0a010204, 0x1e7fffff, 0x1e800000, 0x207fffff, 0x20800000]) agree(table, word);
+      fc.assert(fc.property(fc.nat({ max: 0xffffffff }), (word) => agree(table, word)));
+    }
+  });
+
   it('takes its own list, and names a bad one', () => {
     const own = new SpecialRanges([{ cidr: '192.0.2.0/24', name: 'lab', policy: 'internal', rfc: 'RFC 5737' }]);
     assert.equal(own.lookup(bytes('192.0.2.9'))?.name, 'lab');
