@@ -38,7 +38,9 @@ export class ReputationEngine {
   readonly #special: SpecialRanges;
   /** Match of each special range by its number (null: the range's policy is none), built on first use. */
   readonly #specialMatches: (Match | null | undefined)[];
+  /** Each decision's hot-path match, shared by the decisions saying the same thing (see #decisionMatch). */
   readonly #decisionMatches = new WeakMap<Decision, Match>();
+  readonly #sharedDecisionMatches = new Map<string, Match>();
   #allow: CompiledAllowlist = { ranges: [], table: IntervalTable.empty() };
   #lists: readonly ListSlot[] = [];
   /** One lookup for the allowlist and the lists, when built from the current ones (see #combinedNow). */
@@ -174,7 +176,7 @@ export class ReputationEngine {
 
     const decision = this.#decisions.size === 0 ? undefined : this.#decisions.lookup(address, now);
     if (decision !== undefined) {
-      out.push(this.#decisionMatch(decision));
+      out.push(this.#decisionMatch(decision, detail));
       if (!detail) return;
     }
 
@@ -251,23 +253,33 @@ export class ReputationEngine {
     return match;
   }
 
-  #decisionMatch(d: Decision): Match {
+  /**
+   * Without detail (the hot path), one frozen match for every decision that says the same thing
+   * (source, category, score, action): a thousand banned clients then share one verdict and one
+   * cached answer, instead of a verdict, an answer and three scattered cache reads each. With
+   * detail (explain), the decision's own match, naming its key, origin, reason and expiry.
+   */
+  #decisionMatch(d: Decision, detail: boolean): Match {
     let match = this.#decisionMatches.get(d);
     if (match === undefined) {
-      const until = d.expiresAt === null ? 'never expires' : `until ${dateText(d.expiresAt)}`;
-      match = {
-        kind: 'decision',
-        source: d.origin === 'behaviour' ? 'behaviour:ban' : 'manual',
-        category: d.category,
-        score: d.score,
-        action: d.action,
-        detail: `${d.key} by ${d.origin}${d.reason ? `: ${d.reason}` : ''}, ${until}`,
-      };
+      const source = d.origin === 'behaviour' ? 'behaviour:ban' : 'manual';
+      const key = `${source}\n${d.category}\n${d.score}\n${d.action}`;
+      match = this.#sharedDecisionMatches.get(key);
+      if (match === undefined) {
+        match = Object.freeze({ kind: 'decision', source, category: d.category, score: d.score, action: d.action });
+        // Categories come from operators and the configuration: the bound only guards against surprises.
+        if (this.#sharedDecisionMatches.size < MAX_SHARED_DECISION_MATCHES) this.#sharedDecisionMatches.set(key, match);
+      }
       this.#decisionMatches.set(d, match);
     }
-    return match;
+    if (!detail) return match;
+    const until = d.expiresAt === null ? 'never expires' : `until ${dateText(d.expiresAt)}`;
+    return { ...match, detail: `${d.key} by ${d.origin}${d.reason ? `: ${d.reason}` : ''}, ${until}` };
   }
 }
+
+/** Distinct decision matches kept for sharing (source, category, score, action). */
+const MAX_SHARED_DECISION_MATCHES = 4096;
 
 /** Adds matches from outside the address unless the address's first match decides alone. */
 function addExtra(matches: Match[], extra: readonly Match[]): void {

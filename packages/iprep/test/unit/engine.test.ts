@@ -214,6 +214,25 @@ describe('decisions and behaviour', () => {
     assert.deepEqual(brief(e.score(ip('203.0.113.8'), NOW)), [100, 'allow', 'allowlisted', 'allowlist']);
   });
 
+  it('answers every decision that says the same thing with one verdict, and explains each with its own detail', () => {
+    // A thousand banned clients cost the hot path one verdict and one cached answer, not one each.
+    const decisions = new DecisionIndex();
+    const e = engine({ decisions });
+    for (const value of ['203.0.113.6', '203.0.113.7']) {
+      decisions.apply({
+        op: 'put',
+        decision: makeDecision({ value, reason: 'too many requests' }, { action: 'deny', durationMs: 60_000, origin: 'behaviour' }, NOW),
+      });
+    }
+    decisions.apply({ op: 'put', decision: makeDecision({ value: '203.0.113.8', score: 5 }, { action: 'deny', durationMs: 60_000, origin: 'api' }, NOW) });
+    const first = e.score(ip('203.0.113.6'), NOW);
+    assert.equal(e.score(ip('203.0.113.7'), NOW), first);
+    assert.deepEqual(brief(first), [0, 'deny', 'manual', 'behaviour:ban']);
+    assert.notEqual(e.score(ip('203.0.113.8'), NOW), first);
+    assert.match(e.explain('203.0.113.6', NOW).matches[0]?.detail ?? '', /^ip:203\.0\.113\.6 by behaviour: too many requests, until /);
+    assert.match(e.explain('203.0.113.7', NOW).matches[0]?.detail ?? '', /^ip:203\.0\.113\.7 by behaviour/);
+  });
+
   it('explains a decision stored with an expiry past what a date can hold (written before durations were capped)', () => {
     const decisions = new DecisionIndex();
     const e = engine({ decisions });
