@@ -372,6 +372,22 @@ describe('BehaviourTracker shared counts', () => {
   });
 });
 
+/** Counts the client table's index probes (`find`) until `restore()`. */
+function countTableProbes(): { readonly probes: number; restore(): void } {
+  const find = ClientTable.prototype.find;
+  const counter = {
+    probes: 0,
+    restore: () => {
+      ClientTable.prototype.find = find;
+    },
+  };
+  ClientTable.prototype.find = function (this: ClientTable, family, hi, lo) {
+    counter.probes++;
+    return find.call(this, family, hi, lo);
+  };
+  return counter;
+}
+
 describe('BehaviourTracker evaluates the client it just counted without a second lookup', () => {
   it('and never mistakes another client, or a forgotten one, for it', () => {
     const { tracker, clock } = setup({ maxClients: 1 });
@@ -395,21 +411,16 @@ describe('BehaviourTracker evaluates the client it just counted without a second
     const b = addr('192.0.2.2');
     hits(tracker, a, 11);
     tracker.hit(b);
-    const find = ClientTable.prototype.find;
-    let probes = 0;
-    ClientTable.prototype.find = function (this: ClientTable, family, hi, lo) {
-      probes++;
-      return find.call(this, family, hi, lo);
-    };
+    const table = countTableProbes();
     try {
       tracker.hit(a);
-      assert.equal(probes, 1, 'the hit looks the client up');
+      assert.equal(table.probes, 1, 'the hit looks the client up');
       assert.equal(tracker.evaluate(a, T0, false)?.penalty, 30);
-      assert.equal(probes, 1, 'evaluating the client just counted reads its slot');
+      assert.equal(table.probes, 1, 'evaluating the client just counted reads its slot');
       assert.equal(tracker.evaluate(b, T0, false), undefined);
-      assert.equal(probes, 2, 'another client is looked up');
+      assert.equal(table.probes, 2, 'another client is looked up');
     } finally {
-      ClientTable.prototype.find = find;
+      table.restore();
     }
   });
 });
@@ -564,23 +575,18 @@ describe('BehaviourTracker doorkeeper', () => {
     const b = addr('192.0.2.2');
     hits(tracker, a, 11);
     hits(tracker, addr('192.0.2.3'), 2);
-    const find = ClientTable.prototype.find;
-    let probes = 0;
-    ClientTable.prototype.find = function (this: ClientTable, family, hi, lo) {
-      probes++;
-      return find.call(this, family, hi, lo);
-    };
+    const table = countTableProbes();
     try {
       tracker.hit(b);
-      assert.equal(probes, 1, 'the hit looks the client up');
+      assert.equal(table.probes, 1, 'the hit looks the client up');
       assert.equal(tracker.evaluate(b, T0, false), undefined);
-      assert.equal(probes, 1, 'and the evaluation does not');
+      assert.equal(table.probes, 1, 'and the evaluation does not');
       assert.equal(tracker.evaluate(a, T0, false)?.penalty, 30);
-      assert.equal(probes, 2, 'another client is looked up');
+      assert.equal(table.probes, 2, 'another client is looked up');
       tracker.applyTotals(new Map([['192.0.2.2', 20]]));
       assert.equal(tracker.evaluate(b, T0, false)?.penalty, 30, 'admitted by a shared total since');
     } finally {
-      ClientTable.prototype.find = find;
+      table.restore();
     }
   });
 
