@@ -163,15 +163,14 @@ export class ReputationEngine {
     // Explain (detail) names each entry: it asks the tables one by one.
     const combined = detail ? undefined : this.#combinedNow();
     let combination = -1;
-    const allow = this.#allow;
     if (combined !== undefined) {
       combination = combined.table.lookupWords(v4, a0, a1, a2, a3);
       if (combination >= 0 && combined.allowed[combination] === 1) {
         out.push(ALLOW_MATCH);
         return;
       }
-    } else {
-      if (this.#collectAllowlist(allow, v4, a0, a1, a2, a3, out, detail) && !detail) return;
+    } else if (this.#collectAllowlist(this.#allow, v4, a0, a1, a2, a3, out, detail) && !detail) {
+      return;
     }
 
     const decision = this.#decisions.size === 0 ? undefined : this.#decisions.lookup(address, now);

@@ -10,7 +10,7 @@
 import { formatAddress } from '../net/address.js';
 import type { FamilyIntervals, IntervalTableData, TableEntry } from './layout.js';
 import { tableData } from './records.js';
-import { compareWords, readWord } from './words.js';
+import { compareWords, nextWords, readWord } from './words.js';
 
 /** The entries of one family, in input order (a later entry wins ties). */
 export interface PackedFamily {
@@ -196,13 +196,7 @@ function flattenFamily(family: PackedFamily, w: number): FamilyIntervals {
     for (let k = 0; k < w; k++) outEnds[(out - 1) * w + k] = segmentEnd[k] as number;
 
     // cursor = segmentEnd + 1, unless that is past the family's last address.
-    let carry = 1;
-    for (let k = w - 1; k >= 0; k--) {
-      const s = (segmentEnd[k] as number) + carry;
-      carry = s > 0xffffffff ? 1 : 0;
-      cursor[k] = s >>> 0;
-    }
-    if (carry === 1) break;
+    if (!nextWords(segmentEnd, cursor, w)) break;
     contiguous = true;
   }
   return { starts: outStarts.slice(0, out * w), ends: outEnds.slice(0, out * w), values: outValues.slice(0, out) };

@@ -13,7 +13,7 @@ import { runWorkerJob } from './compile.js';
 import type { FamilyRecords, IntervalTableData } from './layout.js';
 import { recordsIndex } from './records.js';
 import { isShared, transferableBuffers } from './shared.js';
-import { compareWords } from './words.js';
+import { compareWords, nextWords } from './words.js';
 
 /** The key of a table value beyond its keys array: the table covers the address, with nothing more to say. */
 export const NO_KEY = 255;
@@ -254,13 +254,7 @@ function mergeFamily(records: readonly Uint32Array[], keys: readonly Uint8Array[
     for (let i = 0; i < w; i++) output[(out - 1) * stride + w + i] = segmentEnd[i] as number;
 
     // position = segmentEnd + 1, unless that is past the family's last address.
-    let carry = 1;
-    for (let i = w - 1; i >= 0; i--) {
-      const s = (segmentEnd[i] as number) + carry;
-      carry = s > 0xffffffff ? 1 : 0;
-      position[i] = s >>> 0;
-    }
-    if (carry === 1) break;
+    if (!nextWords(segmentEnd, position, w)) break;
     contiguous = true;
     // Cursors past the records that end before the new position.
     for (let k = 0; k < width; k++) {

@@ -15,3 +15,17 @@ export function compareWords(a: Uint32Array, aAt: number, b: Uint32Array, bAt: n
   }
   return 0;
 }
+
+/**
+ * Writes the address after `from` (a `words`-word address) into `into` (both may be one array);
+ * false, `into` then undefined, when `from` is the family's last address.
+ */
+export function nextWords(from: Uint32Array, into: Uint32Array, words: number): boolean {
+  let carry = 1;
+  for (let k = words - 1; k >= 0; k--) {
+    const s = (from[k] as number) + carry;
+    carry = s > 0xffffffff ? 1 : 0;
+    into[k] = s >>> 0;
+  }
+  return carry === 0;
+}
